@@ -1,0 +1,47 @@
+// Configuration of a cinch store: a plain struct, validated by Store::Open.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cinch {
+
+class Clock;
+
+struct Options {
+  // Hard bound on everything the store keeps resident: segments, index, segment metadata and
+  // cleaner scratch, plus whatever the embedder charges through Store::ChargeExternal().
+  size_t memory_limit = size_t{64} << 20;
+
+  // Size of one log segment. A power of two, at least 4 KiB (one page) and at most 64 MiB.
+  size_t segment_size = size_t{1} << 20;
+
+  // Largest item (key + value + header) accepted. Items larger than a quarter of a segment are
+  // stored out of line ("jumbo" items), so this may exceed segment_size.
+  size_t max_item_size = size_t{1} << 20;
+
+  // When the store is full: evict cold items (true), or answer Outcome::kOutOfMemory (false).
+  bool eviction = true;
+
+  // Run the cleaner on a background thread. When false, the cleaner runs only inside writers
+  // that find no free segment and in RunCleanerOnce(); tests use this for determinism.
+  bool background_cleaner = true;
+
+  // How often the background cleaner wakes when nobody asks it to (expiry, give-back, flush).
+  uint32_t cleaner_interval_ms = 100;
+
+  // A sealed segment whose live bytes are at most this fraction of its size is compacted
+  // (live items moved, segment freed) rather than evicted when memory is needed.
+  double compact_max_live = 0.95;
+
+  // Segments the cleaner keeps resident and free for itself; writers never take the last ones.
+  uint32_t reserve_segments = 2;
+
+  // Number of index shards (a power of two); 0 picks one from memory_limit.
+  uint32_t index_shards = 0;
+
+  // Time source; nullptr means SystemClock::Default(). Not owned; must outlive the store.
+  const Clock* clock = nullptr;
+};
+
+}  // namespace cinch

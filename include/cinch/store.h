@@ -1,0 +1,146 @@
+// cinch::Store: an in-memory key-value cache with memcached's semantics that holds a hard memory
+// limit and does not fragment.
+//
+// Items live in fixed-size log segments and are reached only through a compact hash index, so
+// the background cleaner can move (compact) or drop (evict, expire) any item by rewriting one
+// index slot. See docs/ for the formats and the cleaner.
+//
+// Thread safety: every method may be called concurrently from any number of threads, with the
+// cleaner running at the same time. There are no global pauses: operations on one key serialize
+// on the index shard of that key only.
+//
+// Expiry ("exptime") has memcached's meaning everywhere: 0 never expires; 1..2592000 (30 days)
+// is relative seconds from now; larger values are absolute Unix time; negative values mean
+// "already expired". An expired item is never returned.
+//
+// Keys are 1..250 bytes (Store::kMaxKeyLength) of any content.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "cinch/options.h"
+#include "cinch/stats.h"
+#include "cinch/status.h"
+
+namespace cinch {
+
+namespace store {
+class Engine;
+}
+
+// A read handle on one item: key and value are read in place, without copying.
+//
+// While an ItemRef is alive, the segment holding the item is not reused, so key() and value()
+// stay valid. ItemRefs must be short-lived (release them once the reply is written): the cleaner
+// waits for them before it reuses a segment, and memory held by a segment with a live ItemRef is
+// not given back. Move-only; not thread-safe itself (use one per thread).
+class ItemRef {
+ public:
+  ItemRef() = default;
+  ~ItemRef() { Reset(); }
+  ItemRef(ItemRef&& other) noexcept { *this = std::move(other); }
+  ItemRef& operator=(ItemRef&& other) noexcept;
+  ItemRef(const ItemRef&) = delete;
+  ItemRef& operator=(const ItemRef&) = delete;
+
+  explicit operator bool() const { return pin_ != nullptr; }
+  std::string_view key() const { return key_; }
+  std::string_view value() const { return value_; }
+  uint32_t flags() const { return flags_; }
+  // Identifies this version of the item: changes on every modification, never 0 when it was
+  // asked for (Store::Get with_cas), 0 otherwise.
+  uint64_t cas() const { return cas_; }
+  // Absolute Unix time of expiry, or 0 for never.
+  int64_t expiry() const { return expiry_; }
+
+  // Releases the pin early; the ItemRef becomes empty.
+  void Reset();
+
+ private:
+  friend class store::Engine;
+
+  std::atomic<uint32_t>* pin_ = nullptr;
+  std::string_view key_;
+  std::string_view value_;
+  uint32_t flags_ = 0;
+  uint64_t cas_ = 0;
+  int64_t expiry_ = 0;
+};
+
+// How a write relates to the item already stored under the key.
+enum class SetMode {
+  kSet,      // store unconditionally
+  kAdd,      // only if absent
+  kReplace,  // only if present
+  kAppend,   // append data to the present value (flags and expiry kept)
+  kPrepend,  // prepend data to the present value (flags and expiry kept)
+  kCas,      // only if present and unmodified since the client read cas_unique
+};
+
+class Store {
+ public:
+  static constexpr size_t kMaxKeyLength = 250;
+
+  // Opens a store. Fails (InvalidArgument) if the options are inconsistent, e.g. a memory limit
+  // too small to hold the index, the segment table and the cleaner's reserve segments.
+  static Status Open(const Options& options, std::unique_ptr<Store>* store);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Writes. `exptime` as described above. `cas_unique` is used by SetMode::kCas only.
+  // Returns kStored, kNotStored, kExists, kNotFound (cas on an absent key), kTooLarge or
+  // kOutOfMemory.
+  Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
+                int64_t exptime, uint64_t cas_unique = 0);
+  Outcome Set(std::string_view key, std::string_view value, uint32_t flags = 0,
+              int64_t exptime = 0) {
+    return Write(SetMode::kSet, key, value, flags, exptime);
+  }
+
+  // Reads. Return false (and leave *out empty) when the key is absent or expired.
+  // out->cas() is filled only when `with_cas` is true (memcached's gets/gats, meta `c`): an item
+  // whose CAS value was handed out keeps it explicitly when the cleaner moves it, which costs
+  // 8 bytes, so plain reads do not ask for it.
+  bool Get(std::string_view key, ItemRef* out, bool with_cas = false);
+  // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
+  bool GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false);
+
+  // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged.
+  Outcome Touch(std::string_view key, int64_t exptime);
+
+  // kDeleted, kNotFound, or kExists when cas_unique != 0 and does not match.
+  Outcome Delete(std::string_view key, uint64_t cas_unique = 0);
+
+  // Unsigned 64-bit decimal arithmetic: incr wraps at 2^64, decr floors at 0. On kStored the new
+  // value is in *result. kNotFound, kNonNumeric, or kOutOfMemory otherwise.
+  Outcome Incr(std::string_view key, uint64_t delta, uint64_t* result);
+  Outcome Decr(std::string_view key, uint64_t delta, uint64_t* result);
+
+  // Invalidates every item stored before now + delay_seconds (memcached's flush_all [delay]).
+  void FlushAll(int64_t delay_seconds = 0);
+
+  StoreStats GetStats() const;
+
+  // Memory the embedder keeps (e.g. a server's connection buffers) is charged against the same
+  // limit. ChargeExternal returns false, charging nothing, if the bytes do not fit even after
+  // the cleaner has freed what it can now.
+  bool ChargeExternal(size_t bytes);
+  void ReleaseExternal(size_t bytes);
+
+  // Runs one full cleaner pass on the calling thread (expiry, compaction, give-back).
+  void RunCleanerOnce();
+
+  const Options& options() const;
+
+ private:
+  explicit Store(std::unique_ptr<store::Engine> engine);
+  std::unique_ptr<store::Engine> engine_;
+};
+
+}  // namespace cinch

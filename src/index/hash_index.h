@@ -1,0 +1,207 @@
+// HashIndex: the compact hash index from key hash to item location.
+//
+// The only way to reach an item is through one 8-byte slot, so moving an item means rewriting
+// one slot. The index is split into shards (a power of two, chosen from the memory limit); each
+// shard is a table of 64-byte buckets of 8 slots with linear probing between buckets, guarded by
+// its own spin lock. A shard grows and shrinks on its own by rebuilding into a second region:
+// the bucket of a slot is computed from its tag alone, so a rebuild never reads keys, and a
+// resize stalls only the keys of one shard for a few microseconds.
+//
+// Slot (64 bits):
+//
+//    63                 43  42  41 40 39                                     0
+//   +---------------------+-----+-----+----------------------------------------+
+//   |      tag (21)       | cas | freq|         location (40)                  |
+//   +---------------------+-----+-----+----------------------------------------+
+//   tag:      the top 21 bits of the key hash, never 0 (0 is mapped to 1)
+//   cas:      the item's CAS value was handed to a client; a move must preserve it
+//   freq:     saturating access counter used by eviction (0..3)
+//   location: (segment id << segment_shift) | byte offset in the segment
+//
+//   0 is an empty slot; 1 (tag 0, location 1) is a tombstone left by a delete.
+//
+// Home bucket of a key in a shard of n buckets: (tag * n) >> 21.
+// Shard of a key: hash & (shards - 1).
+//
+// Memory: every table page is charged to the Accountant before it is touched, and given back
+// (madvise) when the table shrinks or moves. See docs/index.md.
+//
+// Thread safety: Shard::lock must be held for every call that takes a Shard&; different shards
+// are independent.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "cinch/status.h"
+#include "common/spin_lock.h"
+#include "mem/accountant.h"
+
+namespace cinch::index {
+
+constexpr int kTagBits = 21;
+constexpr int kFreqBits = 2;
+constexpr uint64_t kCasExposedBit = uint64_t{1} << 42;
+constexpr int kLocationBits = 40;
+constexpr uint32_t kMaxFreq = (1u << kFreqBits) - 1;
+constexpr uint64_t kLocationMask = (uint64_t{1} << kLocationBits) - 1;
+constexpr uint64_t kEmptySlot = 0;
+constexpr uint64_t kTombstone = 1;
+constexpr int kSlotsPerBucket = 8;
+
+inline uint32_t TagOf(uint64_t hash) {
+  uint32_t tag = static_cast<uint32_t>(hash >> (64 - kTagBits));
+  return tag == 0 ? 1 : tag;
+}
+inline uint64_t MakeSlot(uint32_t tag, uint32_t freq, uint64_t location) {
+  return (uint64_t{tag} << (1 + kFreqBits + kLocationBits)) | (uint64_t{freq} << kLocationBits) |
+         location;
+}
+inline uint32_t SlotTag(uint64_t slot) {
+  return static_cast<uint32_t>(slot >> (1 + kFreqBits + kLocationBits));
+}
+inline bool SlotCasExposed(uint64_t slot) { return (slot & kCasExposedBit) != 0; }
+inline uint32_t SlotFreq(uint64_t slot) {
+  return static_cast<uint32_t>(slot >> kLocationBits) & kMaxFreq;
+}
+inline uint64_t SlotLocation(uint64_t slot) { return slot & kLocationMask; }
+inline bool SlotLive(uint64_t slot) { return SlotTag(slot) != 0; }
+inline uint64_t WithFreq(uint64_t slot, uint32_t freq) {
+  return (slot & ~(uint64_t{kMaxFreq} << kLocationBits)) | (uint64_t{freq} << kLocationBits);
+}
+inline uint64_t WithLocation(uint64_t slot, uint64_t location) {
+  return (slot & ~kLocationMask) | location;
+}
+
+struct alignas(64) Bucket {
+  uint64_t slots[kSlotsPerBucket];
+};
+static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
+
+struct alignas(64) Shard {
+  SpinLock lock;
+  uint8_t active = 0;       // which of the shard's two regions holds the table
+  uint32_t buckets = 0;     // table size; a multiple of a page's worth of buckets
+  uint32_t live = 0;        // live slots
+  uint32_t tombstones = 0;
+  Bucket* table = nullptr;
+};
+
+class HashIndex {
+ public:
+  struct Config {
+    uint32_t shards;                 // power of two
+    uint32_t max_buckets_per_shard;  // multiple of kBucketsPerPage
+    size_t reserve_bytes;            // growth must leave this much of the limit unused
+  };
+  static constexpr uint32_t kBucketsPerPage = 4096 / sizeof(Bucket);
+  static constexpr double kMaxLoad = 0.95;     // rebuild when live + tombstones pass this
+  static constexpr double kTargetLoad = 0.90;  // load right after growing
+
+  enum class InsertResult { kOk, kNoMemory, kFull };
+
+  static Status Create(const Config& config, mem::Accountant* accountant,
+                       std::unique_ptr<HashIndex>* index);
+  ~HashIndex();
+
+  uint32_t shard_count() const { return config_.shards; }
+  Shard& ShardFor(uint64_t hash) { return shards_[hash & (config_.shards - 1)]; }
+  Shard& shard(uint32_t i) { return shards_[i]; }
+
+  // Returns the live slot of `hash`'s probe sequence whose tag matches and for which
+  // matches(location) is true, or nullptr. REQUIRES: shard.lock held.
+  template <typename Matches>
+  uint64_t* Find(Shard& shard, uint64_t hash, Matches&& matches);
+  // The slot of `hash` that points at `location`, or nullptr. REQUIRES: shard.lock held.
+  uint64_t* FindLocation(Shard& shard, uint64_t hash, uint64_t location) {
+    return Find(shard, hash, [location](uint64_t l) { return l == location; });
+  }
+
+  // Adds a slot; the caller has checked that the key is absent. May rebuild the shard.
+  // kNoMemory: the shard must grow but the limit has no room; kFull: the shard is at its
+  // maximum size. REQUIRES: shard.lock held.
+  InsertResult Insert(Shard& shard, uint64_t hash, uint64_t location, uint32_t freq);
+  // The live slot with the lowest freq in `hash`'s home bucket (a victim when the shard is at
+  // its maximum size), or nullptr. REQUIRES: shard.lock held.
+  uint64_t* ColdestInHome(Shard& shard, uint64_t hash);
+  // Removes a slot returned by Find. May shrink the shard. REQUIRES: shard.lock held.
+  void Erase(Shard& shard, uint64_t* slot);
+  // Removes every live slot whose location satisfies drop(location); returns how many.
+  // REQUIRES: shard.lock held.
+  template <typename Drop>
+  size_t EraseIf(Shard& shard, Drop&& drop);
+  // Calls visit(slot&) for every live slot; visit may change freq or location but not the tag.
+  template <typename Visit>
+  void ForEach(Shard& shard, Visit&& visit);
+
+  size_t resident_bytes() const { return accountant_->ByKind(mem::MemoryKind::kIndex); }
+  uint64_t resizes() const { return resizes_.load(std::memory_order_relaxed); }
+
+ private:
+  HashIndex(const Config& config, mem::Accountant* accountant);
+  uint32_t Home(const Shard& shard, uint32_t tag) const {
+    return static_cast<uint32_t>((uint64_t{tag} * shard.buckets) >> kTagBits);
+  }
+  Bucket* Region(uint32_t shard_id, uint8_t which) const;
+  uint32_t ShardId(const Shard& shard) const { return static_cast<uint32_t>(&shard - shards_.get()); }
+  // Moves the shard's live slots into a fresh table of `buckets`; false if memory is short.
+  bool Rebuild(Shard& shard, uint32_t buckets);
+  void MaybeShrink(Shard& shard);
+  static void Place(Bucket* table, uint32_t buckets, uint32_t home, uint64_t slot);
+
+  const Config config_;
+  mem::Accountant* const accountant_;
+  std::unique_ptr<Shard[]> shards_;
+  char* regions_ = nullptr;
+  size_t region_bytes_ = 0;
+  std::atomic<uint64_t> resizes_{0};
+};
+
+template <typename Matches>
+uint64_t* HashIndex::Find(Shard& shard, uint64_t hash, Matches&& matches) {
+  uint32_t tag = TagOf(hash);
+  uint32_t b = Home(shard, tag);
+  for (uint32_t probed = 0; probed < shard.buckets; ++probed) {
+    Bucket& bucket = shard.table[b];
+    bool saw_empty = false;
+    for (uint64_t& slot : bucket.slots) {
+      if (slot == kEmptySlot) {
+        saw_empty = true;
+      } else if (SlotTag(slot) == tag && matches(SlotLocation(slot))) {
+        return &slot;
+      }
+    }
+    if (saw_empty) return nullptr;
+    if (++b == shard.buckets) b = 0;
+  }
+  return nullptr;
+}
+
+template <typename Drop>
+size_t HashIndex::EraseIf(Shard& shard, Drop&& drop) {
+  size_t erased = 0;
+  for (uint32_t b = 0; b < shard.buckets; ++b) {
+    for (uint64_t& slot : shard.table[b].slots) {
+      if (SlotLive(slot) && drop(SlotLocation(slot))) {
+        slot = kTombstone;
+        ++erased;
+      }
+    }
+  }
+  shard.live -= static_cast<uint32_t>(erased);
+  shard.tombstones += static_cast<uint32_t>(erased);
+  if (erased > 0) MaybeShrink(shard);
+  return erased;
+}
+
+template <typename Visit>
+void HashIndex::ForEach(Shard& shard, Visit&& visit) {
+  for (uint32_t b = 0; b < shard.buckets; ++b) {
+    for (uint64_t& slot : shard.table[b].slots) {
+      if (SlotLive(slot)) visit(slot);
+    }
+  }
+}
+
+}  // namespace cinch::index

@@ -1,0 +1,146 @@
+// Item: the byte layout of one key-value object inside a segment.
+//
+// Items are packed back to back, byte aligned, with no per-item padding. The header is 2 bytes
+// in the common case (no flags, no expiry, value < 128 B, CAS implied by the item's location)
+// and grows only by the fields an item actually has:
+//
+//   compact form (info bit 7 = 1):
+//     +-----------------+--------+------------+--------------+
+//     | 1 | vlen (7 bit) |  klen  | key bytes  | value bytes  |
+//     +-----------------+--------+------------+--------------+
+//
+//   extended form (info bit 7 = 0, bits 6..5 = 01 as a marker):
+//     +----------------------------------+------+-------------+---------+---------+------+-----+-------+
+//     | 0 01 cas exp flg vlen_size-1 (2) | klen | vlen 1..4 B | [flags] | [expiry]| [cas]| key | value |
+//     +----------------------------------+------+-------------+---------+---------+------+-----+-------+
+//       flags: u32, expiry: u32 absolute Unix seconds, cas: u64 (all little endian, unaligned)
+//
+// An explicit cas field is present only when the item's CAS value could not be derived from
+// where it lives: after the cleaner moved it, or after touch. See docs/item-format.md.
+//
+// Thread safety: items are immutable once published; these functions are pure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "common/check.h"
+
+namespace cinch::mem {
+
+// What an item carries besides key and value. Zero means "absent" for each field.
+struct ItemMeta {
+  uint32_t flags = 0;
+  uint32_t expiry = 0;  // absolute Unix seconds; 0 = never
+  uint64_t cas = 0;     // explicit CAS; 0 = derived from the location
+};
+
+// A decoded item header pointing into segment memory.
+struct ItemView {
+  std::string_view key;
+  std::string_view value;
+  ItemMeta meta;
+  size_t size = 0;  // header + key + value
+  size_t header_size = 0;
+};
+
+namespace item_internal {
+constexpr uint8_t kCompactBit = 0x80;
+constexpr uint8_t kMarkerMask = 0x60;
+constexpr uint8_t kMarker = 0x20;
+constexpr uint8_t kHasFlags = 0x04;
+constexpr uint8_t kHasExpiry = 0x08;
+constexpr uint8_t kHasCas = 0x10;
+constexpr size_t kMaxCompactValue = 127;
+
+inline size_t VlenBytes(size_t vlen) {
+  return vlen < (1u << 8) ? 1 : vlen < (1u << 16) ? 2 : vlen < (1u << 24) ? 3 : 4;
+}
+inline bool IsCompact(size_t vlen, const ItemMeta& m) {
+  return vlen <= kMaxCompactValue && m.flags == 0 && m.expiry == 0 && m.cas == 0;
+}
+inline void PutLe(char* dst, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = static_cast<char>(v >> (8 * i));
+}
+inline uint64_t GetLe(const char* src, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(src[i])} << (8 * i);
+  return v;
+}
+}  // namespace item_internal
+
+inline size_t ItemHeaderSize(size_t vlen, const ItemMeta& m) {
+  using namespace item_internal;
+  if (IsCompact(vlen, m)) return 2;
+  return 2 + VlenBytes(vlen) + (m.flags ? 4 : 0) + (m.expiry ? 4 : 0) + (m.cas ? 8 : 0);
+}
+
+inline size_t ItemSize(size_t klen, size_t vlen, const ItemMeta& m) {
+  return ItemHeaderSize(vlen, m) + klen + vlen;
+}
+
+// Writes the header for an item of `klen`/`vlen` at dst and returns its size; the caller copies
+// the key and then the value right after it.
+// REQUIRES: 1 <= klen <= 255, vlen < 2^32, dst has ItemHeaderSize(vlen, m) bytes.
+inline size_t EncodeItemHeader(char* dst, size_t klen, size_t vlen, const ItemMeta& m) {
+  using namespace item_internal;
+  CINCH_DCHECK(klen >= 1 && klen <= 255);
+  if (IsCompact(vlen, m)) {
+    dst[0] = static_cast<char>(kCompactBit | vlen);
+    dst[1] = static_cast<char>(klen);
+    return 2;
+  }
+  size_t vbytes = VlenBytes(vlen);
+  uint8_t info = kMarker | static_cast<uint8_t>(vbytes - 1);
+  if (m.flags) info |= kHasFlags;
+  if (m.expiry) info |= kHasExpiry;
+  if (m.cas) info |= kHasCas;
+  dst[0] = static_cast<char>(info);
+  dst[1] = static_cast<char>(klen);
+  size_t pos = 2;
+  PutLe(dst + pos, vlen, vbytes);
+  pos += vbytes;
+  if (m.flags) PutLe(dst + pos, m.flags, 4), pos += 4;
+  if (m.expiry) PutLe(dst + pos, m.expiry, 4), pos += 4;
+  if (m.cas) PutLe(dst + pos, m.cas, 8), pos += 8;
+  return pos;
+}
+
+// Writes a whole item at dst; returns its size.
+inline size_t EncodeItem(char* dst, std::string_view key, std::string_view value,
+                         const ItemMeta& m) {
+  size_t h = EncodeItemHeader(dst, key.size(), value.size(), m);
+  std::memcpy(dst + h, key.data(), key.size());
+  if (!value.empty()) std::memcpy(dst + h + key.size(), value.data(), value.size());
+  return h + key.size() + value.size();
+}
+
+// Decodes the item starting at p. CHECK-fails on bytes that are not an item header.
+inline ItemView DecodeItem(const char* p) {
+  using namespace item_internal;
+  uint8_t info = static_cast<uint8_t>(p[0]);
+  ItemView v;
+  size_t klen = static_cast<uint8_t>(p[1]);
+  size_t vlen;
+  size_t pos = 2;
+  if (info & kCompactBit) {
+    vlen = info & 0x7F;
+  } else {
+    CINCH_CHECK((info & kMarkerMask) == kMarker);
+    size_t vbytes = (info & 3) + 1;
+    vlen = GetLe(p + pos, vbytes);
+    pos += vbytes;
+    if (info & kHasFlags) v.meta.flags = static_cast<uint32_t>(GetLe(p + pos, 4)), pos += 4;
+    if (info & kHasExpiry) v.meta.expiry = static_cast<uint32_t>(GetLe(p + pos, 4)), pos += 4;
+    if (info & kHasCas) v.meta.cas = GetLe(p + pos, 8), pos += 8;
+  }
+  v.header_size = pos;
+  v.key = std::string_view(p + pos, klen);
+  v.value = std::string_view(p + pos + klen, vlen);
+  v.size = pos + klen + vlen;
+  return v;
+}
+
+}  // namespace cinch::mem

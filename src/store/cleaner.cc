@@ -1,0 +1,290 @@
+// Engine: the cleaner. It frees whole segments, in this order of preference:
+//   1. segments with no live item (freed without copying);
+//   2. segments whose every item has expired, or that a flush_all emptied;
+//   3. sparse segments (live <= 50 %) even when memory is not short, so resident memory follows
+//      the live data down;
+//   4. when memory is short, the sealed segment with the fewest live bytes if it is at most
+//      Options::compact_max_live full: its live items move to a cleaner head (compaction);
+//   5. otherwise, with eviction on, the oldest segment: items read since they were written or
+//      last moved get a second chance and move (their frequency halves), up to half a segment;
+//      the rest are evicted (merge eviction in the spirit of Segcache, FIFO with reinsertion as
+//      in S3-FIFO).
+// A freed segment whose bytes an ItemRef still pins waits in draining_ and is retried on every
+// pass; the cleaner never waits for a reader. See docs/cleaner.md.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/check.h"
+#include "common/hash.h"
+#include "store/engine.h"
+
+namespace cinch::store {
+
+namespace {
+
+constexpr double kGiveBackMaxLive = 0.5;
+constexpr int kMaxEvacuationsPerPass = 256;
+
+}  // namespace
+
+void Engine::CleanerThread() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(wake_mu_);
+      wake_cv_.wait_for(lock, std::chrono::milliseconds(options_.cleaner_interval_ms),
+                        [this] { return stop_ || wake_; });
+      if (stop_) return;
+      wake_ = false;
+    }
+    std::lock_guard<std::mutex> lock(cleaner_mu_);
+    CleanerPass(0);
+  }
+}
+
+void Engine::RunCleanerOnce() {
+  std::lock_guard<std::mutex> lock(cleaner_mu_);
+  CleanerPass(0);
+}
+
+// REQUIRES: cleaner_mu_ held.
+bool Engine::CleanerPass(size_t want_bytes) {
+  int64_t now = Now();
+  int64_t deadline = flush_deadline_.load(std::memory_order_relaxed);
+  if (deadline != 0 && now >= deadline && flush_deadline_.compare_exchange_strong(deadline, 0)) {
+    FlushNow();
+  }
+  FreeDrained();
+  bool freed = FreeEmptyAndExpired(now);
+  freed |= CompactOrEvict(want_bytes, now);
+  FreeDrained();
+  if (want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes()) {
+    pool_->TrimResident();  // memory is wanted for something other than a segment
+  }
+  return freed;
+}
+
+bool Engine::NeedSpace(size_t want_bytes) const {
+  uint32_t reserve = static_cast<uint32_t>(pool_->reserve_bytes() / pool_->segment_size());
+  // Keep one segment beyond the reserve for writers, a few more on large stores.
+  uint32_t low_water = reserve + 1 + pool_->regular_count() / 128;
+  if (pool_->FreeCapacity() < low_water) return true;
+  if (want_bytes == 0) return false;
+  size_t available = accountant_.Available() + size_t{pool_->resident_free()} * pool_->segment_size();
+  return available < want_bytes + pool_->reserve_bytes() + pool_->segment_size();
+}
+
+void Engine::SealIdleHeads() {
+  for (WriteHead* heads : {heads_.get(), cleaner_heads_.get()}) {
+    for (int i = 0; i < expiry_classes_; ++i) {
+      std::lock_guard<SpinLock> lock(heads[i].lock);
+      if (heads[i].segment == mem::kNoSegment) continue;
+      mem::SegmentMeta& m = pool_->meta(heads[i].segment);
+      if (m.live_items.load(std::memory_order_relaxed) != 0 ||
+          m.writers.load(std::memory_order_acquire) != 0) {
+        continue;
+      }
+      m.state.store(mem::SegState::kSealed, std::memory_order_release);
+      heads[i].segment = mem::kNoSegment;
+    }
+  }
+}
+
+bool Engine::FreeEmptyAndExpired(int64_t now) {
+  SealIdleHeads();
+  bool freed = false;
+  uint32_t gen = flush_gen_.load(std::memory_order_acquire);
+  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+    mem::SegmentMeta& m = pool_->meta(id);
+    if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+        m.writers.load(std::memory_order_acquire) != 0) {
+      continue;
+    }
+    if (m.live_items.load(std::memory_order_relaxed) == 0) {
+      m.state.store(mem::SegState::kCleaning, std::memory_order_relaxed);
+      DrainOrFree(id);
+      freed = true;
+      continue;
+    }
+    uint32_t max_expiry = m.max_expiry.load(std::memory_order_relaxed);
+    bool expired = max_expiry != mem::kNeverExpires && max_expiry != 0 && max_expiry <= now;
+    if (expired || m.flush_gen.load(std::memory_order_relaxed) != gen) {
+      freed |= Evacuate(id, false, now);
+    }
+  }
+  return freed;
+}
+
+uint32_t Engine::PickCompactionVictim(double max_live) const {
+  uint32_t best = mem::kNoSegment;
+  int64_t best_live = 0;
+  for (uint32_t id = 0; id < pool_->regular_count(); ++id) {
+    const mem::SegmentMeta& m = pool_->meta(id);
+    if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+        m.writers.load(std::memory_order_acquire) != 0) {
+      continue;
+    }
+    int64_t live = m.live_bytes.load(std::memory_order_relaxed);
+    if (live > max_live * static_cast<double>(m.capacity)) continue;
+    if (best == mem::kNoSegment || live < best_live) {
+      best = id;
+      best_live = live;
+    }
+  }
+  return best;
+}
+
+uint32_t Engine::PickEvictionVictim() const {
+  uint32_t best = mem::kNoSegment;
+  uint64_t best_seq = 0;
+  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+    const mem::SegmentMeta& m = pool_->meta(id);
+    if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+        m.writers.load(std::memory_order_acquire) != 0) {
+      continue;
+    }
+    uint64_t seq = m.open_seq.load(std::memory_order_relaxed);
+    if (best == mem::kNoSegment || seq < best_seq) {
+      best = id;
+      best_seq = seq;
+    }
+  }
+  return best;
+}
+
+bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
+  bool freed = false;
+  for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
+    uint32_t victim = PickCompactionVictim(kGiveBackMaxLive);
+    bool evict = false;
+    if (victim == mem::kNoSegment) {
+      if (!NeedSpace(want_bytes)) break;
+      victim = PickCompactionVictim(options_.compact_max_live);
+    }
+    if (victim == mem::kNoSegment) {
+      if (!options_.eviction) break;
+      victim = PickEvictionVictim();
+      evict = true;
+    }
+    if (victim == mem::kNoSegment) break;
+    if (!Evacuate(victim, evict, now)) {
+      if (!evict || !options_.eviction) break;
+      // A jumbo item that earned a second chance, or a segment that could not be finished:
+      // try the next oldest.
+      continue;
+    }
+    freed = true;
+  }
+  return freed;
+}
+
+// Moves or drops every live item of `segment`, then frees it. Returns false if the segment could
+// not be emptied (no room to move an item, or a jumbo item kept for a second chance); it is then
+// sealed again with whatever items are left.
+bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now) {
+  mem::SegmentMeta& m = pool_->meta(segment);
+  m.state.store(mem::SegState::kCleaning, std::memory_order_relaxed);
+  size_t keep_budget = evict ? m.capacity / 2 : SIZE_MAX;
+  uint32_t end = m.write_offset.load(std::memory_order_acquire);
+  for (uint32_t offset = 0; offset < end;) {
+    mem::ItemView item;
+    if (!EvacuateItem(segment, offset, evict, &keep_budget, now, &item)) {
+      m.state.store(mem::SegState::kSealed, std::memory_order_release);
+      return false;
+    }
+    offset += static_cast<uint32_t>(item.size);
+  }
+  CINCH_CHECK(m.live_items.load(std::memory_order_relaxed) == 0);
+  (evict ? segments_evicted_ : segments_compacted_).fetch_add(1, std::memory_order_relaxed);
+  DrainOrFree(segment);
+  return true;
+}
+
+bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* keep_budget,
+                          int64_t now, mem::ItemView* item) {
+  mem::SegmentMeta& m = pool_->meta(segment);
+  *item = mem::DecodeItem(m.base + offset);
+  uint64_t location = Location(segment, offset);
+  uint64_t hash = HashKey(item->key);
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  uint64_t* slot = index_->FindLocation(shard, hash, location);
+  if (slot == nullptr) return true;  // overwritten or deleted: dead bytes
+  if (IsStale(location, *item, now)) {
+    bool expired = item->meta.expiry != 0 && item->meta.expiry <= now;
+    (expired ? expirations_ : flushed_items_).fetch_add(1, std::memory_order_relaxed);
+    Unlink(shard, c, slot, *item);
+    return true;
+  }
+  uint32_t freq = index::SlotFreq(*slot);
+  if (evict && m.jumbo && freq > 0) {
+    *slot = index::WithFreq(*slot, freq / 2);  // second chance in place: nothing to copy
+    return false;
+  }
+  if (evict && (freq == 0 || item->size > *keep_budget)) {
+    Unlink(shard, c, slot, *item);
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (!Relocate(slot, *item, location, evict, now)) {
+    if (!options_.eviction) return false;
+    Unlink(shard, c, slot, *item);  // nowhere to move it: a cache may drop it
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (evict) *keep_budget -= item->size;
+  return true;
+}
+
+// REQUIRES: the shard lock of the item's key held.
+bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
+                      int64_t now) {
+  mem::ItemMeta meta = item.meta;
+  bool exposed = index::SlotCasExposed(*slot);
+  meta.cas = exposed ? CasOf(location, item) : 0;  // a CAS nobody has seen may change
+  size_t header = mem::ItemHeaderSize(item.value.size(), meta);
+  size_t size = header + item.key.size() + item.value.size();
+  Reservation r;
+  bool jumbo = size > jumbo_threshold_;
+  if (jumbo ? !ReserveJumbo(size, &r)
+            : !ReserveInHead(cleaner_heads_[ExpiryClass(meta.expiry, now)], size, true, &r)) {
+    return false;
+  }
+  NoteExpiry(r.segment, meta.expiry);
+  mem::EncodeItemHeader(r.data, item.key.size(), item.value.size(), meta);
+  std::memcpy(r.data + header, item.key.data(), item.key.size());
+  std::memcpy(r.data + header + item.key.size(), item.value.data(), item.value.size());
+  uint64_t new_location = Location(r.segment, r.offset);
+  ShardCounters& c = CountersFor(HashKey(item.key));
+  AccountLive(location, item, -1, c);
+  AccountLive(new_location, mem::DecodeItem(r.data), +1, c);
+  uint32_t freq = index::SlotFreq(*slot);
+  *slot = index::WithLocation(evict ? index::WithFreq(*slot, freq / 2) : *slot, new_location);
+  FinishReservation(r);
+  relocated_items_.fetch_add(1, std::memory_order_relaxed);
+  relocated_bytes_.fetch_add(size, std::memory_order_relaxed);
+  return true;
+}
+
+bool Engine::DrainOrFree(uint32_t segment) {
+  mem::SegmentMeta& m = pool_->meta(segment);
+  m.state.store(mem::SegState::kDraining, std::memory_order_release);
+  if (m.pins.load(std::memory_order_acquire) != 0) {
+    draining_.push_back(segment);
+    return false;
+  }
+  pool_->Free(segment);
+  return true;
+}
+
+void Engine::FreeDrained() {
+  auto pinned = [this](uint32_t segment) {
+    if (pool_->meta(segment).pins.load(std::memory_order_acquire) != 0) return true;
+    pool_->Free(segment);
+    return false;
+  };
+  draining_.erase(std::remove_if(draining_.begin(), draining_.end(), pinned), draining_.end());
+}
+
+}  // namespace cinch::store

@@ -1,0 +1,337 @@
+// Engine: opening, reads, deletes, flush and stats. Writes are in engine_write.cc, the cleaner in
+// cleaner.cc.
+#include "store/engine.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include "common/check.h"
+#include "common/hash.h"
+
+namespace cinch::store {
+
+namespace {
+
+constexpr int64_t kRelativeExpiryLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
+constexpr uint32_t kMaxBucketsPerShard = 16384;              // 1 MiB of slots per shard
+constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard count
+
+uint32_t AutoShards(size_t memory_limit) {
+  double max_items = static_cast<double>(memory_limit) / kMinItemBytesEstimate;
+  double per_shard = double{kMaxBucketsPerShard} * index::kSlotsPerBucket *
+                     index::HashIndex::kTargetLoad;
+  uint32_t shards = static_cast<uint32_t>(std::ceil(max_items / per_shard));
+  return std::bit_ceil(std::max<uint32_t>(shards, 1));
+}
+
+}  // namespace
+
+Engine::Engine(const Options& options)
+    : options_(options),
+      clock_(options.clock != nullptr ? options.clock : SystemClock::Default()),
+      accountant_(options.memory_limit) {}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    stop_ = true;
+  }
+  wake_cv_.notify_all();
+  if (cleaner_thread_.joinable()) cleaner_thread_.join();
+}
+
+Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
+  std::unique_ptr<Engine> e(new Engine(options));
+  Status s = e->Init();
+  if (!s.ok()) return s;
+  if (options.background_cleaner) e->cleaner_thread_ = std::thread([p = e.get()] { p->CleanerThread(); });
+  *engine = std::move(e);
+  return Status::Ok();
+}
+
+Status Engine::Init() {
+  const Options& o = options_;
+  if (!std::has_single_bit(o.segment_size) || o.segment_size < 4096 ||
+      o.segment_size > (size_t{64} << 20)) {
+    return Status::InvalidArgument("segment_size must be a power of two in [4 KiB, 64 MiB]");
+  }
+  if (o.compact_max_live <= 0 || o.compact_max_live >= 1) {
+    return Status::InvalidArgument("compact_max_live must be in (0, 1)");
+  }
+  if (o.max_item_size < 64 || o.max_item_size >= (size_t{1} << 32) ||
+      o.max_item_size > o.memory_limit / 2) {
+    return Status::InvalidArgument("max_item_size must be in [64 B, memory_limit / 2]");
+  }
+  uint32_t regular = static_cast<uint32_t>(o.memory_limit / o.segment_size);
+  jumbo_threshold_ = o.segment_size / 8;
+  // Jumbo slots: enough for a store full of the smallest jumbo items, capped for tiny stores.
+  uint32_t jumbo =
+      static_cast<uint32_t>(o.memory_limit / std::max<size_t>(jumbo_threshold_, 16384)) + 1;
+  int shift = std::countr_zero(o.segment_size);
+  if ((uint64_t{regular} + jumbo) << shift > index::kLocationMask) {
+    return Status::InvalidArgument("memory_limit too large for 40-bit item locations");
+  }
+  expiry_classes_ = regular >= 256 ? 8 : regular >= 32 ? 2 : 1;
+  uint32_t reserve = std::max<uint32_t>(o.reserve_segments, 1);
+  // Every write head and cleaner head may hold an open segment, plus the cleaner's reserve.
+  uint32_t minimum = 2 * static_cast<uint32_t>(expiry_classes_) + reserve + 2;
+  if (regular < minimum) {
+    return Status::InvalidArgument("memory_limit too small: need at least " +
+                                   std::to_string(minimum) + " segments");
+  }
+  mem::SegmentPool::Config pc{o.segment_size, regular, jumbo, reserve, reserve};
+  Status s = mem::SegmentPool::Create(pc, &accountant_, &pool_);
+  if (!s.ok()) return s;
+  uint32_t shards = o.index_shards != 0 ? o.index_shards : AutoShards(o.memory_limit);
+  index::HashIndex::Config ic{shards, kMaxBucketsPerShard, pool_->reserve_bytes()};
+  s = index::HashIndex::Create(ic, &accountant_, &index_);
+  if (!s.ok()) return s;
+  counters_.reset(new ShardCounters[shards]);
+  heads_.reset(new WriteHead[expiry_classes_]);
+  cleaner_heads_.reset(new WriteHead[expiry_classes_]);
+  if (accountant_.Available() < size_t{minimum} * o.segment_size) {
+    return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
+                                   std::to_string(minimum) + " segments");
+  }
+  return Status::Ok();
+}
+
+// --- items ---
+
+uint64_t Engine::CasOf(uint64_t location, const mem::ItemView& item) const {
+  if (item.meta.cas != 0) return item.meta.cas;
+  uint64_t seq = pool_->meta(SegmentOf(location)).open_seq.load(std::memory_order_relaxed);
+  return (seq << pool_->segment_shift()) | OffsetOf(location);
+}
+
+bool Engine::IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const {
+  if (item.meta.expiry != 0 && item.meta.expiry <= now) return true;
+  const mem::SegmentMeta& m = pool_->meta(SegmentOf(location));
+  return m.flush_gen.load(std::memory_order_relaxed) != flush_gen_.load(std::memory_order_acquire);
+}
+
+void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
+                         ShardCounters& c) {
+  mem::SegmentMeta& m = pool_->meta(SegmentOf(location));
+  m.live_bytes.fetch_add(sign * static_cast<int64_t>(item.size), std::memory_order_relaxed);
+  if (sign > 0) {
+    m.live_items.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    m.live_items.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ShardCounters::Add(c.items, sign);
+  ShardCounters::Add(c.kv_bytes, sign * static_cast<int64_t>(item.key.size() + item.value.size()));
+  ShardCounters::Add(c.header_bytes, sign * static_cast<int64_t>(item.header_size));
+}
+
+void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
+                    const mem::ItemView& item) {
+  AccountLive(index::SlotLocation(*slot), item, -1, counters);
+  index_->Erase(shard, slot);
+}
+
+uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
+                           std::string_view key, int64_t now, mem::ItemView* item) {
+  uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
+    mem::ItemView v = mem::DecodeItem(ItemAt(location));
+    if (v.key != key) return false;
+    *item = v;
+    return true;
+  });
+  if (slot == nullptr) return nullptr;
+  if (IsStale(index::SlotLocation(*slot), *item, now)) {
+    bool expired = item->meta.expiry != 0 && item->meta.expiry <= now;
+    (expired ? expirations_ : flushed_items_).fetch_add(1, std::memory_order_relaxed);
+    Unlink(shard, counters, slot, *item);
+    return nullptr;
+  }
+  return slot;
+}
+
+void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out) {
+  out->Reset();
+  mem::SegmentMeta& m = pool_->meta(SegmentOf(location));
+  m.pins.fetch_add(1, std::memory_order_acq_rel);
+  out->pin_ = &m.pins;
+  out->key_ = item.key;
+  out->value_ = item.value;
+  out->flags_ = item.meta.flags;
+  out->expiry_ = item.meta.expiry;
+  out->cas_ = 0;
+}
+
+// --- time ---
+
+uint32_t Engine::AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired) {
+  *expired = false;
+  if (exptime == 0) return 0;
+  int64_t absolute = exptime <= kRelativeExpiryLimit ? now + exptime : exptime;
+  if (exptime < 0 || absolute <= now) {
+    *expired = true;
+    return 0;
+  }
+  return static_cast<uint32_t>(std::min<int64_t>(absolute, mem::kNeverExpires - 1));
+}
+
+int Engine::ExpiryClass(uint32_t expiry, int64_t now) const {
+  if (expiry == 0) return 0;
+  static constexpr int64_t kBounds[] = {60, 300, 1800, 3 * 3600, 86400, 7 * 86400};
+  int64_t ttl = int64_t{expiry} - now;
+  int cls = 1;
+  for (int64_t bound : kBounds) {
+    if (ttl < bound) break;
+    ++cls;
+  }
+  return std::min(cls, expiry_classes_ - 1);
+}
+
+// --- reads ---
+
+bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
+  out->Reset();
+  if (key.empty() || key.size() > Store::kMaxKeyLength) return false;
+  int64_t now = Now();
+  MaybeFlushDue(now);
+  uint64_t hash = HashKey(key);
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  if (slot == nullptr) {
+    ShardCounters::Inc(c.misses);
+    return false;
+  }
+  ShardCounters::Inc(c.hits);
+  uint64_t location = index::SlotLocation(*slot);
+  uint32_t freq = index::SlotFreq(*slot);
+  if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
+  FillRef(location, item, out);
+  if (with_cas) {
+    *slot |= index::kCasExposedBit;
+    out->cas_ = CasOf(location, item);
+  }
+  return true;
+}
+
+Outcome Engine::Delete(std::string_view key, uint64_t cas_unique) {
+  if (key.empty() || key.size() > Store::kMaxKeyLength) return Outcome::kNotFound;
+  int64_t now = Now();
+  MaybeFlushDue(now);
+  uint64_t hash = HashKey(key);
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  if (slot == nullptr) return Outcome::kNotFound;
+  if (cas_unique != 0 && CasOf(index::SlotLocation(*slot), item) != cas_unique) {
+    return Outcome::kExists;
+  }
+  Unlink(shard, c, slot, item);
+  return Outcome::kDeleted;
+}
+
+// --- flush ---
+
+void Engine::FlushAll(int64_t delay_seconds) {
+  if (delay_seconds > 0) {
+    flush_deadline_.store(Now() + delay_seconds, std::memory_order_relaxed);
+    return;
+  }
+  flush_deadline_.store(0, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(cleaner_mu_);
+  FlushNow();
+}
+
+void Engine::MaybeFlushDue(int64_t now) {
+  int64_t deadline = flush_deadline_.load(std::memory_order_relaxed);
+  if (deadline == 0 || now < deadline) return;
+  if (!flush_deadline_.compare_exchange_strong(deadline, 0)) return;
+  std::lock_guard<std::mutex> lock(cleaner_mu_);
+  FlushNow();
+}
+
+// REQUIRES: cleaner_mu_ held.
+void Engine::FlushNow() {
+  uint32_t gen = flush_gen_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  for (WriteHead* heads : {heads_.get(), cleaner_heads_.get()}) {
+    for (int i = 0; i < expiry_classes_; ++i) {
+      std::lock_guard<SpinLock> lock(heads[i].lock);
+      if (heads[i].segment == mem::kNoSegment) continue;
+      pool_->meta(heads[i].segment).state.store(mem::SegState::kSealed, std::memory_order_release);
+      heads[i].segment = mem::kNoSegment;
+    }
+  }
+  for (uint32_t i = 0; i < index_->shard_count(); ++i) {
+    index::Shard& shard = index_->shard(i);
+    ShardCounters& c = counters_[i];
+    std::lock_guard<SpinLock> lock(shard.lock);
+    size_t n = index_->EraseIf(shard, [&](uint64_t location) {
+      if (pool_->meta(SegmentOf(location)).flush_gen.load(std::memory_order_relaxed) == gen) {
+        return false;
+      }
+      AccountLive(location, mem::DecodeItem(ItemAt(location)), -1, c);
+      return true;
+    });
+    flushed_items_.fetch_add(n, std::memory_order_relaxed);
+  }
+}
+
+// --- accounting ---
+
+bool Engine::ChargeExternal(size_t bytes) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (accountant_.Available() >= bytes + pool_->reserve_bytes() &&
+        accountant_.TryCharge(mem::MemoryKind::kExternal, bytes)) {
+      return true;
+    }
+    if (!ReclaimSpace(bytes)) break;
+  }
+  return false;
+}
+
+void Engine::ReleaseExternal(size_t bytes) {
+  accountant_.Release(mem::MemoryKind::kExternal, bytes);
+}
+
+StoreStats Engine::GetStats() const {
+  StoreStats s;
+  for (uint32_t i = 0; i < index_->shard_count(); ++i) {
+    const ShardCounters& c = counters_[i];
+    s.items += c.items.load(std::memory_order_relaxed);
+    s.key_value_bytes += c.kv_bytes.load(std::memory_order_relaxed);
+    s.item_header_bytes += c.header_bytes.load(std::memory_order_relaxed);
+    s.get_hits += c.hits.load(std::memory_order_relaxed);
+    s.get_misses += c.misses.load(std::memory_order_relaxed);
+  }
+  using mem::MemoryKind;
+  s.memory_limit = accountant_.limit();
+  s.resident_bytes = accountant_.total();
+  s.segment_bytes = accountant_.ByKind(MemoryKind::kSegments);
+  s.jumbo_bytes = accountant_.ByKind(MemoryKind::kJumbo);
+  s.index_bytes = accountant_.ByKind(MemoryKind::kIndex);
+  s.metadata_bytes = accountant_.ByKind(MemoryKind::kMetadata);
+  s.external_bytes = accountant_.ByKind(MemoryKind::kExternal);
+  s.overhead_bytes = s.resident_bytes - s.external_bytes - s.key_value_bytes;
+  s.segment_size = pool_->segment_size();
+  s.segments_total = pool_->regular_count();
+  uint32_t free = pool_->free_count();
+  s.segments_free = pool_->resident_free();
+  s.segments_released = free - s.segments_free;
+  s.segments_used = pool_->regular_count() - free;
+  s.evictions = evictions_.load(std::memory_order_relaxed);
+  s.expirations_reclaimed = expirations_.load(std::memory_order_relaxed);
+  s.flushed_items = flushed_items_.load(std::memory_order_relaxed);
+  s.relocated_items = relocated_items_.load(std::memory_order_relaxed);
+  s.relocated_bytes = relocated_bytes_.load(std::memory_order_relaxed);
+  s.segments_compacted = segments_compacted_.load(std::memory_order_relaxed);
+  s.segments_evicted = segments_evicted_.load(std::memory_order_relaxed);
+  s.bytes_released_to_os = pool_->bytes_released();
+  s.index_resizes = index_->resizes();
+  s.out_of_memory = out_of_memory_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace cinch::store

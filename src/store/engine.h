@@ -1,0 +1,207 @@
+// Engine: composes the segment pool (mem), the hash index (index) and the cleaner into the
+// store behind include/cinch/store.h.
+//
+// Write path: an item is appended to the open segment of a write head (one head per expiry
+// class, so segments age together), written in full, then published by inserting or rewriting
+// its index slot under the key's shard lock. Reads find the slot under the same lock, verify the
+// key, and pin the segment before unlocking. See docs/cleaner.md for how segments come back.
+//
+// Lock order: cleaner_mu_ -> shard lock -> head lock -> pool mutex. Nothing waits for memory
+// while holding a shard or head lock.
+//
+// Thread safety: every public method is safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "cinch/clock.h"
+#include "cinch/options.h"
+#include "cinch/stats.h"
+#include "cinch/status.h"
+#include "cinch/store.h"
+#include "common/spin_lock.h"
+#include "index/hash_index.h"
+#include "mem/accountant.h"
+#include "mem/item.h"
+#include "mem/segment_pool.h"
+
+namespace cinch::store {
+
+// Counters kept per index shard and updated under its lock, so that the hot path touches no
+// shared cache line. Readers of stats load them without the lock.
+struct alignas(64) ShardCounters {
+  std::atomic<int64_t> items{0};
+  std::atomic<int64_t> kv_bytes{0};
+  std::atomic<int64_t> header_bytes{0};
+  std::atomic<uint64_t> hits{0};
+  std::atomic<uint64_t> misses{0};
+
+  static void Add(std::atomic<int64_t>& c, int64_t d) {
+    c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+  }
+  static void Inc(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
+// One place writers append to. A head owns at most one open segment.
+struct WriteHead {
+  SpinLock lock;
+  uint32_t segment = mem::kNoSegment;
+};
+
+// A region reserved in a segment for one item; pins the segment until published or dropped.
+struct Reservation {
+  uint32_t segment = mem::kNoSegment;
+  uint32_t offset = 0;
+  char* data = nullptr;
+};
+
+class Engine {
+ public:
+  static Status Open(const Options& options, std::unique_ptr<Engine>* engine);
+  ~Engine();
+
+  Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
+                int64_t exptime, uint64_t cas_unique);
+  bool Get(std::string_view key, ItemRef* out, bool with_cas);
+  Outcome Touch(std::string_view key, int64_t exptime);
+  Outcome Delete(std::string_view key, uint64_t cas_unique);
+  Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result);
+  void FlushAll(int64_t delay_seconds);
+  StoreStats GetStats() const;
+  bool ChargeExternal(size_t bytes);
+  void ReleaseExternal(size_t bytes);
+  void RunCleanerOnce();
+  const Options& options() const { return options_; }
+
+  // Builds the new version of an item in read-modify-write operations (engine_write.cc).
+  class Rewriter;
+
+ private:
+
+  explicit Engine(const Options& options);
+  Status Init();
+
+  // --- locations and items (engine.cc) ---
+  uint64_t Location(uint32_t segment, uint32_t offset) const {
+    return (uint64_t{segment} << pool_->segment_shift()) | offset;
+  }
+  uint32_t SegmentOf(uint64_t location) const {
+    return static_cast<uint32_t>(location >> pool_->segment_shift());
+  }
+  uint32_t OffsetOf(uint64_t location) const {
+    return static_cast<uint32_t>(location & (pool_->segment_size() - 1));
+  }
+  const char* ItemAt(uint64_t location) const {
+    return pool_->meta(SegmentOf(location)).base + OffsetOf(location);
+  }
+  uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
+  bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
+  // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets.
+  uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
+                     std::string_view key, int64_t now, mem::ItemView* item);
+  // Drops the slot's item from the index and from the counters. Invalidates `slot`.
+  void Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
+              const mem::ItemView& item);
+  void AccountLive(uint64_t location, const mem::ItemView& item, int sign, ShardCounters& c);
+  ShardCounters& CountersFor(uint64_t hash) { return counters_[hash & (index_->shard_count() - 1)]; }
+  void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
+
+  // --- time and expiry ---
+  int64_t Now() const { return clock_->NowSeconds(); }
+  // Converts memcached's exptime to an absolute expiry; *expired when it is already past.
+  static uint32_t AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired);
+  int ExpiryClass(uint32_t expiry, int64_t now) const;
+  void MaybeFlushDue(int64_t now);
+  void FlushNow();
+
+  // --- space (engine_write.cc) ---
+  // Reserves `size` bytes for an item of expiry class `cls`; waits for the cleaner when the
+  // store is full. False: no memory (eviction disabled, or nothing can be freed).
+  bool Reserve(size_t size, int cls, uint32_t expiry, Reservation* r);
+  bool ReserveInHead(WriteHead& head, size_t size, bool for_cleaner, Reservation* r);
+  bool ReserveJumbo(size_t size, Reservation* r);
+  void OpenSegment(uint32_t segment, int cls, bool jumbo);
+  void NoteExpiry(uint32_t segment, uint32_t expiry);
+  void FinishReservation(const Reservation& r);
+  // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
+  // returns false when no progress is possible.
+  bool ReclaimSpace(size_t bytes);
+  // Publishes an item written at r if `mode`'s condition holds. *retry: write it again (a flush
+  // passed, or the index needs memory first).
+  Outcome Publish(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique,
+                  const Reservation& r, bool* retry, size_t* need_bytes);
+  // Inserts a slot, evicting from a full shard if allowed. On kOutOfMemory, *need_bytes says
+  // how much memory the index needs to grow (0: it cannot grow).
+  Outcome InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location, uint32_t freq,
+                     size_t* need_bytes);
+  Outcome PreCheck(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique);
+  Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
+                                uint64_t cas_unique);
+  Outcome Modify(std::string_view key, Rewriter& rewriter);
+  Outcome Concatenate(std::string_view key, std::string_view data, bool append);
+
+  // --- cleaner (cleaner.cc) ---
+  void CleanerThread();
+  // One pass; with `want_bytes` > 0 it keeps freeing until that much memory (beyond the
+  // reserve) is available or nothing more can be freed. Returns true if it freed anything.
+  bool CleanerPass(size_t want_bytes);
+  bool NeedSpace(size_t want_bytes) const;
+  bool FreeEmptyAndExpired(int64_t now);
+  // Seals open segments that hold no live item, so they can be freed.
+  void SealIdleHeads();
+  bool Evacuate(uint32_t segment, bool evict, int64_t now);
+  bool EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* kept_budget,
+                    int64_t now, mem::ItemView* item);
+  bool Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
+                int64_t now);
+  bool DrainOrFree(uint32_t segment);
+  void FreeDrained();
+  uint32_t PickCompactionVictim(double max_live) const;
+  uint32_t PickEvictionVictim() const;
+  bool CompactOrEvict(size_t want_bytes, int64_t now);
+
+  Options options_;
+  const Clock* clock_;
+  mem::Accountant accountant_;
+  std::unique_ptr<mem::SegmentPool> pool_;
+  std::unique_ptr<index::HashIndex> index_;
+  std::unique_ptr<ShardCounters[]> counters_;
+  size_t jumbo_threshold_ = 0;
+  int expiry_classes_ = 1;
+
+  std::unique_ptr<WriteHead[]> heads_;          // writers, one per expiry class
+  std::unique_ptr<WriteHead[]> cleaner_heads_;  // cleaner destinations, one per expiry class
+  std::atomic<uint64_t> open_seq_{0};
+  std::atomic<uint32_t> flush_gen_{1};
+  std::atomic<int64_t> flush_deadline_{0};  // pending delayed flush_all; 0 = none
+
+  // The cleaner: one pass at a time, on the background thread or inline in a writer.
+  std::mutex cleaner_mu_;
+  std::vector<uint32_t> draining_;  // guarded by cleaner_mu_
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool stop_ = false;      // guarded by wake_mu_
+  bool wake_ = false;      // guarded by wake_mu_
+  std::thread cleaner_thread_;
+
+  // Cumulative counters.
+  std::atomic<uint64_t> evictions_{0};
+  std::atomic<uint64_t> expirations_{0};
+  std::atomic<uint64_t> flushed_items_{0};
+  std::atomic<uint64_t> relocated_items_{0};
+  std::atomic<uint64_t> relocated_bytes_{0};
+  std::atomic<uint64_t> segments_compacted_{0};
+  std::atomic<uint64_t> segments_evicted_{0};
+  std::atomic<uint64_t> out_of_memory_{0};
+};
+
+}  // namespace cinch::store

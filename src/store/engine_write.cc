@@ -1,0 +1,418 @@
+// Engine: the write paths. An item is reserved in a segment, written in full, then published
+// under the key's shard lock; conditions (add, replace, cas) are checked at publication.
+#include <charconv>
+#include <cstring>
+
+#include "common/check.h"
+#include "common/hash.h"
+#include "store/engine.h"
+
+namespace cinch::store {
+
+namespace {
+
+constexpr int kMaxSpaceAttempts = 64;
+
+bool ValidKey(std::string_view key) { return !key.empty() && key.size() <= Store::kMaxKeyLength; }
+
+}  // namespace
+
+// --- reservations ---
+
+void Engine::OpenSegment(uint32_t segment, int cls, bool jumbo) {
+  mem::SegmentMeta& m = pool_->meta(segment);
+  m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
+                   std::memory_order_relaxed);
+  m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
+  m.head = static_cast<uint8_t>(cls);
+  m.write_offset.store(0, std::memory_order_relaxed);
+  m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
+}
+
+void Engine::NoteExpiry(uint32_t segment, uint32_t expiry) {
+  uint32_t e = expiry == 0 ? mem::kNeverExpires : expiry;
+  std::atomic<uint32_t>& max = pool_->meta(segment).max_expiry;
+  uint32_t cur = max.load(std::memory_order_relaxed);
+  while (cur < e && !max.compare_exchange_weak(cur, e, std::memory_order_relaxed)) {
+  }
+}
+
+bool Engine::ReserveInHead(WriteHead& head, size_t size, bool for_cleaner, Reservation* r) {
+  std::lock_guard<SpinLock> lock(head.lock);
+  if (head.segment != mem::kNoSegment) {
+    mem::SegmentMeta& m = pool_->meta(head.segment);
+    uint32_t offset = m.write_offset.load(std::memory_order_relaxed);
+    if (offset + size <= m.capacity) {
+      m.write_offset.store(static_cast<uint32_t>(offset + size), std::memory_order_relaxed);
+      m.writers.fetch_add(1, std::memory_order_relaxed);
+      *r = Reservation{head.segment, offset, m.base + offset};
+      return true;
+    }
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);
+    head.segment = mem::kNoSegment;
+  }
+  uint32_t segment = pool_->Allocate(for_cleaner);
+  if (segment == mem::kNoSegment) return false;
+  OpenSegment(segment, static_cast<int>(&head - (for_cleaner ? cleaner_heads_ : heads_).get()),
+              false);
+  head.segment = segment;
+  mem::SegmentMeta& m = pool_->meta(segment);
+  m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
+  m.writers.fetch_add(1, std::memory_order_relaxed);
+  *r = Reservation{segment, 0, m.base};
+  if (!for_cleaner && pool_->FreeCapacity() <= pool_->reserve_bytes() / pool_->segment_size() + 1) {
+    std::lock_guard<std::mutex> wake(wake_mu_);
+    wake_ = true;
+    wake_cv_.notify_one();
+  }
+  return true;
+}
+
+bool Engine::ReserveJumbo(size_t size, Reservation* r) {
+  uint32_t segment = pool_->AllocateJumbo(size);
+  if (segment == mem::kNoSegment) return false;
+  OpenSegment(segment, 0, true);
+  mem::SegmentMeta& m = pool_->meta(segment);
+  m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
+  m.writers.fetch_add(1, std::memory_order_relaxed);
+  *r = Reservation{segment, 0, m.base};
+  return true;
+}
+
+bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Reservation* r) {
+  bool jumbo = size > jumbo_threshold_;
+  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
+    bool ok = jumbo ? ReserveJumbo(size, r) : ReserveInHead(heads_[cls], size, false, r);
+    if (ok) {
+      NoteExpiry(r->segment, expiry);
+      return true;
+    }
+    if (!ReclaimSpace(jumbo ? size : 0)) break;
+  }
+  out_of_memory_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void Engine::FinishReservation(const Reservation& r) {
+  pool_->meta(r.segment).writers.fetch_sub(1, std::memory_order_release);
+}
+
+bool Engine::ReclaimSpace(size_t bytes) {
+  if (options_.background_cleaner && !cleaner_mu_.try_lock()) {
+    // A pass is running: wait for it to end, then let the caller retry.
+    std::lock_guard<std::mutex> lock(cleaner_mu_);
+    return true;
+  }
+  if (!options_.background_cleaner) cleaner_mu_.lock();
+  bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
+  cleaner_mu_.unlock();
+  return progress;
+}
+
+// --- set, add, replace, cas ---
+
+Outcome Engine::PreCheck(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique) {
+  index::Shard& shard = index_->ShardFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, Now(), &item);
+  switch (mode) {
+    case SetMode::kAdd:
+      return slot != nullptr ? Outcome::kNotStored : Outcome::kStored;
+    case SetMode::kReplace:
+      return slot == nullptr ? Outcome::kNotStored : Outcome::kStored;
+    case SetMode::kCas:
+      if (slot == nullptr) return Outcome::kNotFound;
+      return CasOf(index::SlotLocation(*slot), item) == cas_unique ? Outcome::kStored
+                                                                   : Outcome::kExists;
+    default:
+      return Outcome::kStored;
+  }
+}
+
+// A write whose expiry is already past is accepted and immediately invisible, as in memcached:
+// it removes the current item when its condition holds.
+Outcome Engine::WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
+                                      uint64_t cas_unique) {
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, c, hash, key, Now(), &item);
+  if (mode == SetMode::kAdd) return slot != nullptr ? Outcome::kNotStored : Outcome::kStored;
+  if (slot == nullptr) {
+    if (mode == SetMode::kSet) return Outcome::kStored;
+    return mode == SetMode::kCas ? Outcome::kNotFound : Outcome::kNotStored;
+  }
+  if (mode == SetMode::kCas && CasOf(index::SlotLocation(*slot), item) != cas_unique) {
+    return Outcome::kExists;
+  }
+  Unlink(shard, c, slot, item);
+  return Outcome::kStored;
+}
+
+Outcome Engine::InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location, uint32_t freq,
+                           size_t* need_bytes) {
+  using Result = index::HashIndex::InsertResult;
+  Result result = index_->Insert(shard, hash, location, freq);
+  if (result == Result::kFull && options_.eviction) {
+    uint64_t* victim = index_->ColdestInHome(shard, hash);
+    CINCH_CHECK(victim != nullptr);
+    Unlink(shard, CountersFor(hash), victim, mem::DecodeItem(ItemAt(index::SlotLocation(*victim))));
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    result = index_->Insert(shard, hash, location, freq);
+  }
+  if (result == Result::kOk) return Outcome::kStored;
+  // Growing rebuilds the shard into a second table: both are resident for a moment.
+  if (result == Result::kNoMemory) *need_bytes = (size_t{shard.buckets} + 64) * 64 * 2;
+  return Outcome::kOutOfMemory;
+}
+
+Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique,
+                        const Reservation& r, bool* retry, size_t* need_bytes) {
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  if (pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) !=
+      flush_gen_.load(std::memory_order_acquire)) {
+    *retry = true;  // a flush_all passed while the item was written; write it again
+    return Outcome::kStored;
+  }
+  mem::ItemView old;
+  uint64_t* slot = FindLive(shard, c, hash, key, Now(), &old);
+  if (mode == SetMode::kAdd && slot != nullptr) return Outcome::kNotStored;
+  if (mode == SetMode::kReplace && slot == nullptr) return Outcome::kNotStored;
+  if (mode == SetMode::kCas) {
+    if (slot == nullptr) return Outcome::kNotFound;
+    if (CasOf(index::SlotLocation(*slot), old) != cas_unique) return Outcome::kExists;
+  }
+  uint64_t location = Location(r.segment, r.offset);
+  mem::ItemView item = mem::DecodeItem(r.data);
+  if (slot != nullptr) {
+    AccountLive(index::SlotLocation(*slot), old, -1, c);
+    *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location);
+  } else {
+    Outcome o = InsertSlot(shard, hash, location, 0, need_bytes);
+    if (o != Outcome::kStored) {
+      *retry = *need_bytes != 0;
+      return o;
+    }
+  }
+  AccountLive(location, item, +1, c);
+  return Outcome::kStored;
+}
+
+Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
+                      int64_t exptime, uint64_t cas_unique) {
+  if (!ValidKey(key)) return Outcome::kNotStored;
+  if (mode == SetMode::kAppend || mode == SetMode::kPrepend) {
+    Outcome o = Concatenate(key, value, mode == SetMode::kAppend);
+    return o == Outcome::kNotFound ? Outcome::kNotStored : o;
+  }
+  int64_t now = Now();
+  MaybeFlushDue(now);
+  uint64_t hash = HashKey(key);
+  bool expired;
+  uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
+  mem::ItemMeta meta{flags, expiry, 0};
+  size_t size = mem::ItemSize(key.size(), value.size(), meta);
+  if (size > options_.max_item_size) {
+    if (mode == SetMode::kSet) Delete(key, 0);  // memcached drops the stale value too
+    return Outcome::kTooLarge;
+  }
+  if (expired) return WriteExpiredOnArrival(mode, hash, key, cas_unique);
+  if (mode != SetMode::kSet) {
+    Outcome o = PreCheck(mode, hash, key, cas_unique);
+    if (o != Outcome::kStored) return o;
+  }
+  int cls = ExpiryClass(expiry, now);
+  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
+    Reservation r;
+    if (!Reserve(size, cls, expiry, &r)) break;
+    mem::EncodeItem(r.data, key, value, meta);
+    bool retry = false;
+    size_t need_bytes = 0;
+    Outcome o = Publish(mode, hash, key, cas_unique, r, &retry, &need_bytes);
+    FinishReservation(r);
+    if (!retry) return o;
+    if (need_bytes != 0 && !ReclaimSpace(need_bytes)) break;
+  }
+  if (mode == SetMode::kSet) Delete(key, 0);
+  out_of_memory_.fetch_add(1, std::memory_order_relaxed);
+  return Outcome::kOutOfMemory;
+}
+
+// --- read-modify-write: append, prepend, incr, decr, touch ---
+
+// Builds the new version of an item from the current one. Prepare() sees the current item under
+// the shard lock and decides; WriteValue() runs later, with the old item pinned.
+class Engine::Rewriter {
+ public:
+  virtual ~Rewriter() = default;
+  // Returns kStored to go on, or the final outcome of the operation.
+  virtual Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) = 0;
+  virtual void WriteValue(char* dst, const mem::ItemView& old) const = 0;
+
+  mem::ItemMeta meta;
+  size_t value_size = 0;
+  Outcome success = Outcome::kStored;
+};
+
+namespace {
+
+class ConcatRewriter : public Engine::Rewriter {
+ public:
+  ConcatRewriter(std::string_view data, bool append) : data_(data), append_(append) {}
+  Outcome Prepare(const mem::ItemView& old, uint64_t, bool) override {
+    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
+    value_size = old.value.size() + data_.size();
+    return Outcome::kStored;
+  }
+  void WriteValue(char* dst, const mem::ItemView& old) const override {
+    std::string_view first = append_ ? old.value : data_;
+    std::string_view second = append_ ? data_ : old.value;
+    std::memcpy(dst, first.data(), first.size());
+    std::memcpy(dst + first.size(), second.data(), second.size());
+  }
+
+ private:
+  std::string_view data_;
+  bool append_;
+};
+
+// memcached's incr/decr: the value is an unsigned 64-bit decimal, optionally followed by
+// spaces (memcached pads shrunken numbers with spaces).
+bool ParseCounter(std::string_view text, uint64_t* out) {
+  size_t end = text.find_first_not_of("0123456789");
+  if (end == 0 || (end != std::string_view::npos &&
+                   text.find_first_not_of(' ', end) != std::string_view::npos)) {
+    return false;
+  }
+  std::string_view digits = text.substr(0, end);
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), *out);
+  return ec == std::errc() && ptr == digits.data() + digits.size();
+}
+
+class ArithmeticRewriter : public Engine::Rewriter {
+ public:
+  ArithmeticRewriter(bool incr, uint64_t delta) : incr_(incr), delta_(delta) {}
+  Outcome Prepare(const mem::ItemView& old, uint64_t, bool) override {
+    uint64_t v;
+    if (!ParseCounter(old.value, &v)) return Outcome::kNonNumeric;
+    result = incr_ ? v + delta_ : (v > delta_ ? v - delta_ : 0);
+    auto [ptr, ec] = std::to_chars(text_, text_ + sizeof(text_), result);
+    value_size = static_cast<size_t>(ptr - text_);
+    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
+    return Outcome::kStored;
+  }
+  void WriteValue(char* dst, const mem::ItemView&) const override {
+    std::memcpy(dst, text_, value_size);
+  }
+  uint64_t result = 0;
+
+ private:
+  bool incr_;
+  uint64_t delta_;
+  char text_[24];
+};
+
+class TouchRewriter : public Engine::Rewriter {
+ public:
+  explicit TouchRewriter(uint32_t expiry) : expiry_(expiry) { success = Outcome::kTouched; }
+  Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) override {
+    // The CAS value survives a touch; it must be written down only if a client has seen it.
+    meta = mem::ItemMeta{old.meta.flags, expiry_, cas_exposed ? old_cas : 0};
+    value_size = old.value.size();
+    return Outcome::kStored;
+  }
+  void WriteValue(char* dst, const mem::ItemView& old) const override {
+    std::memcpy(dst, old.value.data(), old.value.size());
+  }
+
+ private:
+  uint32_t expiry_;
+};
+
+}  // namespace
+
+Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
+  if (!ValidKey(key)) return Outcome::kNotFound;
+  uint64_t hash = HashKey(key);
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
+    int64_t now = Now();
+    MaybeFlushDue(now);
+    mem::ItemView old;
+    uint64_t old_location;
+    bool exposed;
+    {
+      std::lock_guard<SpinLock> lock(shard.lock);
+      uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
+      if (slot == nullptr) return Outcome::kNotFound;
+      old_location = index::SlotLocation(*slot);
+      exposed = index::SlotCasExposed(*slot);
+      Outcome o = rewriter.Prepare(old, CasOf(old_location, old), exposed);
+      if (o != Outcome::kStored) return o;
+      pool_->meta(SegmentOf(old_location)).pins.fetch_add(1, std::memory_order_acq_rel);
+    }
+    std::atomic<uint32_t>& old_pins = pool_->meta(SegmentOf(old_location)).pins;
+    size_t header = mem::ItemHeaderSize(rewriter.value_size, rewriter.meta);
+    size_t size = header + key.size() + rewriter.value_size;
+    if (size > options_.max_item_size) {
+      old_pins.fetch_sub(1, std::memory_order_release);
+      return Outcome::kTooLarge;
+    }
+    Reservation r;
+    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, &r)) {
+      old_pins.fetch_sub(1, std::memory_order_release);
+      return Outcome::kOutOfMemory;
+    }
+    mem::EncodeItemHeader(r.data, key.size(), rewriter.value_size, rewriter.meta);
+    std::memcpy(r.data + header, key.data(), key.size());
+    rewriter.WriteValue(r.data + header + key.size(), old);
+    bool published = false;
+    {
+      std::lock_guard<SpinLock> lock(shard.lock);
+      mem::ItemView current;
+      uint64_t* slot = FindLive(shard, c, hash, key, Now(), &current);
+      bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
+                      flush_gen_.load(std::memory_order_acquire);
+      if (slot != nullptr && index::SlotLocation(*slot) == old_location && same_gen) {
+        uint64_t location = Location(r.segment, r.offset);
+        AccountLive(old_location, current, -1, c);
+        uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
+        *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location) | keep_exposed;
+        AccountLive(location, mem::DecodeItem(r.data), +1, c);
+        published = true;
+      }
+    }
+    FinishReservation(r);
+    old_pins.fetch_sub(1, std::memory_order_release);
+    if (published) return rewriter.success;
+    // The item changed or moved meanwhile: decide again on the current version.
+  }
+  return Outcome::kOutOfMemory;
+}
+
+Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append) {
+  ConcatRewriter rewriter(data, append);
+  return Modify(key, rewriter);
+}
+
+Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result) {
+  ArithmeticRewriter rewriter(incr, delta);
+  Outcome o = Modify(key, rewriter);
+  if (o == Outcome::kStored && result != nullptr) *result = rewriter.result;
+  return o;
+}
+
+Outcome Engine::Touch(std::string_view key, int64_t exptime) {
+  bool expired;
+  uint32_t expiry = AbsoluteExpiry(exptime, Now(), &expired);
+  if (expired) return Delete(key, 0) == Outcome::kDeleted ? Outcome::kTouched : Outcome::kNotFound;
+  TouchRewriter rewriter(expiry);
+  return Modify(key, rewriter);
+}
+
+}  // namespace cinch::store

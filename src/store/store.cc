@@ -1,0 +1,78 @@
+// cinch::Store: the public face of store::Engine.
+#include "cinch/store.h"
+
+#include "store/engine.h"
+
+namespace cinch {
+
+ItemRef& ItemRef::operator=(ItemRef&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    pin_ = other.pin_;
+    key_ = other.key_;
+    value_ = other.value_;
+    flags_ = other.flags_;
+    cas_ = other.cas_;
+    expiry_ = other.expiry_;
+    other.pin_ = nullptr;
+  }
+  return *this;
+}
+
+void ItemRef::Reset() {
+  if (pin_ != nullptr) {
+    pin_->fetch_sub(1, std::memory_order_release);
+    pin_ = nullptr;
+  }
+}
+
+Store::Store(std::unique_ptr<store::Engine> engine) : engine_(std::move(engine)) {}
+Store::~Store() = default;
+
+Status Store::Open(const Options& options, std::unique_ptr<Store>* store) {
+  std::unique_ptr<store::Engine> engine;
+  Status s = store::Engine::Open(options, &engine);
+  if (!s.ok()) return s;
+  store->reset(new Store(std::move(engine)));
+  return Status::Ok();
+}
+
+Outcome Store::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
+                     int64_t exptime, uint64_t cas_unique) {
+  return engine_->Write(mode, key, value, flags, exptime, cas_unique);
+}
+
+bool Store::Get(std::string_view key, ItemRef* out, bool with_cas) {
+  return engine_->Get(key, out, with_cas);
+}
+
+bool Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
+  if (engine_->Touch(key, exptime) != Outcome::kTouched) {
+    out->Reset();
+    return false;
+  }
+  return engine_->Get(key, out, with_cas);
+}
+
+Outcome Store::Touch(std::string_view key, int64_t exptime) { return engine_->Touch(key, exptime); }
+
+Outcome Store::Delete(std::string_view key, uint64_t cas_unique) {
+  return engine_->Delete(key, cas_unique);
+}
+
+Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result) {
+  return engine_->Arithmetic(key, true, delta, result);
+}
+
+Outcome Store::Decr(std::string_view key, uint64_t delta, uint64_t* result) {
+  return engine_->Arithmetic(key, false, delta, result);
+}
+
+void Store::FlushAll(int64_t delay_seconds) { engine_->FlushAll(delay_seconds); }
+StoreStats Store::GetStats() const { return engine_->GetStats(); }
+bool Store::ChargeExternal(size_t bytes) { return engine_->ChargeExternal(bytes); }
+void Store::ReleaseExternal(size_t bytes) { engine_->ReleaseExternal(bytes); }
+void Store::RunCleanerOnce() { engine_->RunCleanerOnce(); }
+const Options& Store::options() const { return engine_->options(); }
+
+}  // namespace cinch

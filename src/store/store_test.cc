@@ -1,0 +1,1044 @@
+// Semantic tests of cinch::Store through its public API only.
+//
+// Time comes from a ManualClock and the background cleaner is off unless a test says otherwise,
+// so every test is deterministic; RunCleanerOnce() forces a cleaner pass where one is needed.
+
+#include "cinch/store.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cinch/clock.h"
+#include "cinch/options.h"
+#include "cinch/stats.h"
+#include "cinch/status.h"
+
+namespace cinch {
+
+// Lets GoogleTest print outcomes by name (found by argument-dependent lookup).
+static void PrintTo(Outcome outcome, std::ostream* os) { *os << OutcomeName(outcome); }
+
+namespace {
+
+constexpr int64_t kThirtyDays = 2592000;
+constexpr size_t kKiB = 1024;
+constexpr size_t kMiB = 1024 * 1024;
+
+// A deterministic, non-repeating filler so that a misplaced byte shows up as a mismatch.
+std::string Pattern(size_t size, uint32_t seed) {
+  std::string s(size, '\0');
+  uint64_t x = 0x9E3779B97F4A7C15ull * (seed + 1);
+  for (size_t i = 0; i < size; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s[i] = static_cast<char>(x);
+  }
+  return s;
+}
+
+std::string Key(int i) { return "key:" + std::to_string(i); }
+
+// The smallest memory_limit (a whole number of segments) that Store::Open accepts for `base`.
+size_t MinMemoryLimit(Options base) {
+  base.background_cleaner = false;
+  auto accepts = [&](size_t segments) {
+    Options o = base;
+    o.memory_limit = segments * o.segment_size;
+    std::unique_ptr<Store> s;
+    return Store::Open(o, &s).ok();
+  };
+  size_t lo = 0, hi = 1;  // accepts(lo) is false (assumed), accepts(hi) is true
+  while (!accepts(hi)) {
+    lo = hi;
+    hi *= 2;
+    if (hi > (size_t{1} << 20)) return 0;
+  }
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    (accepts(mid) ? hi : lo) = mid;
+  }
+  return hi * base.segment_size;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  // A roomy store: 64 MiB, 1 MiB segments.
+  Options DefaultOptions() {
+    Options o;
+    o.memory_limit = 64 * kMiB;
+    o.background_cleaner = false;
+    o.clock = &clock_;
+    return o;
+  }
+
+  // A tiny store: 4 KiB segments, `extra_segments` segments above the minimum Open accepts.
+  Options TinyOptions(size_t extra_segments, bool eviction) {
+    Options o;
+    o.segment_size = 4 * kKiB;
+    o.max_item_size = 4 * kKiB;
+    o.index_shards = 1;
+    o.eviction = eviction;
+    o.background_cleaner = false;
+    o.clock = &clock_;
+    size_t min_limit = MinMemoryLimit(o);
+    EXPECT_GT(min_limit, 0u) << "no memory_limit up to 4 GiB accepted";
+    o.memory_limit = min_limit + extra_segments * o.segment_size;
+    return o;
+  }
+
+  void Open(const Options& options) {
+    Status s = Store::Open(options, &store_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::optional<std::string> GetValue(std::string_view key) {
+    ItemRef ref;
+    if (!store_->Get(key, &ref)) {
+      EXPECT_FALSE(ref) << "a failed Get must leave the ItemRef empty";
+      return std::nullopt;
+    }
+    EXPECT_TRUE(ref);
+    EXPECT_EQ(ref.key(), key);
+    return std::string(ref.value());
+  }
+
+  uint64_t CasOf(std::string_view key) {
+    ItemRef ref;
+    EXPECT_TRUE(store_->Get(key, &ref)) << key;
+    return ref.cas();
+  }
+
+  uint32_t FlagsOf(std::string_view key) {
+    ItemRef ref;
+    EXPECT_TRUE(store_->Get(key, &ref)) << key;
+    return ref.flags();
+  }
+
+  int64_t ExpiryOf(std::string_view key) {
+    ItemRef ref;
+    EXPECT_TRUE(store_->Get(key, &ref)) << key;
+    return ref.expiry();
+  }
+
+  int64_t Now() const { return clock_.NowSeconds(); }
+
+  ManualClock clock_;
+  std::unique_ptr<Store> store_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Open
+
+TEST_F(StoreTest, OpenAcceptsDefaultsAndReportsOptions) {
+  Options o = DefaultOptions();
+  Open(o);
+  EXPECT_EQ(store_->options().memory_limit, o.memory_limit);
+  EXPECT_EQ(store_->options().segment_size, o.segment_size);
+  StoreStats st = store_->GetStats();
+  EXPECT_EQ(st.memory_limit, o.memory_limit);
+  EXPECT_EQ(st.segment_size, o.segment_size);
+  EXPECT_EQ(st.items, 0u);
+  EXPECT_EQ(st.key_value_bytes, 0u);
+  EXPECT_LE(st.resident_bytes, st.memory_limit);
+}
+
+TEST_F(StoreTest, OpenRejectsBadSegmentSize) {
+  for (size_t segment_size : {size_t{3000}, size_t{5000}, size_t{12288}, size_t{2048},
+                              size_t{0}, size_t{128} * kMiB}) {
+    Options o = DefaultOptions();
+    o.memory_limit = 512 * kMiB;
+    o.segment_size = segment_size;
+    std::unique_ptr<Store> s;
+    EXPECT_FALSE(Store::Open(o, &s).ok()) << "segment_size " << segment_size;
+  }
+}
+
+TEST_F(StoreTest, OpenRejectsTooSmallMemoryLimit) {
+  for (size_t limit : {size_t{0}, size_t{4096}, size_t{1} * kMiB}) {
+    Options o = DefaultOptions();  // 1 MiB segments: one segment cannot hold the reserve too
+    o.memory_limit = limit;
+    std::unique_ptr<Store> s;
+    EXPECT_FALSE(Store::Open(o, &s).ok()) << "memory_limit " << limit;
+  }
+  Options tiny = TinyOptions(0, true);
+  tiny.memory_limit -= tiny.segment_size;
+  std::unique_ptr<Store> s;
+  EXPECT_FALSE(Store::Open(tiny, &s).ok());
+}
+
+TEST_F(StoreTest, OpenRejectsIndexShardsNotPowerOfTwo) {
+  Options o = DefaultOptions();
+  o.index_shards = 3;
+  std::unique_ptr<Store> s;
+  EXPECT_FALSE(Store::Open(o, &s).ok());
+}
+
+TEST_F(StoreTest, OutcomeNames) {
+  EXPECT_EQ(OutcomeName(Outcome::kStored), "STORED");
+  EXPECT_EQ(OutcomeName(Outcome::kNotFound), "NOT_FOUND");
+  EXPECT_NE(OutcomeName(Outcome::kExists), OutcomeName(Outcome::kNotStored));
+}
+
+// ---------------------------------------------------------------------------------------------
+// get / set / add / replace / append / prepend
+
+TEST_F(StoreTest, SetThenGet) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Set("a", "hello", 17), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("a", &ref));
+  EXPECT_EQ(ref.key(), "a");
+  EXPECT_EQ(ref.value(), "hello");
+  EXPECT_EQ(ref.flags(), 17u);
+  EXPECT_EQ(ref.expiry(), 0);
+  EXPECT_NE(ref.cas(), 0u);
+  ref.Reset();
+  EXPECT_FALSE(ref);
+
+  EXPECT_EQ(store_->Set("a", "world"), Outcome::kStored);
+  EXPECT_EQ(GetValue("a"), "world");
+  EXPECT_EQ(FlagsOf("a"), 0u);
+}
+
+TEST_F(StoreTest, GetMissingLeavesRefEmpty) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("present", "x"), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("present", &ref));
+  EXPECT_FALSE(store_->Get("absent", &ref));
+  EXPECT_FALSE(ref);
+  EXPECT_EQ(ref.value(), "");
+}
+
+TEST_F(StoreTest, ItemRefMoves) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  ItemRef a;
+  ASSERT_TRUE(store_->Get("k", &a));
+  ItemRef b(std::move(a));
+  EXPECT_TRUE(b);
+  EXPECT_EQ(b.value(), "v");
+  ItemRef c;
+  c = std::move(b);
+  EXPECT_TRUE(c);
+  EXPECT_EQ(c.value(), "v");
+}
+
+TEST_F(StoreTest, FlagsRoundTrip32Bits) {
+  Open(DefaultOptions());
+  const uint32_t flags[] = {0, 1, 0x7FFFFFFFu, 0x80000000u, 0xDEADBEEFu, 0xFFFFFFFFu};
+  for (uint32_t f : flags) {
+    std::string key = "f" + std::to_string(f);
+    ASSERT_EQ(store_->Set(key, "v", f), Outcome::kStored);
+    // And once with a value large enough to need a wider header.
+    ASSERT_EQ(store_->Set(key + "L", Pattern(1000, f), f), Outcome::kStored);
+  }
+  for (uint32_t f : flags) {
+    std::string key = "f" + std::to_string(f);
+    EXPECT_EQ(FlagsOf(key), f);
+    EXPECT_EQ(FlagsOf(key + "L"), f);
+  }
+}
+
+TEST_F(StoreTest, Add) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "first", 1, 0), Outcome::kStored);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "second", 2, 0), Outcome::kNotStored);
+  EXPECT_EQ(GetValue("k"), "first");
+  EXPECT_EQ(FlagsOf("k"), 1u);
+
+  // An expired key counts as absent.
+  ASSERT_EQ(store_->Set("e", "old", 0, 10), Outcome::kStored);
+  clock_.Advance(10);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "e", "new", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("e"), "new");
+
+  // So does a deleted one.
+  ASSERT_EQ(store_->Delete("k"), Outcome::kDeleted);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "third", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "third");
+}
+
+TEST_F(StoreTest, Replace) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Write(SetMode::kReplace, "k", "v", 0, 0), Outcome::kNotStored);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  ASSERT_EQ(store_->Set("k", "v1", 1, 100), Outcome::kStored);
+  EXPECT_EQ(store_->Write(SetMode::kReplace, "k", "v2", 2, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "v2");
+  EXPECT_EQ(FlagsOf("k"), 2u);
+  EXPECT_EQ(ExpiryOf("k"), 0);  // replace sets a new exptime
+
+  ASSERT_EQ(store_->Set("e", "v", 0, 5), Outcome::kStored);
+  clock_.Advance(5);
+  EXPECT_EQ(store_->Write(SetMode::kReplace, "e", "v2", 0, 0), Outcome::kNotStored);
+  EXPECT_EQ(GetValue("e"), std::nullopt);
+}
+
+TEST_F(StoreTest, AppendPrepend) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", "x", 0, 0), Outcome::kNotStored);
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, "k", "x", 0, 0), Outcome::kNotStored);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+
+  ASSERT_EQ(store_->Set("k", "middle", 0xABCD, 100), Outcome::kStored);
+  const int64_t expiry = Now() + 100;
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", "-end", 7, 0), Outcome::kStored);
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, "k", "start-", 9, 5000), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "start-middle-end");
+  // Flags and expiry of the original are kept; those passed to append/prepend are ignored.
+  EXPECT_EQ(FlagsOf("k"), 0xABCDu);
+  EXPECT_EQ(ExpiryOf("k"), expiry);
+  clock_.Advance(99);
+  EXPECT_EQ(GetValue("k"), "start-middle-end");
+  clock_.Advance(1);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", "x", 0, 0), Outcome::kNotStored);
+}
+
+TEST_F(StoreTest, AppendGrowsAcrossSizeClasses) {
+  Open(DefaultOptions());
+  std::string expect;
+  ASSERT_EQ(store_->Set("k", "", 3), Outcome::kStored);
+  for (int i = 0; i < 200; ++i) {
+    std::string piece = Pattern(static_cast<size_t>(i * 13 % 700), i);
+    ASSERT_EQ(store_->Write(i % 2 ? SetMode::kAppend : SetMode::kPrepend, "k", piece, 0, 0),
+              Outcome::kStored);
+    expect = i % 2 ? expect + piece : piece + expect;
+  }
+  EXPECT_EQ(GetValue("k"), expect);
+  EXPECT_EQ(FlagsOf("k"), 3u);
+}
+
+TEST_F(StoreTest, ZeroLengthValue) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("empty", "", 5), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("empty", &ref));
+  EXPECT_EQ(ref.value().size(), 0u);
+  EXPECT_EQ(ref.flags(), 5u);
+  ref.Reset();
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "empty", "", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("empty"), "");
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "empty", "x", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("empty"), "x");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+TEST_F(StoreTest, KeyLengthsAndBinaryKeys) {
+  Open(DefaultOptions());
+  const std::string k1 = "a";
+  const std::string k250(Store::kMaxKeyLength, 'z');
+  std::string k250b = k250;
+  k250b.back() = 'y';  // differs only in the last byte
+  const std::string binary("\0\x01\xff\r\n \t\x80", 8);
+  std::string binary2 = binary;
+  binary2[0] = '\x02';
+  std::string all_bytes;
+  for (int c = 0; c < 250; ++c) all_bytes.push_back(static_cast<char>(c));
+
+  ASSERT_EQ(store_->Set(k1, "one"), Outcome::kStored);
+  ASSERT_EQ(store_->Set(k250, "max"), Outcome::kStored);
+  ASSERT_EQ(store_->Set(k250b, "max-b"), Outcome::kStored);
+  ASSERT_EQ(store_->Set(binary, "bin"), Outcome::kStored);
+  ASSERT_EQ(store_->Set(binary2, "bin2"), Outcome::kStored);
+  ASSERT_EQ(store_->Set(all_bytes, Pattern(3000, 1)), Outcome::kStored);
+
+  EXPECT_EQ(GetValue(k1), "one");
+  EXPECT_EQ(GetValue(k250), "max");
+  EXPECT_EQ(GetValue(k250b), "max-b");
+  EXPECT_EQ(GetValue(binary), "bin");
+  EXPECT_EQ(GetValue(binary2), "bin2");
+  EXPECT_EQ(GetValue(all_bytes), Pattern(3000, 1));
+  EXPECT_EQ(GetValue(std::string_view(binary.data(), 1)), std::nullopt);  // a prefix
+  EXPECT_EQ(GetValue("b"), std::nullopt);
+
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get(k250, &ref));
+  EXPECT_EQ(ref.key(), k250);
+  ref.Reset();
+  EXPECT_EQ(store_->Delete(binary), Outcome::kDeleted);
+  EXPECT_EQ(GetValue(binary), std::nullopt);
+  EXPECT_EQ(GetValue(binary2), "bin2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes
+
+TEST_F(StoreTest, ValueLargerThanASegment) {
+  Options o = DefaultOptions();
+  o.segment_size = 64 * kKiB;
+  o.max_item_size = 2 * kMiB;
+  o.memory_limit = 16 * kMiB;
+  Open(o);
+  const std::string big = Pattern(1 * kMiB, 42);
+  ASSERT_EQ(store_->Set("big", big, 9, 0), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("big", &ref));
+  EXPECT_EQ(ref.value().size(), big.size());
+  EXPECT_TRUE(ref.value() == big);
+  EXPECT_EQ(ref.flags(), 9u);
+  ref.Reset();
+  EXPECT_GE(store_->GetStats().jumbo_bytes, big.size());
+  EXPECT_GE(store_->GetStats().key_value_bytes, big.size() + 3);
+
+  // Several at once, overwritten, appended to and deleted.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(store_->Set(Key(i), Pattern(300 * kKiB + i, i), 0, 0), Outcome::kStored);
+  }
+  ASSERT_EQ(store_->Write(SetMode::kAppend, "big", "tail", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("big"), big + "tail");
+  const std::string big2 = Pattern(1 * kMiB + 77, 43);
+  ASSERT_EQ(store_->Set("big", big2), Outcome::kStored);
+  EXPECT_EQ(GetValue("big"), big2);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(GetValue(Key(i)), Pattern(300 * kKiB + i, i));
+  EXPECT_EQ(store_->Delete("big"), Outcome::kDeleted);
+  EXPECT_EQ(GetValue("big"), std::nullopt);
+  store_->RunCleanerOnce();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(GetValue(Key(i)), Pattern(300 * kKiB + i, i));
+  EXPECT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+}
+
+TEST_F(StoreTest, ItemsAroundTheOutOfLineThreshold) {
+  Options o = DefaultOptions();
+  o.segment_size = 64 * kKiB;
+  o.memory_limit = 16 * kMiB;
+  Open(o);
+  const size_t quarter = o.segment_size / 4;
+  for (size_t size = quarter - 40; size <= quarter + 40; ++size) {
+    ASSERT_EQ(store_->Set(Key(static_cast<int>(size)), Pattern(size, static_cast<uint32_t>(size)),
+                          static_cast<uint32_t>(size), 0),
+              Outcome::kStored);
+  }
+  for (size_t size = quarter - 40; size <= quarter + 40; ++size) {
+    std::string key = Key(static_cast<int>(size));
+    EXPECT_EQ(GetValue(key), Pattern(size, static_cast<uint32_t>(size))) << size;
+    EXPECT_EQ(FlagsOf(key), size);
+  }
+}
+
+TEST_F(StoreTest, TooLarge) {
+  Options o = DefaultOptions();
+  o.max_item_size = 64 * kKiB;
+  Open(o);
+  EXPECT_EQ(store_->Set("k", std::string(o.max_item_size, 'x')), Outcome::kTooLarge);
+  EXPECT_EQ(store_->Set("k", std::string(o.max_item_size + 1, 'x')), Outcome::kTooLarge);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "k", std::string(o.max_item_size, 'x'), 0, 0),
+            Outcome::kTooLarge);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  // Key + value + header: a value a little below the limit fits.
+  const std::string fits(o.max_item_size - 1024, 'y');
+  ASSERT_EQ(store_->Set("k", fits), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), fits);
+  // An append that would make the item too large fails and leaves it alone.
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", std::string(2048, 'z'), 0, 0),
+            Outcome::kTooLarge);
+  EXPECT_EQ(GetValue("k"), fits);
+  EXPECT_EQ(store_->GetStats().items, 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// cas
+
+TEST_F(StoreTest, CasBasics) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Write(SetMode::kCas, "k", "v", 0, 0, 12345), Outcome::kNotFound);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+
+  ASSERT_EQ(store_->Set("k", "v1", 3), Outcome::kStored);
+  const uint64_t c1 = CasOf("k");
+  EXPECT_NE(c1, 0u);
+  EXPECT_EQ(CasOf("k"), c1);  // reading does not change it
+  EXPECT_EQ(store_->Write(SetMode::kCas, "k", "v2", 4, 0, c1 + 1), Outcome::kExists);
+  EXPECT_EQ(GetValue("k"), "v1");
+  EXPECT_EQ(store_->Write(SetMode::kCas, "k", "v2", 4, 0, c1), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "v2");
+  EXPECT_EQ(FlagsOf("k"), 4u);
+  const uint64_t c2 = CasOf("k");
+  EXPECT_NE(c2, c1);
+  EXPECT_EQ(store_->Write(SetMode::kCas, "k", "v3", 0, 0, c1), Outcome::kExists);
+  EXPECT_EQ(GetValue("k"), "v2");
+
+  // A cas on an expired item is kNotFound.
+  ASSERT_EQ(store_->Set("e", "v", 0, 10), Outcome::kStored);
+  const uint64_t ce = CasOf("e");
+  clock_.Advance(10);
+  EXPECT_EQ(store_->Write(SetMode::kCas, "e", "v", 0, 0, ce), Outcome::kNotFound);
+}
+
+TEST_F(StoreTest, CasChangesOnEveryModification) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "1"), Outcome::kStored);
+  std::vector<uint64_t> seen = {CasOf("k")};
+  auto expect_new_cas = [&](const char* what) {
+    uint64_t c = CasOf("k");
+    EXPECT_NE(c, 0u) << what;
+    for (uint64_t old : seen) EXPECT_NE(c, old) << what;
+    // The previous versions' CAS values no longer match.
+    EXPECT_EQ(store_->Delete("k", seen.back()), Outcome::kExists) << what;
+    seen.push_back(c);
+  };
+  ASSERT_EQ(store_->Set("k", "1"), Outcome::kStored);  // same value, still a new version
+  expect_new_cas("set");
+  ASSERT_EQ(store_->Write(SetMode::kReplace, "k", "2", 0, 0), Outcome::kStored);
+  expect_new_cas("replace");
+  ASSERT_EQ(store_->Write(SetMode::kAppend, "k", "3", 0, 0), Outcome::kStored);
+  expect_new_cas("append");
+  ASSERT_EQ(store_->Write(SetMode::kPrepend, "k", "4", 0, 0), Outcome::kStored);
+  expect_new_cas("prepend");
+  uint64_t n;
+  ASSERT_EQ(store_->Incr("k", 1, &n), Outcome::kStored);
+  expect_new_cas("incr");
+  ASSERT_EQ(store_->Decr("k", 1, &n), Outcome::kStored);
+  expect_new_cas("decr");
+  ASSERT_EQ(store_->Write(SetMode::kCas, "k", "5", 0, 0, seen.back()), Outcome::kStored);
+  expect_new_cas("cas");
+  ASSERT_EQ(store_->Delete("k"), Outcome::kDeleted);
+  ASSERT_EQ(store_->Write(SetMode::kAdd, "k", "6", 0, 0), Outcome::kStored);
+  expect_new_cas("add after delete");
+}
+
+TEST_F(StoreTest, TouchAndGatKeepCas) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v", 11, 100), Outcome::kStored);
+  const uint64_t c = CasOf("k");
+  EXPECT_EQ(store_->Touch("k", 1000), Outcome::kTouched);
+  EXPECT_EQ(CasOf("k"), c);
+  ItemRef ref;
+  ASSERT_TRUE(store_->GetAndTouch("k", 0, &ref));
+  EXPECT_EQ(ref.cas(), c);
+  ref.Reset();
+  EXPECT_EQ(CasOf("k"), c);
+  EXPECT_EQ(FlagsOf("k"), 11u);
+  EXPECT_EQ(store_->Write(SetMode::kCas, "k", "w", 12, 0, c), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "w");
+}
+
+TEST_F(StoreTest, CasSurvivesRelocationByTheCleaner) {
+  Open(TinyOptions(24, /*eviction=*/false));
+  // Fill the store with ~100-byte items until it refuses, keeping the CAS of every 8th.
+  struct Kept {
+    std::string key;
+    std::string value;
+    uint64_t cas;
+  };
+  std::vector<Kept> kept;
+  std::vector<std::string> dropped;
+  for (int i = 0; i < 100000; ++i) {
+    std::string key = Key(i);
+    std::string value = Pattern(90 + i % 20, i);
+    Outcome out = store_->Set(key, value, static_cast<uint32_t>(i));
+    if (out == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(out, Outcome::kStored);
+    if (i % 8 == 0) {
+      kept.push_back({key, value, 0});
+    } else {
+      dropped.push_back(key);
+    }
+  }
+  ASSERT_GT(kept.size(), 20u);
+  for (Kept& k : kept) k.cas = CasOf(k.key);
+  for (const std::string& key : dropped) ASSERT_EQ(store_->Delete(key), Outcome::kDeleted);
+
+  const StoreStats before = store_->GetStats();
+  store_->RunCleanerOnce();
+  const StoreStats after = store_->GetStats();
+  EXPECT_GT(after.relocated_items, before.relocated_items)
+      << "a cleaner pass over sparse segments should compact them";
+  EXPECT_GT(after.segments_compacted, before.segments_compacted);
+  EXPECT_EQ(after.items, kept.size());
+
+  for (const Kept& k : kept) {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Get(k.key, &ref)) << k.key;
+    EXPECT_EQ(ref.value(), k.value);
+    EXPECT_EQ(ref.cas(), k.cas) << "relocation must not change the CAS of " << k.key;
+    ref.Reset();
+    EXPECT_EQ(store_->Write(SetMode::kCas, k.key, k.value + "!", 1, 0, k.cas), Outcome::kStored)
+        << k.key;
+    EXPECT_EQ(GetValue(k.key), k.value + "!");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// delete
+
+TEST_F(StoreTest, Delete) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Delete("k"), Outcome::kNotFound);
+  EXPECT_EQ(store_->Delete("k", 99), Outcome::kNotFound);
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  EXPECT_EQ(store_->Delete("k"), Outcome::kDeleted);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  EXPECT_EQ(store_->Delete("k"), Outcome::kNotFound);
+
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  const uint64_t c = CasOf("k");
+  EXPECT_EQ(store_->Delete("k", c + 1), Outcome::kExists);
+  EXPECT_EQ(GetValue("k"), "v");
+  EXPECT_EQ(store_->Delete("k", c), Outcome::kDeleted);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+
+  ASSERT_EQ(store_->Set("e", "v", 0, 1), Outcome::kStored);
+  clock_.Advance(1);
+  EXPECT_EQ(store_->Delete("e"), Outcome::kNotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
+// incr / decr
+
+TEST_F(StoreTest, IncrDecr) {
+  Open(DefaultOptions());
+  uint64_t n = 777;
+  EXPECT_EQ(store_->Incr("c", 1, &n), Outcome::kNotFound);
+  EXPECT_EQ(store_->Decr("c", 1, &n), Outcome::kNotFound);
+  EXPECT_EQ(GetValue("c"), std::nullopt);
+
+  ASSERT_EQ(store_->Set("c", "10", 5, 100), Outcome::kStored);
+  const int64_t expiry = Now() + 100;
+  ASSERT_EQ(store_->Incr("c", 5, &n), Outcome::kStored);
+  EXPECT_EQ(n, 15u);
+  EXPECT_EQ(GetValue("c"), "15");
+  ASSERT_EQ(store_->Incr("c", 85, &n), Outcome::kStored);
+  EXPECT_EQ(n, 100u);
+  EXPECT_EQ(GetValue("c"), "100");  // grew by a digit
+  ASSERT_EQ(store_->Decr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 99u);
+  EXPECT_EQ(GetValue("c"), "99");  // shrank: no padding left behind
+  ASSERT_EQ(store_->Decr("c", 1000, &n), Outcome::kStored);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(GetValue("c"), "0");
+  ASSERT_EQ(store_->Decr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 0u);
+  ASSERT_EQ(store_->Incr("c", 0, &n), Outcome::kStored);
+  EXPECT_EQ(n, 0u);
+  // Flags and expiry survive arithmetic.
+  EXPECT_EQ(FlagsOf("c"), 5u);
+  EXPECT_EQ(ExpiryOf("c"), expiry);
+}
+
+TEST_F(StoreTest, IncrWrapsAt2To64) {
+  Open(DefaultOptions());
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  ASSERT_EQ(store_->Set("c", std::to_string(max)), Outcome::kStored);
+  uint64_t n = 0;
+  ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(GetValue("c"), "0");
+  ASSERT_EQ(store_->Set("c", "5"), Outcome::kStored);
+  ASSERT_EQ(store_->Incr("c", max, &n), Outcome::kStored);
+  EXPECT_EQ(n, 4u);
+  ASSERT_EQ(store_->Incr("c", max - 4, &n), Outcome::kStored);
+  EXPECT_EQ(n, max);
+  EXPECT_EQ(GetValue("c"), "18446744073709551615");
+  ASSERT_EQ(store_->Decr("c", max, &n), Outcome::kStored);
+  EXPECT_EQ(n, 0u);
+}
+
+TEST_F(StoreTest, IncrNonNumeric) {
+  Open(DefaultOptions());
+  const std::string bad[] = {"abc", "", "12a", "a12", "18446744073709551616",
+                             "99999999999999999999999", "-5", "1.5"};
+  for (const std::string& v : bad) {
+    ASSERT_EQ(store_->Set("c", v, 0, 0), Outcome::kStored);
+    uint64_t n = 0;
+    EXPECT_EQ(store_->Incr("c", 1, &n), Outcome::kNonNumeric) << "'" << v << "'";
+    EXPECT_EQ(store_->Decr("c", 1, &n), Outcome::kNonNumeric) << "'" << v << "'";
+    EXPECT_EQ(GetValue("c"), v);
+  }
+}
+
+TEST_F(StoreTest, IncrOnLargeNumericValue) {
+  // A 20-digit value exercises the widest decimal text.
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("c", "10000000000000000000"), Outcome::kStored);
+  uint64_t n = 0;
+  ASSERT_EQ(store_->Decr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 9999999999999999999u);
+  EXPECT_EQ(GetValue("c"), "9999999999999999999");
+}
+
+// ---------------------------------------------------------------------------------------------
+// touch / gat and expiry
+
+TEST_F(StoreTest, Touch) {
+  Open(DefaultOptions());
+  EXPECT_EQ(store_->Touch("k", 10), Outcome::kNotFound);
+  ASSERT_EQ(store_->Set("k", "v", 8, 10), Outcome::kStored);
+  EXPECT_EQ(store_->Touch("k", 100), Outcome::kTouched);
+  EXPECT_EQ(ExpiryOf("k"), Now() + 100);
+  clock_.Advance(50);
+  EXPECT_EQ(GetValue("k"), "v");
+  EXPECT_EQ(FlagsOf("k"), 8u);
+  EXPECT_EQ(store_->Touch("k", 0), Outcome::kTouched);  // never expires now
+  EXPECT_EQ(ExpiryOf("k"), 0);
+  clock_.Advance(10 * kThirtyDays);
+  EXPECT_EQ(GetValue("k"), "v");
+  EXPECT_EQ(store_->Touch("k", -1), Outcome::kTouched);  // expire now
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  EXPECT_EQ(store_->Touch("k", 100), Outcome::kNotFound);
+
+  ASSERT_EQ(store_->Set("e", "v", 0, 5), Outcome::kStored);
+  clock_.Advance(5);
+  EXPECT_EQ(store_->Touch("e", 100), Outcome::kNotFound);  // too late
+  EXPECT_EQ(GetValue("e"), std::nullopt);
+}
+
+TEST_F(StoreTest, GetAndTouch) {
+  Open(DefaultOptions());
+  ItemRef ref;
+  EXPECT_FALSE(store_->GetAndTouch("k", 10, &ref));
+  EXPECT_FALSE(ref);
+  ASSERT_EQ(store_->Set("k", "value", 21, 10), Outcome::kStored);
+  ASSERT_TRUE(store_->GetAndTouch("k", 300, &ref));
+  EXPECT_EQ(ref.value(), "value");
+  EXPECT_EQ(ref.flags(), 21u);
+  EXPECT_EQ(ref.expiry(), Now() + 300);
+  ref.Reset();
+  clock_.Advance(299);
+  EXPECT_EQ(GetValue("k"), "value");
+  clock_.Advance(1);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  EXPECT_FALSE(store_->GetAndTouch("k", 300, &ref));
+}
+
+TEST_F(StoreTest, ExpiryZeroNeverExpires) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v", 0, 0), Outcome::kStored);
+  EXPECT_EQ(ExpiryOf("k"), 0);
+  clock_.Advance(100 * kThirtyDays);
+  EXPECT_EQ(GetValue("k"), "v");
+}
+
+TEST_F(StoreTest, ExpiryRelative) {
+  Open(DefaultOptions());
+  const int64_t t0 = Now();
+  ASSERT_EQ(store_->Set("k", "v", 0, 10), Outcome::kStored);
+  EXPECT_EQ(ExpiryOf("k"), t0 + 10);
+  clock_.Advance(9);
+  EXPECT_EQ(GetValue("k"), "v");
+  clock_.Advance(1);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  uint64_t n;
+  EXPECT_EQ(store_->Incr("k", 1, &n), Outcome::kNotFound);
+}
+
+TEST_F(StoreTest, ExpiryThirtyDaysIsStillRelative) {
+  Open(DefaultOptions());
+  const int64_t t0 = Now();
+  ASSERT_EQ(store_->Set("k", "v", 0, kThirtyDays), Outcome::kStored);
+  EXPECT_EQ(ExpiryOf("k"), t0 + kThirtyDays);
+  clock_.Advance(kThirtyDays - 1);
+  EXPECT_EQ(GetValue("k"), "v");
+  clock_.Advance(1);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+}
+
+TEST_F(StoreTest, ExpiryAboveThirtyDaysIsAbsolute) {
+  Open(DefaultOptions());
+  // 2592001 as an absolute Unix time lies in 1970: already expired.
+  EXPECT_EQ(store_->Set("old", "v", 0, kThirtyDays + 1), Outcome::kStored);
+  EXPECT_EQ(GetValue("old"), std::nullopt);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "old", "w", 0, 0), Outcome::kStored);
+
+  const int64_t at = Now() + 500;
+  ASSERT_EQ(store_->Set("k", "v", 0, at), Outcome::kStored);
+  EXPECT_EQ(ExpiryOf("k"), at);
+  clock_.Set(at - 1);
+  EXPECT_EQ(GetValue("k"), "v");
+  clock_.Set(at);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+}
+
+TEST_F(StoreTest, ExpiryAbsoluteInThePast) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "old"), Outcome::kStored);
+  EXPECT_EQ(store_->Set("k", "v", 0, Now() - 10), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), std::nullopt);  // the old value is gone too
+  EXPECT_EQ(store_->Set("j", "v", 0, Now()), Outcome::kStored);
+  EXPECT_EQ(GetValue("j"), std::nullopt);
+}
+
+TEST_F(StoreTest, ExpiryNegativeIsAlreadyExpired) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "old"), Outcome::kStored);
+  EXPECT_EQ(store_->Set("k", "v", 0, -1), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  ItemRef ref;
+  EXPECT_FALSE(store_->GetAndTouch("k", 100, &ref));
+  EXPECT_EQ(store_->Touch("k", 100), Outcome::kNotFound);
+  EXPECT_EQ(store_->Write(SetMode::kReplace, "k", "w", 0, 0), Outcome::kNotStored);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "w", 0, -100), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+  EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "w", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "w");
+}
+
+// ---------------------------------------------------------------------------------------------
+// flush_all
+
+TEST_F(StoreTest, FlushAllImmediate) {
+  Open(DefaultOptions());
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(store_->Set(Key(i), "v"), Outcome::kStored);
+  store_->FlushAll();
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(GetValue(Key(i)), std::nullopt) << i;
+  EXPECT_EQ(store_->Write(SetMode::kReplace, Key(0), "x", 0, 0), Outcome::kNotStored);
+  uint64_t n;
+  EXPECT_EQ(store_->Incr(Key(1), 1, &n), Outcome::kNotFound);
+  // Same second as the flush: items stored after it are visible.
+  ASSERT_EQ(store_->Set("after", "yes"), Outcome::kStored);
+  EXPECT_EQ(GetValue("after"), "yes");
+  EXPECT_EQ(store_->Write(SetMode::kAdd, Key(2), "again", 0, 0), Outcome::kStored);
+  EXPECT_EQ(GetValue(Key(2)), "again");
+  clock_.Advance(100);
+  EXPECT_EQ(GetValue("after"), "yes");
+  EXPECT_EQ(GetValue(Key(2)), "again");
+  store_->RunCleanerOnce();
+  EXPECT_EQ(GetValue("after"), "yes");
+  EXPECT_EQ(GetValue(Key(3)), std::nullopt);
+}
+
+TEST_F(StoreTest, FlushAllDelayed) {
+  Open(DefaultOptions());
+  const int64_t t0 = Now();
+  ASSERT_EQ(store_->Set("before", "v"), Outcome::kStored);
+  store_->FlushAll(10);  // deadline t0 + 10
+  EXPECT_EQ(GetValue("before"), "v");
+  clock_.Set(t0 + 5);
+  ASSERT_EQ(store_->Set("during", "v"), Outcome::kStored);
+  EXPECT_EQ(GetValue("before"), "v");
+  EXPECT_EQ(GetValue("during"), "v");
+  clock_.Set(t0 + 10);
+  EXPECT_EQ(GetValue("before"), std::nullopt);
+  EXPECT_EQ(GetValue("during"), std::nullopt);
+  ASSERT_EQ(store_->Set("after", "v"), Outcome::kStored);
+  EXPECT_EQ(GetValue("after"), "v");
+  clock_.Set(t0 + 1000);
+  EXPECT_EQ(GetValue("after"), "v");
+  store_->RunCleanerOnce();
+  EXPECT_EQ(GetValue("after"), "v");
+  EXPECT_EQ(GetValue("before"), std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory limit, eviction, external charges
+
+TEST_F(StoreTest, EvictionDisabledReturnsOutOfMemoryAndLosesNothing) {
+  Options o = TinyOptions(16, /*eviction=*/false);
+  Open(o);
+  int stored = 0;
+  for (int i = 0; i < 100000; ++i) {
+    Outcome out = store_->Set(Key(i), Pattern(200, i), static_cast<uint32_t>(i));
+    if (out == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(out, Outcome::kStored);
+    ++stored;
+    ASSERT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+  }
+  ASSERT_GT(stored, 0);
+  ASSERT_LT(stored, 100000) << "the store never filled up";
+  StoreStats st = store_->GetStats();
+  EXPECT_GT(st.out_of_memory, 0u);
+  EXPECT_EQ(st.evictions, 0u);
+  EXPECT_EQ(st.items, static_cast<uint64_t>(stored));
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+  // Full means full: live items fill at least half of what the limit leaves for segments.
+  const uint64_t usable = st.memory_limit - st.index_bytes - st.metadata_bytes -
+                          uint64_t{o.reserve_segments} * o.segment_size;
+  EXPECT_GE((st.key_value_bytes + st.item_header_bytes) * 2, usable)
+      << "kOutOfMemory on a store far from full";
+  for (int i = 0; i < stored; ++i) {
+    ASSERT_EQ(GetValue(Key(i)), Pattern(200, i)) << i;
+  }
+  // A refused set drops the value it was meant to replace, as memcached does, so that a client
+  // never reads the stale value after a failed write. Nothing else is lost.
+  EXPECT_EQ(store_->Set(Key(0), Pattern(1000, 0)), Outcome::kOutOfMemory);
+  EXPECT_EQ(GetValue(Key(0)), std::nullopt);
+  EXPECT_EQ(GetValue(Key(1)), Pattern(200, 1));
+
+  // Deleting makes room again: the writer runs the cleaner itself.
+  for (int i = 2; i < stored; i += 2) ASSERT_EQ(store_->Delete(Key(i)), Outcome::kDeleted);
+  for (int i = 0; i < stored / 4; ++i) {
+    ASSERT_EQ(store_->Set("new" + Key(i), Pattern(200, i)), Outcome::kStored) << i;
+  }
+  for (int i = 1; i < stored; i += 2) ASSERT_EQ(GetValue(Key(i)), Pattern(200, i)) << i;
+  EXPECT_EQ(store_->GetStats().evictions, 0u);
+}
+
+TEST_F(StoreTest, EvictionMakesRoom) {
+  Options o = TinyOptions(16, /*eviction=*/true);
+  Open(o);
+  const int n = static_cast<int>(4 * o.memory_limit / 200);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Set(Key(i), Pattern(200, i)), Outcome::kStored) << i;
+    ASSERT_EQ(GetValue(Key(i)), Pattern(200, i)) << "just written";
+    ASSERT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+  }
+  StoreStats st = store_->GetStats();
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_EQ(st.out_of_memory, 0u);
+  EXPECT_LT(st.items, static_cast<uint64_t>(n));
+  int present = 0;
+  for (int i = 0; i < n; ++i) {
+    std::optional<std::string> v = GetValue(Key(i));
+    if (v) {
+      EXPECT_EQ(*v, Pattern(200, i));
+      ++present;
+    }
+  }
+  EXPECT_EQ(static_cast<uint64_t>(present), st.items);
+  EXPECT_EQ(st.evictions + st.items, static_cast<uint64_t>(n));
+}
+
+TEST_F(StoreTest, ExternalChargesCountAgainstTheLimit) {
+  Options o = TinyOptions(32, /*eviction=*/false);
+  Open(o);
+  const size_t base = store_->GetStats().resident_bytes;
+  EXPECT_FALSE(store_->ChargeExternal(o.memory_limit));
+  EXPECT_EQ(store_->GetStats().external_bytes, 0u) << "a refused charge charges nothing";
+  EXPECT_EQ(store_->GetStats().resident_bytes, base);
+
+  // Charge half of what the store has free, then fill it.
+  const size_t charge = (o.memory_limit - base) / 2;
+  ASSERT_TRUE(store_->ChargeExternal(charge));
+  StoreStats st = store_->GetStats();
+  EXPECT_EQ(st.external_bytes, charge);
+  EXPECT_GE(st.resident_bytes, base + charge);
+  int stored = 0;
+  for (int i = 0; i < 100000; ++i) {
+    Outcome out = store_->Set(Key(i), Pattern(200, i));
+    if (out == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(out, Outcome::kStored);
+    ++stored;
+    ASSERT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+  }
+  st = store_->GetStats();
+  EXPECT_LE(st.key_value_bytes, o.memory_limit - charge);
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+  // The store is full: a further charge of a segment's worth does not fit.
+  EXPECT_FALSE(store_->ChargeExternal(2 * o.segment_size));
+  EXPECT_EQ(store_->GetStats().external_bytes, charge);
+
+  // Released, the bytes hold items again.
+  store_->ReleaseExternal(charge);
+  EXPECT_EQ(store_->GetStats().external_bytes, 0u);
+  int more = 0;
+  for (int i = stored; i < stored + 100000; ++i) {
+    Outcome out = store_->Set(Key(i), Pattern(200, i));
+    if (out == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(out, Outcome::kStored);
+    ++more;
+  }
+  EXPECT_GT(more, stored / 2);
+  for (int i = 0; i < stored + more; ++i) ASSERT_EQ(GetValue(Key(i)), Pattern(200, i)) << i;
+}
+
+TEST_F(StoreTest, ExternalChargeWithEvictionEnabled) {
+  Options o = TinyOptions(32, /*eviction=*/true);
+  Open(o);
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(store_->Set(Key(i), Pattern(200, i)), Outcome::kStored);
+  const size_t charge = 4 * o.segment_size;
+  if (store_->ChargeExternal(charge)) {
+    EXPECT_EQ(store_->GetStats().external_bytes, charge);
+    store_->ReleaseExternal(charge);
+  }
+  EXPECT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+  EXPECT_EQ(store_->GetStats().external_bytes, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats
+
+TEST_F(StoreTest, StatsCountItemsAndBytes) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("a", "12345"), Outcome::kStored);    // 1 + 5
+  ASSERT_EQ(store_->Set("bb", "1234567890"), Outcome::kStored);  // 2 + 10
+  StoreStats st = store_->GetStats();
+  EXPECT_EQ(st.items, 2u);
+  EXPECT_EQ(st.key_value_bytes, 18u);
+  EXPECT_GT(st.item_header_bytes, 0u);
+  ASSERT_EQ(store_->Set("a", "1"), Outcome::kStored);  // overwrite: 1 + 1
+  st = store_->GetStats();
+  EXPECT_EQ(st.items, 2u);
+  EXPECT_EQ(st.key_value_bytes, 14u);
+  ASSERT_EQ(store_->Delete("bb"), Outcome::kDeleted);
+  st = store_->GetStats();
+  EXPECT_EQ(st.items, 1u);
+  EXPECT_EQ(st.key_value_bytes, 2u);
+  EXPECT_EQ(st.resident_bytes,
+            st.segment_bytes + st.jumbo_bytes + st.index_bytes + st.metadata_bytes +
+                st.external_bytes);
+  EXPECT_EQ(st.overhead_bytes, st.resident_bytes - st.external_bytes - st.key_value_bytes);
+
+  const uint64_t hits = st.get_hits, misses = st.get_misses;
+  ItemRef ref;
+  EXPECT_TRUE(store_->Get("a", &ref));
+  ref.Reset();
+  EXPECT_FALSE(store_->Get("zz", &ref));
+  st = store_->GetStats();
+  EXPECT_EQ(st.get_hits, hits + 1);
+  EXPECT_EQ(st.get_misses, misses + 1);
+}
+
+TEST_F(StoreTest, StatsExpirationsReclaimed) {
+  // Tiny segments, so the expiring items fill several sealed segments.
+  Open(TinyOptions(64, /*eviction=*/false));
+  const int expiring = 200;
+  for (int i = 0; i < expiring; ++i) {
+    ASSERT_EQ(store_->Set(Key(i), Pattern(200, i), 0, 10), Outcome::kStored);
+  }
+  clock_.Advance(5);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(store_->Set("stay" + Key(i), "v"), Outcome::kStored);
+  clock_.Advance(6);
+  store_->RunCleanerOnce();
+  StoreStats st = store_->GetStats();
+  // Unreclaimed expired items still count in `items`, so this sum is exact.
+  EXPECT_EQ(st.items + st.expirations_reclaimed, uint64_t{expiring} + 10);
+  EXPECT_GE(st.expirations_reclaimed, uint64_t{expiring} * 9 / 10)
+      << "a full cleaner pass past expiry reclaims (nearly) all expired items";
+  EXPECT_EQ(st.evictions, 0u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(GetValue("stay" + Key(i)), "v");
+  for (int i = 0; i < expiring; ++i) EXPECT_EQ(GetValue(Key(i)), std::nullopt);
+}
+
+TEST_F(StoreTest, StatsMemoryGivenBackAfterDeletingEverything) {
+  Options o = DefaultOptions();
+  o.segment_size = 64 * kKiB;
+  o.memory_limit = 32 * kMiB;
+  Open(o);
+  const int n = 4000;  // ~16 MiB of values, some out of line
+  for (int i = 0; i < n; ++i) {
+    size_t size = i % 10 == 0 ? 20000 : 3000;
+    ASSERT_EQ(store_->Set(Key(i), Pattern(size, i)), Outcome::kStored);
+  }
+  const StoreStats full = store_->GetStats();
+  EXPECT_EQ(full.items, static_cast<uint64_t>(n));
+  EXPECT_GT(full.resident_bytes, 10 * kMiB);
+  EXPECT_GT(full.segments_used, 100u);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(store_->Delete(Key(i)), Outcome::kDeleted);
+  store_->RunCleanerOnce();
+  const StoreStats empty = store_->GetStats();
+  EXPECT_EQ(empty.items, 0u);
+  EXPECT_EQ(empty.key_value_bytes, 0u);
+  EXPECT_EQ(empty.jumbo_bytes, 0u);
+  EXPECT_GT(empty.bytes_released_to_os, full.bytes_released_to_os);
+  EXPECT_GT(empty.segments_released, full.segments_released);
+  EXPECT_LT(empty.resident_bytes, full.resident_bytes / 4);
+  // The store is still usable.
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "v");
+}
+
+}  // namespace
+}  // namespace cinch
