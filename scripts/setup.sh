@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing cinch needs, from Debian's packages, if it is missing.
+# Safe to run again: it only calls apt when a package is absent.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake g++ pkg-config
+  libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start, part 2: install what is missing, build, and run every test:
+#   1. release build: all tests;
+#   2. ASan + UBSan build: all tests;
+#   3. TSan build: the concurrency tests (label "concurrency") and the store's unit tests.
+# Exits non-zero as soon as a leg fails. Legs can be picked: scripts/test.sh release tsan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs="$(nproc)"
+legs=("$@")
+((${#legs[@]})) || legs=(release asan-ubsan tsan)
+
+for leg in "${legs[@]}"; do
+  echo "=== test leg: $leg"
+  cmake --preset "$leg" >/dev/null
+  cmake --build --preset "$leg" -j"$jobs"
+  case "$leg" in
+    tsan) ctest --preset tsan -j"$jobs" -L 'concurrency|store' ;;
+    *) ctest --preset "$leg" -j"$jobs" ;;
+  esac
+done
+echo "=== all test legs passed: ${legs[*]}"
