@@ -50,7 +50,7 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
   for (uint32_t id = config.regular_count; id-- > 0;) {
     SegmentMeta& m = p->metas_[id];
     m.base = p->arena_ + size_t{id} * config.segment_size;
-    m.capacity = config.segment_size;
+    m.capacity = static_cast<uint32_t>(config.segment_size);
     p->released_free_.push_back(id);  // lowest id on top: fills the arena front to back
   }
   for (uint32_t id = total; id-- > config.regular_count;) {
@@ -124,7 +124,7 @@ uint32_t SegmentPool::AllocateJumbo(size_t bytes) {
   }
   SegmentMeta& m = metas_[id];
   m.base = base;
-  m.capacity = mapped;
+  m.capacity = static_cast<uint32_t>(mapped);
   return id;
 }
 

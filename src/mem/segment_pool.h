@@ -41,21 +41,22 @@ constexpr uint32_t kNeverExpires = ~uint32_t{0};
 // Metadata of one segment, kept outside the segment so that free segments hold no resident
 // pages. Hot counters are atomics; fields without atomics are written only while the segment
 // is not reachable (free or being opened) and published by the index shard lock.
-struct SegmentMeta {
-  std::atomic<uint32_t> pins{0};          // ItemRefs and writers that may touch the bytes
+struct alignas(64) SegmentMeta {
+  std::atomic<uint32_t> pins{0};          // ItemRefs that may read the bytes
   std::atomic<uint32_t> writers{0};       // reservations not yet published or abandoned
   std::atomic<uint32_t> write_offset{0};  // bytes reserved so far
-  std::atomic<int64_t> live_bytes{0};     // bytes of items some index slot points at
   std::atomic<uint32_t> live_items{0};
+  std::atomic<int64_t> live_bytes{0};     // bytes of items some index slot points at
   std::atomic<uint64_t> open_seq{0};      // unique per opening; the base of derived CAS values
   std::atomic<uint32_t> max_expiry{0};    // latest expiry of any item written (kNeverExpires)
   std::atomic<uint32_t> flush_gen{0};     // flush generation the segment was opened in
+  char* base = nullptr;
+  uint32_t capacity = 0;    // usable bytes (segment size, or the jumbo mapping's size)
   std::atomic<SegState> state{SegState::kFree};
   uint8_t head = 0;         // write head that filled it
   bool jumbo = false;
-  char* base = nullptr;
-  size_t capacity = 0;      // usable bytes (segment size, or the jumbo mapping's size)
 };
+static_assert(sizeof(SegmentMeta) == 64, "one cache line per segment: no false sharing");
 
 class SegmentPool {
  public:

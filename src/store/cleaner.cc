@@ -1,12 +1,12 @@
 // Engine: the cleaner. It frees whole segments, in this order of preference:
 //   1. segments with no live item (freed without copying);
 //   2. segments whose every item has expired, or that a flush_all emptied;
-//   3. sparse segments (live <= 50 %) even when memory is not short, so resident memory follows
-//      the live data down;
+//   3. sparse segments (live <= 50 %) even when memory is not short, once under 60 % of the
+//      bytes in segments is live, so resident memory follows the live data down;
 //   4. when memory is short, the sealed segment with the fewest live bytes if it is at most
 //      Options::compact_max_live full: its live items move to a cleaner head (compaction);
 //   5. otherwise, with eviction on, the oldest segment: items read since they were written or
-//      last moved get a second chance and move (their frequency halves), up to half a segment;
+//      last moved get a second chance and move (their frequency drops by one), up to half a segment;
 //      the rest are evicted (merge eviction in the spirit of Segcache, FIFO with reinsertion as
 //      in S3-FIFO).
 // A freed segment whose bytes an ItemRef still pins waits in draining_ and is retried on every
@@ -23,6 +23,10 @@ namespace cinch::store {
 
 namespace {
 
+// Give-back compaction (without memory pressure) starts when less than kGiveBackStoreLive of the
+// bytes in regular segments is live, and takes segments at most kGiveBackMaxLive live. Waiting
+// for garbage to pile up makes cleaning cheaper: the emptiest segments empty further meanwhile.
+constexpr double kGiveBackStoreLive = 0.6;
 constexpr double kGiveBackMaxLive = 0.5;
 constexpr int kMaxEvacuationsPerPass = 256;
 
@@ -75,19 +79,10 @@ bool Engine::NeedSpace(size_t want_bytes) const {
 }
 
 void Engine::SealIdleHeads() {
-  for (WriteHead* heads : {heads_.get(), cleaner_heads_.get()}) {
-    for (int i = 0; i < expiry_classes_; ++i) {
-      std::lock_guard<SpinLock> lock(heads[i].lock);
-      if (heads[i].segment == mem::kNoSegment) continue;
-      mem::SegmentMeta& m = pool_->meta(heads[i].segment);
-      if (m.live_items.load(std::memory_order_relaxed) != 0 ||
-          m.writers.load(std::memory_order_acquire) != 0) {
-        continue;
-      }
-      m.state.store(mem::SegState::kSealed, std::memory_order_release);
-      heads[i].segment = mem::kNoSegment;
-    }
-  }
+  SealHeads([](const mem::SegmentMeta& m) {
+    return m.live_items.load(std::memory_order_relaxed) == 0 &&
+           m.writers.load(std::memory_order_acquire) == 0;
+  });
 }
 
 bool Engine::FreeEmptyAndExpired(int64_t now) {
@@ -134,28 +129,51 @@ uint32_t Engine::PickCompactionVictim(double max_live) const {
   return best;
 }
 
+double Engine::StoreLiveRatio() const {
+  double live = 0, used = 0;
+  for (uint32_t id = 0; id < pool_->regular_count(); ++id) {
+    const mem::SegmentMeta& m = pool_->meta(id);
+    mem::SegState state = m.state.load(std::memory_order_acquire);
+    if (state != mem::SegState::kOpen && state != mem::SegState::kSealed) continue;
+    live += static_cast<double>(m.live_bytes.load(std::memory_order_relaxed));
+    used += static_cast<double>(m.capacity);
+  }
+  return used == 0 ? 1.0 : live / used;
+}
+
+// The oldest sealed segment of the "small" FIFO (filled by writers: new items) while it holds at
+// least kSmallShare of the sealed segments, else of the "main" FIFO (items that earned a second
+// chance). As in S3-FIFO, an item read once is dropped soon unless it is read again, while items
+// read repeatedly live on in the main FIFO.
 uint32_t Engine::PickEvictionVictim() const {
-  uint32_t best = mem::kNoSegment;
-  uint64_t best_seq = 0;
+  constexpr double kSmallShare = 0.1;
+  uint32_t oldest[2] = {mem::kNoSegment, mem::kNoSegment};
+  uint64_t oldest_seq[2] = {0, 0};
+  uint32_t count[2] = {0, 0};
   for (uint32_t id = 0; id < pool_->total_count(); ++id) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
+    int fifo = !m.jumbo && IsMainHead(m.head) ? 1 : 0;
+    ++count[fifo];
     uint64_t seq = m.open_seq.load(std::memory_order_relaxed);
-    if (best == mem::kNoSegment || seq < best_seq) {
-      best = id;
-      best_seq = seq;
+    if (oldest[fifo] == mem::kNoSegment || seq < oldest_seq[fifo]) {
+      oldest[fifo] = id;
+      oldest_seq[fifo] = seq;
     }
   }
-  return best;
+  bool small = oldest[1] == mem::kNoSegment ||
+               (oldest[0] != mem::kNoSegment && count[0] >= kSmallShare * (count[0] + count[1]));
+  return oldest[small ? 0 : 1];
 }
 
 bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   bool freed = false;
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
-    uint32_t victim = PickCompactionVictim(kGiveBackMaxLive);
+    uint32_t victim =
+        StoreLiveRatio() < kGiveBackStoreLive ? PickCompactionVictim(kGiveBackMaxLive) : mem::kNoSegment;
     bool evict = false;
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes)) break;
@@ -219,7 +237,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t*
   }
   uint32_t freq = index::SlotFreq(*slot);
   if (evict && m.jumbo && freq > 0) {
-    *slot = index::WithFreq(*slot, freq / 2);  // second chance in place: nothing to copy
+    *slot = index::WithFreq(*slot, freq - 1);  // second chance in place: nothing to copy
     return false;
   }
   if (evict && (freq == 0 || item->size > *keep_budget)) {
@@ -248,7 +266,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   Reservation r;
   bool jumbo = size > jumbo_threshold_;
   if (jumbo ? !ReserveJumbo(size, &r)
-            : !ReserveInHead(cleaner_heads_[ExpiryClass(meta.expiry, now)], size, true, &r)) {
+            : !ReserveInHead(CleanerHead(ExpiryClass(meta.expiry, now)), size, &r)) {
     return false;
   }
   NoteExpiry(r.segment, meta.expiry);
@@ -260,7 +278,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   AccountLive(location, item, -1, c);
   AccountLive(new_location, mem::DecodeItem(r.data), +1, c);
   uint32_t freq = index::SlotFreq(*slot);
-  *slot = index::WithLocation(evict ? index::WithFreq(*slot, freq / 2) : *slot, new_location);
+  *slot = index::WithLocation(evict ? index::WithFreq(*slot, freq - 1) : *slot, new_location);
   FinishReservation(r);
   relocated_items_.fetch_add(1, std::memory_order_relaxed);
   relocated_bytes_.fetch_add(size, std::memory_order_relaxed);

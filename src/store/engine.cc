@@ -73,9 +73,11 @@ Status Engine::Init() {
     return Status::InvalidArgument("memory_limit too large for 40-bit item locations");
   }
   expiry_classes_ = regular >= 256 ? 8 : regular >= 32 ? 2 : 1;
+  write_stripes_ = regular >= 256 ? 4 : 1;
+  writer_heads_ = expiry_classes_ * write_stripes_;
   uint32_t reserve = std::max<uint32_t>(o.reserve_segments, 1);
-  // Every write head and cleaner head may hold an open segment, plus the cleaner's reserve.
-  uint32_t minimum = 2 * static_cast<uint32_t>(expiry_classes_) + reserve + 2;
+  // Every head may hold an open segment, plus the cleaner's reserve.
+  uint32_t minimum = static_cast<uint32_t>(head_count()) + reserve + 2;
   if (regular < minimum) {
     return Status::InvalidArgument("memory_limit too small: need at least " +
                                    std::to_string(minimum) + " segments");
@@ -88,8 +90,7 @@ Status Engine::Init() {
   s = index::HashIndex::Create(ic, &accountant_, &index_);
   if (!s.ok()) return s;
   counters_.reset(new ShardCounters[shards]);
-  heads_.reset(new WriteHead[expiry_classes_]);
-  cleaner_heads_.reset(new WriteHead[expiry_classes_]);
+  heads_.reset(new WriteHead[head_count()]);
   if (accountant_.Available() < size_t{minimum} * o.segment_size) {
     return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
                                    std::to_string(minimum) + " segments");
@@ -159,6 +160,12 @@ void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out)
   out->flags_ = item.meta.flags;
   out->expiry_ = item.meta.expiry;
   out->cas_ = 0;
+}
+
+WriteHead& Engine::WriterHead(int cls) {
+  static std::atomic<uint32_t> next_stripe{0};
+  thread_local uint32_t stripe = next_stripe.fetch_add(1, std::memory_order_relaxed);
+  return heads_[cls * write_stripes_ + static_cast<int>(stripe % write_stripes_)];
 }
 
 // --- time ---
@@ -256,14 +263,7 @@ void Engine::MaybeFlushDue(int64_t now) {
 // REQUIRES: cleaner_mu_ held.
 void Engine::FlushNow() {
   uint32_t gen = flush_gen_.fetch_add(1, std::memory_order_acq_rel) + 1;
-  for (WriteHead* heads : {heads_.get(), cleaner_heads_.get()}) {
-    for (int i = 0; i < expiry_classes_; ++i) {
-      std::lock_guard<SpinLock> lock(heads[i].lock);
-      if (heads[i].segment == mem::kNoSegment) continue;
-      pool_->meta(heads[i].segment).state.store(mem::SegState::kSealed, std::memory_order_release);
-      heads[i].segment = mem::kNoSegment;
-    }
-  }
+  SealHeads([](const mem::SegmentMeta&) { return true; });
   for (uint32_t i = 0; i < index_->shard_count(); ++i) {
     index::Shard& shard = index_->shard(i);
     ShardCounters& c = counters_[i];

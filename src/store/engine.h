@@ -52,7 +52,7 @@ struct alignas(64) ShardCounters {
 };
 
 // One place writers append to. A head owns at most one open segment.
-struct WriteHead {
+struct alignas(64) WriteHead {
   SpinLock lock;
   uint32_t segment = mem::kNoSegment;
 };
@@ -127,9 +127,13 @@ class Engine {
   // Reserves `size` bytes for an item of expiry class `cls`; waits for the cleaner when the
   // store is full. False: no memory (eviction disabled, or nothing can be freed).
   bool Reserve(size_t size, int cls, uint32_t expiry, Reservation* r);
-  bool ReserveInHead(WriteHead& head, size_t size, bool for_cleaner, Reservation* r);
+  bool ReserveInHead(WriteHead& head, size_t size, Reservation* r);
   bool ReserveJumbo(size_t size, Reservation* r);
-  void OpenSegment(uint32_t segment, int cls, bool jumbo);
+  WriteHead& WriterHead(int cls);
+  WriteHead& CleanerHead(int cls) { return heads_[writer_heads_ + cls]; }
+  int head_count() const { return writer_heads_ + expiry_classes_; }
+  bool IsMainHead(int head) const { return head >= writer_heads_; }
+  void OpenSegment(uint32_t segment, int head, bool jumbo);
   void NoteExpiry(uint32_t segment, uint32_t expiry);
   void FinishReservation(const Reservation& r);
   // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
@@ -155,6 +159,9 @@ class Engine {
   // reserve) is available or nothing more can be freed. Returns true if it freed anything.
   bool CleanerPass(size_t want_bytes);
   bool NeedSpace(size_t want_bytes) const;
+  // Seals every head's open segment for which seal(meta) is true.
+  template <typename Seal>
+  void SealHeads(Seal&& seal);
   bool FreeEmptyAndExpired(int64_t now);
   // Seals open segments that hold no live item, so they can be freed.
   void SealIdleHeads();
@@ -166,6 +173,8 @@ class Engine {
   bool DrainOrFree(uint32_t segment);
   void FreeDrained();
   uint32_t PickCompactionVictim(double max_live) const;
+  // Live bytes over the capacity of regular segments in use.
+  double StoreLiveRatio() const;
   uint32_t PickEvictionVictim() const;
   bool CompactOrEvict(size_t want_bytes, int64_t now);
 
@@ -178,8 +187,11 @@ class Engine {
   size_t jumbo_threshold_ = 0;
   int expiry_classes_ = 1;
 
-  std::unique_ptr<WriteHead[]> heads_;          // writers, one per expiry class
-  std::unique_ptr<WriteHead[]> cleaner_heads_;  // cleaner destinations, one per expiry class
+  int write_stripes_ = 1;  // writer heads per expiry class, so writers do not share a segment
+  int writer_heads_ = 1;   // expiry_classes_ * write_stripes_
+  // [0, writer_heads_): writer heads by (expiry class, stripe); then one cleaner head per class.
+  // Segments filled by writer heads are the "small" FIFO of eviction, cleaner ones the "main".
+  std::unique_ptr<WriteHead[]> heads_;
   std::atomic<uint64_t> open_seq_{0};
   std::atomic<uint32_t> flush_gen_{1};
   std::atomic<int64_t> flush_deadline_{0};  // pending delayed flush_all; 0 = none
@@ -203,5 +215,18 @@ class Engine {
   std::atomic<uint64_t> segments_evicted_{0};
   std::atomic<uint64_t> out_of_memory_{0};
 };
+
+template <typename Seal>
+void Engine::SealHeads(Seal&& seal) {
+  for (int i = 0; i < head_count(); ++i) {
+    WriteHead& head = heads_[i];
+    std::lock_guard<SpinLock> lock(head.lock);
+    if (head.segment == mem::kNoSegment) continue;
+    mem::SegmentMeta& m = pool_->meta(head.segment);
+    if (!seal(m)) continue;
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);
+    head.segment = mem::kNoSegment;
+  }
+}
 
 }  // namespace cinch::store

@@ -19,12 +19,12 @@ bool ValidKey(std::string_view key) { return !key.empty() && key.size() <= Store
 
 // --- reservations ---
 
-void Engine::OpenSegment(uint32_t segment, int cls, bool jumbo) {
+void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
   mem::SegmentMeta& m = pool_->meta(segment);
   m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
-  m.head = static_cast<uint8_t>(cls);
+  m.head = static_cast<uint8_t>(head);
   m.write_offset.store(0, std::memory_order_relaxed);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
 }
@@ -37,7 +37,9 @@ void Engine::NoteExpiry(uint32_t segment, uint32_t expiry) {
   }
 }
 
-bool Engine::ReserveInHead(WriteHead& head, size_t size, bool for_cleaner, Reservation* r) {
+bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
+  int head_index = static_cast<int>(&head - heads_.get());
+  bool for_cleaner = IsMainHead(head_index);
   std::lock_guard<SpinLock> lock(head.lock);
   if (head.segment != mem::kNoSegment) {
     mem::SegmentMeta& m = pool_->meta(head.segment);
@@ -53,8 +55,7 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, bool for_cleaner, Reser
   }
   uint32_t segment = pool_->Allocate(for_cleaner);
   if (segment == mem::kNoSegment) return false;
-  OpenSegment(segment, static_cast<int>(&head - (for_cleaner ? cleaner_heads_ : heads_).get()),
-              false);
+  OpenSegment(segment, head_index, false);
   head.segment = segment;
   mem::SegmentMeta& m = pool_->meta(segment);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
@@ -82,7 +83,7 @@ bool Engine::ReserveJumbo(size_t size, Reservation* r) {
 bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Reservation* r) {
   bool jumbo = size > jumbo_threshold_;
   for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
-    bool ok = jumbo ? ReserveJumbo(size, r) : ReserveInHead(heads_[cls], size, false, r);
+    bool ok = jumbo ? ReserveJumbo(size, r) : ReserveInHead(WriterHead(cls), size, r);
     if (ok) {
       NoteExpiry(r->segment, expiry);
       return true;
