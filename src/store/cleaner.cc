@@ -64,6 +64,7 @@ bool Engine::CleanerPass(size_t want_bytes) {
   FreeDrained();
   if (want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes()) {
     pool_->TrimResident();  // memory is wanted for something other than a segment
+    NoteSpaceFreed();
   }
   return freed;
 }
@@ -172,8 +173,8 @@ uint32_t Engine::PickEvictionVictim() const {
 bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   bool freed = false;
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
-    uint32_t victim =
-        StoreLiveRatio() < kGiveBackStoreLive ? PickCompactionVictim(kGiveBackMaxLive) : mem::kNoSegment;
+    bool give_back = want_bytes == 0 && StoreLiveRatio() < kGiveBackStoreLive;
+    uint32_t victim = give_back ? PickCompactionVictim(kGiveBackMaxLive) : mem::kNoSegment;
     bool evict = false;
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes)) break;
@@ -293,6 +294,7 @@ bool Engine::DrainOrFree(uint32_t segment) {
     return false;
   }
   pool_->Free(segment);
+  NoteSpaceFreed();
   return true;
 }
 
@@ -300,6 +302,7 @@ void Engine::FreeDrained() {
   auto pinned = [this](uint32_t segment) {
     if (pool_->meta(segment).pins.load(std::memory_order_acquire) != 0) return true;
     pool_->Free(segment);
+    NoteSpaceFreed();
     return false;
   };
   draining_.erase(std::remove_if(draining_.begin(), draining_.end(), pinned), draining_.end());

@@ -139,6 +139,8 @@ class Engine {
   // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
   // returns false when no progress is possible.
   bool ReclaimSpace(size_t bytes);
+  // Wakes writers waiting in ReclaimSpace: a segment or memory was freed.
+  void NoteSpaceFreed();
   // Publishes an item written at r if `mode`'s condition holds. *retry: write it again (a flush
   // passed, or the index needs memory first).
   Outcome Publish(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique,
@@ -155,8 +157,9 @@ class Engine {
 
   // --- cleaner (cleaner.cc) ---
   void CleanerThread();
-  // One pass; with `want_bytes` > 0 it keeps freeing until that much memory (beyond the
-  // reserve) is available or nothing more can be freed. Returns true if it freed anything.
+  // One pass; with `want_bytes` > 0 (a writer short of memory) it frees only until that much
+  // memory (beyond the reserve) is available, and skips give-back work. Returns true if it
+  // freed anything.
   bool CleanerPass(size_t want_bytes);
   bool NeedSpace(size_t want_bytes) const;
   // Seals every head's open segment for which seal(meta) is true.
@@ -204,6 +207,9 @@ class Engine {
   bool stop_ = false;      // guarded by wake_mu_
   bool wake_ = false;      // guarded by wake_mu_
   std::thread cleaner_thread_;
+  std::atomic<uint64_t> space_epoch_{0};  // bumped whenever the cleaner frees memory
+  std::mutex space_mu_;
+  std::condition_variable space_cv_;
 
   // Cumulative counters.
   std::atomic<uint64_t> evictions_{0};

@@ -1,6 +1,7 @@
 // Engine: the write paths. An item is reserved in a segment, written in full, then published
 // under the key's shard lock; conditions (add, replace, cas) are checked at publication.
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include "common/check.h"
@@ -99,15 +100,25 @@ void Engine::FinishReservation(const Reservation& r) {
 }
 
 bool Engine::ReclaimSpace(size_t bytes) {
-  if (options_.background_cleaner && !cleaner_mu_.try_lock()) {
-    // A pass is running: wait for it to end, then let the caller retry.
-    std::lock_guard<std::mutex> lock(cleaner_mu_);
-    return true;
+  uint64_t seen = space_epoch_.load(std::memory_order_acquire);
+  if (cleaner_mu_.try_lock()) {
+    bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
+    cleaner_mu_.unlock();
+    return progress;
   }
-  if (!options_.background_cleaner) cleaner_mu_.lock();
-  bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
-  cleaner_mu_.unlock();
-  return progress;
+  // A pass is running elsewhere: wait until it frees something (or a short while), then let
+  // the caller retry. Waiting for the whole pass would stall writers behind its give-back work.
+  std::unique_lock<std::mutex> lock(space_mu_);
+  space_cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
+    return space_epoch_.load(std::memory_order_acquire) != seen;
+  });
+  return true;
+}
+
+void Engine::NoteSpaceFreed() {
+  space_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  std::lock_guard<std::mutex> lock(space_mu_);
+  space_cv_.notify_all();
 }
 
 // --- set, add, replace, cas ---
