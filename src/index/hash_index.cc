@@ -6,6 +6,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <span>
+#include <utility>
 
 #include "common/check.h"
 
@@ -27,10 +29,11 @@ HashIndex::HashIndex(const Config& config, mem::Accountant* accountant)
     : config_(config), accountant_(accountant) {}
 
 HashIndex::~HashIndex() {
+  if (regions_ == nullptr) return;  // Create failed before anything was charged
   for (uint32_t i = 0; i < config_.shards; ++i) {
     accountant_->Release(mem::MemoryKind::kIndex, TableBytes(shards_[i].buckets));
   }
-  if (regions_ != nullptr) munmap(regions_, region_bytes_ * 2 * config_.shards);
+  munmap(regions_, region_bytes_ * 2 * config_.shards);
 }
 
 Status HashIndex::Create(const Config& config, mem::Accountant* accountant,
@@ -68,14 +71,35 @@ Bucket* HashIndex::Region(uint32_t shard_id, uint8_t which) const {
   return reinterpret_cast<Bucket*>(regions_ + region_bytes_ * (2 * size_t{shard_id} + which));
 }
 
-void HashIndex::Place(Bucket* table, uint32_t buckets, uint32_t home, uint64_t slot) {
-  for (uint32_t b = home;; b = (b + 1 == buckets) ? 0 : b + 1) {
-    for (uint64_t& s : table[b].slots) {
-      if (s == kEmptySlot) {
-        s = slot;
-        return;
-      }
+void HashIndex::Place(uint64_t* slots, uint32_t buckets, uint64_t slot) {
+  uint32_t n = buckets * kSlotsPerBucket;
+  uint32_t i = HomeSlot(buckets, slot);
+  for (uint32_t d = 0;; ++d) {
+    uint64_t& here = slots[i];
+    if (here == kEmptySlot) {
+      here = slot;
+      return;
     }
+    uint32_t dh = Displacement(buckets, i, here);
+    if (dh < d) {  // `here` is closer to its home: take its place and carry it on
+      std::swap(here, slot);
+      d = dh;
+    }
+    if (++i == n) i = 0;
+  }
+}
+
+void HashIndex::RemoveAt(uint64_t* slots, uint32_t buckets, uint32_t i) {
+  uint32_t n = buckets * kSlotsPerBucket;
+  for (;;) {
+    uint32_t next = i + 1 == n ? 0 : i + 1;
+    uint64_t s = slots[next];
+    if (s == kEmptySlot || Displacement(buckets, next, s) == 0) {
+      slots[i] = kEmptySlot;
+      return;
+    }
+    slots[i] = s;
+    i = next;
   }
 }
 
@@ -88,50 +112,34 @@ bool HashIndex::Rebuild(Shard& shard, uint32_t buckets) {
   uint8_t target = shard.active ^ 1;
   Bucket* table = Region(ShardId(shard), target);  // zero: never touched, or madvised
   uint32_t old_buckets = shard.buckets;
-  shard.buckets = buckets;
-  for (uint32_t b = 0; b < old_buckets; ++b) {
-    for (uint64_t slot : shard.table[b].slots) {
-      if (SlotLive(slot)) Place(table, buckets, Home(shard, SlotTag(slot)), slot);
-    }
+  for (uint64_t slot : std::span(shard.slots(), shard.slot_count())) {
+    if (SlotLive(slot)) Place(table[0].slots, buckets, slot);
   }
+  shard.buckets = buckets;
   size_t old_bytes = TableBytes(old_buckets);
   CINCH_CHECK(madvise(shard.table, old_bytes, MADV_DONTNEED) == 0);
   accountant_->Release(mem::MemoryKind::kIndex, old_bytes);
   shard.table = table;
   shard.active = target;
-  shard.tombstones = 0;
   resizes_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 HashIndex::InsertResult HashIndex::Insert(Shard& shard, uint64_t hash, uint64_t location,
                                           uint32_t freq) {
-  double capacity = static_cast<double>(shard.buckets) * kSlotsPerBucket;
-  if (shard.live + shard.tombstones + 1 > kMaxLoad * capacity) {
-    bool mostly_tombstones = shard.tombstones > shard.live / 8;
-    uint32_t want = mostly_tombstones
-                        ? shard.buckets
-                        : RoundUpToPage((shard.live + 1) / kTargetLoad / kSlotsPerBucket);
-    want = std::min(want, config_.max_buckets_per_shard);
-    bool rebuilt = (want > shard.buckets || mostly_tombstones) && Rebuild(shard, want);
+  if (shard.live + 1 > kMaxLoad * shard.slot_count()) {
+    uint32_t want = std::min(RoundUpToPage((shard.live + 1) / kTargetLoad / kSlotsPerBucket),
+                             config_.max_buckets_per_shard);
+    bool grown = want > shard.buckets && Rebuild(shard, want);
     bool at_max = shard.buckets >= config_.max_buckets_per_shard;
     // A shard at its maximum size fills up completely before it refuses.
-    if (!rebuilt && (at_max ? shard.live >= capacity : shard.live + 1 > kMaxLoad * capacity)) {
+    if (!grown && (!at_max || shard.live >= shard.slot_count())) {
       return at_max ? InsertResult::kFull : InsertResult::kNoMemory;
     }
   }
-  uint32_t tag = TagOf(hash);
-  uint64_t slot = MakeSlot(tag, freq, location);
-  for (uint32_t b = Home(shard, tag);; b = (b + 1 == shard.buckets) ? 0 : b + 1) {
-    for (uint64_t& s : shard.table[b].slots) {
-      if (s == kEmptySlot || s == kTombstone) {
-        if (s == kTombstone) --shard.tombstones;
-        s = slot;
-        ++shard.live;
-        return InsertResult::kOk;
-      }
-    }
-  }
+  Place(shard.slots(), shard.buckets, MakeSlot(TagOf(hash), freq, location));
+  ++shard.live;
+  return InsertResult::kOk;
 }
 
 uint64_t* HashIndex::ColdestInHome(Shard& shard, uint64_t hash) {
@@ -146,16 +154,14 @@ uint64_t* HashIndex::ColdestInHome(Shard& shard, uint64_t hash) {
 
 void HashIndex::Erase(Shard& shard, uint64_t* slot) {
   CINCH_DCHECK(SlotLive(*slot));
-  *slot = kTombstone;
+  RemoveAt(shard.slots(), shard.buckets, static_cast<uint32_t>(slot - shard.slots()));
   --shard.live;
-  ++shard.tombstones;
   MaybeShrink(shard);
 }
 
 void HashIndex::MaybeShrink(Shard& shard) {
   if (shard.buckets <= kBucketsPerPage) return;
-  double capacity = static_cast<double>(shard.buckets) * kSlotsPerBucket;
-  if (shard.live > capacity / 4) return;
+  if (shard.live > shard.slot_count() / 4) return;
   uint32_t want = RoundUpToPage(shard.live / 0.6 / kSlotsPerBucket);
   if (want < shard.buckets) Rebuild(shard, want);
 }

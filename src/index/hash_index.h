@@ -2,10 +2,12 @@
 //
 // The only way to reach an item is through one 8-byte slot, so moving an item means rewriting
 // one slot. The index is split into shards (a power of two, chosen from the memory limit); each
-// shard is a table of 64-byte buckets of 8 slots with linear probing between buckets, guarded by
-// its own spin lock. A shard grows and shrinks on its own by rebuilding into a second region:
-// the bucket of a slot is computed from its tag alone, so a rebuild never reads keys, and a
-// resize stalls only the keys of one shard for a few microseconds.
+// shard is a table of 64-byte buckets of 8 slots, guarded by its own spin lock. Slots are placed
+// by linear probing with Robin Hood ordering: the home of a slot (the first slot of its home
+// bucket) is computed from its tag alone, runs of slots stay sorted by home, a lookup stops at
+// the first slot whose home lies past its own, and a delete shifts the run back (no
+// tombstones). Because homes come from tags, a shard grows and shrinks by rebuilding into a
+// second region without reading a key; a resize stalls only the keys of one shard.
 //
 // Slot (64 bits):
 //
@@ -18,9 +20,9 @@
 //   freq:     saturating access counter used by eviction (0..3)
 //   location: (segment id << segment_shift) | byte offset in the segment
 //
-//   0 is an empty slot; 1 (tag 0, location 1) is a tombstone left by a delete.
+//   0 is an empty slot.
 //
-// Home bucket of a key in a shard of n buckets: (tag * n) >> 21.
+// Home bucket of a key in a shard of n buckets: (tag * n) >> 21; its home slot is 8 times that.
 // Shard of a key: hash & (shards - 1).
 //
 // Memory: every table page is charged to the Accountant before it is touched, and given back
@@ -47,7 +49,6 @@ constexpr int kLocationBits = 40;
 constexpr uint32_t kMaxFreq = (1u << kFreqBits) - 1;
 constexpr uint64_t kLocationMask = (uint64_t{1} << kLocationBits) - 1;
 constexpr uint64_t kEmptySlot = 0;
-constexpr uint64_t kTombstone = 1;
 constexpr int kSlotsPerBucket = 8;
 
 inline uint32_t TagOf(uint64_t hash) {
@@ -84,8 +85,10 @@ struct alignas(64) Shard {
   uint8_t active = 0;       // which of the shard's two regions holds the table
   uint32_t buckets = 0;     // table size; a multiple of a page's worth of buckets
   uint32_t live = 0;        // live slots
-  uint32_t tombstones = 0;
   Bucket* table = nullptr;
+
+  uint32_t slot_count() const { return buckets * kSlotsPerBucket; }
+  uint64_t* slots() { return table[0].slots; }
 };
 
 class HashIndex {
@@ -96,7 +99,7 @@ class HashIndex {
     size_t reserve_bytes;            // growth must leave this much of the limit unused
   };
   static constexpr uint32_t kBucketsPerPage = 4096 / sizeof(Bucket);
-  static constexpr double kMaxLoad = 0.95;     // rebuild when live + tombstones pass this
+  static constexpr double kMaxLoad = 0.95;     // grow when live slots would pass this
   static constexpr double kTargetLoad = 0.90;  // load right after growing
 
   enum class InsertResult { kOk, kNoMemory, kFull };
@@ -125,7 +128,8 @@ class HashIndex {
   // The live slot with the lowest freq in `hash`'s home bucket (a victim when the shard is at
   // its maximum size), or nullptr. REQUIRES: shard.lock held.
   uint64_t* ColdestInHome(Shard& shard, uint64_t hash);
-  // Removes a slot returned by Find. May shrink the shard. REQUIRES: shard.lock held.
+  // Removes a slot returned by Find; later slots of its run may move. May shrink the shard.
+  // REQUIRES: shard.lock held.
   void Erase(Shard& shard, uint64_t* slot);
   // Removes every live slot whose location satisfies drop(location); returns how many.
   // REQUIRES: shard.lock held.
@@ -140,15 +144,27 @@ class HashIndex {
 
  private:
   HashIndex(const Config& config, mem::Accountant* accountant);
-  uint32_t Home(const Shard& shard, uint32_t tag) const {
+  static uint32_t Home(const Shard& shard, uint32_t tag) {
     return static_cast<uint32_t>((uint64_t{tag} * shard.buckets) >> kTagBits);
   }
+  static uint32_t HomeSlot(uint32_t buckets, uint64_t slot) {
+    return static_cast<uint32_t>((uint64_t{SlotTag(slot)} * buckets) >> kTagBits) *
+           kSlotsPerBucket;
+  }
+  // How far position i is from the home slot of `slot`, cyclically.
+  static uint32_t Displacement(uint32_t buckets, uint32_t i, uint64_t slot) {
+    uint32_t home = HomeSlot(buckets, slot);
+    return i >= home ? i - home : i + buckets * kSlotsPerBucket - home;
+  }
+  // Robin Hood insertion of a live slot into a table of `buckets` with at least one empty slot.
+  static void Place(uint64_t* slots, uint32_t buckets, uint64_t slot);
+  // Empties position i and shifts the rest of its run back.
+  static void RemoveAt(uint64_t* slots, uint32_t buckets, uint32_t i);
   Bucket* Region(uint32_t shard_id, uint8_t which) const;
   uint32_t ShardId(const Shard& shard) const { return static_cast<uint32_t>(&shard - shards_.get()); }
   // Moves the shard's live slots into a fresh table of `buckets`; false if memory is short.
   bool Rebuild(Shard& shard, uint32_t buckets);
   void MaybeShrink(Shard& shard);
-  static void Place(Bucket* table, uint32_t buckets, uint32_t home, uint64_t slot);
 
   const Config config_;
   mem::Accountant* const accountant_;
@@ -161,19 +177,15 @@ class HashIndex {
 template <typename Matches>
 uint64_t* HashIndex::Find(Shard& shard, uint64_t hash, Matches&& matches) {
   uint32_t tag = TagOf(hash);
-  uint32_t b = Home(shard, tag);
-  for (uint32_t probed = 0; probed < shard.buckets; ++probed) {
-    Bucket& bucket = shard.table[b];
-    bool saw_empty = false;
-    for (uint64_t& slot : bucket.slots) {
-      if (slot == kEmptySlot) {
-        saw_empty = true;
-      } else if (SlotTag(slot) == tag && matches(SlotLocation(slot))) {
-        return &slot;
-      }
-    }
-    if (saw_empty) return nullptr;
-    if (++b == shard.buckets) b = 0;
+  uint32_t n = shard.slot_count();
+  uint64_t* slots = shard.slots();
+  uint32_t i = Home(shard, tag) * kSlotsPerBucket;
+  for (uint32_t d = 0; d < n; ++d) {
+    uint64_t& slot = slots[i];
+    // Runs are sorted by home: a slot closer to its home than we are to ours ends the search.
+    if (slot == kEmptySlot || Displacement(shard.buckets, i, slot) < d) return nullptr;
+    if (SlotTag(slot) == tag && matches(SlotLocation(slot))) return &slot;
+    if (++i == n) i = 0;
   }
   return nullptr;
 }
@@ -181,16 +193,15 @@ uint64_t* HashIndex::Find(Shard& shard, uint64_t hash, Matches&& matches) {
 template <typename Drop>
 size_t HashIndex::EraseIf(Shard& shard, Drop&& drop) {
   size_t erased = 0;
-  for (uint32_t b = 0; b < shard.buckets; ++b) {
-    for (uint64_t& slot : shard.table[b].slots) {
-      if (SlotLive(slot) && drop(SlotLocation(slot))) {
-        slot = kTombstone;
-        ++erased;
-      }
+  uint64_t* slots = shard.slots();
+  for (uint32_t i = 0; i < shard.slot_count(); ++i) {
+    // RemoveAt shifts the next slot of the run into i: look at i again.
+    while (SlotLive(slots[i]) && drop(SlotLocation(slots[i]))) {
+      RemoveAt(slots, shard.buckets, i);
+      ++erased;
     }
   }
   shard.live -= static_cast<uint32_t>(erased);
-  shard.tombstones += static_cast<uint32_t>(erased);
   if (erased > 0) MaybeShrink(shard);
   return erased;
 }

@@ -118,7 +118,10 @@ inline size_t EncodeItem(char* dst, std::string_view key, std::string_view value
 }
 
 // Decodes the item starting at p. CHECK-fails on bytes that are not an item header.
-inline ItemView DecodeItem(const char* p) {
+// The expiry field is the only byte range of a published item that may change (an in-place
+// touch, under the key's index shard lock); callers not holding that lock pass
+// read_meta = false and get the layout only (key, value, sizes).
+inline ItemView DecodeItem(const char* p, bool read_meta = true) {
   using namespace item_internal;
   uint8_t info = static_cast<uint8_t>(p[0]);
   ItemView v;
@@ -132,15 +135,35 @@ inline ItemView DecodeItem(const char* p) {
     size_t vbytes = (info & 3) + 1;
     vlen = GetLe(p + pos, vbytes);
     pos += vbytes;
-    if (info & kHasFlags) v.meta.flags = static_cast<uint32_t>(GetLe(p + pos, 4)), pos += 4;
-    if (info & kHasExpiry) v.meta.expiry = static_cast<uint32_t>(GetLe(p + pos, 4)), pos += 4;
-    if (info & kHasCas) v.meta.cas = GetLe(p + pos, 8), pos += 8;
+    if (info & kHasFlags) {
+      if (read_meta) v.meta.flags = static_cast<uint32_t>(GetLe(p + pos, 4));
+      pos += 4;
+    }
+    if (info & kHasExpiry) {
+      if (read_meta) v.meta.expiry = static_cast<uint32_t>(GetLe(p + pos, 4));
+      pos += 4;
+    }
+    if (info & kHasCas) {
+      if (read_meta) v.meta.cas = GetLe(p + pos, 8);
+      pos += 8;
+    }
   }
   v.header_size = pos;
   v.key = std::string_view(p + pos, klen);
   v.value = std::string_view(p + pos + klen, vlen);
   v.size = pos + klen + vlen;
   return v;
+}
+
+// Overwrites the expiry of the item at p in place, if it has an expiry field; returns false if
+// it has none. REQUIRES: the index shard lock of the item's key held; expiry != 0.
+inline bool SetExpiryInPlace(char* p, uint32_t expiry) {
+  using namespace item_internal;
+  uint8_t info = static_cast<uint8_t>(p[0]);
+  if ((info & kCompactBit) || !(info & kHasExpiry)) return false;
+  size_t pos = 2 + (info & 3) + 1 + ((info & kHasFlags) ? 4 : 0);
+  PutLe(p + pos, expiry, 4);
+  return true;
 }
 
 }  // namespace cinch::mem

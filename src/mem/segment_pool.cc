@@ -18,8 +18,6 @@ size_t PageSize() {
   return page;
 }
 
-size_t RoundUpToPage(size_t bytes) { return (bytes + PageSize() - 1) & ~(PageSize() - 1); }
-
 char* MapNoReserve(size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
@@ -27,6 +25,8 @@ char* MapNoReserve(size_t bytes) {
 }
 
 }  // namespace
+
+size_t RoundUpToPage(size_t bytes) { return (bytes + PageSize() - 1) & ~(PageSize() - 1); }
 
 SegmentPool::SegmentPool(const Config& config, Accountant* accountant)
     : config_(config), accountant_(accountant) {}
@@ -62,6 +62,7 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
 }
 
 SegmentPool::~SegmentPool() {
+  if (metas_ == nullptr) return;  // Create failed before anything was charged
   for (uint32_t id = config_.regular_count; id < total_count(); ++id) {
     SegmentMeta& m = metas_[id];
     if (m.base != nullptr) munmap(m.base, m.capacity);

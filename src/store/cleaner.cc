@@ -13,6 +13,7 @@
 // pass; the cleaner never waits for a reader. See docs/cleaner.md.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "common/check.h"
@@ -66,7 +67,7 @@ bool Engine::CleanerPass(size_t want_bytes) {
     pool_->TrimResident();  // memory is wanted for something other than a segment
     NoteSpaceFreed();
   }
-  return freed;
+  return freed || !NeedSpace(want_bytes);
 }
 
 bool Engine::NeedSpace(size_t want_bytes) const {
@@ -171,28 +172,41 @@ uint32_t Engine::PickEvictionVictim() const {
 }
 
 bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
+  // Compaction frees a segment but fills part of another. When segments are nearly full (or
+  // their tails are wasted) compaction can free nothing on balance. Over a window long enough
+  // to gain one segment at compact_max_live, the segments freed by compaction must exceed those
+  // the cleaner opened; otherwise the pass stops compacting and evicts (or, with eviction off,
+  // gives up: the store is full).
+  const int window = static_cast<int>(std::ceil(1 / (1 - options_.compact_max_live))) + 2;
   bool freed = false;
+  bool compaction_pays = true;
+  int compactions = 0;
+  int64_t window_net = 0;  // segments freed by compaction minus segments the cleaner opened
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
-    bool give_back = want_bytes == 0 && StoreLiveRatio() < kGiveBackStoreLive;
-    uint32_t victim = give_back ? PickCompactionVictim(kGiveBackMaxLive) : mem::kNoSegment;
-    bool evict = false;
+    uint32_t victim = mem::kNoSegment;
+    if (compaction_pays && want_bytes == 0 && StoreLiveRatio() < kGiveBackStoreLive) {
+      victim = PickCompactionVictim(kGiveBackMaxLive);
+    }
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes)) break;
-      victim = PickCompactionVictim(options_.compact_max_live);
+      if (compaction_pays) victim = PickCompactionVictim(options_.compact_max_live);
     }
-    if (victim == mem::kNoSegment) {
+    bool evict = victim == mem::kNoSegment;
+    if (evict) {
       if (!options_.eviction) break;
       victim = PickEvictionVictim();
-      evict = true;
+      if (victim == mem::kNoSegment) break;
     }
-    if (victim == mem::kNoSegment) break;
-    if (!Evacuate(victim, evict, now)) {
-      if (!evict || !options_.eviction) break;
-      // A jumbo item that earned a second chance, or a segment that could not be finished:
-      // try the next oldest.
-      continue;
+    uint64_t opened_before = cleaner_segments_opened_;
+    bool emptied = Evacuate(victim, evict, now);
+    freed |= emptied;
+    if (evict) continue;  // a victim not emptied kept a jumbo item for a second chance
+    if (!emptied) break;  // no room to move items
+    window_net += 1 - static_cast<int64_t>(cleaner_segments_opened_ - opened_before);
+    if (++compactions % window == 0) {
+      compaction_pays = window_net > 0;
+      window_net = 0;
     }
-    freed = true;
   }
   return freed;
 }
@@ -222,7 +236,7 @@ bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now) {
 bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* keep_budget,
                           int64_t now, mem::ItemView* item) {
   mem::SegmentMeta& m = pool_->meta(segment);
-  *item = mem::DecodeItem(m.base + offset);
+  *item = mem::DecodeItem(m.base + offset, /*read_meta=*/false);
   uint64_t location = Location(segment, offset);
   uint64_t hash = HashKey(item->key);
   index::Shard& shard = index_->ShardFor(hash);
@@ -230,6 +244,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t*
   std::lock_guard<SpinLock> lock(shard.lock);
   uint64_t* slot = index_->FindLocation(shard, hash, location);
   if (slot == nullptr) return true;  // overwritten or deleted: dead bytes
+  *item = mem::DecodeItem(m.base + offset);  // the expiry may have been touched in place
   if (IsStale(location, *item, now)) {
     bool expired = item->meta.expiry != 0 && item->meta.expiry <= now;
     (expired ? expirations_ : flushed_items_).fetch_add(1, std::memory_order_relaxed);
@@ -270,6 +285,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
             : !ReserveInHead(CleanerHead(ExpiryClass(meta.expiry, now)), size, &r)) {
     return false;
   }
+  if (jumbo) ++cleaner_segments_opened_;
   NoteExpiry(r.segment, meta.expiry);
   mem::EncodeItemHeader(r.data, item.key.size(), item.value.size(), meta);
   std::memcpy(r.data + header, item.key.data(), item.key.size());
@@ -288,6 +304,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
 
 bool Engine::DrainOrFree(uint32_t segment) {
   mem::SegmentMeta& m = pool_->meta(segment);
+  CINCH_CHECK(m.state.load(std::memory_order_relaxed) == mem::SegState::kCleaning);
   m.state.store(mem::SegState::kDraining, std::memory_order_release);
   if (m.pins.load(std::memory_order_acquire) != 0) {
     draining_.push_back(segment);
@@ -299,13 +316,14 @@ bool Engine::DrainOrFree(uint32_t segment) {
 }
 
 void Engine::FreeDrained() {
-  auto pinned = [this](uint32_t segment) {
-    if (pool_->meta(segment).pins.load(std::memory_order_acquire) != 0) return true;
+  auto free_unpinned = [this](uint32_t segment) {
+    if (pool_->meta(segment).pins.load(std::memory_order_acquire) != 0) return false;  // keep
     pool_->Free(segment);
     NoteSpaceFreed();
-    return false;
+    return true;  // freed: drop from the list
   };
-  draining_.erase(std::remove_if(draining_.begin(), draining_.end(), pinned), draining_.end());
+  draining_.erase(std::remove_if(draining_.begin(), draining_.end(), free_unpinned),
+                  draining_.end());
 }
 
 }  // namespace cinch::store

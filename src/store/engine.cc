@@ -65,9 +65,9 @@ Status Engine::Init() {
   }
   uint32_t regular = static_cast<uint32_t>(o.memory_limit / o.segment_size);
   jumbo_threshold_ = o.segment_size / 8;
-  // Jumbo slots: enough for a store full of the smallest jumbo items, capped for tiny stores.
+  // Jumbo slots: enough for a store full of the smallest jumbo items (at least a page each).
   uint32_t jumbo =
-      static_cast<uint32_t>(o.memory_limit / std::max<size_t>(jumbo_threshold_, 16384)) + 1;
+      static_cast<uint32_t>(o.memory_limit / std::max<size_t>(jumbo_threshold_, 4096)) + 1;
   int shift = std::countr_zero(o.segment_size);
   if ((uint64_t{regular} + jumbo) << shift > index::kLocationMask) {
     return Status::InvalidArgument("memory_limit too large for 40-bit item locations");
@@ -158,7 +158,7 @@ void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out)
   out->key_ = item.key;
   out->value_ = item.value;
   out->flags_ = item.meta.flags;
-  out->expiry_ = item.meta.expiry;
+  out->expiry_ = item.meta.expiry == kStoredNever ? 0 : item.meta.expiry;
   out->cas_ = 0;
 }
 
@@ -178,7 +178,7 @@ uint32_t Engine::AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired) {
     *expired = true;
     return 0;
   }
-  return static_cast<uint32_t>(std::min<int64_t>(absolute, mem::kNeverExpires - 1));
+  return static_cast<uint32_t>(std::min<int64_t>(absolute, kStoredNever - 1));
 }
 
 int Engine::ExpiryClass(uint32_t expiry, int64_t now) const {

@@ -116,6 +116,8 @@ class Engine {
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
 
   // --- time and expiry ---
+  // An expiry field that was touched to "never" in place holds this (Feb 2106).
+  static constexpr uint32_t kStoredNever = mem::kNeverExpires - 1;
   int64_t Now() const { return clock_->NowSeconds(); }
   // Converts memcached's exptime to an absolute expiry; *expired when it is already past.
   static uint32_t AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired);
@@ -159,7 +161,7 @@ class Engine {
   void CleanerThread();
   // One pass; with `want_bytes` > 0 (a writer short of memory) it frees only until that much
   // memory (beyond the reserve) is available, and skips give-back work. Returns true if it
-  // freed anything.
+  // freed anything or the memory wanted is now there.
   bool CleanerPass(size_t want_bytes);
   bool NeedSpace(size_t want_bytes) const;
   // Seals every head's open segment for which seal(meta) is true.
@@ -202,6 +204,7 @@ class Engine {
   // The cleaner: one pass at a time, on the background thread or inline in a writer.
   std::mutex cleaner_mu_;
   std::vector<uint32_t> draining_;  // guarded by cleaner_mu_
+  uint64_t cleaner_segments_opened_ = 0;  // guarded by cleaner_mu_
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   bool stop_ = false;      // guarded by wake_mu_

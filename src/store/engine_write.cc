@@ -26,7 +26,6 @@ void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
   m.head = static_cast<uint8_t>(head);
-  m.write_offset.store(0, std::memory_order_relaxed);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
 }
 
@@ -57,6 +56,7 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   uint32_t segment = pool_->Allocate(for_cleaner);
   if (segment == mem::kNoSegment) return false;
   OpenSegment(segment, head_index, false);
+  if (for_cleaner) ++cleaner_segments_opened_;  // the cleaner runs under cleaner_mu_
   head.segment = segment;
   mem::SegmentMeta& m = pool_->meta(segment);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
@@ -73,10 +73,11 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
 bool Engine::ReserveJumbo(size_t size, Reservation* r) {
   uint32_t segment = pool_->AllocateJumbo(size);
   if (segment == mem::kNoSegment) return false;
-  OpenSegment(segment, 0, true);
   mem::SegmentMeta& m = pool_->meta(segment);
+  // A jumbo segment is born sealed: the writer must be counted before the cleaner can see it.
+  m.writers.store(1, std::memory_order_relaxed);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
-  m.writers.fetch_add(1, std::memory_order_relaxed);
+  OpenSegment(segment, 0, true);
   *r = Reservation{segment, 0, m.base};
   return true;
 }
@@ -89,7 +90,7 @@ bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Reservation* r) {
       NoteExpiry(r->segment, expiry);
       return true;
     }
-    if (!ReclaimSpace(jumbo ? size : 0)) break;
+    if (!ReclaimSpace(jumbo ? mem::RoundUpToPage(size) : 0)) break;
   }
   out_of_memory_.fetch_add(1, std::memory_order_relaxed);
   return false;
@@ -100,19 +101,28 @@ void Engine::FinishReservation(const Reservation& r) {
 }
 
 bool Engine::ReclaimSpace(size_t bytes) {
-  uint64_t seen = space_epoch_.load(std::memory_order_acquire);
-  if (cleaner_mu_.try_lock()) {
-    bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
-    cleaner_mu_.unlock();
-    return progress;
+  // Gives up after a few passes of its own that freed nothing, with short waits between them
+  // for what cannot be freed at once (segments pinned by readers or still being written), or
+  // after about a second of waiting for passes that other threads are running.
+  constexpr int kMaxFruitlessPasses = 4;
+  constexpr int kMaxWaits = 200;
+  int fruitless = 0;
+  for (int waits = 0; waits < kMaxWaits && fruitless < kMaxFruitlessPasses; ++waits) {
+    uint64_t seen = space_epoch_.load(std::memory_order_acquire);
+    if (cleaner_mu_.try_lock()) {
+      bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
+      cleaner_mu_.unlock();
+      if (progress) return true;
+      ++fruitless;
+    }
+    std::unique_lock<std::mutex> lock(space_mu_);
+    if (space_cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
+          return space_epoch_.load(std::memory_order_acquire) != seen;
+        })) {
+      return true;
+    }
   }
-  // A pass is running elsewhere: wait until it frees something (or a short while), then let
-  // the caller retry. Waiting for the whole pass would stall writers behind its give-back work.
-  std::unique_lock<std::mutex> lock(space_mu_);
-  space_cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
-    return space_epoch_.load(std::memory_order_acquire) != seen;
-  });
-  return true;
+  return false;
 }
 
 void Engine::NoteSpaceFreed() {
@@ -420,9 +430,27 @@ Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint
 }
 
 Outcome Engine::Touch(std::string_view key, int64_t exptime) {
+  int64_t now = Now();
   bool expired;
-  uint32_t expiry = AbsoluteExpiry(exptime, Now(), &expired);
+  uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (expired) return Delete(key, 0) == Outcome::kDeleted ? Outcome::kTouched : Outcome::kNotFound;
+  if (!ValidKey(key)) return Outcome::kNotFound;
+  {
+    // An item that has an expiry field is touched in place: no copy, no memory needed, the
+    // location (and so the CAS value) unchanged. "Never" is stored as the latest time there is.
+    uint64_t hash = HashKey(key);
+    index::Shard& shard = index_->ShardFor(hash);
+    std::lock_guard<SpinLock> lock(shard.lock);
+    mem::ItemView item;
+    uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, now, &item);
+    if (slot == nullptr) return Outcome::kNotFound;
+    uint64_t location = index::SlotLocation(*slot);
+    uint32_t stored = expiry == 0 ? kStoredNever : expiry;
+    if (mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)), stored)) {
+      NoteExpiry(SegmentOf(location), expiry);
+      return Outcome::kTouched;
+    }
+  }
   TouchRewriter rewriter(expiry);
   return Modify(key, rewriter);
 }

@@ -20,10 +20,13 @@ ItemRef& ItemRef::operator=(ItemRef&& other) noexcept {
 }
 
 void ItemRef::Reset() {
-  if (pin_ != nullptr) {
-    pin_->fetch_sub(1, std::memory_order_release);
-    pin_ = nullptr;
-  }
+  if (pin_ == nullptr) return;
+  pin_->fetch_sub(1, std::memory_order_release);
+  pin_ = nullptr;
+  key_ = value_ = {};
+  flags_ = 0;
+  cas_ = 0;
+  expiry_ = 0;
 }
 
 Store::Store(std::unique_ptr<store::Engine> engine) : engine_(std::move(engine)) {}

@@ -1,0 +1,390 @@
+#include "mem/segment_pool.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace cinch::mem {
+namespace {
+
+const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+constexpr size_t kSeg = 64 * 1024;
+constexpr size_t kNoLimit = size_t{1} << 40;
+
+SegmentPool::Config MakeConfig(uint32_t regular, uint32_t jumbo, uint32_t keep_resident,
+                               uint32_t reserve) {
+  return SegmentPool::Config{kSeg, regular, jumbo, keep_resident, reserve};
+}
+
+std::unique_ptr<SegmentPool> MustCreate(const SegmentPool::Config& config, Accountant* a) {
+  std::unique_ptr<SegmentPool> pool;
+  Status s = SegmentPool::Create(config, a, &pool);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return pool;
+}
+
+// The metadata bytes a pool of `config` charges, so limits can be set in whole segments.
+size_t MetadataBytes(const SegmentPool::Config& config) {
+  return sizeof(SegmentMeta) * (config.regular_count + config.jumbo_count);
+}
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
+TEST(SegmentPoolTest, CreateRejectsBadSegmentSizes) {
+  Accountant a(kNoLimit);
+  for (size_t size :
+       {size_t{0}, size_t{1}, kPage / 2, kPage + 1, 3 * kPage, kSeg - kPage, kSeg + kPage}) {
+    std::unique_ptr<SegmentPool> pool;
+    SegmentPool::Config config{size, 4, 1, 0, 0};
+    Status s = SegmentPool::Create(config, &a, &pool);
+    EXPECT_FALSE(s.ok()) << size;
+    EXPECT_EQ(pool, nullptr);
+    EXPECT_EQ(a.total(), 0u) << "a rejected pool charged memory";
+  }
+  std::unique_ptr<SegmentPool> pool;
+  SegmentPool::Config no_segments{kSeg, 0, 1, 0, 0};
+  EXPECT_FALSE(SegmentPool::Create(no_segments, &a, &pool).ok());
+  EXPECT_EQ(a.total(), 0u);
+}
+
+TEST(SegmentPoolTest, CreateFailsCleanlyWhenTheArenaCannotBeMapped) {
+  // 2^20 segments of 1 GiB = 1 PiB: more address space than any machine has.
+  Accountant a(kNoLimit);
+  std::unique_ptr<SegmentPool> pool;
+  Status s =
+      SegmentPool::Create(SegmentPool::Config{size_t{1} << 30, 1u << 20, 2, 0, 0}, &a, &pool);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(pool, nullptr);
+  EXPECT_EQ(a.total(), 0u);
+}
+
+TEST(SegmentPoolTest, CreateAcceptsOnePageAndLargerPowersOfTwo) {
+  Accountant a(kNoLimit);
+  for (size_t size : {kPage, 2 * kPage, kSeg, size_t{1} << 20}) {
+    std::unique_ptr<SegmentPool> pool;
+    Status s = SegmentPool::Create(SegmentPool::Config{size, 4, 1, 0, 0}, &a, &pool);
+    ASSERT_TRUE(s.ok()) << size << ": " << s.ToString();
+    EXPECT_EQ(pool->segment_size(), size);
+    EXPECT_EQ(size_t{1} << pool->segment_shift(), size);
+  }
+}
+
+TEST(SegmentPoolTest, ChargesAndReleasesMetadata) {
+  Accountant a(kNoLimit);
+  SegmentPool::Config config = MakeConfig(8, 3, 0, 0);
+  {
+    auto pool = MustCreate(config, &a);
+    EXPECT_EQ(pool->metadata_bytes(), MetadataBytes(config));
+    EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), pool->metadata_bytes());
+    EXPECT_EQ(a.total(), pool->metadata_bytes());
+    EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u) << "no segment is resident before use";
+  }
+  EXPECT_EQ(a.total(), 0u);
+}
+
+TEST(SegmentPoolTest, LayoutOfIdsAndMetadata) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(8, 3, 0, 0), &a);
+  EXPECT_EQ(pool->regular_count(), 8u);
+  EXPECT_EQ(pool->total_count(), 11u);
+  EXPECT_EQ(pool->free_count(), 8u);
+  EXPECT_EQ(pool->resident_free(), 0u);
+  for (uint32_t id = 0; id < 8; ++id) {
+    const SegmentMeta& m = pool->meta(id);
+    EXPECT_FALSE(m.jumbo);
+    EXPECT_EQ(m.capacity, kSeg);
+    EXPECT_EQ(m.state.load(), SegState::kFree);
+    if (id > 0) {
+      EXPECT_EQ(m.base, pool->meta(id - 1).base + kSeg);
+    }
+  }
+  for (uint32_t id = 8; id < 11; ++id) EXPECT_TRUE(pool->meta(id).jumbo);
+}
+
+TEST(SegmentPoolTest, AllocateChargesOneSegment) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(8, 0, 0, 0), &a);
+  size_t before = a.total();
+  std::set<uint32_t> ids;
+  for (int i = 0; i < 8; ++i) {
+    uint32_t id = pool->Allocate(false);
+    ASSERT_NE(id, kNoSegment);
+    ASSERT_LT(id, 8u);
+    EXPECT_TRUE(ids.insert(id).second) << "segment " << id << " handed out twice";
+    EXPECT_EQ(pool->meta(id).state.load(), SegState::kFree);
+    EXPECT_EQ(pool->meta(id).capacity, kSeg);
+    EXPECT_EQ(a.total(), before + (i + 1) * kSeg);
+    EXPECT_EQ(a.ByKind(MemoryKind::kSegments), (i + 1) * kSeg);
+    EXPECT_EQ(pool->free_count(), 7u - i);
+  }
+  EXPECT_EQ(pool->Allocate(false), kNoSegment);
+  EXPECT_EQ(pool->Allocate(true), kNoSegment);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 8 * kSeg);
+}
+
+TEST(SegmentPoolTest, SegmentMemoryIsWritable) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(2, 0, 0, 0), &a);
+  uint32_t id = pool->Allocate(false);
+  ASSERT_NE(id, kNoSegment);
+  char* base = pool->meta(id).base;
+  EXPECT_TRUE(AllZero(base, kSeg));
+  std::memset(base, 0x5A, kSeg);
+  EXPECT_EQ(base[0], 0x5A);
+  EXPECT_EQ(base[kSeg - 1], 0x5A);
+}
+
+TEST(SegmentPoolTest, WritersCannotTakeTheReserveWhenSegmentsBind) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(8, 0, 0, 2), &a);
+  EXPECT_EQ(pool->reserve_bytes(), 2 * kSeg);
+  EXPECT_EQ(pool->FreeCapacity(), 8u);
+  for (int i = 0; i < 6; ++i) ASSERT_NE(pool->Allocate(false), kNoSegment) << i;
+  EXPECT_EQ(pool->FreeCapacity(), 2u);
+  EXPECT_EQ(pool->Allocate(false), kNoSegment);
+  EXPECT_EQ(pool->free_count(), 2u) << "a refused Allocate took a segment";
+  EXPECT_NE(pool->Allocate(true), kNoSegment);
+  EXPECT_NE(pool->Allocate(true), kNoSegment);
+  EXPECT_EQ(pool->Allocate(true), kNoSegment);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 8 * kSeg);
+}
+
+TEST(SegmentPoolTest, WritersCannotTakeTheReserveWhenMemoryBinds) {
+  SegmentPool::Config config = MakeConfig(16, 0, 0, 1);
+  Accountant a(MetadataBytes(config) + 4 * kSeg);
+  auto pool = MustCreate(config, &a);
+  EXPECT_EQ(pool->FreeCapacity(), 4u);
+  for (int i = 0; i < 3; ++i) ASSERT_NE(pool->Allocate(false), kNoSegment) << i;
+  EXPECT_EQ(pool->Allocate(false), kNoSegment);
+  EXPECT_NE(pool->Allocate(true), kNoSegment);
+  EXPECT_EQ(pool->Allocate(true), kNoSegment) << "the accountant is full";
+  EXPECT_EQ(a.total(), a.limit());
+}
+
+TEST(SegmentPoolTest, FreeKeepsUpToKeepResidentAndReleasesTheRest) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(8, 0, 2, 0), &a);
+  size_t metadata = pool->metadata_bytes();
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(pool->Allocate(false));
+  ASSERT_EQ(a.total(), metadata + 5 * kSeg);
+
+  pool->Free(ids[0]);
+  pool->Free(ids[1]);
+  EXPECT_EQ(pool->resident_free(), 2u);
+  EXPECT_EQ(a.total(), metadata + 5 * kSeg) << "kept segments stay charged";
+  EXPECT_EQ(pool->bytes_released(), 0u);
+
+  pool->Free(ids[2]);
+  pool->Free(ids[3]);
+  pool->Free(ids[4]);
+  EXPECT_EQ(pool->resident_free(), 2u);
+  EXPECT_EQ(a.total(), metadata + 2 * kSeg);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 2 * kSeg);
+  EXPECT_EQ(pool->bytes_released(), 3 * kSeg);
+  EXPECT_EQ(pool->free_count(), 8u);
+
+  pool->TrimResident();
+  EXPECT_EQ(pool->resident_free(), 0u);
+  EXPECT_EQ(a.total(), metadata);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u);
+  EXPECT_EQ(pool->bytes_released(), 5 * kSeg);
+  EXPECT_EQ(pool->free_count(), 8u);
+  pool->TrimResident();  // nothing left to trim
+  EXPECT_EQ(pool->bytes_released(), 5 * kSeg);
+}
+
+TEST(SegmentPoolTest, ResidentSegmentsAreReusedWithoutNewCharge) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(8, 0, 2, 0), &a);
+  uint32_t id = pool->Allocate(false);
+  pool->Free(id);
+  size_t total = a.total();
+  EXPECT_EQ(pool->resident_free(), 1u);
+  uint32_t again = pool->Allocate(false);
+  EXPECT_EQ(again, id) << "the resident segment should be preferred";
+  EXPECT_EQ(a.total(), total);
+  EXPECT_EQ(pool->resident_free(), 0u);
+}
+
+TEST(SegmentPoolTest, ResidentFreeSegmentsCountTowardsTheReserve) {
+  // Memory for 2 segments only, both resident after Free: writers still see them.
+  SegmentPool::Config config = MakeConfig(8, 0, 2, 1);
+  Accountant a(MetadataBytes(config) + 2 * kSeg);
+  auto pool = MustCreate(config, &a);
+  uint32_t x = pool->Allocate(false);
+  uint32_t y = pool->Allocate(true);
+  ASSERT_NE(x, kNoSegment);
+  ASSERT_NE(y, kNoSegment);
+  EXPECT_EQ(pool->FreeCapacity(), 0u);
+  pool->Free(x);
+  pool->Free(y);
+  EXPECT_EQ(pool->FreeCapacity(), 2u);
+  EXPECT_NE(pool->Allocate(false), kNoSegment);
+  EXPECT_EQ(pool->Allocate(false), kNoSegment);
+  EXPECT_NE(pool->Allocate(true), kNoSegment);
+}
+
+TEST(SegmentPoolTest, FreeResetsTheMetadata) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(2, 0, 0, 0), &a);
+  uint32_t id = pool->Allocate(false);
+  SegmentMeta& m = pool->meta(id);
+  m.state = SegState::kSealed;
+  m.write_offset = 1000;
+  m.live_bytes = 900;
+  m.live_items = 9;
+  m.max_expiry = 12345;
+  m.writers = 1;
+  pool->Free(id);
+  EXPECT_EQ(m.state.load(), SegState::kFree);
+  EXPECT_EQ(m.write_offset.load(), 0u);
+  EXPECT_EQ(m.live_bytes.load(), 0);
+  EXPECT_EQ(m.live_items.load(), 0u);
+  EXPECT_EQ(m.max_expiry.load(), 0u);
+  EXPECT_EQ(m.writers.load(), 0u);
+  EXPECT_EQ(m.capacity, kSeg);
+}
+
+TEST(SegmentPoolTest, ReleasedSegmentReadsBackZero) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(1, 0, 0, 0), &a);
+  uint32_t id = pool->Allocate(false);
+  ASSERT_NE(id, kNoSegment);
+  std::memset(pool->meta(id).base, 0xEE, kSeg);
+  pool->Free(id);
+  EXPECT_EQ(pool->bytes_released(), kSeg);
+  uint32_t again = pool->Allocate(false);
+  ASSERT_EQ(again, id);  // the only segment
+  EXPECT_TRUE(AllZero(pool->meta(again).base, kSeg)) << "MADV_DONTNEED did not drop the pages";
+}
+
+TEST(SegmentPoolTest, TrimmedSegmentReadsBackZero) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(1, 0, 1, 0), &a);
+  uint32_t id = pool->Allocate(false);
+  std::memset(pool->meta(id).base, 0xEE, kSeg);
+  pool->Free(id);
+  pool->TrimResident();
+  ASSERT_EQ(pool->Allocate(false), id);
+  EXPECT_TRUE(AllZero(pool->meta(id).base, kSeg));
+}
+
+TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(4, 2, 0, 0), &a);
+  size_t before = a.total();
+  uint32_t id = pool->AllocateJumbo(3 * kPage + 1);
+  ASSERT_NE(id, kNoSegment);
+  EXPECT_GE(id, pool->regular_count());
+  EXPECT_LT(id, pool->total_count());
+  SegmentMeta& m = pool->meta(id);
+  EXPECT_TRUE(m.jumbo);
+  EXPECT_EQ(m.capacity, 4 * kPage);
+  ASSERT_NE(m.base, nullptr);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 4 * kPage);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u);
+  EXPECT_EQ(a.total(), before + 4 * kPage);
+  EXPECT_TRUE(AllZero(m.base, m.capacity));
+  std::memset(m.base, 0x77, m.capacity);
+
+  uint32_t exact = pool->AllocateJumbo(2 * kPage);
+  ASSERT_NE(exact, kNoSegment);
+  EXPECT_NE(exact, id);
+  EXPECT_EQ(pool->meta(exact).capacity, 2 * kPage);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 6 * kPage);
+  EXPECT_EQ(pool->AllocateJumbo(kPage), kNoSegment) << "only two jumbo slots";
+  EXPECT_EQ(pool->free_count(), 4u) << "jumbo allocations do not use regular segments";
+
+  pool->Free(id);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 2 * kPage);
+  EXPECT_EQ(pool->bytes_released(), 4 * kPage);
+  EXPECT_EQ(m.base, nullptr);
+  EXPECT_EQ(m.state.load(), SegState::kFree);
+  pool->Free(exact);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 0u);
+  EXPECT_EQ(a.total(), before);
+  EXPECT_EQ(pool->bytes_released(), 6 * kPage);
+
+  // The slots are reusable.
+  uint32_t reused = pool->AllocateJumbo(kSeg);
+  ASSERT_NE(reused, kNoSegment);
+  EXPECT_TRUE(pool->meta(reused).jumbo);
+  EXPECT_EQ(pool->meta(reused).capacity, kSeg);
+  EXPECT_TRUE(AllZero(pool->meta(reused).base, kSeg));
+  pool->Free(reused);
+}
+
+TEST(SegmentPoolTest, JumboRespectsTheReserveHeadroom) {
+  SegmentPool::Config config = MakeConfig(16, 4, 0, 1);
+  Accountant a(MetadataBytes(config) + 4 * kSeg);
+  auto pool = MustCreate(config, &a);
+  // 4 segments of memory, 1 reserved: at most 3 segments' worth for jumbo items.
+  EXPECT_EQ(pool->AllocateJumbo(3 * kSeg + 1), kNoSegment);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 0u) << "a refused jumbo charged memory";
+  uint32_t id = pool->AllocateJumbo(3 * kSeg);
+  ASSERT_NE(id, kNoSegment);
+  EXPECT_EQ(a.Available(), kSeg);
+  EXPECT_EQ(pool->AllocateJumbo(kPage), kNoSegment);
+  // The reserve is left for the cleaner.
+  EXPECT_EQ(pool->Allocate(false), kNoSegment);
+  EXPECT_NE(pool->Allocate(true), kNoSegment);
+  pool->Free(id);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 0u);
+  EXPECT_NE(pool->Allocate(false), kNoSegment);
+}
+
+TEST(SegmentPoolTest, ConcurrentAllocateAndFreeHandOutEachSegmentOnce) {
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(32, 4, 4, 2), &a);
+  std::vector<std::atomic<int>> owners(pool->total_count());
+  std::atomic<bool> double_owned{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<uint32_t> mine;
+      for (int i = 0; i < 3000; ++i) {
+        if (mine.size() < 6 && (i + t) % 3 != 0) {
+          uint32_t id =
+              (i % 11 == 0) ? pool->AllocateJumbo(kPage * (1 + i % 3)) : pool->Allocate(i % 5 == 0);
+          if (id == kNoSegment) continue;
+          if (owners[id].fetch_add(1) != 0) double_owned = true;
+          pool->meta(id).base[0] = static_cast<char>(t);
+          mine.push_back(id);
+        } else if (!mine.empty()) {
+          uint32_t id = mine.back();
+          mine.pop_back();
+          owners[id].fetch_sub(1);
+          pool->Free(id);
+        }
+      }
+      for (uint32_t id : mine) {
+        owners[id].fetch_sub(1);
+        pool->Free(id);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_FALSE(double_owned.load());
+  EXPECT_EQ(pool->free_count(), 32u);
+  EXPECT_LE(pool->resident_free(), 4u);
+  EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 0u);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), pool->resident_free() * kSeg);
+  pool->TrimResident();
+  EXPECT_EQ(a.total(), pool->metadata_bytes());
+}
+
+}  // namespace
+}  // namespace cinch::mem
