@@ -16,7 +16,7 @@ struct Options {
   // Size of one log segment. A power of two, at least 4 KiB (one page) and at most 64 MiB.
   size_t segment_size = size_t{1} << 20;
 
-  // Largest item (key + value + header) accepted. Items larger than a quarter of a segment are
+  // Largest item (key + value + header) accepted. Items larger than an eighth of a segment are
   // stored out of line ("jumbo" items), so this may exceed segment_size.
   size_t max_item_size = size_t{1} << 20;
 

@@ -95,7 +95,8 @@ class Store {
 
   // Writes. `exptime` as described above. `cas_unique` is used by SetMode::kCas only.
   // Returns kStored, kNotStored, kExists, kNotFound (cas on an absent key), kTooLarge or
-  // kOutOfMemory.
+  // kOutOfMemory. A kSet refused with kTooLarge or kOutOfMemory also deletes the value it
+  // would have replaced, as memcached does, so a reader never sees the stale one.
   Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
                 int64_t exptime, uint64_t cas_unique = 0);
   Outcome Set(std::string_view key, std::string_view value, uint32_t flags = 0,
@@ -109,9 +110,14 @@ class Store {
   // 8 bytes, so plain reads do not ask for it.
   bool Get(std::string_view key, ItemRef* out, bool with_cas = false);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
-  bool GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false);
+  // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
+                      bool with_cas = false);
 
-  // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged.
+  // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged. An item stored
+  // with an exptime is touched in place; one stored without must be rewritten, which needs
+  // memory: with eviction disabled and the store full, that touch answers kOutOfMemory and
+  // leaves the item as it was.
   Outcome Touch(std::string_view key, int64_t exptime);
 
   // kDeleted, kNotFound, or kExists when cas_unique != 0 and does not match.

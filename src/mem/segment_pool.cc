@@ -105,20 +105,22 @@ uint32_t SegmentPool::Allocate(bool for_cleaner) {
   return id;
 }
 
-uint32_t SegmentPool::AllocateJumbo(size_t bytes) {
+uint32_t SegmentPool::AllocateJumbo(size_t bytes, bool precharged) {
   size_t mapped = RoundUpToPage(bytes);
   uint32_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (jumbo_free_.empty()) return kNoSegment;
-    if (accountant_->Available() < mapped + reserve_bytes()) return kNoSegment;
-    if (!accountant_->TryCharge(MemoryKind::kJumbo, mapped)) return kNoSegment;
+    if (!precharged && (accountant_->Available() < mapped + reserve_bytes() ||
+                        !accountant_->TryCharge(MemoryKind::kJumbo, mapped))) {
+      return kNoSegment;
+    }
     id = jumbo_free_.back();
     jumbo_free_.pop_back();
   }
   char* base = MapNoReserve(mapped);
   if (base == nullptr) {
-    accountant_->Release(MemoryKind::kJumbo, mapped);
+    if (!precharged) accountant_->Release(MemoryKind::kJumbo, mapped);
     std::lock_guard<std::mutex> lock(mu_);
     jumbo_free_.push_back(id);
     return kNoSegment;

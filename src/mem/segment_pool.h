@@ -89,8 +89,9 @@ class SegmentPool {
   // memory; the cleaner may.
   uint32_t Allocate(bool for_cleaner);
   // Maps a jumbo segment of at least `bytes` usable bytes, or returns kNoSegment when the
-  // memory (beyond the reserve) or the jumbo slots are exhausted.
-  uint32_t AllocateJumbo(size_t bytes);
+  // memory (beyond the reserve) or the jumbo slots are exhausted. With `precharged`, the
+  // caller has already charged RoundUpToPage(bytes) as kJumbo (and keeps it on failure).
+  uint32_t AllocateJumbo(size_t bytes, bool precharged = false);
   // Returns a segment (regular or jumbo) whose bytes nobody can reach any more.
   void Free(uint32_t id);
 

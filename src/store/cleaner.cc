@@ -61,7 +61,15 @@ bool Engine::CleanerPass(size_t want_bytes) {
   }
   FreeDrained();
   bool freed = FreeEmptyAndExpired(now);
-  freed |= CompactOrEvict(want_bytes, now);
+  // With eviction off, a full store would repeat the same fruitless compaction for every
+  // refused write: skip it until some live data has gone since it last freed nothing.
+  bool skip = !options_.eviction && want_bytes > 0 && StoreLiveBytes() >= fruitless_live_bytes_;
+  if (!skip) {
+    bool compacted = CompactOrEvict(want_bytes, now);
+    freed |= compacted;
+    bool fruitless = !options_.eviction && want_bytes > 0 && !compacted && NeedSpace(want_bytes);
+    fruitless_live_bytes_ = fruitless ? StoreLiveBytes() : UINT64_MAX;
+  }
   FreeDrained();
   if (want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes()) {
     pool_->TrimResident();  // memory is wanted for something other than a segment
@@ -82,7 +90,7 @@ bool Engine::NeedSpace(size_t want_bytes) const {
 
 void Engine::SealIdleHeads() {
   SealHeads([](const mem::SegmentMeta& m) {
-    return m.live_items.load(std::memory_order_relaxed) == 0 &&
+    return m.live_items.load(std::memory_order_acquire) == 0 &&
            m.writers.load(std::memory_order_acquire) == 0;
   });
 }
@@ -97,7 +105,7 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
-    if (m.live_items.load(std::memory_order_relaxed) == 0) {
+    if (m.live_items.load(std::memory_order_acquire) == 0) {
       m.state.store(mem::SegState::kCleaning, std::memory_order_relaxed);
       DrainOrFree(id);
       freed = true;
@@ -129,6 +137,14 @@ uint32_t Engine::PickCompactionVictim(double max_live) const {
     }
   }
   return best;
+}
+
+uint64_t Engine::StoreLiveBytes() const {
+  uint64_t live = 0;
+  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+    live += static_cast<uint64_t>(pool_->meta(id).live_bytes.load(std::memory_order_relaxed));
+  }
+  return live;
 }
 
 double Engine::StoreLiveRatio() const {
@@ -227,7 +243,7 @@ bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now) {
     }
     offset += static_cast<uint32_t>(item.size);
   }
-  CINCH_CHECK(m.live_items.load(std::memory_order_relaxed) == 0);
+  CINCH_CHECK(m.live_items.load(std::memory_order_acquire) == 0);
   (evict ? segments_evicted_ : segments_compacted_).fetch_add(1, std::memory_order_relaxed);
   DrainOrFree(segment);
   return true;
@@ -281,7 +297,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   size_t size = header + item.key.size() + item.value.size();
   Reservation r;
   bool jumbo = size > jumbo_threshold_;
-  if (jumbo ? !ReserveJumbo(size, &r)
+  if (jumbo ? !ReserveJumbo(size, &r, false)
             : !ReserveInHead(CleanerHead(ExpiryClass(meta.expiry, now)), size, &r)) {
     return false;
   }

@@ -119,7 +119,9 @@ void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
   if (sign > 0) {
     m.live_items.fetch_add(1, std::memory_order_relaxed);
   } else {
-    m.live_items.fetch_sub(1, std::memory_order_relaxed);
+    // Release: whoever sees the segment empty (the cleaner, with acquire) also sees every
+    // access made to it under the index locks before the item was dropped.
+    m.live_items.fetch_sub(1, std::memory_order_release);
   }
   ShardCounters::Add(c.items, sign);
   ShardCounters::Add(c.kv_bytes, sign * static_cast<int64_t>(item.key.size() + item.value.size()));

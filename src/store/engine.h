@@ -130,7 +130,8 @@ class Engine {
   // store is full. False: no memory (eviction disabled, or nothing can be freed).
   bool Reserve(size_t size, int cls, uint32_t expiry, Reservation* r);
   bool ReserveInHead(WriteHead& head, size_t size, Reservation* r);
-  bool ReserveJumbo(size_t size, Reservation* r);
+  bool ReserveJumbo(size_t size, Reservation* r, bool precharged);
+  bool ReserveJumboWaiting(size_t size, Reservation* r);
   WriteHead& WriterHead(int cls);
   WriteHead& CleanerHead(int cls) { return heads_[writer_heads_ + cls]; }
   int head_count() const { return writer_heads_ + expiry_classes_; }
@@ -180,6 +181,7 @@ class Engine {
   uint32_t PickCompactionVictim(double max_live) const;
   // Live bytes over the capacity of regular segments in use.
   double StoreLiveRatio() const;
+  uint64_t StoreLiveBytes() const;
   uint32_t PickEvictionVictim() const;
   bool CompactOrEvict(size_t want_bytes, int64_t now);
 
@@ -205,6 +207,9 @@ class Engine {
   std::mutex cleaner_mu_;
   std::vector<uint32_t> draining_;  // guarded by cleaner_mu_
   uint64_t cleaner_segments_opened_ = 0;  // guarded by cleaner_mu_
+  // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
+  // cleaner_mu_.
+  uint64_t fruitless_live_bytes_ = UINT64_MAX;
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   bool stop_ = false;      // guarded by wake_mu_

@@ -70,8 +70,8 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   return true;
 }
 
-bool Engine::ReserveJumbo(size_t size, Reservation* r) {
-  uint32_t segment = pool_->AllocateJumbo(size);
+bool Engine::ReserveJumbo(size_t size, Reservation* r, bool precharged) {
+  uint32_t segment = pool_->AllocateJumbo(size, precharged);
   if (segment == mem::kNoSegment) return false;
   mem::SegmentMeta& m = pool_->meta(segment);
   // A jumbo segment is born sealed: the writer must be counted before the cleaner can see it.
@@ -83,16 +83,34 @@ bool Engine::ReserveJumbo(size_t size, Reservation* r) {
 }
 
 bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Reservation* r) {
-  bool jumbo = size > jumbo_threshold_;
-  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
-    bool ok = jumbo ? ReserveJumbo(size, r) : ReserveInHead(WriterHead(cls), size, r);
-    if (ok) {
-      NoteExpiry(r->segment, expiry);
-      return true;
-    }
-    if (!ReclaimSpace(jumbo ? mem::RoundUpToPage(size) : 0)) break;
+  bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(size, r)
+                                    : ReserveInHead(WriterHead(cls), size, r);
+  for (int attempt = 0; !ok && attempt < kMaxSpaceAttempts; ++attempt) {
+    if (!ReclaimSpace(0)) break;
+    ok = ReserveInHead(WriterHead(cls), size, r);
   }
-  out_of_memory_.fetch_add(1, std::memory_order_relaxed);
+  if (!ok) {
+    out_of_memory_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  NoteExpiry(r->segment, expiry);
+  return true;
+}
+
+// A jumbo item needs its whole size free at once, which writers of small items could keep
+// taking as the cleaner frees it; so the memory is claimed (charged) as soon as it is there.
+bool Engine::ReserveJumboWaiting(size_t size, Reservation* r) {
+  if (ReserveJumbo(size, r, false)) return true;
+  size_t mapped = mem::RoundUpToPage(size);
+  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
+    if (!ReclaimSpace(mapped)) return false;
+    if (accountant_.Available() >= mapped + pool_->reserve_bytes() &&
+        accountant_.TryCharge(mem::MemoryKind::kJumbo, mapped)) {
+      if (ReserveJumbo(size, r, true)) return true;
+      accountant_.Release(mem::MemoryKind::kJumbo, mapped);
+      return false;  // out of jumbo slots or address space
+    }
+  }
   return false;
 }
 
@@ -431,6 +449,7 @@ Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint
 
 Outcome Engine::Touch(std::string_view key, int64_t exptime) {
   int64_t now = Now();
+  MaybeFlushDue(now);
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (expired) return Delete(key, 0) == Outcome::kDeleted ? Outcome::kTouched : Outcome::kNotFound;

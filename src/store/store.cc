@@ -49,12 +49,12 @@ bool Store::Get(std::string_view key, ItemRef* out, bool with_cas) {
   return engine_->Get(key, out, with_cas);
 }
 
-bool Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
-  if (engine_->Touch(key, exptime) != Outcome::kTouched) {
-    out->Reset();
-    return false;
-  }
-  return engine_->Get(key, out, with_cas);
+Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
+                           bool with_cas) {
+  out->Reset();
+  Outcome o = engine_->Touch(key, exptime);
+  if (o != Outcome::kTouched) return o;
+  return engine_->Get(key, out, with_cas) ? Outcome::kTouched : Outcome::kNotFound;
 }
 
 Outcome Store::Touch(std::string_view key, int64_t exptime) { return engine_->Touch(key, exptime); }

@@ -114,7 +114,7 @@ class StoreTest : public ::testing::Test {
 
   uint64_t CasOf(std::string_view key) {
     ItemRef ref;
-    EXPECT_TRUE(store_->Get(key, &ref)) << key;
+    EXPECT_TRUE(store_->Get(key, &ref, /*with_cas=*/true)) << key;
     return ref.cas();
   }
 
@@ -153,8 +153,8 @@ TEST_F(StoreTest, OpenAcceptsDefaultsAndReportsOptions) {
 }
 
 TEST_F(StoreTest, OpenRejectsBadSegmentSize) {
-  for (size_t segment_size : {size_t{3000}, size_t{5000}, size_t{12288}, size_t{2048},
-                              size_t{0}, size_t{128} * kMiB}) {
+  for (size_t segment_size :
+       {size_t{3000}, size_t{5000}, size_t{12288}, size_t{2048}, size_t{0}, size_t{128} * kMiB}) {
     Options o = DefaultOptions();
     o.memory_limit = 512 * kMiB;
     o.segment_size = segment_size;
@@ -201,9 +201,12 @@ TEST_F(StoreTest, SetThenGet) {
   EXPECT_EQ(ref.value(), "hello");
   EXPECT_EQ(ref.flags(), 17u);
   EXPECT_EQ(ref.expiry(), 0);
-  EXPECT_NE(ref.cas(), 0u);
+  EXPECT_EQ(ref.cas(), 0u) << "CAS only when asked for";
   ref.Reset();
   EXPECT_FALSE(ref);
+  ASSERT_TRUE(store_->Get("a", &ref, /*with_cas=*/true));
+  EXPECT_NE(ref.cas(), 0u);
+  ref.Reset();
 
   EXPECT_EQ(store_->Set("a", "world"), Outcome::kStored);
   EXPECT_EQ(GetValue("a"), "world");
@@ -218,6 +221,18 @@ TEST_F(StoreTest, GetMissingLeavesRefEmpty) {
   EXPECT_FALSE(store_->Get("absent", &ref));
   EXPECT_FALSE(ref);
   EXPECT_EQ(ref.value(), "");
+}
+
+TEST_F(StoreTest, ResetEmptiesAnItemRef) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "value", 3), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("k", &ref));
+  ref.Reset();
+  EXPECT_FALSE(ref);
+  // The segment is no longer pinned: a view into it would dangle.
+  EXPECT_EQ(ref.value(), "");
+  EXPECT_EQ(ref.key(), "");
 }
 
 TEST_F(StoreTest, ItemRefMoves) {
@@ -443,8 +458,7 @@ TEST_F(StoreTest, TooLarge) {
   ASSERT_EQ(store_->Set("k", fits), Outcome::kStored);
   EXPECT_EQ(GetValue("k"), fits);
   // An append that would make the item too large fails and leaves it alone.
-  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", std::string(2048, 'z'), 0, 0),
-            Outcome::kTooLarge);
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", std::string(2048, 'z'), 0, 0), Outcome::kTooLarge);
   EXPECT_EQ(GetValue("k"), fits);
   EXPECT_EQ(store_->GetStats().items, 1u);
 }
@@ -517,13 +531,27 @@ TEST_F(StoreTest, TouchAndGatKeepCas) {
   EXPECT_EQ(store_->Touch("k", 1000), Outcome::kTouched);
   EXPECT_EQ(CasOf("k"), c);
   ItemRef ref;
-  ASSERT_TRUE(store_->GetAndTouch("k", 0, &ref));
+  ASSERT_EQ(store_->GetAndTouch("k", 0, &ref, /*with_cas=*/true), Outcome::kTouched);
   EXPECT_EQ(ref.cas(), c);
   ref.Reset();
   EXPECT_EQ(CasOf("k"), c);
   EXPECT_EQ(FlagsOf("k"), 11u);
   EXPECT_EQ(store_->Write(SetMode::kCas, "k", "w", 12, 0, c), Outcome::kStored);
   EXPECT_EQ(GetValue("k"), "w");
+}
+
+TEST_F(StoreTest, CasStableAcrossPlainReads) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  const uint64_t c = CasOf("k");
+  for (int i = 0; i < 3; ++i) {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Get("k", &ref));
+    EXPECT_EQ(ref.cas(), 0u);
+  }
+  store_->RunCleanerOnce();
+  EXPECT_EQ(CasOf("k"), c);
+  EXPECT_EQ(store_->Delete("k", c), Outcome::kDeleted);
 }
 
 TEST_F(StoreTest, CasSurvivesRelocationByTheCleaner) {
@@ -560,9 +588,18 @@ TEST_F(StoreTest, CasSurvivesRelocationByTheCleaner) {
   EXPECT_GT(after.segments_compacted, before.segments_compacted);
   EXPECT_EQ(after.items, kept.size());
 
-  for (const Kept& k : kept) {
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const Kept& k = kept[i];
+    // Touch and gat keep the CAS also of an item the cleaner has moved.
+    if (i % 3 == 1) {
+      ASSERT_EQ(store_->Touch(k.key, 1000), Outcome::kTouched);
+    }
     ItemRef ref;
-    ASSERT_TRUE(store_->Get(k.key, &ref)) << k.key;
+    if (i % 3 == 2) {
+      ASSERT_EQ(store_->GetAndTouch(k.key, 0, &ref), Outcome::kTouched) << k.key;
+      ref.Reset();
+    }
+    ASSERT_TRUE(store_->Get(k.key, &ref, /*with_cas=*/true)) << k.key;
     EXPECT_EQ(ref.value(), k.value);
     EXPECT_EQ(ref.cas(), k.cas) << "relocation must not change the CAS of " << k.key;
     ref.Reset();
@@ -649,8 +686,8 @@ TEST_F(StoreTest, IncrWrapsAt2To64) {
 
 TEST_F(StoreTest, IncrNonNumeric) {
   Open(DefaultOptions());
-  const std::string bad[] = {"abc", "", "12a", "a12", "18446744073709551616",
-                             "99999999999999999999999", "-5", "1.5"};
+  const std::string bad[] = {
+      "abc", "", "12a", "a12", "18446744073709551616", "99999999999999999999999", "-5", "1.5"};
   for (const std::string& v : bad) {
     ASSERT_EQ(store_->Set("c", v, 0, 0), Outcome::kStored);
     uint64_t n = 0;
@@ -699,10 +736,10 @@ TEST_F(StoreTest, Touch) {
 TEST_F(StoreTest, GetAndTouch) {
   Open(DefaultOptions());
   ItemRef ref;
-  EXPECT_FALSE(store_->GetAndTouch("k", 10, &ref));
+  EXPECT_EQ(store_->GetAndTouch("k", 10, &ref), Outcome::kNotFound);
   EXPECT_FALSE(ref);
   ASSERT_EQ(store_->Set("k", "value", 21, 10), Outcome::kStored);
-  ASSERT_TRUE(store_->GetAndTouch("k", 300, &ref));
+  ASSERT_EQ(store_->GetAndTouch("k", 300, &ref), Outcome::kTouched);
   EXPECT_EQ(ref.value(), "value");
   EXPECT_EQ(ref.flags(), 21u);
   EXPECT_EQ(ref.expiry(), Now() + 300);
@@ -711,7 +748,7 @@ TEST_F(StoreTest, GetAndTouch) {
   EXPECT_EQ(GetValue("k"), "value");
   clock_.Advance(1);
   EXPECT_EQ(GetValue("k"), std::nullopt);
-  EXPECT_FALSE(store_->GetAndTouch("k", 300, &ref));
+  EXPECT_EQ(store_->GetAndTouch("k", 300, &ref), Outcome::kNotFound);
 }
 
 TEST_F(StoreTest, ExpiryZeroNeverExpires) {
@@ -777,7 +814,7 @@ TEST_F(StoreTest, ExpiryNegativeIsAlreadyExpired) {
   EXPECT_EQ(store_->Set("k", "v", 0, -1), Outcome::kStored);
   EXPECT_EQ(GetValue("k"), std::nullopt);
   ItemRef ref;
-  EXPECT_FALSE(store_->GetAndTouch("k", 100, &ref));
+  EXPECT_EQ(store_->GetAndTouch("k", 100, &ref), Outcome::kNotFound);
   EXPECT_EQ(store_->Touch("k", 100), Outcome::kNotFound);
   EXPECT_EQ(store_->Write(SetMode::kReplace, "k", "w", 0, 0), Outcome::kNotStored);
   EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "w", 0, -100), Outcome::kStored);
@@ -832,6 +869,57 @@ TEST_F(StoreTest, FlushAllDelayed) {
   EXPECT_EQ(GetValue("before"), std::nullopt);
 }
 
+// Whatever operation comes first after the deadline must already see the flush.
+TEST_F(StoreTest, FlushAllDelayedSeenByTheFirstOperationAfterTheDeadline) {
+  enum Op { kGet, kGat, kTouch, kDelete, kIncr, kReplace, kAppend, kCas, kAdd, kOps };
+  const char* names[] = {"get",     "gat",    "touch", "delete", "incr",
+                         "replace", "append", "cas",   "add"};
+  for (int op = 0; op < kOps; ++op) {
+    for (int64_t exptime : {int64_t{0}, int64_t{1000}}) {  // with and without an expiry field
+      SCOPED_TRACE(std::string(names[op]) + (exptime ? " (item with expiry)" : ""));
+      Open(DefaultOptions());
+      ASSERT_EQ(store_->Set("k", "7", 0, exptime), Outcome::kStored);
+      const uint64_t cas = CasOf("k");
+      store_->FlushAll(10);
+      clock_.Advance(10);
+      ItemRef ref;
+      uint64_t n;
+      switch (op) {
+        case kGet:
+          EXPECT_FALSE(store_->Get("k", &ref));
+          break;
+        case kGat:
+          EXPECT_EQ(store_->GetAndTouch("k", 100, &ref), Outcome::kNotFound);
+          break;
+        case kTouch:
+          EXPECT_EQ(store_->Touch("k", 0), Outcome::kNotFound);
+          break;
+        case kDelete:
+          EXPECT_EQ(store_->Delete("k"), Outcome::kNotFound);
+          break;
+        case kIncr:
+          EXPECT_EQ(store_->Incr("k", 1, &n), Outcome::kNotFound);
+          break;
+        case kReplace:
+          EXPECT_EQ(store_->Write(SetMode::kReplace, "k", "x", 0, 0), Outcome::kNotStored);
+          break;
+        case kAppend:
+          EXPECT_EQ(store_->Write(SetMode::kAppend, "k", "x", 0, 0), Outcome::kNotStored);
+          break;
+        case kCas:
+          EXPECT_EQ(store_->Write(SetMode::kCas, "k", "x", 0, 0, cas), Outcome::kNotFound);
+          break;
+        case kAdd:
+          EXPECT_EQ(store_->Write(SetMode::kAdd, "k", "x", 0, 0), Outcome::kStored);
+          break;
+      }
+      ref.Reset();
+      EXPECT_EQ(GetValue("k"), op == kAdd ? std::optional<std::string>("x") : std::nullopt);
+      clock_.Set(ManualClock().NowSeconds());
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory limit, eviction, external charges
 
@@ -876,6 +964,40 @@ TEST_F(StoreTest, EvictionDisabledReturnsOutOfMemoryAndLosesNothing) {
   EXPECT_EQ(store_->GetStats().evictions, 0u);
 }
 
+// Touch and gat change only the expiry: a full store (eviction disabled) must still do them.
+// On a full store without eviction, items stored with an exptime are touched in place; an item
+// stored without one must be rewritten, and the store answers kOutOfMemory, leaving it intact.
+TEST_F(StoreTest, TouchOnAFullStore) {
+  Options o = TinyOptions(16, /*eviction=*/false);
+  Open(o);
+  int stored = 0;
+  while (store_->Set(Key(stored), Pattern(200, stored), 0, 100000) == Outcome::kStored) ++stored;
+  ASSERT_GT(stored, 10);
+  EXPECT_EQ(store_->Touch(Key(0), 100), Outcome::kTouched);
+  EXPECT_EQ(ExpiryOf(Key(0)), Now() + 100);
+  ItemRef ref;
+  EXPECT_EQ(store_->GetAndTouch(Key(1), 100, &ref), Outcome::kTouched)
+      << "gat must not hide a present key";
+  ref.Reset();
+  for (int i = 2; i < stored; ++i) {
+    ASSERT_EQ(store_->Touch(Key(i), 1000), Outcome::kTouched) << i;
+  }
+  EXPECT_EQ(store_->Touch(Key(2), 0), Outcome::kTouched) << "to never, still in place";
+  EXPECT_EQ(ExpiryOf(Key(2)), 0);
+  for (int i = 0; i < stored; ++i) ASSERT_EQ(GetValue(Key(i)), Pattern(200, i)) << i;
+
+  // Fill the last free bytes with never-expiring items, then touch one of them.
+  int extra = stored;
+  while (store_->Set(Key(extra), Pattern(20, extra)) == Outcome::kStored) ++extra;
+  if (extra > stored) {
+    Outcome touched = store_->Touch(Key(stored), 100);
+    EXPECT_TRUE(touched == Outcome::kTouched || touched == Outcome::kOutOfMemory)
+        << OutcomeName(touched);
+    EXPECT_EQ(GetValue(Key(stored)), Pattern(20, stored)) << "a refused touch keeps the item";
+    EXPECT_NE(store_->GetAndTouch(Key(stored), 100, &ref), Outcome::kNotFound);
+  }
+}
+
 TEST_F(StoreTest, EvictionMakesRoom) {
   Options o = TinyOptions(16, /*eviction=*/true);
   Open(o);
@@ -899,6 +1021,57 @@ TEST_F(StoreTest, EvictionMakesRoom) {
   }
   EXPECT_EQ(static_cast<uint64_t>(present), st.items);
   EXPECT_EQ(st.evictions + st.items, static_cast<uint64_t>(n));
+}
+
+// Items above a quarter of a segment live out of line; a tiny store must still evict them (with
+// eviction) or fill up with them (without) like any other item.
+TEST_F(StoreTest, OutOfLineItemsInATinyStoreWithEviction) {
+  Options o = TinyOptions(24, /*eviction=*/true);
+  Open(o);
+  const int n = static_cast<int>(4 * o.memory_limit / 1500);
+  for (int i = 0; i < n; ++i) {
+    const size_t size = 1100 + static_cast<size_t>(i) * 37 % 1900;
+    ASSERT_EQ(store_->Set(Key(i), Pattern(size, i)), Outcome::kStored) << i;
+    ASSERT_EQ(GetValue(Key(i)), Pattern(size, i)) << "just written";
+    ASSERT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+  }
+  EXPECT_GT(store_->GetStats().evictions, 0u);
+}
+
+TEST_F(StoreTest, OutOfLineItemsInATinyStoreWithoutEviction) {
+  Options o = TinyOptions(24, /*eviction=*/false);
+  Open(o);
+  int stored = 0;
+  for (int i = 0; i < 10000; ++i) {
+    Outcome out = store_->Set(Key(i), Pattern(1500, i));
+    if (out == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(out, Outcome::kStored);
+    ++stored;
+  }
+  const StoreStats st = store_->GetStats();
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+  // Each item takes at most a page: a full store holds at least half a page per usable page.
+  const uint64_t usable = st.memory_limit - st.index_bytes - st.metadata_bytes -
+                          uint64_t{o.reserve_segments} * o.segment_size;
+  EXPECT_GE(uint64_t(stored) * 4096 * 2, usable)
+      << "kOutOfMemory after " << stored << " items of 1500 bytes; jumbo_bytes " << st.jumbo_bytes
+      << ", resident " << st.resident_bytes << " of " << st.memory_limit;
+  for (int i = 0; i < stored; ++i) ASSERT_EQ(GetValue(Key(i)), Pattern(1500, i)) << i;
+}
+
+// Overwrites leave dead items behind, so eviction must combine with compaction.
+TEST_F(StoreTest, EvictionWithOverwrites) {
+  Options o = TinyOptions(24, /*eviction=*/true);
+  Open(o);
+  uint64_t x = 1;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const int key = static_cast<int>((x >> 33) % 2000);
+    const size_t size = 100 + (x >> 20) % 300;
+    ASSERT_EQ(store_->Set(Key(key), Pattern(size, i)), Outcome::kStored) << "set #" << i;
+    ASSERT_LE(store_->GetStats().resident_bytes, o.memory_limit);
+  }
+  EXPECT_GT(store_->GetStats().evictions, 0u);
 }
 
 TEST_F(StoreTest, ExternalChargesCountAgainstTheLimit) {
@@ -962,7 +1135,7 @@ TEST_F(StoreTest, ExternalChargeWithEvictionEnabled) {
 
 TEST_F(StoreTest, StatsCountItemsAndBytes) {
   Open(DefaultOptions());
-  ASSERT_EQ(store_->Set("a", "12345"), Outcome::kStored);    // 1 + 5
+  ASSERT_EQ(store_->Set("a", "12345"), Outcome::kStored);        // 1 + 5
   ASSERT_EQ(store_->Set("bb", "1234567890"), Outcome::kStored);  // 2 + 10
   StoreStats st = store_->GetStats();
   EXPECT_EQ(st.items, 2u);
@@ -976,9 +1149,8 @@ TEST_F(StoreTest, StatsCountItemsAndBytes) {
   st = store_->GetStats();
   EXPECT_EQ(st.items, 1u);
   EXPECT_EQ(st.key_value_bytes, 2u);
-  EXPECT_EQ(st.resident_bytes,
-            st.segment_bytes + st.jumbo_bytes + st.index_bytes + st.metadata_bytes +
-                st.external_bytes);
+  EXPECT_EQ(st.resident_bytes, st.segment_bytes + st.jumbo_bytes + st.index_bytes +
+                                   st.metadata_bytes + st.external_bytes);
   EXPECT_EQ(st.overhead_bytes, st.resident_bytes - st.external_bytes - st.key_value_bytes);
 
   const uint64_t hits = st.get_hits, misses = st.get_misses;

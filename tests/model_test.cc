@@ -1,0 +1,901 @@
+// Randomized differential test of cinch::Store against a std::unordered_map model.
+//
+// The store gets a tiny heap (4 KiB segments, a few dozen of them) so that eviction,
+// compaction and out-of-line items are exercised on nearly every write. After every operation
+// the store's answer must be consistent with the model:
+//   - a key the store returns holds exactly the model's latest value, flags, expiry and CAS;
+//   - a key the model holds as absent, deleted, expired or flushed is never returned;
+//   - a key the model holds but the store lacks is allowed only with eviction enabled (the model
+//     then forgets it);
+//   - kOutOfMemory is allowed only with eviction disabled, when the model's live data fills at
+//     least half of the segment memory the limit leaves;
+//   - GetStats().resident_bytes never exceeds memory_limit.
+//
+// Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds.
+// With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
+// message lists the last operations before it.
+//
+// CINCH_MODEL_OPS overrides the number of operations per variant.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cinch/clock.h"
+#include "cinch/options.h"
+#include "cinch/stats.h"
+#include "cinch/status.h"
+#include "cinch/store.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CINCH_MODEL_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define CINCH_MODEL_TEST_SANITIZED 1
+#endif
+#endif
+
+namespace cinch {
+
+namespace {
+
+constexpr int64_t kThirtyDays = 2592000;
+constexpr size_t kSegmentSize = 4096;
+constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open accepts
+constexpr size_t kKeyCount = 600;
+constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this
+constexpr size_t kMaxItemHeader = 24;  // an upper bound, used only to estimate footprints
+constexpr int kSweepEvery = 4096;      // ops between full sweeps of the key space
+constexpr size_t kHistory = 40;        // operations shown when a check fails
+constexpr size_t kKeyHistory = 8;      // operations on the failing key shown
+constexpr size_t kNoKey = ~size_t{0};
+
+int64_t OpsPerVariant() {
+  if (const char* env = std::getenv("CINCH_MODEL_OPS")) return std::atoll(env);
+#if defined(CINCH_MODEL_TEST_SANITIZED)
+  return 30000;
+#elif !defined(NDEBUG)
+  return 60000;
+#else
+  return 200000;
+#endif
+}
+
+// The smallest memory_limit (a whole number of segments) that Store::Open accepts for `base`.
+size_t MinMemoryLimit(Options base) {
+  base.background_cleaner = false;
+  auto accepts = [&](size_t segments) {
+    Options o = base;
+    o.memory_limit = segments * o.segment_size;
+    std::unique_ptr<Store> s;
+    return Store::Open(o, &s).ok();
+  };
+  size_t lo = 0, hi = 1;
+  while (!accepts(hi)) {
+    lo = hi;
+    hi *= 2;
+    if (hi > (size_t{1} << 20)) return 0;
+  }
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    (accepts(mid) ? hi : lo) = mid;
+  }
+  return hi * base.segment_size;
+}
+
+// How incr/decr must treat a value.
+enum class Numeric {
+  kYes,    // 1..20 digits, no leading zero, fits in 64 bits
+  kNo,     // certainly not a number
+  kMaybe,  // leading zeros, surrounding blanks or a sign: strtoull-style parsers differ
+};
+
+Numeric ClassifyNumber(std::string_view v, uint64_t* parsed) {
+  if (v.empty()) return Numeric::kNo;
+  size_t b = 0, e = v.size();
+  while (b < e && (v[b] == ' ' || v[b] == '\t' || v[b] == '+' || v[b] == '-')) ++b;
+  while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t' || v[e - 1] == '\r' || v[e - 1] == '\n')) {
+    --e;
+  }
+  if (b == e) return Numeric::kNo;
+  for (size_t i = b; i < e; ++i) {
+    if (v[i] < '0' || v[i] > '9') return Numeric::kNo;
+  }
+  const bool canonical = b == 0 && e == v.size() && (v[0] != '0' || v.size() == 1);
+  uint64_t n = 0;
+  for (size_t i = b; i < e; ++i) {
+    uint64_t d = static_cast<uint64_t>(v[i] - '0');
+    if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+      return canonical ? Numeric::kNo : Numeric::kMaybe;  // overflow
+    }
+    n = n * 10 + d;
+  }
+  *parsed = n;
+  return canonical ? Numeric::kYes : Numeric::kMaybe;
+}
+
+std::string Printable(std::string_view s, size_t max = 24) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+struct Variant {
+  bool eviction;
+  bool background_cleaner;
+  uint64_t seed;
+};
+
+void PrintTo(const Variant& v, std::ostream* os) {
+  *os << (v.eviction ? "eviction" : "no eviction") << ", "
+      << (v.background_cleaner ? "background cleaner" : "inline cleaner") << ", seed " << v.seed;
+}
+
+// The model's view of one key.
+struct Entry {
+  std::string value;
+  uint32_t flags = 0;
+  int64_t expiry = 0;     // absolute Unix seconds; 0 = never
+  int64_t stored_at = 0;  // clock second of the last write, for delayed flush_all
+  uint64_t cas = 0;       // the store's CAS of this version once seen; 0 = not seen yet
+};
+
+class Differential {
+ public:
+  Differential(const Variant& variant, const Options& options, Store* store, ManualClock* clock)
+      : variant_(variant), options_(options), store_(store), clock_(clock), rng_(variant.seed) {
+    std::unordered_set<std::string> seen;
+    while (keys_.size() < kKeyCount) {
+      size_t len = 1 + rng_() % 40;
+      std::string key(len, '\0');
+      for (char& c : key) c = static_cast<char>(rng_());
+      if (seen.insert(key).second) {
+        key_index_[key] = keys_.size();
+        keys_.push_back(key);
+      }
+    }
+    key_trace_.resize(keys_.size());
+  }
+
+  // Runs `ops` random operations; stops at the first inconsistency.
+  void Run(int64_t ops) {
+    flush_one_in_ = static_cast<uint64_t>(std::max<int64_t>(ops / 8, 1000));  // ~8 flushes
+    for (op_ = 0; op_ < ops && !failed_; ++op_) {
+      Step();
+      if (failed_) break;
+      CheckMemory();
+      if (op_ % kSweepEvery == kSweepEvery - 1) Sweep();
+    }
+    if (!failed_) Sweep();
+  }
+
+  bool failed() const { return failed_; }
+  int64_t lost() const { return lost_; }
+  int64_t out_of_memory() const { return oom_; }
+  int64_t ops() const { return op_; }
+
+ private:
+  // ------------------------------------------------------------------------------------------
+  // Randomness
+
+  uint64_t Uniform(uint64_t n) { return rng_() % n; }
+  bool OneIn(uint64_t n) { return Uniform(n) == 0; }
+  size_t RandomKeyIndex() { return Uniform(keys_.size()); }
+
+  int64_t RandomExptime() {
+    const int64_t now = clock_->NowSeconds();
+    switch (Uniform(20)) {
+      case 11:
+      case 12:
+      case 13:
+        return 1 + static_cast<int64_t>(Uniform(30));  // relative, expires during the run
+      case 14:
+        return 1000 + static_cast<int64_t>(Uniform(kThirtyDays - 1000));  // relative, long
+      case 15:
+        return kThirtyDays;  // the largest relative value
+      case 16:
+        return -1 - static_cast<int64_t>(Uniform(1000));  // already expired
+      case 17:
+        return now + 1 + static_cast<int64_t>(Uniform(60));  // absolute, future
+      case 18:
+        return kThirtyDays + 1 + static_cast<int64_t>(Uniform(now - kThirtyDays));  // past
+      case 19:
+        return now - static_cast<int64_t>(Uniform(3));  // absolute, now or just past
+      default:
+        return 0;
+    }
+  }
+
+  uint32_t RandomFlags() {
+    switch (Uniform(4)) {
+      case 0:
+        return static_cast<uint32_t>(rng_());
+      case 1:
+        return static_cast<uint32_t>(Uniform(10));
+      default:
+        return 0;
+    }
+  }
+
+  std::string RandomBytes(size_t n) {
+    std::string s(n, '\0');
+    for (size_t i = 0; i < n; i += 8) {
+      uint64_t r = rng_();
+      for (size_t j = i; j < n && j < i + 8; ++j, r >>= 8) s[j] = static_cast<char>(r);
+    }
+    return s;
+  }
+
+  std::string RandomNumber() {
+    const uint64_t max = std::numeric_limits<uint64_t>::max();
+    switch (Uniform(4)) {
+      case 0:
+        return std::to_string(rng_());
+      case 1:
+        return std::to_string(max - Uniform(1000));
+      default:
+        return std::to_string(Uniform(1000));
+    }
+  }
+
+  std::string RandomValue() {
+    if (OneIn(5)) return RandomNumber();
+    uint64_t r = Uniform(100);
+    size_t n = r < 40   ? Uniform(65)
+               : r < 70 ? 65 + Uniform(436)
+               : r < 90 ? 501 + Uniform(500)
+                        : 1001 + Uniform(500);
+    return RandomBytes(n);
+  }
+
+  // Data to append or prepend to `current`, keeping the value within kMaxValue.
+  std::string RandomPiece(size_t current) {
+    size_t room = current >= kMaxValue ? 0 : kMaxValue - current;
+    if (OneIn(3)) {
+      return std::string(std::min<size_t>(room, 1 + Uniform(3)),
+                         static_cast<char>('0' + Uniform(10)));
+    }
+    return RandomBytes(std::min<size_t>(room, Uniform(400)));
+  }
+
+  uint64_t RandomDelta() {
+    switch (Uniform(8)) {
+      case 0:
+        return std::numeric_limits<uint64_t>::max() - Uniform(1000);
+      case 1:
+        return rng_();
+      default:
+        return Uniform(100);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The model
+
+  int64_t Now() const { return clock_->NowSeconds(); }
+
+  // Expiry of an item written now with `exptime`; sets *expired when it is born expired.
+  int64_t ExpiryFor(int64_t exptime, bool* expired) const {
+    const int64_t now = Now();
+    *expired = false;
+    if (exptime == 0) return 0;
+    if (exptime < 0) {
+      *expired = true;
+      return 0;
+    }
+    int64_t at = exptime <= kThirtyDays ? now + exptime : exptime;
+    *expired = at <= now;
+    return at;
+  }
+
+  // The live model entry of `key`, or nullptr; forgets it once expired.
+  Entry* Find(const std::string& key) {
+    auto it = model_.find(key);
+    if (it == model_.end()) return nullptr;
+    if (it->second.expiry != 0 && it->second.expiry <= Now()) {
+      TraceKey(key, "model: expired (expiry " + std::to_string(it->second.expiry) + ")");
+      Forget(it);
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  void Forget(std::unordered_map<std::string, Entry>::iterator it) {
+    if (it->second.cas != 0) prev_cas_[it->first] = it->second.cas;
+    model_.erase(it);
+  }
+  void Forget(const std::string& key) {
+    auto it = model_.find(key);
+    if (it != model_.end()) Forget(it);
+  }
+
+  // Records a new version of `key`.
+  void Put(const std::string& key, std::string value, uint32_t flags, int64_t expiry) {
+    Forget(key);
+    Entry& e = model_[key];
+    e.value = std::move(value);
+    e.flags = flags;
+    e.expiry = expiry;
+    e.stored_at = Now();
+  }
+
+  // The store lacks a key the model holds: allowed only when it may have been evicted.
+  void Lost(const std::string& key, const char* what) {
+    if (!variant_.eviction) {
+      Fail(std::string("store lost a key with eviction disabled (") + what + ")");
+      return;
+    }
+    ++lost_;
+    Forget(key);
+  }
+
+  // Footprint estimate of an item of `kv` key + value bytes: generous, so that only a store far
+  // from full fails the check. Items above segment_size / 8 are counted as out of line (page
+  // rounded), although only those above a quarter must be.
+  static uint64_t Footprint(size_t kv) {
+    size_t item = kv + kMaxItemHeader;
+    if (item <= kSegmentSize / 8) return item;
+    return (item + 4095) / 4096 * 4096;
+  }
+
+  // kOutOfMemory is acceptable only with eviction off and a genuinely full store.
+  bool OomAllowed(size_t new_kv) {
+    ++oom_;
+    if (variant_.eviction) {
+      Fail("kOutOfMemory with eviction enabled");
+      return false;
+    }
+    StoreStats st = store_->GetStats();
+    uint64_t fixed = st.index_bytes + st.metadata_bytes + st.external_bytes +
+                     uint64_t{options_.reserve_segments} * options_.segment_size;
+    uint64_t usable = st.memory_limit > fixed ? st.memory_limit - fixed : 0;
+    uint64_t live = Footprint(new_kv);
+    const int64_t now = Now();
+    for (const auto& [k, e] : model_) {
+      if (e.expiry == 0 || e.expiry > now) live += Footprint(k.size() + e.value.size());
+    }
+    if (2 * live >= usable) return true;
+    std::ostringstream msg;
+    msg << "kOutOfMemory on a store far from full: live footprint " << live << " of usable "
+        << usable << " (index " << st.index_bytes << ", metadata " << st.metadata_bytes
+        << ", segments used " << st.segments_used << " free " << st.segments_free << ", jumbo "
+        << st.jumbo_bytes << ", resident " << st.resident_bytes << "/" << st.memory_limit
+        << ", store items " << st.items << ", model items " << model_.size() << ")";
+    Fail(msg.str());
+    return false;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Checks
+
+  void Fail(const std::string& what) {
+    if (failed_) return;
+    failed_ = true;
+    std::ostringstream msg;
+    msg << "seed " << variant_.seed << (variant_.eviction ? " eviction" : " no-eviction")
+        << (variant_.background_cleaner ? " background-cleaner" : " inline-cleaner") << ", op #"
+        << op_ << ", now " << Now() << ": " << what << "\nlast operations:\n";
+    for (const std::string& h : history_) msg << "  " << h << "\n";
+    if (last_key_ != kNoKey) {
+      msg << "earlier operations on " << Describe(last_key_) << ":\n";
+      for (const std::string& h : key_trace_[last_key_]) msg << "  " << h << "\n";
+    }
+    ADD_FAILURE() << msg.str();
+  }
+
+  // Records an operation for failure messages; `ki` names the key it was about, if any.
+  void Note(std::string line, size_t ki = kNoKey) {
+    if (ki != kNoKey) TraceKey(keys_[ki], line);
+    last_key_ = ki;
+    if (history_.size() == kHistory) history_.pop_front();
+    history_.push_back(std::move(line));
+  }
+
+  // Records what happened to one key (an operation, or the model expiring or flushing it).
+  void TraceKey(const std::string& key, const std::string& what) {
+    std::deque<std::string>& t = key_trace_[key_index_.at(key)];
+    if (t.size() == kKeyHistory) t.pop_front();
+    t.push_back("op #" + std::to_string(op_) + ", now " + std::to_string(Now()) + ": " + what);
+  }
+
+  std::string Describe(size_t ki) const {
+    return "k" + std::to_string(ki) + "[" + Printable(keys_[ki], 12) + "]";
+  }
+
+  std::string Mismatch(const char* what, std::string_view got, std::string_view want) {
+    std::ostringstream m;
+    m << what << ": got " << got.size() << " bytes '" << Printable(got) << "', model has "
+      << want.size() << " bytes '" << Printable(want) << "'";
+    return m.str();
+  }
+
+  // A returned item must match the model's latest version of its key.
+  void CheckItem(const std::string& key, const ItemRef& ref, Entry* e, bool check_expiry,
+                 bool with_cas, const char* what) {
+    if (e == nullptr) {
+      Fail(std::string(what) + ": store returned a key the model holds as absent/expired: '" +
+           Printable(ref.value()) + "'");
+      return;
+    }
+    if (ref.key() != key) return Fail(std::string(what) + ": wrong key in ItemRef");
+    if (ref.value() != e->value) return Fail(Mismatch(what, ref.value(), e->value));
+    if (ref.flags() != e->flags) {
+      return Fail(std::string(what) + ": flags " + std::to_string(ref.flags()) + " != model " +
+                  std::to_string(e->flags));
+    }
+    if (check_expiry && ref.expiry() != e->expiry) {
+      return Fail(std::string(what) + ": expiry " + std::to_string(ref.expiry()) + " != model " +
+                  std::to_string(e->expiry));
+    }
+    if (!with_cas) {
+      if (ref.cas() != 0) Fail(std::string(what) + ": CAS filled in although not asked for");
+      return;
+    }
+    if (ref.cas() == 0) return Fail(std::string(what) + ": CAS 0");
+    if (e->cas == 0) {
+      auto prev = prev_cas_.find(key);
+      if (prev != prev_cas_.end() && prev->second == ref.cas()) {
+        return Fail(std::string(what) + ": new version kept the CAS of an older one");
+      }
+      e->cas = ref.cas();
+    } else if (ref.cas() != e->cas) {
+      return Fail(std::string(what) + ": CAS changed without a modification: " +
+                  std::to_string(ref.cas()) + " != " + std::to_string(e->cas));
+    }
+  }
+
+  void CheckMemory() {
+    StoreStats st = store_->GetStats();
+    if (st.resident_bytes > options_.memory_limit) {
+      Fail("resident_bytes " + std::to_string(st.resident_bytes) + " > memory_limit " +
+           std::to_string(options_.memory_limit));
+    }
+  }
+
+  void ExpectOutcome(Outcome got, Outcome want, const char* what) {
+    if (got != want) {
+      Fail(std::string(what) + ": got " + std::string(OutcomeName(got)) + ", model expects " +
+           std::string(OutcomeName(want)));
+    }
+  }
+
+  // Reads every key and compares with the model.
+  void Sweep() {
+    for (size_t ki = 0; ki < keys_.size() && !failed_; ++ki) DoGet(ki, "sweep");
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Operations
+
+  void Step() {
+    if (OneIn(100)) return AdvanceClock();
+    if (OneIn(flush_one_in_)) return Flush();
+    const size_t ki = RandomKeyIndex();
+    const uint64_t r = Uniform(1000);
+    const uint64_t del = variant_.eviction ? 60 : 140;  // without eviction, deletes make room
+    if (r < 230) return DoGet(ki, "get");
+    if (r < 420) return DoWrite(ki, SetMode::kSet);
+    if (r < 470) return DoWrite(ki, SetMode::kAdd);
+    if (r < 520) return DoWrite(ki, SetMode::kReplace);
+    if (r < 570) return DoWrite(ki, SetMode::kAppend);
+    if (r < 610) return DoWrite(ki, SetMode::kPrepend);
+    if (r < 690) return DoCas(ki);
+    if (r < 760) return DoArith(ki, /*incr=*/!OneIn(3));
+    if (r < 800) return DoTouch(ki);
+    if (r < 840) return DoGat(ki);
+    if (r < 840 + del) return DoDelete(ki);
+    return DoGet(ki, "get");
+  }
+
+  void AdvanceClock() {
+    int64_t now = Now();
+    int64_t next = now + (OneIn(20) ? 100 + static_cast<int64_t>(Uniform(5000))
+                                    : 1 + static_cast<int64_t>(Uniform(3)));
+    // A pending delayed flush takes effect at its deadline D; the second D - 1 is skipped so
+    // that sub-second rounding (memcached flushes "before D" as of D - 1) cannot matter.
+    if (flush_deadline_ != 0 && next >= flush_deadline_ - 1) {
+      next = std::max(next, flush_deadline_);
+    }
+    clock_->Set(next);
+    Note("advance clock " + std::to_string(now) + " -> " + std::to_string(next));
+    if (flush_deadline_ != 0 && next >= flush_deadline_) {
+      for (auto it = model_.begin(); it != model_.end();) {
+        auto cur = it++;
+        if (cur->second.stored_at < flush_deadline_) {
+          TraceKey(cur->first, "model: flushed (stored at " +
+                                   std::to_string(cur->second.stored_at) + ", flush deadline " +
+                                   std::to_string(flush_deadline_) + ")");
+          Forget(cur);
+        }
+      }
+      flush_deadline_ = 0;
+    }
+  }
+
+  void Flush() {
+    if (flush_deadline_ != 0) return;  // one pending flush at a time
+    const int64_t now = Now();
+    if (OneIn(2)) {
+      Note("flush_all");
+      store_->FlushAll(0);
+      for (auto it = model_.begin(); it != model_.end();) {
+        TraceKey(it->first, "model: flushed");
+        Forget(it++);
+      }
+    } else {
+      int64_t delay = 2 + static_cast<int64_t>(Uniform(30));
+      Note("flush_all " + std::to_string(delay) + " (deadline " + std::to_string(now + delay) +
+           ")");
+      store_->FlushAll(delay);
+      flush_deadline_ = now + delay;
+    }
+  }
+
+  void DoGet(size_t ki, const char* what) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    ItemRef ref;
+    const bool with_cas = OneIn(2);
+    bool found = store_->Get(key, &ref, with_cas);
+    Note(std::string(what) + (with_cas ? "s " : " ") + Describe(ki) + " -> " +
+             (found ? "hit " + std::to_string(ref.value().size()) + "B cas " +
+                          std::to_string(ref.cas())
+                    : "miss") +
+             (e ? " (model " + std::to_string(e->value.size()) + "B)" : " (model absent)"),
+         ki);
+    if (found) {
+      CheckItem(key, ref, e, /*check_expiry=*/true, with_cas, what);
+    } else if (e != nullptr) {
+      if (ref) return Fail("failed Get left the ItemRef non-empty");
+      Lost(key, what);
+    }
+  }
+
+  void DoWrite(size_t ki, SetMode mode) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    const bool concat = mode == SetMode::kAppend || mode == SetMode::kPrepend;
+    std::string data = concat ? RandomPiece(e ? e->value.size() : 0) : RandomValue();
+    const uint32_t flags = RandomFlags();
+    const int64_t exptime = RandomExptime();
+    const char* name = mode == SetMode::kSet       ? "set"
+                       : mode == SetMode::kAdd     ? "add"
+                       : mode == SetMode::kReplace ? "replace"
+                       : mode == SetMode::kAppend  ? "append"
+                                                   : "prepend";
+    Outcome got = store_->Write(mode, key, data, flags, exptime);
+    Note(std::string(name) + " " + Describe(ki) + " " + std::to_string(data.size()) + "B flags " +
+             std::to_string(flags) + " exptime " + std::to_string(exptime) + " -> " +
+             std::string(OutcomeName(got)) +
+             (e ? " (model " + std::to_string(e->value.size()) + "B)" : " (model absent)"),
+         ki);
+
+    bool born_expired = false;
+    const int64_t expiry = ExpiryFor(exptime, &born_expired);
+    const bool wants_present = mode == SetMode::kReplace || concat;
+
+    if (got == Outcome::kOutOfMemory) {
+      size_t kv = key.size() + data.size() + (concat && e ? e->value.size() : 0);
+      OomAllowed(kv);
+      // A refused set drops the stale value (memcached); other refused writes change nothing.
+      if (mode == SetMode::kSet) Forget(key);
+      return;
+    }
+    if (mode == SetMode::kSet) {
+      ExpectOutcome(got, Outcome::kStored, name);
+    } else if (mode == SetMode::kAdd) {
+      if (e == nullptr) {
+        ExpectOutcome(got, Outcome::kStored, name);
+      } else if (got == Outcome::kStored) {
+        Lost(key, "add stored over a present key");
+        e = nullptr;
+      } else {
+        ExpectOutcome(got, Outcome::kNotStored, name);
+      }
+    } else if (wants_present) {
+      if (e == nullptr) {
+        ExpectOutcome(got, Outcome::kNotStored, name);
+      } else if (got == Outcome::kNotStored) {
+        Lost(key, name);
+        e = nullptr;
+      } else {
+        ExpectOutcome(got, Outcome::kStored, name);
+      }
+    }
+    if (failed_ || got != Outcome::kStored) return;
+
+    if (concat) {
+      std::string value = mode == SetMode::kAppend ? e->value + data : data + e->value;
+      Put(key, std::move(value), e->flags, e->expiry);
+    } else if (born_expired) {
+      Forget(key);
+    } else {
+      Put(key, std::move(data), flags, expiry);
+    }
+  }
+
+  void DoCas(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    const bool right = e != nullptr && e->cas != 0 && !OneIn(4);
+    uint64_t cas;
+    if (right) {
+      cas = e->cas;
+    } else {
+      auto prev = prev_cas_.find(key);
+      cas = prev != prev_cas_.end() && !OneIn(4) ? prev->second : (rng_() | 1);
+    }
+    std::string data = RandomValue();
+    const uint32_t flags = RandomFlags();
+    const int64_t exptime = RandomExptime();
+    Outcome got = store_->Write(SetMode::kCas, key, data, flags, exptime, cas);
+    Note("cas " + Describe(ki) + " " + std::to_string(data.size()) + "B cas " +
+             std::to_string(cas) + (right ? " (current)" : " (stale)") + " exptime " +
+             std::to_string(exptime) + " -> " + std::string(OutcomeName(got)) +
+             (e ? " (model " + std::to_string(e->value.size()) + "B cas " + std::to_string(e->cas) +
+                      ")"
+                : " (model absent)"),
+         ki);
+    if (got == Outcome::kOutOfMemory) {
+      // Like memcached, a store may allocate before it compares; a full store may refuse.
+      OomAllowed(key.size() + data.size());
+      return;
+    }
+    if (e == nullptr) return ExpectOutcome(got, Outcome::kNotFound, "cas on absent key");
+    if (got == Outcome::kNotFound) return Lost(key, "cas");
+    if (!right) return ExpectOutcome(got, Outcome::kExists, "cas with a stale value");
+    ExpectOutcome(got, Outcome::kStored, "cas with the current value");
+    if (failed_) return;
+    bool born_expired = false;
+    const int64_t expiry = ExpiryFor(exptime, &born_expired);
+    if (born_expired) {
+      Forget(key);
+    } else {
+      Put(key, std::move(data), flags, expiry);
+    }
+  }
+
+  void DoDelete(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    uint64_t cas = 0;
+    bool right = true;
+    if (OneIn(3)) {
+      right = e != nullptr && e->cas != 0 && OneIn(2);
+      if (right) {
+        cas = e->cas;
+      } else {
+        auto prev = prev_cas_.find(key);
+        cas = prev != prev_cas_.end() ? prev->second : (rng_() | 1);
+      }
+    }
+    Outcome got = store_->Delete(key, cas);
+    Note("delete " + Describe(ki) + " cas " + std::to_string(cas) + " -> " +
+             std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
+         ki);
+    if (e == nullptr) return ExpectOutcome(got, Outcome::kNotFound, "delete of absent key");
+    if (got == Outcome::kNotFound) return Lost(key, "delete");
+    if (!right) return ExpectOutcome(got, Outcome::kExists, "delete with a stale cas");
+    ExpectOutcome(got, Outcome::kDeleted, "delete");
+    Forget(key);
+  }
+
+  void DoArith(size_t ki, bool incr) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    // Mostly aim arithmetic at keys that hold numbers.
+    if (e != nullptr && OneIn(4)) {
+      uint64_t unused;
+      if (ClassifyNumber(e->value, &unused) == Numeric::kNo) {
+        std::string number = RandomNumber();
+        Outcome got = store_->Set(key, number, e->flags, 0);
+        Note("set " + Describe(ki) + " '" + number + "' -> " + std::string(OutcomeName(got)), ki);
+        if (got == Outcome::kOutOfMemory) {
+          OomAllowed(key.size() + number.size());
+          Forget(key);  // a refused set drops the stale value
+          return;
+        }
+        ExpectOutcome(got, Outcome::kStored, "set");
+        if (failed_) return;
+        Put(key, number, e->flags, 0);
+        e = Find(key);
+      }
+    }
+    const uint64_t delta = RandomDelta();
+    uint64_t result = 0xBADBADBADull;
+    Outcome got = incr ? store_->Incr(key, delta, &result) : store_->Decr(key, delta, &result);
+    const char* name = incr ? "incr" : "decr";
+    Note(std::string(name) + " " + Describe(ki) + " " + std::to_string(delta) + " -> " +
+             std::string(OutcomeName(got)) + " " + std::to_string(result) +
+             (e ? " (model '" + Printable(e->value) + "')" : " (model absent)"),
+         ki);
+    if (e == nullptr) return ExpectOutcome(got, Outcome::kNotFound, name);
+    if (got == Outcome::kNotFound) return Lost(key, name);
+    uint64_t n = 0;
+    Numeric kind = ClassifyNumber(e->value, &n);
+    if (got == Outcome::kOutOfMemory) {
+      if (kind != Numeric::kNo)
+        OomAllowed(key.size() + 20);
+      else
+        Fail("kOutOfMemory for incr/decr on a non-numeric value");
+      return;
+    }
+    if (kind == Numeric::kNo) return ExpectOutcome(got, Outcome::kNonNumeric, name);
+    if (kind == Numeric::kMaybe && got == Outcome::kNonNumeric) return;
+    ExpectOutcome(got, Outcome::kStored, name);
+    if (failed_) return;
+    if (kind == Numeric::kYes) {
+      uint64_t want = incr ? n + delta : (n > delta ? n - delta : 0);
+      if (result != want) {
+        return Fail(std::string(name) + " result " + std::to_string(result) + ", model expects " +
+                    std::to_string(want));
+      }
+    }
+    Put(key, std::to_string(result), e->flags, e->expiry);
+  }
+
+  void DoTouch(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    const int64_t exptime = RandomExptime();
+    Outcome got = store_->Touch(key, exptime);
+    Note("touch " + Describe(ki) + " exptime " + std::to_string(exptime) + " -> " +
+             std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
+         ki);
+    // A touch that must rewrite the item (it has no expiry field) needs memory.
+    if (got == Outcome::kOutOfMemory && e != nullptr && e->expiry == 0) {
+      OomAllowed(key.size() + e->value.size());
+      return;
+    }
+    if (e == nullptr) return ExpectOutcome(got, Outcome::kNotFound, "touch of absent key");
+    if (got == Outcome::kNotFound) return Lost(key, "touch");
+    ExpectOutcome(got, Outcome::kTouched, "touch");
+    bool born_expired = false;
+    const int64_t expiry = ExpiryFor(exptime, &born_expired);
+    if (born_expired) {
+      Forget(key);
+    } else {
+      e->expiry = expiry;  // value, flags, CAS and store time unchanged
+    }
+  }
+
+  void DoGat(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    const int64_t exptime = RandomExptime();
+    ItemRef ref;
+    const bool with_cas = OneIn(2);
+    Outcome gat = store_->GetAndTouch(key, exptime, &ref, with_cas);
+    if (gat == Outcome::kOutOfMemory && e != nullptr && e->expiry == 0) {
+      Note("gat " + Describe(ki) + " -> OUT_OF_MEMORY", ki);
+      OomAllowed(key.size() + e->value.size());
+      return;
+    }
+    bool found = gat == Outcome::kTouched;
+    Note(std::string(with_cas ? "gats " : "gat ") + Describe(ki) + " exptime " +
+             std::to_string(exptime) + " -> " +
+             (found ? "hit " + std::to_string(ref.value().size()) + "B" : "miss") +
+             (e ? " (model present)" : " (model absent)"),
+         ki);
+    bool born_expired = false;
+    const int64_t expiry = ExpiryFor(exptime, &born_expired);
+    if (!found) {
+      if (e == nullptr) return;
+      if (born_expired) return Forget(key);  // whether gat returns it once is not pinned down
+      return Lost(key, "gat");
+    }
+    if (e != nullptr && !born_expired) e->expiry = expiry;
+    CheckItem(key, ref, e, /*check_expiry=*/!born_expired, with_cas, "gat");
+    if (born_expired) Forget(key);
+  }
+
+  const Variant variant_;
+  const Options options_;
+  Store* const store_;
+  ManualClock* const clock_;
+  std::mt19937_64 rng_;
+  std::vector<std::string> keys_;
+  std::unordered_map<std::string, Entry> model_;
+  std::unordered_map<std::string, uint64_t> prev_cas_;  // CAS of the last superseded version
+  int64_t flush_deadline_ = 0;                          // pending delayed flush_all, or 0
+  uint64_t flush_one_in_ = 1;
+  std::deque<std::string> history_;
+  std::unordered_map<std::string, size_t> key_index_;
+  std::vector<std::deque<std::string>> key_trace_;  // the last operations on each key
+  size_t last_key_ = kNoKey;
+  int64_t op_ = 0;
+  int64_t lost_ = 0;
+  int64_t oom_ = 0;
+  bool failed_ = false;
+};
+
+class ModelTest : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(ModelTest, MatchesUnorderedMap) {
+  const Variant v = GetParam();
+  ManualClock clock;
+  Options o;
+  o.segment_size = kSegmentSize;
+  o.max_item_size = 64 * 1024;
+  o.index_shards = 1;
+  o.eviction = v.eviction;
+  o.background_cleaner = v.background_cleaner;
+  o.cleaner_interval_ms = 1;
+  o.clock = &clock;
+  const size_t min_limit = MinMemoryLimit(o);
+  ASSERT_GT(min_limit, 0u);
+  o.memory_limit = min_limit + kExtraSegments * kSegmentSize;
+
+  std::unique_ptr<Store> store;
+  Status s = Store::Open(o, &store);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+
+  Differential diff(v, o, store.get(), &clock);
+  diff.Run(OpsPerVariant());
+  const StoreStats st = store->GetStats();
+  std::printf(
+      "[ model ] seed %" PRIu64 " %s %s: %" PRId64 " ops, limit %zu B (min %zu), keys lost %" PRId64
+      ", out_of_memory %" PRId64
+      "\n"
+      "          evictions %" PRIu64 ", segments_evicted %" PRIu64 ", relocated_items %" PRIu64
+      ", segments_compacted %" PRIu64 ", expirations_reclaimed %" PRIu64 ", flushed %" PRIu64
+      ", index_resizes %" PRIu64 ", items %" PRIu64 ", resident %" PRIu64 "\n",
+      v.seed, v.eviction ? "eviction" : "no-eviction",
+      v.background_cleaner ? "background-cleaner" : "inline-cleaner", diff.ops(), o.memory_limit,
+      min_limit, diff.lost(), diff.out_of_memory(), st.evictions, st.segments_evicted,
+      st.relocated_items, st.segments_compacted, st.expirations_reclaimed, st.flushed_items,
+      st.index_resizes, st.items, st.resident_bytes);
+  if (diff.failed()) return;
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+  // The heap is tiny on purpose: the run must have made the cleaner work.
+  EXPECT_GT(st.relocated_items, 0u) << "compaction never ran";
+  if (v.eviction) {
+    EXPECT_GT(st.evictions, 0u) << "eviction never ran";
+    EXPECT_EQ(diff.out_of_memory(), 0);
+  } else {
+    EXPECT_EQ(st.evictions, 0u);
+    EXPECT_EQ(diff.lost(), 0);
+    EXPECT_GT(diff.out_of_memory(), 0) << "the store never filled up";
+  }
+}
+
+std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
+  return std::string(info.param.eviction ? "Evict" : "NoEvict") +
+         (info.param.background_cleaner ? "BackgroundCleaner" : "InlineCleaner") + "Seed" +
+         std::to_string(info.param.seed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, ModelTest,
+                         ::testing::Values(Variant{true, false, 1}, Variant{true, false, 2},
+                                           Variant{false, false, 1}, Variant{false, false, 2},
+                                           Variant{true, true, 3}, Variant{false, true, 3}),
+                         VariantName);
+
+}  // namespace
+}  // namespace cinch
