@@ -129,8 +129,11 @@ bool Engine::ReclaimSpace(size_t bytes) {
     uint64_t seen = space_epoch_.load(std::memory_order_acquire);
     if (cleaner_mu_.try_lock()) {
       bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
+      bool pinned = !draining_.empty();  // segments that free themselves once readers let go
       cleaner_mu_.unlock();
       if (progress) return true;
+      // Without eviction, a pass that freed nothing means the store is full: say so at once.
+      if (!options_.eviction && !pinned) return false;
       ++fruitless;
     }
     std::unique_lock<std::mutex> lock(space_mu_);
