@@ -277,7 +277,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t*
     evictions_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  if (!Relocate(slot, *item, location, evict, now)) {
+  if (!Relocate(slot, *item, location, evict, now, c)) {
     if (!options_.eviction) return false;
     Unlink(shard, c, slot, *item);  // nowhere to move it: a cache may drop it
     evictions_.fetch_add(1, std::memory_order_relaxed);
@@ -289,7 +289,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t*
 
 // REQUIRES: the shard lock of the item's key held.
 bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
-                      int64_t now) {
+                      int64_t now, ShardCounters& c) {
   mem::ItemMeta meta = item.meta;
   bool exposed = index::SlotCasExposed(*slot);
   meta.cas = exposed ? CasOf(location, item) : 0;  // a CAS nobody has seen may change
@@ -307,9 +307,8 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   std::memcpy(r.data + header, item.key.data(), item.key.size());
   std::memcpy(r.data + header + item.key.size(), item.value.data(), item.value.size());
   uint64_t new_location = Location(r.segment, r.offset);
-  ShardCounters& c = CountersFor(HashKey(item.key));
-  AccountLive(location, item, -1, c);
-  AccountLive(new_location, mem::DecodeItem(r.data), +1, c);
+  MoveLive(location, item.size, new_location, size,
+           static_cast<int64_t>(header) - static_cast<int64_t>(item.header_size), c);
   uint32_t freq = index::SlotFreq(*slot);
   *slot = index::WithLocation(evict ? index::WithFreq(*slot, freq - 1) : *slot, new_location);
   FinishReservation(r);

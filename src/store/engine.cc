@@ -128,6 +128,17 @@ void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
   ShardCounters::Add(c.header_bytes, sign * static_cast<int64_t>(item.header_size));
 }
 
+void Engine::MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size,
+                      int64_t header_delta, ShardCounters& c) {
+  mem::SegmentMeta& src = pool_->meta(SegmentOf(from));
+  mem::SegmentMeta& dst = pool_->meta(SegmentOf(to));
+  dst.live_bytes.fetch_add(static_cast<int64_t>(to_size), std::memory_order_relaxed);
+  dst.live_items.fetch_add(1, std::memory_order_relaxed);
+  src.live_bytes.fetch_sub(static_cast<int64_t>(from_size), std::memory_order_relaxed);
+  src.live_items.fetch_sub(1, std::memory_order_release);
+  if (header_delta != 0) ShardCounters::Add(c.header_bytes, header_delta);
+}
+
 void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
                     const mem::ItemView& item) {
   AccountLive(index::SlotLocation(*slot), item, -1, counters);

@@ -112,6 +112,10 @@ class Engine {
   void Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
               const mem::ItemView& item);
   void AccountLive(uint64_t location, const mem::ItemView& item, int sign, ShardCounters& c);
+  // The same item moved from one location to another: only segment counters (and the header
+  // size, if the move added an explicit CAS) change.
+  void MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size,
+                int64_t header_delta, ShardCounters& c);
   ShardCounters& CountersFor(uint64_t hash) { return counters_[hash & (index_->shard_count() - 1)]; }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
 
@@ -175,7 +179,7 @@ class Engine {
   bool EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* kept_budget,
                     int64_t now, mem::ItemView* item);
   bool Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
-                int64_t now);
+                int64_t now, ShardCounters& c);
   bool DrainOrFree(uint32_t segment);
   void FreeDrained();
   uint32_t PickCompactionVictim(double max_live) const;
