@@ -119,13 +119,15 @@ void Engine::FinishReservation(const Reservation& r) {
 }
 
 bool Engine::ReclaimSpace(size_t bytes) {
-  // Gives up after a few passes of its own that freed nothing, with short waits between them
-  // for what cannot be freed at once (segments pinned by readers or still being written), or
-  // after about a second of waiting for passes that other threads are running.
+  // Gives up after about a second of short waits for what cannot be freed at once (segments
+  // pinned by readers or still being written by other threads, which is transient on a small
+  // heap with many writers), or without eviction after a few passes of its own that freed
+  // nothing.
   constexpr int kMaxFruitlessPasses = 4;
   constexpr int kMaxWaits = 200;
+  const int max_fruitless = options_.eviction ? kMaxWaits : kMaxFruitlessPasses;
   int fruitless = 0;
-  for (int waits = 0; waits < kMaxWaits && fruitless < kMaxFruitlessPasses; ++waits) {
+  for (int waits = 0; waits < kMaxWaits && fruitless < max_fruitless; ++waits) {
     uint64_t seen = space_epoch_.load(std::memory_order_acquire);
     if (cleaner_mu_.try_lock()) {
       bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
