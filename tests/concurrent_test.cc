@@ -141,7 +141,9 @@ std::string DataValue(std::string_view key, uint64_t version, size_t filler) {
   return v;
 }
 
+// Digits, then the spaces incr/decr pads a shrunken number with.
 bool ParseUint(std::string_view s, uint64_t* out) {
+  s = s.substr(0, s.find(' '));
   if (s.empty() || s.size() > 20) return false;
   uint64_t n = 0;
   for (char c : s) {
@@ -481,7 +483,9 @@ class Worker {
       return Fail(index,
                   "incr result " + std::to_string(result) + ", expected " + std::to_string(expect));
     }
-    want = std::to_string(result);
+    std::string text = std::to_string(result);
+    if (text.size() < want->size()) text.resize(want->size(), ' ');  // memcached pads
+    want = std::move(text);
   }
 
   void Touch(int index) {

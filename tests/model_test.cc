@@ -101,33 +101,28 @@ size_t MinMemoryLimit(Options base) {
 
 // How incr/decr must treat a value.
 enum class Numeric {
-  kYes,    // 1..20 digits, no leading zero, fits in 64 bits
+  kYes,    // a number, whose value the model knows
   kNo,     // certainly not a number
-  kMaybe,  // leading zeros, surrounding blanks or a sign: strtoull-style parsers differ
+  kMaybe,  // kept for values whose reading is left to the implementation (none at present)
 };
 
+// memcached's reading (strtoull + safe_strtoull): leading blanks and one '+' skipped, then at
+// least one digit, then the end or a blank (anything after it ignored); no overflow.
 Numeric ClassifyNumber(std::string_view v, uint64_t* parsed) {
-  if (v.empty()) return Numeric::kNo;
-  size_t b = 0, e = v.size();
-  while (b < e && (v[b] == ' ' || v[b] == '\t' || v[b] == '+' || v[b] == '-')) ++b;
-  while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t' || v[e - 1] == '\r' || v[e - 1] == '\n')) {
-    --e;
-  }
-  if (b == e) return Numeric::kNo;
-  for (size_t i = b; i < e; ++i) {
-    if (v[i] < '0' || v[i] > '9') return Numeric::kNo;
-  }
-  const bool canonical = b == 0 && e == v.size() && (v[0] != '0' || v.size() == 1);
+  auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  size_t i = 0;
+  while (i < v.size() && blank(v[i])) ++i;
+  if (i < v.size() && v[i] == '+') ++i;
+  size_t digits = i;
   uint64_t n = 0;
-  for (size_t i = b; i < e; ++i) {
+  for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
     uint64_t d = static_cast<uint64_t>(v[i] - '0');
-    if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) {
-      return canonical ? Numeric::kNo : Numeric::kMaybe;  // overflow
-    }
+    if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) return Numeric::kNo;  // overflow
     n = n * 10 + d;
   }
+  if (i == digits || (i < v.size() && !blank(v[i]))) return Numeric::kNo;
   *parsed = n;
-  return canonical ? Numeric::kYes : Numeric::kMaybe;
+  return Numeric::kYes;
 }
 
 std::string Printable(std::string_view s, size_t max = 24) {
@@ -757,7 +752,9 @@ class Differential {
                     std::to_string(want));
       }
     }
-    Put(key, std::to_string(result), e->flags, e->expiry);
+    std::string text = std::to_string(result);
+    if (text.size() < e->value.size()) text.resize(e->value.size(), ' ');  // memcached pads
+    Put(key, text, e->flags, e->expiry);
   }
 
   void DoTouch(size_t ki) {

@@ -123,10 +123,13 @@ class Store {
   // kDeleted, kNotFound, or kExists when cas_unique != 0 and does not match.
   Outcome Delete(std::string_view key, uint64_t cas_unique = 0);
 
-  // Unsigned 64-bit decimal arithmetic: incr wraps at 2^64, decr floors at 0. On kStored the new
-  // value is in *result. kNotFound, kNonNumeric, or kOutOfMemory otherwise.
-  Outcome Incr(std::string_view key, uint64_t delta, uint64_t* result);
-  Outcome Decr(std::string_view key, uint64_t delta, uint64_t* result);
+  // Unsigned 64-bit decimal arithmetic, as memcached: incr wraps at 2^64, decr floors at 0; the
+  // stored text may have leading whitespace and anything after whitespace is ignored; a result
+  // shorter than the old value is padded with spaces to the old length. On kStored the new
+  // value is in *result. kNotFound, kNonNumeric, kOutOfMemory, or kExists when cas_unique != 0
+  // and does not match (meta arithmetic's C flag).
+  Outcome Incr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique = 0);
+  Outcome Decr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique = 0);
 
   // Invalidates every item stored before now + delay_seconds (memcached's flush_all [delay]).
   void FlushAll(int64_t delay_seconds = 0);

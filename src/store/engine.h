@@ -74,7 +74,8 @@ class Engine {
   bool Get(std::string_view key, ItemRef* out, bool with_cas);
   Outcome Touch(std::string_view key, int64_t exptime);
   Outcome Delete(std::string_view key, uint64_t cas_unique);
-  Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result);
+  Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
+                     uint64_t cas_unique);
   void FlushAll(int64_t delay_seconds);
   StoreStats GetStats() const;
   bool ChargeExternal(size_t bytes);

@@ -1,5 +1,6 @@
 // Engine: the write paths. An item is reserved in a segment, written in full, then published
 // under the key's shard lock; conditions (add, replace, cas) are checked at publication.
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -325,40 +326,52 @@ class ConcatRewriter : public Engine::Rewriter {
   bool append_;
 };
 
-// memcached's incr/decr: the value is an unsigned 64-bit decimal, optionally followed by
-// spaces (memcached pads shrunken numbers with spaces).
+// memcached's incr/decr (strtoull, then safe_strtoull's check): optional leading whitespace
+// and '+', at least one digit, then the end or whitespace (whatever follows it is ignored, so
+// the spaces memcached pads a shrunken number with are fine).
+bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
 bool ParseCounter(std::string_view text, uint64_t* out) {
-  size_t end = text.find_first_not_of("0123456789");
-  if (end == 0 || (end != std::string_view::npos &&
-                   text.find_first_not_of(' ', end) != std::string_view::npos)) {
-    return false;
-  }
-  std::string_view digits = text.substr(0, end);
-  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), *out);
-  return ec == std::errc() && ptr == digits.data() + digits.size();
+  size_t i = 0;
+  while (i < text.size() && IsSpace(text[i])) ++i;
+  if (i < text.size() && text[i] == '+') ++i;
+  size_t end = i;
+  while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
+  if (end == i || (end < text.size() && !IsSpace(text[end]))) return false;
+  auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + end, *out);
+  return ec == std::errc() && ptr == text.data() + end;
 }
 
+// The new number replaces the value; a number shorter than the old value is padded with
+// spaces to the old length, as memcached does when it rewrites the value in place, so clients
+// see the same bytes from both.
 class ArithmeticRewriter : public Engine::Rewriter {
  public:
-  ArithmeticRewriter(bool incr, uint64_t delta) : incr_(incr), delta_(delta) {}
-  Outcome Prepare(const mem::ItemView& old, uint64_t, bool) override {
+  ArithmeticRewriter(bool incr, uint64_t delta, uint64_t cas_unique)
+      : incr_(incr), delta_(delta), cas_unique_(cas_unique) {}
+  Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool) override {
+    if (cas_unique_ != 0 && old_cas != cas_unique_) return Outcome::kExists;
     uint64_t v;
     if (!ParseCounter(old.value, &v)) return Outcome::kNonNumeric;
     result = incr_ ? v + delta_ : (v > delta_ ? v - delta_ : 0);
     auto [ptr, ec] = std::to_chars(text_, text_ + sizeof(text_), result);
-    value_size = static_cast<size_t>(ptr - text_);
+    digits_ = static_cast<size_t>(ptr - text_);
+    value_size = std::max(digits_, old.value.size());
     meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
     return Outcome::kStored;
   }
   void WriteValue(char* dst, const mem::ItemView&) const override {
-    std::memcpy(dst, text_, value_size);
+    std::memcpy(dst, text_, digits_);
+    std::memset(dst + digits_, ' ', value_size - digits_);
   }
   uint64_t result = 0;
 
  private:
   bool incr_;
   uint64_t delta_;
+  uint64_t cas_unique_;
   char text_[24];
+  size_t digits_ = 0;
 };
 
 class TouchRewriter : public Engine::Rewriter {
@@ -445,8 +458,9 @@ Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool ap
   return Modify(key, rewriter);
 }
 
-Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result) {
-  ArithmeticRewriter rewriter(incr, delta);
+Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
+                           uint64_t cas_unique) {
+  ArithmeticRewriter rewriter(incr, delta, cas_unique);
   Outcome o = Modify(key, rewriter);
   if (o == Outcome::kStored && result != nullptr) *result = rewriter.result;
   return o;

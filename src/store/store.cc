@@ -63,12 +63,14 @@ Outcome Store::Delete(std::string_view key, uint64_t cas_unique) {
   return engine_->Delete(key, cas_unique);
 }
 
-Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result) {
-  return engine_->Arithmetic(key, true, delta, result);
+Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result,
+                    uint64_t cas_unique) {
+  return engine_->Arithmetic(key, true, delta, result, cas_unique);
 }
 
-Outcome Store::Decr(std::string_view key, uint64_t delta, uint64_t* result) {
-  return engine_->Arithmetic(key, false, delta, result);
+Outcome Store::Decr(std::string_view key, uint64_t delta, uint64_t* result,
+                    uint64_t cas_unique) {
+  return engine_->Arithmetic(key, false, delta, result, cas_unique);
 }
 
 void Store::FlushAll(int64_t delay_seconds) { engine_->FlushAll(delay_seconds); }

@@ -653,10 +653,10 @@ TEST_F(StoreTest, IncrDecr) {
   EXPECT_EQ(GetValue("c"), "100");  // grew by a digit
   ASSERT_EQ(store_->Decr("c", 1, &n), Outcome::kStored);
   EXPECT_EQ(n, 99u);
-  EXPECT_EQ(GetValue("c"), "99");  // shrank: no padding left behind
+  EXPECT_EQ(GetValue("c"), "99 ");  // shrank: padded to the old length, as memcached
   ASSERT_EQ(store_->Decr("c", 1000, &n), Outcome::kStored);
   EXPECT_EQ(n, 0u);
-  EXPECT_EQ(GetValue("c"), "0");
+  EXPECT_EQ(GetValue("c"), "0  ");
   ASSERT_EQ(store_->Decr("c", 1, &n), Outcome::kStored);
   EXPECT_EQ(n, 0u);
   ASSERT_EQ(store_->Incr("c", 0, &n), Outcome::kStored);
@@ -673,7 +673,7 @@ TEST_F(StoreTest, IncrWrapsAt2To64) {
   uint64_t n = 0;
   ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);
   EXPECT_EQ(n, 0u);
-  EXPECT_EQ(GetValue("c"), "0");
+  EXPECT_EQ(GetValue("c"), "0" + std::string(19, ' '));
   ASSERT_EQ(store_->Set("c", "5"), Outcome::kStored);
   ASSERT_EQ(store_->Incr("c", max, &n), Outcome::kStored);
   EXPECT_EQ(n, 4u);
@@ -687,7 +687,8 @@ TEST_F(StoreTest, IncrWrapsAt2To64) {
 TEST_F(StoreTest, IncrNonNumeric) {
   Open(DefaultOptions());
   const std::string bad[] = {
-      "abc", "", "12a", "a12", "18446744073709551616", "99999999999999999999999", "-5", "1.5"};
+      "abc", "", "12a", "a12", "18446744073709551616", "99999999999999999999999", "-5", "1.5",
+      " ", "+"};
   for (const std::string& v : bad) {
     ASSERT_EQ(store_->Set("c", v, 0, 0), Outcome::kStored);
     uint64_t n = 0;
@@ -697,6 +698,35 @@ TEST_F(StoreTest, IncrNonNumeric) {
   }
 }
 
+// memcached parses with strtoull: leading blanks and '+' are skipped, and anything after a blank
+// following the digits is ignored.
+TEST_F(StoreTest, IncrAcceptsWhatStrtoullAccepts) {
+  Open(DefaultOptions());
+  uint64_t n = 0;
+  ASSERT_EQ(store_->Set("c", " 1"), Outcome::kStored);
+  ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 2u);
+  EXPECT_EQ(GetValue("c"), "2 ");
+  ASSERT_EQ(store_->Set("c", "+12 abc"), Outcome::kStored);
+  ASSERT_EQ(store_->Decr("c", 2, &n), Outcome::kStored);
+  EXPECT_EQ(n, 10u);
+  EXPECT_EQ(GetValue("c"), "10     ");
+}
+
+TEST_F(StoreTest, ArithmeticComparesCas) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("c", "5"), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("c", &ref, /*with_cas=*/true));
+  const uint64_t cas = ref.cas();
+  ref.Reset();
+  uint64_t n = 0;
+  EXPECT_EQ(store_->Incr("c", 1, &n, cas + 1), Outcome::kExists);
+  ASSERT_EQ(store_->Incr("c", 1, &n, cas), Outcome::kStored);
+  EXPECT_EQ(n, 6u);
+  EXPECT_EQ(store_->Decr("c", 1, &n, cas), Outcome::kExists);  // the incr changed the CAS
+}
+
 TEST_F(StoreTest, IncrOnLargeNumericValue) {
   // A 20-digit value exercises the widest decimal text.
   Open(DefaultOptions());
@@ -704,7 +734,7 @@ TEST_F(StoreTest, IncrOnLargeNumericValue) {
   uint64_t n = 0;
   ASSERT_EQ(store_->Decr("c", 1, &n), Outcome::kStored);
   EXPECT_EQ(n, 9999999999999999999u);
-  EXPECT_EQ(GetValue("c"), "9999999999999999999");
+  EXPECT_EQ(GetValue("c"), "9999999999999999999 ");
 }
 
 // ---------------------------------------------------------------------------------------------
