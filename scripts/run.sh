@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Quick start, part 1: install what is missing, build in release mode, and run cinch.
-# Until the cinchd server lands, "running cinch" means the engine benchmark driver with its
-# named workloads (pass its flags through, e.g. --benchmarks=overhead or --quick).
+# Quick start, part 1: install what is missing, build in release mode, and run cinchd with
+# memcached's defaults (port 11211 on 127.0.0.1, -m 64 MiB, one worker per core). Flags pass
+# through, e.g. scripts/run.sh -m 1024 -p 11311 -v. Stop it with Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j"$(nproc)" --target cinch_bench
-exec build/release/bench/cinch_bench "${@:---quick}"
+cmake --build --preset release -j"$(nproc)" --target cinchd
+exec build/release/tools/cinchd "$@"

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake g++ pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev
+  memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
 )
 
 missing=()

@@ -1,0 +1,172 @@
+#include "net/connection.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "common/check.h"
+
+namespace cinch::net {
+
+Connection::Connection(int fd, std::unique_ptr<Session> session, const ConnectionEnv& env)
+    : fd_(fd), session_(std::move(session)), env_(env), in_(env.meter), out_(env.pool, env.meter) {}
+
+Connection::~Connection() {
+  out_.Clear();  // release callbacks may refer to the session: they run first
+  session_.reset();
+  in_.Free();
+  close(fd_);
+}
+
+bool Connection::Init() { return in_.Init(env_.options->read_buffer_initial); }
+
+void Connection::OnEvents(uint32_t epoll_events) {
+  if (epoll_events & (EPOLLERR | EPOLLHUP)) broken_ = true;
+  if (epoll_events & EPOLLRDHUP) peer_shut_ = true;
+  if (epoll_events & (EPOLLIN | EPOLLRDHUP)) readable_ = true;
+  if (epoll_events & EPOLLOUT) writable_ = true;
+}
+
+Connection::Action Connection::Drive() {
+  const size_t limit = env_.options->output_limit;
+  int reads = 0;
+  while (true) {
+    if (broken_) return Action::kClose;
+    if (!out_.empty() && writable_ && Flush() == Step::kClose) return Action::kClose;
+    if (closing_) {
+      if (!out_.empty()) return Action::kIdle;  // EPOLLOUT brings us back
+      shutdown(fd_, SHUT_WR);
+      return Action::kClose;
+    }
+    // Backpressure: neither the session nor the socket is touched until output drains.
+    // Here the socket is known full (Flush stopped early), so EPOLLOUT will come.
+    if (out_.bytes() >= limit) return Action::kIdle;
+    if (out_.starved() && !out_.Recover()) return Action::kRetry;
+    if (unprocessed_) {
+      RunSession();
+      continue;
+    }
+    if (eof_) {
+      closing_ = true;  // every complete request has been answered
+      continue;
+    }
+    if (grow_) {
+      Action action;
+      if (!GrowOrClose(&action)) return action;
+      continue;
+    }
+    if (!readable_) {
+      in_.ShrinkIfEmpty(env_.options->read_buffer_initial);
+      return Action::kIdle;
+    }
+    if (reads++ == kMaxReadsPerTurn) return Action::kYield;
+    if (Read() == Step::kClose) return Action::kClose;
+  }
+}
+
+Connection::Step Connection::Flush() {
+  while (!out_.empty()) {
+    uint64_t written = 0;
+    OutputQueue::WriteResult r = out_.WriteTo(fd_, &written);
+    WorkerCounters::Add(&env_.counters->bytes_written, written);
+    if (r == OutputQueue::WriteResult::kError) {
+      broken_ = true;
+      return Step::kClose;
+    }
+    if (r == OutputQueue::WriteResult::kBlocked) {
+      writable_ = false;
+      return Step::kStop;
+    }
+  }
+  return Step::kContinue;
+}
+
+void Connection::RunSession() {
+  const size_t limit = env_.options->output_limit;
+  SessionResult r = session_->OnInput(in_.data(), &out_, limit);
+  CINCH_CHECK(r.consumed <= in_.size());
+  in_.Consume(r.consumed);
+  if (r.swallow > 0) {
+    swallow_ += r.swallow;
+    Discard();
+  }
+  if (r.close) {
+    closing_ = true;
+    unprocessed_ = false;
+    return;
+  }
+  // A session that stopped for output is called again once it drains; one that made no
+  // progress for no reason is treated as needing more input, so it cannot spin.
+  bool output_full = out_.pending() >= limit;
+  bool no_progress = r.consumed == 0 && r.swallow == 0 && !output_full;
+  if (in_.empty() || r.need_more || no_progress) {
+    unprocessed_ = false;
+    if (!in_.empty()) {
+      in_.Compact();
+      grow_ = in_.full();
+    }
+  }
+}
+
+Connection::Step Connection::Read() {
+  in_.MakeRoom();
+  size_t room = in_.space_size();
+  if (room == 0) {
+    grow_ = true;
+    return Step::kContinue;
+  }
+  ssize_t n;
+  do {
+    n = read(fd_, in_.space(), room);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    WorkerCounters::Add(&env_.counters->bytes_read, static_cast<uint64_t>(n));
+    in_.Commit(static_cast<size_t>(n));
+    if (swallow_ > 0) Discard();
+    if (!in_.empty()) unprocessed_ = true;
+    // A short read drained the socket: edge-triggered epoll reports the next arrival. After
+    // EPOLLRDHUP keep reading until EOF, which no further event would announce.
+    if (static_cast<size_t>(n) < room && !peer_shut_) readable_ = false;
+    return Step::kContinue;
+  }
+  if (n == 0) {
+    eof_ = true;
+    readable_ = false;
+    return Step::kContinue;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    readable_ = false;
+    return Step::kContinue;
+  }
+  broken_ = true;
+  return Step::kClose;
+}
+
+void Connection::Discard() {
+  size_t n = std::min(swallow_, in_.size());
+  in_.Consume(n);
+  swallow_ -= n;
+}
+
+bool Connection::GrowOrClose(Action* action) {
+  size_t limit = std::max(env_.options->read_buffer_max, session_->WantedInput());
+  switch (in_.Grow(limit)) {
+    case ReadBuffer::GrowResult::kGrown:
+      grow_ = false;
+      return true;
+    case ReadBuffer::GrowResult::kNoMemory:
+      *action = Action::kRetry;  // keep grow_: try again after the retry delay
+      return false;
+    case ReadBuffer::GrowResult::kAtLimit:
+      grow_ = false;
+      closing_ = true;  // the session wants more than it may have: give up on this client
+      return true;
+  }
+  return true;
+}
+
+}  // namespace cinch::net

@@ -1,0 +1,121 @@
+// Connection: one client socket, its Session, its read buffer and output queue.
+//
+// The worker owning it reports epoll events with OnEvents() and then calls Drive(), which
+// does as much work as it can without blocking and says what should happen next. The socket
+// is registered edge-triggered for EPOLLIN | EPOLLOUT | EPOLLRDHUP, so the connection keeps
+// its own "readable" and "writable" flags: they are set by events and cleared only when a
+// read or write finds the socket dry (EAGAIN or a short transfer).
+//
+// One turn of Drive(), repeated while there is progress:
+//   1. write what is queued (one sendmsg of up to IOV_MAX spans per step);
+//   2. closing: once the output is written, shut down and close;
+//   3. output >= output_limit: stop (no session call, no read) until EPOLLOUT drains it;
+//   4. output starved of memory: stop until a spare chunk can be charged (timer retry);
+//   5. unprocessed input: let the session consume every complete request, then go to 1
+//      (so replies to a pipelined batch leave in one write);
+//   6. session needs more and the buffer is full: double it, up to
+//      max(read_buffer_max, Session::WantedInput()); at that limit, close;
+//   7. read once (at most kMaxReadsPerTurn reads per turn, then yield to other connections).
+//
+// Peer EOF (a half-close): requests already buffered are answered and written, then the socket
+// is closed. EPOLLERR, EPOLLHUP or a socket error: closed at once. Either way the destructor
+// releases queued references before it destroys the session.
+//
+// Thread safety: owned by one worker thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "net/intrusive_list.h"
+#include "net/memory_meter.h"
+#include "net/output_queue.h"
+#include "net/read_buffer.h"
+#include "net/server_loop.h"
+#include "net/session.h"
+
+namespace cinch::net {
+
+// Per-worker counters, written by the worker only (plain load + store), read by GetStats.
+struct WorkerCounters {
+  std::atomic<uint64_t> curr_connections{0};
+  std::atomic<uint64_t> total_connections{0};
+  std::atomic<uint64_t> rejected_connections{0};
+  std::atomic<uint64_t> bytes_read{0};
+  std::atomic<uint64_t> bytes_written{0};
+
+  static void Add(std::atomic<uint64_t>* c, uint64_t delta) {
+    c->store(c->load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+};
+
+// What the connections of one worker share.
+struct ConnectionEnv {
+  const LoopOptions* options;
+  MemoryMeter* meter;
+  ChunkPool* pool;
+  WorkerCounters* counters;
+};
+
+// List tags: every connection is in its worker's list of all connections, and in at most one
+// of the ready / retry lists.
+struct AllTag {};
+struct ScheduleTag {};
+
+class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
+ public:
+  static constexpr int kMaxReadsPerTurn = 16;
+
+  enum class Action {
+    kIdle,   // nothing to do until the next epoll event
+    kYield,  // more work to do: drive again after other connections had their turn
+    kRetry,  // waiting for memory: drive again after a short delay
+    kClose,  // done (or broken): destroy
+  };
+
+  // Takes ownership of `fd`. REQUIRES: Init() before any other call.
+  Connection(int fd, std::unique_ptr<Session> session, const ConnectionEnv& env);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  // Releases queued references, then destroys the session, then closes the socket.
+  ~Connection();
+
+  // Allocates the initial read buffer; false when the budget refuses it.
+  [[nodiscard]] bool Init();
+  int fd() const { return fd_; }
+
+  void OnEvents(uint32_t epoll_events);
+  Action Drive();
+  // Server stopping: read no more, write what is owed, then close.
+  void BeginDrain() { closing_ = true; }
+
+ private:
+  enum class Step { kContinue, kStop, kClose };
+  Step Flush();
+  void RunSession();
+  Step Read();
+  void Discard();
+  bool GrowOrClose(Action* action);
+
+  const int fd_;
+  std::unique_ptr<Session> session_;
+  const ConnectionEnv env_;
+  ReadBuffer in_;
+  OutputQueue out_;
+  size_t swallow_ = 0;        // input bytes still to discard, unbuffered
+  bool readable_ = false;     // the socket may have input (cleared on EAGAIN or a short read)
+  bool writable_ = true;      // the socket may take output (cleared on EAGAIN or a short write)
+  bool peer_shut_ = false;    // EPOLLRDHUP seen: read until EOF, short reads prove nothing
+  bool eof_ = false;          // read returned 0: process what is buffered, then close
+  bool broken_ = false;       // EPOLLERR / EPOLLHUP / read error: close at once
+  bool closing_ = false;      // write what is queued, then close
+  bool unprocessed_ = false;  // input arrived (or output drained) since the session last ran
+  bool grow_ = false;         // the session needs more input and the buffer is full
+};
+
+// Charged per connection on top of its buffers: the struct plus an estimate of a session.
+inline constexpr size_t kConnectionOverhead = sizeof(Connection) + 1024;
+
+}  // namespace cinch::net

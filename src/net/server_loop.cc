@@ -1,0 +1,140 @@
+#include "net/server_loop.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "net/listener.h"
+#include "net/worker.h"
+
+namespace cinch::net {
+
+class ServerLoop::Impl {
+ public:
+  Impl(const LoopOptions& options, SessionFactory* factory, MemoryBudget* budget)
+      : shared_(options, factory, budget) {}
+
+  ~Impl() {
+    Stop();
+    Wait();
+    workers_.clear();
+    shared_.listeners.Close();  // if the workers never ran
+  }
+
+  Status Start() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return Status::InvalidArgument("ServerLoop already started");
+    if (shared_.stop.load()) return Status::InvalidArgument("ServerLoop stopped before Start");
+    started_ = true;  // even if this fails: listeners are not reopened
+    Status s = Validate(shared_.options);
+    if (!s.ok()) return s;
+    s = OpenListeners();
+    if (!s.ok()) return s;
+    for (int i = 0; i < shared_.options.threads; ++i) {
+      workers_.push_back(std::make_unique<Worker>(&shared_));
+      s = workers_.back()->Init();
+      if (!s.ok()) {
+        workers_.clear();
+        shared_.listeners.Close();
+        return s;
+      }
+    }
+    for (auto& w : workers_) threads_.emplace_back([worker = w.get()] { worker->Run(); });
+    return Status::Ok();
+  }
+
+  void Stop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    shared_.stop.store(true, std::memory_order_release);
+    for (auto& w : workers_) w->Wake();
+  }
+
+  void Wait() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!started_) return;
+    }
+    // threads_ is never modified after Start: joining needs only its own lock.
+    std::lock_guard<std::mutex> lock(wait_mu_);
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  int port() const { return port_.load(std::memory_order_relaxed); }
+
+  LoopStats GetStats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    LoopStats s;
+    for (const auto& w : workers_) {
+      const WorkerCounters& c = w->counters();
+      s.curr_connections += c.curr_connections.load(std::memory_order_relaxed);
+      s.total_connections += c.total_connections.load(std::memory_order_relaxed);
+      s.rejected_connections += c.rejected_connections.load(std::memory_order_relaxed);
+      s.bytes_read += c.bytes_read.load(std::memory_order_relaxed);
+      s.bytes_written += c.bytes_written.load(std::memory_order_relaxed);
+      s.buffer_bytes += w->buffer_bytes();
+    }
+    return s;
+  }
+
+ private:
+  static Status Validate(const LoopOptions& o) {
+    if (o.threads < 1) return Status::InvalidArgument("threads must be at least 1");
+    if (o.max_connections < 1) return Status::InvalidArgument("max_connections must be >= 1");
+    if (o.read_buffer_initial == 0 || o.read_buffer_max < o.read_buffer_initial) {
+      return Status::InvalidArgument("read buffer sizes must satisfy 0 < initial <= max");
+    }
+    if (o.output_limit == 0) return Status::InvalidArgument("output_limit must be positive");
+    if (o.drain_timeout_ms < 0) return Status::InvalidArgument("drain_timeout_ms is negative");
+    return Status::Ok();
+  }
+
+  Status OpenListeners() {
+    const LoopOptions& o = shared_.options;
+    if (o.port != 0) {
+      int fd = -1;
+      int bound = 0;
+      Status s = OpenTcpListener(o.listen_address, o.port, o.backlog, &fd, &bound);
+      if (!s.ok()) return s;
+      shared_.listeners.Add(fd, /*is_unix=*/false);
+      port_.store(bound, std::memory_order_relaxed);
+    }
+    if (!o.unix_socket.empty()) {
+      int fd = -1;
+      Status s = OpenUnixListener(o.unix_socket, o.unix_mask, o.backlog, &fd);
+      if (!s.ok()) {
+        shared_.listeners.Close();
+        return s;
+      }
+      shared_.listeners.Add(fd, /*is_unix=*/true);
+      shared_.listeners.SetUnixPath(o.unix_socket);
+    }
+    return Status::Ok();
+  }
+
+  Shared shared_;
+  // Guards started_ and workers_/threads_ while Start fills them; they never change after.
+  mutable std::mutex mu_;
+  bool started_ = false;  // Start was called
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::mutex wait_mu_;
+  std::atomic<int> port_{0};
+};
+
+ServerLoop::ServerLoop(const LoopOptions& options, SessionFactory* factory, MemoryBudget* budget)
+    : impl_(std::make_unique<Impl>(options, factory, budget)) {}
+
+ServerLoop::~ServerLoop() = default;
+
+Status ServerLoop::Start() { return impl_->Start(); }
+int ServerLoop::port() const { return impl_->port(); }
+void ServerLoop::Stop() { impl_->Stop(); }
+void ServerLoop::Wait() { impl_->Wait(); }
+LoopStats ServerLoop::GetStats() const { return impl_->GetStats(); }
+
+}  // namespace cinch::net

@@ -1,0 +1,61 @@
+// Listeners and worker event loops: accepts connections on TCP and/or a unix socket and runs
+// each on one of `threads` epoll loops.
+//
+// Threading: Start() spawns the worker threads; every connection lives on one worker for its
+// whole life. Stop() may be called from any thread (e.g. after a signal): listeners close,
+// connections finish writing what they owe (for at most `drain_timeout_ms`) and close, and
+// Wait() returns when all workers have exited.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cinch/status.h"
+#include "net/session.h"
+
+namespace cinch::net {
+
+struct LoopOptions {
+  std::string listen_address = "127.0.0.1";  // "" or "0.0.0.0" for all IPv4 addresses
+  int port = 11211;                           // 0: no TCP listener; -1: pick a free port
+  std::string unix_socket;                    // path; empty: none
+  int unix_mask = 0700;
+  int threads = 4;
+  int max_connections = 1024;
+  int backlog = 1024;
+  size_t read_buffer_initial = 16 * 1024;
+  size_t read_buffer_max = (size_t{1} << 20) + 4096;  // hard cap (raised to Session::WantedInput)
+  size_t output_limit = 1 << 20;  // stop reading from a connection with this much unwritten
+  int drain_timeout_ms = 2000;
+};
+
+struct LoopStats {
+  uint64_t curr_connections = 0;
+  uint64_t total_connections = 0;
+  uint64_t rejected_connections = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+  uint64_t buffer_bytes = 0;  // charged to the budget right now
+};
+
+class ServerLoop {
+ public:
+  // The factory and budget are not owned and must outlive the loop.
+  ServerLoop(const LoopOptions& options, SessionFactory* factory, MemoryBudget* budget);
+  ~ServerLoop();
+  // Binds the listeners and starts the workers.
+  Status Start();
+  // The TCP port actually bound (useful with port -1).
+  int port() const;
+  void Stop();
+  void Wait();
+  LoopStats GetStats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cinch::net

@@ -1,0 +1,71 @@
+// The contract between the network layer (src/net) and whatever speaks a protocol over it
+// (src/server's memcached dispatch, or a toy backend in tests).
+//
+// The network layer owns sockets, the event loops and every connection's buffers. For each
+// connection it creates one Session through the SessionFactory and feeds it the bytes read;
+// the session consumes whole requests and appends replies to an Output.
+//
+// Thread safety: a Session is used only by the worker thread that owns its connection. The
+// factory is called from worker threads concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace cinch::net {
+
+// Where a session writes replies. Implemented by the connection's output queue.
+class Output {
+ public:
+  virtual ~Output() = default;
+  // Copies `bytes` into the output.
+  virtual void Append(std::string_view bytes) = 0;
+  // Queues `bytes` without copying: they must stay valid until release(arg) is called, which
+  // happens once they are written to the socket, or when the connection closes. This is how
+  // values are written straight from the store's read guards.
+  using ReleaseFn = void (*)(void* arg);
+  virtual void AppendReference(std::string_view bytes, ReleaseFn release, void* arg) = 0;
+  // Bytes queued and not yet written; a session stops producing when this is large.
+  virtual size_t pending() const = 0;
+};
+
+// What a session asks of its connection after consuming input.
+struct SessionResult {
+  size_t consumed = 0;      // bytes of input used; the rest is offered again with more data
+  size_t swallow = 0;       // discard this many further input bytes before calling again
+  bool close = false;       // close the connection once the output is written
+  bool need_more = false;   // the rest of the input is an incomplete request
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Consumes as many complete requests from `input` as it can while output->pending() stays
+  // below `output_limit`, appending their replies. Called again with the unconsumed rest plus
+  // new bytes, and also with the same input when output has drained (if it stopped early).
+  virtual SessionResult OnInput(std::string_view input, Output* output,
+                                size_t output_limit) = 0;
+  // The largest input the session may need buffered to make progress (e.g. a storage
+  // command's whole data block); the connection grows its read buffer up to this.
+  virtual size_t WantedInput() const = 0;
+};
+
+class SessionFactory {
+ public:
+  virtual ~SessionFactory() = default;
+  virtual std::unique_ptr<Session> NewSession() = 0;
+};
+
+// Memory the network layer uses for buffers and connections is charged here before it is
+// used, so the whole process stays within one limit (the server charges the store).
+class MemoryBudget {
+ public:
+  virtual ~MemoryBudget() = default;
+  // False: the bytes are not available now; charge nothing.
+  virtual bool Charge(size_t bytes) = 0;
+  virtual void Release(size_t bytes) = 0;
+};
+
+}  // namespace cinch::net

@@ -1,0 +1,270 @@
+#include "net/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "common/check.h"
+#include "net/refusals.h"
+
+namespace cinch::net {
+
+namespace {
+
+// epoll_event.data.u64: the eventfd, a listener (kListenerTag + index) or a Connection*.
+constexpr uint64_t kWakeTag = 0;
+constexpr uint64_t kListenerTag = 1;
+constexpr int kMaxEvents = 256;
+constexpr int kMaxAcceptsPerEvent = 64;
+
+Status Errno(const std::string& what) {
+  return Status::IoError(what + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+Worker::Worker(Shared* shared)
+    : shared_(shared),
+      meter_(shared->budget),
+      pool_(&meter_, kMaxCachedChunks),
+      env_{&shared->options, &meter_, &pool_, &counters_} {}
+
+Worker::~Worker() {
+  while (Connection* c = all_.Front()) Destroy(c);
+  pool_.Trim();
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+Status Worker::Init() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return Errno("epoll_create1");
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return Errno("eventfd");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeTag;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) return Errno("epoll_ctl(eventfd)");
+  const auto& entries = shared_->listeners.entries();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u64 = kListenerTag + i;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, entries[i].fd, &ev) != 0) {
+      return Errno("epoll_ctl(listener)");
+    }
+  }
+  listening_ = true;
+  shared_->listening_workers.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+void Worker::Wake() {
+  uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;  // EAGAIN: the counter is already non-zero, the worker will wake anyway
+}
+
+void Worker::Run() {
+  epoll_event events[kMaxEvents];
+  while (true) {
+    if (!draining_ && shared_->stop.load(std::memory_order_acquire)) BeginDrain();
+    bool timed = draining_ || !retry_.empty() || listeners_paused_;
+    Clock::time_point now = timed ? Clock::now() : Clock::time_point();
+    if (draining_ && (all_.empty() || now >= drain_deadline_)) break;
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, PollTimeoutMs(now));
+    if (n < 0) {
+      CINCH_CHECK(errno == EINTR);
+      n = 0;
+    }
+    for (int i = 0; i < n; ++i) Dispatch(events[i].events, events[i].data.u64);
+    RunList(&ready_);
+    if (!retry_.empty() || listeners_paused_) {
+      now = Clock::now();
+      if (!retry_.empty() && now >= retry_at_) RunList(&retry_);
+      if (listeners_paused_ && now >= resume_listeners_at_) {
+        listeners_paused_ = false;
+        if (listening_) AddListeners();
+      }
+    }
+  }
+  // Drain timeout: whatever is still unwritten is dropped (references released).
+  while (Connection* c = all_.Front()) Destroy(c);
+  pool_.Trim();
+}
+
+int Worker::PollTimeoutMs(Clock::time_point now) const {
+  if (!ready_.empty()) return 0;
+  bool any = false;
+  Clock::time_point at = Clock::time_point::max();
+  if (!retry_.empty()) at = std::min(at, retry_at_), any = true;
+  if (listeners_paused_) at = std::min(at, resume_listeners_at_), any = true;
+  if (draining_) at = std::min(at, drain_deadline_), any = true;
+  if (!any) return -1;
+  if (at <= now) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(at - now).count();
+  return static_cast<int>(std::min<int64_t>(ms, 60 * 1000));
+}
+
+void Worker::Dispatch(uint32_t events, uint64_t tag) {
+  const auto& listeners = shared_->listeners.entries();
+  if (tag == kWakeTag) {
+    uint64_t value;
+    ssize_t n = read(wake_fd_, &value, sizeof(value));
+    (void)n;  // the stop flag, checked every iteration, says why we were woken
+    return;
+  }
+  if (tag < kListenerTag + listeners.size()) {
+    if (listening_ && !listeners_paused_) AcceptFrom(listeners[tag - kListenerTag]);
+    return;
+  }
+  Connection* c = reinterpret_cast<Connection*>(static_cast<uintptr_t>(tag));
+  ConnList::Remove(c);  // whatever it was scheduled for, it is driven now
+  c->OnEvents(events);
+  Act(c, c->Drive());
+}
+
+void Worker::AcceptFrom(const Listeners::Entry& listener) {
+  for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
+    int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // EMFILE, ENFILE, ENOBUFS...: the listener stays readable, so level-triggered epoll
+      // would spin. Stop listening here for a while; other workers may still accept.
+      RemoveListeners();
+      listeners_paused_ = true;
+      resume_listeners_at_ = Clock::now() + std::chrono::milliseconds(kListenerPauseMs);
+      return;
+    }
+    if (!listener.is_unix) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    Admit(fd);
+  }
+}
+
+void Worker::Admit(int fd) {
+  const int max = shared_->options.max_connections;
+  if (shared_->connections.fetch_add(1, std::memory_order_relaxed) >= max) {
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+    Refuse(fd, kRefuseTooManyConnections);
+    return;
+  }
+  if (!meter_.Charge(kConnectionOverhead)) {
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+    Refuse(fd, kRefuseOutOfMemory);
+    return;
+  }
+  std::unique_ptr<Session> session = shared_->factory->NewSession();
+  bool ok = session != nullptr;
+  auto* c = new Connection(fd, std::move(session), env_);  // owns fd from here
+  ok = ok && c->Init();
+  if (ok) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = reinterpret_cast<uintptr_t>(c);
+    ok = epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  }
+  if (!ok) {
+    WorkerCounters::Add(&counters_.rejected_connections, 1);
+    SendRefusal(fd, kRefuseOutOfMemory);
+    delete c;
+    meter_.Release(kConnectionOverhead);
+    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  all_.PushBack(c);
+  WorkerCounters::Add(&counters_.curr_connections, 1);
+  WorkerCounters::Add(&counters_.total_connections, 1);
+}
+
+void Worker::SendRefusal(int fd, std::string_view message) {
+  ssize_t n = send(fd, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  (void)n;  // best effort
+}
+
+void Worker::Refuse(int fd, std::string_view message) {
+  WorkerCounters::Add(&counters_.rejected_connections, 1);  // counted before the client sees it
+  SendRefusal(fd, message);
+  close(fd);
+}
+
+void Worker::Act(Connection* c, Connection::Action action) {
+  switch (action) {
+    case Connection::Action::kIdle:
+      return;
+    case Connection::Action::kYield:
+      ready_.PushBack(c);
+      return;
+    case Connection::Action::kRetry:
+      if (retry_.empty()) retry_at_ = Clock::now() + std::chrono::milliseconds(kRetryDelayMs);
+      retry_.PushBack(c);
+      return;
+    case Connection::Action::kClose:
+      Destroy(c);
+      return;
+  }
+}
+
+void Worker::Destroy(Connection* c) {
+  ConnList::Remove(c);
+  IntrusiveList<Connection, AllTag>::Remove(c);
+  delete c;  // closes the socket, which also removes it from the epoll set
+  meter_.Release(kConnectionOverhead);
+  shared_->connections.fetch_sub(1, std::memory_order_relaxed);
+  WorkerCounters::Add(&counters_.curr_connections, static_cast<uint64_t>(-1));
+  if (all_.empty()) pool_.Trim();  // an idle worker holds no buffer memory
+}
+
+void Worker::RunList(ConnList* list) {
+  ConnList batch;
+  batch.TakeAll(list);  // connections rescheduled while driving wait for the next round
+  while (Connection* c = batch.PopFront()) Act(c, c->Drive());
+}
+
+void Worker::AddListeners() {
+  const auto& entries = shared_->listeners.entries();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u64 = kListenerTag + i;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, entries[i].fd, &ev);
+  }
+}
+
+void Worker::RemoveListeners() {
+  for (const Listeners::Entry& e : shared_->listeners.entries()) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e.fd, nullptr);  // ENOENT while paused: fine
+  }
+}
+
+void Worker::BeginDrain() {
+  draining_ = true;
+  drain_deadline_ = Clock::now() + std::chrono::milliseconds(shared_->options.drain_timeout_ms);
+  if (listening_) {
+    listening_ = false;
+    if (!listeners_paused_) RemoveListeners();
+    listeners_paused_ = false;
+    if (shared_->listening_workers.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      shared_->listeners.Close();  // no worker polls or accepts on them any more
+    }
+  }
+  all_.ForEach([this](Connection* c) {
+    c->BeginDrain();
+    ConnList::Remove(c);
+    ready_.PushBack(c);
+  });
+}
+
+}  // namespace cinch::net

@@ -1,0 +1,102 @@
+// Worker: one thread's epoll loop. It accepts from the shared listening sockets (registered
+// with EPOLLEXCLUSIVE, level-triggered, so one worker wakes per pending connection) and runs
+// every connection it accepted until that connection closes.
+//
+// Scheduling: a connection is driven when epoll reports it. A connection that used its turn
+// (Connection::kMaxReadsPerTurn reads) goes on the ready list and is driven again right after
+// the next poll (timeout 0), so one busy client cannot starve the others. A connection
+// waiting for memory goes on the retry list, driven again kRetryDelayMs later: it neither
+// spins nor is forgotten (with edge-triggered events nothing else would wake it).
+//
+// Stopping: Shared::stop plus a write to each worker's eventfd. The worker removes the
+// listeners from its epoll (the last worker to do so closes them), tells every connection to
+// drain, keeps running until all are closed or drain_timeout_ms passed, then closes the rest.
+//
+// Thread safety: Run() on the worker's own thread; Wake() and counters from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+#include "cinch/status.h"
+#include "net/connection.h"
+#include "net/intrusive_list.h"
+#include "net/listener.h"
+#include "net/memory_meter.h"
+#include "net/output_queue.h"
+#include "net/server_loop.h"
+#include "net/session.h"
+
+namespace cinch::net {
+
+// What the workers of one ServerLoop share.
+struct Shared {
+  Shared(const LoopOptions& o, SessionFactory* f, MemoryBudget* b)
+      : options(o), factory(f), budget(b) {}
+  const LoopOptions options;
+  SessionFactory* const factory;
+  MemoryBudget* const budget;
+  Listeners listeners;
+  std::atomic<bool> stop{false};
+  std::atomic<int> connections{0};        // all workers: enforces max_connections
+  std::atomic<int> listening_workers{0};  // workers with the listeners in their epoll
+};
+
+class Worker {
+ public:
+  static constexpr int kRetryDelayMs = 10;
+  static constexpr int kListenerPauseMs = 100;    // after EMFILE and the like
+  static constexpr size_t kMaxCachedChunks = 32;  // 512 KiB, charged
+
+  explicit Worker(Shared* shared);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // Creates the epoll set and eventfd and registers the listeners.
+  Status Init();
+  void Run();
+  // Any thread: interrupts epoll_wait.
+  void Wake();
+
+  const WorkerCounters& counters() const { return counters_; }
+  uint64_t buffer_bytes() const { return meter_.charged(); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using ConnList = IntrusiveList<Connection, ScheduleTag>;
+
+  void Dispatch(uint32_t events, uint64_t tag);
+  void AcceptFrom(const Listeners::Entry& listener);
+  void Admit(int fd);
+  static void SendRefusal(int fd, std::string_view message);
+  void Refuse(int fd, std::string_view message);
+  void Act(Connection* c, Connection::Action action);
+  void Destroy(Connection* c);
+  void RunList(ConnList* list);
+  void AddListeners();
+  void RemoveListeners();
+  void BeginDrain();
+  int PollTimeoutMs(Clock::time_point now) const;
+
+  Shared* const shared_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  MemoryMeter meter_;
+  ChunkPool pool_;
+  WorkerCounters counters_;
+  ConnectionEnv env_;
+  IntrusiveList<Connection, AllTag> all_;
+  ConnList ready_;
+  ConnList retry_;
+  Clock::time_point retry_at_;
+  bool listening_ = false;
+  bool listeners_paused_ = false;
+  Clock::time_point resume_listeners_at_;
+  bool draining_ = false;
+  Clock::time_point drain_deadline_;
+};
+
+}  // namespace cinch::net

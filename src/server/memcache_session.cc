@@ -1,0 +1,328 @@
+// Text protocol commands; meta commands are in meta_commands.cc, stats in stats_command.cc.
+#include "server/memcache_session.h"
+
+#include <charconv>
+#include <cstring>
+
+#include "common/check.h"
+#include "proto/errors.h"
+#include "server/reply_format.h"
+
+namespace cinch::server {
+
+using proto::Command;
+using proto::ParseStatus;
+
+namespace {
+
+proto::ParserLimits LimitsFor(const ServerOptions& o) {
+  proto::ParserLimits limits;
+  limits.max_item_size = o.store.max_item_size;
+  return limits;
+}
+
+std::string_view StoreReply(Outcome o) {
+  switch (o) {
+    case Outcome::kStored:
+      return proto::reply::kStored;
+    case Outcome::kNotStored:
+      return proto::reply::kNotStored;
+    case Outcome::kExists:
+      return proto::reply::kExists;
+    case Outcome::kNotFound:
+      return proto::reply::kNotFound;
+    case Outcome::kTooLarge:
+      return proto::reply::kTooLarge;
+    default:
+      return proto::reply::kOutOfMemoryStoring;
+  }
+}
+
+SetMode ModeOf(Command c) {
+  switch (c) {
+    case Command::kAdd:
+      return SetMode::kAdd;
+    case Command::kReplace:
+      return SetMode::kReplace;
+    case Command::kAppend:
+      return SetMode::kAppend;
+    case Command::kPrepend:
+      return SetMode::kPrepend;
+    case Command::kCas:
+      return SetMode::kCas;
+    default:
+      return SetMode::kSet;
+  }
+}
+
+}  // namespace
+
+MemcacheSession::MemcacheSession(ServerContext* context)
+    : context_(context),
+      store_(context->store),
+      counters_(context->counters.ForThisThread()),
+      limits_(LimitsFor(*context->options)) {
+  for (Pin& p : pins_) p.owner = this;
+}
+
+// The connection releases every queued reference before it destroys its session.
+MemcacheSession::~MemcacheSession() { CINCH_CHECK(pins_busy_ == 0); }
+
+size_t MemcacheSession::WantedInput() const { return limits_.max_item_size + limits_.max_line + 2; }
+
+net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output* out,
+                                            size_t output_limit) {
+  net::SessionResult result;
+  size_t pos = 0;
+  while (pos < input.size() && out->pending() < output_limit) {
+    std::string_view rest = input.substr(pos);
+    proto::ParseResult pr = in_partial_get_ ? proto::ParseGetContinuation(rest, limits_, &request_)
+                                            : proto::ParseRequest(rest, limits_, &request_);
+    if (pr.status == ParseStatus::kNeedMore) {
+      result.need_more = true;
+      break;
+    }
+    pos += pr.consumed;
+    if (pr.status == ParseStatus::kError) {
+      in_partial_get_ = false;
+      if (pr.error == proto::Error::kTooLarge) DropRefusedSet(request_);
+      if (!pr.noreply) out->Append(proto::ErrorLine(pr.error));
+      if (pr.close) {
+        result.close = true;
+        break;
+      }
+      size_t here = std::min(pr.swallow, input.size() - pos);
+      pos += here;
+      if (here < pr.swallow) {
+        result.swallow = pr.swallow - here;
+        break;
+      }
+      continue;
+    }
+    if (!Execute(request_, out)) {
+      result.close = true;
+      break;
+    }
+  }
+  result.consumed = pos;
+  return result;
+}
+
+bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
+  switch (r.command) {
+    case Command::kGet:
+    case Command::kGets:
+    case Command::kGat:
+    case Command::kGats:
+      Retrieve(r, out);
+      break;
+    case Command::kSet:
+    case Command::kAdd:
+    case Command::kReplace:
+    case Command::kAppend:
+    case Command::kPrepend:
+    case Command::kCas:
+      Store(r, out);
+      break;
+    case Command::kDelete:
+      Delete(r, out);
+      break;
+    case Command::kIncr:
+    case Command::kDecr:
+      Arithmetic(r, out);
+      break;
+    case Command::kTouch:
+      Touch(r, out);
+      break;
+    case Command::kFlushAll:
+      FlushAll(r, out);
+      break;
+    case Command::kVersion:
+      out->Append(kVersionReply);
+      break;
+    case Command::kVerbosity:
+      context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
+      Reply(out, proto::reply::kOk, r.noreply);
+      break;
+    case Command::kQuit:
+      return false;
+    case Command::kStats:
+      Stats(r, out);
+      break;
+    case Command::kDebugTime:
+      DebugTime(r, out);
+      break;
+    case Command::kMetaGet:
+      MetaGet(r, out);
+      break;
+    case Command::kMetaSet:
+      MetaSet(r, out);
+      break;
+    case Command::kMetaDelete:
+      MetaDelete(r, out);
+      break;
+    case Command::kMetaArithmetic:
+      MetaArithmetic(r, out);
+      break;
+    case Command::kMetaNoop:
+      out->Append(proto::reply::kMetaNoop);
+      break;
+    case Command::kMetaDebug:
+      MetaDebug(r, out);
+      break;
+  }
+  return true;
+}
+
+// --- retrieval ---
+
+void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
+  const bool touch = r.command == Command::kGat || r.command == Command::kGats;
+  const bool with_cas = r.command == Command::kGets || r.command == Command::kGats;
+  // Without CAS (-C) items never pay for an explicit CAS value; gets reports 0 as memcached.
+  const bool ask_cas = with_cas && context_->options->cas_enabled;
+  std::string_view rest = r.keys, key;
+  ItemRef ref;
+  while (proto::NextKey(&rest, &key)) {
+    ThreadCounters::Add(counters_->cmd_get);
+    if (touch) ThreadCounters::Add(counters_->cmd_touch);
+    bool hit;
+    if (touch && r.exptime < 0) {
+      // memcached returns the item, then lets the negative exptime expire it.
+      hit = store_->Get(key, &ref, ask_cas);
+      if (hit) (void)store_->Touch(key, r.exptime);
+    } else {
+      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas) == Outcome::kTouched
+                  : store_->Get(key, &ref, ask_cas);
+    }
+    if (!hit) {
+      ThreadCounters::Add(counters_->get_misses);
+      if (touch) ThreadCounters::Add(counters_->touch_misses);
+      continue;
+    }
+    ThreadCounters::Add(counters_->get_hits);
+    if (touch) ThreadCounters::Add(counters_->touch_hits);
+    LineBuilder line;
+    line.Append("VALUE ").Append(key).Char(' ').Number(ref.flags()).Char(' ');
+    line.Number(ref.value().size());
+    if (with_cas) line.Char(' ').Number(ref.cas());
+    line.Append("\r\n");
+    out->Append(line.view());
+    AppendValue(&ref, out);
+  }
+  in_partial_get_ = r.partial;
+  if (!r.partial) out->Append(proto::reply::kEnd);
+}
+
+void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
+  std::string_view value = ref->value();
+  if (value.size() >= context_->options->zero_copy_min && pins_busy_ < kMaxPins) {
+    for (Pin& p : pins_) {
+      if (p.busy) continue;
+      p.busy = true;
+      ++pins_busy_;
+      p.ref = std::move(*ref);
+      out->AppendReference(value, &MemcacheSession::ReleasePin, &p);
+      out->Append("\r\n");
+      ThreadCounters::Add(counters_->zero_copy_values);
+      return;
+    }
+  }
+  out->Append(value);
+  out->Append("\r\n");
+  ref->Reset();
+  ThreadCounters::Add(counters_->copied_values);
+}
+
+void MemcacheSession::ReleasePin(void* arg) {
+  Pin* p = static_cast<Pin*>(arg);
+  p->ref.Reset();
+  p->busy = false;
+  --p->owner->pins_busy_;
+}
+
+// --- storage ---
+
+void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
+  ThreadCounters::Add(counters_->cmd_set);
+  SetMode mode = ModeOf(r.command);
+  if (mode == SetMode::kCas && !context_->options->cas_enabled) {
+    // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS.
+    return Reply(out, proto::reply::kExists, r.noreply);
+  }
+  Outcome o = store_->Write(mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
+  if (mode == SetMode::kCas) {
+    if (o == Outcome::kStored) ThreadCounters::Add(counters_->cas_hits);
+    if (o == Outcome::kExists) ThreadCounters::Add(counters_->cas_badval);
+    if (o == Outcome::kNotFound) ThreadCounters::Add(counters_->cas_misses);
+  }
+  if (o == Outcome::kStored) ThreadCounters::Add(counters_->total_items);
+  if (o == Outcome::kTooLarge) ThreadCounters::Add(counters_->store_too_large);
+  // Growing a value past the item size limit is NOT_STORED in memcached, not an error.
+  if (o == Outcome::kTooLarge && (mode == SetMode::kAppend || mode == SetMode::kPrepend)) {
+    o = Outcome::kNotStored;
+  }
+  if (o == Outcome::kOutOfMemory) ThreadCounters::Add(counters_->store_no_memory);
+  // Errors are sent even with noreply, as memcached does.
+  bool error = o == Outcome::kTooLarge || o == Outcome::kOutOfMemory;
+  Reply(out, StoreReply(o), r.noreply && !error);
+}
+
+void MemcacheSession::Delete(const proto::Request& r, net::Output* out) {
+  Outcome o = store_->Delete(r.key);
+  bool deleted = o == Outcome::kDeleted;
+  ThreadCounters::Add(deleted ? counters_->delete_hits : counters_->delete_misses);
+  Reply(out, deleted ? proto::reply::kDeleted : proto::reply::kNotFound, r.noreply);
+}
+
+void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
+  const bool incr = r.command == Command::kIncr;
+  uint64_t value = 0;
+  Outcome o = incr ? store_->Incr(r.key, r.delta, &value) : store_->Decr(r.key, r.delta, &value);
+  switch (o) {
+    case Outcome::kStored: {
+      ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
+      if (r.noreply) return;
+      LineBuilder line;
+      line.Number(value).Append("\r\n");
+      out->Append(line.view());
+      return;
+    }
+    case Outcome::kNotFound:
+      ThreadCounters::Add(incr ? counters_->incr_misses : counters_->decr_misses);
+      return Reply(out, proto::reply::kNotFound, r.noreply);
+    case Outcome::kNonNumeric:
+      return out->Append(proto::reply::kNonNumeric);
+    default:
+      ThreadCounters::Add(counters_->store_no_memory);
+      return out->Append(proto::reply::kOutOfMemory);
+  }
+}
+
+void MemcacheSession::Touch(const proto::Request& r, net::Output* out) {
+  ThreadCounters::Add(counters_->cmd_touch);
+  Outcome o = store_->Touch(r.key, r.exptime);
+  if (o == Outcome::kOutOfMemory) return out->Append(proto::reply::kOutOfMemoryStoring);
+  bool touched = o == Outcome::kTouched;
+  ThreadCounters::Add(touched ? counters_->touch_hits : counters_->touch_misses);
+  Reply(out, touched ? proto::reply::kTouched : proto::reply::kNotFound, r.noreply);
+}
+
+void MemcacheSession::FlushAll(const proto::Request& r, net::Output* out) {
+  if (!context_->options->flush_enabled) return out->Append(proto::reply::kFlushDisabled);
+  ThreadCounters::Add(counters_->cmd_flush);
+  store_->FlushAll(r.has_number ? r.number : 0);
+  Reply(out, proto::reply::kOk, r.noreply);
+}
+
+void MemcacheSession::DebugTime(const proto::Request& r, net::Output* out) {
+  if (!context_->options->debugtime_enabled) return out->Append(proto::reply::kError);
+  context_->clock->Shift(r.number);
+  out->Append(proto::reply::kOk);
+}
+
+std::unique_ptr<net::Session> MemcacheSessionFactory::NewSession() {
+  return std::make_unique<MemcacheSession>(context_);
+}
+
+}  // namespace cinch::server

@@ -1,0 +1,87 @@
+// One client connection speaking memcached's text and meta protocols: parses requests with
+// src/proto, runs them on the store, writes replies to the connection's output.
+//
+// Values of at least ServerOptions::zero_copy_min bytes are queued by reference while a read
+// guard (ItemRef) pins them; the guard is released as soon as the bytes are on the socket. At
+// most kMaxPins guards are held per connection (further values are copied), and the output
+// limit bounds how long a non-reading client can keep them: it is not read from until it reads.
+//
+// Thread safety: used by one worker thread only (see net::Session).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "cinch/store.h"
+#include "net/session.h"
+#include "proto/request.h"
+#include "server/server_context.h"
+
+namespace cinch::server {
+
+class MemcacheSession final : public net::Session {
+ public:
+  explicit MemcacheSession(ServerContext* context);
+  ~MemcacheSession() override;
+  net::SessionResult OnInput(std::string_view input, net::Output* out,
+                             size_t output_limit) override;
+  size_t WantedInput() const override;
+
+ private:
+  static constexpr int kMaxPins = 16;
+  struct Pin {
+    ItemRef ref;
+    MemcacheSession* owner = nullptr;
+    bool busy = false;
+  };
+
+  // Runs one parsed request. Returns false when the connection must close (quit).
+  bool Execute(const proto::Request& r, net::Output* out);
+
+  // Text protocol.
+  void Retrieve(const proto::Request& r, net::Output* out);
+  void Store(const proto::Request& r, net::Output* out);
+  void Delete(const proto::Request& r, net::Output* out);
+  void Arithmetic(const proto::Request& r, net::Output* out);
+  void Touch(const proto::Request& r, net::Output* out);
+  void FlushAll(const proto::Request& r, net::Output* out);
+  void Stats(const proto::Request& r, net::Output* out);
+  void DebugTime(const proto::Request& r, net::Output* out);
+
+  // Meta protocol (meta_commands.cc).
+  void MetaGet(const proto::Request& r, net::Output* out);
+  void MetaSet(const proto::Request& r, net::Output* out);
+  void MetaDelete(const proto::Request& r, net::Output* out);
+  void MetaArithmetic(const proto::Request& r, net::Output* out);
+  void MetaDebug(const proto::Request& r, net::Output* out);
+  void DropRefusedSet(const proto::Request& r);
+
+  // Writes a value: by reference (pinned) when large, copied otherwise. Takes the guard.
+  void AppendValue(ItemRef* ref, net::Output* out);
+  static void ReleasePin(void* arg);
+  void Reply(net::Output* out, std::string_view line, bool noreply) {
+    if (!noreply) out->Append(line);
+  }
+
+  ServerContext* const context_;
+  ::cinch::Store* const store_;
+  ThreadCounters* const counters_;
+  const proto::ParserLimits limits_;
+  proto::Request request_;
+  bool in_partial_get_ = false;
+  std::array<Pin, kMaxPins> pins_;
+  int pins_busy_ = 0;
+};
+
+class MemcacheSessionFactory final : public net::SessionFactory {
+ public:
+  explicit MemcacheSessionFactory(ServerContext* context) : context_(context) {}
+  std::unique_ptr<net::Session> NewSession() override;
+
+ private:
+  ServerContext* const context_;
+};
+
+}  // namespace cinch::server

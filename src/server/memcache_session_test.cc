@@ -1,0 +1,236 @@
+// The memcached session on a real store, without sockets: bytes in, reply bytes out.
+#include "server/memcache_session.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace cinch::server {
+namespace {
+
+// Collects replies; references are copied at once and released when Flush() is called, as a
+// connection does once the bytes are on the socket.
+class FakeOutput final : public net::Output {
+ public:
+  void Append(std::string_view bytes) override { data_.append(bytes); }
+  void AppendReference(std::string_view bytes, ReleaseFn release, void* arg) override {
+    data_.append(bytes);
+    pending_refs_.push_back({release, arg});
+  }
+  size_t pending() const override { return data_.size(); }
+  void Flush() {
+    for (auto& [fn, arg] : pending_refs_) fn(arg);
+    pending_refs_.clear();
+  }
+  size_t references() const { return pending_refs_.size(); }
+  std::string Take() {
+    std::string s;
+    s.swap(data_);
+    return s;
+  }
+
+ private:
+  std::string data_;
+  std::vector<std::pair<ReleaseFn, void*>> pending_refs_;
+};
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(ServerOptions{}); }
+  void TearDown() override {
+    out_.Flush();
+    session_.reset();
+  }
+
+  void Open(ServerOptions options) {
+    session_.reset();
+    options_ = options;
+    options_.store.memory_limit = 32 << 20;
+    options_.store.clock = &clock_;
+    options_.store.background_cleaner = false;
+    ASSERT_TRUE(Store::Open(options_.store, &store_).ok());
+    context_ = std::make_unique<ServerContext>();
+    context_->store = store_.get();
+    context_->options = &options_;
+    context_->clock = &clock_;
+    session_ = std::make_unique<MemcacheSession>(context_.get());
+  }
+
+  // Sends `input` (whole), returns the replies; leftover bytes stay pending for the next call.
+  std::string Send(std::string_view input) {
+    pending_.append(input);
+    for (;;) {
+      if (swallow_ > 0) {
+        size_t n = std::min(swallow_, pending_.size());
+        pending_.erase(0, n);
+        swallow_ -= n;
+      }
+      net::SessionResult r = session_->OnInput(pending_, &out_, 1 << 20);
+      pending_.erase(0, r.consumed);
+      swallow_ += r.swallow;
+      closed_ |= r.close;
+      if (r.close || r.need_more || pending_.empty() || r.consumed == 0) break;
+    }
+    out_.Flush();
+    return out_.Take();
+  }
+
+  OffsetClock clock_;
+  ServerOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ServerContext> context_;
+  std::unique_ptr<MemcacheSession> session_;
+  FakeOutput out_;
+  std::string pending_;
+  size_t swallow_ = 0;
+  bool closed_ = false;
+};
+
+TEST_F(SessionTest, SetGetDelete) {
+  EXPECT_EQ(Send("set k 5 0 3\r\nabc\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("get k\r\n"), "VALUE k 5 3\r\nabc\r\nEND\r\n");
+  EXPECT_EQ(Send("get nope k nope\r\n"), "VALUE k 5 3\r\nabc\r\nEND\r\n");
+  EXPECT_EQ(Send("delete k\r\n"), "DELETED\r\n");
+  EXPECT_EQ(Send("delete k\r\n"), "NOT_FOUND\r\n");
+  EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+}
+
+TEST_F(SessionTest, PipelinedAndSplitInput) {
+  std::string batch = "set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\nget a b\r\n";
+  std::string replies;
+  for (char c : batch) replies += Send(std::string_view(&c, 1));
+  EXPECT_EQ(replies, "STORED\r\nSTORED\r\nVALUE a 0 1\r\n1\r\nVALUE b 0 1\r\n2\r\nEND\r\n");
+}
+
+TEST_F(SessionTest, AddReplaceAppendPrependCas) {
+  EXPECT_EQ(Send("add k 0 0 1\r\na\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("add k 0 0 1\r\nb\r\n"), "NOT_STORED\r\n");
+  EXPECT_EQ(Send("replace x 0 0 1\r\nb\r\n"), "NOT_STORED\r\n");
+  EXPECT_EQ(Send("append k 0 0 2\r\nyz\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("prepend k 0 0 2\r\n01\r\n"), "STORED\r\n");
+  std::string got = Send("gets k\r\n");
+  ASSERT_EQ(got.rfind("VALUE k 0 5 ", 0), 0u) << got;
+  std::string cas = got.substr(12, got.find("\r\n") - 12);
+  EXPECT_EQ(Send("cas k 0 0 1 " + cas + "\r\nQ\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("cas k 0 0 1 " + cas + "\r\nR\r\n"), "EXISTS\r\n");
+  EXPECT_EQ(Send("cas nope 0 0 1 1\r\nR\r\n"), "NOT_FOUND\r\n");
+  EXPECT_EQ(Send("get k\r\n"), "VALUE k 0 1\r\nQ\r\nEND\r\n");
+}
+
+TEST_F(SessionTest, NoreplySuppressesReplies) {
+  EXPECT_EQ(Send("set k 0 0 1 noreply\r\na\r\nadd k 0 0 1 noreply\r\nb\r\n"), "");
+  EXPECT_EQ(Send("delete k noreply\r\nget k\r\n"), "END\r\n");
+}
+
+TEST_F(SessionTest, IncrDecr) {
+  EXPECT_EQ(Send("incr n 1\r\n"), "NOT_FOUND\r\n");
+  EXPECT_EQ(Send("set n 0 0 20\r\n18446744073709551615\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("incr n 2\r\n"), "1\r\n");
+  EXPECT_EQ(Send("decr n 5\r\n"), "0\r\n");
+  EXPECT_EQ(Send("set s 0 0 2\r\nab\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("incr s 1\r\n"),
+            "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+}
+
+TEST_F(SessionTest, ExpiryTouchAndDebugTimeClock) {
+  EXPECT_EQ(Send("set k 0 10 1\r\na\r\n"), "STORED\r\n");
+  clock_.Shift(11);
+  EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+  EXPECT_EQ(Send("set k 0 10 1\r\na\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("touch k 100\r\n"), "TOUCHED\r\n");
+  clock_.Shift(50);
+  EXPECT_EQ(Send("gat 0 k\r\n"), "VALUE k 0 1\r\na\r\nEND\r\n");
+  clock_.Shift(100);
+  EXPECT_EQ(Send("get k\r\n"), "VALUE k 0 1\r\na\r\nEND\r\n");  // gat 0: never expires
+  EXPECT_EQ(Send("touch nope 1\r\n"), "NOT_FOUND\r\n");
+}
+
+TEST_F(SessionTest, DebugTimeOnlyWhenEnabled) {
+  EXPECT_EQ(Send("debugtime 5\r\n"), "ERROR\r\n");
+  ServerOptions o;
+  o.debugtime_enabled = true;
+  Open(o);
+  EXPECT_EQ(Send("set k 0 3 1\r\na\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("debugtime 5\r\n"), "OK\r\n");
+  EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+}
+
+TEST_F(SessionTest, FlushAll) {
+  EXPECT_EQ(Send("set k 0 0 1\r\na\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("flush_all\r\n"), "OK\r\n");
+  EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+  ServerOptions o;
+  o.flush_enabled = false;
+  Open(o);
+  EXPECT_EQ(Send("flush_all\r\n").rfind("CLIENT_ERROR", 0), 0u);
+}
+
+TEST_F(SessionTest, TooLargeValueIsSwallowedAcrossInputs) {
+  std::string big(2 << 20, 'x');
+  std::string line = "set big 0 0 " + std::to_string(big.size()) + "\r\n";
+  std::string replies = Send(line);
+  for (size_t i = 0; i < big.size(); i += 100000) replies += Send(big.substr(i, 100000));
+  replies += Send("\r\nget big\r\n");
+  EXPECT_EQ(replies, "SERVER_ERROR object too large for cache\r\nEND\r\n");
+}
+
+TEST_F(SessionTest, LargeValuesAreSentByReference) {
+  std::string value(10000, 'v');
+  EXPECT_EQ(Send("set big 0 0 10000\r\n" + value + "\r\n"), "STORED\r\n");
+  pending_ = "get big\r\n";
+  net::SessionResult r = session_->OnInput(pending_, &out_, 1 << 20);
+  EXPECT_EQ(r.consumed, pending_.size());
+  EXPECT_EQ(out_.references(), 1u);
+  pending_.clear();
+  out_.Flush();
+  EXPECT_EQ(out_.Take(), "VALUE big 0 10000\r\n" + value + "\r\nEND\r\n");
+}
+
+TEST_F(SessionTest, QuitClosesAndErrorsKeepGoing) {
+  EXPECT_EQ(Send("bogus\r\nversion\r\n").substr(0, 15), "ERROR\r\nVERSION ");
+  Send("quit\r\n");
+  EXPECT_TRUE(closed_);
+}
+
+TEST_F(SessionTest, StatsReportItems) {
+  Send("set a 0 0 1\r\n1\r\nget a\r\nget b\r\n");
+  std::string stats = Send("stats\r\n");
+  EXPECT_NE(stats.find("STAT curr_items 1\r\n"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("STAT get_hits 1\r\n"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("STAT get_misses 1\r\n"), std::string::npos) << stats;
+  EXPECT_EQ(stats.substr(stats.size() - 5), "END\r\n");
+  std::string mem = Send("stats cinch\r\n");
+  EXPECT_NE(mem.find("STAT index_bytes "), std::string::npos) << mem;
+  EXPECT_NE(Send("stats settings\r\n").find("STAT item_size_max "), std::string::npos);
+}
+
+TEST_F(SessionTest, MetaCommands) {
+  EXPECT_EQ(Send("ms mk 2 T0 F7\r\nhi\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg mk v f s k Oab\r\n"), "VA 2 f7 s2 kmk Oab\r\nhi\r\n");
+  EXPECT_EQ(Send("mg missing v\r\n"), "EN\r\n");
+  EXPECT_EQ(Send("mg missing v q\r\nmn\r\n"), "MN\r\n");
+  EXPECT_EQ(Send("ms mk 1 MA\r\n!\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg mk v\r\n"), "VA 3\r\nhi!\r\n");
+  EXPECT_EQ(Send("ma cnt\r\n"), "NF\r\n");
+  EXPECT_EQ(Send("ma cnt N0 J10 v\r\n"), "VA 2\r\n10\r\n");
+  EXPECT_EQ(Send("ma cnt D5 v\r\n"), "VA 2\r\n15\r\n");
+  EXPECT_EQ(Send("ma cnt MD D20 v\r\n"), "VA 1\r\n0\r\n");
+  EXPECT_EQ(Send("md mk q\r\nmd mk\r\n"), "NF\r\n");
+  // base64 key "Zm9v" is "foo"
+  EXPECT_EQ(Send("ms Zm9v 1 b\r\nz\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("get foo\r\n"), "VALUE foo 0 1\r\nz\r\nEND\r\n");
+}
+
+TEST_F(SessionTest, MetaCasCompare) {
+  EXPECT_EQ(Send("ms k 1\r\na\r\n"), "HD\r\n");
+  std::string got = Send("mg k c\r\n");
+  ASSERT_EQ(got.rfind("HD c", 0), 0u) << got;
+  std::string cas = got.substr(4, got.size() - 6);
+  EXPECT_EQ(Send("ms k 1 C" + cas + "\r\nb\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("ms k 1 C" + cas + "\r\nc\r\n"), "EX\r\n");
+  EXPECT_EQ(Send("md k C" + cas + "\r\n"), "EX\r\n");
+}
+
+}  // namespace
+}  // namespace cinch::server

@@ -1,0 +1,113 @@
+#include "server/server.h"
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "cinch/clock.h"
+#include "cinch/store.h"
+#include "net/server_loop.h"
+#include "server/memcache_session.h"
+#include "server/server_context.h"
+
+namespace cinch::server {
+
+namespace {
+
+// Connection buffers are charged to the store, so they and the items share -m.
+class StoreBudget final : public net::MemoryBudget {
+ public:
+  explicit StoreBudget(Store* store) : store_(store) {}
+  bool Charge(size_t bytes) override { return store_->ChargeExternal(bytes); }
+  void Release(size_t bytes) override { store_->ReleaseExternal(bytes); }
+
+ private:
+  Store* store_;
+};
+
+size_t ResidentBytes() {
+  long pages_total = 0, pages_resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  int n = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return static_cast<size_t>(pages_resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// What the process holds besides the store and connection buffers: what it holds now (code,
+// libraries, heap so far), the part of each worker's stack it will touch, and slack for the
+// allocator's own pages (its arenas keep some freed memory).
+size_t ProcessReserve(const ServerOptions& o) {
+  if (o.process_reserve != 0) return o.process_reserve;
+  constexpr size_t kStackTouched = 256 * 1024;
+  constexpr size_t kAllocatorSlack = 3 << 20;
+  return ResidentBytes() + static_cast<size_t>(o.loop.threads + 2) * kStackTouched +
+         kAllocatorSlack;
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  explicit Impl(const ServerOptions& options) : options_(options) {}
+
+  Status Start() {
+    // Buffers of 64 KiB and more come straight from mmap and go back on free; the heap is
+    // trimmed eagerly, so freed connection memory does not stay resident uncounted.
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
+    context_.process_reserve = ProcessReserve(options_);
+    if (options_.memory_limit <= context_.process_reserve) {
+      return Status::InvalidArgument("memory limit too small for the process itself");
+    }
+    options_.store.memory_limit = options_.memory_limit - context_.process_reserve;
+    options_.store.clock = &clock_;
+    Status s = Store::Open(options_.store, &store_);
+    if (!s.ok()) return s;
+    context_.store = store_.get();
+    context_.options = &options_;
+    context_.clock = &clock_;
+    context_.started_at = clock_.NowSeconds();
+    context_.verbosity.store(options_.verbosity);
+    factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
+    budget_ = std::make_unique<StoreBudget>(store_.get());
+    loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
+    context_.loop = loop_.get();
+    return loop_->Start();
+  }
+
+  int port() const { return loop_ ? loop_->port() : 0; }
+  void Stop() {
+    if (loop_) loop_->Stop();
+  }
+  void Wait() {
+    if (loop_) loop_->Wait();
+  }
+
+ private:
+  ServerOptions options_;
+  OffsetClock clock_;
+  std::unique_ptr<Store> store_;
+  ServerContext context_;
+  std::unique_ptr<MemcacheSessionFactory> factory_;
+  std::unique_ptr<StoreBudget> budget_;
+  std::unique_ptr<net::ServerLoop> loop_;
+};
+
+Server::Server(const ServerOptions& options) : impl_(std::make_unique<Impl>(options)) {}
+Server::~Server() {
+  if (impl_) {
+    impl_->Stop();
+    impl_->Wait();
+  }
+}
+Status Server::Start() { return impl_->Start(); }
+int Server::port() const { return impl_->port(); }
+void Server::Stop() { impl_->Stop(); }
+void Server::Wait() { impl_->Wait(); }
+
+}  // namespace cinch::server

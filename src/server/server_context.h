@@ -1,0 +1,30 @@
+// What every session of one server shares: the store, the settings, the counters, the clock.
+//
+// Thread safety: all members are safe to use from any worker thread; the context outlives
+// every session.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "cinch/clock.h"
+#include "cinch/store.h"
+#include "net/server_loop.h"
+#include "server/server_options.h"
+#include "server/server_stats.h"
+
+namespace cinch::server {
+
+struct ServerContext {
+  Store* store = nullptr;
+  const ServerOptions* options = nullptr;
+  OffsetClock* clock = nullptr;  // the store's clock; debugtime shifts it
+  CounterRegistry counters;
+  int64_t started_at = 0;  // clock seconds at start, for "uptime"
+  std::atomic<int> verbosity{0};
+  // Filled in once the loop runs, for "stats".
+  const net::ServerLoop* loop = nullptr;
+  size_t process_reserve = 0;  // bytes of -m not given to the store
+};
+
+}  // namespace cinch::server

@@ -1,0 +1,33 @@
+// Configuration of cinchd: a plain struct. Only tools/cinchd.cc maps command-line flags into it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cinch/options.h"
+#include "net/server_loop.h"
+
+namespace cinch::server {
+
+struct ServerOptions {
+  // -m: hard limit on the whole process's resident memory, in bytes. The store gets what is
+  // left after the process's own baseline (code, stacks, allocator) and every connection
+  // buffer is charged against the store's limit.
+  size_t memory_limit = size_t{64} << 20;
+  // Store settings (segment size, eviction, max item size, ...). memory_limit is derived.
+  Options store;
+  net::LoopOptions loop;
+  bool cas_enabled = true;         // -C turns it off: gets/gats report cas 0, cas fails
+  bool flush_enabled = true;       // -F turns it off
+  bool debugtime_enabled = false;  // -o debugtime=1: the "debugtime <seconds>" command
+  int verbosity = 0;               // -v, -vv
+  // Values at least this long are written to the socket straight from the store's read
+  // guard (no copy); shorter ones are copied into the output buffer.
+  size_t zero_copy_min = 4096;
+  // Bytes the process needs beyond the store and buffers (code, stacks, allocator slack):
+  // 0 = measure at start. See docs/server.md.
+  size_t process_reserve = 0;
+};
+
+}  // namespace cinch::server

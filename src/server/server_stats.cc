@@ -1,0 +1,48 @@
+#include "server/server_stats.h"
+
+namespace cinch::server {
+
+namespace {
+std::atomic<uint64_t> next_registry_id{1};
+}  // namespace
+
+CounterRegistry::CounterRegistry() : id_(next_registry_id.fetch_add(1)) {}
+
+void ThreadCounters::AddTo(Counters* sum) const {
+#define CINCH_SUM(name) sum->name += name.load(std::memory_order_relaxed);
+  CINCH_SERVER_COUNTERS(CINCH_SUM)
+#undef CINCH_SUM
+}
+
+void ThreadCounters::Reset() {
+#define CINCH_ZERO(name) name.store(0, std::memory_order_relaxed);
+  CINCH_SERVER_COUNTERS(CINCH_ZERO)
+#undef CINCH_ZERO
+}
+
+ThreadCounters* CounterRegistry::ForThisThread() {
+  // One registry per process in practice; the id (never reused, unlike an address) tells a
+  // thread that met an earlier registry, e.g. in tests, to register again.
+  thread_local uint64_t owner = 0;
+  thread_local ThreadCounters* mine = nullptr;
+  if (owner != id_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    mine = &all_.emplace_back();
+    owner = id_;
+  }
+  return mine;
+}
+
+Counters CounterRegistry::Sum() const {
+  Counters sum;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ThreadCounters& t : all_) t.AddTo(&sum);
+  return sum;
+}
+
+void CounterRegistry::Reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (ThreadCounters& t : all_) t.Reset();
+}
+
+}  // namespace cinch::server

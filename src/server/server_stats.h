@@ -1,0 +1,57 @@
+// Request counters of the server (memcached's "stats" names), kept per worker thread so that
+// counting never contends, and summed when a client asks.
+//
+// Thread safety: each ThreadCounters is written by one thread (relaxed atomics, so a reader
+// on another thread sees a consistent-enough snapshot); Registry is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+
+namespace cinch::server {
+
+#define CINCH_SERVER_COUNTERS(X)                                                                \
+  X(cmd_get)                                                                                    \
+  X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta) X(get_hits) X(get_misses) X(get_expired)     \
+      X(get_flushed) X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) X(decr_misses) \
+          X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) X(touch_hits) X(touch_misses)    \
+              X(store_too_large) X(store_no_memory) X(total_items) X(zero_copy_values)          \
+                  X(copied_values)
+
+struct Counters {
+#define CINCH_DECLARE(name) uint64_t name = 0;
+  CINCH_SERVER_COUNTERS(CINCH_DECLARE)
+#undef CINCH_DECLARE
+};
+
+class ThreadCounters {
+ public:
+#define CINCH_DECLARE(name) std::atomic<uint64_t> name{0};
+  CINCH_SERVER_COUNTERS(CINCH_DECLARE)
+#undef CINCH_DECLARE
+
+  // Only the owning thread calls this, so a load + store is enough (no read-modify-write).
+  static void Add(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void AddTo(Counters* sum) const;
+  void Reset();
+};
+
+// Hands each worker thread its own counters; they live as long as the registry.
+class CounterRegistry {
+ public:
+  CounterRegistry();
+  ThreadCounters* ForThisThread();
+  Counters Sum() const;
+  void Reset();
+
+ private:
+  const uint64_t id_;
+  mutable std::mutex mu_;
+  std::deque<ThreadCounters> all_;  // deque: stable addresses
+};
+
+}  // namespace cinch::server

@@ -1,0 +1,149 @@
+// "stats", "stats settings", "stats cinch" (the store's memory breakdown) and "stats reset".
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "proto/errors.h"
+#include "server/memcache_session.h"
+#include "server/reply_format.h"
+
+namespace cinch::server {
+
+namespace {
+
+class StatWriter {
+ public:
+  explicit StatWriter(net::Output* out) : out_(out) {}
+  template <typename V>
+  void Add(std::string_view name, V value) {
+    LineBuilder line;
+    line.Append("STAT ").Append(name).Char(' ');
+    if constexpr (std::is_convertible_v<V, std::string_view>) {
+      line.Append(value);
+    } else {
+      line.Number(value);
+    }
+    line.Append("\r\n");
+    out_->Append(line.view());
+  }
+  void Seconds(std::string_view name, const timeval& tv) {
+    LineBuilder line;
+    line.Append("STAT ").Append(name).Char(' ').Number(tv.tv_sec).Char('.');
+    char micros[7];
+    std::snprintf(micros, sizeof(micros), "%06ld", static_cast<long>(tv.tv_usec));
+    line.Append(micros).Append("\r\n");
+    out_->Append(line.view());
+  }
+
+ private:
+  net::Output* out_;
+};
+
+void GeneralStats(const ServerContext& ctx, StatWriter* w) {
+  const ServerOptions& o = *ctx.options;
+  int64_t now = ctx.clock->NowSeconds();
+  StoreStats st = ctx.store->GetStats();
+  Counters c = ctx.counters.Sum();
+  net::LoopStats loop = ctx.loop != nullptr ? ctx.loop->GetStats() : net::LoopStats{};
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  w->Add("pid", static_cast<int64_t>(getpid()));
+  w->Add("uptime", now - ctx.started_at);
+  w->Add("time", now);
+  w->Add("version", std::string_view("1.6.18-cinch-0.1.0"));
+  w->Add("pointer_size", 64);
+  w->Seconds("rusage_user", usage.ru_utime);
+  w->Seconds("rusage_system", usage.ru_stime);
+  w->Add("max_connections", o.loop.max_connections);
+  w->Add("curr_connections", loop.curr_connections);
+  w->Add("total_connections", loop.total_connections);
+  w->Add("rejected_connections", loop.rejected_connections);
+#define CINCH_STAT(name) w->Add(#name, c.name);
+  CINCH_STAT(cmd_get)
+  CINCH_STAT(cmd_set) CINCH_STAT(cmd_flush) CINCH_STAT(cmd_touch) CINCH_STAT(cmd_meta)
+      CINCH_STAT(get_hits) CINCH_STAT(get_misses) CINCH_STAT(get_expired) CINCH_STAT(get_flushed)
+          CINCH_STAT(delete_misses) CINCH_STAT(delete_hits) CINCH_STAT(incr_misses)
+              CINCH_STAT(incr_hits) CINCH_STAT(decr_misses) CINCH_STAT(decr_hits)
+                  CINCH_STAT(cas_misses) CINCH_STAT(cas_hits) CINCH_STAT(cas_badval)
+                      CINCH_STAT(touch_hits) CINCH_STAT(touch_misses)
+#undef CINCH_STAT
+                          w->Add("bytes_read", loop.bytes_read);
+  w->Add("bytes_written", loop.bytes_written);
+  w->Add("limit_maxbytes", o.memory_limit);
+  w->Add("threads", o.loop.threads);
+  w->Add("bytes", st.key_value_bytes + st.item_header_bytes);
+  w->Add("curr_items", st.items);
+  w->Add("total_items", c.total_items);
+  w->Add("evictions", st.evictions);
+  w->Add("reclaimed", st.expirations_reclaimed);
+  w->Add("expired_unfetched", st.expirations_reclaimed);
+  w->Add("store_too_large", c.store_too_large);
+  w->Add("store_no_memory", c.store_no_memory);
+}
+
+void SettingsStats(const ServerContext& ctx, StatWriter* w) {
+  const ServerOptions& o = *ctx.options;
+  w->Add("maxbytes", o.memory_limit);
+  w->Add("maxconns", o.loop.max_connections);
+  w->Add("tcpport", o.loop.port);
+  w->Add("udpport", 0);
+  w->Add("inter", std::string_view(o.loop.listen_address.empty() ? "NULL" : o.loop.listen_address));
+  w->Add("verbosity", ctx.verbosity.load(std::memory_order_relaxed));
+  w->Add("evictions", std::string_view(o.store.eviction ? "on" : "off"));
+  w->Add("domain_socket",
+         std::string_view(o.loop.unix_socket.empty() ? "NULL" : o.loop.unix_socket));
+  w->Add("num_threads", o.loop.threads);
+  w->Add("cas_enabled", std::string_view(o.cas_enabled ? "yes" : "no"));
+  w->Add("item_size_max", o.store.max_item_size);
+  w->Add("flush_enabled", std::string_view(o.flush_enabled ? "yes" : "no"));
+  w->Add("binding_protocol", std::string_view("ascii"));
+  w->Add("segment_size", o.store.segment_size);
+  w->Add("store_memory_limit", o.store.memory_limit);
+  w->Add("process_reserve", ctx.process_reserve);
+  w->Add("debugtime", std::string_view(o.debugtime_enabled ? "yes" : "no"));
+}
+
+// cinch's own memory breakdown (see docs/memory-accounting.md).
+void CinchStats(const ServerContext& ctx, StatWriter* w) {
+  StoreStats st = ctx.store->GetStats();
+  net::LoopStats loop = ctx.loop != nullptr ? ctx.loop->GetStats() : net::LoopStats{};
+#define CINCH_STAT(name) w->Add(#name, st.name);
+  CINCH_STAT(items)
+  CINCH_STAT(key_value_bytes) CINCH_STAT(memory_limit) CINCH_STAT(resident_bytes)
+      CINCH_STAT(segment_bytes) CINCH_STAT(jumbo_bytes) CINCH_STAT(index_bytes)
+          CINCH_STAT(metadata_bytes) CINCH_STAT(external_bytes) CINCH_STAT(item_header_bytes)
+              CINCH_STAT(overhead_bytes) CINCH_STAT(segment_size) CINCH_STAT(segments_total)
+                  CINCH_STAT(segments_used) CINCH_STAT(segments_free) CINCH_STAT(segments_released)
+                      CINCH_STAT(evictions) CINCH_STAT(expirations_reclaimed)
+                          CINCH_STAT(flushed_items) CINCH_STAT(relocated_items)
+                              CINCH_STAT(relocated_bytes) CINCH_STAT(segments_compacted)
+                                  CINCH_STAT(segments_evicted) CINCH_STAT(bytes_released_to_os)
+                                      CINCH_STAT(index_resizes) CINCH_STAT(out_of_memory)
+#undef CINCH_STAT
+                                          w->Add("connection_buffer_bytes", loop.buffer_bytes);
+  w->Add("process_reserve", ctx.process_reserve);
+  w->Add("process_limit", ctx.options->memory_limit);
+}
+
+}  // namespace
+
+void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
+  StatWriter w(out);
+  if (r.stats_arg.empty()) {
+    GeneralStats(*context_, &w);
+  } else if (r.stats_arg == "settings") {
+    SettingsStats(*context_, &w);
+  } else if (r.stats_arg == "cinch") {
+    CinchStats(*context_, &w);
+  } else if (r.stats_arg == "reset") {
+    context_->counters.Reset();
+    return out->Append(proto::reply::kReset);
+  } else if (r.stats_arg == "items" || r.stats_arg == "slabs" || r.stats_arg == "sizes" ||
+             r.stats_arg == "conns") {
+    // No slab classes: nothing to list, as memcached on an empty cache.
+  } else {
+    return out->Append(proto::reply::kError);
+  }
+  out->Append(proto::reply::kEnd);
+}
+
+}  // namespace cinch::server

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Differential test: the same bytes to memcached 1.6.18 and to the server; replies must match.
+
+Both servers start with the same flags. Each case (a list of steps, see cases.py) runs on a
+fresh connection to each server with its own key prefix. A step sends its bytes followed by
+the sentinel "mn\\r\\n" and reads until "MN\\r\\n" (or EOF, or 3 s), counting the step's
+own mn requests; a step marked `Raw` sends no sentinel and reads until EOF or 0.3 s of
+silence, for requests that close the connection or leave the server waiting for data.
+
+Before comparing, replies are normalised:
+  * CAS values (the 5th token of "VALUE" lines, meta 'c' return flags) become <cas1>, <cas2>...
+    numbered by first appearance within the case, so equal tokens stay equal;
+  * the tokens of "STAT" lines and of the "VERSION" line are dropped (tails differ by design);
+  * meta 't' (remaining TTL) values may differ by 1 (a clock tick between the two runs).
+A mismatching case prints, per step, what was sent and both normalised replies.
+Against `--server /usr/bin/memcached` it compares memcached with itself (a sanity check).
+"""
+
+import base64
+import re
+import time
+
+import harness
+from cases import CASES, CINCH_ONLY, KNOWN_DEVIATIONS, Raw, Split
+
+SERVER_ARGS = ["-m", "64", "-I", "1m", "-t", "2"]
+SENTINEL = b"mn\r\n"
+SENTINEL_REPLY = b"MN\r\n"
+STEP_TIMEOUT = 3.0
+CLOSED = b"<connection closed>"
+TIMED_OUT = b"<timeout: no reply to the sentinel>"
+
+
+# ----------------------------------------------------------------------------- running a case
+
+
+class Placeholders:
+    """Fills a step's {k}, {key250}, {key251}, {b64:NAME} and {cas} for one server."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.last_cas = b"0"
+
+    def fill(self, data):
+        p = self.prefix
+        data = data.replace(b"{key250}", p + b"x" * (250 - len(p)))
+        data = data.replace(b"{key251}", p + b"x" * (251 - len(p)))
+        data = re.sub(rb"\{b64:([^}]*)\}", lambda m: base64.b64encode(p + m.group(1)), data)
+        data = data.replace(b"{cas}", self.last_cas)
+        return data.replace(b"{k}", p)
+
+    def learn(self, reply):
+        """Remembers the last CAS value the server sent (for a later {cas})."""
+        for kind, tokens, _ in scan(reply):
+            if kind == "VALUE" and len(tokens) == 5:
+                self.last_cas = tokens[4]
+            elif kind == "META":
+                for t in tokens[1:]:
+                    if re.fullmatch(rb"c\d+", t):
+                        self.last_cas = t[1:]
+
+
+MN_REQUEST = re.compile(rb"(?<![^\n])mn(?=[ \r\n])")
+MN_REPLY = re.compile(rb"(?<![^\n])MN\r\n")
+
+
+def read_sentinel(conn, expected):
+    """Reads until `expected` "MN" lines arrived (the step's own mn requests + the sentinel)."""
+    out = bytearray()
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while not (out.endswith(SENTINEL_REPLY) and len(MN_REPLY.findall(out)) >= expected):
+        try:
+            conn._fill(deadline)
+        except harness.Closed:
+            out += conn.buf
+            return bytes(out) + CLOSED
+        except harness.Timeout:
+            out += conn.buf
+            return bytes(out) + TIMED_OUT
+        out += conn.buf
+        conn.buf.clear()
+    return bytes(out)
+
+
+def run_step(conn, step, ph):
+    if conn.closed:
+        return CLOSED
+    data = ph.fill(step.data if isinstance(step, (Raw, Split)) else step)
+    try:
+        if isinstance(step, Split):
+            for i in range(0, len(data), step.chunk):
+                conn.send(data[i:i + step.chunk])
+                time.sleep(0.001)
+            conn.send(SENTINEL)
+        elif isinstance(step, Raw):
+            conn.send(data)
+        else:
+            conn.send(data + SENTINEL)
+    except OSError:
+        conn.closed = True
+        return CLOSED
+    if isinstance(step, Raw):
+        reply = conn.read_idle(idle=step.idle, limit=STEP_TIMEOUT)
+        if conn.closed:
+            reply += CLOSED
+    else:
+        reply = read_sentinel(conn, 1 + len(MN_REQUEST.findall(data)))
+    ph.learn(reply)
+    return reply
+
+
+def run_case(port, index, steps):
+    prefix = b"d%03d_" % index
+    ph = Placeholders(prefix)
+    conn = harness.Conn(port, timeout=STEP_TIMEOUT)
+    try:
+        return [run_step(conn, step, ph) for step in steps]
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------------------- normalising
+
+
+def scan(reply):
+    """Splits a reply into (kind, tokens, raw bytes) records; data blocks stay with their line."""
+    i, n = 0, len(reply)
+    while i < n:
+        j = reply.find(b"\n", i)
+        if j < 0:
+            yield "TAIL", [], reply[i:]
+            return
+        line = reply[i:j + 1]
+        tokens = line.split()
+        i = j + 1
+        kind = "LINE"
+        head = tokens[0] if tokens else b""
+        size = None
+        if head == b"VALUE" and len(tokens) in (4, 5) and tokens[3].isdigit():
+            kind, size = "VALUE", int(tokens[3])
+        elif head == b"VA" and len(tokens) >= 2 and tokens[1].isdigit():
+            kind, size = "META", int(tokens[1])
+        elif head in (b"HD", b"EN", b"NF", b"NS", b"EX", b"MN"):
+            kind = "META"
+        elif head == b"STAT":
+            kind = "STAT"
+        elif head == b"VERSION":
+            kind = "VERSION"
+        if size is not None:
+            end = min(n, i + size + 2)
+            line += reply[i:end]
+            i = end
+        yield kind, tokens, line
+
+
+def normalise(replies):
+    """Normalises one server's replies to a case (a list, one per step) with one CAS map."""
+    cas_map = {}
+
+    def cas(m):
+        token = cas_map.setdefault(m.group(2), b"<cas%d>" % (len(cas_map) + 1))
+        return m.group(1) + token
+
+    out = []
+    for reply in replies:
+        parts = []
+        last_stat = False
+        for kind, tokens, raw in scan(reply):
+            if kind == "STAT":
+                if not last_stat:
+                    parts.append(b"STAT <...>\r\n")
+                last_stat = True
+                continue
+            last_stat = False
+            nl = raw.find(b"\n") + 1
+            head, rest = raw[:nl], raw[nl:]
+            if kind == "VERSION":
+                head = b"VERSION <...>\r\n"
+            elif kind == "VALUE":
+                head = VALUE_CAS.sub(cas, head)
+            elif kind == "META":
+                head = META_CAS.sub(cas, head)
+            parts.append(head + rest)
+        out.append(b"".join(parts))
+    return out
+
+
+VALUE_CAS = re.compile(rb"^(VALUE \S+ \S+ \S+ )(\d+)(?=\s)")
+META_CAS = re.compile(rb"( c)(\d+)(?=[ \r\n])")
+TTL = re.compile(rb"(?<= )t(\d+)(?=[ \r])")
+
+
+def same(a, b):
+    """Equal, allowing meta 't' values to differ by 1 at the same positions."""
+    if a == b:
+        return True
+    ta, tb = TTL.findall(a), TTL.findall(b)
+    if len(ta) != len(tb) or TTL.sub(b"t?", a) != TTL.sub(b"t?", b):
+        return False
+    return all(abs(int(x) - int(y)) <= 1 for x, y in zip(ta, tb))
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def show(data, limit=400, at=0):
+    """A printable window of `data` around offset `at`."""
+    start = max(0, at - limit // 4)
+    text = repr(data[start:start + limit])
+    return ("...%d bytes... " % start if start else "") + text + (
+        " ...(%d bytes total)" % len(data) if len(data) > start + limit else "")
+
+
+def first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def describe(steps, ref, sut, sut_name):
+    lines = []
+    for i, (step, r, s) in enumerate(zip(steps, ref, sut)):
+        if same(r, s):
+            continue
+        data = step.data if isinstance(step, (Raw, Split)) else step
+        at = first_difference(r, s)
+        lines.append("step %d sent: %s" % (i, show(data, 200)))
+        lines.append("  memcached: %s" % show(r, 400, at))
+        lines.append("  %s: %s" % (sut_name, show(s, 400, at)))
+    return "\n     ".join(lines)
+
+
+def main(args):
+    c = harness.Checker(args.verbose)
+    only = re.compile(args.only) if args.only else None
+    sut_name = "memcached(2)" if harness.is_memcached(args.server) else "server"
+    with harness.Server(harness.MEMCACHED, SERVER_ARGS) as ref, \
+            harness.Server(args.server, SERVER_ARGS) as sut:
+        for index, (name, steps) in enumerate(CASES):
+            if only and not only.search(name):
+                continue
+            r = normalise(run_case(ref.port, index, steps))
+            s = normalise(run_case(sut.port, index, steps))
+            ok = len(r) == len(s) and all(same(x, y) for x, y in zip(r, s))
+            if not ok and name in KNOWN_DEVIATIONS and not harness.is_memcached(args.server):
+                c.skip("case %s" % name, "known deviation: %s\n     %s" % (
+                    KNOWN_DEVIATIONS[name], describe(steps, r, s, sut_name)))
+                continue
+            c.check(ok, "case %s" % name, "" if ok else describe(steps, r, s, sut_name))
+            if args.verbose and ok:
+                for step, reply in zip(steps, r):
+                    c.note("%s -> %s" % (show(step if isinstance(step, bytes) else step.data,
+                                              120), show(reply, 300)))
+        for index, (name, steps, ending) in enumerate(CINCH_ONLY, start=len(CASES)):
+            if only and not only.search(name):
+                continue
+            if harness.is_memcached(args.server):
+                c.skip("case %s" % name, "cinch-only (memcached speaks the binary protocol)")
+                continue
+            replies = run_case(sut.port, index, steps)
+            c.check(replies[-1].endswith(ending), "case %s (cinch-only)" % name,
+                    "want the last reply to end with %r; got %s" % (ending, show(replies[-1])))
+        c.check(ref.alive(), "memcached still running")
+        c.check(sut.alive(), "server still running", sut.log()[-2000:])
+    return c.finish()
+
+
+if __name__ == "__main__":
+    harness.run(main, harness.parse_args(
+        __doc__, lambda p: p.add_argument("--only", help="regex: run only matching cases")))
