@@ -2,7 +2,8 @@
 # Quick start, part 2: install what is missing, build, and run every test:
 #   1. release build: all tests;
 #   2. ASan + UBSan build: all tests;
-#   3. TSan build: the concurrency tests (label "concurrency") and the store's unit tests.
+#   3. TSan build: the concurrency tests (label "concurrency", incl. the network layer), the
+#      store's unit tests, and the server's (label "server": unit and integration).
 # Exits non-zero as soon as a leg fails. Legs can be picked: scripts/test.sh release tsan
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ for leg in "${legs[@]}"; do
   cmake --preset "$leg" >/dev/null
   cmake --build --preset "$leg" -j"$jobs"
   case "$leg" in
-    tsan) ctest --preset tsan -j"$jobs" -L 'concurrency|store' ;;
+    tsan) ctest --preset tsan -j"$jobs" -L 'concurrency|store|server' ;;
     *) ctest --preset "$leg" -j"$jobs" ;;
   esac
 done

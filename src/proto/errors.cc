@@ -22,6 +22,8 @@ std::string_view ErrorLine(Error error) {
       return reply::kTooLarge;
     case Error::kInvalidMetaFlag:
       return reply::kMetaInvalidFlag;
+    case Error::kShutdownDisabled:
+      return reply::kShutdownDisabled;
     case Error::kBadBase64Key:
       return reply::kMetaBadBase64Key;
     case Error::kBadExptime:

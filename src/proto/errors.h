@@ -71,6 +71,7 @@ inline constexpr std::string_view kOutOfMemoryStats =
     "SERVER_ERROR out of memory writing stats\r\n";
 inline constexpr std::string_view kOutOfMemoryVivify =
     "SERVER_ERROR Out of memory allocating new item\r\n";  // ma with N on a miss
+inline constexpr std::string_view kShutdownDisabled = "ERROR: shutdown not enabled\r\n";
 inline constexpr std::string_view kFlushDisabled = "CLIENT_ERROR flush_all not allowed\r\n";  // -F
 inline constexpr std::string_view kTooManyConnections = "ERROR Too many open connections\r\n";
 

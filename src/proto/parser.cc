@@ -467,6 +467,7 @@ ParseResult ParseUnknown(const Line& line, std::string_view name) {
   Tokens t;
   Tokenize(line.text, &t);
   if (MayBeHttp(name) && t.last().starts_with("HTTP/")) return Close(Error::kHttpRequest, line.end);
+  if (name == "shutdown") return Fail(Error::kShutdownDisabled, line.end);
   // memcached's own "lru" and "cache_memlimit" (not cinch commands) honour noreply on errors.
   const bool noreply = (name == "lru" || (name == "cache_memlimit" && t.count <= 3)) &&
                        t.count > 1 && t.last() == "noreply";

@@ -56,6 +56,7 @@ enum class Error : uint8_t {
   kMetaTooManyFlags,    // "CLIENT_ERROR options flags too long" (ms, md, ma)
   kBadMsMode,           // "CLIENT_ERROR invalid mode for ms M token"
   kBadMaMode,           // "CLIENT_ERROR invalid mode for ma M token"
+  kShutdownDisabled,    // "ERROR: shutdown not enabled" (memcached without -A; cinchd has no -A)
 };
 
 // One meta flag: a letter and its token (empty for flags without one), e.g. "T30" -> {'T',"30"}.
