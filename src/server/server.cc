@@ -67,7 +67,13 @@ class Server::Impl {
     options_.store.memory_limit = options_.memory_limit - context_.process_reserve;
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      return Status::InvalidArgument(
+          "memory limit " + std::to_string(options_.memory_limit >> 20) + " MiB leaves " +
+          std::to_string(options_.store.memory_limit >> 10) + " KiB for the store after " +
+          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself (" +
+          s.message() + "); raise -m or lower -I");
+    }
     context_.store = store_.get();
     context_.options = &options_;
     context_.clock = &clock_;
