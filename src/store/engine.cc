@@ -257,6 +257,9 @@ Outcome Engine::Delete(std::string_view key, uint64_t cas_unique) {
 
 void Engine::FlushAll(int64_t delay_seconds) {
   if (delay_seconds > 0) {
+    // A delayed flush that came due takes effect before its deadline is replaced; else what it
+    // invalidated would come back unless an operation or the cleaner had run in between.
+    MaybeFlushDue(Now());
     flush_deadline_.store(Now() + delay_seconds, std::memory_order_relaxed);
     return;
   }

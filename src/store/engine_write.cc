@@ -302,6 +302,10 @@ class Engine::Rewriter {
   mem::ItemMeta meta;
   size_t value_size = 0;
   Outcome success = Outcome::kStored;
+  // Whether the new version must fit max_item_size. A touch only rewrites the header (memcached
+  // touches in place), so it may grow an item that fits by its expiry and CAS fields, as the
+  // cleaner's moves do.
+  bool size_limited = true;
 };
 
 namespace {
@@ -376,7 +380,10 @@ class ArithmeticRewriter : public Engine::Rewriter {
 
 class TouchRewriter : public Engine::Rewriter {
  public:
-  explicit TouchRewriter(uint32_t expiry) : expiry_(expiry) { success = Outcome::kTouched; }
+  explicit TouchRewriter(uint32_t expiry) : expiry_(expiry) {
+    success = Outcome::kTouched;
+    size_limited = false;
+  }
   Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) override {
     // The CAS value survives a touch; it must be written down only if a client has seen it.
     meta = mem::ItemMeta{old.meta.flags, expiry_, cas_exposed ? old_cas : 0};
@@ -417,7 +424,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
     std::atomic<uint32_t>& old_pins = pool_->meta(SegmentOf(old_location)).pins;
     size_t header = mem::ItemHeaderSize(rewriter.value_size, rewriter.meta);
     size_t size = header + key.size() + rewriter.value_size;
-    if (size > options_.max_item_size) {
+    if (rewriter.size_limited && size > options_.max_item_size) {
       old_pins.fetch_sub(1, std::memory_order_release);
       return Outcome::kTooLarge;
     }

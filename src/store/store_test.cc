@@ -463,6 +463,28 @@ TEST_F(StoreTest, TooLarge) {
   EXPECT_EQ(store_->GetStats().items, 1u);
 }
 
+// Setting an expiry on an item stored without one makes it a few bytes longer; an item right at
+// the size limit must still be touchable (found by fuzz/engine_fuzzer).
+TEST_F(StoreTest, TouchOfItemAtTheSizeLimit) {
+  Options o = DefaultOptions();
+  o.max_item_size = 64 * kKiB;
+  Open(o);
+  std::string value;
+  for (size_t n = o.max_item_size - 64; n > 0; --n) {  // the largest value that fits
+    if (store_->Set("k", std::string(n, 'v')) == Outcome::kStored) {
+      value.assign(n, 'v');
+      break;
+    }
+  }
+  ASSERT_FALSE(value.empty());
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("k", &ref, /*with_cas=*/true));  // the CAS must be kept, too
+  ref.Reset();
+  EXPECT_EQ(store_->Touch("k", 100), Outcome::kTouched);
+  EXPECT_EQ(store_->GetAndTouch("k", 200, &ref), Outcome::kTouched);
+  EXPECT_EQ(ref.value(), value);
+}
+
 // ---------------------------------------------------------------------------------------------
 // cas
 
@@ -687,8 +709,8 @@ TEST_F(StoreTest, IncrWrapsAt2To64) {
 TEST_F(StoreTest, IncrNonNumeric) {
   Open(DefaultOptions());
   const std::string bad[] = {
-      "abc", "", "12a", "a12", "18446744073709551616", "99999999999999999999999", "-5", "1.5",
-      " ", "+"};
+      "abc", "",    "12a", "a12", "18446744073709551616", "99999999999999999999999",
+      "-5",  "1.5", " ",   "+"};
   for (const std::string& v : bad) {
     ASSERT_EQ(store_->Set("c", v, 0, 0), Outcome::kStored);
     uint64_t n = 0;
@@ -739,6 +761,19 @@ TEST_F(StoreTest, IncrOnLargeNumericValue) {
 
 // ---------------------------------------------------------------------------------------------
 // touch / gat and expiry
+
+// A delayed flush that came due must take effect even when another delayed flush replaces its
+// deadline before anything else runs (found by fuzz/engine_fuzzer).
+TEST_F(StoreTest, SecondDelayedFlushAfterTheFirstCameDue) {
+  Options o = DefaultOptions();
+  o.background_cleaner = false;
+  Open(o);
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  store_->FlushAll(3);
+  clock_.Advance(4);
+  store_->FlushAll(3);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+}
 
 TEST_F(StoreTest, Touch) {
   Open(DefaultOptions());
