@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "net/refusals.h"
 
 namespace cinch::net {
 
@@ -45,7 +46,13 @@ Connection::Action Connection::Drive() {
     // Backpressure: neither the session nor the socket is touched until output drains.
     // Here the socket is known full (Flush stopped early), so EPOLLOUT will come.
     if (out_.bytes() >= limit) return Action::kIdle;
-    if (out_.starved() && !out_.Recover()) return Action::kRetry;
+    if (out_.starved()) {
+      if (!out_.Recover()) {
+        if (!StarvedTooLong()) return Action::kRetry;
+        return Action::kClose;  // no memory to say anything with: just go
+      }
+      starved_since_ = {};
+    }
     if (unprocessed_) {
       RunSession();
       continue;
@@ -152,13 +159,26 @@ void Connection::Discard() {
   swallow_ -= n;
 }
 
+bool Connection::StarvedTooLong() {
+  auto now = std::chrono::steady_clock::now();
+  if (starved_since_ == std::chrono::steady_clock::time_point{}) starved_since_ = now;
+  return now - starved_since_ >= std::chrono::milliseconds(kMaxMemoryWaitMs);
+}
+
 bool Connection::GrowOrClose(Action* action) {
   size_t limit = std::max(env_.options->read_buffer_max, session_->WantedInput());
   switch (in_.Grow(limit)) {
     case ReadBuffer::GrowResult::kGrown:
       grow_ = false;
+      starved_since_ = {};
       return true;
     case ReadBuffer::GrowResult::kNoMemory:
+      if (StarvedTooLong()) {
+        grow_ = false;
+        out_.Append(kRefuseOutOfMemory);
+        closing_ = true;
+        return true;
+      }
       *action = Action::kRetry;  // keep grow_: try again after the retry delay
       return false;
     case ReadBuffer::GrowResult::kAtLimit:

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -67,6 +68,11 @@ struct ScheduleTag {};
 class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
  public:
   static constexpr int kMaxReadsPerTurn = 16;
+  // A connection that has waited this long for memory (its read buffer must grow, or its output
+  // needs a chunk) gives up: it writes an out-of-memory refusal and closes, so its buffers go
+  // back to the budget. Without the limit, clients that each hold part of a large value can
+  // take the whole budget and wait for one another forever.
+  static constexpr int kMaxMemoryWaitMs = 1000;
 
   enum class Action {
     kIdle,   // nothing to do until the next epoll event
@@ -98,6 +104,8 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   Step Read();
   void Discard();
   bool GrowOrClose(Action* action);
+  // Notes a failed charge; true once the connection has waited kMaxMemoryWaitMs in a row.
+  bool StarvedTooLong();
 
   const int fd_;
   std::unique_ptr<Session> session_;
@@ -113,6 +121,7 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   bool closing_ = false;      // write what is queued, then close
   bool unprocessed_ = false;  // input arrived (or output drained) since the session last ran
   bool grow_ = false;         // the session needs more input and the buffer is full
+  std::chrono::steady_clock::time_point starved_since_{};  // first failed charge; {}: none
 };
 
 // Charged per connection on top of its buffers: the struct plus an estimate of a session.
