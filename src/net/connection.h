@@ -72,7 +72,7 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   // needs a chunk) gives up: it writes an out-of-memory refusal and closes, so its buffers go
   // back to the budget. Without the limit, clients that each hold part of a large value can
   // take the whole budget and wait for one another forever.
-  static constexpr int kMaxMemoryWaitMs = 1000;
+  static constexpr int kMaxMemoryWaitMs = 250;
 
   enum class Action {
     kIdle,   // nothing to do until the next epoll event
