@@ -68,27 +68,6 @@ Options BaseOptions(const Config& c, const Clock* clock) {
   return o;
 }
 
-// The smallest memory_limit (whole segments) Store::Open accepts, as in tests/model_test.cc.
-size_t MinMemoryLimit(Options base) {
-  auto accepts = [&](size_t segments) {
-    Options o = base;
-    o.memory_limit = segments * o.segment_size;
-    std::unique_ptr<Store> s;
-    return Store::Open(o, &s).ok();
-  };
-  size_t lo = 0, hi = 1;
-  while (!accepts(hi)) {
-    lo = hi;
-    hi *= 2;
-    FUZZ_CHECK(hi <= (size_t{1} << 20));
-  }
-  while (hi - lo > 1) {
-    const size_t mid = lo + (hi - lo) / 2;
-    (accepts(mid) ? hi : lo) = mid;
-  }
-  return hi * base.segment_size;
-}
-
 // memcached's reading of a counter (strtoull + safe_strtoull), as in tests/model_test.cc:
 // blanks, one optional '+', digits, then the end or a blank; no overflow.
 bool ParseNumber(std::string_view v, uint64_t* parsed) {
@@ -573,7 +552,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Config& config = kConfigs[pick];
   ManualClock clock(kStart);
   Options o = BaseOptions(config, &clock);
-  if (min_limits[pick] == 0) min_limits[pick] = MinMemoryLimit(o);
+  if (min_limits[pick] == 0) min_limits[pick] = Store::MinimumMemoryLimit(o);
   o.memory_limit = min_limits[pick] + config.extra_segments * kSegmentSize;
   std::unique_ptr<Store> store;
   FUZZ_CHECK(Store::Open(o, &store).ok());

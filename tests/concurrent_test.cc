@@ -73,27 +73,6 @@ double BudgetSeconds() {
 
 constexpr int64_t kMaxOpsPerThread = 400000;
 
-size_t MinMemoryLimit(Options base) {
-  base.background_cleaner = false;
-  auto accepts = [&](size_t segments) {
-    Options o = base;
-    o.memory_limit = segments * o.segment_size;
-    std::unique_ptr<Store> s;
-    return Store::Open(o, &s).ok();
-  };
-  size_t lo = 0, hi = 1;
-  while (!accepts(hi)) {
-    lo = hi;
-    hi *= 2;
-    if (hi > (size_t{1} << 16)) return 0;
-  }
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    (accepts(mid) ? hi : lo) = mid;
-  }
-  return hi * base.segment_size;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Self-describing values
 //
@@ -565,7 +544,7 @@ Options SmallHeap(bool eviction, const ManualClock* clock, size_t* min_limit) {
   o.background_cleaner = true;
   o.cleaner_interval_ms = 5;
   o.clock = clock;
-  *min_limit = MinMemoryLimit(o);
+  *min_limit = Store::MinimumMemoryLimit(o);
   o.memory_limit = *min_limit + kSegments * kSegmentSize;
   return o;
 }

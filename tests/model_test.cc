@@ -77,28 +77,6 @@ int64_t OpsPerVariant() {
 #endif
 }
 
-// The smallest memory_limit (a whole number of segments) that Store::Open accepts for `base`.
-size_t MinMemoryLimit(Options base) {
-  base.background_cleaner = false;
-  auto accepts = [&](size_t segments) {
-    Options o = base;
-    o.memory_limit = segments * o.segment_size;
-    std::unique_ptr<Store> s;
-    return Store::Open(o, &s).ok();
-  };
-  size_t lo = 0, hi = 1;
-  while (!accepts(hi)) {
-    lo = hi;
-    hi *= 2;
-    if (hi > (size_t{1} << 20)) return 0;
-  }
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    (accepts(mid) ? hi : lo) = mid;
-  }
-  return hi * base.segment_size;
-}
-
 // How incr/decr must treat a value.
 enum class Numeric {
   kYes,    // a number, whose value the model knows
@@ -845,7 +823,7 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   o.background_cleaner = v.background_cleaner;
   o.cleaner_interval_ms = 1;
   o.clock = &clock;
-  const size_t min_limit = MinMemoryLimit(o);
+  const size_t min_limit = Store::MinimumMemoryLimit(o);
   ASSERT_GT(min_limit, 0u);
   o.memory_limit = min_limit + kExtraSegments * kSegmentSize;
 

@@ -88,6 +88,10 @@ class Store {
   // Opens a store. Fails (InvalidArgument) if the options are inconsistent, e.g. a memory limit
   // too small to hold the index, the segment table and the cleaner's reserve segments.
   static Status Open(const Options& options, std::unique_ptr<Store>* store);
+  // The smallest memory_limit, a whole number of segments, that Open accepts with the other
+  // options as given (index, segment table and reserve segments must fit); 0 if none up to
+  // 2^20 segments does.
+  static size_t MinimumMemoryLimit(const Options& options);
 
   ~Store();
   Store(const Store&) = delete;

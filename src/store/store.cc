@@ -40,6 +40,28 @@ Status Store::Open(const Options& options, std::unique_ptr<Store>* store) {
   return Status::Ok();
 }
 
+size_t Store::MinimumMemoryLimit(const Options& options) {
+  Options base = options;
+  base.background_cleaner = false;
+  auto accepts = [&](size_t segments) {
+    Options o = base;
+    o.memory_limit = segments * o.segment_size;
+    std::unique_ptr<store::Engine> engine;
+    return store::Engine::Open(o, &engine).ok();
+  };
+  size_t lo = 0, hi = 1;  // accepts(lo) is false (assumed), accepts(hi) is true
+  while (!accepts(hi)) {
+    lo = hi;
+    hi *= 2;
+    if (hi > (size_t{1} << 20)) return 0;
+  }
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    (accepts(mid) ? hi : lo) = mid;
+  }
+  return hi * base.segment_size;
+}
+
 Outcome Store::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
                      int64_t exptime, uint64_t cas_unique) {
   return engine_->Write(mode, key, value, flags, exptime, cas_unique);
@@ -49,8 +71,7 @@ bool Store::Get(std::string_view key, ItemRef* out, bool with_cas) {
   return engine_->Get(key, out, with_cas);
 }
 
-Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
-                           bool with_cas) {
+Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
   out->Reset();
   Outcome o = engine_->Touch(key, exptime);
   if (o != Outcome::kTouched) return o;
@@ -63,13 +84,11 @@ Outcome Store::Delete(std::string_view key, uint64_t cas_unique) {
   return engine_->Delete(key, cas_unique);
 }
 
-Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result,
-                    uint64_t cas_unique) {
+Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique) {
   return engine_->Arithmetic(key, true, delta, result, cas_unique);
 }
 
-Outcome Store::Decr(std::string_view key, uint64_t delta, uint64_t* result,
-                    uint64_t cas_unique) {
+Outcome Store::Decr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique) {
   return engine_->Arithmetic(key, false, delta, result, cas_unique);
 }
 

@@ -47,28 +47,6 @@ std::string Pattern(size_t size, uint32_t seed) {
 
 std::string Key(int i) { return "key:" + std::to_string(i); }
 
-// The smallest memory_limit (a whole number of segments) that Store::Open accepts for `base`.
-size_t MinMemoryLimit(Options base) {
-  base.background_cleaner = false;
-  auto accepts = [&](size_t segments) {
-    Options o = base;
-    o.memory_limit = segments * o.segment_size;
-    std::unique_ptr<Store> s;
-    return Store::Open(o, &s).ok();
-  };
-  size_t lo = 0, hi = 1;  // accepts(lo) is false (assumed), accepts(hi) is true
-  while (!accepts(hi)) {
-    lo = hi;
-    hi *= 2;
-    if (hi > (size_t{1} << 20)) return 0;
-  }
-  while (hi - lo > 1) {
-    size_t mid = lo + (hi - lo) / 2;
-    (accepts(mid) ? hi : lo) = mid;
-  }
-  return hi * base.segment_size;
-}
-
 class StoreTest : public ::testing::Test {
  protected:
   // A roomy store: 64 MiB, 1 MiB segments.
@@ -89,7 +67,7 @@ class StoreTest : public ::testing::Test {
     o.eviction = eviction;
     o.background_cleaner = false;
     o.clock = &clock_;
-    size_t min_limit = MinMemoryLimit(o);
+    size_t min_limit = Store::MinimumMemoryLimit(o);
     EXPECT_GT(min_limit, 0u) << "no memory_limit up to 4 GiB accepted";
     o.memory_limit = min_limit + extra_segments * o.segment_size;
     return o;
