@@ -162,7 +162,7 @@ void Connection::Discard() {
 bool Connection::StarvedTooLong() {
   auto now = std::chrono::steady_clock::now();
   if (starved_since_ == std::chrono::steady_clock::time_point{}) starved_since_ = now;
-  return now - starved_since_ >= std::chrono::milliseconds(kMaxMemoryWaitMs);
+  return now - starved_since_ >= std::chrono::milliseconds(env_.options->memory_wait_ms);
 }
 
 bool Connection::GrowOrClose(Action* action) {

@@ -68,11 +68,6 @@ struct ScheduleTag {};
 class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
  public:
   static constexpr int kMaxReadsPerTurn = 16;
-  // A connection that has waited this long for memory (its read buffer must grow, or its output
-  // needs a chunk) gives up: it writes an out-of-memory refusal and closes, so its buffers go
-  // back to the budget. Without the limit, clients that each hold part of a large value can
-  // take the whole budget and wait for one another forever.
-  static constexpr int kMaxMemoryWaitMs = 250;
 
   enum class Action {
     kIdle,   // nothing to do until the next epoll event
@@ -104,7 +99,10 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   Step Read();
   void Discard();
   bool GrowOrClose(Action* action);
-  // Notes a failed charge; true once the connection has waited kMaxMemoryWaitMs in a row.
+  // Notes a failed charge; true once the connection has waited LoopOptions::memory_wait_ms in
+  // a row for memory (its read buffer must grow, or its output needs a chunk). Without that
+  // limit, clients that each hold part of a large value can take the whole budget and wait
+  // for one another forever.
   bool StarvedTooLong();
 
   const int fd_;

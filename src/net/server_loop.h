@@ -29,6 +29,9 @@ struct LoopOptions {
   size_t read_buffer_max = (size_t{1} << 20) + 4096;  // hard cap (raised to Session::WantedInput)
   size_t output_limit = 1 << 20;  // stop reading from a connection with this much unwritten
   int drain_timeout_ms = 2000;
+  // A connection that has waited this long for buffer memory in a row answers
+  // "SERVER_ERROR out of memory" and closes, so its buffers go back to the budget.
+  int memory_wait_ms = 250;
 };
 
 struct LoopStats {

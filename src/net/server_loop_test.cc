@@ -491,6 +491,7 @@ TEST_F(ServerLoopTest, ReadBufferGrowsToWantedInputAndShrinksWhenIdle) {
 
 TEST_F(ServerLoopTest, ReadBufferGrowthWaitsForMemory) {
   options.threads = 1;
+  options.memory_wait_ms = 60'000;
   Start();
   Client c = Connect();
   EXPECT_EQ(c.Call("PING\n", 6), "PONG\r\n");
@@ -504,6 +505,22 @@ TEST_F(ServerLoopTest, ReadBufferGrowthWaitsForMemory) {
   EXPECT_LT(budget.charges.load() - charges, 100u);
   budget.limit = int64_t{1} << 40;
   EXPECT_EQ(c.Read(12), "GOT 100000\r\n");
+}
+
+TEST_F(ServerLoopTest, ConnectionStarvedOfMemoryTooLongGivesUp) {
+  options.threads = 1;
+  options.memory_wait_ms = 100;
+  Start();
+  Client c = Connect();
+  EXPECT_EQ(c.Call("PING\n", 6), "PONG\r\n");
+  budget.limit = budget.used.load() + 1024;  // no room to grow the read buffer, ever
+  const size_t n = 100'000;
+  std::thread sender([&] { c.Send("DATA " + std::to_string(n) + "\n" + Pattern().substr(0, n)); });
+  EXPECT_EQ(c.ReadToEof(), "SERVER_ERROR out of memory\r\n");
+  sender.join();
+  budget.limit = int64_t{1} << 40;
+  Client d = Connect();
+  EXPECT_EQ(d.Call("PING\n", 6), "PONG\r\n");
 }
 
 TEST_F(ServerLoopTest, OutputChunkRefusedStopsTheSessionUntilMemoryFrees) {
