@@ -142,7 +142,8 @@ class Store {
 
   // Memory the embedder keeps (e.g. a server's connection buffers) is charged against the same
   // limit. ChargeExternal returns false, charging nothing, if the bytes do not fit even after
-  // the cleaner has freed what it can now.
+  // one cleaner pass has freed what it can now; it never waits long (at most a few
+  // milliseconds), so an event loop may call it.
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
 

@@ -303,7 +303,7 @@ bool Engine::ChargeExternal(size_t bytes) {
         accountant_.TryCharge(mem::MemoryKind::kExternal, bytes)) {
       return true;
     }
-    if (!ReclaimSpace(bytes)) break;
+    if (!ReclaimSpace(bytes, /*patient=*/false)) break;  // callers may be event loops
   }
   return false;
 }

@@ -146,7 +146,7 @@ class Engine {
   void FinishReservation(const Reservation& r);
   // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
   // returns false when no progress is possible.
-  bool ReclaimSpace(size_t bytes);
+  bool ReclaimSpace(size_t bytes, bool patient = true);
   // Wakes writers waiting in ReclaimSpace: a segment or memory was freed.
   void NoteSpaceFreed();
   // Publishes an item written at r if `mode`'s condition holds. *retry: write it again (a flush

@@ -119,16 +119,19 @@ void Engine::FinishReservation(const Reservation& r) {
   pool_->meta(r.segment).writers.fetch_sub(1, std::memory_order_release);
 }
 
-bool Engine::ReclaimSpace(size_t bytes) {
-  // Gives up after about a second of short waits for what cannot be freed at once (segments
-  // pinned by readers or still being written by other threads, which is transient on a small
-  // heap with many writers), or without eviction after a few passes of its own that freed
-  // nothing.
+bool Engine::ReclaimSpace(size_t bytes, bool patient) {
+  // A patient caller (a writer) gives up after about a second of short waits for what cannot
+  // be freed at once (segments pinned by readers or still being written by other threads,
+  // which is transient on a small heap with many writers), or without eviction after a few
+  // passes of its own that freed nothing. An impatient one (an embedder charging its buffers
+  // from an event loop, which must not stall) gives up after one fruitless pass of its own or
+  // one short wait for another thread's pass.
   constexpr int kMaxFruitlessPasses = 4;
   constexpr int kMaxWaits = 200;
-  const int max_fruitless = options_.eviction ? kMaxWaits : kMaxFruitlessPasses;
+  const int max_waits = patient ? kMaxWaits : 1;
+  const int max_fruitless = !patient ? 1 : options_.eviction ? kMaxWaits : kMaxFruitlessPasses;
   int fruitless = 0;
-  for (int waits = 0; waits < kMaxWaits && fruitless < max_fruitless; ++waits) {
+  for (int waits = 0; waits < max_waits; ++waits) {
     uint64_t seen = space_epoch_.load(std::memory_order_acquire);
     if (cleaner_mu_.try_lock()) {
       bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
@@ -137,7 +140,7 @@ bool Engine::ReclaimSpace(size_t bytes) {
       if (progress) return true;
       // Without eviction, a pass that freed nothing means the store is full: say so at once.
       if (!options_.eviction && !pinned) return false;
-      ++fruitless;
+      if (++fruitless >= max_fruitless) return false;
     }
     std::unique_lock<std::mutex> lock(space_mu_);
     if (space_cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
