@@ -58,7 +58,11 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kThreads = 4;
 constexpr size_t kSegmentSize = 64 * 1024;
-constexpr size_t kSegments = 32;  // above the smallest limit Store::Open accepts
+// Above the smallest limit Store::Open accepts. With 32, four writers under ASan sometimes
+// found every segment open (write heads of several expiry classes per thread) or pinned for over
+// a second and got kOutOfMemory: open heads cannot be evicted. That is a known limit of tiny
+// heaps (see the closing note of this change); 48 keeps the test on eviction and compaction.
+constexpr size_t kSegments = 48;
 constexpr int kCounters = 4;
 constexpr int64_t kFlushEvery = 1500;  // operations of thread 0 between FlushAll calls
 
