@@ -39,14 +39,21 @@ class ManualClock final : public Clock {
   std::atomic<int64_t> now_;
 };
 
-// The real clock shifted by an adjustable offset: what the server's `debugtime` moves.
+// The real clock shifted by an adjustable offset, and pausable: what the server's `debugtime`
+// moves. While paused the real clock's second is frozen (shifts still apply); Resume() follows
+// the real clock again, as memcached's debug builds do.
 class OffsetClock final : public Clock {
  public:
   int64_t NowSeconds() const override;
   void Shift(int64_t seconds) { offset_.fetch_add(seconds, std::memory_order_relaxed); }
+  // Idempotent: pausing a paused clock keeps the first frozen second.
+  void Pause();
+  void Resume() { frozen_at_.store(kRunning, std::memory_order_relaxed); }
 
  private:
+  static constexpr int64_t kRunning = INT64_MIN;
   std::atomic<int64_t> offset_{0};
+  std::atomic<int64_t> frozen_at_{kRunning};  // the real second the clock stands at, if paused
 };
 
 }  // namespace cinch

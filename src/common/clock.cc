@@ -12,7 +12,15 @@ const SystemClock* SystemClock::Default() {
 }
 
 int64_t OffsetClock::NowSeconds() const {
-  return SystemClock::Default()->NowSeconds() + offset_.load(std::memory_order_relaxed);
+  int64_t base = frozen_at_.load(std::memory_order_relaxed);
+  if (base == kRunning) base = SystemClock::Default()->NowSeconds();
+  return base + offset_.load(std::memory_order_relaxed);
+}
+
+void OffsetClock::Pause() {
+  int64_t expected = kRunning;
+  frozen_at_.compare_exchange_strong(expected, SystemClock::Default()->NowSeconds(),
+                                     std::memory_order_relaxed);
 }
 
 }  // namespace cinch

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <ctime>
 #include <set>
 #include <string>
@@ -101,6 +102,25 @@ TEST(OffsetClockTest, IndependentInstances) {
   a.Shift(100);
   ExpectSystemPlus(a, 100);
   ExpectSystemPlus(b, 0);
+}
+
+TEST(OffsetClockTest, PauseFreezesAndResumeFollowsTheRealClock) {
+  OffsetClock clock;
+  const int64_t before = SystemClock::Default()->NowSeconds();
+  clock.Pause();
+  const int64_t frozen = clock.NowSeconds();
+  EXPECT_LE(before, frozen);
+  clock.Pause();  // idempotent
+  EXPECT_EQ(clock.NowSeconds(), frozen);
+  // Wait for the real clock to tick: a frozen clock must not follow it.
+  while (SystemClock::Default()->NowSeconds() <= frozen) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(clock.NowSeconds(), frozen);
+  clock.Shift(9);
+  EXPECT_EQ(clock.NowSeconds(), frozen + 9);
+  clock.Resume();
+  ExpectSystemPlus(clock, 9);
 }
 
 TEST(StatusTest, DefaultIsOk) {

@@ -406,12 +406,17 @@ ParseResult ParseStats(const Line& line, std::string_view args) {
   return Ok(line.end);
 }
 
-// debugtime <seconds>: as memcached's debug builds, "ERROR" for anything but a number.
+// debugtime p | r | <seconds>: as memcached's debug builds, "ERROR" for anything else.
 ParseResult ParseDebugTime(const Line& line, std::string_view args) {
-  std::string_view seconds;
-  if (!NextKey(&args, &seconds) || !ParseI64(seconds, &line.request->number)) {
-    return Fail(Error::kUnknownCommand, line.end);
+  std::string_view arg;
+  if (!NextKey(&args, &arg)) return Fail(Error::kUnknownCommand, line.end);
+  using ClockControl = Request::ClockControl;
+  if (arg == "p" || arg == "r") {
+    line.request->clock_control = arg == "p" ? ClockControl::kPause : ClockControl::kResume;
+    return Ok(line.end);
   }
+  if (!ParseI64(arg, &line.request->number)) return Fail(Error::kUnknownCommand, line.end);
+  line.request->clock_control = ClockControl::kShift;
   line.request->has_number = true;
   return Ok(line.end);
 }

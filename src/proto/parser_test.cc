@@ -224,6 +224,9 @@ TEST(ParserTest, VersionQuitStatsDebugTime) {
   EXPECT_EQ(debug.command, Command::kDebugTime);
   EXPECT_EQ(debug.number, -30);
   EXPECT_TRUE(debug.has_number);
+  EXPECT_EQ(debug.clock_control, Request::ClockControl::kShift);
+  EXPECT_EQ(ParseOk("debugtime p\r\n").clock_control, Request::ClockControl::kPause);
+  EXPECT_EQ(ParseOk("debugtime r\r\n").clock_control, Request::ClockControl::kResume);
 }
 
 // ---- Meta ---------------------------------------------------------------------------------
@@ -367,6 +370,7 @@ std::vector<ErrorCase> ErrorCases() {
       {"verbosity 1 2 3\r\n", Error::kUnknownCommand},
       {"debugtime\r\n", Error::kUnknownCommand},
       {"debugtime x\r\n", Error::kUnknownCommand},
+      {"debugtime pr\r\n", Error::kUnknownCommand},
       {"mx k\r\n", Error::kUnknownCommand},
       {"mgg k\r\n", Error::kUnknownCommand},
       {"mg\r\n", Error::kUnknownCommand},

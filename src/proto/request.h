@@ -112,6 +112,11 @@ struct Request {
   int64_t number = 0;
   bool has_number = false;
 
+  // debugtime: "p" pauses the clock, "r" resumes it, a number shifts it (as memcached's debug
+  // builds).
+  enum class ClockControl : uint8_t { kShift, kPause, kResume };
+  ClockControl clock_control = ClockControl::kShift;
+
   // stats [arg]: the first argument, e.g. "settings", "items", "slabs", "cinch"; empty when
   // absent. Further arguments are not kept.
   std::string_view stats_arg;

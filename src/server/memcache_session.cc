@@ -317,7 +317,17 @@ void MemcacheSession::FlushAll(const proto::Request& r, net::Output* out) {
 
 void MemcacheSession::DebugTime(const proto::Request& r, net::Output* out) {
   if (!context_->options->debugtime_enabled) return out->Append(proto::reply::kError);
-  context_->clock->Shift(r.number);
+  switch (r.clock_control) {
+    case proto::Request::ClockControl::kPause:
+      context_->clock->Pause();
+      break;
+    case proto::Request::ClockControl::kResume:
+      context_->clock->Resume();
+      break;
+    case proto::Request::ClockControl::kShift:
+      context_->clock->Shift(r.number);
+      break;
+  }
   out->Append(proto::reply::kOk);
 }
 

@@ -154,6 +154,13 @@ TEST_F(SessionTest, DebugTimeOnlyWhenEnabled) {
   EXPECT_EQ(Send("set k 0 3 1\r\na\r\n"), "STORED\r\n");
   EXPECT_EQ(Send("debugtime 5\r\n"), "OK\r\n");
   EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+  // p/r pause and resume the clock: a paused clock moves only by debugtime <seconds>.
+  EXPECT_EQ(Send("debugtime p\r\n"), "OK\r\n");
+  const int64_t frozen = clock_.NowSeconds();
+  EXPECT_EQ(Send("debugtime 7\r\n"), "OK\r\n");
+  EXPECT_EQ(clock_.NowSeconds(), frozen + 7);
+  EXPECT_EQ(Send("debugtime r\r\n"), "OK\r\n");
+  EXPECT_GE(clock_.NowSeconds(), frozen + 7);
 }
 
 TEST_F(SessionTest, FlushAll) {

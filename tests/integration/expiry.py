@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Expiry without sleeping (cinch-specific): cinchd -o debugtime=1 adds a text command
-`debugtime <seconds>` that moves the server clock forward; memcached lacks it, so this test
-skips there. Covers relative, absolute and negative exptime, touch/gat/gats/mg T extending a
+"""Expiry without sleeping (cinch-specific): cinchd -o debugtime=1 adds memcached's debug-build
+command `debugtime p|r|<seconds>` that pauses, resumes or moves the server clock; release
+memcached lacks it, so this test skips there. The clock is paused first: every check below sits
+one second from an expiry boundary, and a real second ticking mid-test would cross it. Covers relative, absolute and negative exptime, touch/gat/gats/mg T extending a
 TTL, meta 't' counting down, the 30-day boundary, and flush_all with a delay."""
 
 import re
@@ -142,6 +143,8 @@ def main(args):
     c = harness.Checker(args.verbose)
     disabled(c, args)
     with harness.Server(args.server, SERVER_ARGS) as server:
+        with server.conn() as conn:
+            Session(c, conn).line(b"debugtime p\r\n", b"OK\r\n", "debugtime p pauses the clock")
         for part in (relative, absolute, negative, extend, flush_delay):
             with server.conn() as conn:
                 part(Session(c, conn))
