@@ -58,10 +58,10 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kThreads = 4;
 constexpr size_t kSegmentSize = 64 * 1024;
-// Above the smallest limit Store::Open accepts. With 32, four writers under ASan sometimes
-// found every segment open (write heads of several expiry classes per thread) or pinned for over
-// a second and got kOutOfMemory: open heads cannot be evicted. That is a known limit of tiny
-// heaps (see the closing note of this change); 48 keeps the test on eviction and compaction.
+// Above the smallest limit Store::Open accepts, with room for four writers' items in flight.
+// With 32, writers under ASan got kOutOfMemory now and then; the cause was that a write gave up
+// after 64 lost races for freed segments (now it retries until its deadline), but 48 still
+// keeps the test on eviction and compaction.
 constexpr size_t kSegments = 48;
 constexpr int kCounters = 4;
 constexpr int64_t kFlushEvery = 1500;  // operations of thread 0 between FlushAll calls
@@ -483,8 +483,8 @@ class Worker {
   void Gat(int index) {
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
     ItemRef ref;
-    if (run_->store->GetAndTouch(keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000,
-                                 &ref) != Outcome::kTouched) {
+    if (run_->store->GetAndTouch(keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000, &ref) !=
+        Outcome::kTouched) {
       if (want) Missing(index, "gat");
       return;
     }
@@ -547,6 +547,10 @@ Options SmallHeap(bool eviction, const ManualClock* clock, size_t* min_limit) {
   o.eviction = eviction;
   o.background_cleaner = true;
   o.cleaner_interval_ms = 5;
+  // The test asks that no write ever fails on a tiny heap. Under sanitizers, with two test
+  // processes and five threads each on two cores, the thread running a cleaner pass can be off
+  // the CPU for longer than the default 100 ms wait (seen: ~1 run in 12 at 100 ms).
+  o.space_wait_ms = 2000;
   o.clock = clock;
   *min_limit = Store::MinimumMemoryLimit(o);
   o.memory_limit = *min_limit + kSegments * kSegmentSize;

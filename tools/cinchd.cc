@@ -43,8 +43,9 @@ void Usage(FILE* f) {
       "  -h, --help                print this help and exit\n"
       "  -o, --extended=<k=v,...>  cinch settings:\n"
       "        segment_size=<sz>        log segment size (default 1m)\n"
-      "        debugtime=1              enable the 'debugtime <seconds>' test command\n"
+      "        debugtime=1              enable the 'debugtime p|r|<seconds>' test command\n"
       "        cleaner_interval_ms=<n>  background cleaner period (default 100)\n"
+      "        space_wait_ms=<n>        longest a write waits for memory (default 100)\n"
       "        zero_copy_min=<sz>       values this large are sent without a copy\n"
       "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n");
 }
@@ -98,6 +99,8 @@ void ParseExtended(std::string_view list, cinch::server::ServerOptions* o) {
       o->debugtime_enabled = n == 1;
     } else if (key == "cleaner_interval_ms" && ParseInt(value, 1, 60000, &n)) {
       o->store.cleaner_interval_ms = static_cast<uint32_t>(n);
+    } else if (key == "space_wait_ms" && ParseInt(value, 0, 60000, &n)) {
+      o->store.space_wait_ms = static_cast<uint32_t>(n);
     } else if (key == "zero_copy_min" && ParseSize(value, &size)) {
       o->zero_copy_min = size;
     } else if (key == "process_reserve" && ParseSize(value, &size)) {

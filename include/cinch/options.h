@@ -23,6 +23,12 @@ struct Options {
   // When the store is full: evict cold items (true), or answer Outcome::kOutOfMemory (false).
   bool eviction = true;
 
+  // The longest one write waits for memory that cannot be freed at once (segments pinned by
+  // readers or still being filled by other threads, memory the embedder is about to release)
+  // before answering kOutOfMemory. A waiting write blocks its thread: keep it short when that
+  // thread is an event loop. Tiny heaps with many writer threads may want it longer.
+  uint32_t space_wait_ms = 100;
+
   // Run the cleaner on a background thread. When false, the cleaner runs only inside writers
   // that find no free segment and in RunCleanerOnce(); tests use this for determinism.
   bool background_cleaner = true;

@@ -12,14 +12,14 @@ struct StoreStats {
 
   // Memory, in bytes. resident_bytes is what the store charges against memory_limit.
   uint64_t memory_limit = 0;
-  uint64_t resident_bytes = 0;       // everything below plus external_bytes
-  uint64_t segment_bytes = 0;        // resident segments (in use or held free in reserve)
-  uint64_t jumbo_bytes = 0;          // out-of-line items, page rounded
-  uint64_t index_bytes = 0;          // resident index pages
-  uint64_t metadata_bytes = 0;       // segment table and other fixed metadata
-  uint64_t external_bytes = 0;       // charged by the embedder (e.g. server buffers)
-  uint64_t item_header_bytes = 0;    // headers of live items
-  uint64_t overhead_bytes = 0;       // resident_bytes - external_bytes - key_value_bytes
+  uint64_t resident_bytes = 0;     // everything below plus external_bytes
+  uint64_t segment_bytes = 0;      // resident segments (in use or held free in reserve)
+  uint64_t jumbo_bytes = 0;        // out-of-line items, page rounded
+  uint64_t index_bytes = 0;        // resident index pages
+  uint64_t metadata_bytes = 0;     // segment table and other fixed metadata
+  uint64_t external_bytes = 0;     // charged by the embedder (e.g. server buffers)
+  uint64_t item_header_bytes = 0;  // headers of live items
+  uint64_t overhead_bytes = 0;     // resident_bytes - external_bytes - key_value_bytes
 
   // Segments.
   uint64_t segment_size = 0;
@@ -29,16 +29,16 @@ struct StoreStats {
   uint64_t segments_released = 0;  // free and returned to the OS
 
   // Cleaner and traffic.
-  uint64_t evictions = 0;               // live items dropped to make room
-  uint64_t expirations_reclaimed = 0;   // expired items removed by the cleaner
-  uint64_t flushed_items = 0;           // items removed by flush_all
-  uint64_t relocated_items = 0;         // items moved by compaction or merge eviction
+  uint64_t evictions = 0;              // live items dropped to make room
+  uint64_t expirations_reclaimed = 0;  // expired items removed by the cleaner
+  uint64_t flushed_items = 0;          // items removed by flush_all
+  uint64_t relocated_items = 0;        // items moved by compaction or merge eviction
   uint64_t relocated_bytes = 0;
   uint64_t segments_compacted = 0;
   uint64_t segments_evicted = 0;
-  uint64_t bytes_released_to_os = 0;    // cumulative madvise(MADV_DONTNEED) bytes
+  uint64_t bytes_released_to_os = 0;  // cumulative madvise(MADV_DONTNEED) bytes
   uint64_t index_resizes = 0;
-  uint64_t out_of_memory = 0;           // writes refused for lack of memory
+  uint64_t out_of_memory = 0;  // writes refused for lack of memory
   uint64_t get_hits = 0;
   uint64_t get_misses = 0;
 };

@@ -115,8 +115,7 @@ class Store {
   bool Get(std::string_view key, ItemRef* out, bool with_cas = false);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
   // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
-  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
-                      bool with_cas = false);
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false);
 
   // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged. An item stored
   // with an exptime is touched in place; one stored without must be rewritten, which needs
@@ -142,8 +141,8 @@ class Store {
 
   // Memory the embedder keeps (e.g. a server's connection buffers) is charged against the same
   // limit. ChargeExternal returns false, charging nothing, if the bytes do not fit even after
-  // one cleaner pass has freed what it can now; it never waits long (at most a few
-  // milliseconds), so an event loop may call it.
+  // a cleaner pass on the calling thread has freed what it can now (no pass when another
+  // thread's is running). It never waits, so an event loop may call it and retry later.
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
 

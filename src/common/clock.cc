@@ -1,6 +1,6 @@
-#include <ctime>
-
 #include "cinch/clock.h"
+
+#include <ctime>
 
 namespace cinch {
 

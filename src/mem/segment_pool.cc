@@ -19,8 +19,8 @@ size_t PageSize() {
 }
 
 char* MapNoReserve(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
 }
 
@@ -171,14 +171,16 @@ void SegmentPool::Free(uint32_t id) {
 
 namespace cinch::mem {
 
-void SegmentPool::TrimResident() {
+size_t SegmentPool::TrimResident() {
   std::lock_guard<std::mutex> lock(mu_);
+  size_t trimmed = resident_free_.size();
   while (!resident_free_.empty()) {
     uint32_t id = resident_free_.back();
     resident_free_.pop_back();
     ReleaseToOs(id);
     released_free_.push_back(id);
   }
+  return trimmed;
 }
 
 }  // namespace cinch::mem

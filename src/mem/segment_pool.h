@@ -49,14 +49,14 @@ struct alignas(64) SegmentMeta {
   std::atomic<uint32_t> writers{0};       // reservations not yet published or abandoned
   std::atomic<uint32_t> write_offset{0};  // bytes reserved so far
   std::atomic<uint32_t> live_items{0};
-  std::atomic<int64_t> live_bytes{0};     // bytes of items some index slot points at
-  std::atomic<uint64_t> open_seq{0};      // unique per opening; the base of derived CAS values
-  std::atomic<uint32_t> max_expiry{0};    // latest expiry of any item written (kNeverExpires)
-  std::atomic<uint32_t> flush_gen{0};     // flush generation the segment was opened in
+  std::atomic<int64_t> live_bytes{0};   // bytes of items some index slot points at
+  std::atomic<uint64_t> open_seq{0};    // unique per opening; the base of derived CAS values
+  std::atomic<uint32_t> max_expiry{0};  // latest expiry of any item written (kNeverExpires)
+  std::atomic<uint32_t> flush_gen{0};   // flush generation the segment was opened in
   char* base = nullptr;
-  uint32_t capacity = 0;    // usable bytes (segment size, or the jumbo mapping's size)
+  uint32_t capacity = 0;  // usable bytes (segment size, or the jumbo mapping's size)
   std::atomic<SegState> state{SegState::kFree};
-  uint8_t head = 0;         // write head that filled it
+  uint8_t head = 0;  // write head that filled it
   bool jumbo = false;
 };
 static_assert(sizeof(SegmentMeta) == 64, "one cache line per segment: no false sharing");
@@ -65,10 +65,10 @@ class SegmentPool {
  public:
   struct Config {
     size_t segment_size;
-    uint32_t regular_count;   // segments in the reservation
-    uint32_t jumbo_count;     // jumbo slots
-    uint32_t keep_resident;   // free segments kept resident
-    uint32_t reserve;         // free segments only the cleaner may take
+    uint32_t regular_count;  // segments in the reservation
+    uint32_t jumbo_count;    // jumbo slots
+    uint32_t keep_resident;  // free segments kept resident
+    uint32_t reserve;        // free segments only the cleaner may take
   };
 
   // Reserves address space; charges the metadata table to `accountant`.
@@ -95,8 +95,9 @@ class SegmentPool {
   // Returns a segment (regular or jumbo) whose bytes nobody can reach any more.
   void Free(uint32_t id);
 
-  // Gives every resident free segment back to the OS (when memory is wanted elsewhere).
-  void TrimResident();
+  // Gives every resident free segment back to the OS (when memory is wanted elsewhere); returns
+  // how many it gave back.
+  size_t TrimResident();
 
   // Free segments that writers could take now, counting memory not yet charged.
   uint32_t FreeCapacity() const;

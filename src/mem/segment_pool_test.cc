@@ -196,13 +196,13 @@ TEST(SegmentPoolTest, FreeKeepsUpToKeepResidentAndReleasesTheRest) {
   EXPECT_EQ(pool->bytes_released(), 3 * kSeg);
   EXPECT_EQ(pool->free_count(), 8u);
 
-  pool->TrimResident();
+  EXPECT_EQ(pool->TrimResident(), 2u);
   EXPECT_EQ(pool->resident_free(), 0u);
   EXPECT_EQ(a.total(), metadata);
   EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u);
   EXPECT_EQ(pool->bytes_released(), 5 * kSeg);
   EXPECT_EQ(pool->free_count(), 8u);
-  pool->TrimResident();  // nothing left to trim
+  EXPECT_EQ(pool->TrimResident(), 0u);  // nothing left to trim
   EXPECT_EQ(pool->bytes_released(), 5 * kSeg);
 }
 

@@ -6,9 +6,9 @@
 //   4. when memory is short, the sealed segment with the fewest live bytes if it is at most
 //      Options::compact_max_live full: its live items move to a cleaner head (compaction);
 //   5. otherwise, with eviction on, the oldest segment: items read since they were written or
-//      last moved get a second chance and move (their frequency drops by one), up to half a segment;
-//      the rest are evicted (merge eviction in the spirit of Segcache, FIFO with reinsertion as
-//      in S3-FIFO).
+//      last moved get a second chance and move (their frequency drops by one), up to half a
+//      segment; the rest are evicted (merge eviction in the spirit of Segcache, FIFO with
+//      reinsertion as in S3-FIFO).
 // A freed segment whose bytes an ItemRef still pins waits in draining_ and is retried on every
 // pass; the cleaner never waits for a reader. See docs/cleaner.md.
 #include <algorithm>
@@ -71,8 +71,9 @@ bool Engine::CleanerPass(size_t want_bytes) {
     fruitless_live_bytes_ = fruitless ? StoreLiveBytes() : UINT64_MAX;
   }
   FreeDrained();
-  if (want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes()) {
-    pool_->TrimResident();  // memory is wanted for something other than a segment
+  // Memory is wanted for something other than a segment: give back resident free ones.
+  if (want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes() &&
+      pool_->TrimResident() > 0) {
     NoteSpaceFreed();
   }
   return freed || !NeedSpace(want_bytes);
@@ -84,7 +85,8 @@ bool Engine::NeedSpace(size_t want_bytes) const {
   uint32_t low_water = reserve + 1 + pool_->regular_count() / 128;
   if (pool_->FreeCapacity() < low_water) return true;
   if (want_bytes == 0) return false;
-  size_t available = accountant_.Available() + size_t{pool_->resident_free()} * pool_->segment_size();
+  size_t available =
+      accountant_.Available() + size_t{pool_->resident_free()} * pool_->segment_size();
   return available < want_bytes + pool_->reserve_bytes() + pool_->segment_size();
 }
 
@@ -259,7 +261,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t*
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   uint64_t* slot = index_->FindLocation(shard, hash, location);
-  if (slot == nullptr) return true;  // overwritten or deleted: dead bytes
+  if (slot == nullptr) return true;          // overwritten or deleted: dead bytes
   *item = mem::DecodeItem(m.base + offset);  // the expiry may have been touched in place
   if (IsStale(location, *item, now)) {
     bool expired = item->meta.expiry != 0 && item->meta.expiry <= now;

@@ -19,8 +19,8 @@ constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard 
 
 uint32_t AutoShards(size_t memory_limit) {
   double max_items = static_cast<double>(memory_limit) / kMinItemBytesEstimate;
-  double per_shard = double{kMaxBucketsPerShard} * index::kSlotsPerBucket *
-                     index::HashIndex::kTargetLoad;
+  double per_shard =
+      double{kMaxBucketsPerShard} * index::kSlotsPerBucket * index::HashIndex::kTargetLoad;
   uint32_t shards = static_cast<uint32_t>(std::ceil(max_items / per_shard));
   return std::bit_ceil(std::max<uint32_t>(shards, 1));
 }
@@ -45,7 +45,8 @@ Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
   std::unique_ptr<Engine> e(new Engine(options));
   Status s = e->Init();
   if (!s.ok()) return s;
-  if (options.background_cleaner) e->cleaner_thread_ = std::thread([p = e.get()] { p->CleanerThread(); });
+  if (options.background_cleaner)
+    e->cleaner_thread_ = std::thread([p = e.get()] { p->CleanerThread(); });
   *engine = std::move(e);
   return Status::Ok();
 }
@@ -112,8 +113,7 @@ bool Engine::IsStale(uint64_t location, const mem::ItemView& item, int64_t now) 
   return m.flush_gen.load(std::memory_order_relaxed) != flush_gen_.load(std::memory_order_acquire);
 }
 
-void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
-                         ShardCounters& c) {
+void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign, ShardCounters& c) {
   mem::SegmentMeta& m = pool_->meta(SegmentOf(location));
   m.live_bytes.fetch_add(sign * static_cast<int64_t>(item.size), std::memory_order_relaxed);
   if (sign > 0) {
@@ -298,12 +298,17 @@ void Engine::FlushNow() {
 // --- accounting ---
 
 bool Engine::ChargeExternal(size_t bytes) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    if (accountant_.Available() >= bytes + pool_->reserve_bytes() &&
-        accountant_.TryCharge(mem::MemoryKind::kExternal, bytes)) {
-      return true;
-    }
-    if (!ReclaimSpace(bytes, /*patient=*/false)) break;  // callers may be event loops
+  auto charge = [&] {
+    return accountant_.Available() >= bytes + pool_->reserve_bytes() &&
+           accountant_.TryCharge(mem::MemoryKind::kExternal, bytes);
+  };
+  if (charge()) return true;
+  // Callers are event loops that retry later, often for many connections in a row: one pass
+  // of its own if no other is running, never a wait (waits multiplied by the starved
+  // connections of one loop would stall it for seconds).
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!ReclaimSpace(bytes, std::chrono::steady_clock::time_point{})) return false;
+    if (charge()) return true;
   }
   return false;
 }

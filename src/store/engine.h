@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -87,7 +88,6 @@ class Engine {
   class Rewriter;
 
  private:
-
   explicit Engine(const Options& options);
   Status Init();
 
@@ -115,9 +115,11 @@ class Engine {
   void AccountLive(uint64_t location, const mem::ItemView& item, int sign, ShardCounters& c);
   // The same item moved from one location to another: only segment counters (and the header
   // size, if the move added an explicit CAS) change.
-  void MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size,
-                int64_t header_delta, ShardCounters& c);
-  ShardCounters& CountersFor(uint64_t hash) { return counters_[hash & (index_->shard_count() - 1)]; }
+  void MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size, int64_t header_delta,
+                ShardCounters& c);
+  ShardCounters& CountersFor(uint64_t hash) {
+    return counters_[hash & (index_->shard_count() - 1)];
+  }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
 
   // --- time and expiry ---
@@ -131,12 +133,19 @@ class Engine {
   void FlushNow();
 
   // --- space (engine_write.cc) ---
+  // How long one operation may wait for memory: every wait of a write, whatever its retries,
+  // ends at the same deadline (Options::space_wait_ms from the operation's start).
+  using Deadline = std::chrono::steady_clock::time_point;
+  Deadline SpaceDeadline() const {
+    return std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.space_wait_ms);
+  }
   // Reserves `size` bytes for an item of expiry class `cls`; waits for the cleaner when the
-  // store is full. False: no memory (eviction disabled, or nothing can be freed).
-  bool Reserve(size_t size, int cls, uint32_t expiry, Reservation* r);
+  // store is full, until `deadline`. False: no memory (eviction disabled, nothing can be freed,
+  // or the deadline passed).
+  bool Reserve(size_t size, int cls, uint32_t expiry, Deadline deadline, Reservation* r);
   bool ReserveInHead(WriteHead& head, size_t size, Reservation* r);
   bool ReserveJumbo(size_t size, Reservation* r, bool precharged);
-  bool ReserveJumboWaiting(size_t size, Reservation* r);
+  bool ReserveJumboWaiting(size_t size, Deadline deadline, Reservation* r);
   WriteHead& WriterHead(int cls);
   WriteHead& CleanerHead(int cls) { return heads_[writer_heads_ + cls]; }
   int head_count() const { return writer_heads_ + expiry_classes_; }
@@ -145,8 +154,9 @@ class Engine {
   void NoteExpiry(uint32_t segment, uint32_t expiry);
   void FinishReservation(const Reservation& r);
   // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
-  // returns false when no progress is possible.
-  bool ReclaimSpace(size_t bytes, bool patient = true);
+  // returns false when no progress is possible or `deadline` passed. Runs at least one pass of
+  // its own (if no other is running) whatever the deadline.
+  bool ReclaimSpace(size_t bytes, Deadline deadline);
   // Wakes writers waiting in ReclaimSpace: a segment or memory was freed.
   void NoteSpaceFreed();
   // Publishes an item written at r if `mode`'s condition holds. *retry: write it again (a flush
@@ -177,8 +187,8 @@ class Engine {
   // Seals open segments that hold no live item, so they can be freed.
   void SealIdleHeads();
   bool Evacuate(uint32_t segment, bool evict, int64_t now);
-  bool EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* kept_budget,
-                    int64_t now, mem::ItemView* item);
+  bool EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* kept_budget, int64_t now,
+                    mem::ItemView* item);
   bool Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
                 int64_t now, ShardCounters& c);
   bool DrainOrFree(uint32_t segment);
@@ -210,15 +220,15 @@ class Engine {
 
   // The cleaner: one pass at a time, on the background thread or inline in a writer.
   std::mutex cleaner_mu_;
-  std::vector<uint32_t> draining_;  // guarded by cleaner_mu_
+  std::vector<uint32_t> draining_;        // guarded by cleaner_mu_
   uint64_t cleaner_segments_opened_ = 0;  // guarded by cleaner_mu_
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.
   uint64_t fruitless_live_bytes_ = UINT64_MAX;
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
-  bool stop_ = false;      // guarded by wake_mu_
-  bool wake_ = false;      // guarded by wake_mu_
+  bool stop_ = false;  // guarded by wake_mu_
+  bool wake_ = false;  // guarded by wake_mu_
   std::thread cleaner_thread_;
   std::atomic<uint64_t> space_epoch_{0};  // bumped whenever the cleaner frees memory
   std::mutex space_mu_;

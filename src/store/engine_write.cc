@@ -13,9 +13,15 @@ namespace cinch::store {
 
 namespace {
 
-constexpr int kMaxSpaceAttempts = 64;
+// Retries of one operation (a lost race for freed memory, an item moved meanwhile, a flush_all
+// passing) end at its space deadline, but not before this many attempts.
+constexpr int kMinAttempts = 8;
 
 bool ValidKey(std::string_view key) { return !key.empty() && key.size() <= Store::kMaxKeyLength; }
+
+bool MayRetry(int attempt, std::chrono::steady_clock::time_point deadline) {
+  return attempt < kMinAttempts || std::chrono::steady_clock::now() < deadline;
+}
 
 }  // namespace
 
@@ -83,34 +89,33 @@ bool Engine::ReserveJumbo(size_t size, Reservation* r, bool precharged) {
   return true;
 }
 
-bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Reservation* r) {
-  bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(size, r)
+bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline deadline, Reservation* r) {
+  bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(size, deadline, r)
                                     : ReserveInHead(WriterHead(cls), size, r);
-  for (int attempt = 0; !ok && attempt < kMaxSpaceAttempts; ++attempt) {
-    if (!ReclaimSpace(0)) break;
+  // A pass that freed a segment may lose it to another writer: retry until the deadline, not
+  // a number of times (with a few busy threads, any fixed count runs out within milliseconds).
+  while (!ok && size <= jumbo_threshold_ && ReclaimSpace(0, deadline)) {
     ok = ReserveInHead(WriterHead(cls), size, r);
+    if (!ok && std::chrono::steady_clock::now() >= deadline) break;
   }
-  if (!ok) {
-    out_of_memory_.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
+  if (!ok) return false;
   NoteExpiry(r->segment, expiry);
   return true;
 }
 
 // A jumbo item needs its whole size free at once, which writers of small items could keep
 // taking as the cleaner frees it; so the memory is claimed (charged) as soon as it is there.
-bool Engine::ReserveJumboWaiting(size_t size, Reservation* r) {
+bool Engine::ReserveJumboWaiting(size_t size, Deadline deadline, Reservation* r) {
   if (ReserveJumbo(size, r, false)) return true;
   size_t mapped = mem::RoundUpToPage(size);
-  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
-    if (!ReclaimSpace(mapped)) return false;
+  while (ReclaimSpace(mapped, deadline)) {
     if (accountant_.Available() >= mapped + pool_->reserve_bytes() &&
         accountant_.TryCharge(mem::MemoryKind::kJumbo, mapped)) {
       if (ReserveJumbo(size, r, true)) return true;
       accountant_.Release(mem::MemoryKind::kJumbo, mapped);
       return false;  // out of jumbo slots or address space
     }
+    if (std::chrono::steady_clock::now() >= deadline) break;
   }
   return false;
 }
@@ -119,37 +124,32 @@ void Engine::FinishReservation(const Reservation& r) {
   pool_->meta(r.segment).writers.fetch_sub(1, std::memory_order_release);
 }
 
-bool Engine::ReclaimSpace(size_t bytes, bool patient) {
-  // A patient caller (a writer) gives up after about a second of short waits for what cannot
-  // be freed at once (segments pinned by readers or still being written by other threads,
-  // which is transient on a small heap with many writers), or without eviction after a few
-  // passes of its own that freed nothing. An impatient one (an embedder charging its buffers
-  // from an event loop, which must not stall) gives up after one fruitless pass of its own or
-  // one short wait for another thread's pass.
-  constexpr int kMaxFruitlessPasses = 4;
-  constexpr int kMaxWaits = 200;
-  const int max_waits = patient ? kMaxWaits : 1;
-  const int max_fruitless = !patient ? 1 : options_.eviction ? kMaxWaits : kMaxFruitlessPasses;
-  int fruitless = 0;
-  for (int waits = 0; waits < max_waits; ++waits) {
+bool Engine::ReclaimSpace(size_t bytes, Deadline deadline) {
+  // Waiting helps only with what frees itself soon: segments pinned by readers or still being
+  // written by other threads (transient on a small heap with many writers), or memory another
+  // thread releases. A writer blocks its thread (an event loop in the server, whose other
+  // clients may hold the very memory it waits for), so every wait of one operation ends at one
+  // deadline. Without eviction, a pass of its own that freed nothing while no freed segment
+  // waits for readers means the store is full: say so at once.
+  for (;;) {
     uint64_t seen = space_epoch_.load(std::memory_order_acquire);
     if (cleaner_mu_.try_lock()) {
       bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
       bool pinned = !draining_.empty();  // segments that free themselves once readers let go
       cleaner_mu_.unlock();
       if (progress) return true;
-      // Without eviction, a pass that freed nothing means the store is full: say so at once.
       if (!options_.eviction && !pinned) return false;
-      if (++fruitless >= max_fruitless) return false;
     }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
     std::unique_lock<std::mutex> lock(space_mu_);
-    if (space_cv_.wait_for(lock, std::chrono::milliseconds(5), [&] {
-          return space_epoch_.load(std::memory_order_acquire) != seen;
-        })) {
+    auto wait =
+        std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(5));
+    if (space_cv_.wait_for(lock, wait,
+                           [&] { return space_epoch_.load(std::memory_order_acquire) != seen; })) {
       return true;
     }
   }
-  return false;
 }
 
 void Engine::NoteSpaceFreed() {
@@ -275,16 +275,17 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
     if (o != Outcome::kStored) return o;
   }
   int cls = ExpiryClass(expiry, now);
-  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
+  const Deadline deadline = SpaceDeadline();
+  for (int attempt = 0; MayRetry(attempt, deadline); ++attempt) {
     Reservation r;
-    if (!Reserve(size, cls, expiry, &r)) break;
+    if (!Reserve(size, cls, expiry, deadline, &r)) break;
     mem::EncodeItem(r.data, key, value, meta);
     bool retry = false;
     size_t need_bytes = 0;
     Outcome o = Publish(mode, hash, key, cas_unique, r, &retry, &need_bytes);
     FinishReservation(r);
     if (!retry) return o;
-    if (need_bytes != 0 && !ReclaimSpace(need_bytes)) break;
+    if (need_bytes != 0 && !ReclaimSpace(need_bytes, deadline)) break;
   }
   if (mode == SetMode::kSet) Delete(key, 0);
   out_of_memory_.fetch_add(1, std::memory_order_relaxed);
@@ -408,7 +409,8 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
   uint64_t hash = HashKey(key);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
-  for (int attempt = 0; attempt < kMaxSpaceAttempts; ++attempt) {
+  const Deadline deadline = SpaceDeadline();
+  for (int attempt = 0; MayRetry(attempt, deadline); ++attempt) {
     int64_t now = Now();
     MaybeFlushDue(now);
     mem::ItemView old;
@@ -431,10 +433,17 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
       old_pins.fetch_sub(1, std::memory_order_release);
       return Outcome::kTooLarge;
     }
+    // The old item stays pinned while the new one is written, so no waiting here: a pin held
+    // through a wait can keep the very segment the cleaner would free (and other writers'
+    // pins, theirs). Without space now, let go, wait, and decide again.
     Reservation r;
-    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, &r)) {
+    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, Deadline{},
+                 &r)) {
       old_pins.fetch_sub(1, std::memory_order_release);
-      return Outcome::kOutOfMemory;
+      if (ReclaimSpace(size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0, deadline)) {
+        continue;
+      }
+      break;
     }
     mem::EncodeItemHeader(r.data, key.size(), rewriter.value_size, rewriter.meta);
     std::memcpy(r.data + header, key.data(), key.size());
@@ -460,6 +469,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
     if (published) return rewriter.success;
     // The item changed or moved meanwhile: decide again on the current version.
   }
+  out_of_memory_.fetch_add(1, std::memory_order_relaxed);
   return Outcome::kOutOfMemory;
 }
 
