@@ -46,6 +46,7 @@ void Usage(FILE* f) {
       "        debugtime=1              enable the 'debugtime p|r|<seconds>' test command\n"
       "        cleaner_interval_ms=<n>  background cleaner period (default 100)\n"
       "        space_wait_ms=<n>        longest a write waits for memory (default 100)\n"
+      "        compact_max_live=<pct>   compact segments at most this % live (default 95)\n"
       "        zero_copy_min=<sz>       values this large are sent without a copy\n"
       "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n");
 }
@@ -99,6 +100,8 @@ void ParseExtended(std::string_view list, cinch::server::ServerOptions* o) {
       o->debugtime_enabled = n == 1;
     } else if (key == "cleaner_interval_ms" && ParseInt(value, 1, 60000, &n)) {
       o->store.cleaner_interval_ms = static_cast<uint32_t>(n);
+    } else if (key == "compact_max_live" && ParseInt(value, 1, 99, &n)) {
+      o->store.compact_max_live = static_cast<double>(n) / 100;
     } else if (key == "space_wait_ms" && ParseInt(value, 0, 60000, &n)) {
       o->store.space_wait_ms = static_cast<uint32_t>(n);
     } else if (key == "zero_copy_min" && ParseSize(value, &size)) {
