@@ -223,6 +223,12 @@ bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
     ShardCounters::Inc(c.misses);
     return false;
   }
+  ReadHit(slot, item, c, out, with_cas);
+  return true;
+}
+
+void Engine::ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
+                     bool with_cas) {
   ShardCounters::Inc(c.hits);
   uint64_t location = index::SlotLocation(*slot);
   uint32_t freq = index::SlotFreq(*slot);
@@ -232,7 +238,6 @@ bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
     *slot |= index::kCasExposedBit;
     out->cas_ = CasOf(location, item);
   }
-  return true;
 }
 
 Outcome Engine::Delete(std::string_view key, uint64_t cas_unique) {

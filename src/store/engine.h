@@ -74,6 +74,8 @@ class Engine {
                 int64_t exptime, uint64_t cas_unique);
   bool Get(std::string_view key, ItemRef* out, bool with_cas);
   Outcome Touch(std::string_view key, int64_t exptime);
+  // Touch and Get of the same version in one lookup when the item can be touched in place.
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas);
   Outcome Delete(std::string_view key, uint64_t cas_unique);
   Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
                      uint64_t cas_unique);
@@ -121,6 +123,9 @@ class Engine {
     return counters_[hash & (index_->shard_count() - 1)];
   }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
+  // A read hit on `slot`: counts it, bumps its frequency and fills *out. REQUIRES: shard lock.
+  void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
+               bool with_cas);
 
   // --- time and expiry ---
   // An expiry field that was touched to "never" in place holds this (Feb 2106).

@@ -513,4 +513,34 @@ Outcome Engine::Touch(std::string_view key, int64_t exptime) {
   return Modify(key, rewriter);
 }
 
+Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
+  out->Reset();
+  int64_t now = Now();
+  MaybeFlushDue(now);
+  bool expired;
+  uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
+  if (!expired && ValidKey(key)) {
+    // The common case: touched in place and read under one shard lock, so the reader gets
+    // exactly the version it touched.
+    uint64_t hash = HashKey(key);
+    index::Shard& shard = index_->ShardFor(hash);
+    ShardCounters& c = CountersFor(hash);
+    std::lock_guard<SpinLock> lock(shard.lock);
+    mem::ItemView item;
+    uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+    if (slot == nullptr) return Outcome::kNotFound;
+    uint64_t location = index::SlotLocation(*slot);
+    if (mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
+                              expiry == 0 ? kStoredNever : expiry)) {
+      NoteExpiry(SegmentOf(location), expiry);
+      ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+      return Outcome::kTouched;
+    }
+  }
+  // Expired (a delete), or an item without an expiry field: rewritten, then read.
+  Outcome o = Touch(key, exptime);
+  if (o != Outcome::kTouched) return o;
+  return Get(key, out, with_cas) ? Outcome::kTouched : Outcome::kNotFound;
+}
+
 }  // namespace cinch::store

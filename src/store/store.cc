@@ -72,10 +72,7 @@ bool Store::Get(std::string_view key, ItemRef* out, bool with_cas) {
 }
 
 Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
-  out->Reset();
-  Outcome o = engine_->Touch(key, exptime);
-  if (o != Outcome::kTouched) return o;
-  return engine_->Get(key, out, with_cas) ? Outcome::kTouched : Outcome::kNotFound;
+  return engine_->GetAndTouch(key, exptime, out, with_cas);
 }
 
 Outcome Store::Touch(std::string_view key, int64_t exptime) { return engine_->Touch(key, exptime); }
