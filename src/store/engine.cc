@@ -357,6 +357,8 @@ StoreStats Engine::GetStats() const {
   s.bytes_released_to_os = pool_->bytes_released();
   s.index_resizes = index_->resizes();
   s.out_of_memory = out_of_memory_.load(std::memory_order_relaxed);
+  s.writer_cleaner_passes = writer_cleaner_passes_.load(std::memory_order_relaxed);
+  s.writer_space_waits = writer_space_waits_.load(std::memory_order_relaxed);
   return s;
 }
 

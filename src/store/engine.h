@@ -250,6 +250,8 @@ class Engine {
   std::atomic<uint64_t> segments_compacted_{0};
   std::atomic<uint64_t> segments_evicted_{0};
   std::atomic<uint64_t> out_of_memory_{0};
+  std::atomic<uint64_t> writer_cleaner_passes_{0};
+  std::atomic<uint64_t> writer_space_waits_{0};
 };
 
 template <typename Seal>

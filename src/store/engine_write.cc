@@ -134,6 +134,7 @@ bool Engine::ReclaimSpace(size_t bytes, Deadline deadline) {
   for (;;) {
     uint64_t seen = space_epoch_.load(std::memory_order_acquire);
     if (cleaner_mu_.try_lock()) {
+      writer_cleaner_passes_.fetch_add(1, std::memory_order_relaxed);
       bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
       bool pinned = !draining_.empty();  // segments that free themselves once readers let go
       cleaner_mu_.unlock();
@@ -142,6 +143,7 @@ bool Engine::ReclaimSpace(size_t bytes, Deadline deadline) {
     }
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return false;
+    writer_space_waits_.fetch_add(1, std::memory_order_relaxed);
     std::unique_lock<std::mutex> lock(space_mu_);
     auto wait =
         std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(5));

@@ -1054,6 +1054,9 @@ TEST_F(StoreTest, EvictionMakesRoom) {
   EXPECT_GT(st.evictions, 0u);
   EXPECT_EQ(st.out_of_memory, 0u);
   EXPECT_LT(st.items, static_cast<uint64_t>(n));
+  // Without a background cleaner every segment freed was freed by a writer's own pass.
+  EXPECT_GT(st.writer_cleaner_passes, 0u);
+  EXPECT_EQ(st.writer_space_waits, 0u);  // one thread: no other pass to wait for
   int present = 0;
   for (int i = 0; i < n; ++i) {
     std::optional<std::string> v = GetValue(Key(i));
