@@ -279,10 +279,10 @@ proto::ParserLimits PickLimits(uint8_t selector) {
       limits.max_item_size = 64;
       limits.max_get_line = 600;
       break;
-    case 2:  // get lines go partial as soon as they are too long for a line
+    case 2:  // get lines go partial soon after they are too long for a line
       limits.max_line = 300;
       limits.max_item_size = 4096;
-      limits.max_get_line = 300;
+      limits.max_get_line = proto::ParserLimits::kMinGetLine;
       break;
     case 3:
       limits.max_get_line = 2100;

@@ -773,6 +773,9 @@ ParseResult FinishPartialLine(Request* r, size_t consumed) {
 }  // namespace
 
 ParseResult ParseRequest(std::string_view input, const ParserLimits& limits, Request* request) {
+  static_assert(ParserLimits::kMinGetLine >
+                kMaxLeadingSpaces + sizeof("gats -2147483648 ") + kMaxKeyLength);
+  CINCH_DCHECK(limits.max_get_line >= ParserLimits::kMinGetLine);
   if (input.empty()) return NeedMore();
   if (static_cast<uint8_t>(input[0]) == kBinaryMagic) {
     return Close(Error::kBinaryProtocol, input.size());

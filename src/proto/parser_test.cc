@@ -818,9 +818,9 @@ TEST(ParserTest, LongGatKeepsExptime) {
 
 TEST(ParserTest, LongGetEveryReadSize) {  // cuts between '\r' and '\n', inside keys, ...
   std::vector<std::string> keys;
-  const std::string stream = "get" + ManyKeys(300, &keys) + "\r\n";
-  const ParserLimits limits{.max_line = 64, .max_get_line = 100};
-  for (size_t read_size = 1; read_size < 300; read_size += 7) {
+  const std::string stream = "get" + ManyKeys(1000, &keys) + "\r\n";
+  const ParserLimits limits{.max_line = 64, .max_get_line = ParserLimits::kMinGetLine};
+  for (size_t read_size = 1; read_size < 1200; read_size += 37) {
     const GetRun run = RunGet(stream, read_size, limits);
     ASSERT_EQ(run.last.status, kOk) << read_size;
     ASSERT_EQ(run.keys, keys) << read_size;

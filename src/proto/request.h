@@ -16,13 +16,33 @@ namespace cinch::proto {
 
 enum class Command : uint8_t {
   // text protocol
-  kGet, kGets, kGat, kGats,
-  kSet, kAdd, kReplace, kAppend, kPrepend, kCas,
-  kDelete, kIncr, kDecr, kTouch,
-  kFlushAll, kVersion, kVerbosity, kQuit, kStats,
+  kGet,
+  kGets,
+  kGat,
+  kGats,
+  kSet,
+  kAdd,
+  kReplace,
+  kAppend,
+  kPrepend,
+  kCas,
+  kDelete,
+  kIncr,
+  kDecr,
+  kTouch,
+  kFlushAll,
+  kVersion,
+  kVerbosity,
+  kQuit,
+  kStats,
   kDebugTime,  // "debugtime <seconds>": test clock; the server decides whether it is enabled
   // meta protocol
-  kMetaGet, kMetaSet, kMetaDelete, kMetaArithmetic, kMetaNoop, kMetaDebug,
+  kMetaGet,
+  kMetaSet,
+  kMetaDelete,
+  kMetaArithmetic,
+  kMetaNoop,
+  kMetaDebug,
 };
 
 // Errors, each with exactly one wire string (see errors.h). Several errors share a string
@@ -149,10 +169,13 @@ struct ParseResult {
   bool noreply = false;
 };
 
+// Partial get lines rely on max_get_line >= kMinGetLine: a get line that long always holds its
+// command, an exptime and one whole key (the parser checks this in debug builds).
 struct ParserLimits {
-  size_t max_line = 2048;                // without a newline: close (except get/gets)
+  static constexpr size_t kMinGetLine = 512;
+  size_t max_line = 2048;                  // without a newline: close (except get/gets)
   size_t max_item_size = size_t{1} << 20;  // larger data blocks: kTooLarge + swallow
-  size_t max_get_line = 64 * 1024;       // a get line longer than this is delivered partially
+  size_t max_get_line = 64 * 1024;         // a get line longer than this is delivered partially
 };
 
 // Parses the first request in `input`.
