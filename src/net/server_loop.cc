@@ -1,6 +1,9 @@
 #include "net/server_loop.h"
 
+#include <pthread.h>
+
 #include <atomic>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -42,7 +45,14 @@ class ServerLoop::Impl {
         return s;
       }
     }
-    for (auto& w : workers_) threads_.emplace_back([worker = w.get()] { worker->Run(); });
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      threads_.emplace_back([worker = workers_[i].get(), i] {
+        char name[16];
+        std::snprintf(name, sizeof(name), "cinch-worker%zu", i % 100);
+        pthread_setname_np(pthread_self(), name);  // as top -H and gdb show it
+        worker->Run();
+      });
+    }
     return Status::Ok();
   }
 

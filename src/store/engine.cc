@@ -2,6 +2,8 @@
 // cleaner.cc.
 #include "store/engine.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -46,7 +48,10 @@ Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
   Status s = e->Init();
   if (!s.ok()) return s;
   if (options.background_cleaner)
-    e->cleaner_thread_ = std::thread([p = e.get()] { p->CleanerThread(); });
+    e->cleaner_thread_ = std::thread([p = e.get()] {
+      pthread_setname_np(pthread_self(), "cinch-cleaner");  // as top -H and gdb show it
+      p->CleanerThread();
+    });
   *engine = std::move(e);
   return Status::Ok();
 }
