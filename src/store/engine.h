@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -123,6 +124,8 @@ class Engine {
     return counters_[hash & (index_->shard_count() - 1)];
   }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
+  std::optional<Outcome> TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
+                                      ItemRef* out, bool with_cas);
   // A read hit on `slot`: counts it, bumps its frequency and fills *out. REQUIRES: shard lock.
   void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
                bool with_cas);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "common/check.h"
 #include "common/hash.h"
@@ -488,6 +489,29 @@ Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint
   return o;
 }
 
+// An item that has an expiry field is touched in place: no copy, no memory needed, the
+// location (and so the CAS value) unchanged. "Never" is stored as the latest time there is.
+// With `out`, the touched version is also read (a hit) under the same shard lock. Returns
+// kTouched or kNotFound, or nothing when the item has no expiry field and must be rewritten.
+std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
+                                            ItemRef* out, bool with_cas) {
+  uint64_t hash = HashKey(key);
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  if (slot == nullptr) return Outcome::kNotFound;
+  uint64_t location = index::SlotLocation(*slot);
+  if (!mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
+                             expiry == 0 ? kStoredNever : expiry)) {
+    return std::nullopt;
+  }
+  NoteExpiry(SegmentOf(location), expiry);
+  if (out != nullptr) ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+  return Outcome::kTouched;
+}
+
 Outcome Engine::Touch(std::string_view key, int64_t exptime) {
   int64_t now = Now();
   MaybeFlushDue(now);
@@ -495,22 +519,7 @@ Outcome Engine::Touch(std::string_view key, int64_t exptime) {
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (expired) return Delete(key, 0) == Outcome::kDeleted ? Outcome::kTouched : Outcome::kNotFound;
   if (!ValidKey(key)) return Outcome::kNotFound;
-  {
-    // An item that has an expiry field is touched in place: no copy, no memory needed, the
-    // location (and so the CAS value) unchanged. "Never" is stored as the latest time there is.
-    uint64_t hash = HashKey(key);
-    index::Shard& shard = index_->ShardFor(hash);
-    std::lock_guard<SpinLock> lock(shard.lock);
-    mem::ItemView item;
-    uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, now, &item);
-    if (slot == nullptr) return Outcome::kNotFound;
-    uint64_t location = index::SlotLocation(*slot);
-    uint32_t stored = expiry == 0 ? kStoredNever : expiry;
-    if (mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)), stored)) {
-      NoteExpiry(SegmentOf(location), expiry);
-      return Outcome::kTouched;
-    }
-  }
+  if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, nullptr, false)) return *o;
   TouchRewriter rewriter(expiry);
   return Modify(key, rewriter);
 }
@@ -522,22 +531,8 @@ Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (!expired && ValidKey(key)) {
-    // The common case: touched in place and read under one shard lock, so the reader gets
-    // exactly the version it touched.
-    uint64_t hash = HashKey(key);
-    index::Shard& shard = index_->ShardFor(hash);
-    ShardCounters& c = CountersFor(hash);
-    std::lock_guard<SpinLock> lock(shard.lock);
-    mem::ItemView item;
-    uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
-    if (slot == nullptr) return Outcome::kNotFound;
-    uint64_t location = index::SlotLocation(*slot);
-    if (mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
-                              expiry == 0 ? kStoredNever : expiry)) {
-      NoteExpiry(SegmentOf(location), expiry);
-      ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
-      return Outcome::kTouched;
-    }
+    // The common case: the reader gets exactly the version it touched, in one lookup.
+    if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas)) return *o;
   }
   // Expired (a delete), or an item without an expiry field: rewritten, then read.
   Outcome o = Touch(key, exptime);
