@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (see CMakeLists.txt)
@@ -410,6 +411,69 @@ class Conn:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class UnreadFlood:
+    """A client that pipelines `request` over and over (up to `total` bytes) and never reads a
+    reply, on a thread of its own, until the `with` block ends; its connection stays open, the
+    replies unread, until then. .sent counts bytes sent, .stalls sends that timed out (the
+    server stopped reading from it: backpressure)."""
+
+    def __init__(self, server, request, total=20 * 1000 * 1000):
+        self.server, self.chunk, self.total = server, request * 4096, total
+        self.sent = self.stalls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._flood, daemon=True)
+
+    def _flood(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        s.settimeout(0.2)
+        try:
+            while self.sent < self.total and not self._stop.is_set():
+                try:
+                    self.sent += s.send(self.chunk)
+                except socket.timeout:
+                    self.stalls += 1
+                except OSError:
+                    break
+        finally:
+            self._stop.wait()
+            s.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+        return False
+
+
+def round_trips(server, seconds, item, also=None, pause=0.02):
+    """Another client's set-then-get round trips on `server` for `seconds`, while something
+    else loads it. `item(i)` gives the i-th (key, value); `also(conn, i)`, if given, is one more
+    check on the same connection. Returns (latencies in seconds, failures); stops at the first
+    timeout or close."""
+    latencies, failures = [], []
+    end = time.monotonic() + seconds
+    with server.conn(timeout=3) as other:
+        i = 0
+        while time.monotonic() < end:
+            key, value = item(i)
+            t0 = time.monotonic()
+            try:
+                ok = other.set(key, value) == b"STORED" and other.get(key) == value
+                ok = ok and (also is None or also(other, i))
+            except (Timeout, Closed) as e:
+                failures.append("%s: %s" % (key.decode(), type(e).__name__))
+                break
+            latencies.append(time.monotonic() - t0)
+            if not ok:
+                failures.append("%s: wrong reply" % key.decode())
+            i += 1
+            time.sleep(pause)
+    return latencies, failures
 
 
 def wait_exit(proc, timeout):

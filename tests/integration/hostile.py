@@ -735,50 +735,15 @@ def unread_gets(ctx, server):
     big = BLOB[100:100 + 500 * 1024]
     with server.conn() as conn:
         c.equal(conn.set(b"hk:big", big), b"STORED", "unread_gets: set 500 KiB hk:big")
-    total = 20 * 1000 * 1000
-    chunk = b"get hk:big\r\n" * 4096
-    state = {"sent": 0, "stalls": 0}
-    stop = threading.Event()
 
-    def flood():
-        s = connect(server)
-        s.settimeout(0.2)
-        try:
-            while state["sent"] < total and not stop.is_set():
-                try:
-                    state["sent"] += s.send(chunk)
-                except socket.timeout:
-                    state["stalls"] += 1  # the server stopped reading: backpressure
-                except OSError:
-                    break
-        finally:
-            stop.wait()
-            s.close()
+    def dataset_hit(conn, i):
+        return conn.get(ds_key(i % DATASET_KEYS)) == DATASET[ds_key(i % DATASET_KEYS)]
 
-    t = threading.Thread(target=flood, daemon=True)
-    t.start()
-    latencies, failures = [], []
-    end = time.monotonic() + 4.0
-    with server.conn(timeout=3) as other:
-        i = 0
-        while time.monotonic() < end:
-            key, value = b"hk:unread%d" % i, BLOB[i:i + 1000]
-            t0 = time.monotonic()
-            try:
-                ok = (other.set(key, value) == b"STORED" and other.get(key) == value and
-                      other.get(ds_key(i % DATASET_KEYS)) == DATASET[ds_key(i % DATASET_KEYS)])
-            except (harness.Timeout, harness.Closed) as e:
-                failures.append("%s: %s" % (key.decode(), type(e).__name__))
-                break
-            latencies.append(time.monotonic() - t0)
-            if not ok:
-                failures.append("%s: wrong reply" % key.decode())
-            i += 1
-            time.sleep(0.02)
-    stop.set()
-    t.join(5)
+    with harness.UnreadFlood(server, b"get hk:big\r\n") as flood:
+        latencies, failures = harness.round_trips(
+            server, 4.0, lambda i: (b"hk:unread%d" % i, BLOB[i:i + 1000]), also=dataset_hit)
     c.note("unread_gets: pipelined %.1f MB of gets (%d send stalls); other client %d round "
-           "trips, slowest %.3f s" % (state["sent"] / 1e6, state["stalls"], len(latencies),
+           "trips, slowest %.3f s" % (flood.sent / 1e6, flood.stalls, len(latencies),
                                       max(latencies or [0])))
     c.check(not failures and latencies and max(latencies) < 1.0,
             "unread_gets: another client served, round trips < 1 s",

@@ -15,7 +15,6 @@ bounds item memory only, so this test skips there unless --force).
 
 import math
 import random
-import socket
 import threading
 import time
 import zlib
@@ -178,52 +177,12 @@ def slow_reader(c, server):
     big = value_for(b"slow:big", 100 * 1024)
     with server.conn() as conn:
         c.equal(conn.set(b"slow:big", big), b"STORED", "slow reader: set 100 KiB item")
-    total = 20 * 1000 * 1000
-    chunk = b"get slow:big\r\n" * 4096
-    state = {"sent": 0, "stalls": 0}
-    stop = threading.Event()
-
-    def flood():
-        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        s.settimeout(0.2)
-        try:
-            while state["sent"] < total and not stop.is_set():
-                try:
-                    state["sent"] += s.send(chunk)
-                except socket.timeout:
-                    state["stalls"] += 1  # the server stopped reading: what we want
-                except OSError:
-                    break
-        finally:
-            stop.wait()  # keep the connection open, replies unread, until told
-            s.close()
-
-    latencies, failures = [], []
-    with RssSampler(server.pid) as rss:
-        t = threading.Thread(target=flood, daemon=True)
-        t.start()
-        end = time.monotonic() + 6.0
-        with server.conn(timeout=3) as other:
-            i = 0
-            while time.monotonic() < end:
-                key = b"slow:other%d" % i
-                value = value_for(key, 1000)
-                t0 = time.monotonic()
-                try:
-                    ok = other.set(key, value) == b"STORED" and other.get(key) == value
-                except (harness.Timeout, harness.Closed) as e:
-                    ok = False
-                    failures.append("%s: %s" % (key.decode(), type(e).__name__))
-                    break
-                latencies.append(time.monotonic() - t0)
-                if not ok:
-                    failures.append("%s: wrong reply" % key.decode())
-                i += 1
-                time.sleep(0.02)
-        stop.set()
-        t.join(5)
+    flood = harness.UnreadFlood(server, b"get slow:big\r\n")
+    with RssSampler(server.pid) as rss, flood:
+        latencies, failures = harness.round_trips(
+            server, 6.0, lambda i: (b"slow:other%d" % i, value_for(b"slow:other%d" % i, 1000)))
     c.note("slow reader: pipelined %.1f MB of gets (%d send stalls); other client %d round "
-           "trips, slowest %.3f s; max RSS %s" % (state["sent"] / 1e6, state["stalls"],
+           "trips, slowest %.3f s; max RSS %s" % (flood.sent / 1e6, flood.stalls,
                                                   len(latencies), max(latencies or [0]),
                                                   mib(rss.max_kib)))
     c.check(not failures, "slow reader: other client served", "; ".join(failures[:5]))
