@@ -57,24 +57,11 @@ def derived(key, size=None):
 # pymemcache: True on success, False on "not stored/exists", None on "not found".
 
 
-class Pymemcache:
-    def __init__(self, port, hashed=False):
-        kw = dict(connect_timeout=5, timeout=10, no_delay=True, default_noreply=False)
-        if hashed:
-            self.name = "pymemcache.HashClient"
-            self.c = HashClient([("127.0.0.1", port)], **kw)
-        else:
-            self.name = "pymemcache.Client"
-            self.c = PyClient(("127.0.0.1", port), **kw)
-
-    def set(self, k, v, exp=0):
-        return self.c.set(k, v, expire=exp)
+class Adapter:
+    """What both libraries spell the same way; `self.c` is the library's client."""
 
     def get(self, k):
         return self.c.get(k)
-
-    def get_multi(self, ks):
-        return self.c.get_many(ks)
 
     def add(self, k, v):
         return self.c.add(k, v)
@@ -91,6 +78,29 @@ class Pymemcache:
     def gets(self, k):
         return self.c.gets(k)
 
+    def delete(self, k):
+        return self.c.delete(k)
+
+    def touch(self, k, exp):
+        return self.c.touch(k, exp)
+
+
+class Pymemcache(Adapter):
+    def __init__(self, port, hashed=False):
+        kw = dict(connect_timeout=5, timeout=10, no_delay=True, default_noreply=False)
+        if hashed:
+            self.name = "pymemcache.HashClient"
+            self.c = HashClient([("127.0.0.1", port)], **kw)
+        else:
+            self.name = "pymemcache.Client"
+            self.c = PyClient(("127.0.0.1", port), **kw)
+
+    def set(self, k, v, exp=0):
+        return self.c.set(k, v, expire=exp)
+
+    def get_multi(self, ks):
+        return self.c.get_many(ks)
+
     def cas(self, k, v, token):
         return self.c.cas(k, v, token)
 
@@ -99,12 +109,6 @@ class Pymemcache:
 
     def decr(self, k, d):
         return self.c.decr(k, d)
-
-    def delete(self, k):
-        return self.c.delete(k)
-
-    def touch(self, k, exp):
-        return self.c.touch(k, exp)
 
     def flush_all(self):
         return self._node().flush_all()  # HashClient.flush_all() returns None
@@ -132,7 +136,7 @@ class Pymemcache:
         self.c.close() if hasattr(self.c, "close") else self.c.disconnect_all()
 
 
-class Pylibmc:
+class Pylibmc(Adapter):
     name = "pylibmc"
 
     def __init__(self, port):
@@ -142,26 +146,8 @@ class Pylibmc:
     def set(self, k, v, exp=0):
         return self.c.set(k, v, time=exp)
 
-    def get(self, k):
-        return self.c.get(k)
-
     def get_multi(self, ks):
         return self.c.get_multi(ks)
-
-    def add(self, k, v):
-        return self.c.add(k, v)
-
-    def replace(self, k, v):
-        return self.c.replace(k, v)
-
-    def append(self, k, v):
-        return self.c.append(k, v)
-
-    def prepend(self, k, v):
-        return self.c.prepend(k, v)
-
-    def gets(self, k):
-        return self.c.gets(k)
 
     def cas(self, k, v, token):
         try:
@@ -180,12 +166,6 @@ class Pylibmc:
             return self.c.decr(k, d)
         except pylibmc.NotFound:
             return None
-
-    def delete(self, k):
-        return self.c.delete(k)
-
-    def touch(self, k, exp):
-        return self.c.touch(k, exp)
 
     def flush_all(self):
         return self.c.flush_all()
