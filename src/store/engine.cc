@@ -317,7 +317,7 @@ bool Engine::ChargeExternal(size_t bytes) {
   // of its own if no other is running, never a wait (waits multiplied by the starved
   // connections of one loop would stall it for seconds).
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!ReclaimSpace(bytes, std::chrono::steady_clock::time_point{})) return false;
+    if (!ReclaimSpace(bytes, kNoWait)) return false;
     if (charge()) return true;
   }
   return false;

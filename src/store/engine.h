@@ -144,6 +144,8 @@ class Engine {
   // How long one operation may wait for memory: every wait of a write, whatever its retries,
   // ends at the same deadline (Options::space_wait_ms from the operation's start).
   using Deadline = std::chrono::steady_clock::time_point;
+  // A deadline already past: at most a pass of its own (if no other is running), no wait.
+  static constexpr Deadline kNoWait{};
   Deadline SpaceDeadline() const {
     return std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.space_wait_ms);
   }

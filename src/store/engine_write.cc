@@ -440,8 +440,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
     // through a wait can keep the very segment the cleaner would free (and other writers'
     // pins, theirs). Without space now, let go, wait, and decide again.
     Reservation r;
-    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, Deadline{},
-                 &r)) {
+    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, kNoWait, &r)) {
       old_pins.fetch_sub(1, std::memory_order_release);
       if (ReclaimSpace(size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0, deadline)) {
         continue;
