@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake g++ pkg-config
-  libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev liburing-dev
   memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
   clang-14 libclang-rt-14-dev
 )

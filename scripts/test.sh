@@ -19,7 +19,7 @@ for leg in "${legs[@]}"; do
   cmake --preset "$leg" >/dev/null
   cmake --build --preset "$leg" -j"$jobs"
   case "$leg" in
-    tsan) ctest --preset tsan -j"$jobs" -L 'concurrency|store|server' ;;
+    tsan) ctest --preset tsan -j"$jobs" -L 'concurrency|store|server|net' ;;
     fuzz) scripts/fuzz.sh "${CINCH_FUZZ_SECONDS:-60}" ;;
     *) ctest --preset "$leg" -j"$jobs" ;;
   esac

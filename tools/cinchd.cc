@@ -48,6 +48,8 @@ void Usage(FILE* f) {
       "        space_wait_ms=<n>        longest a write waits for memory (default 100)\n"
       "        compact_max_live=<pct>   compact segments at most this % live (default 95)\n"
       "        zero_copy_min=<sz>       values this large are sent without a copy\n"
+      "        io_uring=0|1             workers use io_uring, not epoll (default 1 where\n"
+      "                                 the kernel allows it)\n"
       "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n");
 }
 
@@ -106,6 +108,8 @@ void ParseExtended(std::string_view list, cinch::server::ServerOptions* o) {
       o->store.space_wait_ms = static_cast<uint32_t>(n);
     } else if (key == "zero_copy_min" && ParseSize(value, &size)) {
       o->zero_copy_min = size;
+    } else if (key == "io_uring" && ParseInt(value, 0, 1, &n)) {
+      o->loop.io_uring = n == 1;
     } else if (key == "process_reserve" && ParseSize(value, &size)) {
       o->process_reserve = size;
     } else {

@@ -17,6 +17,7 @@ Connection::Connection(int fd, std::unique_ptr<Session> session, const Connectio
     : fd_(fd), session_(std::move(session)), env_(env), in_(env.meter), out_(env.pool, env.meter) {}
 
 Connection::~Connection() {
+  CINCH_CHECK(env_.ring == nullptr || !io_pending());  // the kernel may still use the buffers
   out_.Clear();  // release callbacks may refer to the session: they run first
   session_.reset();
   in_.Free();
@@ -66,6 +67,12 @@ Connection::Action Connection::Drive() {
       if (!GrowOrClose(&action)) return action;
       continue;
     }
+    if (env_.ring != nullptr) {
+      if (receiving_) return Action::kIdle;
+      QueueReceive();
+      if (grow_) continue;
+      return Action::kIdle;  // the completion brings us back
+    }
     if (!readable_) {
       in_.ShrinkIfEmpty(env_.options->read_buffer_initial);
       return Action::kIdle;
@@ -76,6 +83,10 @@ Connection::Action Connection::Drive() {
 }
 
 Connection::Step Connection::Flush() {
+  if (env_.ring != nullptr) {
+    QueueSend();
+    return Step::kStop;  // OnSent() says how much went
+  }
   while (!out_.empty()) {
     uint64_t written = 0;
     OutputQueue::WriteResult r = out_.WriteTo(fd_, &written);
@@ -151,6 +162,68 @@ Connection::Step Connection::Read() {
   }
   broken_ = true;
   return Step::kClose;
+}
+
+void Connection::QueueReceive() {
+  in_.ShrinkIfEmpty(env_.options->read_buffer_initial);
+  in_.MakeRoom();
+  size_t room = in_.space_size();
+  if (room == 0) {
+    grow_ = true;
+    return;
+  }
+  io_uring_sqe* sqe = env_.ring->Get(reinterpret_cast<uintptr_t>(this) | Uring::kReceive);
+  io_uring_prep_recv(sqe, fd_, in_.space(), room, 0);
+  receiving_ = true;
+}
+
+void Connection::QueueSend() {
+  size_t n_iov = 0;
+  size_t bytes = out_.Gather(send_iov_, kSendIov, &n_iov);
+  if (bytes == 0) {
+    out_.Written(0);  // only empty references: released now
+    return;
+  }
+  send_msg_ = msghdr{};
+  send_msg_.msg_iov = send_iov_;
+  send_msg_.msg_iovlen = n_iov;
+  io_uring_sqe* sqe = env_.ring->Get(reinterpret_cast<uintptr_t>(this) | Uring::kSend);
+  io_uring_prep_sendmsg(sqe, fd_, &send_msg_, MSG_NOSIGNAL);
+  writable_ = false;
+}
+
+void Connection::OnReceived(int res) {
+  receiving_ = false;
+  if (cancelled_) return;
+  if (res > 0) {
+    WorkerCounters::Add(&env_.counters->bytes_read, static_cast<uint64_t>(res));
+    in_.Commit(static_cast<size_t>(res));
+    if (swallow_ > 0) Discard();
+    if (!in_.empty()) unprocessed_ = true;
+  } else if (res == 0) {
+    eof_ = true;
+  } else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
+    broken_ = true;
+  }
+}
+
+void Connection::OnSent(int res) {
+  writable_ = true;
+  if (cancelled_) return;
+  if (res >= 0) {
+    WorkerCounters::Add(&env_.counters->bytes_written, static_cast<uint64_t>(res));
+    out_.Written(static_cast<size_t>(res));
+  } else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
+    broken_ = true;
+  }
+}
+
+void Connection::CancelIo() {
+  if (cancelled_) return;
+  cancelled_ = true;
+  const uintptr_t self = reinterpret_cast<uintptr_t>(this);
+  if (receiving_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kReceive, 0);
+  if (!writable_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kSend, 0);
 }
 
 void Connection::Discard() {

@@ -21,8 +21,20 @@
 // is closed. EPOLLERR, EPOLLHUP or a socket error: closed at once. Either way the destructor
 // releases queued references before it destroys the session.
 //
+// io_uring mode (ConnectionEnv::ring set): the same turn, but step 1 queues one sendmsg
+// (at most kSendIov spans) unless one is in flight, and step 7 queues one receive into the
+// read buffer unless one is in flight; the worker reports their completions with OnSent()
+// and OnReceived() and drives the connection again. "writable" then means "no send in
+// flight". While a receive is in flight the read buffer is neither moved nor resized: a
+// receive is queued only when every buffered request has been handled, and the next
+// completion is what gives the session new input. A connection with requests in flight
+// cannot be freed: the worker cancels them (CancelIo) and frees it once both completed.
+//
 // Thread safety: owned by one worker thread.
 #pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <chrono>
@@ -36,6 +48,7 @@
 #include "net/read_buffer.h"
 #include "net/server_loop.h"
 #include "net/session.h"
+#include "net/uring.h"
 
 namespace cinch::net {
 
@@ -58,6 +71,7 @@ struct ConnectionEnv {
   MemoryMeter* meter;
   ChunkPool* pool;
   WorkerCounters* counters;
+  Uring* ring;  // null: epoll mode
 };
 
 // List tags: every connection is in its worker's list of all connections, and in at most one
@@ -68,6 +82,7 @@ struct ScheduleTag {};
 class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
  public:
   static constexpr int kMaxReadsPerTurn = 16;
+  static constexpr size_t kSendIov = 64;  // io_uring mode: spans per sendmsg
 
   enum class Action {
     kIdle,   // nothing to do until the next epoll event
@@ -92,11 +107,22 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   // Server stopping: read no more, write what is owed, then close.
   void BeginDrain() { closing_ = true; }
 
+  // io_uring mode: completions of the receive and the send this connection queued.
+  void OnReceived(int res);
+  void OnSent(int res);
+  // io_uring mode: a receive or send is in flight (the connection must not be freed).
+  bool io_pending() const { return receiving_ || !writable_; }
+  // io_uring mode: asks the kernel to cancel what is in flight (completions still follow).
+  void CancelIo();
+  bool cancelled() const { return cancelled_; }
+
  private:
   enum class Step { kContinue, kStop, kClose };
   Step Flush();
   void RunSession();
   Step Read();
+  void QueueReceive();
+  void QueueSend();
   void Discard();
   bool GrowOrClose(Action* action);
   // Notes a failed charge; true once the connection has waited LoopOptions::memory_wait_ms in
@@ -119,6 +145,10 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   bool closing_ = false;      // write what is queued, then close
   bool unprocessed_ = false;  // input arrived (or output drained) since the session last ran
   bool grow_ = false;         // the session needs more input and the buffer is full
+  bool receiving_ = false;    // io_uring: a receive into in_ is in flight
+  bool cancelled_ = false;    // io_uring: CancelIo() was called
+  msghdr send_msg_{};         // io_uring: the sendmsg in flight (writable_ false)
+  iovec send_iov_[kSendIov];
   std::chrono::steady_clock::time_point starved_since_{};  // first failed charge; {}: none
 };
 

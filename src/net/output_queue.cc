@@ -104,16 +104,28 @@ bool OutputQueue::Recover() {
   return !starved_;
 }
 
-OutputQueue::WriteResult OutputQueue::WriteTo(int fd, uint64_t* written) {
-  iovec iov[IOV_MAX];
-  size_t n_iov = std::min<size_t>(count_, IOV_MAX);
+size_t OutputQueue::Gather(iovec* iov, size_t max_iov, size_t* n_iov) {
+  *n_iov = std::min(count_, max_iov);
   size_t offered = 0;
-  for (size_t i = 0; i < n_iov; ++i) {
+  for (size_t i = 0; i < *n_iov; ++i) {
     const Entry& e = At(i);
     iov[i].iov_base = const_cast<char*>(e.data);
     iov[i].iov_len = e.len;
     offered += e.len;
   }
+  return offered;
+}
+
+void OutputQueue::Written(size_t n) {
+  Consume(n);
+  while (count_ > 0 && At(0).len == 0) PopFront();  // empty references are written at once
+  if (count_ == 0) OnEmpty();
+}
+
+OutputQueue::WriteResult OutputQueue::WriteTo(int fd, uint64_t* written) {
+  iovec iov[IOV_MAX];
+  size_t n_iov;
+  size_t offered = Gather(iov, IOV_MAX, &n_iov);
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = n_iov;
@@ -125,9 +137,7 @@ OutputQueue::WriteResult OutputQueue::WriteTo(int fd, uint64_t* written) {
     return errno == EAGAIN || errno == EWOULDBLOCK ? WriteResult::kBlocked : WriteResult::kError;
   }
   *written += static_cast<uint64_t>(n);
-  Consume(static_cast<size_t>(n));
-  while (count_ > 0 && At(0).len == 0) PopFront();  // empty references are written at once
-  if (count_ == 0) OnEmpty();
+  Written(static_cast<size_t>(n));
   return static_cast<size_t>(n) < offered ? WriteResult::kBlocked : WriteResult::kProgress;
 }
 

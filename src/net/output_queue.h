@@ -26,6 +26,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -103,6 +104,13 @@ class OutputQueue final : public Output {
   };
   // One sendmsg() of up to IOV_MAX entries. Adds the bytes written to *written.
   WriteResult WriteTo(int fd, uint64_t* written);
+
+  // For a send that completes later (io_uring): describes the first entries in `iov` (at most
+  // max_iov; *n_iov says how many) and returns their bytes. The bytes stay valid and in place
+  // until Written() or Clear(): appending never moves queued data.
+  size_t Gather(iovec* iov, size_t max_iov, size_t* n_iov);
+  // `n` bytes from the front were written: releases what they used.
+  void Written(size_t n);
 
   // Drops everything unwritten: references are released, chunks go back to the pool, the
   // entry ring is freed.

@@ -87,6 +87,7 @@ class ServerLoop::Impl {
       s.bytes_read += c.bytes_read.load(std::memory_order_relaxed);
       s.bytes_written += c.bytes_written.load(std::memory_order_relaxed);
       s.buffer_bytes += w->buffer_bytes();
+      if (w->uses_io_uring()) ++s.io_uring_workers;
     }
     return s;
   }

@@ -1,5 +1,5 @@
 // Listeners and worker event loops: accepts connections on TCP and/or a unix socket and runs
-// each on one of `threads` epoll loops.
+// each on one of `threads` event loops (io_uring, or epoll).
 //
 // Threading: Start() spawns the worker threads; every connection lives on one worker for its
 // whole life. Stop() may be called from any thread (e.g. after a signal): listeners close,
@@ -32,7 +32,13 @@ struct LoopOptions {
   // A connection that has waited this long for buffer memory in a row answers
   // "SERVER_ERROR out of memory" and closes, so its buffers go back to the budget.
   int memory_wait_ms = 250;
+  // Workers use io_uring instead of epoll when the kernel allows it (see worker.h).
+  bool io_uring = true;
 };
+
+// What one worker's io_uring takes (its submission and completion rings), counted by the server
+// in the process's fixed memory rather than charged to the budget.
+inline constexpr size_t kIoUringBytesPerWorker = 64 * 1024;
 
 struct LoopStats {
   uint64_t curr_connections = 0;
@@ -41,6 +47,7 @@ struct LoopStats {
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t buffer_bytes = 0;  // charged to the budget right now
+  int io_uring_workers = 0;   // workers running on io_uring (the rest on epoll)
 };
 
 class ServerLoop {

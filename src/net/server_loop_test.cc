@@ -259,9 +259,11 @@ std::string Repeat(std::string_view s, size_t n) {
 
 // --- fixture ---
 
-class ServerLoopTest : public ::testing::Test {
+// Every test runs twice: workers on epoll, and on io_uring.
+class ServerLoopTest : public ::testing::TestWithParam<bool> {
  protected:
   ServerLoopTest() {
+    options.io_uring = GetParam();
     options.port = -1;
     options.threads = 2;
     options.drain_timeout_ms = 10000;
@@ -301,7 +303,7 @@ class ServerLoopTest : public ::testing::Test {
   std::unique_ptr<ServerLoop> loop;
 };
 
-TEST_F(ServerLoopTest, PingPong) {
+TEST_P(ServerLoopTest, PingPong) {
   Start();
   Client c = Connect();
   EXPECT_EQ(c.Call("PING\n", 6), "PONG\r\n");
@@ -315,9 +317,11 @@ TEST_F(ServerLoopTest, PingPong) {
   EXPECT_EQ(s.total_connections, 1u);
   EXPECT_EQ(s.bytes_read, 5u + 11 + 5);
   EXPECT_GT(s.buffer_bytes, 0u);
+  // The io_uring runs must test io_uring: this kernel is expected to allow it.
+  EXPECT_EQ(s.io_uring_workers, GetParam() ? options.threads : 0);
 }
 
-TEST_F(ServerLoopTest, PipelinesTenThousandRequestsInOneWrite) {
+TEST_P(ServerLoopTest, PipelinesTenThousandRequestsInOneWrite) {
   Start();
   Client c = Connect();
   const size_t n = 10000;
@@ -329,7 +333,7 @@ TEST_F(ServerLoopTest, PipelinesTenThousandRequestsInOneWrite) {
   ExpectAllReleased();
 }
 
-TEST_F(ServerLoopTest, PartialWritesToASlowReader) {
+TEST_P(ServerLoopTest, PartialWritesToASlowReader) {
   options.output_limit = 64 * 1024;
   Start();
   Client c = Connect(/*rcvbuf=*/8 * 1024);
@@ -359,7 +363,7 @@ std::string EchoPayload(size_t i) {
   return p;
 }
 
-TEST_F(ServerLoopTest, BackpressureBoundsMemoryOfANonReadingClient) {
+TEST_P(ServerLoopTest, BackpressureBoundsMemoryOfANonReadingClient) {
   options.output_limit = 256 * 1024;
   options.read_buffer_initial = 16 * 1024;
   Start();
@@ -415,7 +419,7 @@ TEST_F(ServerLoopTest, BackpressureBoundsMemoryOfANonReadingClient) {
   ExpectAllReleased();
 }
 
-TEST_F(ServerLoopTest, MaxConnectionsRefusesWithMessage) {
+TEST_P(ServerLoopTest, MaxConnectionsRefusesWithMessage) {
   options.max_connections = 2;
   Start();
   Client a = Connect();
@@ -433,7 +437,7 @@ TEST_F(ServerLoopTest, MaxConnectionsRefusesWithMessage) {
   EXPECT_EQ(Stats().total_connections, 3u);
 }
 
-TEST_F(ServerLoopTest, OutOfMemoryRefusesNewConnections) {
+TEST_P(ServerLoopTest, OutOfMemoryRefusesNewConnections) {
   budget.limit = 1000;  // less than one connection's overhead
   Start();
   Client c = Connect();
@@ -445,7 +449,7 @@ TEST_F(ServerLoopTest, OutOfMemoryRefusesNewConnections) {
   EXPECT_EQ(d.Call("PING\n", 6), "PONG\r\n");
 }
 
-TEST_F(ServerLoopTest, SwallowSpansManyReadsWithoutBuffering) {
+TEST_P(ServerLoopTest, SwallowSpansManyReadsWithoutBuffering) {
   Start();
   Client c = Connect();
   const size_t n = 300'000;
@@ -464,7 +468,7 @@ TEST_F(ServerLoopTest, SwallowSpansManyReadsWithoutBuffering) {
                                                      kConnectionOverhead + 2 * sizeof(Chunk)));
 }
 
-TEST_F(ServerLoopTest, ReadBufferGrowsToWantedInputAndShrinksWhenIdle) {
+TEST_P(ServerLoopTest, ReadBufferGrowsToWantedInputAndShrinksWhenIdle) {
   options.read_buffer_max = 64 * 1024;
   factory.max_wanted = 4 << 20;
   Start();
@@ -489,7 +493,7 @@ TEST_F(ServerLoopTest, ReadBufferGrowsToWantedInputAndShrinksWhenIdle) {
   EXPECT_EQ(c.Call("PING\n", 6), "PONG\r\n");
 }
 
-TEST_F(ServerLoopTest, ReadBufferGrowthWaitsForMemory) {
+TEST_P(ServerLoopTest, ReadBufferGrowthWaitsForMemory) {
   options.threads = 1;
   options.memory_wait_ms = 60'000;
   Start();
@@ -507,7 +511,7 @@ TEST_F(ServerLoopTest, ReadBufferGrowthWaitsForMemory) {
   EXPECT_EQ(c.Read(12), "GOT 100000\r\n");
 }
 
-TEST_F(ServerLoopTest, ConnectionStarvedOfMemoryTooLongGivesUp) {
+TEST_P(ServerLoopTest, ConnectionStarvedOfMemoryTooLongGivesUp) {
   options.threads = 1;
   options.memory_wait_ms = 100;
   Start();
@@ -523,7 +527,7 @@ TEST_F(ServerLoopTest, ConnectionStarvedOfMemoryTooLongGivesUp) {
   EXPECT_EQ(d.Call("PING\n", 6), "PONG\r\n");
 }
 
-TEST_F(ServerLoopTest, OutputChunkRefusedStopsTheSessionUntilMemoryFrees) {
+TEST_P(ServerLoopTest, OutputChunkRefusedStopsTheSessionUntilMemoryFrees) {
   options.threads = 1;
   Start();
   Client c = Connect();
@@ -542,7 +546,7 @@ TEST_F(ServerLoopTest, OutputChunkRefusedStopsTheSessionUntilMemoryFrees) {
   EXPECT_EQ(d.Read(6), "PONG\r\n");
 }
 
-TEST_F(ServerLoopTest, CloseCommandFlushesThenCloses) {
+TEST_P(ServerLoopTest, CloseCommandFlushesThenCloses) {
   Start();
   Client c = Connect();
   c.Send("PING\nBIG 300000\nCLOSE\n");
@@ -551,7 +555,7 @@ TEST_F(ServerLoopTest, CloseCommandFlushesThenCloses) {
   ExpectAllReleased();
 }
 
-TEST_F(ServerLoopTest, HalfClosedClientGetsItsReplies) {
+TEST_P(ServerLoopTest, HalfClosedClientGetsItsReplies) {
   Start();
   Client c = Connect();
   c.Send("PING\nECHO x\n");
@@ -561,7 +565,7 @@ TEST_F(ServerLoopTest, HalfClosedClientGetsItsReplies) {
   ExpectAllReleased();
 }
 
-TEST_F(ServerLoopTest, ClosingWithUnwrittenReferencesReleasesEverything) {
+TEST_P(ServerLoopTest, ClosingWithUnwrittenReferencesReleasesEverything) {
   Start();
   std::vector<Client> clients;
   for (int i = 0; i < 6; ++i) {
@@ -576,7 +580,7 @@ TEST_F(ServerLoopTest, ClosingWithUnwrittenReferencesReleasesEverything) {
   ExpectAllReleased();
 }
 
-TEST_F(ServerLoopTest, UnixSocket) {
+TEST_P(ServerLoopTest, UnixSocket) {
   char dir_template[] = "/tmp/cinch_net_testXXXXXX";
   ASSERT_NE(mkdtemp(dir_template), nullptr);
   std::string path = std::string(dir_template) + "/cinch.sock";
@@ -610,7 +614,7 @@ TEST_F(ServerLoopTest, UnixSocket) {
   rmdir(dir_template);
 }
 
-TEST_F(ServerLoopTest, StopWritesInFlightOutputThenCloses) {
+TEST_P(ServerLoopTest, StopWritesInFlightOutputThenCloses) {
   Start();
   Client c = Connect();
   const size_t n = 8'000'000;
@@ -629,7 +633,7 @@ TEST_F(ServerLoopTest, StopWritesInFlightOutputThenCloses) {
   EXPECT_FALSE(late.connected()) << "listener closed";
 }
 
-TEST_F(ServerLoopTest, StopGivesUpOnANonReaderAfterDrainTimeout) {
+TEST_P(ServerLoopTest, StopGivesUpOnANonReaderAfterDrainTimeout) {
   options.drain_timeout_ms = 200;
   Start();
   Client c = Connect(/*rcvbuf=*/16 * 1024);
@@ -645,7 +649,7 @@ TEST_F(ServerLoopTest, StopGivesUpOnANonReaderAfterDrainTimeout) {
   EXPECT_EQ(factory.refs_out.load(), 0);
 }
 
-TEST_F(ServerLoopTest, StopIsSafeBeforeStartTwiceAndAfterWait) {
+TEST_P(ServerLoopTest, StopIsSafeBeforeStartTwiceAndAfterWait) {
   {
     ServerLoop never(options, &factory, &budget);
     never.Stop();
@@ -670,7 +674,7 @@ TEST_F(ServerLoopTest, StopIsSafeBeforeStartTwiceAndAfterWait) {
   EXPECT_EQ(budget.used.load(), 0);
 }
 
-TEST_F(ServerLoopTest, StartFailsOnABusyPort) {
+TEST_P(ServerLoopTest, StartFailsOnABusyPort) {
   Start();
   LoopOptions o = options;
   o.port = loop->port();
@@ -678,7 +682,7 @@ TEST_F(ServerLoopTest, StartFailsOnABusyPort) {
   EXPECT_FALSE(second.Start().ok());
 }
 
-TEST_F(ServerLoopTest, ManyConcurrentClients) {
+TEST_P(ServerLoopTest, ManyConcurrentClients) {
   options.threads = 3;
   Start();
   std::vector<std::thread> threads;
@@ -700,6 +704,11 @@ TEST_F(ServerLoopTest, ManyConcurrentClients) {
   EXPECT_TRUE(WaitUntil([&] { return Stats().total_connections == 8; }));
   ExpectAllReleased();
 }
+
+INSTANTIATE_TEST_SUITE_P(Io, ServerLoopTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return std::string(info.param ? "io_uring" : "epoll");
+                         });
 
 }  // namespace
 }  // namespace cinch::net

@@ -26,6 +26,7 @@ constexpr uint64_t kWakeTag = 0;
 constexpr uint64_t kListenerTag = 1;
 constexpr int kMaxEvents = 256;
 constexpr int kMaxAcceptsPerEvent = 64;
+constexpr unsigned kRingEntries = 256;  // submissions per batch; more are flushed as they come
 
 Status Errno(const std::string& what) {
   return Status::IoError(what + ": " + std::strerror(errno));
@@ -37,16 +38,29 @@ Worker::Worker(Shared* shared)
     : shared_(shared),
       meter_(shared->budget),
       pool_(&meter_, kMaxCachedChunks),
-      env_{&shared->options, &meter_, &pool_, &counters_} {}
+      env_{&shared->options, &meter_, &pool_, &counters_, nullptr} {}
 
 Worker::~Worker() {
   while (Connection* c = all_.Front()) Destroy(c);
+  CINCH_CHECK(zombies_.empty());  // Run drains them; without Run nothing was ever in flight
   pool_.Trim();
   if (wake_fd_ >= 0) close(wake_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
 Status Worker::Init() {
+  if (shared_->options.io_uring && ring_.Init(kRingEntries).ok()) {
+    // A fixed cost per worker, like its stack: the server counts it in its process reserve.
+    CINCH_CHECK(ring_.bytes() <= kIoUringBytesPerWorker);
+    uring_ = true;
+    env_.ring = &ring_;
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return Errno("eventfd");
+    accepting_.assign(shared_->listeners.entries().size(), 0);
+    listening_ = true;  // the accepts are queued by Run, on the ring's own thread
+    shared_->listening_workers.fetch_add(1, std::memory_order_relaxed);
+    return Status::Ok();
+  }
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return Errno("epoll_create1");
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -75,18 +89,28 @@ void Worker::Wake() {
 }
 
 void Worker::Run() {
+  if (uring_) {
+    CINCH_CHECK(ring_.Enable().ok());
+    ArmWake();
+    if (listening_) AddListeners();
+  }
   epoll_event events[kMaxEvents];
   while (true) {
     if (!draining_ && shared_->stop.load(std::memory_order_acquire)) BeginDrain();
     bool timed = draining_ || !retry_.empty() || listeners_paused_;
     Clock::time_point now = timed ? Clock::now() : Clock::time_point();
     if (draining_ && (all_.empty() || now >= drain_deadline_)) break;
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, PollTimeoutMs(now));
-    if (n < 0) {
-      CINCH_CHECK(errno == EINTR);
-      n = 0;
+    if (uring_) {
+      ring_.SubmitAndWait(PollTimeoutMs(now));
+      ring_.ForEachCompletion([this](uint64_t data, int res) { Complete(data, res); });
+    } else {
+      int n = epoll_wait(epoll_fd_, events, kMaxEvents, PollTimeoutMs(now));
+      if (n < 0) {
+        CINCH_CHECK(errno == EINTR);
+        n = 0;
+      }
+      for (int i = 0; i < n; ++i) Dispatch(events[i].events, events[i].data.u64);
     }
-    for (int i = 0; i < n; ++i) Dispatch(events[i].events, events[i].data.u64);
     RunList(&ready_);
     if (!retry_.empty() || listeners_paused_) {
       now = Clock::now();
@@ -99,7 +123,90 @@ void Worker::Run() {
   }
   // Drain timeout: whatever is still unwritten is dropped (references released).
   while (Connection* c = all_.Front()) Destroy(c);
+  if (uring_) FinishUring();
   pool_.Trim();
+}
+
+void Worker::FinishUring() {
+  exiting_ = true;
+  RemoveListeners();
+  if (wake_armed_) io_uring_prep_cancel64(ring_.Get(Uring::kCancel), Uring::kWake, 0);
+  while (ring_.in_flight() > 0) {
+    ring_.SubmitAndWait(100);
+    ring_.ForEachCompletion([this](uint64_t data, int res) { Complete(data, res); });
+  }
+  CINCH_CHECK(zombies_.empty());
+}
+
+void Worker::Complete(uint64_t user_data, int res) {
+  const uint64_t tag = user_data & Uring::kTagMask;
+  switch (tag) {
+    case Uring::kWake:
+      wake_armed_ = false;
+      if (!exiting_) ArmWake();  // the stop flag, checked every turn, says why we were woken
+      return;
+    case Uring::kAccept:
+      accepting_[user_data >> 3] = 0;
+      Accepted(user_data >> 3, res);
+      return;
+    case Uring::kCancel:
+      return;
+    case Uring::kReceive:
+    case Uring::kSend:
+      break;
+    default:
+      CINCH_CHECK(false);
+  }
+  auto* c = reinterpret_cast<Connection*>(static_cast<uintptr_t>(user_data & ~Uring::kTagMask));
+  if (tag == Uring::kReceive) {
+    c->OnReceived(res);
+  } else {
+    c->OnSent(res);
+  }
+  if (c->cancelled()) {  // closed already: free it once nothing is in flight
+    if (!c->io_pending()) Free(c);
+    return;
+  }
+  ConnList::Remove(c);  // whatever it was scheduled for, it is driven now
+  Act(c, c->Drive());
+}
+
+void Worker::Accepted(size_t listener, int res) {
+  if (res >= 0) {
+    if (!listening_ || exiting_) {  // stopping: an accept that was already done
+      close(res);
+      return;
+    }
+    if (!shared_->listeners.entries()[listener].is_unix) {
+      int one = 1;
+      setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    Admit(res);
+    if (!listeners_paused_) ArmAccept(listener);
+    return;
+  }
+  if (res == -ECANCELED || !listening_ || listeners_paused_ || exiting_) return;
+  if (res == -EINTR || res == -ECONNABORTED || res == -EAGAIN) {
+    ArmAccept(listener);
+    return;
+  }
+  // EMFILE, ENFILE, ENOBUFS...: stop accepting here for a while, as the epoll loop does.
+  RemoveListeners();
+  listeners_paused_ = true;
+  resume_listeners_at_ = Clock::now() + std::chrono::milliseconds(kListenerPauseMs);
+}
+
+void Worker::ArmWake() {
+  io_uring_prep_read(ring_.Get(Uring::kWake), wake_fd_, &wake_value_, sizeof(wake_value_), 0);
+  wake_armed_ = true;
+}
+
+void Worker::ArmAccept(size_t listener) {
+  if (accepting_[listener]) return;
+  io_uring_sqe* sqe = ring_.Get((static_cast<uint64_t>(listener) << 3) | Uring::kAccept);
+  io_uring_prep_accept(sqe, shared_->listeners.entries()[listener].fd, nullptr, nullptr,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+  accepting_[listener] = 1;
 }
 
 int Worker::PollTimeoutMs(Clock::time_point now) const {
@@ -170,7 +277,7 @@ void Worker::Admit(int fd) {
   bool ok = session != nullptr;
   auto* c = new Connection(fd, std::move(session), env_);  // owns fd from here
   ok = ok && c->Init();
-  if (ok) {
+  if (ok && !uring_) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = reinterpret_cast<uintptr_t>(c);
@@ -187,6 +294,7 @@ void Worker::Admit(int fd) {
   all_.PushBack(c);
   WorkerCounters::Add(&counters_.curr_connections, 1);
   WorkerCounters::Add(&counters_.total_connections, 1);
+  if (uring_) Act(c, c->Drive());  // queues the first receive; epoll reports the socket instead
 }
 
 void Worker::SendRefusal(int fd, std::string_view message) {
@@ -220,11 +328,21 @@ void Worker::Act(Connection* c, Connection::Action action) {
 void Worker::Destroy(Connection* c) {
   ConnList::Remove(c);
   IntrusiveList<Connection, AllTag>::Remove(c);
+  if (uring_ && c->io_pending()) {
+    c->CancelIo();
+    zombies_.PushBack(c);
+    return;
+  }
+  Free(c);
+}
+
+void Worker::Free(Connection* c) {
+  IntrusiveList<Connection, AllTag>::Remove(c);  // from zombies_, if it was there
   delete c;  // closes the socket, which also removes it from the epoll set
   meter_.Release(kConnectionOverhead);
   shared_->connections.fetch_sub(1, std::memory_order_relaxed);
   WorkerCounters::Add(&counters_.curr_connections, static_cast<uint64_t>(-1));
-  if (all_.empty()) pool_.Trim();  // an idle worker holds no buffer memory
+  if (all_.empty() && zombies_.empty()) pool_.Trim();  // an idle worker holds no buffer memory
 }
 
 void Worker::RunList(ConnList* list) {
@@ -234,6 +352,10 @@ void Worker::RunList(ConnList* list) {
 }
 
 void Worker::AddListeners() {
+  if (uring_) {
+    for (size_t i = 0; i < accepting_.size(); ++i) ArmAccept(i);
+    return;
+  }
   const auto& entries = shared_->listeners.entries();
   for (size_t i = 0; i < entries.size(); ++i) {
     epoll_event ev{};
@@ -244,6 +366,15 @@ void Worker::AddListeners() {
 }
 
 void Worker::RemoveListeners() {
+  if (uring_) {
+    for (size_t i = 0; i < accepting_.size(); ++i) {
+      if (!accepting_[i]) continue;
+      uint64_t accept = (static_cast<uint64_t>(i) << 3) | Uring::kAccept;
+      io_uring_prep_cancel64(ring_.Get(Uring::kCancel), accept, 0);
+    }
+    ring_.Submit();  // the accepts hold their listener: closing its fd is safe from here on
+    return;
+  }
   for (const Listeners::Entry& e : shared_->listeners.entries()) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, e.fd, nullptr);  // ENOENT while paused: fine
   }

@@ -1,6 +1,6 @@
-// Worker: one thread's epoll loop. It accepts from the shared listening sockets (registered
-// with EPOLLEXCLUSIVE, level-triggered, so one worker wakes per pending connection) and runs
-// every connection it accepted until that connection closes.
+// Worker: one thread's event loop, on io_uring or on epoll. It accepts from the shared
+// listening sockets (epoll: registered with EPOLLEXCLUSIVE, level-triggered, so one worker wakes
+// per pending connection) and runs every connection it accepted until that connection closes.
 //
 // Scheduling: a connection is driven when epoll reports it. A connection that used its turn
 // (Connection::kMaxReadsPerTurn reads) goes on the ready list and is driven again right after
@@ -12,6 +12,14 @@
 // listeners from its epoll (the last worker to do so closes them), tells every connection to
 // drain, keeps running until all are closed or drain_timeout_ms passed, then closes the rest.
 //
+// io_uring (LoopOptions::io_uring, when the kernel allows it): the same loop and lists, but
+// instead of epoll_wait the worker calls Uring::SubmitAndWait, which submits every receive,
+// send and accept queued during the last turn and collects their completions. Each listener
+// has one accept in flight per worker; the eventfd has one read in flight. A connection
+// closed with a receive or send in flight is cancelled and kept (zombies_) until both
+// completed; only then is it freed and its memory released. On exit the worker cancels what
+// remains and waits for every completion before the buffers go away.
+//
 // Thread safety: Run() on the worker's own thread; Wake() and counters from any thread.
 #pragma once
 
@@ -19,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "cinch/status.h"
 #include "net/connection.h"
@@ -28,6 +37,7 @@
 #include "net/output_queue.h"
 #include "net/server_loop.h"
 #include "net/session.h"
+#include "net/uring.h"
 
 namespace cinch::net {
 
@@ -62,6 +72,7 @@ class Worker {
   void Wake();
 
   const WorkerCounters& counters() const { return counters_; }
+  bool uses_io_uring() const { return uring_; }
   uint64_t buffer_bytes() const { return meter_.charged(); }
 
  private:
@@ -75,6 +86,13 @@ class Worker {
   void Refuse(int fd, std::string_view message);
   void Act(Connection* c, Connection::Action action);
   void Destroy(Connection* c);
+  void Free(Connection* c);
+  // io_uring mode.
+  void Complete(uint64_t user_data, int res);
+  void Accepted(size_t listener, int res);
+  void ArmWake();
+  void ArmAccept(size_t listener);
+  void FinishUring();
   void RunList(ConnList* list);
   void AddListeners();
   void RemoveListeners();
@@ -84,6 +102,13 @@ class Worker {
   Shared* const shared_;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
+  Uring ring_;
+  bool uring_ = false;
+  bool exiting_ = false;        // io_uring: Run's loop is over; re-arm nothing
+  uint64_t wake_value_ = 0;     // io_uring: the eventfd read lands here
+  bool wake_armed_ = false;
+  std::vector<char> accepting_;  // io_uring: an accept is in flight on listener i
+  IntrusiveList<Connection, AllTag> zombies_;  // io_uring: closed, requests still in flight
   MemoryMeter meter_;
   ChunkPool pool_;
   WorkerCounters counters_;

@@ -38,14 +38,15 @@ size_t ResidentBytes() {
 }
 
 // What the process holds besides the store and connection buffers: what it holds now (code,
-// libraries, heap so far), the part of each worker's stack it will touch, and slack for the
-// allocator's own pages (its arenas keep some freed memory).
+// libraries, heap so far), the part of each worker's stack it will touch, each worker's
+// io_uring, and slack for the allocator's own pages (its arenas keep some freed memory).
 size_t ProcessReserve(const ServerOptions& o) {
   if (o.process_reserve != 0) return o.process_reserve;
   constexpr size_t kStackTouched = 256 * 1024;
   constexpr size_t kAllocatorSlack = 3 << 20;
+  const size_t per_worker = o.loop.io_uring ? net::kIoUringBytesPerWorker : 0;
   return ResidentBytes() + static_cast<size_t>(o.loop.threads + 2) * kStackTouched +
-         kAllocatorSlack;
+         static_cast<size_t>(o.loop.threads) * per_worker + kAllocatorSlack;
 }
 
 }  // namespace

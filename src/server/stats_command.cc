@@ -101,6 +101,8 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("store_memory_limit", o.store.memory_limit);
   w->Add("process_reserve", ctx.process_reserve);
   w->Add("debugtime", std::string_view(o.debugtime_enabled ? "yes" : "no"));
+  // Workers on io_uring; fewer than num_threads when the kernel refused it (or -o io_uring=0).
+  w->Add("io_uring_workers", ctx.loop != nullptr ? ctx.loop->GetStats().io_uring_workers : 0);
 }
 
 // cinch's own memory breakdown (see docs/memory-accounting.md).
