@@ -388,8 +388,9 @@ class Conn:
         self.send(b"set %s %d %d %d\r\n%s\r\n" % (key, flags, exptime, len(value), value))
         return self.read_line(timeout)[:-2]
 
-    def stats(self, timeout=None):
-        self.send(b"stats\r\n")
+    def stats(self, arg=b"", timeout=None):
+        """`stats [arg]` as a dict of strings."""
+        self.send(b"stats %s\r\n" % arg if arg else b"stats\r\n")
         out = {}
         while True:
             line = self.read_line(timeout)

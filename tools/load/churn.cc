@@ -174,7 +174,8 @@ double Churn::Seconds(uint64_t* mark) {
 
 ChurnResult Churn::Run() {
   uint32_t max_value = std::max(o_.before.max(), o_.after.max());
-  r_.error = conns_.Open(o_.address, o_.protocol, o_.connections, o_.pipeline, max_value);
+  r_.error = conns_.Open(o_.address, o_.protocol, o_.connections, o_.pipeline, max_value, o_.io);
+  r_.io = conns_.io_mode();
   if (!r_.error.empty()) return r_;
   uint64_t budget = static_cast<uint64_t>(o_.write_factor * static_cast<double>(o_.limit_bytes));
   uint64_t target = static_cast<uint64_t>(o_.live_fraction * static_cast<double>(o_.limit_bytes));

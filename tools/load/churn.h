@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 
+#include "load/connection_set.h"
 #include "load/protocol.h"
 #include "load/workload.h"
 
@@ -29,6 +30,7 @@ namespace cinch::load {
 
 struct ChurnOptions {
   Protocol protocol = Protocol::kMemcache;
+  IoMode io = IoMode::kUring;
   sockaddr_in address{};
   int connections = 8;
   uint32_t pipeline = 32;
@@ -44,6 +46,7 @@ struct ChurnOptions {
 
 struct ChurnResult {
   std::string error;
+  IoMode io = IoMode::kUring;  // what the generator used (kEpoll if io_uring was refused)
   uint64_t keys_written = 0;  // distinct keys ever written
   uint64_t live_keys = 0, live_bytes = 0;
   uint64_t kept = 0, missing = 0;

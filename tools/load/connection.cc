@@ -28,7 +28,7 @@ Connection::~Connection() {
   if (fd_ >= 0) close(fd_);
 }
 
-std::string Connection::Connect(const sockaddr_in& address) {
+std::string Connection::Connect(const sockaddr_in& address, bool blocking) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return std::string("socket: ") + std::strerror(errno);
   int one = 1;
@@ -36,7 +36,7 @@ std::string Connection::Connect(const sockaddr_in& address) {
   if (connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     return std::string("connect: ") + std::strerror(errno);
   }
-  fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  if (!blocking) fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
   return "";
 }
 
@@ -100,6 +100,16 @@ bool Connection::Send() {
       return Fail(std::string("send: ") + std::strerror(errno));
     }
   }
+  CompactSend();
+  return true;
+}
+
+void Connection::Sent(size_t n) {
+  send_begin_ += n;
+  CompactSend();
+}
+
+void Connection::CompactSend() {
   if (send_begin_ == send_end_) {
     send_begin_ = send_end_ = 0;
   } else if (send_begin_ > send_.size() / 2) {
@@ -107,10 +117,9 @@ bool Connection::Send() {
     send_end_ -= send_begin_;
     send_begin_ = 0;
   }
-  return true;
 }
 
-bool Connection::ReadSome(bool* would_block) {
+void Connection::CompactReceive() {
   if (recv_begin_ == recv_end_) {
     recv_begin_ = recv_end_ = 0;
   } else if (recv_begin_ > 0 && recv_.size() - recv_end_ < recv_.size() / 2) {
@@ -118,6 +127,18 @@ bool Connection::ReadSome(bool* would_block) {
     recv_end_ -= recv_begin_;
     recv_begin_ = 0;
   }
+}
+
+bool Connection::ReceiveSpace(char** at, size_t* room) {
+  CompactReceive();
+  if (recv_end_ == recv_.size()) return Fail("a reply larger than the receive buffer");
+  *at = recv_.data() + recv_end_;
+  *room = recv_.size() - recv_end_;
+  return true;
+}
+
+bool Connection::ReadSome(bool* would_block) {
+  CompactReceive();
   if (recv_end_ == recv_.size()) return Fail("a reply larger than the receive buffer");
   for (;;) {
     ssize_t n = recv(fd_, recv_.data() + recv_end_, recv_.size() - recv_end_, 0);

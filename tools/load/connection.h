@@ -37,8 +37,9 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Connects (blocking), then makes the socket non-blocking. Returns "" or an error message.
-  std::string Connect(const sockaddr_in& address);
+  // Connects (blocking), then makes the socket non-blocking unless `blocking` (io_uring mode:
+  // io_uring waits for readiness itself). Returns "" or an error message.
+  std::string Connect(const sockaddr_in& address, bool blocking = false);
   int fd() const { return fd_; }
   uint32_t inflight() const { return inflight_; }
   bool ring_full() const { return inflight_ == ring_.size(); }
@@ -63,12 +64,31 @@ class Connection {
   template <typename F>
   bool Receive(F&& on_reply);
 
+  // io_uring mode (ConnectionSet owns the ring; at most one send and one receive in flight,
+  // and the buffers are not moved while they are):
+  // The bytes to send next, and how many of them the kernel took.
+  std::string_view Unsent() const { return {send_.data() + send_begin_, send_end_ - send_begin_}; }
+  void Sent(size_t n);
+  // Where the next receive may write (after moving unparsed bytes to the front); false (and
+  // error() set) when a reply would not fit.
+  bool ReceiveSpace(char** at, size_t* room);
+  // `n` bytes arrived where ReceiveSpace said: hands each complete reply to on_reply.
+  template <typename F>
+  bool Received(size_t n, F&& on_reply) {
+    recv_end_ += n;
+    return ParseReplies(on_reply);
+  }
+
   const std::string& error() const { return error_; }
 
  private:
   static constexpr size_t kSlack = kKeyBytes + kMaxPrefixOverhead + 8;
   Pending& PushSlot(Op op, uint32_t key, uint64_t start_ns);
   bool ReadSome(bool* would_block);
+  template <typename F>
+  bool ParseReplies(F&& on_reply);
+  void CompactSend();
+  void CompactReceive();
   bool Fail(std::string message);
 
   Protocol protocol_;
@@ -89,24 +109,30 @@ bool Connection::Receive(F&& on_reply) {
   for (;;) {
     bool would_block = false;
     if (!ReadSome(&would_block)) return false;
-    uint64_t now = NowNs();
-    while (inflight_ > 0) {
-      Reply reply;
-      Pending& p = ring_[head_];
-      std::string_view data(recv_.data() + recv_begin_, recv_end_ - recv_begin_);
-      long n = ParseReply(protocol_, p.op, data, &reply);
-      if (n == 0) break;
-      if (n < 0) return Fail("unexpected reply '" + std::string(reply.value.substr(0, 120)) + "'");
-      if (!on_reply(static_cast<const Pending&>(p), static_cast<const Reply&>(reply), now)) {
-        return Fail("stopped by the reply handler");
-      }
-      recv_begin_ += static_cast<size_t>(n);
-      head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
-      --inflight_;
-    }
-    if (inflight_ == 0 && recv_begin_ != recv_end_) return Fail("bytes beyond the last reply");
+    if (!ParseReplies(on_reply)) return false;
     if (would_block) return true;
   }
+}
+
+template <typename F>
+bool Connection::ParseReplies(F&& on_reply) {
+  uint64_t now = NowNs();
+  while (inflight_ > 0) {
+    Reply reply;
+    Pending& p = ring_[head_];
+    std::string_view data(recv_.data() + recv_begin_, recv_end_ - recv_begin_);
+    long n = ParseReply(protocol_, p.op, data, &reply);
+    if (n == 0) break;
+    if (n < 0) return Fail("unexpected reply '" + std::string(reply.value.substr(0, 120)) + "'");
+    if (!on_reply(static_cast<const Pending&>(p), static_cast<const Reply&>(reply), now)) {
+      return Fail("stopped by the reply handler");
+    }
+    recv_begin_ += static_cast<size_t>(n);
+    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
+    --inflight_;
+  }
+  if (inflight_ == 0 && recv_begin_ != recv_end_) return Fail("bytes beyond the last reply");
+  return true;
 }
 
 }  // namespace cinch::load

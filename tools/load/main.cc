@@ -71,12 +71,15 @@ void Usage(FILE* f) {
       "      --flush-after=SECONDS    at the end flush, wait, and report the RSS\n"
       "      --label=TEXT             copied into the JSON line\n"
       "      --seed=N                 randomness and the values' nonce (default 1)\n"
+      "      --io=NAME                uring (default: one system call per round of replies;\n"
+      "                               epoll if the kernel refuses io_uring) or epoll\n"
       "  -h, --help\n");
 }
 
 struct Flags {
   std::string server = "127.0.0.1:11211";
   Protocol protocol = Protocol::kMemcache;
+  IoMode io = IoMode::kUring;
   std::string workload = "mixed";
   int threads = 1;
   int connections = -1;
@@ -131,7 +134,7 @@ Flags ParseFlags(int argc, char** argv) {
   enum {
     kWarmup = 256, kMaxInflight, kNoPreload, kAfterSize, kDeleteFraction, kLimitMib,
     kLiveFraction, kWriteFactor, kNoFlush, kServerPid, kRssLog, kRssPeriod, kFlushAfter,
-    kLabel, kSeed,
+    kLabel, kSeed, kIo,
   };
   static const option kLong[] = {
       {"server", required_argument, nullptr, 's'},
@@ -161,6 +164,7 @@ Flags ParseFlags(int argc, char** argv) {
       {"flush-after", required_argument, nullptr, kFlushAfter},
       {"label", required_argument, nullptr, kLabel},
       {"seed", required_argument, nullptr, kSeed},
+      {"io", required_argument, nullptr, kIo},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -203,6 +207,12 @@ Flags ParseFlags(int argc, char** argv) {
       case kRssPeriod: f.rss_period_ms = static_cast<int>(ToDouble("rss-period-ms", a, 1, 1e5)); break;
       case kFlushAfter: f.flush_after = ToDouble("flush-after", a, 0, 3600); break;
       case kLabel: f.label = a; break;
+      case kIo:
+        if (std::strcmp(a, "uring") != 0 && std::strcmp(a, "epoll") != 0) {
+          Die("--io must be uring or epoll");
+        }
+        f.io = std::strcmp(a, "epoll") == 0 ? IoMode::kEpoll : IoMode::kUring;
+        break;
       case kSeed: f.seed = static_cast<uint64_t>(ToDouble("seed", a, 0, 1e18)); break;
       case 'h': Usage(stdout); std::exit(0);
       case ':': Die(std::string("option needs a value: ") + argv[optind - 1]);
@@ -254,6 +264,8 @@ std::string FlushServer(const sockaddr_in& address, Protocol protocol) {
   return e;
 }
 
+const char* IoName(IoMode m) { return m == IoMode::kUring ? "uring" : "epoll"; }
+
 const char* ProtocolName(Protocol p) { return p == Protocol::kResp ? "resp" : "memcache"; }
 
 // "key":{"p50":..,"p99":..,"p999":..,"max":..,"mean":..} in microseconds.
@@ -302,6 +314,7 @@ void Add(Report* r, const std::string& field) {
 Report RunMixedReport(const Flags& f, const sockaddr_in& address) {
   MixedOptions o;
   o.protocol = f.protocol;
+  o.io = f.io;
   o.address = address;
   o.threads = f.threads;
   o.connections = f.connections > 0 ? f.connections : 16;
@@ -322,6 +335,7 @@ Report RunMixedReport(const Flags& f, const sockaddr_in& address) {
   r.error = m.error;
   r.wrong = c.wrong;
   double ops = static_cast<double>(c.gets + c.sets) / m.seconds;
+  Add(&r, "\"io\":" + Quoted(IoName(m.io)));
   Add(&r, "\"mode\":" + Quoted(o.rate > 0 ? "open" : "closed"));
   Add(&r, Field("threads", o.threads));
   Add(&r, Field("connections", o.connections));
@@ -368,6 +382,7 @@ Report RunMixedReport(const Flags& f, const sockaddr_in& address) {
 Report RunChurnReport(const Flags& f, const sockaddr_in& address) {
   ChurnOptions o;
   o.protocol = f.protocol;
+  o.io = f.io;
   o.address = address;
   o.connections = f.connections > 0 ? f.connections : 8;
   o.pipeline = static_cast<uint32_t>(f.pipeline > 0 ? f.pipeline : 32);
@@ -389,6 +404,7 @@ Report RunChurnReport(const Flags& f, const sockaddr_in& address) {
   r.wrong = c.wrong;
   uint64_t live_checked = c.kept + c.missing + (c.wrong - c.deleted_present);
   double kept = live_checked ? static_cast<double>(c.kept) / live_checked : 0;
+  Add(&r, "\"io\":" + Quoted(IoName(c.io)));
   Add(&r, "\"before\":" + Quoted(o.before.Describe()));
   Add(&r, "\"after\":" + Quoted(o.after.Describe()));
   Add(&r, Field("delete_fraction", o.delete_fraction));

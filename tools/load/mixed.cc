@@ -76,6 +76,7 @@ class Worker {
   void Run(StartBarrier* preloaded);
   const Counters& counters() const { return counters_; }
   const std::string& error() const { return error_; }
+  IoMode io_mode() const { return conns_.io_mode(); }
   Histogram all, get, set;
   uint64_t preload_stored = 0, preload_bytes = 0;
 
@@ -113,7 +114,7 @@ void Worker::Run(StartBarrier* preloaded) {
   uint32_t inflight = options_.rate > 0 ? options_.max_inflight : options_.pipeline;
   inflight = std::max<uint32_t>(inflight, options_.preload ? 16 : 1);
   std::string e = conns_.Open(options_.address, options_.protocol, connections_, inflight,
-                              options_.sizes.max());
+                              options_.sizes.max(), options_.io);
   if (!e.empty()) Fail(e);
   if (error_.empty() && options_.preload) Preload();
   preloaded->arrive_and_wait();
@@ -327,6 +328,7 @@ MixedResult RunMixed(const MixedOptions& options) {
   result.seconds = options.duration_s;
   for (auto& w : workers) {
     if (result.error.empty()) result.error = w->error();
+    if (w->io_mode() == IoMode::kEpoll) result.io = IoMode::kEpoll;
     result.counters.Add(w->counters());
     result.all.Merge(w->all);
     result.get.Merge(w->get);

@@ -17,12 +17,14 @@
 
 #include "load/histogram.h"
 #include "load/protocol.h"
+#include "load/connection_set.h"
 #include "load/workload.h"
 
 namespace cinch::load {
 
 struct MixedOptions {
   Protocol protocol = Protocol::kMemcache;
+  IoMode io = IoMode::kUring;
   sockaddr_in address{};
   int threads = 1;
   int connections = 16;           // in total, spread over the threads
@@ -50,6 +52,7 @@ struct Counters {
 
 struct MixedResult {
   std::string error;          // "" if the run completed
+  IoMode io = IoMode::kUring;  // what the generator used (kEpoll if io_uring was refused)
   double seconds = 0;         // measured window
   Counters counters;          // requests scheduled in the measured window
   Histogram all, get, set;    // latency in ns, measured window

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""The load generator against a real server, end to end: cinch_load's mixed workload (depth 1
+and 16) and its fill workload, each with the generator on io_uring and on epoll, against
+cinchd on io_uring and on epoll (`-o io_uring=0`). Every hit is checked byte for byte by the
+generator; the run fails on any wrong value, error reply, refused set or missing key. This is
+what bench/compare.sh relies on, and it drives both of the server's event loops with
+thousands of pipelined and non-pipelined requests."""
+
+import json
+import subprocess
+
+import harness
+
+
+def extra(p):
+    p.add_argument("--load", required=True, help="the cinch_load binary")
+
+
+def run_load(c, load, port, what, args):
+    argv = [load, "-s", "127.0.0.1:%d" % port] + args
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        c.check(False, what, "cinch_load did not finish in 60 s")
+        return None
+    line = next((l for l in out.stdout.splitlines() if l.startswith("{")), None)
+    if not c.check(out.returncode == 0 and line is not None, what + ": cinch_load succeeded",
+                   "exit %d\n%s%s" % (out.returncode, out.stdout[-2000:], out.stderr[-2000:])):
+        return None
+    r = json.loads(line)
+    c.equal(r.get("error"), "", what + ": no error")
+    c.equal(r.get("wrong"), 0, what + ": no wrong value")
+    return r
+
+
+def mixed(c, load, server, io, depth, server_io):
+    what = "mixed d%d, generator on %s, server on %s" % (depth, io, server_io)
+    r = run_load(c, load, server.port,
+                 what, ["--io", io, "-d", str(depth), "-c", "8", "-k", "20000", "-r", "80:20",
+                        "-D", "1", "--warmup", "0.2"])
+    if r is None:
+        return
+    c.equal(r["io"], io, what + ": the generator used " + io)
+    c.check(r["gets"] > 1000 and r["sets"] > 100, what + ": requests were made",
+            "gets %d sets %d" % (r["gets"], r["sets"]))
+    c.equal(r["misses"], 0, what + ": every preloaded key hits (nothing evicted at -m 256)")
+    c.equal(r["not_stored"] + r["errors"], 0, what + ": no refusals or error replies")
+
+
+def fill(c, load, server, io, server_io):
+    what = "fill 30000 keys, generator on %s, server on %s" % (io, server_io)
+    r = run_load(c, load, server.port, what, ["--io", io, "-w", "fill", "-k", "30000",
+                                              "-v", "uniform:12-3000"])
+    if r is None:
+        return
+    c.equal(r["io"], io, what + ": the generator used " + io)
+    c.equal(r.get("kept_fraction"), 1, what + ": every key read back")
+
+
+def main(args):
+    c = harness.Checker(args.verbose)
+    for server_io in ("io_uring", "epoll"):
+        server_args = ["-m", "256", "-t", "2"]
+        if server_io == "epoll":
+            if harness.is_memcached(args.server):
+                continue
+            server_args += ["-o", "io_uring=0"]
+        with harness.Server(args.server, server_args) as server:
+            if not harness.is_memcached(args.server):
+                with server.conn() as conn:
+                    settings = conn.stats(b"settings")
+                c.equal(settings.get("io_uring_workers"), "2" if server_io == "io_uring" else "0",
+                        "server on %s: stats settings io_uring_workers" % server_io)
+            for io in ("uring", "epoll"):
+                for depth in (1, 16):
+                    mixed(c, args.load, server, io, depth, server_io)
+                fill(c, args.load, server, io, server_io)
+            c.check(server.alive(), "server on %s still running" % server_io,
+                    server.log()[-2000:])
+    return c.finish()
+
+
+if __name__ == "__main__":
+    harness.run(main, harness.parse_args(__doc__, extra), time_limit=240)
