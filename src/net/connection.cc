@@ -179,11 +179,11 @@ void Connection::QueueReceive() {
 
 void Connection::QueueSend() {
   size_t n_iov = 0;
-  size_t bytes = out_.Gather(send_iov_, kSendIov, &n_iov);
-  if (bytes == 0) {
-    out_.Written(0);  // only empty references: released now
-    return;
+  size_t bytes = 0;
+  while (!out_.empty() && (bytes = out_.Gather(send_iov_, kSendIov, &n_iov)) == 0) {
+    out_.Written(0);  // only empty references so far: released now
   }
+  if (bytes == 0) return;
   send_msg_ = msghdr{};
   send_msg_.msg_iov = send_iov_;
   send_msg_.msg_iovlen = n_iov;

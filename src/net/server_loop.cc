@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -14,6 +15,21 @@
 #include "net/worker.h"
 
 namespace cinch::net {
+
+unsigned IoUringCompletions(const LoopOptions& options) {
+  const uint64_t want = 2 * static_cast<uint64_t>(std::max(options.max_connections, 1)) + 64;
+  unsigned n = 1024;
+  while (n < want && n < 65536) n *= 2;
+  return n;
+}
+
+size_t IoUringBytes(const LoopOptions& options) {
+  if (!options.io_uring) return 0;
+  // Submission queue: a 64 B entry and a 4 B index per slot; completion queue: 16 B per slot;
+  // a page for each ring's head.
+  return size_t{kIoUringEntries} * (64 + 4) + size_t{IoUringCompletions(options)} * 16 +
+         2 * 4096;
+}
 
 class ServerLoop::Impl {
  public:

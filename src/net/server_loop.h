@@ -36,9 +36,15 @@ struct LoopOptions {
   bool io_uring = true;
 };
 
-// What one worker's io_uring takes (its submission and completion rings), counted by the server
-// in the process's fixed memory rather than charged to the budget.
-inline constexpr size_t kIoUringBytesPerWorker = 64 * 1024;
+// The sizes of each worker's io_uring: submissions are flushed as they fill; completions have
+// room for a receive and a send per connection the server may have, plus accepts, the wakeup
+// and cancellations.
+inline constexpr unsigned kIoUringEntries = 256;
+unsigned IoUringCompletions(const LoopOptions& options);
+// What one worker's io_uring takes (its submission and completion rings, about 16 B per
+// completion slot), counted by the server in the process's fixed memory rather than charged
+// to the budget, like the workers' stacks. 0 when options.io_uring is off.
+size_t IoUringBytes(const LoopOptions& options);
 
 struct LoopStats {
   uint64_t curr_connections = 0;

@@ -15,19 +15,19 @@ Uring::~Uring() {
   if (ready_) io_uring_queue_exit(&ring_);
 }
 
-Status Uring::Init(unsigned entries) {
+Status Uring::Init(unsigned entries, unsigned completions) {
   io_uring_params params{};
-  params.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  params.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER |
+                 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+  params.cq_entries = completions;
+  // EINVAL: a kernel older than 6.1. No fallback to other flags: before 5.19 an accept on a
+  // non-blocking listener completes at once with EAGAIN instead of waiting, and re-arming it
+  // would spin. The worker uses epoll instead.
   int r = io_uring_queue_init_params(entries, &ring_, &params);
-  if (r == -EINVAL) {  // a kernel older than 6.1
-    params = io_uring_params{};
-    params.flags = IORING_SETUP_R_DISABLED;
-    r = io_uring_queue_init_params(entries, &ring_, &params);
-  }
   if (r < 0) return Status::IoError(std::string("io_uring_queue_init: ") + std::strerror(-r));
   if (!(params.features & IORING_FEAT_NODROP) || !(params.features & IORING_FEAT_EXT_ARG)) {
     io_uring_queue_exit(&ring_);
-    return Status::IoError("io_uring: the kernel lacks NODROP or EXT_ARG (Linux 5.11+)");
+    return Status::IoError("io_uring: the kernel lacks NODROP or EXT_ARG");
   }
   ready_ = true;
   bytes_ = params.sq_entries * (sizeof(io_uring_sqe) + sizeof(uint32_t)) +

@@ -10,8 +10,11 @@
 // Connection* (8-byte aligned) or a listener index.
 //
 // The ring is set up with SINGLE_ISSUER | DEFER_TASKRUN (completions are processed only when
-// the worker enters the kernel to wait), falling back to plain flags on older kernels. It is
-// created disabled (Init may run on another thread) and enabled by the thread that uses it.
+// the worker enters the kernel to wait), so it needs Linux 6.1; on older kernels the worker
+// uses epoll. It is created disabled (Init may run on another thread) and enabled by the
+// thread that uses it. The completion queue holds two completions per connection the server
+// may have (a receive and a send each), so it does not spill into the kernel's slower
+// overflow list under load.
 //
 // Thread safety: owned by one worker thread.
 #pragma once
@@ -41,12 +44,14 @@ class Uring {
   Uring& operator=(const Uring&) = delete;
   ~Uring();
 
-  Status Init(unsigned entries);
+  // `entries` submissions, `completions` completions (rounded up to powers of two). Fails on
+  // kernels before 6.1 (SINGLE_ISSUER | DEFER_TASKRUN).
+  Status Init(unsigned entries, unsigned completions);
   // On the thread that will submit: the only thread allowed to from now on.
   Status Enable();
   bool ready() const { return ready_; }
-  // Memory the rings take (the SQE array, the SQ and CQ rings); at most
-  // kIoUringBytesPerWorker (server_loop.h) for the worker's ring size.
+  // Memory the rings take (the SQE array, the SQ and CQ rings); at most IoUringBytes()
+  // (server_loop.h) for the sizes the worker asks for.
   size_t bytes() const { return bytes_; }
   // Requests submitted or queued whose completion has not been seen yet.
   uint64_t in_flight() const { return in_flight_; }

@@ -44,9 +44,8 @@ size_t ProcessReserve(const ServerOptions& o) {
   if (o.process_reserve != 0) return o.process_reserve;
   constexpr size_t kStackTouched = 256 * 1024;
   constexpr size_t kAllocatorSlack = 3 << 20;
-  const size_t per_worker = o.loop.io_uring ? net::kIoUringBytesPerWorker : 0;
   return ResidentBytes() + static_cast<size_t>(o.loop.threads + 2) * kStackTouched +
-         static_cast<size_t>(o.loop.threads) * per_worker + kAllocatorSlack;
+         static_cast<size_t>(o.loop.threads) * net::IoUringBytes(o.loop) + kAllocatorSlack;
 }
 
 }  // namespace
