@@ -46,7 +46,7 @@ void Usage(FILE* f) {
       "        debugtime=1              enable the 'debugtime p|r|<seconds>' test command\n"
       "        cleaner_interval_ms=<n>  background cleaner period (default 100)\n"
       "        space_wait_ms=<n>        longest a write waits for memory (default 100)\n"
-      "        compact_max_live=<pct>   compact segments at most this % live (default 95)\n"
+      "        compact_max_live=<pct>   compact segments at most this %% live (default 95)\n"
       "        zero_copy_min=<sz>       values this large are sent without a copy\n"
       "        io_uring=0|1             workers use io_uring, not epoll (default 1 where\n"
       "                                 the kernel allows it)\n"
