@@ -27,8 +27,7 @@ size_t IoUringBytes(const LoopOptions& options) {
   if (!options.io_uring) return 0;
   // Submission queue: a 64 B entry and a 4 B index per slot; completion queue: 16 B per slot;
   // a page for each ring's head.
-  return size_t{kIoUringEntries} * (64 + 4) + size_t{IoUringCompletions(options)} * 16 +
-         2 * 4096;
+  return size_t{kIoUringEntries} * (64 + 4) + size_t{IoUringCompletions(options)} * 16 + 2 * 4096;
 }
 
 class ServerLoop::Impl {

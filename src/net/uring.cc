@@ -17,8 +17,8 @@ Uring::~Uring() {
 
 Status Uring::Init(unsigned entries, unsigned completions) {
   io_uring_params params{};
-  params.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER |
-                 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+  params.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                 IORING_SETUP_CQSIZE;
   params.cq_entries = completions;
   // EINVAL: a kernel older than 6.1. No fallback to other flags: before 5.19 an accept on a
   // non-blocking listener completes at once with EAGAIN instead of waiting, and re-arming it
