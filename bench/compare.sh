@@ -7,7 +7,9 @@
 #   a) throughput and latency: get/set 90/10 and 50/50, uniform and Zipf(0.99) keys, small
 #      (32-128 B) and mixed (<= 4 KiB) values, pipelined (depth 16) and not;
 #   b) memory: overhead per item; RAMCloud W1-W8 at a live set of 80 % of the limit (live set
-#      kept, every live key read back; peak RSS / limit); RSS after flush_all;
+#      kept, every live key read back; peak RSS / limit); size shifts, where each phase writes
+#      several times the limit (bytes of the current phase retained; peak RSS / limit);
+#      RSS after flush_all;
 #   c) latency while evicting: open-loop, 90 % sets, against a full cache;
 #   d) RSS over time against the limit (plotted).
 # Servers alternate within every scenario (the starting server rotates) so drift cancels.
@@ -59,6 +61,7 @@ if ((QUICK)); then
                 "50:50 zipf mixed 1")
   FILL_KEYS=250000
   MEM_LIMIT=64 WRITE_FACTOR=1.5 WORKLOADS=(W3 W5 W8)
+  SHIFT_LIMIT=64 SHIFT_FACTOR=2 SHIFTS=(S1)
   EV_LIMIT=64 EV_KEYS=1000000 EV_RATES=(50000) EV_SECONDS=2
 else
   NAME=compare
@@ -74,6 +77,7 @@ else
   FILL_KEYS=1000000
   # 256 MiB with 3x writes takes about a minute per workload and server here: too long.
   MEM_LIMIT=128 WRITE_FACTOR=2 WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W8)
+  SHIFT_LIMIT=64 SHIFT_FACTOR=3 SHIFTS=(S1 S2 S3)
   EV_LIMIT=64 EV_KEYS=1500000 EV_RATES=(25000 50000) EV_SECONDS=8
 fi
 TP_LIMIT=1024     # throughput runs: large enough that nothing is evicted
@@ -110,6 +114,8 @@ fi
   echo "quick=$QUICK"
   echo "mem_limit=$MEM_LIMIT"
   echo "write_factor=$WRITE_FACTOR"
+  echo "shift_limit=$SHIFT_LIMIT"
+  echo "shift_factor=$SHIFT_FACTOR"
   echo "fill_keys=$FILL_KEYS"
   echo "tp_keys=$TP_KEYS"
   echo "tp_seconds=$TP_SECONDS"
@@ -242,6 +248,22 @@ for w in "${WORKLOADS[@]}"; do
     run_load "mem|$w|$server" "$w-$server" -w churn --limit-mib "$MEM_LIMIT" \
       -v "${W_BEFORE[$w]}" --after-size "${W_AFTER[$w]}" --delete-fraction "${W_DELETE[$w]}" \
       --write-factor "$WRITE_FACTOR" --rss-log "$RAW/rss-$w-$server.csv"
+    stop_server
+  done
+  i=$((i + 1))
+done
+
+# Size shifts: a cache whose values change size. Each phase writes SHIFT_FACTOR x the limit of
+# new keys (the server must evict); then every key of the second phase is read back.
+declare -A S_BEFORE=([S1]=fixed:100 [S2]=uniform:100-150 [S3]=uniform:1000-2000)
+declare -A S_AFTER=([S1]=fixed:130 [S2]=uniform:1000-2000 [S3]=uniform:100-150)
+echo "== b) memory: size shifts ${SHIFTS[*]} at ${SHIFT_LIMIT} MiB, ${SHIFT_FACTOR}x the limit per phase"
+i=0
+for s in "${SHIFTS[@]}"; do
+  for server in $(rotated $i); do
+    start_server "$server" "$SHIFT_LIMIT"
+    run_load "shift|$s|$server" "shift-$s-$server" -w shift --limit-mib "$SHIFT_LIMIT" \
+      -v "${S_BEFORE[$s]}" --after-size "${S_AFTER[$s]}" --write-factor "$SHIFT_FACTOR"
     stop_server
   done
   i=$((i + 1))

@@ -230,6 +230,41 @@ def memory_section(runs, machine, raw, out, name):
             "",
         ]
         plot_memory(mem, out, name)
+    shift = by(runs, "shift")
+    if shift:
+        rows = []
+        for sc, per in shift.items():
+            r0 = next(iter(per.values()))
+            desc = f"{r0.get('before', '?')} -> {r0.get('after', '?')}"
+            for s in SERVERS:
+                r = per.get(s)
+                if r is None:
+                    continue
+                checked = r.get("kept", 0) + r.get("missing", 0)
+                rows.append([sc if s == SERVERS[0] else "", desc if s == SERVERS[0] else "", s,
+                             fmt(100 * r.get("retained_over_limit", 0), 1),
+                             fmt(r.get("retained_bytes", 0) / MIB),
+                             fmt(100 * r.get("kept", 0) / checked if checked else 0, 1),
+                             fmt_int(r.get("wrong")), fmt(r.get("rss_peak_over_limit"), 3),
+                             fmt_int(r.get("not_stored")),
+                             fmt(r.get("seconds_a", 0) + r.get("seconds_c", 0), 1)])
+        text += [
+            f"### Size shifts at {machine.get('shift_limit')} MiB",
+            "",
+            "A cache whose values change size (memcached's slab calcification case). Phase A "
+            f"writes new keys with the first sizes until {machine.get('shift_factor')}x the "
+            "limit has been written; phase C does the same with the second sizes; nothing is "
+            "deleted, so the server must evict. Then every key of phase C is read back. "
+            "`retained % of limit` = key + value bytes of the phase C keys present and correct, "
+            "over the limit: how much of its memory the server gives to the current data (per-"
+            "item overhead keeps every server below 100 %). `phase C keys kept` is the share "
+            "of all phase C keys, most of which cannot fit.",
+            "",
+            table(["shift", "sizes", "server", "retained % of limit", "retained MiB",
+                   "phase C keys kept %", "wrong", "peak RSS / limit", "sets refused",
+                   "write s"], rows),
+            "",
+        ]
     return "\n".join(text)
 
 
@@ -378,7 +413,12 @@ def header(machine, name):
         "Setup, the same for every server: one worker thread (`cinchd -t 1`, `memcached -t 1`; "
         "Redis executes commands on one thread), the same memory limit, 127.0.0.1 on a free "
         "port, a fresh server process for every run. "
-        + ("The server is pinned to core 0 and the load generator (`cinch_load`, one thread) to "
+        + "The load generator (`cinch_load`, one thread) drives all its connections through "
+        f"one {'io_uring' if machine.get('generator_io') == 'uring' else machine.get('generator_io')} "
+        "loop (`--io`): with io_uring it makes one system "
+        "call per round of replies, so at depth 1 it is not the bottleneck (an epoll generator "
+        "costs about what the server costs per request and caps every server alike). "
+        + ("The server is pinned to core 0 and the load generator to "
            "core 1: on 2 cores this is the fairest split, and it means each server gets exactly "
            "one core for everything it runs (workers, cinch's cleaner, memcached's LRU "
            "maintainer, Redis's background threads). " if pinned else
@@ -403,6 +443,8 @@ def main():
     p.add_argument("--name", default="compare")
     a = p.parse_args()
     runs, machine = load(a.raw)
+    # What the generator's loop was, as each run reports it ("uring", or "epoll" if refused).
+    machine["generator_io"] = ", ".join(sorted({r["io"] for r in runs if r.get("io")})) or "?"
     parts = [header(machine, a.name)]
     tp_text, _ = throughput_section(runs, machine, a.out, a.name)
     parts.append(tp_text)

@@ -46,6 +46,7 @@ class Churn {
   std::vector<uint32_t> live_;     // the live keys
   uint64_t live_bytes_ = 0;
   bool verifying_ = false;
+  uint32_t verify_from_ = 0;  // shift: the first key of phase C
   int reported_ = 0;
   ChurnResult r_;
 };
@@ -150,6 +151,7 @@ void Churn::OnVerify(const Pending& p, const Reply& r) {
   }
   if (why == nullptr) {
     ++r_.kept;
+    r_.retained_bytes += ItemBytes(p.key);
   } else {
     ++r_.wrong;
     ReportWrong(p.key, why, r.value.size());
@@ -180,18 +182,24 @@ ChurnResult Churn::Run() {
   uint64_t budget = static_cast<uint64_t>(o_.write_factor * static_cast<double>(o_.limit_bytes));
   uint64_t target = static_cast<uint64_t>(o_.live_fraction * static_cast<double>(o_.limit_bytes));
   uint64_t min_item = kKeyBytes + std::min(o_.before.min(), o_.after.min());
-  uint64_t max_keys = o_.fill_keys > 0 ? o_.fill_keys : budget / min_item + 1;
+  uint64_t max_keys = o_.fill_keys > 0 ? o_.fill_keys : (o_.shift ? 2 : 1) * budget / min_item + 1;
   version_.reserve(max_keys);
   pos_.reserve(max_keys);
   live_.reserve(max_keys);
   uint64_t mark = NowNs();
-  if (o_.fill_keys > 0) {
+  if (o_.shift) {
+    while (ok() && r_.bytes_written < budget) Set(NewKey(), false);
+    r_.seconds_a = Seconds(&mark);
+    verify_from_ = static_cast<uint32_t>(version_.size());
+    while (ok() && r_.bytes_written < 2 * budget) Set(NewKey(), true);
+    r_.seconds_c = Seconds(&mark);
+  } else if (o_.fill_keys > 0) {
     for (uint64_t i = 0; ok() && i < o_.fill_keys; ++i) Set(NewKey(), false);
   } else {
     while (ok() && live_bytes_ < target) Set(NewKey(), false);
   }
-  r_.seconds_a = Seconds(&mark);
-  if (o_.fill_keys == 0) {
+  if (!o_.shift) r_.seconds_a = Seconds(&mark);
+  if (o_.fill_keys == 0 && !o_.shift) {
     auto deletes = static_cast<uint64_t>(o_.delete_fraction * static_cast<double>(live_.size()));
     for (uint64_t i = 0; ok() && i < deletes && !live_.empty(); ++i) Delete(RandomLive());
     r_.seconds_b = Seconds(&mark);
@@ -207,7 +215,7 @@ ChurnResult Churn::Run() {
     r_.seconds_c = Seconds(&mark);
   }
   verifying_ = true;
-  for (uint32_t key = 0; ok() && key < version_.size(); ++key) {
+  for (uint32_t key = verify_from_; ok() && key < version_.size(); ++key) {
     if (Connection* c = Room(key, 0)) c->QueueGet(key, 0, NowNs());
   }
   r_.seconds_verify = Seconds(&mark);

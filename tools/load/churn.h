@@ -12,6 +12,12 @@
 //   Verify   reads every key ever written: a live key must hold exactly its latest value
 //            (kept) or be absent (missing: evicted); a deleted key must be absent.
 //
+// And "shift", a cache whose values change size (memcached's slab calcification case): phase
+// A writes new keys with `before` sizes until write_factor x limit bytes were written, phase
+// C does the same with `after` sizes; nothing is deleted, the server evicts. Verify reads back
+// every key of phase C: `retained_bytes` (key + value bytes of the keys present and correct)
+// over the limit says how much of its memory the server gives to the current data.
+//
 // One thread; every request for a key goes over the same connection, so the server sees a
 // key's requests in the order the model made them and the model stays exact. A set the server
 // refuses is counted and its key dropped from the model (the server may keep the old value).
@@ -40,6 +46,7 @@ struct ChurnOptions {
   double live_fraction = 0.8;
   double write_factor = 3;
   uint64_t fill_keys = 0;  // > 0: the fill workload
+  bool shift = false;      // the shift workload
   uint32_t nonce = 1;
   uint64_t seed = 1;
 };
@@ -56,6 +63,7 @@ struct ChurnResult {
   uint64_t errors = 0;           // error replies to gets and deletes
   uint64_t sets = 0, deletes = 0, gets = 0;
   uint64_t bytes_written = 0;    // key + value bytes of all sets
+  uint64_t retained_bytes = 0;   // shift: key + value bytes of phase C keys kept
   double seconds_a = 0, seconds_b = 0, seconds_c = 0, seconds_verify = 0;
 };
 

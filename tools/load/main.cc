@@ -39,7 +39,8 @@ void Usage(FILE* f) {
       "usage: cinch_load [options]\n"
       "  -s, --server=HOST:PORT       server (default 127.0.0.1:11211)\n"
       "  -P, --protocol=NAME          memcache (default) or resp\n"
-      "  -w, --workload=NAME          mixed (default), churn (RAMCloud W1-W8) or fill\n"
+      "  -w, --workload=NAME          mixed (default), churn (RAMCloud W1-W8), fill or\n"
+      "                               shift (a cache whose values change size)\n"
       " mixed:\n"
       "  -t, --threads=N              generator threads (default 1)\n"
       "  -c, --connections=N          connections in total (default 16)\n"
@@ -55,13 +56,15 @@ void Usage(FILE* f) {
       "                               latency counts from the scheduled send time\n"
       "      --max-inflight=N         open loop: cap per connection (default 1024)\n"
       "      --no-preload             do not set every key once before the warm-up\n"
-      " churn and fill:\n"
-      "  -v, --value-size=SPEC        sizes of phase A (churn: 'before')\n"
-      "      --after-size=SPEC        churn: sizes of phase C (default: as -v)\n"
+      " churn, shift and fill:\n"
+      "  -v, --value-size=SPEC        sizes of phase A (churn, shift: 'before')\n"
+      "      --after-size=SPEC        churn, shift: sizes of phase C (default: as -v)\n"
       "      --delete-fraction=F      churn: live keys deleted after phase A (default 0)\n"
       "      --limit-mib=N            the server's memory limit: churn's live target is\n"
       "                               --live-fraction of it (default 0.8) and writes total\n"
-      "                               --write-factor times it (default 3); RSS/limit uses it\n"
+      "                               --write-factor times it (default 3); RSS/limit uses it;\n"
+      "                               shift writes --write-factor times it per phase, then\n"
+      "                               reads phase C back (retained bytes / limit)\n"
       "  -k, --keys=N                 fill: keys written (then all read back)\n"
       "  -c, --connections=N          (default 8)  -d, --pipeline=N (default 32)\n"
       " all:\n"
@@ -220,10 +223,13 @@ Flags ParseFlags(int argc, char** argv) {
     }
   }
   if (optind < argc) Die(std::string("unexpected argument: ") + argv[optind]);
-  if (f.workload != "mixed" && f.workload != "churn" && f.workload != "fill") {
-    Die("--workload must be mixed, churn or fill");
+  if (f.workload != "mixed" && f.workload != "churn" && f.workload != "fill" &&
+      f.workload != "shift") {
+    Die("--workload must be mixed, churn, fill or shift");
   }
-  if (f.workload == "churn" && f.limit_mib <= 0) Die("churn needs --limit-mib");
+  if ((f.workload == "churn" || f.workload == "shift") && f.limit_mib <= 0) {
+    Die(f.workload + " needs --limit-mib");
+  }
   if (f.keys > 0xfffffff0ULL) Die("--keys must be below 2^32 - 16");
   return f;
 }
@@ -391,6 +397,7 @@ Report RunChurnReport(const Flags& f, const sockaddr_in& address) {
   o.live_fraction = f.live_fraction;
   o.write_factor = f.write_factor;
   o.fill_keys = f.workload == "fill" ? f.keys : 0;
+  o.shift = f.workload == "shift";
   o.nonce = static_cast<uint32_t>(Mix64(f.seed));
   o.seed = f.seed;
   std::string e = SizeDistribution::Parse(f.value_size, &o.before);
@@ -421,6 +428,11 @@ Report RunChurnReport(const Flags& f, const sockaddr_in& address) {
   Add(&r, Field("sets", c.sets));
   Add(&r, Field("deletes", c.deletes));
   Add(&r, Field("bytes_written", c.bytes_written));
+  if (o.shift) {
+    Add(&r, Field("retained_bytes", c.retained_bytes));
+    Add(&r, Field("retained_over_limit",
+                  static_cast<double>(c.retained_bytes) / static_cast<double>(o.limit_bytes)));
+  }
   Add(&r, Field("seconds_a", c.seconds_a));
   Add(&r, Field("seconds_b", c.seconds_b));
   Add(&r, Field("seconds_c", c.seconds_c));
@@ -435,6 +447,20 @@ Report RunChurnReport(const Flags& f, const sockaddr_in& address) {
                 static_cast<unsigned long long>(c.not_stored),
                 static_cast<unsigned long long>(c.deletes),
                 c.seconds_a + c.seconds_b + c.seconds_c);
+  if (o.shift) {
+    std::snprintf(human, sizeof(human),
+                  "phase C (%s) retained %.1f MiB of key + value = %.1f %% of the limit; "
+                  "%llu of %llu phase C keys kept, wrong %llu; %llu sets (%llu not stored) in "
+                  "%.1f s",
+                  o.after.Describe().c_str(), c.retained_bytes / 1048576.0,
+                  100.0 * static_cast<double>(c.retained_bytes) /
+                      static_cast<double>(o.limit_bytes),
+                  static_cast<unsigned long long>(c.kept),
+                  static_cast<unsigned long long>(c.kept + c.missing),
+                  static_cast<unsigned long long>(c.wrong),
+                  static_cast<unsigned long long>(c.sets),
+                  static_cast<unsigned long long>(c.not_stored), c.seconds_a + c.seconds_c);
+  }
   r.human = human;
   return r;
 }
