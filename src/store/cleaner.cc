@@ -32,13 +32,6 @@ constexpr double kGiveBackStoreLive = 0.6;
 constexpr double kGiveBackMaxLive = 0.5;
 constexpr int kMaxEvacuationsPerPass = 256;
 constexpr int kItemsBetweenYields = 256;
-// While the store is evicting (it did within kEvictingWindow), the data does not fit: compacting
-// a segment u live copies u/(1-u) bytes per byte freed (9 at 90 %) only to keep items no more
-// valuable than those evicted, and that copying is CPU the cleaner takes from the same cores as
-// the workers. Then only segments at most kEvictingCompactMaxLive live are compacted (at most
-// one byte copied per byte freed); the rest of the room comes from eviction.
-constexpr double kEvictingCompactMaxLive = 0.5;
-constexpr auto kEvictingWindow = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -205,9 +198,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   // the cleaner opened; otherwise the pass stops compacting and evicts (or, with eviction off,
   // gives up: the store is full).
   const int window = static_cast<int>(std::ceil(1 / (1 - options_.compact_max_live))) + 2;
-  const bool evicting = std::chrono::steady_clock::now() - last_eviction_ < kEvictingWindow;
-  const double max_live = evicting ? std::min(options_.compact_max_live, kEvictingCompactMaxLive)
-                                   : options_.compact_max_live;
+  const double max_live = options_.compact_max_live;
   bool freed = false;
   bool compaction_pays = true;
   int compactions = 0;
@@ -226,7 +217,6 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       if (!options_.eviction) break;
       victim = PickEvictionVictim();
       if (victim == mem::kNoSegment) break;
-      last_eviction_ = std::chrono::steady_clock::now();
     }
     uint64_t opened_before = cleaner_segments_opened_;
     bool emptied = Evacuate(victim, evict, now);

@@ -232,8 +232,6 @@ class Engine {
   std::mutex cleaner_mu_;
   std::vector<uint32_t> draining_;        // guarded by cleaner_mu_
   uint64_t cleaner_segments_opened_ = 0;  // guarded by cleaner_mu_
-  // When the cleaner last evicted to make room; guarded by cleaner_mu_.
-  std::chrono::steady_clock::time_point last_eviction_{};
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.
   uint64_t fruitless_live_bytes_ = UINT64_MAX;
