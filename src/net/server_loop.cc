@@ -19,7 +19,7 @@ namespace cinch::net {
 unsigned IoUringCompletions(const LoopOptions& options) {
   const uint64_t want = 2 * static_cast<uint64_t>(std::max(options.max_connections, 1)) + 64;
   unsigned n = 1024;
-  while (n < want && n < 65536) n *= 2;
+  while (n < want && n < kIoUringMaxCompletions) n *= 2;
   return n;
 }
 
