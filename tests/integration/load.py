@@ -62,6 +62,11 @@ def fill(c, load, server, io, server_io):
 
 def shift(c, load, server_path):
     """100 B values, then 130 B, each phase writing 2x a 32 MiB limit."""
+    if os.environ.get("CINCH_SANITIZE"):
+        # ~2 M sets through a sanitized server and generator take minutes, and the memory
+        # figures mean nothing under shadow memory; the release leg runs it.
+        c.skip("shift 100 -> 130 B", "sanitizer build")
+        return
     with harness.Server(server_path, ["-m", "32", "-t", "1"]) as server:
         what = "shift 100 -> 130 B at -m 32"
         r = run_load(c, load, server.port, what,
@@ -71,8 +76,7 @@ def shift(c, load, server_path):
             return
         c.equal(r["not_stored"] + r["errors"], 0, what + ": no refusals or error replies")
         c.check(r["kept"] > 0, what + ": phase C keys were read back", "kept %d" % r["kept"])
-        sanitized = bool(os.environ.get("CINCH_SANITIZE"))  # shadow memory, slower server
-        if not harness.is_memcached(server_path) and not sanitized:
+        if not harness.is_memcached(server_path):
             # Measured 0.60 (process reserve ~7 MiB of the 32, index, headers); memcached 0.02.
             c.check(r["retained_over_limit"] > 0.45, what + ": over 45 % of -m holds phase C data",
                     "retained %.3f of the limit" % r["retained_over_limit"])
