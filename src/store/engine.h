@@ -178,6 +178,10 @@ class Engine {
   Outcome InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location, uint32_t freq,
                      size_t* need_bytes);
   Outcome PreCheck(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique);
+  // Whether a write in `mode` may replace what FindLive found (`slot` null: nothing): kStored,
+  // or the outcome that refuses it (add: present; replace: absent; cas: absent or changed).
+  Outcome WriteCondition(SetMode mode, const uint64_t* slot, const mem::ItemView& item,
+                         uint64_t cas_unique) const;
   Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
                                 uint64_t cas_unique);
   Outcome Modify(std::string_view key, Rewriter& rewriter);

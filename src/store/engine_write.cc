@@ -168,6 +168,11 @@ Outcome Engine::PreCheck(SetMode mode, uint64_t hash, std::string_view key, uint
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
   uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, Now(), &item);
+  return WriteCondition(mode, slot, item, cas_unique);
+}
+
+Outcome Engine::WriteCondition(SetMode mode, const uint64_t* slot, const mem::ItemView& item,
+                               uint64_t cas_unique) const {
   switch (mode) {
     case SetMode::kAdd:
       return slot != nullptr ? Outcome::kNotStored : Outcome::kStored;
@@ -191,14 +196,8 @@ Outcome Engine::WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_v
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
   uint64_t* slot = FindLive(shard, c, hash, key, Now(), &item);
-  if (mode == SetMode::kAdd) return slot != nullptr ? Outcome::kNotStored : Outcome::kStored;
-  if (slot == nullptr) {
-    if (mode == SetMode::kSet) return Outcome::kStored;
-    return mode == SetMode::kCas ? Outcome::kNotFound : Outcome::kNotStored;
-  }
-  if (mode == SetMode::kCas && CasOf(index::SlotLocation(*slot), item) != cas_unique) {
-    return Outcome::kExists;
-  }
+  Outcome o = WriteCondition(mode, slot, item, cas_unique);
+  if (o != Outcome::kStored || slot == nullptr) return o;
   Unlink(shard, c, slot, item);
   return Outcome::kStored;
 }
@@ -232,12 +231,7 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
   }
   mem::ItemView old;
   uint64_t* slot = FindLive(shard, c, hash, key, Now(), &old);
-  if (mode == SetMode::kAdd && slot != nullptr) return Outcome::kNotStored;
-  if (mode == SetMode::kReplace && slot == nullptr) return Outcome::kNotStored;
-  if (mode == SetMode::kCas) {
-    if (slot == nullptr) return Outcome::kNotFound;
-    if (CasOf(index::SlotLocation(*slot), old) != cas_unique) return Outcome::kExists;
-  }
+  if (Outcome o = WriteCondition(mode, slot, old, cas_unique); o != Outcome::kStored) return o;
   uint64_t location = Location(r.segment, r.offset);
   mem::ItemView item = mem::DecodeItem(r.data);
   if (slot != nullptr) {
