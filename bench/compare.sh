@@ -208,23 +208,34 @@ rotated() {
   for ((k = 0; k < n; k++)); do echo "${SERVERS[$(((i + k) % n))]}"; done
 }
 
+# each_scenario LIMIT RUN SCENARIO...: for every scenario, each server in turn (rotated), started
+# with LIMIT MiB; `RUN INDEX SCENARIO SERVER` runs the load against it.
+each_scenario() {
+  local limit=$1 run=$2 i=0 scenario server
+  shift 2
+  for scenario in "$@"; do
+    for server in $(rotated $i); do
+      start_server "$server" "$limit"
+      "$run" "$i" "$scenario" "$server"
+      stop_server
+    done
+    i=$((i + 1))
+  done
+}
+
 size_spec() { [ "$1" = small ] && echo uniform:32-128 || echo mixed; }
 key_spec() { [ "$1" = zipf ] && echo zipf:0.99 || echo uniform; }
 
 start_time=$(date +%s)
 echo "== a) throughput and latency (${#TP_SCENARIOS[@]} scenarios x ${#SERVERS[@]} servers)"
-i=0
-for scenario in "${TP_SCENARIOS[@]}"; do
-  read -r ratio keys values depth <<<"$scenario"
-  for server in $(rotated $i); do
-    start_server "$server" "$TP_LIMIT"
-    run_load "tp|$ratio $keys $values d$depth|$server" "tp-$i-$server" \
-      -r "$ratio" -K "$(key_spec "$keys")" -v "$(size_spec "$values")" -d "$depth" \
-      -k "$TP_KEYS" -c "$CONNECTIONS" -D "$TP_SECONDS" --warmup "$TP_WARMUP"
-    stop_server
-  done
-  i=$((i + 1))
-done
+tp_run() {
+  local ratio keys values depth
+  read -r ratio keys values depth <<<"$2"
+  run_load "tp|$ratio $keys $values d$depth|$3" "tp-$1-$3" \
+    -r "$ratio" -K "$(key_spec "$keys")" -v "$(size_spec "$values")" -d "$depth" \
+    -k "$TP_KEYS" -c "$CONNECTIONS" -D "$TP_SECONDS" --warmup "$TP_WARMUP"
+}
+each_scenario "$TP_LIMIT" tp_run "${TP_SCENARIOS[@]}"
 
 echo "== b) memory: overhead per item ($FILL_KEYS items, 32 B values) and RSS after flush_all"
 for server in $(rotated 0); do
@@ -241,46 +252,34 @@ declare -A W_AFTER=([W1]=fixed:100 [W2]=fixed:130 [W3]=fixed:130 [W4]=uniform:20
   [W5]=uniform:200-250 [W6]=uniform:1000-2000 [W7]=uniform:1500-2500 [W8]=uniform:5000-15000)
 declare -A W_DELETE=([W1]=0 [W2]=0 [W3]=0.9 [W4]=0 [W5]=0.9 [W6]=0.5 [W7]=0.9 [W8]=0.9)
 echo "== b) memory: RAMCloud ${WORKLOADS[*]} at ${MEM_LIMIT} MiB, live set 80 %"
-i=0
-for w in "${WORKLOADS[@]}"; do
-  for server in $(rotated $i); do
-    start_server "$server" "$MEM_LIMIT"
-    run_load "mem|$w|$server" "$w-$server" -w churn --limit-mib "$MEM_LIMIT" \
-      -v "${W_BEFORE[$w]}" --after-size "${W_AFTER[$w]}" --delete-fraction "${W_DELETE[$w]}" \
-      --write-factor "$WRITE_FACTOR" --rss-log "$RAW/rss-$w-$server.csv"
-    stop_server
-  done
-  i=$((i + 1))
-done
+mem_run() {
+  local w=$2 server=$3
+  run_load "mem|$w|$server" "$w-$server" -w churn --limit-mib "$MEM_LIMIT" \
+    -v "${W_BEFORE[$w]}" --after-size "${W_AFTER[$w]}" --delete-fraction "${W_DELETE[$w]}" \
+    --write-factor "$WRITE_FACTOR" --rss-log "$RAW/rss-$w-$server.csv"
+}
+each_scenario "$MEM_LIMIT" mem_run "${WORKLOADS[@]}"
 
 # Size shifts: a cache whose values change size. Each phase writes SHIFT_FACTOR x the limit of
 # new keys (the server must evict); then every key of the second phase is read back.
 declare -A S_BEFORE=([S1]=fixed:100 [S2]=uniform:100-150 [S3]=uniform:1000-2000)
 declare -A S_AFTER=([S1]=fixed:130 [S2]=uniform:1000-2000 [S3]=uniform:100-150)
 echo "== b) memory: size shifts ${SHIFTS[*]} at ${SHIFT_LIMIT} MiB, ${SHIFT_FACTOR}x the limit per phase"
-i=0
-for s in "${SHIFTS[@]}"; do
-  for server in $(rotated $i); do
-    start_server "$server" "$SHIFT_LIMIT"
-    run_load "shift|$s|$server" "shift-$s-$server" -w shift --limit-mib "$SHIFT_LIMIT" \
-      -v "${S_BEFORE[$s]}" --after-size "${S_AFTER[$s]}" --write-factor "$SHIFT_FACTOR"
-    stop_server
-  done
-  i=$((i + 1))
-done
+shift_run() {
+  local s=$2 server=$3
+  run_load "shift|$s|$server" "shift-$s-$server" -w shift --limit-mib "$SHIFT_LIMIT" \
+    -v "${S_BEFORE[$s]}" --after-size "${S_AFTER[$s]}" --write-factor "$SHIFT_FACTOR"
+}
+each_scenario "$SHIFT_LIMIT" shift_run "${SHIFTS[@]}"
 
 echo "== c) latency while evicting: ${EV_KEYS} keys into ${EV_LIMIT} MiB, open loop, 90 % sets"
-i=0
-for rate in "${EV_RATES[@]}"; do
-  for server in $(rotated $i); do
-    start_server "$server" "$EV_LIMIT"
-    run_load "evict|$rate|$server" "evict-$rate-$server" -r 10:90 -R "$rate" \
-      -k "$EV_KEYS" -v uniform:32-128 -c "$CONNECTIONS" -d 16 -D "$EV_SECONDS" --warmup 1 \
-      --limit-mib "$EV_LIMIT" --rss-log "$RAW/rss-evict-$rate-$server.csv"
-    stop_server
-  done
-  i=$((i + 1))
-done
+evict_run() {
+  local rate=$2 server=$3
+  run_load "evict|$rate|$server" "evict-$rate-$server" -r 10:90 -R "$rate" \
+    -k "$EV_KEYS" -v uniform:32-128 -c "$CONNECTIONS" -d 16 -D "$EV_SECONDS" --warmup 1 \
+    --limit-mib "$EV_LIMIT" --rss-log "$RAW/rss-evict-$rate-$server.csv"
+}
+each_scenario "$EV_LIMIT" evict_run "${EV_RATES[@]}"
 
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/machine.txt"
 echo "seconds=$(($(date +%s) - start_time))" >>"$RAW/machine.txt"
