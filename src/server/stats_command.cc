@@ -57,17 +57,29 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("curr_connections", loop.curr_connections);
   w->Add("total_connections", loop.total_connections);
   w->Add("rejected_connections", loop.rejected_connections);
-#define CINCH_STAT(name) w->Add(#name, c.name);
-  CINCH_STAT(cmd_get)
-  CINCH_STAT(cmd_set)
-  CINCH_STAT(cmd_flush) CINCH_STAT(cmd_touch) CINCH_STAT(cmd_meta) CINCH_STAT(get_hits)
-      CINCH_STAT(get_misses) CINCH_STAT(get_expired) CINCH_STAT(get_flushed)
-          CINCH_STAT(delete_misses) CINCH_STAT(delete_hits) CINCH_STAT(incr_misses)
-              CINCH_STAT(incr_hits) CINCH_STAT(decr_misses) CINCH_STAT(decr_hits)
-                  CINCH_STAT(cas_misses) CINCH_STAT(cas_hits) CINCH_STAT(cas_badval)
-                      CINCH_STAT(touch_hits) CINCH_STAT(touch_misses)
+#define CINCH_STAT(name) w->Add(#name, c.name)
+  CINCH_STAT(cmd_get);
+  CINCH_STAT(cmd_set);
+  CINCH_STAT(cmd_flush);
+  CINCH_STAT(cmd_touch);
+  CINCH_STAT(cmd_meta);
+  CINCH_STAT(get_hits);
+  CINCH_STAT(get_misses);
+  CINCH_STAT(get_expired);
+  CINCH_STAT(get_flushed);
+  CINCH_STAT(delete_misses);
+  CINCH_STAT(delete_hits);
+  CINCH_STAT(incr_misses);
+  CINCH_STAT(incr_hits);
+  CINCH_STAT(decr_misses);
+  CINCH_STAT(decr_hits);
+  CINCH_STAT(cas_misses);
+  CINCH_STAT(cas_hits);
+  CINCH_STAT(cas_badval);
+  CINCH_STAT(touch_hits);
+  CINCH_STAT(touch_misses);
 #undef CINCH_STAT
-                          w->Add("bytes_read", loop.bytes_read);
+  w->Add("bytes_read", loop.bytes_read);
   w->Add("bytes_written", loop.bytes_written);
   w->Add("limit_maxbytes", o.memory_limit);
   w->Add("threads", o.loop.threads);
@@ -109,22 +121,37 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
 void CinchStats(const ServerContext& ctx, StatWriter* w) {
   StoreStats st = ctx.store->GetStats();
   net::LoopStats loop = ctx.loop != nullptr ? ctx.loop->GetStats() : net::LoopStats{};
-#define CINCH_STAT(name) w->Add(#name, st.name);
-  CINCH_STAT(items)
-  CINCH_STAT(key_value_bytes)
-  CINCH_STAT(memory_limit) CINCH_STAT(resident_bytes) CINCH_STAT(segment_bytes)
-      CINCH_STAT(jumbo_bytes) CINCH_STAT(index_bytes) CINCH_STAT(metadata_bytes)
-          CINCH_STAT(external_bytes) CINCH_STAT(item_header_bytes) CINCH_STAT(overhead_bytes)
-              CINCH_STAT(segment_size) CINCH_STAT(segments_total) CINCH_STAT(segments_used)
-                  CINCH_STAT(segments_free) CINCH_STAT(segments_released) CINCH_STAT(evictions)
-                      CINCH_STAT(expirations_reclaimed) CINCH_STAT(flushed_items)
-                          CINCH_STAT(relocated_items) CINCH_STAT(relocated_bytes)
-                              CINCH_STAT(segments_compacted) CINCH_STAT(segments_evicted)
-                                  CINCH_STAT(bytes_released_to_os) CINCH_STAT(index_resizes)
-                                      CINCH_STAT(out_of_memory) CINCH_STAT(writer_cleaner_passes)
-                                          CINCH_STAT(writer_space_waits)
+#define CINCH_STAT(name) w->Add(#name, st.name)
+  CINCH_STAT(items);
+  CINCH_STAT(key_value_bytes);
+  CINCH_STAT(memory_limit);
+  CINCH_STAT(resident_bytes);
+  CINCH_STAT(segment_bytes);
+  CINCH_STAT(jumbo_bytes);
+  CINCH_STAT(index_bytes);
+  CINCH_STAT(metadata_bytes);
+  CINCH_STAT(external_bytes);
+  CINCH_STAT(item_header_bytes);
+  CINCH_STAT(overhead_bytes);
+  CINCH_STAT(segment_size);
+  CINCH_STAT(segments_total);
+  CINCH_STAT(segments_used);
+  CINCH_STAT(segments_free);
+  CINCH_STAT(segments_released);
+  CINCH_STAT(evictions);
+  CINCH_STAT(expirations_reclaimed);
+  CINCH_STAT(flushed_items);
+  CINCH_STAT(relocated_items);
+  CINCH_STAT(relocated_bytes);
+  CINCH_STAT(segments_compacted);
+  CINCH_STAT(segments_evicted);
+  CINCH_STAT(bytes_released_to_os);
+  CINCH_STAT(index_resizes);
+  CINCH_STAT(out_of_memory);
+  CINCH_STAT(writer_cleaner_passes);
+  CINCH_STAT(writer_space_waits);
 #undef CINCH_STAT
-                                              w->Add("connection_buffer_bytes", loop.buffer_bytes);
+  w->Add("connection_buffer_bytes", loop.buffer_bytes);
   w->Add("process_reserve", ctx.process_reserve);
   w->Add("process_limit", ctx.options->memory_limit);
 }
