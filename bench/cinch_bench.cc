@@ -993,12 +993,13 @@ WorkerTally RunWorker(Target target, const std::vector<Key>& keys, double read_f
 
 struct CaseResult {
   double mops = 0;
+  double seconds = 0;
   WorkerTally tally;
 };
 
 template <typename Target>
 CaseResult RunCase(Target target, const std::vector<Key>& keys, double read_fraction, int threads,
-                   double seconds) {
+                   double seconds, uint64_t seed) {
   std::atomic<bool> stop{false};
   std::vector<WorkerTally> tallies(threads);
   std::latch ready(threads + 1);
@@ -1006,7 +1007,7 @@ CaseResult RunCase(Target target, const std::vector<Key>& keys, double read_frac
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       ready.arrive_and_wait();
-      tallies[t] = RunWorker(target, keys, read_fraction, 0x7e57 + 131 * t, stop);
+      tallies[t] = RunWorker(target, keys, read_fraction, seed + 131 * t, stop);
     });
   }
   ready.arrive_and_wait();
@@ -1016,7 +1017,8 @@ CaseResult RunCase(Target target, const std::vector<Key>& keys, double read_frac
   for (auto& w : workers) w.join();
   CaseResult result;
   for (const auto& t : tallies) result.tally.Merge(t);
-  result.mops = result.tally.ops / watch.Seconds() / 1e6;
+  result.seconds = watch.Seconds();
+  result.mops = result.tally.ops / result.seconds / 1e6;
   return result;
 }
 
@@ -1028,6 +1030,48 @@ struct ThroughputStores {
   int64_t cinch_rss = 0;
   int64_t map_rss = 0;
 };
+
+// cinch and the baseline in alternating slices (which goes first alternates too), so that the
+// drift of a shared machine, which moves either store's rate by tens of percent from one second
+// to the next, lands on both: the ratio of each pair of slices is what is reported.
+struct PairedResult {
+  CaseResult cinch, map;
+  std::vector<double> ratios;  // per slice pair, sorted
+  double MedianRatio() const { return ratios[ratios.size() / 2]; }
+};
+
+PairedResult RunPaired(ThroughputStores& stores, const std::vector<Key>& keys,
+                       double read_fraction, int threads, double seconds, int slices) {
+  PairedResult r;
+  for (int i = 0; i < slices; ++i) {
+    uint64_t seed = 0x7e57 + 7919 * static_cast<uint64_t>(i);
+    CaseResult c, m;
+    auto run_cinch = [&] {
+      c = RunCase(CinchTarget(stores.cinch.get()), keys, read_fraction, threads, seconds / slices,
+                  seed);
+    };
+    auto run_map = [&] {
+      m = RunCase(MapTarget(&stores.map), keys, read_fraction, threads, seconds / slices, seed);
+    };
+    if (i % 2 == 0) {
+      run_cinch();
+      run_map();
+    } else {
+      run_map();
+      run_cinch();
+    }
+    r.ratios.push_back(SafeDiv(c.mops, m.mops));
+    for (auto [total, part] : {std::pair{&r.cinch, &c}, std::pair{&r.map, &m}}) {
+      total->tally.Merge(part->tally);
+      total->seconds += part->seconds;
+    }
+  }
+  for (CaseResult* total : {&r.cinch, &r.map}) {
+    total->mops = total->tally.ops / total->seconds / 1e6;
+  }
+  std::sort(r.ratios.begin(), r.ratios.end());
+  return r;
+}
 
 bool Preload(const std::vector<Key>& keys, ThroughputStores* stores) {
   Options options;
@@ -1067,29 +1111,32 @@ void PrintThroughputMemory(const ThroughputStores& s, uint64_t n) {
 bool RunThroughput(Context& context) {
   const Config& config = context.config;
   uint64_t n = config.quick ? 200'000 : 1'000'000;
-  double seconds = config.quick ? 1.0 : 3.0;
+  double seconds = config.quick ? 1.0 : 3.0;  // per store and case
+  const int slices = config.quick ? 5 : 15;
   std::printf(
-      "%s keys (8-16 B), values %zu B, uniform random keys, %.0f s per case; both stores "
-      "read values in place (cinch under an ItemRef pin, the baseline under its mutex) "
-      "and sum every byte; writes copy a fresh %zu B value in\n\n",
-      Count(n).c_str(), kThroughputValueSize, seconds, kThroughputValueSize);
+      "%s keys (8-16 B), values %zu B, uniform random keys, %.0f s per store and case in %d "
+      "alternating slices of %.1f s; both stores read values in place (cinch under an ItemRef "
+      "pin, the baseline under its mutex) and sum every byte; writes copy a fresh %zu B value "
+      "in. cinch/baseline is the median of the per-slice ratios, with their range\n\n",
+      Count(n).c_str(), kThroughputValueSize, seconds, slices, seconds / slices,
+      kThroughputValueSize);
   std::vector<Key> keys;
   keys.reserve(n);
   for (uint64_t id = 0; id < n; ++id) keys.emplace_back(id);
   ThroughputStores stores;
   if (!Preload(keys, &stores)) return false;
   Table table({"mix get/set", "threads", "cinch Mops/s", "baseline Mops/s", "cinch/baseline",
-               "cinch hits", "baseline hits"});
+               "slice ratios", "cinch hits", "baseline hits"});
   uint64_t wrong = 0;
   for (double read_fraction : {0.9, 0.5}) {
     for (int threads : config.threads) {
-      CaseResult c =
-          RunCase(CinchTarget(stores.cinch.get()), keys, read_fraction, threads, seconds);
-      CaseResult m = RunCase(MapTarget(&stores.map), keys, read_fraction, threads, seconds);
+      PairedResult r = RunPaired(stores, keys, read_fraction, threads, seconds, slices);
       table.AddRow({Format("%.0f/%.0f", 100 * read_fraction, 100 - 100 * read_fraction),
-                    std::to_string(threads), Format("%.2f", c.mops), Format("%.2f", m.mops),
-                    Format("%.2fx", SafeDiv(c.mops, m.mops)), HitRate(c.tally), HitRate(m.tally)});
-      wrong += c.tally.wrong + m.tally.wrong;
+                    std::to_string(threads), Format("%.2f", r.cinch.mops),
+                    Format("%.2f", r.map.mops), Format("%.2fx", r.MedianRatio()),
+                    Format("%.2f-%.2f", r.ratios.front(), r.ratios.back()),
+                    HitRate(r.cinch.tally), HitRate(r.map.tally)});
+      wrong += r.cinch.tally.wrong + r.map.tally.wrong;
     }
   }
   table.Print();

@@ -153,7 +153,12 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
 uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
                            std::string_view key, int64_t now, mem::ItemView* item) {
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
-    mem::ItemView v = mem::DecodeItem(ItemAt(location));
+    const char* p = ItemAt(location);
+    // An item of a few dozen bytes usually spans two cache lines. The key is compared and the
+    // value read only after the header is decoded: fetch the next line now, with the header,
+    // rather than one memory latency later.
+    __builtin_prefetch(p + 64 - (reinterpret_cast<uintptr_t>(p) & 63));
+    mem::ItemView v = mem::DecodeItem(p);
     if (v.key != key) return false;
     *item = v;
     return true;
@@ -316,8 +321,9 @@ bool Engine::ChargeExternal(size_t bytes) {
   // Callers are event loops that retry later, often for many connections in a row: one pass
   // of its own if no other is running, never a wait (waits multiplied by the starved
   // connections of one loop would stall it for seconds).
+  Deadline no_wait(0);
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!ReclaimSpace(bytes, kNoWait)) return false;
+    if (!ReclaimSpace(bytes, no_wait)) return false;
     if (charge()) return true;
   }
   return false;

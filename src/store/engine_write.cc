@@ -20,11 +20,11 @@ constexpr int kMinAttempts = 8;
 
 bool ValidKey(std::string_view key) { return !key.empty() && key.size() <= Store::kMaxKeyLength; }
 
-bool MayRetry(int attempt, std::chrono::steady_clock::time_point deadline) {
-  return attempt < kMinAttempts || std::chrono::steady_clock::now() < deadline;
-}
-
 }  // namespace
+
+bool Engine::MayRetry(int attempt, Deadline& deadline) {
+  return attempt < kMinAttempts || !deadline.Passed();
+}
 
 // --- reservations ---
 
@@ -90,14 +90,14 @@ bool Engine::ReserveJumbo(size_t size, Reservation* r, bool precharged) {
   return true;
 }
 
-bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline deadline, Reservation* r) {
+bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline& deadline, Reservation* r) {
   bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(size, deadline, r)
                                     : ReserveInHead(WriterHead(cls), size, r);
   // A pass that freed a segment may lose it to another writer: retry until the deadline, not
   // a number of times (with a few busy threads, any fixed count runs out within milliseconds).
   while (!ok && size <= jumbo_threshold_ && ReclaimSpace(0, deadline)) {
     ok = ReserveInHead(WriterHead(cls), size, r);
-    if (!ok && std::chrono::steady_clock::now() >= deadline) break;
+    if (!ok && deadline.Passed()) break;
   }
   if (!ok) return false;
   NoteExpiry(r->segment, expiry);
@@ -106,7 +106,7 @@ bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline deadline, R
 
 // A jumbo item needs its whole size free at once, which writers of small items could keep
 // taking as the cleaner frees it; so the memory is claimed (charged) as soon as it is there.
-bool Engine::ReserveJumboWaiting(size_t size, Deadline deadline, Reservation* r) {
+bool Engine::ReserveJumboWaiting(size_t size, Deadline& deadline, Reservation* r) {
   if (ReserveJumbo(size, r, false)) return true;
   size_t mapped = mem::RoundUpToPage(size);
   while (ReclaimSpace(mapped, deadline)) {
@@ -116,7 +116,7 @@ bool Engine::ReserveJumboWaiting(size_t size, Deadline deadline, Reservation* r)
       accountant_.Release(mem::MemoryKind::kJumbo, mapped);
       return false;  // out of jumbo slots or address space
     }
-    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (deadline.Passed()) break;
   }
   return false;
 }
@@ -125,7 +125,7 @@ void Engine::FinishReservation(const Reservation& r) {
   pool_->meta(r.segment).writers.fetch_sub(1, std::memory_order_release);
 }
 
-bool Engine::ReclaimSpace(size_t bytes, Deadline deadline) {
+bool Engine::ReclaimSpace(size_t bytes, Deadline& deadline) {
   // Waiting helps only with what frees itself soon: segments pinned by readers or still being
   // written by other threads (transient on a small heap with many writers), or memory another
   // thread releases. A writer blocks its thread (an event loop in the server, whose other
@@ -142,12 +142,12 @@ bool Engine::ReclaimSpace(size_t bytes, Deadline deadline) {
       if (progress) return true;
       if (!options_.eviction && !pinned) return false;
     }
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return false;
+    auto now = Deadline::Clock::now();
+    if (now >= deadline.at()) return false;
     writer_space_waits_.fetch_add(1, std::memory_order_relaxed);
     std::unique_lock<std::mutex> lock(space_mu_);
-    auto wait =
-        std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(5));
+    auto wait = std::min<Deadline::Clock::duration>(deadline.at() - now,
+                                                     std::chrono::milliseconds(5));
     if (space_cv_.wait_for(lock, wait,
                            [&] { return space_epoch_.load(std::memory_order_acquire) != seen; })) {
       return true;
@@ -272,7 +272,7 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
     if (o != Outcome::kStored) return o;
   }
   int cls = ExpiryClass(expiry, now);
-  const Deadline deadline = SpaceDeadline();
+  Deadline deadline = SpaceDeadline();
   for (int attempt = 0; MayRetry(attempt, deadline); ++attempt) {
     Reservation r;
     if (!Reserve(size, cls, expiry, deadline, &r)) break;
@@ -406,7 +406,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
   uint64_t hash = HashKey(key);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
-  const Deadline deadline = SpaceDeadline();
+  Deadline deadline = SpaceDeadline();
   for (int attempt = 0; MayRetry(attempt, deadline); ++attempt) {
     int64_t now = Now();
     MaybeFlushDue(now);
@@ -434,7 +434,8 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
     // through a wait can keep the very segment the cleaner would free (and other writers'
     // pins, theirs). Without space now, let go, wait, and decide again.
     Reservation r;
-    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, kNoWait, &r)) {
+    Deadline no_wait(0);
+    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, no_wait, &r)) {
       old_pins.fetch_sub(1, std::memory_order_release);
       if (ReclaimSpace(size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0, deadline)) {
         continue;
