@@ -1112,7 +1112,7 @@ bool RunThroughput(Context& context) {
   const Config& config = context.config;
   uint64_t n = config.quick ? 200'000 : 1'000'000;
   double seconds = config.quick ? 1.0 : 3.0;  // per store and case
-  const int slices = config.quick ? 5 : 15;
+  const int slices = config.quick ? 10 : 30;
   std::printf(
       "%s keys (8-16 B), values %zu B, uniform random keys, %.0f s per store and case in %d "
       "alternating slices of %.1f s; both stores read values in place (cinch under an ItemRef "

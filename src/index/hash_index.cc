@@ -62,6 +62,8 @@ Status HashIndex::Create(const Config& config, mem::Accountant* accountant,
     Shard& s = idx->shards_[i];
     s.buckets = kBucketsPerPage;
     s.table = idx->Region(i, 0);
+    s.table_hint.store(s.table, std::memory_order_relaxed);
+    s.buckets_hint.store(s.buckets, std::memory_order_relaxed);
   }
   *index = std::move(idx);
   return Status::Ok();
@@ -121,6 +123,8 @@ bool HashIndex::Rebuild(Shard& shard, uint32_t buckets) {
   accountant_->Release(mem::MemoryKind::kIndex, old_bytes);
   shard.table = table;
   shard.active = target;
+  shard.table_hint.store(table, std::memory_order_relaxed);
+  shard.buckets_hint.store(buckets, std::memory_order_relaxed);
   resizes_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

@@ -32,6 +32,7 @@
 // are independent.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -86,6 +87,10 @@ struct alignas(64) Shard {
   uint32_t buckets = 0;     // table size; a multiple of a page's worth of buckets
   uint32_t live = 0;        // live slots
   Bucket* table = nullptr;
+  // Copies of table and buckets for PrefetchHome, which reads them without the lock: stale or
+  // mismatched values only prefetch a useless line inside the shard's reservation.
+  std::atomic<const Bucket*> table_hint{nullptr};
+  std::atomic<uint32_t> buckets_hint{0};
 
   uint32_t slot_count() const { return buckets * kSlotsPerBucket; }
   uint64_t* slots() { return table[0].slots; }
@@ -116,6 +121,14 @@ class HashIndex {
   // matches(location) is true, or nullptr. REQUIRES: shard.lock held.
   template <typename Matches>
   uint64_t* Find(Shard& shard, uint64_t hash, Matches&& matches);
+  // Starts loading the home bucket of `hash` into the cache, without the lock: a writer calls
+  // it before preparing its item, so the index miss overlaps that work.
+  void PrefetchHome(uint64_t hash) const {
+    const Shard& shard = shards_[hash & (config_.shards - 1)];
+    const Bucket* table = shard.table_hint.load(std::memory_order_relaxed);
+    uint32_t buckets = shard.buckets_hint.load(std::memory_order_relaxed);
+    __builtin_prefetch(table + ((uint64_t{TagOf(hash)} * buckets) >> kTagBits));
+  }
   // The slot of `hash` that points at `location`, or nullptr. REQUIRES: shard.lock held.
   uint64_t* FindLocation(Shard& shard, uint64_t hash, uint64_t location) {
     return Find(shard, hash, [location](uint64_t l) { return l == location; });

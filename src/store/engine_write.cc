@@ -258,6 +258,7 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
   int64_t now = Now();
   MaybeFlushDue(now);
   uint64_t hash = HashKey(key);
+  index_->PrefetchHome(hash);  // the index miss overlaps reserving and encoding the item
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   mem::ItemMeta meta{flags, expiry, 0};
