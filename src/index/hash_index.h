@@ -83,9 +83,9 @@ static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
 
 struct alignas(64) Shard {
   SpinLock lock;
-  uint8_t active = 0;       // which of the shard's two regions holds the table
-  uint32_t buckets = 0;     // table size; a multiple of a page's worth of buckets
-  uint32_t live = 0;        // live slots
+  uint8_t active = 0;    // which of the shard's two regions holds the table
+  uint32_t buckets = 0;  // table size; a multiple of a page's worth of buckets
+  uint32_t live = 0;     // live slots
   Bucket* table = nullptr;
   // Copies of table and buckets for PrefetchHome, which reads them without the lock: stale or
   // mismatched values only prefetch a useless line inside the shard's reservation.
@@ -114,7 +114,7 @@ class HashIndex {
   ~HashIndex();
 
   uint32_t shard_count() const { return config_.shards; }
-  Shard& ShardFor(uint64_t hash) { return shards_[hash & (config_.shards - 1)]; }
+  Shard& ShardFor(uint64_t hash) { return shards_[ShardIndex(hash)]; }
   Shard& shard(uint32_t i) { return shards_[i]; }
 
   // Returns the live slot of `hash`'s probe sequence whose tag matches and for which
@@ -124,10 +124,10 @@ class HashIndex {
   // Starts loading the home bucket of `hash` into the cache, without the lock: a writer calls
   // it before preparing its item, so the index miss overlaps that work.
   void PrefetchHome(uint64_t hash) const {
-    const Shard& shard = shards_[hash & (config_.shards - 1)];
+    const Shard& shard = shards_[ShardIndex(hash)];
     const Bucket* table = shard.table_hint.load(std::memory_order_relaxed);
     uint32_t buckets = shard.buckets_hint.load(std::memory_order_relaxed);
-    __builtin_prefetch(table + ((uint64_t{TagOf(hash)} * buckets) >> kTagBits));
+    __builtin_prefetch(table + HomeBucket(buckets, TagOf(hash)));
   }
   // The slot of `hash` that points at `location`, or nullptr. REQUIRES: shard.lock held.
   uint64_t* FindLocation(Shard& shard, uint64_t hash, uint64_t location) {
@@ -157,12 +157,16 @@ class HashIndex {
 
  private:
   HashIndex(const Config& config, mem::Accountant* accountant);
-  static uint32_t Home(const Shard& shard, uint32_t tag) {
-    return static_cast<uint32_t>((uint64_t{tag} * shard.buckets) >> kTagBits);
+  uint32_t ShardIndex(uint64_t hash) const {
+    return static_cast<uint32_t>(hash & (config_.shards - 1));
   }
+  // The home bucket of a tag in a table of `buckets`.
+  static uint32_t HomeBucket(uint32_t buckets, uint32_t tag) {
+    return static_cast<uint32_t>((uint64_t{tag} * buckets) >> kTagBits);
+  }
+  static uint32_t Home(const Shard& shard, uint32_t tag) { return HomeBucket(shard.buckets, tag); }
   static uint32_t HomeSlot(uint32_t buckets, uint64_t slot) {
-    return static_cast<uint32_t>((uint64_t{SlotTag(slot)} * buckets) >> kTagBits) *
-           kSlotsPerBucket;
+    return HomeBucket(buckets, SlotTag(slot)) * kSlotsPerBucket;
   }
   // How far position i is from the home slot of `slot`, cyclically.
   static uint32_t Displacement(uint32_t buckets, uint32_t i, uint64_t slot) {
@@ -174,7 +178,9 @@ class HashIndex {
   // Empties position i and shifts the rest of its run back.
   static void RemoveAt(uint64_t* slots, uint32_t buckets, uint32_t i);
   Bucket* Region(uint32_t shard_id, uint8_t which) const;
-  uint32_t ShardId(const Shard& shard) const { return static_cast<uint32_t>(&shard - shards_.get()); }
+  uint32_t ShardId(const Shard& shard) const {
+    return static_cast<uint32_t>(&shard - shards_.get());
+  }
   // Moves the shard's live slots into a fresh table of `buckets`; false if memory is short.
   bool Rebuild(Shard& shard, uint32_t buckets);
   void MaybeShrink(Shard& shard);

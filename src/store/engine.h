@@ -151,10 +151,7 @@ class Engine {
     // wait_ms 0: already past; at most a pass of its own (if no other is running), no wait.
     explicit Deadline(uint32_t wait_ms) : wait_(std::chrono::milliseconds(wait_ms)) {}
     Clock::time_point at() {
-      if (!started_) {
-        at_ = Clock::now() + wait_;
-        started_ = true;
-      }
+      if (at_ == Clock::time_point{}) at_ = Clock::now() + wait_;  // the first time asked
       return at_;
     }
     bool Passed() { return Clock::now() >= at(); }
@@ -162,7 +159,6 @@ class Engine {
    private:
     Clock::duration wait_;
     Clock::time_point at_{};
-    bool started_ = false;
   };
   Deadline SpaceDeadline() const { return Deadline(options_.space_wait_ms); }
   // Retries of one operation (a lost race for freed memory, an item moved meanwhile, a
