@@ -1,24 +1,35 @@
 // Item: the byte layout of one key-value object inside a segment.
 //
 // Items are packed back to back, byte aligned, with no per-item padding. The header is 2 bytes
-// in the common case (no flags, no expiry, value < 128 B, CAS implied by the item's location)
+// in the common case (no flags, no expiry, value < 64 B, CAS implied by the item's location)
 // and grows only by the fields an item actually has:
 //
 //   compact form (info bit 7 = 1):
-//     +-----------------+--------+------------+--------------+
-//     | 1 | vlen (7 bit) |  klen  | key bytes  | value bytes  |
-//     +-----------------+--------+------------+--------------+
+//     +---+---+--------------+--------+------------+--------------+
+//     | 1 | H | vlen (6 bit) |  klen  | key bytes  | value bytes  |
+//     +---+---+--------------+--------+------------+--------------+
 //
-//   extended form (info bit 7 = 0, bits 6..5 = 01 as a marker):
-//     +----------------------------------+------+-------------+---------+---------+------+-----+-------+
-//     | 0 01 cas exp flg vlen_size-1 (2) | klen | vlen 1..4 B | [flags] | [expiry]| [cas]| key | value |
-//     +----------------------------------+------+-------------+---------+---------+------+-----+-------+
-//       flags: u32, expiry: u32 absolute Unix seconds, cas: u64 (all little endian, unaligned)
+//   extended form (info bit 7 = 0):
+//     +-----------------------------+------+-------------+---------+----------+-------+---------+-----+-------+
+//     | 0 H S cas exp flg vlen_sz-1 | klen | vlen 1..4 B | [flags] | [expiry] | [cas] | [state] | key | value |
+//     +-----------------------------+------+-------------+---------+----------+-------+---------+-----+-------+
+//       flags: u32, expiry: u32 absolute Unix seconds, cas: u64 (all little endian, unaligned),
+//       state: u8 (kStateStale, kStateWinTokenSent, kStateBinaryKey)
+//
+//   H: the item has been read ("hit before", memcached's ITEM_FETCHED), in both forms.
+//   S: a state byte is present: the item is stale, its recache token was handed out, or its
+//      key was stored as binary (the rare items of meta commands' I, N, R and b flags).
 //
 // An explicit cas field is present only when the item's CAS value could not be derived from
 // where it lives: after the cleaner moved it, or after touch. See docs/item-format.md.
 //
-// Thread safety: items are immutable once published; these functions are pure.
+// Mutability: items are immutable once published except for three things, each changed in place
+// under the key's index shard lock: the H bit (MarkFetched), the expiry field (SetExpiryInPlace)
+// and the state byte (SetStateInPlace). The info byte is also read without that lock (the
+// cleaner decodes the layout of items it walks), so it is always accessed atomically (relaxed):
+// H never changes the layout, so a reader without the lock sees the right layout either way.
+//
+// Thread safety: these functions are pure apart from the in-place setters described above.
 #pragma once
 
 #include <cstddef>
@@ -30,11 +41,18 @@
 
 namespace cinch::mem {
 
+// Bits of the state byte.
+constexpr uint8_t kStateStale = 0x01;         // memcached ITEM_STALE: md/ms with 'I'
+constexpr uint8_t kStateWinTokenSent = 0x02;  // memcached ITEM_TOKEN_SENT: a client got 'W'
+constexpr uint8_t kStateBinaryKey = 0x04;     // memcached ITEM_KEY_BINARY: stored by "ms ... b"
+
 // What an item carries besides key and value. Zero means "absent" for each field.
 struct ItemMeta {
   uint32_t flags = 0;
-  uint32_t expiry = 0;  // absolute Unix seconds; 0 = never
-  uint64_t cas = 0;     // explicit CAS; 0 = derived from the location
+  uint32_t expiry = 0;   // absolute Unix seconds; 0 = never
+  uint64_t cas = 0;      // explicit CAS; 0 = derived from the location
+  uint8_t state = 0;     // kState* bits; 0 = no state byte
+  bool fetched = false;  // H: read at least once (costs no space)
 };
 
 // A decoded item header pointing into segment memory.
@@ -48,18 +66,19 @@ struct ItemView {
 
 namespace item_internal {
 constexpr uint8_t kCompactBit = 0x80;
-constexpr uint8_t kMarkerMask = 0x60;
-constexpr uint8_t kMarker = 0x20;
-constexpr uint8_t kHasFlags = 0x04;
-constexpr uint8_t kHasExpiry = 0x08;
+constexpr uint8_t kFetchedBit = 0x40;
+constexpr uint8_t kHasState = 0x20;
 constexpr uint8_t kHasCas = 0x10;
-constexpr size_t kMaxCompactValue = 127;
+constexpr uint8_t kHasExpiry = 0x08;
+constexpr uint8_t kHasFlags = 0x04;
+constexpr uint8_t kCompactVlenMask = 0x3F;
+constexpr size_t kMaxCompactValue = 63;
 
 inline size_t VlenBytes(size_t vlen) {
   return vlen < (1u << 8) ? 1 : vlen < (1u << 16) ? 2 : vlen < (1u << 24) ? 3 : 4;
 }
 inline bool IsCompact(size_t vlen, const ItemMeta& m) {
-  return vlen <= kMaxCompactValue && m.flags == 0 && m.expiry == 0 && m.cas == 0;
+  return vlen <= kMaxCompactValue && m.flags == 0 && m.expiry == 0 && m.cas == 0 && m.state == 0;
 }
 inline void PutLe(char* dst, uint64_t v, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = static_cast<char>(v >> (8 * i));
@@ -69,12 +88,25 @@ inline uint64_t GetLe(const char* src, size_t n) {
   for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(src[i])} << (8 * i);
   return v;
 }
+// The info byte, which MarkFetched may change under a reader that holds no lock.
+inline uint8_t LoadInfo(const char* p) {
+  return __atomic_load_n(reinterpret_cast<const uint8_t*>(p), __ATOMIC_RELAXED);
+}
+inline void StoreInfo(char* p, uint8_t info) {
+  __atomic_store_n(reinterpret_cast<uint8_t*>(p), info, __ATOMIC_RELAXED);
+}
+// Offset of the state byte of an extended item whose info byte is `info`.
+inline size_t StateOffset(uint8_t info) {
+  return 2 + (info & 3) + 1 + ((info & kHasFlags) ? 4 : 0) + ((info & kHasExpiry) ? 4 : 0) +
+         ((info & kHasCas) ? 8 : 0);
+}
 }  // namespace item_internal
 
 inline size_t ItemHeaderSize(size_t vlen, const ItemMeta& m) {
   using namespace item_internal;
   if (IsCompact(vlen, m)) return 2;
-  return 2 + VlenBytes(vlen) + (m.flags ? 4 : 0) + (m.expiry ? 4 : 0) + (m.cas ? 8 : 0);
+  return 2 + VlenBytes(vlen) + (m.flags ? 4 : 0) + (m.expiry ? 4 : 0) + (m.cas ? 8 : 0) +
+         (m.state ? 1 : 0);
 }
 
 inline size_t ItemSize(size_t klen, size_t vlen, const ItemMeta& m) {
@@ -87,17 +119,19 @@ inline size_t ItemSize(size_t klen, size_t vlen, const ItemMeta& m) {
 inline size_t EncodeItemHeader(char* dst, size_t klen, size_t vlen, const ItemMeta& m) {
   using namespace item_internal;
   CINCH_DCHECK(klen >= 1 && klen <= 255);
+  const uint8_t fetched = m.fetched ? kFetchedBit : 0;
   if (IsCompact(vlen, m)) {
-    dst[0] = static_cast<char>(kCompactBit | vlen);
+    StoreInfo(dst, static_cast<uint8_t>(kCompactBit | fetched | vlen));
     dst[1] = static_cast<char>(klen);
     return 2;
   }
   size_t vbytes = VlenBytes(vlen);
-  uint8_t info = kMarker | static_cast<uint8_t>(vbytes - 1);
+  uint8_t info = fetched | static_cast<uint8_t>(vbytes - 1);
   if (m.flags) info |= kHasFlags;
   if (m.expiry) info |= kHasExpiry;
   if (m.cas) info |= kHasCas;
-  dst[0] = static_cast<char>(info);
+  if (m.state) info |= kHasState;
+  StoreInfo(dst, info);
   dst[1] = static_cast<char>(klen);
   size_t pos = 2;
   PutLe(dst + pos, vlen, vbytes);
@@ -105,6 +139,7 @@ inline size_t EncodeItemHeader(char* dst, size_t klen, size_t vlen, const ItemMe
   if (m.flags) PutLe(dst + pos, m.flags, 4), pos += 4;
   if (m.expiry) PutLe(dst + pos, m.expiry, 4), pos += 4;
   if (m.cas) PutLe(dst + pos, m.cas, 8), pos += 8;
+  if (m.state) dst[pos++] = static_cast<char>(m.state);
   return pos;
 }
 
@@ -118,20 +153,21 @@ inline size_t EncodeItem(char* dst, std::string_view key, std::string_view value
 }
 
 // Decodes the item starting at p. CHECK-fails on bytes that are not an item header.
-// The expiry field is the only byte range of a published item that may change (an in-place
-// touch, under the key's index shard lock); callers not holding that lock pass
-// read_meta = false and get the layout only (key, value, sizes).
+// The expiry field, the state byte and the H bit may change in place under the key's index
+// shard lock; callers not holding that lock pass read_meta = false and get the layout only
+// (key, value, sizes).
 inline ItemView DecodeItem(const char* p, bool read_meta = true) {
   using namespace item_internal;
-  uint8_t info = static_cast<uint8_t>(p[0]);
+  uint8_t info = LoadInfo(p);
   ItemView v;
   size_t klen = static_cast<uint8_t>(p[1]);
+  CINCH_CHECK(klen != 0);
   size_t vlen;
   size_t pos = 2;
+  if (read_meta) v.meta.fetched = (info & kFetchedBit) != 0;
   if (info & kCompactBit) {
-    vlen = info & 0x7F;
+    vlen = info & kCompactVlenMask;
   } else {
-    CINCH_CHECK((info & kMarkerMask) == kMarker);
     size_t vbytes = (info & 3) + 1;
     vlen = GetLe(p + pos, vbytes);
     pos += vbytes;
@@ -147,6 +183,10 @@ inline ItemView DecodeItem(const char* p, bool read_meta = true) {
       if (read_meta) v.meta.cas = GetLe(p + pos, 8);
       pos += 8;
     }
+    if (info & kHasState) {
+      if (read_meta) v.meta.state = static_cast<uint8_t>(p[pos]);
+      pos += 1;
+    }
   }
   v.header_size = pos;
   v.key = std::string_view(p + pos, klen);
@@ -155,14 +195,34 @@ inline ItemView DecodeItem(const char* p, bool read_meta = true) {
   return v;
 }
 
+// Sets the H bit ("hit before") of the item at p. Returns the previous value.
+// REQUIRES: the index shard lock of the item's key held.
+inline bool MarkFetched(char* p) {
+  using namespace item_internal;
+  uint8_t info = LoadInfo(p);
+  if (info & kFetchedBit) return true;
+  StoreInfo(p, info | kFetchedBit);
+  return false;
+}
+
 // Overwrites the expiry of the item at p in place, if it has an expiry field; returns false if
 // it has none. REQUIRES: the index shard lock of the item's key held; expiry != 0.
 inline bool SetExpiryInPlace(char* p, uint32_t expiry) {
   using namespace item_internal;
-  uint8_t info = static_cast<uint8_t>(p[0]);
+  uint8_t info = LoadInfo(p);
   if ((info & kCompactBit) || !(info & kHasExpiry)) return false;
   size_t pos = 2 + (info & 3) + 1 + ((info & kHasFlags) ? 4 : 0);
   PutLe(p + pos, expiry, 4);
+  return true;
+}
+
+// Overwrites the state byte of the item at p in place, if it has one; returns false if it has
+// none. REQUIRES: the index shard lock of the item's key held; state != 0.
+inline bool SetStateInPlace(char* p, uint8_t state) {
+  using namespace item_internal;
+  uint8_t info = LoadInfo(p);
+  if ((info & kCompactBit) || !(info & kHasState)) return false;
+  p[StateOffset(info)] = static_cast<char>(state);
   return true;
 }
 

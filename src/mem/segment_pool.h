@@ -53,6 +53,9 @@ struct alignas(64) SegmentMeta {
   std::atomic<uint64_t> open_seq{0};    // unique per opening; the base of derived CAS values
   std::atomic<uint32_t> max_expiry{0};  // latest expiry of any item written (kNeverExpires)
   std::atomic<uint32_t> flush_gen{0};   // flush generation the segment was opened in
+  // Unix seconds when the segment was opened or an item was last published in it: an item's
+  // write time, to within the segment's life (meta 'l', "last access", reports it).
+  std::atomic<uint32_t> write_time{0};
   char* base = nullptr;
   uint32_t capacity = 0;  // usable bytes (segment size, or the jumbo mapping's size)
   std::atomic<SegState> state{SegState::kFree};

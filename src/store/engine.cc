@@ -151,7 +151,7 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
 }
 
 uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
-                           std::string_view key, int64_t now, mem::ItemView* item) {
+                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss) {
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
     const char* p = ItemAt(location);
     // An item of a few dozen bytes usually spans two cache lines. The key is compared and the
@@ -164,10 +164,14 @@ uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_
     *item = v;
     return true;
   });
-  if (slot == nullptr) return nullptr;
+  if (slot == nullptr) {
+    if (miss != nullptr) *miss = Miss::kAbsent;
+    return nullptr;
+  }
   if (IsStale(index::SlotLocation(*slot), *item, now)) {
     bool expired = item->meta.expiry != 0 && item->meta.expiry <= now;
     (expired ? expirations_ : flushed_items_).fetch_add(1, std::memory_order_relaxed);
+    if (miss != nullptr) *miss = expired ? Miss::kExpired : Miss::kFlushed;
     Unlink(shard, counters, slot, *item);
     return nullptr;
   }
@@ -184,6 +188,11 @@ void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out)
   out->flags_ = item.meta.flags;
   out->expiry_ = item.meta.expiry == kStoredNever ? 0 : item.meta.expiry;
   out->cas_ = 0;
+  out->last_access_ = m.write_time.load(std::memory_order_relaxed);
+  out->fetched_before_ = item.meta.fetched;
+  out->stale_ = (item.meta.state & mem::kStateStale) != 0;
+  out->win_token_sent_ = (item.meta.state & mem::kStateWinTokenSent) != 0;
+  out->binary_key_ = (item.meta.state & mem::kStateBinaryKey) != 0;
 }
 
 WriteHead& Engine::WriterHead(int cls) {
@@ -219,9 +228,12 @@ int Engine::ExpiryClass(uint32_t expiry, int64_t now) const {
 
 // --- reads ---
 
-bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
+bool Engine::Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss) {
   out->Reset();
-  if (key.empty() || key.size() > Store::kMaxKeyLength) return false;
+  if (key.empty() || key.size() > Store::kMaxKeyLength) {
+    if (miss != nullptr) *miss = Miss::kAbsent;
+    return false;
+  }
   int64_t now = Now();
   MaybeFlushDue(now);
   uint64_t hash = HashKey(key);
@@ -229,21 +241,25 @@ bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item, miss);
   if (slot == nullptr) {
     ShardCounters::Inc(c.misses);
     return false;
   }
-  ReadHit(slot, item, c, out, with_cas);
+  if (miss != nullptr) *miss = Miss::kNone;
+  ReadHit(slot, item, c, out, with_cas, bump);
   return true;
 }
 
 void Engine::ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
-                     bool with_cas) {
+                     bool with_cas, bool bump) {
   ShardCounters::Inc(c.hits);
   uint64_t location = index::SlotLocation(*slot);
-  uint32_t freq = index::SlotFreq(*slot);
-  if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
+  if (bump) {
+    uint32_t freq = index::SlotFreq(*slot);
+    if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
+    if (!item.meta.fetched) mem::MarkFetched(const_cast<char*>(ItemAt(location)));
+  }
   FillRef(location, item, out);
   if (with_cas) {
     *slot |= index::kCasExposedBit;

@@ -72,8 +72,15 @@ class Engine {
   ~Engine();
 
   Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                int64_t exptime, uint64_t cas_unique);
-  bool Get(std::string_view key, ItemRef* out, bool with_cas);
+                int64_t exptime, uint64_t cas_unique, bool binary_key = false);
+  bool Get(std::string_view key, ItemRef* out, bool with_cas, Miss* miss = nullptr) {
+    return Read(key, out, with_cas, /*bump=*/true, miss);
+  }
+  // Get, and with bump = false Store::Peek.
+  bool Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss);
+  // Meta get and meta delete's invalidate (engine_meta.cc).
+  bool Fetch(std::string_view key, const FetchOptions& options, ItemRef* out, FetchResult* result);
+  Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
   Outcome Touch(std::string_view key, int64_t exptime);
   // Touch and Get of the same version in one lookup when the item can be touched in place.
   Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas);
@@ -87,8 +94,24 @@ class Engine {
   void RunCleanerOnce();
   const Options& options() const { return options_; }
 
-  // Builds the new version of an item in read-modify-write operations (engine_write.cc).
-  class Rewriter;
+  // Builds the new version of an item in read-modify-write operations: Prepare() sees the
+  // current item under the shard lock and decides; WriteValue() runs later, with the old item
+  // pinned. Implementations: engine_write.cc, engine_meta.cc.
+  class Rewriter {
+   public:
+    virtual ~Rewriter() = default;
+    // Returns kStored to go on, or the final outcome of the operation.
+    virtual Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) = 0;
+    virtual void WriteValue(char* dst, const mem::ItemView& old) const = 0;
+
+    mem::ItemMeta meta;
+    size_t value_size = 0;
+    Outcome success = Outcome::kStored;
+    // Whether the new version must fit max_item_size. A touch only rewrites the header
+    // (memcached touches in place), so it may grow an item that fits by its expiry and CAS
+    // fields, as the cleaner's moves do.
+    bool size_limited = true;
+  };
 
  private:
   explicit Engine(const Options& options);
@@ -109,9 +132,10 @@ class Engine {
   }
   uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
   bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
-  // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets.
+  // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets, and
+  // says so in *miss (if given) when it returns null.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
-                     std::string_view key, int64_t now, mem::ItemView* item);
+                     std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr);
   // Drops the slot's item from the index and from the counters. Invalidates `slot`.
   void Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
               const mem::ItemView& item);
@@ -126,9 +150,31 @@ class Engine {
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
   std::optional<Outcome> TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
                                       ItemRef* out, bool with_cas);
-  // A read hit on `slot`: counts it, bumps its frequency and fills *out. REQUIRES: shard lock.
+  // A read hit on `slot`: counts it, fills *out and, with `bump`, records the access (the
+  // eviction frequency and the item's "hit before" bit). REQUIRES: shard lock.
   void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
-               bool with_cas);
+               bool with_cas, bool bump = true);
+  // Fetch's changes to a found item: a new expiry and/or state bits. In place when the item has
+  // the fields; else false, and the caller rewrites it (RewriteMeta). REQUIRES: shard lock.
+  bool ChangeMetaInPlace(uint64_t location, const mem::ItemView& item, bool set_expiry,
+                         uint32_t expiry, uint8_t add_state);
+  Outcome RewriteMeta(std::string_view key, bool set_expiry, uint32_t expiry, uint8_t add_state);
+  // What a meta get saw of an item before it changed it (reported to the client).
+  struct SeenState {
+    bool fetched = false;
+    bool stale = false;
+    bool token_sent = false;
+    int64_t last_access = 0;
+  };
+  static void ReportSeen(const SeenState& seen, ItemRef* out);
+  // Creates the empty item of a meta get's vivify (N), holding the recache token.
+  Outcome Vivify(std::string_view key, int64_t exptime);
+  // kCasInvalidate before writing: kStored with *mode and *meta set for a plain CAS store or a
+  // stale one, or the outcome that refuses the write.
+  Outcome PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
+                                 SetMode* mode, mem::ItemMeta* meta);
+  Outcome WriteItem(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
+                    int64_t exptime, uint64_t cas_unique, uint8_t state);
 
   // --- time and expiry ---
   // An expiry field that was touched to "never" in place holds this (Feb 2106).
@@ -177,6 +223,8 @@ class Engine {
   bool IsMainHead(int head) const { return head >= writer_heads_; }
   void OpenSegment(uint32_t segment, int head, bool jumbo);
   void NoteExpiry(uint32_t segment, uint32_t expiry);
+  // An item was published in `segment` now. REQUIRES: the item's shard lock.
+  void NoteWriteTime(uint32_t segment);
   void FinishReservation(const Reservation& r);
   // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
   // returns false when no progress is possible or `deadline` passed. Runs at least one pass of
@@ -200,7 +248,8 @@ class Engine {
   Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
                                 uint64_t cas_unique);
   Outcome Modify(std::string_view key, Rewriter& rewriter);
-  Outcome Concatenate(std::string_view key, std::string_view data, bool append);
+  Outcome Concatenate(std::string_view key, std::string_view data, bool append,
+                      uint64_t cas_unique);
 
   // --- cleaner (cleaner.cc) ---
   void CleanerThread();

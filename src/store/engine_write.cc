@@ -33,6 +33,7 @@ void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
   m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
+  m.write_time.store(static_cast<uint32_t>(Now()), std::memory_order_relaxed);
   m.head = static_cast<uint8_t>(head);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
 }
@@ -182,6 +183,10 @@ Outcome Engine::WriteCondition(SetMode mode, const uint64_t* slot, const mem::It
       if (slot == nullptr) return Outcome::kNotFound;
       return CasOf(index::SlotLocation(*slot), item) == cas_unique ? Outcome::kStored
                                                                    : Outcome::kExists;
+    case SetMode::kCasInvalidate:  // the stale store PrepareInvalidatingCas chose
+      if (slot == nullptr) return Outcome::kNotFound;
+      return cas_unique < CasOf(index::SlotLocation(*slot), item) ? Outcome::kStored
+                                                                  : Outcome::kExists;
     default:
       return Outcome::kStored;
   }
@@ -245,14 +250,47 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
     }
   }
   AccountLive(location, item, +1, c);
+  NoteWriteTime(r.segment);
+  return Outcome::kStored;
+}
+
+void Engine::NoteWriteTime(uint32_t segment) {
+  std::atomic<uint32_t>& t = pool_->meta(segment).write_time;
+  const auto now = static_cast<uint32_t>(Now());
+  if (t.load(std::memory_order_relaxed) != now) t.store(now, std::memory_order_relaxed);
+}
+
+Outcome Engine::PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
+                                       SetMode* mode, mem::ItemMeta* meta) {
+  index::Shard& shard = index_->ShardFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, Now(), &item);
+  if (slot == nullptr) return Outcome::kNotFound;
+  uint64_t cas = CasOf(index::SlotLocation(*slot), item);
+  if (cas == cas_unique) {
+    *mode = SetMode::kCas;
+    return Outcome::kStored;
+  }
+  if (cas_unique > cas) return Outcome::kExists;
+  // Older than the item: stored anyway, stale, with the item's expiry and recache token.
+  *mode = SetMode::kCasInvalidate;
+  meta->expiry = item.meta.expiry == kStoredNever ? 0 : item.meta.expiry;
+  meta->state |= mem::kStateStale | (item.meta.state & mem::kStateWinTokenSent);
   return Outcome::kStored;
 }
 
 Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                      int64_t exptime, uint64_t cas_unique) {
+                      int64_t exptime, uint64_t cas_unique, bool binary_key) {
+  return WriteItem(mode, key, value, flags, exptime, cas_unique,
+                   binary_key ? mem::kStateBinaryKey : 0);
+}
+
+Outcome Engine::WriteItem(SetMode mode, std::string_view key, std::string_view value,
+                          uint32_t flags, int64_t exptime, uint64_t cas_unique, uint8_t state) {
   if (!ValidKey(key)) return Outcome::kNotStored;
   if (mode == SetMode::kAppend || mode == SetMode::kPrepend) {
-    Outcome o = Concatenate(key, value, mode == SetMode::kAppend);
+    Outcome o = Concatenate(key, value, mode == SetMode::kAppend, cas_unique);
     return o == Outcome::kNotFound ? Outcome::kNotStored : o;
   }
   int64_t now = Now();
@@ -261,14 +299,21 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
   index_->PrefetchHome(hash);  // the index miss overlaps reserving and encoding the item
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
-  mem::ItemMeta meta{flags, expiry, 0};
+  mem::ItemMeta meta{flags, expiry, 0, state};
   size_t size = mem::ItemSize(key.size(), value.size(), meta);
   if (size > options_.max_item_size) {
     if (mode == SetMode::kSet) Delete(key, 0);  // memcached drops the stale value too
     return Outcome::kTooLarge;
   }
+  if (mode == SetMode::kCasInvalidate) {
+    Outcome o = PrepareInvalidatingCas(hash, key, cas_unique, &mode, &meta);
+    if (o != Outcome::kStored) return o;
+    expired = expired && mode == SetMode::kCas;  // a stale store keeps the item's expiry
+    expiry = meta.expiry;
+    size = mem::ItemSize(key.size(), value.size(), meta);
+  }
   if (expired) return WriteExpiredOnArrival(mode, hash, key, cas_unique);
-  if (mode != SetMode::kSet) {
+  if (mode != SetMode::kSet && mode != SetMode::kCasInvalidate) {
     Outcome o = PreCheck(mode, hash, key, cas_unique);
     if (o != Outcome::kStored) return o;
   }
@@ -292,30 +337,15 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
 
 // --- read-modify-write: append, prepend, incr, decr, touch ---
 
-// Builds the new version of an item from the current one. Prepare() sees the current item under
-// the shard lock and decides; WriteValue() runs later, with the old item pinned.
-class Engine::Rewriter {
- public:
-  virtual ~Rewriter() = default;
-  // Returns kStored to go on, or the final outcome of the operation.
-  virtual Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) = 0;
-  virtual void WriteValue(char* dst, const mem::ItemView& old) const = 0;
-
-  mem::ItemMeta meta;
-  size_t value_size = 0;
-  Outcome success = Outcome::kStored;
-  // Whether the new version must fit max_item_size. A touch only rewrites the header (memcached
-  // touches in place), so it may grow an item that fits by its expiry and CAS fields, as the
-  // cleaner's moves do.
-  bool size_limited = true;
-};
-
 namespace {
 
+// A new item (memcached allocates one): not fetched, no stale state.
 class ConcatRewriter : public Engine::Rewriter {
  public:
-  ConcatRewriter(std::string_view data, bool append) : data_(data), append_(append) {}
-  Outcome Prepare(const mem::ItemView& old, uint64_t, bool) override {
+  ConcatRewriter(std::string_view data, bool append, uint64_t cas_unique)
+      : data_(data), append_(append), cas_unique_(cas_unique) {}
+  Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool) override {
+    if (cas_unique_ != 0 && old_cas != cas_unique_) return Outcome::kExists;
     meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
     value_size = old.value.size() + data_.size();
     return Outcome::kStored;
@@ -330,6 +360,7 @@ class ConcatRewriter : public Engine::Rewriter {
  private:
   std::string_view data_;
   bool append_;
+  uint64_t cas_unique_;
 };
 
 // memcached's incr/decr (strtoull, then safe_strtoull's check): optional leading whitespace
@@ -350,7 +381,8 @@ bool ParseCounter(std::string_view text, uint64_t* out) {
 
 // The new number replaces the value; a number shorter than the old value is padded with
 // spaces to the old length, as memcached does when it rewrites the value in place, so clients
-// see the same bytes from both.
+// see the same bytes from both. Like memcached's in-place update it keeps the item's "hit
+// before" bit and stale state.
 class ArithmeticRewriter : public Engine::Rewriter {
  public:
   ArithmeticRewriter(bool incr, uint64_t delta, uint64_t cas_unique)
@@ -363,7 +395,7 @@ class ArithmeticRewriter : public Engine::Rewriter {
     auto [ptr, ec] = std::to_chars(text_, text_ + sizeof(text_), result);
     digits_ = static_cast<size_t>(ptr - text_);
     value_size = std::max(digits_, old.value.size());
-    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
+    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0, old.meta.state, old.meta.fetched};
     return Outcome::kStored;
   }
   void WriteValue(char* dst, const mem::ItemView&) const override {
@@ -388,7 +420,8 @@ class TouchRewriter : public Engine::Rewriter {
   }
   Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) override {
     // The CAS value survives a touch; it must be written down only if a client has seen it.
-    meta = mem::ItemMeta{old.meta.flags, expiry_, cas_exposed ? old_cas : 0};
+    // A touch is an access (memcached bumps the item), so the item counts as fetched.
+    meta = mem::ItemMeta{old.meta.flags, expiry_, cas_exposed ? old_cas : 0, old.meta.state, true};
     value_size = old.value.size();
     return Outcome::kStored;
   }
@@ -453,12 +486,18 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
       uint64_t* slot = FindLive(shard, c, hash, key, Now(), &current);
       bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
                       flush_gen_.load(std::memory_order_acquire);
-      if (slot != nullptr && index::SlotLocation(*slot) == old_location && same_gen) {
+      // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
+      // version would be lost: decide again on the current version then.
+      const bool same_meta = slot != nullptr && current.meta.expiry == old.meta.expiry &&
+                             current.meta.state == old.meta.state &&
+                             current.meta.fetched == old.meta.fetched;
+      if (same_meta && index::SlotLocation(*slot) == old_location && same_gen) {
         uint64_t location = Location(r.segment, r.offset);
         AccountLive(old_location, current, -1, c);
         uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
         *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location) | keep_exposed;
         AccountLive(location, mem::DecodeItem(r.data), +1, c);
+        NoteWriteTime(r.segment);
         published = true;
       }
     }
@@ -471,8 +510,9 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
   return Outcome::kOutOfMemory;
 }
 
-Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append) {
-  ConcatRewriter rewriter(data, append);
+Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append,
+                            uint64_t cas_unique) {
+  ConcatRewriter rewriter(data, append, cas_unique);
   return Modify(key, rewriter);
 }
 
@@ -503,7 +543,11 @@ std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expir
     return std::nullopt;
   }
   NoteExpiry(SegmentOf(location), expiry);
-  if (out != nullptr) ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+  if (out != nullptr) {
+    ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+  } else if (!item.meta.fetched) {
+    mem::MarkFetched(const_cast<char*>(ItemAt(location)));  // a touch is an access too
+  }
   return Outcome::kTouched;
 }
 
@@ -529,10 +573,17 @@ Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
     // The common case: the reader gets exactly the version it touched, in one lookup.
     if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas)) return *o;
   }
-  // Expired (a delete), or an item without an expiry field: rewritten, then read.
+  // Expired (a delete), or an item without an expiry field: rewritten, then read. The read
+  // reports whether the item had been read before the touch (which counts as a read).
+  ItemRef before;
+  const bool was_fetched =
+      Read(key, &before, false, /*bump=*/false, nullptr) && before.fetched_before();
+  before.Reset();
   Outcome o = Touch(key, exptime);
   if (o != Outcome::kTouched) return o;
-  return Get(key, out, with_cas) ? Outcome::kTouched : Outcome::kNotFound;
+  if (!Get(key, out, with_cas)) return Outcome::kNotFound;
+  out->fetched_before_ = was_fetched;
+  return Outcome::kTouched;
 }
 
 }  // namespace cinch::store
