@@ -187,16 +187,19 @@ void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
     ThreadCounters::Add(counters_->cmd_get);
     if (touch) ThreadCounters::Add(counters_->cmd_touch);
     bool hit;
+    Miss miss = Miss::kNone;
     if (touch && r.exptime < 0) {
       // memcached returns the item, then lets the negative exptime expire it.
-      hit = store_->Get(key, &ref, ask_cas);
+      hit = store_->Get(key, &ref, ask_cas, &miss);
       if (hit) (void)store_->Touch(key, r.exptime);
     } else {
       hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas) == Outcome::kTouched
-                  : store_->Get(key, &ref, ask_cas);
+                  : store_->Get(key, &ref, ask_cas, &miss);
     }
     if (!hit) {
       ThreadCounters::Add(counters_->get_misses);
+      if (miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
+      if (miss == Miss::kFlushed) ThreadCounters::Add(counters_->get_flushed);
       if (touch) ThreadCounters::Add(counters_->touch_misses);
       continue;
     }
@@ -291,11 +294,11 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
     case Outcome::kNotFound:
       ThreadCounters::Add(incr ? counters_->incr_misses : counters_->decr_misses);
       return Reply(out, proto::reply::kNotFound, r.noreply);
-    case Outcome::kNonNumeric:
-      return out->Append(proto::reply::kNonNumeric);
+    case Outcome::kNonNumeric:  // memcached's noreply hides errors here too
+      return Reply(out, proto::reply::kNonNumeric, r.noreply);
     default:
       ThreadCounters::Add(counters_->store_no_memory);
-      return out->Append(proto::reply::kOutOfMemory);
+      return Reply(out, proto::reply::kOutOfMemory, r.noreply);
   }
 }
 

@@ -11,7 +11,10 @@ Before comparing, replies are normalised:
   * CAS values (the 5th token of "VALUE" lines, meta 'c' return flags) become <cas1>, <cas2>...
     numbered by first appearance within the case, so equal tokens stay equal;
   * the tokens of "STAT" lines and of the "VERSION" line are dropped (tails differ by design);
-  * meta 't' (remaining TTL) values may differ by 1 (a clock tick between the two runs).
+  * in "ME" lines (meta debug), "cls=" and "size=" (memcached's slab class and its own item
+    size) become <...> and "cas=" is numbered like the other CAS values;
+  * time-dependent numbers may differ by 1 (a clock tick between the two runs): meta 't'
+    (remaining TTL) and 'l' (seconds since last access), and "exp=" and "la=" of "ME" lines.
 A mismatching case prints, per step, what was sent and both normalised replies.
 Against `--server /usr/bin/memcached` it compares memcached with itself (a sanity check).
 """
@@ -146,6 +149,8 @@ def scan(reply):
             kind = "STAT"
         elif head == b"VERSION":
             kind = "VERSION"
+        elif head == b"ME":
+            kind = "DEBUG"
         if size is not None:
             end = min(n, i + size + 2)
             line += reply[i:end]
@@ -180,6 +185,8 @@ def normalise(replies):
                 head = VALUE_CAS.sub(cas, head)
             elif kind == "META":
                 head = META_CAS.sub(cas, head)
+            elif kind == "DEBUG":
+                head = DEBUG_CAS.sub(cas, DEBUG_SLAB.sub(rb"\1<...>", head))
             parts.append(head + rest)
         out.append(b"".join(parts))
     return out
@@ -187,17 +194,19 @@ def normalise(replies):
 
 VALUE_CAS = re.compile(rb"^(VALUE \S+ \S+ \S+ )(\d+)(?=\s)")
 META_CAS = re.compile(rb"( c)(\d+)(?=[ \r\n])")
-TTL = re.compile(rb"(?<= )t(\d+)(?=[ \r])")
+DEBUG_CAS = re.compile(rb"( cas=)(\d+)(?=[ \r\n])")
+DEBUG_SLAB = re.compile(rb"( (?:cls|size)=)(\d+)")
+CLOCK = re.compile(rb"(?<= )(t|l|exp=|la=)(-?\d+)(?=[ \r])")
 
 
 def same(a, b):
-    """Equal, allowing meta 't' values to differ by 1 at the same positions."""
+    """Equal, allowing time-dependent numbers to differ by 1 at the same positions."""
     if a == b:
         return True
-    ta, tb = TTL.findall(a), TTL.findall(b)
-    if len(ta) != len(tb) or TTL.sub(b"t?", a) != TTL.sub(b"t?", b):
+    ta, tb = CLOCK.findall(a), CLOCK.findall(b)
+    if len(ta) != len(tb) or CLOCK.sub(rb"\1?", a) != CLOCK.sub(rb"\1?", b):
         return False
-    return all(abs(int(x) - int(y)) <= 1 for x, y in zip(ta, tb))
+    return all(abs(int(x[1]) - int(y[1])) <= 1 for x, y in zip(ta, tb))
 
 
 # ----------------------------------------------------------------------------- reporting
