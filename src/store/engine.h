@@ -224,7 +224,7 @@ class Engine {
   void OpenSegment(uint32_t segment, int head, bool jumbo);
   void NoteExpiry(uint32_t segment, uint32_t expiry);
   // An item was published in `segment` now. REQUIRES: the item's shard lock.
-  void NoteWriteTime(uint32_t segment);
+  void NoteWriteTime(uint32_t segment, int64_t now);
   void FinishReservation(const Reservation& r);
   // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
   // returns false when no progress is possible or `deadline` passed. Runs at least one pass of

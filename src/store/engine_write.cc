@@ -235,7 +235,8 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
     return Outcome::kStored;
   }
   mem::ItemView old;
-  uint64_t* slot = FindLive(shard, c, hash, key, Now(), &old);
+  const int64_t now = Now();
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
   if (Outcome o = WriteCondition(mode, slot, old, cas_unique); o != Outcome::kStored) return o;
   uint64_t location = Location(r.segment, r.offset);
   mem::ItemView item = mem::DecodeItem(r.data);
@@ -250,14 +251,14 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
     }
   }
   AccountLive(location, item, +1, c);
-  NoteWriteTime(r.segment);
+  NoteWriteTime(r.segment, now);
   return Outcome::kStored;
 }
 
-void Engine::NoteWriteTime(uint32_t segment) {
+void Engine::NoteWriteTime(uint32_t segment, int64_t now) {
   std::atomic<uint32_t>& t = pool_->meta(segment).write_time;
-  const auto now = static_cast<uint32_t>(Now());
-  if (t.load(std::memory_order_relaxed) != now) t.store(now, std::memory_order_relaxed);
+  const auto seconds = static_cast<uint32_t>(now);
+  if (t.load(std::memory_order_relaxed) != seconds) t.store(seconds, std::memory_order_relaxed);
 }
 
 Outcome Engine::PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
@@ -497,7 +498,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
         uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
         *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location) | keep_exposed;
         AccountLive(location, mem::DecodeItem(r.data), +1, c);
-        NoteWriteTime(r.segment);
+        NoteWriteTime(r.segment, now);
         published = true;
       }
     }

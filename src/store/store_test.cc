@@ -1305,8 +1305,12 @@ TEST_F(StoreTest, FetchedBeforeSurvivesRelocationByTheCleaner) {
       continue;
     }
     ItemRef ref;
-    if (i % 8 == 0) ASSERT_TRUE(store_->Get(keys[i], &ref));
-    if (i % 16 == 0) ASSERT_EQ(store_->Invalidate(keys[i], 0, false, 0), Outcome::kStored);
+    if (i % 8 == 0) {
+      ASSERT_TRUE(store_->Get(keys[i], &ref));
+    }
+    if (i % 16 == 0) {
+      ASSERT_EQ(store_->Invalidate(keys[i], 0, false, 0), Outcome::kStored);
+    }
   }
   const StoreStats before = store_->GetStats();
   store_->RunCleanerOnce();
