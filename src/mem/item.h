@@ -1,13 +1,13 @@
 // Item: the byte layout of one key-value object inside a segment.
 //
 // Items are packed back to back, byte aligned, with no per-item padding. The header is 2 bytes
-// in the common case (no flags, no expiry, value < 64 B, CAS implied by the item's location)
-// and grows only by the fields an item actually has:
+// in the common case (no flags, no expiry, value < 128 B, key < 128 B, CAS implied by the item's
+// location) and grows only by the fields an item actually has:
 //
 //   compact form (info bit 7 = 1):
-//     +---+---+--------------+--------+------------+--------------+
-//     | 1 | H | vlen (6 bit) |  klen  | key bytes  | value bytes  |
-//     +---+---+--------------+--------+------------+--------------+
+//     +---+--------------+---+--------------+------------+--------------+
+//     | 1 | vlen (7 bit) | H | klen (7 bit) | key bytes  | value bytes  |
+//     +---+--------------+---+--------------+------------+--------------+
 //
 //   extended form (info bit 7 = 0):
 //     +-----------------------------+------+-------------+---------+----------+-------+---------+-----+-------+
@@ -16,7 +16,8 @@
 //       flags: u32, expiry: u32 absolute Unix seconds, cas: u64 (all little endian, unaligned),
 //       state: u8 (kStateStale, kStateWinTokenSent, kStateBinaryKey)
 //
-//   H: the item has been read ("hit before", memcached's ITEM_FETCHED), in both forms.
+//   H: the item has been read ("hit before", memcached's ITEM_FETCHED): the top bit of the
+//      klen byte in the compact form, bit 6 of the info byte in the extended form.
 //   S: a state byte is present: the item is stale, its recache token was handed out, or its
 //      key was stored as binary (the rare items of meta commands' I, N, R and b flags).
 //
@@ -25,9 +26,10 @@
 //
 // Mutability: items are immutable once published except for three things, each changed in place
 // under the key's index shard lock: the H bit (MarkFetched), the expiry field (SetExpiryInPlace)
-// and the state byte (SetStateInPlace). The info byte is also read without that lock (the
-// cleaner decodes the layout of items it walks), so it is always accessed atomically (relaxed):
-// H never changes the layout, so a reader without the lock sees the right layout either way.
+// and the state byte (SetStateInPlace). The first two bytes are also read without that lock
+// (the cleaner decodes the layout of items it walks), so they are always accessed atomically
+// (relaxed): H never changes the layout, so a reader without the lock sees the right layout
+// either way.
 //
 // Thread safety: these functions are pure apart from the in-place setters described above.
 #pragma once
@@ -66,19 +68,22 @@ struct ItemView {
 
 namespace item_internal {
 constexpr uint8_t kCompactBit = 0x80;
-constexpr uint8_t kFetchedBit = 0x40;
+constexpr uint8_t kCompactFetchedBit = 0x80;  // in the klen byte
+constexpr uint8_t kCompactMask = 0x7F;
+constexpr uint8_t kFetchedBit = 0x40;  // in the info byte of the extended form
 constexpr uint8_t kHasState = 0x20;
 constexpr uint8_t kHasCas = 0x10;
 constexpr uint8_t kHasExpiry = 0x08;
 constexpr uint8_t kHasFlags = 0x04;
-constexpr uint8_t kCompactVlenMask = 0x3F;
-constexpr size_t kMaxCompactValue = 63;
+constexpr size_t kMaxCompactValue = 127;
+constexpr size_t kMaxCompactKey = 127;
 
 inline size_t VlenBytes(size_t vlen) {
   return vlen < (1u << 8) ? 1 : vlen < (1u << 16) ? 2 : vlen < (1u << 24) ? 3 : 4;
 }
-inline bool IsCompact(size_t vlen, const ItemMeta& m) {
-  return vlen <= kMaxCompactValue && m.flags == 0 && m.expiry == 0 && m.cas == 0 && m.state == 0;
+inline bool IsCompact(size_t klen, size_t vlen, const ItemMeta& m) {
+  return vlen <= kMaxCompactValue && klen <= kMaxCompactKey && m.flags == 0 && m.expiry == 0 &&
+         m.cas == 0 && m.state == 0;
 }
 inline void PutLe(char* dst, uint64_t v, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = static_cast<char>(v >> (8 * i));
@@ -88,12 +93,12 @@ inline uint64_t GetLe(const char* src, size_t n) {
   for (size_t i = 0; i < n; ++i) v |= uint64_t{static_cast<uint8_t>(src[i])} << (8 * i);
   return v;
 }
-// The info byte, which MarkFetched may change under a reader that holds no lock.
-inline uint8_t LoadInfo(const char* p) {
+// The first two header bytes, which MarkFetched may change under a reader that holds no lock.
+inline uint8_t LoadByte(const char* p) {
   return __atomic_load_n(reinterpret_cast<const uint8_t*>(p), __ATOMIC_RELAXED);
 }
-inline void StoreInfo(char* p, uint8_t info) {
-  __atomic_store_n(reinterpret_cast<uint8_t*>(p), info, __ATOMIC_RELAXED);
+inline void StoreByte(char* p, uint8_t v) {
+  __atomic_store_n(reinterpret_cast<uint8_t*>(p), v, __ATOMIC_RELAXED);
 }
 // Offset of the state byte of an extended item whose info byte is `info`.
 inline size_t StateOffset(uint8_t info) {
@@ -102,37 +107,36 @@ inline size_t StateOffset(uint8_t info) {
 }
 }  // namespace item_internal
 
-inline size_t ItemHeaderSize(size_t vlen, const ItemMeta& m) {
+inline size_t ItemHeaderSize(size_t klen, size_t vlen, const ItemMeta& m) {
   using namespace item_internal;
-  if (IsCompact(vlen, m)) return 2;
+  if (IsCompact(klen, vlen, m)) return 2;
   return 2 + VlenBytes(vlen) + (m.flags ? 4 : 0) + (m.expiry ? 4 : 0) + (m.cas ? 8 : 0) +
          (m.state ? 1 : 0);
 }
 
 inline size_t ItemSize(size_t klen, size_t vlen, const ItemMeta& m) {
-  return ItemHeaderSize(vlen, m) + klen + vlen;
+  return ItemHeaderSize(klen, vlen, m) + klen + vlen;
 }
 
 // Writes the header for an item of `klen`/`vlen` at dst and returns its size; the caller copies
 // the key and then the value right after it.
-// REQUIRES: 1 <= klen <= 255, vlen < 2^32, dst has ItemHeaderSize(vlen, m) bytes.
+// REQUIRES: 1 <= klen <= 255, vlen < 2^32, dst has ItemHeaderSize(klen, vlen, m) bytes.
 inline size_t EncodeItemHeader(char* dst, size_t klen, size_t vlen, const ItemMeta& m) {
   using namespace item_internal;
   CINCH_DCHECK(klen >= 1 && klen <= 255);
-  const uint8_t fetched = m.fetched ? kFetchedBit : 0;
-  if (IsCompact(vlen, m)) {
-    StoreInfo(dst, static_cast<uint8_t>(kCompactBit | fetched | vlen));
-    dst[1] = static_cast<char>(klen);
+  if (IsCompact(klen, vlen, m)) {
+    StoreByte(dst, static_cast<uint8_t>(kCompactBit | vlen));
+    StoreByte(dst + 1, static_cast<uint8_t>((m.fetched ? kCompactFetchedBit : 0) | klen));
     return 2;
   }
   size_t vbytes = VlenBytes(vlen);
-  uint8_t info = fetched | static_cast<uint8_t>(vbytes - 1);
+  uint8_t info = (m.fetched ? kFetchedBit : 0) | static_cast<uint8_t>(vbytes - 1);
   if (m.flags) info |= kHasFlags;
   if (m.expiry) info |= kHasExpiry;
   if (m.cas) info |= kHasCas;
   if (m.state) info |= kHasState;
-  StoreInfo(dst, info);
-  dst[1] = static_cast<char>(klen);
+  StoreByte(dst, info);
+  StoreByte(dst + 1, static_cast<uint8_t>(klen));
   size_t pos = 2;
   PutLe(dst + pos, vlen, vbytes);
   pos += vbytes;
@@ -158,16 +162,19 @@ inline size_t EncodeItem(char* dst, std::string_view key, std::string_view value
 // (key, value, sizes).
 inline ItemView DecodeItem(const char* p, bool read_meta = true) {
   using namespace item_internal;
-  uint8_t info = LoadInfo(p);
+  uint8_t info = LoadByte(p);
+  uint8_t klen_byte = LoadByte(p + 1);
   ItemView v;
-  size_t klen = static_cast<uint8_t>(p[1]);
-  CINCH_CHECK(klen != 0);
+  size_t klen;
   size_t vlen;
   size_t pos = 2;
-  if (read_meta) v.meta.fetched = (info & kFetchedBit) != 0;
   if (info & kCompactBit) {
-    vlen = info & kCompactVlenMask;
+    vlen = info & kCompactMask;
+    klen = klen_byte & kCompactMask;
+    if (read_meta) v.meta.fetched = (klen_byte & kCompactFetchedBit) != 0;
   } else {
+    klen = klen_byte;
+    if (read_meta) v.meta.fetched = (info & kFetchedBit) != 0;
     size_t vbytes = (info & 3) + 1;
     vlen = GetLe(p + pos, vbytes);
     pos += vbytes;
@@ -188,6 +195,7 @@ inline ItemView DecodeItem(const char* p, bool read_meta = true) {
       pos += 1;
     }
   }
+  CINCH_CHECK(klen != 0);
   v.header_size = pos;
   v.key = std::string_view(p + pos, klen);
   v.value = std::string_view(p + pos + klen, vlen);
@@ -199,9 +207,12 @@ inline ItemView DecodeItem(const char* p, bool read_meta = true) {
 // REQUIRES: the index shard lock of the item's key held.
 inline bool MarkFetched(char* p) {
   using namespace item_internal;
-  uint8_t info = LoadInfo(p);
-  if (info & kFetchedBit) return true;
-  StoreInfo(p, info | kFetchedBit);
+  const bool compact = (LoadByte(p) & kCompactBit) != 0;
+  char* at = compact ? p + 1 : p;
+  const uint8_t bit = compact ? kCompactFetchedBit : kFetchedBit;
+  const uint8_t byte = LoadByte(at);
+  if (byte & bit) return true;
+  StoreByte(at, byte | bit);
   return false;
 }
 
@@ -209,7 +220,7 @@ inline bool MarkFetched(char* p) {
 // it has none. REQUIRES: the index shard lock of the item's key held; expiry != 0.
 inline bool SetExpiryInPlace(char* p, uint32_t expiry) {
   using namespace item_internal;
-  uint8_t info = LoadInfo(p);
+  uint8_t info = LoadByte(p);
   if ((info & kCompactBit) || !(info & kHasExpiry)) return false;
   size_t pos = 2 + (info & 3) + 1 + ((info & kHasFlags) ? 4 : 0);
   PutLe(p + pos, expiry, 4);
@@ -220,7 +231,7 @@ inline bool SetExpiryInPlace(char* p, uint32_t expiry) {
 // none. REQUIRES: the index shard lock of the item's key held; state != 0.
 inline bool SetStateInPlace(char* p, uint8_t state) {
   using namespace item_internal;
-  uint8_t info = LoadInfo(p);
+  uint8_t info = LoadByte(p);
   if ((info & kCompactBit) || !(info & kHasState)) return false;
   p[StateOffset(info)] = static_cast<char>(state);
   return true;

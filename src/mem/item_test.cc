@@ -40,7 +40,7 @@ void ExpectRoundTrip(const std::string& key, const std::string& value, const Ite
   SCOPED_TRACE("klen=" + std::to_string(key.size()) + " vlen=" + std::to_string(value.size()) +
                " flags=" + std::to_string(meta.flags) + " expiry=" + std::to_string(meta.expiry) +
                " cas=" + std::to_string(meta.cas));
-  EXPECT_EQ(ItemHeaderSize(value.size(), meta), expected_header);
+  EXPECT_EQ(ItemHeaderSize(key.size(), value.size(), meta), expected_header);
   size_t size = ItemSize(key.size(), value.size(), meta);
   EXPECT_EQ(size, expected_header + key.size() + value.size());
 
@@ -71,28 +71,39 @@ void ExpectRoundTrip(const std::string& key, const std::string& value, const Ite
 
 TEST(ItemTest, CompactFormForSmallPlainItems) {
   std::string key = "user:1";
-  for (size_t vlen = 0; vlen <= 63; ++vlen) {
+  for (size_t vlen = 0; vlen <= 127; ++vlen) {
     std::string value = PatternValue(vlen);
     ExpectRoundTrip(key, value, ItemMeta{}, 2);
     ExpectRoundTrip(key, value, ItemMeta{.fetched = true}, 2);
-    char buf[2 + 6 + 63];
+    char buf[2 + 6 + 127];
     EncodeItem(buf, key, value, ItemMeta{});
-    // Layout: 1 | H | vlen (6 bits), then klen.
+    // Layout: 1 | vlen (7 bits), then H | klen (7 bits).
     EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x80 | vlen);
     EXPECT_EQ(static_cast<uint8_t>(buf[1]), key.size());
     EncodeItem(buf, key, value, ItemMeta{.fetched = true});
-    EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0xC0 | vlen);
+    EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x80 | vlen);
+    EXPECT_EQ(static_cast<uint8_t>(buf[1]), 0x80 | key.size());
   }
 }
 
-TEST(ItemTest, PlainValueOf64BytesIsExtended) {
-  std::string value = PatternValue(64);
+TEST(ItemTest, PlainValueOf128BytesIsExtended) {
+  std::string value = PatternValue(128);
   ExpectRoundTrip("k", value, ItemMeta{}, 3);
-  char buf[3 + 1 + 64];
+  char buf[3 + 1 + 128];
   EncodeItem(buf, "k", value, ItemMeta{});
   EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x00);  // no fields, not fetched, 1 vlen byte
   EXPECT_EQ(static_cast<uint8_t>(buf[1]), 1);
-  EXPECT_EQ(static_cast<uint8_t>(buf[2]), 64);
+  EXPECT_EQ(static_cast<uint8_t>(buf[2]), 128);
+  EncodeItem(buf, "k", value, ItemMeta{.fetched = true});
+  EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x40);
+  EXPECT_EQ(static_cast<uint8_t>(buf[1]), 1);
+}
+
+TEST(ItemTest, KeyOf128BytesIsExtended) {
+  const std::string key(128, 'k');
+  ExpectRoundTrip(key, "v", ItemMeta{}, 3);
+  ExpectRoundTrip(key, "v", ItemMeta{.fetched = true}, 3);
+  ExpectRoundTrip(std::string(127, 'k'), "v", ItemMeta{.fetched = true}, 2);
 }
 
 TEST(ItemTest, StateByteComesLastAndForcesTheExtendedForm) {
@@ -111,25 +122,27 @@ TEST(ItemTest, StateByteComesLastAndForcesTheExtendedForm) {
 }
 
 TEST(ItemTest, InPlaceChangesKeepTheLayout) {
-  for (const ItemMeta& meta : {ItemMeta{}, ItemMeta{.flags = 3}, ItemMeta{.expiry = 100},
-                               ItemMeta{.expiry = 100, .state = kStateStale},
-                               ItemMeta{.cas = 9, .state = kStateBinaryKey}}) {
-    std::string value = PatternValue(200);
-    std::vector<char> buf(ItemSize(3, value.size(), meta));
-    EncodeItem(buf.data(), "abc", value, meta);
-    EXPECT_FALSE(MarkFetched(buf.data()));
-    EXPECT_TRUE(MarkFetched(buf.data()));
-    EXPECT_EQ(SetExpiryInPlace(buf.data(), 555), meta.expiry != 0);
-    EXPECT_EQ(SetStateInPlace(buf.data(), kStateStale | kStateWinTokenSent), meta.state != 0);
-    ItemView v = DecodeItem(buf.data());
-    EXPECT_TRUE(v.meta.fetched);
-    EXPECT_EQ(v.meta.expiry, meta.expiry != 0 ? 555u : 0u);
-    EXPECT_EQ(v.meta.state, meta.state != 0 ? kStateStale | kStateWinTokenSent : 0);
-    EXPECT_EQ(v.meta.flags, meta.flags);
-    EXPECT_EQ(v.meta.cas, meta.cas);
-    EXPECT_EQ(v.key, "abc");
-    EXPECT_TRUE(v.value == value);
-    EXPECT_EQ(v.size, buf.size());
+  for (size_t vlen : {size_t{20}, size_t{200}}) {  // compact (H in the klen byte), extended
+    for (const ItemMeta& meta : {ItemMeta{}, ItemMeta{.flags = 3}, ItemMeta{.expiry = 100},
+                                 ItemMeta{.expiry = 100, .state = kStateStale},
+                                 ItemMeta{.cas = 9, .state = kStateBinaryKey}}) {
+      std::string value = PatternValue(vlen);
+      std::vector<char> buf(ItemSize(3, value.size(), meta));
+      EncodeItem(buf.data(), "abc", value, meta);
+      EXPECT_FALSE(MarkFetched(buf.data()));
+      EXPECT_TRUE(MarkFetched(buf.data()));
+      EXPECT_EQ(SetExpiryInPlace(buf.data(), 555), meta.expiry != 0);
+      EXPECT_EQ(SetStateInPlace(buf.data(), kStateStale | kStateWinTokenSent), meta.state != 0);
+      ItemView v = DecodeItem(buf.data());
+      EXPECT_TRUE(v.meta.fetched);
+      EXPECT_EQ(v.meta.expiry, meta.expiry != 0 ? 555u : 0u);
+      EXPECT_EQ(v.meta.state, meta.state != 0 ? kStateStale | kStateWinTokenSent : 0);
+      EXPECT_EQ(v.meta.flags, meta.flags);
+      EXPECT_EQ(v.meta.cas, meta.cas);
+      EXPECT_EQ(v.key, "abc");
+      EXPECT_TRUE(v.value == value);
+      EXPECT_EQ(v.size, buf.size());
+    }
   }
 }
 
@@ -151,7 +164,7 @@ TEST(ItemTest, ExtendedFormEveryFieldCombinationAndLengthBoundary) {
     if (fields & 2) meta.expiry = 1'800'000'000;
     if (fields & 4) meta.cas = 0x0123456789ABCDEFull;
     for (size_t vlen : kLengths) {
-      if (fields == 0 && vlen <= 63) continue;  // compact; covered above
+      if (fields == 0 && vlen <= 127) continue;  // compact; covered above
       size_t header = 2 + ExpectedVlenBytes(vlen) + (meta.flags ? 4 : 0) + (meta.expiry ? 4 : 0) +
                       (meta.cas ? 8 : 0);
       std::string value = big.substr(0, vlen);
@@ -197,14 +210,15 @@ TEST(ItemTest, ExtremeMetaValues) {
 TEST(ItemTest, KeyLengthsAndBinaryBytes) {
   for (size_t klen : {size_t{1}, size_t{2}, size_t{127}, size_t{128}, size_t{250}, size_t{255}}) {
     std::string key = BinaryKey(klen);
-    ExpectRoundTrip(key, "", ItemMeta{}, 2);
-    ExpectRoundTrip(key, PatternValue(63), ItemMeta{}, 2);
-    ExpectRoundTrip(key, PatternValue(64), ItemMeta{}, 3);
+    const size_t plain = klen <= 127 ? 2 : 3;  // a key over 127 bytes takes the extended form
+    ExpectRoundTrip(key, "", ItemMeta{}, plain);
+    ExpectRoundTrip(key, PatternValue(127), ItemMeta{}, plain);
     ExpectRoundTrip(key, PatternValue(1000), ItemMeta{.flags = 3, .cas = 99}, 2 + 2 + 4 + 8);
   }
   // Keys and values made only of bytes that look like header bits.
   ExpectRoundTrip(std::string(1, '\0'), std::string(5, '\0'), ItemMeta{}, 2);
   ExpectRoundTrip(std::string(250, '\xFF'), std::string(200, '\x80'), ItemMeta{}, 3);
+  ExpectRoundTrip(std::string(100, '\xFF'), std::string(100, '\xFF'), ItemMeta{}, 2);
 }
 
 TEST(ItemTest, ItemsPackedBackToBackDecodeInSequence) {
@@ -264,7 +278,7 @@ TEST(ItemTest, DecodeWorksAtUnalignedAddresses) {
 
 TEST(ItemDeathTest, DecodeRejectsAZeroKeyLength) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  const char compact[] = {static_cast<char>(0x81), 0x00, 'v'};
+  const char compact[] = {static_cast<char>(0x81), static_cast<char>(0x80), 'v'};
   const char extended[] = {0x00, 0x00, 0x01, 'v'};
   EXPECT_DEATH(DecodeItem(compact), "CINCH_CHECK");
   EXPECT_DEATH(DecodeItem(extended), "CINCH_CHECK");

@@ -306,7 +306,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   mem::ItemMeta meta = item.meta;
   bool exposed = index::SlotCasExposed(*slot);
   meta.cas = exposed ? CasOf(location, item) : 0;  // a CAS nobody has seen may change
-  size_t header = mem::ItemHeaderSize(item.value.size(), meta);
+  size_t header = mem::ItemHeaderSize(item.key.size(), item.value.size(), meta);
   size_t size = header + item.key.size() + item.value.size();
   Reservation r;
   bool jumbo = size > jumbo_threshold_;

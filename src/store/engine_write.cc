@@ -459,7 +459,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
       pool_->meta(SegmentOf(old_location)).pins.fetch_add(1, std::memory_order_acq_rel);
     }
     std::atomic<uint32_t>& old_pins = pool_->meta(SegmentOf(old_location)).pins;
-    size_t header = mem::ItemHeaderSize(rewriter.value_size, rewriter.meta);
+    size_t header = mem::ItemHeaderSize(key.size(), rewriter.value_size, rewriter.meta);
     size_t size = header + key.size() + rewriter.value_size;
     if (rewriter.size_limited && size > options_.max_item_size) {
       old_pins.fetch_sub(1, std::memory_order_release);

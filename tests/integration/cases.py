@@ -317,6 +317,11 @@ CASES = [
     ("mg_too_many_flags", [SET_A, b"mg {k}a " + b" ".join(b"O%d" % i for i in range(17)) +
                            b"\r\n", b"mg {k}a b c f h k l q s t u v O1 P1 L1 N1 R1\r\n",
                            b"mg {k}a c f h k l s t u v O1 P1 L1 N1 R1 T1 q\r\n"]),
+    ("mg_base64_on_text_key", [b"set {k}plain 0 0 1\r\nx\r\n", b"mg {b64:plain} b k v\r\n",
+                               b"me {b64:plain} b\r\n", b"mg {k}plain k v\r\n"]),
+    ("meta_pipeline_quiet", [SET_A, b"mg {k}a q v O1\r\nmg {k}n1 q v O2\r\nmg {k}a q k O3\r\n"
+                             b"ms {k}b 1 q O4\r\nx\r\nmd {k}n2 q O5\r\nma {k}n3 q O6\r\n"
+                             b"md {k}b q O7\r\nmn\r\n"]),
     # md
     ("md_matrix", [SET_A, b"md {k}a q k O1\r\n", b"md {k}a q k O2\r\n", b"md {k}a k O3\r\n",
                    SET_A, b"md {k}a C999 q\r\n", b"md {k}a T30\r\n", b"mg {k}a\r\n"]),
@@ -366,6 +371,12 @@ CASES = [
                         b"ms {k}a 1 M\r\nx\r\n", b"ms {k}a 1 MAB\r\nx\r\n",
                         b"ms {k}a 1 O" + b"1" * 40 + b"\r\nx\r\n", b"ms {k}a 1 Tx Cy\r\nx\r\n",
                         b"ms {k}a 1 I\r\nx\r\n", b"mg {k}a v\r\n"]),
+    ("ms_bad_base64_swallows", [b"ms !!! 2 b\r\nhi\r\n", b"ms {k}a 2 b\r\nhi\r\n",
+                                b"mg {k}a v\r\n"]),
+    ("ms_invalidate_modes", [b"ms {k}a 1 c\r\nx\r\n", b"ms {k}a 1 MS C1 I\r\ny\r\n",
+                             b"mg {k}a v\r\n", b"ms {k}a 1 MR C1 I T9\r\nz\r\n",
+                             b"mg {k}a v t\r\n", b"ms {k}a 1 ME C1 I\r\nw\r\n",
+                             b"ms {k}a 1 MA C1 I\r\nw\r\n", b"mg {k}a v\r\n"]),
     ("ms_quiet_errors_shown", [b"ms {k}a 1 q\r\nx\r\n", b"ms {k}a 1 q ME\r\ny\r\n",
                                b"ms {k}a 1 q C1\r\ny\r\n", b"ms {k}nope 1 q C1\r\ny\r\n",
                                b"ms {k}nope 1 q MR\r\ny\r\n", b"ms {k}nope 1 q MA\r\ny\r\n",
@@ -383,6 +394,10 @@ CASES = [
                         b"ma {k}n h l u f s b\r\n"]),
     ("ma_quiet_errors_shown", [SET_A, b"ma {k}a q\r\n", b"ms {k}n 1 c\r\n5\r\n",
                                b"ma {k}n C1 q\r\n", b"ma {k}n C{cas} q\r\n", b"mg {k}n v\r\n"]),
+    ("ma_vivify_quiet_and_opaque", [b"ma {k}n N0 q O1\r\n", b"ma {k}n q O2 v\r\n",
+                                    b"ma {k}x q O3 k\r\n", b"mg {k}n v\r\n",
+                                    b"set {k}w 0 0 3\r\n100\r\n", b"ma {k}w MD v c\r\n",
+                                    b"mg {k}w v s\r\n"]),
     ("ma_on_stale", [SET_NUM, b"md {k}n I\r\n", b"ma {k}n v\r\n", b"mg {k}n v\r\n"]),
     # mn, me
     ("mn_matrix", [b"mn q\r\n", b"mn O1 k\r\n", b"mn\r\nmn\r\n"]),
