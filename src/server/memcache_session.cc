@@ -250,8 +250,12 @@ void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_set);
   SetMode mode = ModeOf(r.command);
   if (mode == SetMode::kCas && !context_->options->cas_enabled) {
-    // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS.
-    return Reply(out, proto::reply::kExists, r.noreply);
+    // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS, or
+    // NOT_FOUND when there is no item.
+    ItemRef ref;
+    const bool exists = store_->Peek(r.key, &ref);
+    ThreadCounters::Add(exists ? counters_->cas_badval : counters_->cas_misses);
+    return Reply(out, exists ? proto::reply::kExists : proto::reply::kNotFound, r.noreply);
   }
   Outcome o = store_->Write(mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
   if (mode == SetMode::kCas) {

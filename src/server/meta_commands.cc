@@ -290,7 +290,17 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
     }
     if (mode != SetMode::kAdd) compare = a.compare_cas;
   }
-  Outcome o = store_->Write(mode, a.key, r.data, a.client_flags, a.ttl, compare, a.base64);
+  Outcome o;
+  const bool cas_store = mode == SetMode::kCas || mode == SetMode::kCasInvalidate;
+  if (!context_->options->cas_enabled && cas_store) {
+    // Without CAS (-C) memcached drops the value of C: a CAS store compares nothing and is
+    // refused (EX, or NF on a missing key); append and prepend ignore it.
+    ItemRef ref;
+    o = store_->Peek(a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
+  } else {
+    if (!context_->options->cas_enabled) compare = 0;
+    o = store_->Write(mode, a.key, r.data, a.client_flags, a.ttl, compare, a.base64);
+  }
   switch (o) {
     case Outcome::kStored:
     case Outcome::kNotStored:
