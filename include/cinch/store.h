@@ -177,7 +177,9 @@ class Store {
   bool Fetch(std::string_view key, const FetchOptions& options, ItemRef* out, FetchResult* result);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
   // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
-  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false);
+  // `miss`, if given, says why it found nothing (kNotFound).
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false,
+                      Miss* miss = nullptr);
 
   // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged. An item stored
   // with an exptime is touched in place; one stored without must be rewritten, which needs

@@ -193,7 +193,7 @@ void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
       hit = store_->Get(key, &ref, ask_cas, &miss);
       if (hit) (void)store_->Touch(key, r.exptime);
     } else {
-      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas) == Outcome::kTouched
+      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas, &miss) == Outcome::kTouched
                   : store_->Get(key, &ref, ask_cas, &miss);
     }
     if (!hit) {

@@ -83,7 +83,8 @@ class Engine {
   Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
   Outcome Touch(std::string_view key, int64_t exptime);
   // Touch and Get of the same version in one lookup when the item can be touched in place.
-  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas);
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
+                      Miss* miss = nullptr);
   Outcome Delete(std::string_view key, uint64_t cas_unique);
   Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
                      uint64_t cas_unique);
@@ -149,7 +150,7 @@ class Engine {
   }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
   std::optional<Outcome> TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
-                                      ItemRef* out, bool with_cas);
+                                      ItemRef* out, bool with_cas, Miss* miss = nullptr);
   // A read hit on `slot`: counts it, fills *out and, with `bump`, records the access (the
   // eviction frequency and the item's "hit before" bit). REQUIRES: shard lock.
   void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,

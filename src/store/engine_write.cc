@@ -530,13 +530,13 @@ Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint
 // With `out`, the touched version is also read (a hit) under the same shard lock. Returns
 // kTouched or kNotFound, or nothing when the item has no expiry field and must be rewritten.
 std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
-                                            ItemRef* out, bool with_cas) {
+                                            ItemRef* out, bool with_cas, Miss* miss) {
   uint64_t hash = HashKey(key);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item, miss);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t location = index::SlotLocation(*slot);
   if (!mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
@@ -564,7 +564,8 @@ Outcome Engine::Touch(std::string_view key, int64_t exptime) {
   return Modify(key, rewriter);
 }
 
-Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
+Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
+                            Miss* miss) {
   out->Reset();
   int64_t now = Now();
   MaybeFlushDue(now);
@@ -572,13 +573,13 @@ Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (!expired && ValidKey(key)) {
     // The common case: the reader gets exactly the version it touched, in one lookup.
-    if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas)) return *o;
+    if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas, miss)) return *o;
   }
   // Expired (a delete), or an item without an expiry field: rewritten, then read. The read
   // reports whether the item had been read before the touch (which counts as a read).
   ItemRef before;
   const bool was_fetched =
-      Read(key, &before, false, /*bump=*/false, nullptr) && before.fetched_before();
+      Read(key, &before, false, /*bump=*/false, miss) && before.fetched_before();
   before.Reset();
   Outcome o = Touch(key, exptime);
   if (o != Outcome::kTouched) return o;

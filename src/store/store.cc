@@ -87,8 +87,9 @@ bool Store::Fetch(std::string_view key, const FetchOptions& options, ItemRef* ou
   return engine_->Fetch(key, options, out, result);
 }
 
-Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
-  return engine_->GetAndTouch(key, exptime, out, with_cas);
+Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
+                           Miss* miss) {
+  return engine_->GetAndTouch(key, exptime, out, with_cas, miss);
 }
 
 Outcome Store::Touch(std::string_view key, int64_t exptime) { return engine_->Touch(key, exptime); }

@@ -1350,6 +1350,12 @@ TEST_F(StoreTest, GetReportsWhyItMissed) {
   EXPECT_EQ(miss, Miss::kExpired);
   EXPECT_FALSE(store_->Get("k", &ref, false, &miss));
   EXPECT_EQ(miss, Miss::kAbsent) << "the expired item was removed by the first read";
+  for (int64_t ttl : {0, 10}) {  // a gat to never and to 10 s
+    ASSERT_EQ(store_->Set("g", "v", 0, 5), Outcome::kStored);
+    clock_.Advance(5);
+    EXPECT_EQ(store_->GetAndTouch("g", ttl, &ref, false, &miss), Outcome::kNotFound);
+    EXPECT_EQ(miss, Miss::kExpired) << ttl;
+  }
   // kFlushed is reported only for an item a flush_all invalidated and has not removed yet;
   // FlushAll removes them at once, so no single-threaded read can meet one.
 }

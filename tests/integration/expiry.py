@@ -146,6 +146,12 @@ def meta_state(s):
     s.miss(b"e:gx", "ttl 5 after 6 s, read again (removed by now)")
     s.c.equal(int(s.conn.stats()["get_expired"]) - before, 1,
               "get_expired counts the one read that met the expired item")
+    s.line(b"set e:gx 0 5 1\r\nx\r\n", b"STORED\r\n", "set ttl 5")
+    s.line(b"set e:mx 0 5 1\r\nx\r\n", b"STORED\r\n", "set ttl 5")
+    s.advance(6)
+    s.line(b"gat 10 e:gx\r\n", b"END\r\n", "gat of an expired item")
+    s.line(b"mg e:mx v\r\n", b"EN\r\n", "mg of an expired item")
+    s.c.equal(int(s.conn.stats()["get_expired"]) - before, 3, "gat and mg count get_expired too")
 
     s.line(b"set e:la 0 0 1\r\nx\r\n", b"STORED\r\n", "set")
     s.advance(30)
