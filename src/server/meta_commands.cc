@@ -345,8 +345,15 @@ void MemcacheSession::MetaDelete(const proto::Request& r, net::Output* out) {
   MetaArgs a;
   if (!DecodeArgs(r, &a)) return out->Append(proto::reply::kMetaBadBase64Key);
   const uint64_t compare = a.has_compare ? a.compare_cas : 0;
-  Outcome o = a.invalidate ? store_->Invalidate(a.key, compare, a.has_ttl, a.ttl)
-                           : store_->Delete(a.key, compare);
+  Outcome o;
+  if (a.has_compare && compare == 0 && context_->options->cas_enabled) {
+    // No item has the CAS value 0, so C0 never matches (memcached compares it like any other).
+    ItemRef ref;
+    o = store_->Peek(a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
+  } else {
+    o = a.invalidate ? store_->Invalidate(a.key, compare, a.has_ttl, a.ttl)
+                     : store_->Delete(a.key, compare);
+  }
   if (o == Outcome::kOutOfMemory) return out->Append(proto::reply::kOutOfMemory);
   const bool done = o == Outcome::kDeleted || o == Outcome::kStored;
   if (o == Outcome::kDeleted) ThreadCounters::Add(counters_->delete_hits);

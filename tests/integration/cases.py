@@ -337,6 +337,19 @@ CASES = [
                                 b"ms {k}a 1 C{cas}\r\nz\r\n", b"mg {k}a v\r\n"]),
     ("md_base64", [b"ms {b64:d} 1 b\r\nx\r\n", b"md {b64:d} b k O1\r\n", b"md {b64:d} b k\r\n",
                    b"md {k}!! b\r\n"]),
+    ("meta_cas_zero", [SET_A, b"md {k}a C0\r\n", b"md {k}a I C0\r\n", b"ms {k}a 1 C0\r\ny\r\n",
+                       b"ms {k}a 1 MA C0\r\ny\r\n", b"ma {k}a C0\r\n", b"md {k}nope C0\r\n",
+                       b"mg {k}a v\r\n", b"md {k}a q C0\r\n"]),
+    # Sequences of memcached's own t/metaget.t not covered above.
+    ("metaget_t_sequences", [b"ms {k}toinv 3 T0\r\nmoo\r\n", b"md {k}toinv I T30\r\n",
+                             b"mg {k}toinv s c v\r\n", b"ms {k}toinv 1 T90 C0\r\nf\r\n",
+                             b"ms {k}toinv 1 I T90 C1\r\nf\r\n", b"mg {k}toinv s v\r\n",
+                             b"mg {k}toinv c\r\n", b"ms {k}toinv 1 T90 C{cas}\r\ng\r\n",
+                             b"mg {k}toinv s v\r\n", b"mg {k}foo m o o o o o o o o o\r\n",
+                             b"ms {k}quiet 2 q\r\nmo\r\nmd {k}quiet q\r\nmg {k}quiet s v q\r\n",
+                             b"ms {k}quiet\r\n",
+                             b"mg {k}quietautov s N30 t q\r\n", b"ma {k}mi q D1\r\n",
+                             b"ma {k}mc N0 C99999 v\r\n", b"ma {k}mu N90\r\n"]),
     ("md_flag_errors", [SET_A, b"md {k}a v\r\n", b"md {k}a T\r\n", b"md {k}a q q\r\n",
                         b"md {k}a E1\r\n", b"md {k}a O" + b"1" * 40 + b"\r\n"]),
     # ms
@@ -452,7 +465,7 @@ CASES = [
 CAS_DISABLED = ["set_get", "cas_roundtrip", "cas_missing_key", "cas_edges", "gets_multi_distinct_cas",
                 "incr_changes_cas", "mg_flags", "ms_cas", "ms_cas_with_modes",
                 "ms_invalidate_matrix", "md_cas", "md_invalidate_matrix", "ma_cas", "me_matrix",
-                "mg_vivify_matrix", "mg_stale_win_once"]
+                "mg_vivify_matrix", "mg_stale_win_once", "meta_cas_zero"]
 
 # Cases run against cinchd only (skipped for memcached), each with the ending its replies must
 # have: cinchd refuses the binary protocol (first byte 0x80) with an error and closes.
