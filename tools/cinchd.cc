@@ -50,7 +50,9 @@ void Usage(FILE* f) {
       "        zero_copy_min=<sz>       values this large are sent without a copy\n"
       "        io_uring=0|1             workers use io_uring, not epoll (default 1 where\n"
       "                                 the kernel allows it)\n"
-      "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n");
+      "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n"
+      "        conn_memory=<sz>         memory for connections (default: 3.6k per -c\n"
+      "                                 connection + 1/16 of -m, 2m..1g, for buffers)\n");
 }
 
 [[noreturn]] void Fail(const std::string& message) {
@@ -112,6 +114,8 @@ void ParseExtended(std::string_view list, cinch::server::ServerOptions* o) {
       o->loop.io_uring = n == 1;
     } else if (key == "process_reserve" && ParseSize(value, &size)) {
       o->process_reserve = size;
+    } else if (key == "conn_memory" && ParseSize(value, &size)) {
+      o->connection_memory = size;
     } else {
       Fail("invalid -o setting '" + std::string(item) + "'");
     }

@@ -55,6 +55,10 @@ SetMode ModeOf(Command c) {
   }
 }
 
+bool IsRetrieval(Command c) {
+  return c == Command::kGet || c == Command::kGets || c == Command::kGat || c == Command::kGats;
+}
+
 }  // namespace
 
 MemcacheSession::MemcacheSession(ServerContext* context)
@@ -99,6 +103,16 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       }
       continue;
     }
+    if (IsRetrieval(request_.command)) {
+      std::string_view left = Retrieve(request_, out, output_limit);
+      if (!left.empty()) {  // output full: take the line up again at its next key
+        pos = static_cast<size_t>(left.data() - input.data());
+        request_.partial = true;
+        in_partial_get_ = true;
+        break;
+      }
+      continue;
+    }
     if (!Execute(request_, out)) {
       result.close = true;
       break;
@@ -114,7 +128,7 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
     case Command::kGets:
     case Command::kGat:
     case Command::kGats:
-      Retrieve(r, out);
+      CINCH_CHECK(false);  // OnInput runs them (Retrieve)
       break;
     case Command::kSet:
     case Command::kAdd:
@@ -176,7 +190,8 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
 
 // --- retrieval ---
 
-void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
+std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output* out,
+                                           size_t output_limit) {
   const bool touch = r.command == Command::kGat || r.command == Command::kGats;
   const bool with_cas = r.command == Command::kGets || r.command == Command::kGats;
   // Without CAS (-C) items never pay for an explicit CAS value; gets reports 0 as memcached.
@@ -209,9 +224,14 @@ void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
     line.Append("\r\n");
     out->Append(line.view());
     AppendValue(&ref, out);
+    if (out->pending() >= output_limit) {
+      std::string_view left = rest, next;
+      if (proto::NextKey(&left, &next)) return rest;
+    }
   }
   in_partial_get_ = r.partial;
   if (!r.partial) out->Append(proto::reply::kEnd);
+  return {};
 }
 
 void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {

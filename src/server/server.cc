@@ -3,11 +3,14 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
 #include "cinch/clock.h"
 #include "cinch/store.h"
+#include "net/connection.h"
+#include "net/fixed_budget.h"
 #include "net/server_loop.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
@@ -15,17 +18,6 @@
 namespace cinch::server {
 
 namespace {
-
-// Connection buffers are charged to the store, so they and the items share -m.
-class StoreBudget final : public net::MemoryBudget {
- public:
-  explicit StoreBudget(Store* store) : store_(store) {}
-  bool Charge(size_t bytes) override { return store_->ChargeExternal(bytes); }
-  void Release(size_t bytes) override { store_->ReleaseExternal(bytes); }
-
- private:
-  Store* store_;
-};
 
 size_t ResidentBytes() {
   long pages_total = 0, pages_resident = 0;
@@ -50,6 +42,23 @@ size_t ProcessReserve(const ServerOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// What -c connections take idle: their objects, set aside so that none is ever refused.
+size_t ConnectionObjects(const ServerOptions& o) {
+  const size_t per_connection = net::kConnectionOverhead + sizeof(MemcacheSession);
+  return static_cast<size_t>(o.loop.max_connections) * per_connection;
+}
+
+constexpr size_t kMinBufferMemory = size_t{2} << 20;
+
+}  // namespace
+
+size_t DefaultConnectionMemory(const ServerOptions& o) {
+  const size_t buffers = std::clamp(o.memory_limit / 16, kMinBufferMemory, size_t{1} << 30);
+  return ConnectionObjects(o) + buffers;
+}
+
 class Server::Impl {
  public:
   explicit Impl(const ServerOptions& options) : options_(options) {}
@@ -61,17 +70,33 @@ class Server::Impl {
     mallopt(M_TRIM_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
     context_.process_reserve = ProcessReserve(options_);
-    if (options_.memory_limit <= context_.process_reserve) {
-      return Status::InvalidArgument("memory limit too small for the process itself");
+    context_.connection_memory = options_.connection_memory != 0
+                                     ? options_.connection_memory
+                                     : DefaultConnectionMemory(options_);
+    if (context_.connection_memory < ConnectionObjects(options_) + kMinBufferMemory) {
+      return Status::InvalidArgument(
+          "conn_memory " + std::to_string(context_.connection_memory >> 10) +
+          " KiB is too small for -c " + std::to_string(options_.loop.max_connections) + ": " +
+          std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
+          std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
-    options_.store.memory_limit = options_.memory_limit - context_.process_reserve;
+    const size_t fixed = context_.process_reserve + context_.connection_memory;
+    if (options_.memory_limit <= fixed) {
+      return Status::InvalidArgument(
+          "memory limit " + std::to_string(options_.memory_limit >> 10) + " KiB is too small for " +
+          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself and " +
+          std::to_string(context_.connection_memory >> 10) +
+          " KiB for connections; raise -m, or lower -c or -o conn_memory");
+    }
+    options_.store.memory_limit = options_.memory_limit - fixed;
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
     if (!s.ok()) {
       return Status::InvalidArgument(
           "memory limit " + std::to_string(options_.memory_limit >> 20) + " MiB leaves " +
           std::to_string(options_.store.memory_limit >> 10) + " KiB for the store after " +
-          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself (" +
+          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself and " +
+          std::to_string(context_.connection_memory >> 10) + " KiB for connections (" +
           s.message() + "); raise -m or lower -I");
     }
     context_.store = store_.get();
@@ -80,7 +105,8 @@ class Server::Impl {
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
-    budget_ = std::make_unique<StoreBudget>(store_.get());
+    budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
+                                                 ConnectionObjects(options_));
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
     return loop_->Start();
@@ -100,7 +126,7 @@ class Server::Impl {
   std::unique_ptr<Store> store_;
   ServerContext context_;
   std::unique_ptr<MemcacheSessionFactory> factory_;
-  std::unique_ptr<StoreBudget> budget_;
+  std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
 };
 

@@ -112,6 +112,7 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("segment_size", o.store.segment_size);
   w->Add("store_memory_limit", o.store.memory_limit);
   w->Add("process_reserve", ctx.process_reserve);
+  w->Add("connection_memory", ctx.connection_memory);
   w->Add("debugtime", std::string_view(o.debugtime_enabled ? "yes" : "no"));
   // Workers on io_uring; fewer than num_threads when the kernel refused it (or -o io_uring=0).
   w->Add("io_uring_workers", ctx.loop != nullptr ? ctx.loop->GetStats().io_uring_workers : 0);
@@ -152,6 +153,7 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(writer_space_waits);
 #undef CINCH_STAT
   w->Add("connection_buffer_bytes", loop.buffer_bytes);
+  w->Add("connection_memory", ctx.connection_memory);
   w->Add("process_reserve", ctx.process_reserve);
   w->Add("process_limit", ctx.options->memory_limit);
 }
