@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "mem/smaps_for_test.h"
 
 namespace cinch::index {
 namespace {
@@ -265,6 +266,18 @@ TEST(HashIndexTest, CreateFailsCleanlyWhenTheReservationCannotBeMapped) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(index, nullptr);
   EXPECT_EQ(a.total(), 0u);
+}
+
+// One touched table page must make one page resident, not a 2 MiB huge page (THP `always`).
+TEST(HashIndexTest, ReservationIsNotBackedByHugePages) {
+  if (!mem::KernelHasThp()) GTEST_SKIP() << "kernel without transparent huge pages";
+  mem::Accountant a(kNoLimit);
+  std::unique_ptr<HashIndex> index;
+  ASSERT_TRUE(HashIndex::Create({4, 1u << 14, 0}, &a, &index).ok());
+  for (uint32_t i = 0; i < index->shard_count(); ++i) {
+    const Bucket* table = index->shard(i).table;
+    EXPECT_TRUE(mem::NoHugePagesAt(table)) << "shard " << i << " VmFlags:" << mem::VmFlagsAt(table);
+  }
 }
 
 TEST(HashIndexTest, CreateChargesOnePagePerShard) {
