@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/version.h"
 #include "proto/errors.h"
 #include "server/reply_format.h"
 
@@ -138,7 +139,9 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
       FlushAll(r, out);
       break;
     case Command::kVersion:
-      out->Append(kVersionReply);
+      out->Append(proto::reply::kVersionPrefix);
+      out->Append(kServerVersion);
+      out->Append(proto::reply::kCrlf);
       break;
     case Command::kVerbosity:
       context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);

@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
 #include "server/reply_format.h"
@@ -49,7 +50,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("pid", static_cast<int64_t>(getpid()));
   w->Add("uptime", now - ctx.started_at);
   w->Add("time", now);
-  w->Add("version", std::string_view("1.6.18-cinch-0.1.0"));
+  w->Add("version", kServerVersion);
   w->Add("pointer_size", 64);
   w->Seconds("rusage_user", usage.ru_utime);
   w->Seconds("rusage_system", usage.ru_stime);
