@@ -43,7 +43,6 @@ class IndexHarness {
 
   HashIndex& index() { return *index_; }
   mem::Accountant& accountant() { return accountant_; }
-  size_t size() const { return location_of_.size(); }
   Shard& ShardOf(uint64_t key) { return index_->ShardFor(HashOf(key)); }
   const std::unordered_map<uint64_t, uint64_t>& locations() const { return location_of_; }
 

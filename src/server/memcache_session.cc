@@ -206,10 +206,10 @@ void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
     ThreadCounters::Add(counters_->get_hits);
     if (touch) ThreadCounters::Add(counters_->touch_hits);
     LineBuilder line;
-    line.Append("VALUE ").Append(key).Char(' ').Number(ref.flags()).Char(' ');
+    line.Append(proto::reply::kValuePrefix).Append(key).Char(' ').Number(ref.flags()).Char(' ');
     line.Number(ref.value().size());
     if (with_cas) line.Char(' ').Number(ref.cas());
-    line.Append("\r\n");
+    line.Append(proto::reply::kCrlf);
     out->Append(line.view());
     AppendValue(&ref, out);
   }
@@ -226,13 +226,13 @@ void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
       ++pins_busy_;
       p.ref = std::move(*ref);
       out->AppendReference(value, &MemcacheSession::ReleasePin, &p);
-      out->Append("\r\n");
+      out->Append(proto::reply::kCrlf);
       ThreadCounters::Add(counters_->zero_copy_values);
       return;
     }
   }
   out->Append(value);
-  out->Append("\r\n");
+  out->Append(proto::reply::kCrlf);
   ref->Reset();
   ThreadCounters::Add(counters_->copied_values);
 }
@@ -287,7 +287,7 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
       if (r.noreply) return;
       LineBuilder line;
-      line.Number(value).Append("\r\n");
+      line.Number(value).Append(proto::reply::kCrlf);
       out->Append(line.view());
       return;
     }

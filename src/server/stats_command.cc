@@ -17,21 +17,21 @@ class StatWriter {
   template <typename V>
   void Add(std::string_view name, V value) {
     LineBuilder line;
-    line.Append("STAT ").Append(name).Char(' ');
+    line.Append(proto::reply::kStatPrefix).Append(name).Char(' ');
     if constexpr (std::is_convertible_v<V, std::string_view>) {
       line.Append(value);
     } else {
       line.Number(value);
     }
-    line.Append("\r\n");
+    line.Append(proto::reply::kCrlf);
     out_->Append(line.view());
   }
   void Seconds(std::string_view name, const timeval& tv) {
     LineBuilder line;
-    line.Append("STAT ").Append(name).Char(' ').Number(tv.tv_sec).Char('.');
+    line.Append(proto::reply::kStatPrefix).Append(name).Char(' ').Number(tv.tv_sec).Char('.');
     char micros[7];
     std::snprintf(micros, sizeof(micros), "%06ld", static_cast<long>(tv.tv_usec));
-    line.Append(micros).Append("\r\n");
+    line.Append(micros).Append(proto::reply::kCrlf);
     out_->Append(line.view());
   }
 
