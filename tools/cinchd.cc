@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,17 +14,18 @@
 #include <string_view>
 #include <thread>
 
+#include "common/version.h"
 #include "server/server.h"
 
 namespace {
 
-constexpr const char* kVersion = "cinchd 0.1.0 (memcached 1.6.18 compatible)";
 constexpr int kUsageError = 64;  // EX_USAGE
 
 void Usage(FILE* f) {
+  std::fprintf(f, "cinchd %s: a memcached-compatible cache that holds -m as a hard limit\n",
+               cinch::kCinchVersion.data());
   std::fprintf(
       f,
-      "cinchd 0.1.0: a memcached-compatible cache that holds -m as a hard limit\n"
       "usage: cinchd [options]\n"
       "  -p, --port=<num>          TCP port to listen on (default 11211; 0 = off)\n"
       "  -l, --listen=<addr>       interface to listen on (default 127.0.0.1)\n"
@@ -205,7 +207,8 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
         ++o.verbosity;
         break;
       case 'V':
-        std::printf("%s\n", kVersion);
+        std::printf("cinchd %s (memcached %s compatible)\n", cinch::kCinchVersion.data(),
+                    cinch::kMemcachedVersion.data());
         std::exit(0);
       case 'h':
         Usage(stdout);
@@ -231,6 +234,9 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // No transparent huge pages for this process (heap, thread stacks, buffers), before anything is
+  // mapped: a page touched must cost one page of -m, not 2 MiB (docs/memory-accounting.md).
+  prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
   cinch::server::ServerOptions options = ParseFlags(argc, argv);
   // Signals are taken synchronously by this thread; workers never see them.
   sigset_t stop_signals;

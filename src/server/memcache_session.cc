@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/version.h"
 #include "proto/errors.h"
 #include "server/reply_format.h"
 
@@ -152,7 +153,9 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
       FlushAll(r, out);
       break;
     case Command::kVersion:
-      out->Append(kVersionReply);
+      out->Append(proto::reply::kVersionPrefix);
+      out->Append(kServerVersion);
+      out->Append(proto::reply::kCrlf);
       break;
     case Command::kVerbosity:
       context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
@@ -218,10 +221,10 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
     ThreadCounters::Add(counters_->get_hits);
     if (touch) ThreadCounters::Add(counters_->touch_hits);
     LineBuilder line;
-    line.Append("VALUE ").Append(key).Char(' ').Number(ref.flags()).Char(' ');
+    line.Append(proto::reply::kValuePrefix).Append(key).Char(' ').Number(ref.flags()).Char(' ');
     line.Number(ref.value().size());
     if (with_cas) line.Char(' ').Number(ref.cas());
-    line.Append("\r\n");
+    line.Append(proto::reply::kCrlf);
     out->Append(line.view());
     AppendValue(&ref, out);
     if (out->pending() >= output_limit) {
@@ -243,13 +246,13 @@ void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
       ++pins_busy_;
       p.ref = std::move(*ref);
       out->AppendReference(value, &MemcacheSession::ReleasePin, &p);
-      out->Append("\r\n");
+      out->Append(proto::reply::kCrlf);
       ThreadCounters::Add(counters_->zero_copy_values);
       return;
     }
   }
   out->Append(value);
-  out->Append("\r\n");
+  out->Append(proto::reply::kCrlf);
   ref->Reset();
   ThreadCounters::Add(counters_->copied_values);
 }
@@ -304,7 +307,7 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
       if (r.noreply) return;
       LineBuilder line;
-      line.Number(value).Append("\r\n");
+      line.Number(value).Append(proto::reply::kCrlf);
       out->Append(line.view());
       return;
     }

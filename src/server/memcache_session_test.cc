@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
+
 namespace cinch::server {
 namespace {
 
@@ -199,6 +201,16 @@ TEST_F(SessionTest, QuitClosesAndErrorsKeepGoing) {
   EXPECT_EQ(Send("bogus\r\nversion\r\n").substr(0, 15), "ERROR\r\nVERSION ");
   Send("quit\r\n");
   EXPECT_TRUE(closed_);
+}
+
+// One version string: `version` and `stats` both print common/version.h's, memcached's first.
+TEST_F(SessionTest, VersionAndStatsReportTheSameVersion) {
+  std::string version(kServerVersion);
+  EXPECT_EQ(version.rfind(kMemcachedVersion, 0), 0u) << version;
+  EXPECT_EQ(version.substr(version.size() - kCinchVersion.size()), kCinchVersion) << version;
+  EXPECT_EQ(Send("version\r\n"), "VERSION " + version + "\r\n");
+  std::string stats = Send("stats\r\n");
+  EXPECT_NE(stats.find("STAT version " + version + "\r\n"), std::string::npos) << stats;
 }
 
 TEST_F(SessionTest, StatsReportItems) {
