@@ -2,6 +2,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <string>
+
 #include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
@@ -96,11 +98,13 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
 
 void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
+  std::string inter;  // memcached shows its -l arguments joined by commas
+  for (const std::string& a : o.loop.listen) inter += (inter.empty() ? "" : ",") + a;
   w->Add("maxbytes", o.memory_limit);
   w->Add("maxconns", o.loop.max_connections);
   w->Add("tcpport", o.loop.port);
   w->Add("udpport", 0);
-  w->Add("inter", std::string_view(o.loop.listen_address.empty() ? "NULL" : o.loop.listen_address));
+  w->Add("inter", std::string_view(inter.empty() ? "NULL" : inter));
   w->Add("verbosity", ctx.verbosity.load(std::memory_order_relaxed));
   w->Add("evictions", std::string_view(o.store.eviction ? "on" : "off"));
   w->Add("domain_socket",
