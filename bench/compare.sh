@@ -149,16 +149,16 @@ start_server() {
   local name=$1 limit=$2
   SERVER_PORT=$(free_port)
   local log="$RAW/server-$name.log"
+  local user=()  # both refuse to run as root without -u
+  [ "$(id -u)" -eq 0 ] && user=(-u root)
   case "$name" in
     cinchd)
       SERVER_PROTO=memcache
-      "${SERVER_CPU[@]}" "$CINCHD" -p "$SERVER_PORT" -l 127.0.0.1 -m "$limit" -t 1 -c 4096 \
-        >>"$log" 2>&1 &
+      "${SERVER_CPU[@]}" "$CINCHD" "${user[@]}" -p "$SERVER_PORT" -l 127.0.0.1 -m "$limit" -t 1 \
+        -c 4096 >>"$log" 2>&1 &
       ;;
     memcached)
       SERVER_PROTO=memcache
-      local user=()
-      [ "$(id -u)" -eq 0 ] && user=(-u root)
       "${SERVER_CPU[@]}" memcached "${user[@]}" -p "$SERVER_PORT" -U 0 -l 127.0.0.1 \
         -m "$limit" -t 1 -c 4096 >>"$log" 2>&1 &
       ;;
