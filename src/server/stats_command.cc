@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 
 #include "common/version.h"
@@ -109,6 +110,10 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("evictions", std::string_view(o.store.eviction ? "on" : "off"));
   w->Add("domain_socket",
          std::string_view(o.loop.unix_socket.empty() ? "NULL" : o.loop.unix_socket));
+  char umask[8];
+  std::snprintf(umask, sizeof(umask), "%o", static_cast<unsigned>(o.loop.unix_mask));
+  w->Add("umask", std::string_view(umask));
+  w->Add("tcp_backlog", o.loop.backlog);
   w->Add("num_threads", o.loop.threads);
   w->Add("cas_enabled", std::string_view(o.cas_enabled ? "yes" : "no"));
   w->Add("item_size_max", o.store.max_item_size);
