@@ -24,8 +24,8 @@ int Exit(const cinch::server::ProcessStatus& s) {
 
 void PrintListeners(const cinch::server::ServerOptions& o, int port) {
   for (const std::string& address : o.loop.listen) {
-    std::fprintf(stderr, "cinchd: listening on %s (port %d unless it names one)\n",
-                 address.c_str(), port);
+    std::fprintf(stderr, "cinchd: listening on %s (port %d unless it names one)\n", address.c_str(),
+                 port);
   }
   if (!o.loop.unix_socket.empty()) {
     std::fprintf(stderr, "cinchd: listening on unix socket %s\n", o.loop.unix_socket.c_str());
@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
   if (cl.core_dumps) {
     if (server::ProcessStatus s = server::EnableCoreDumps(); !s.ok()) return Exit(s);
   }
-  server::ProcessStatus s = server::EnsureFileLimit(cinch::net::FilesNeeded(options.loop),
-                                                    options.loop.max_connections);
+  server::ProcessStatus s =
+      server::EnsureFileLimit(cinch::net::FilesNeeded(options.loop), options.loop.max_connections);
   if (!s.ok()) return Exit(s);
   if (s = server::DropRoot(cl.user); !s.ok()) return Exit(s);
 

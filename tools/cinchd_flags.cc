@@ -310,8 +310,8 @@ const Flag kFlags[] = {
      "verbose: startup and listener lines on stderr (-vv: the same)", ApplyVerbose},
     {'V', "version", Arg::kNone, nullptr, Fate::kHonoured, "print version and exit", ApplyVersion},
     {'h', "help", Arg::kNone, nullptr, Fate::kHonoured, "print this help and exit", ApplyHelp},
-    {'i', "license", Arg::kNone, nullptr, Fate::kHonoured, "print license information and exit",
-     ApplyLicense},
+    {'i', "license", Arg::kNone, nullptr, Fate::kHonoured,
+     "print the version and exit (no separate license text)", ApplyLicense},
     {'X', "disable-dumping", Arg::kNone, nullptr, Fate::kHonoured,
      "accepted: cinch has no cachedump or metadump commands", ApplyNothing},
     {'W', "disable-watch", Arg::kNone, nullptr, Fate::kHonoured,
@@ -412,8 +412,8 @@ const ExtendedKey kExtendedKeys[] = {
      ApplyZeroCopyMin},
     {"io_uring", "0|1", Fate::kHonoured,
      "workers use io_uring, not epoll (default 1 where the kernel allows it)", ApplyIoUring},
-    {"process_reserve", "<sz>", Fate::kHonoured,
-     "memory kept for the process itself (0 = measure)", ApplyProcessReserve},
+    {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
+     ApplyProcessReserve},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.6k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
@@ -431,8 +431,7 @@ const ExtendedKey kExtendedKeys[] = {
      nullptr},
     {"resp_obj_mem_limit", "<mb>", Fate::kIgnored, "deprecated in memcached too", nullptr},
     {"inline_ascii_resp", nullptr, Fate::kIgnored, "no effect in memcached 1.6 either", nullptr},
-    {"no_inline_ascii_resp", nullptr, Fate::kIgnored, "no effect in memcached 1.6 either",
-     nullptr},
+    {"no_inline_ascii_resp", nullptr, Fate::kIgnored, "no effect in memcached 1.6 either", nullptr},
     {"drop_privileges", nullptr, Fate::kIgnored, "no seccomp sandbox", nullptr},
     {"no_drop_privileges", nullptr, Fate::kIgnored, "no seccomp sandbox", nullptr},
     {"sock_cookie_id", "<n>", Fate::kIgnored, "socket cookies are not supported", nullptr},
@@ -558,7 +557,8 @@ Status Finish(ParseState* st) {
   if (!o.loop.unix_socket.empty()) o.loop.listen.clear();
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {
-    return Status::InvalidArgument("max item size (-I) cannot exceed half of the memory limit (-m)");
+    return Status::InvalidArgument(
+        "max item size (-I) cannot exceed half of the memory limit (-m)");
   }
   o.loop.read_buffer_max = o.store.max_item_size + 4096;
   return Status::Ok();
@@ -588,8 +588,7 @@ Status ParseCommandLine(int argc, char** argv, CommandLine* out) {
   optind = 0;  // full reinitialisation (GNU), so the parser can run more than once
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, short_options.c_str(), long_options.data(), nullptr)) !=
-         -1) {
+  while ((c = getopt_long(argc, argv, short_options.c_str(), long_options.data(), nullptr)) != -1) {
     const Flag* flag = FindFlag(c);
     if (c == ':') {
       return Status::InvalidArgument(std::string("option '") + argv[optind - 1] +

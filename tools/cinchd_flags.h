@@ -18,11 +18,11 @@ namespace cinch::tools {
 
 struct CommandLine {
   server::ServerOptions server;
-  std::string user;          // -u: whom to become when started as root
-  std::string pid_file;      // -P
-  bool daemonize = false;    // -d
-  bool core_dumps = false;   // -r
-  bool print_help = false;   // -h: print Usage and exit 0
+  std::string user;            // -u: whom to become when started as root
+  std::string pid_file;        // -P
+  bool daemonize = false;      // -d
+  bool core_dumps = false;     // -r
+  bool print_help = false;     // -h: print Usage and exit 0
   bool print_version = false;  // -V
   bool print_license = false;  // -i
   // One line each (without "cinchd: "), for flags accepted but without effect.

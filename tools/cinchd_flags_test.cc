@@ -37,8 +37,8 @@ TEST(CinchdFlags, DefaultsListenOnLoopback) {
 }
 
 TEST(CinchdFlags, DebianMemcachedConf) {
-  Parsed p = Parse({"-d", "-P", "/run/memcached/memcached.pid", "-u", "memcache", "-m", "64",
-                    "-p", "11211", "-l", "127.0.0.1", "-c", "1024", "-o", "modern"});
+  Parsed p = Parse({"-d", "-P", "/run/memcached/memcached.pid", "-u", "memcache", "-m", "64", "-p",
+                    "11211", "-l", "127.0.0.1", "-c", "1024", "-o", "modern"});
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   EXPECT_TRUE(p.cl.daemonize);
   EXPECT_EQ(p.cl.pid_file, "/run/memcached/memcached.pid");
@@ -78,8 +78,8 @@ TEST(CinchdFlags, UnixSocketTurnsTcpOff) {
 }
 
 TEST(CinchdFlags, HonouredFlags) {
-  Parsed p = Parse({"-b", "77", "-t", "3", "-U", "0", "-vv", "-M", "-C", "-F", "-r", "-B",
-                    "ascii", "-X", "-W", "-I", "2m"});
+  Parsed p = Parse({"-b", "77", "-t", "3", "-U", "0", "-vv", "-M", "-C", "-F", "-r", "-B", "ascii",
+                    "-X", "-W", "-I", "2m"});
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   const server::ServerOptions& o = p.cl.server;
   EXPECT_EQ(o.loop.backlog, 77);
@@ -94,9 +94,26 @@ TEST(CinchdFlags, HonouredFlags) {
 }
 
 TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
-  Parsed p = Parse({"-k", "-n", "48", "-f", "1.25", "-L", "-D", ":", "-R", "20", "-A", "-e",
-                    "/tmp/x", "-N", "2", "-U", "11211", "-o",
-                    "slab_chunk_max=512,hashpower=20,lru_crawler,ext_path=/x:1G", "-o",
+  Parsed p = Parse({"-k",
+                    "-n",
+                    "48",
+                    "-f",
+                    "1.25",
+                    "-L",
+                    "-D",
+                    ":",
+                    "-R",
+                    "20",
+                    "-A",
+                    "-e",
+                    "/tmp/x",
+                    "-N",
+                    "2",
+                    "-U",
+                    "11211",
+                    "-o",
+                    "slab_chunk_max=512,hashpower=20,lru_crawler,ext_path=/x:1G",
+                    "-o",
                     "slab_chunk_max=256"});
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   EXPECT_EQ(p.cl.warnings.size(), 14u);
@@ -107,10 +124,18 @@ TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
 }
 
 TEST(CinchdFlags, UnsafeOrUnknownOptionsFail) {
-  for (auto args : {std::vector<const char*>{"-Z"}, {"-S"}, {"-Y", "/tmp/auth"},
-                    {"-B", "binary"}, {"-B", "nonsense"}, {"-o", "proxy_config=x"},
-                    {"-o", "no_such_key=1"}, {"--no-such-option"}, {"-p"}, {"stray"},
-                    {"-c", "0"}, {"-m", "1", "-I", "1m"}}) {
+  for (auto args : {std::vector<const char*>{"-Z"},
+                    {"-S"},
+                    {"-Y", "/tmp/auth"},
+                    {"-B", "binary"},
+                    {"-B", "nonsense"},
+                    {"-o", "proxy_config=x"},
+                    {"-o", "no_such_key=1"},
+                    {"--no-such-option"},
+                    {"-p"},
+                    {"stray"},
+                    {"-c", "0"},
+                    {"-m", "1", "-I", "1m"}}) {
     std::vector<std::string> storage = {"cinchd"};
     for (const char* a : args) storage.emplace_back(a);
     std::vector<char*> argv;
@@ -124,8 +149,8 @@ TEST(CinchdFlags, UnsafeOrUnknownOptionsFail) {
 }
 
 TEST(CinchdFlags, CinchExtendedKeys) {
-  Parsed p = Parse({"-o", "segment_size=256k,debugtime=1,io_uring=0,zero_copy_min=8k", "-o",
-                    "maxconns_fast"});
+  Parsed p = Parse(
+      {"-o", "segment_size=256k,debugtime=1,io_uring=0,zero_copy_min=8k", "-o", "maxconns_fast"});
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   EXPECT_EQ(p.cl.server.store.segment_size, size_t{256} << 10);
   EXPECT_TRUE(p.cl.server.debugtime_enabled);

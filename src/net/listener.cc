@@ -129,8 +129,8 @@ Status OpenTcpListeners(const ListenAddress& address, int backlog, std::vector<i
   const std::string port = std::to_string(address.port < 0 ? 0 : address.port);
   const std::string where = (address.host.empty() ? "*" : address.host) + ":" + port;
   addrinfo* result = nullptr;
-  int rc = getaddrinfo(address.host.empty() ? nullptr : address.host.c_str(), port.c_str(),
-                       &hints, &result);
+  int rc = getaddrinfo(address.host.empty() ? nullptr : address.host.c_str(), port.c_str(), &hints,
+                       &result);
   if (rc != 0 || result == nullptr) {
     return Status::InvalidArgument("cannot resolve listen address '" + where +
                                    "': " + gai_strerror(rc));

@@ -60,8 +60,9 @@ ProcessStatus EnsureFileLimit(uint64_t needed, int max_connections) {
   return {ProcessStatus::kOsError,
           "-c " + std::to_string(max_connections) + " needs " + n +
               " open files (connections, listeners, event loops), more than the hard limit on "
-              "open files of " + Number(hard) + " (" + std::strerror(errno) +
-              "). Raise the hard limit (ulimit -Hn " + n + ", LimitNOFILE=" + n +
+              "open files of " +
+              Number(hard) + " (" + std::strerror(errno) + "). Raise the hard limit (ulimit -Hn " +
+              n + ", LimitNOFILE=" + n +
               " in a systemd unit, nofile in /etc/security/limits.conf), start cinchd as root "
               "(it raises the limit, then -u drops root), or lower -c."};
 }

@@ -13,9 +13,9 @@ namespace cinch::server {
 
 // A failed step: the message for stderr and the exit status memcached uses for it (sysexits).
 struct [[nodiscard]] ProcessStatus {
-  static constexpr int kUsage = 64;   // EX_USAGE
-  static constexpr int kNoUser = 67;  // EX_NOUSER
-  static constexpr int kOsError = 71; // EX_OSERR
+  static constexpr int kUsage = 64;    // EX_USAGE
+  static constexpr int kNoUser = 67;   // EX_NOUSER
+  static constexpr int kOsError = 71;  // EX_OSERR
   int exit_code = 0;
   std::string message;
   bool ok() const { return exit_code == 0; }
