@@ -57,12 +57,17 @@ ProcessStatus EnsureFileLimit(uint64_t needed, int max_connections) {
   rl.rlim_max = want;
   if (setrlimit(RLIMIT_NOFILE, &rl) == 0) return {};  // root (CAP_SYS_RESOURCE) may raise it
   const std::string n = std::to_string(needed);
+  const std::string what = "-c " + std::to_string(max_connections) + " needs " + n +
+                           " open files (connections, listeners, event loops), more than the " +
+                           "hard limit on open files of " + Number(hard) + " (" +
+                           std::strerror(errno) + "). ";
+  if (geteuid() == 0) {  // root, yet refused: the system-wide ceiling, or no CAP_SYS_RESOURCE
+    return {ProcessStatus::kOsError,
+            what + "Raise fs.nr_open (sysctl) or the hard limit (ulimit -Hn " + n +
+                ", LimitNOFILE=" + n + " in a systemd unit), or lower -c."};
+  }
   return {ProcessStatus::kOsError,
-          "-c " + std::to_string(max_connections) + " needs " + n +
-              " open files (connections, listeners, event loops), more than the hard limit on "
-              "open files of " +
-              Number(hard) + " (" + std::strerror(errno) + "). Raise the hard limit (ulimit -Hn " +
-              n + ", LimitNOFILE=" + n +
+          what + "Raise the hard limit (ulimit -Hn " + n + ", LimitNOFILE=" + n +
               " in a systemd unit, nofile in /etc/security/limits.conf), start cinchd as root "
               "(it raises the limit, then -u drops root), or lower -c."};
 }
