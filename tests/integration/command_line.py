@@ -13,6 +13,7 @@
     connections are all answered;
   * -c 4096 under a hard limit of 1024 that the server may not raise: it refuses to start with
     exit status 71 (EX_OSERR) and a message about open files;
+  * started as root: without -u it refuses (exit 64), with an unknown user too (exit 67);
   * -l repeated, with an IPv6 address: both answer.
 
 Run as root (CI), -u drops to `memcache` (Debian's memcached package creates it) or `nobody`.
@@ -337,6 +338,22 @@ def check_hard_limit_too_low(c, args):
     c.check(not harness.can_connect(port), "... and listens nowhere")
 
 
+def check_root_needs_user(c, args):
+    if os.geteuid() != 0:
+        c.skip("root without -u", "not running as root")
+        return
+    for flags, code, says in (([], 64, "can't run as root without the -u switch"),
+                              (["-u", "no-such-user-cinch"], 67, "can't find the user")):
+        port = harness.free_port()
+        run = subprocess.run([args.server, "-p", str(port), "-l", "127.0.0.1", "-U", "0"] + flags,
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=START_WITHIN)
+        err = run.stderr.decode("utf-8", "replace")
+        what = "as root with %s" % (" ".join(flags) or "no -u")
+        c.equal(run.returncode, code, "%s: exit status" % what)
+        c.check(says in err, "%s: says %r" % (what, says), repr(err[:300]))
+        c.check(not harness.can_connect(port), "%s: listens nowhere" % what)
+
+
 def has_ipv6_loopback():
     try:
         with socket.socket(socket.AF_INET6) as s:
@@ -365,6 +382,7 @@ def main(args):
     check_unix_socket(c, args)
     check_conn_limit_beyond_ulimit(c, args)
     check_hard_limit_too_low(c, args)
+    check_root_needs_user(c, args)
     check_listen_ipv6(c, args)
     return c.finish()
 
