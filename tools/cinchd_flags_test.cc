@@ -158,6 +158,7 @@ TEST(CinchdFlags, CinchExtendedKeys) {
   EXPECT_EQ(p.cl.server.zero_copy_min, size_t{8} << 10);
   EXPECT_TRUE(p.cl.warnings.empty());
   EXPECT_FALSE(Parse({"-o", "io_uring=2"}).status.ok());
+  EXPECT_EQ(Parse({"-o", "conn_memory=8m"}).cl.server.connection_memory, size_t{8} << 20);
 }
 
 TEST(CinchdFlags, HelpAndVersion) {
