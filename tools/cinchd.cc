@@ -62,9 +62,21 @@ int main(int argc, char** argv) {
   if (cl.core_dumps) {
     if (server::ProcessStatus s = server::EnableCoreDumps(); !s.ok()) return Exit(s);
   }
+  const uint64_t files_needed = cinch::net::FilesNeeded(options.loop);
+  uint64_t files = 0;
   server::ProcessStatus s =
-      server::EnsureFileLimit(cinch::net::FilesNeeded(options.loop), options.loop.max_connections);
+      server::EnsureFileLimit(files_needed, options.loop.max_connections, &files);
   if (!s.ok()) return Exit(s);
+  if (files < files_needed) {  // each connection beyond what the files allow is one file less
+    const int fitted = options.loop.max_connections - static_cast<int>(files_needed - files);
+    std::fprintf(stderr,
+                 "cinchd: -c %d lowered to %d: the hard limit on open files is %llu and the "
+                 "process needs %llu more (raise it with ulimit -Hn or LimitNOFILE=)\n",
+                 options.loop.max_connections, fitted, static_cast<unsigned long long>(files),
+                 static_cast<unsigned long long>(
+                     files_needed - static_cast<uint64_t>(options.loop.max_connections)));
+    options.loop.max_connections = fitted;
+  }
   if (s = server::DropRoot(cl.user); !s.ok()) return Exit(s);
 
   server::Daemon daemon;

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -42,20 +43,29 @@ std::string ReadAll(int fd) {
 
 }  // namespace
 
-ProcessStatus EnsureFileLimit(uint64_t needed, int max_connections) {
+ProcessStatus EnsureFileLimit(uint64_t needed, int max_connections, uint64_t* granted) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return OsError("getrlimit(RLIMIT_NOFILE)");
   const rlim_t want = static_cast<rlim_t>(needed);
+  *granted = rl.rlim_cur;
   if (rl.rlim_cur >= want) return {};
-  if (rl.rlim_max >= want) {
-    rl.rlim_cur = want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return OsError("setrlimit(RLIMIT_NOFILE)");
+  const rlim_t hard = rl.rlim_max;
+  rlimit raised{want, std::max(want, hard)};  // the hard limit too: root (CAP_SYS_RESOURCE) may
+  if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+    *granted = want;
     return {};
   }
-  const rlim_t hard = rl.rlim_max;
-  rl.rlim_cur = want;
-  rl.rlim_max = want;
-  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) return {};  // root (CAP_SYS_RESOURCE) may raise it
+  const int refused = errno;
+  // As memcached: enough if the hard limit admits -c itself (the caller lowers -c by the rest),
+  // and there is room for one connection beside what the process needs.
+  const uint64_t overhead = needed - static_cast<uint64_t>(max_connections);
+  if (hard >= static_cast<rlim_t>(max_connections) && hard > overhead) {
+    rl.rlim_cur = hard;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return OsError("setrlimit(RLIMIT_NOFILE)");
+    *granted = hard;
+    return {};
+  }
+  errno = refused;
   const std::string n = std::to_string(needed);
   const std::string what = "-c " + std::to_string(max_connections) + " needs " + n +
                            " open files (connections, listeners, event loops), more than the " +

@@ -22,9 +22,11 @@ struct [[nodiscard]] ProcessStatus {
 };
 
 // -c: makes the soft RLIMIT_NOFILE at least `needed` (never lowers it). When the hard limit is
-// below `needed` too, raises both, which needs CAP_SYS_RESOURCE (root); failing that, an
-// error that says which limit to raise. `max_connections` is only for the message.
-ProcessStatus EnsureFileLimit(uint64_t needed, int max_connections);
+// below `needed` too, raises both, which needs CAP_SYS_RESOURCE (root). Failing that, if the
+// hard limit is still at least `max_connections` (all memcached requires of it), the soft limit
+// is raised to the hard one: the caller fits -c to *granted. Below that, an error that says
+// which limit to raise. On success *granted is the soft limit now in force.
+ProcessStatus EnsureFileLimit(uint64_t needed, int max_connections, uint64_t* granted);
 
 // -r: raises RLIMIT_CORE to unlimited, or to its hard limit; fails if it stays 0.
 ProcessStatus EnableCoreDumps();

@@ -12,7 +12,8 @@
   * -c 4096 under a soft open-file limit of 1024: the limit is raised and 1,500 concurrent
     connections are all answered;
   * -c 4096 under a hard limit of 1024 that the server may not raise: it refuses to start with
-    exit status 71 (EX_OSERR) and a message about open files;
+    exit status 71 (EX_OSERR) and a message about open files; -c 1024 under that limit (which
+    memcached accepts): cinchd starts with -c lowered to fit and says so;
   * started as root: without -u it refuses (exit 64), with an unknown user too (exit 67);
   * -l repeated, with an IPv6 address: both answer.
 
@@ -368,6 +369,46 @@ def check_root_needs_user(c, args):
         c.check(not harness.can_connect(port), "%s: listens nowhere" % what)
 
 
+def check_conn_limit_at_hard_limit(c, args):
+    """-c 1024 (memcached's default) under a hard limit of 1024: memcached starts (it needs the
+    hard limit to admit -c only), so cinchd must too, fitting -c to the descriptors it has."""
+    root = os.geteuid() == 0
+    caps = effective_caps()
+    if root and caps & (1 << CAP_SYS_RESOURCE) and not caps & (1 << CAP_SETPCAP):
+        c.skip("-c at the hard limit", "root here may raise it and cannot give that up")
+        return
+    port = harness.free_port()
+    argv = [args.server, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-c",
+            str(SOFT_LIMIT)] + (["-u", "root"] if root else [])
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=limit_files(SOFT_LIMIT, SOFT_LIMIT,
+                                                   root and caps & (1 << CAP_SYS_RESOURCE)))
+    try:
+        started = wait_until(lambda: proc.poll() is not None or harness.can_connect(port))
+        c.check(started and proc.poll() is None,
+                "-c %d, hard limit %d: starts" % (SOFT_LIMIT, SOFT_LIMIT))
+        if proc.poll() is not None:
+            return
+        with harness.Conn(port) as conn:
+            maxconns = int(conn.stats(b"settings").get("maxconns", "0"))
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
+        if harness.is_memcached(args.server):
+            c.equal(maxconns, SOFT_LIMIT, "memcached keeps -c")
+        else:
+            c.check(0 < maxconns < SOFT_LIMIT, "-c fitted below the hard limit",
+                    "maxconns %d" % maxconns)
+            c.check("-c %d lowered to %d" % (SOFT_LIMIT, maxconns) in text,
+                    "... saying so on stderr", repr(text[:300]))
+    finally:
+        proc.terminate()
+        if harness.wait_exit(proc, 5) is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
 def has_ipv6_loopback():
     try:
         with socket.socket(socket.AF_INET6) as s:
@@ -396,6 +437,7 @@ def main(args):
     check_unix_socket(c, args)
     check_conn_limit_beyond_ulimit(c, args)
     check_hard_limit_too_low(c, args)
+    check_conn_limit_at_hard_limit(c, args)
     check_root_needs_user(c, args)
     check_listen_ipv6(c, args)
     return c.finish()
