@@ -22,6 +22,26 @@ int Exit(const cinch::server::ProcessStatus& s) {
   return s.exit_code;
 }
 
+// -c: the open-file limit raised to fit, or -c lowered to fit a hard limit memcached would
+// accept (it needs only -c files), saying so.
+cinch::server::ProcessStatus FitFileLimit(cinch::net::LoopOptions* loop) {
+  const uint64_t needed = cinch::net::FilesNeeded(*loop);
+  uint64_t files = 0;
+  cinch::server::ProcessStatus s =
+      cinch::server::EnsureFileLimit(needed, loop->max_connections, &files);
+  if (s.ok() && files < needed) {  // one connection less for each file short
+    const int fitted = loop->max_connections - static_cast<int>(needed - files);
+    std::fprintf(
+        stderr,
+        "cinchd: -c %d lowered to %d: the hard limit on open files is %llu and the "
+        "process needs %llu more (raise it with ulimit -Hn or LimitNOFILE=)\n",
+        loop->max_connections, fitted, static_cast<unsigned long long>(files),
+        static_cast<unsigned long long>(needed - static_cast<uint64_t>(loop->max_connections)));
+    loop->max_connections = fitted;
+  }
+  return s;
+}
+
 void PrintListeners(const cinch::server::ServerOptions& o, int port) {
   for (const std::string& address : o.loop.listen) {
     std::fprintf(stderr, "cinchd: listening on %s (port %d unless it names one)\n", address.c_str(),
@@ -62,21 +82,8 @@ int main(int argc, char** argv) {
   if (cl.core_dumps) {
     if (server::ProcessStatus s = server::EnableCoreDumps(); !s.ok()) return Exit(s);
   }
-  const uint64_t files_needed = cinch::net::FilesNeeded(options.loop);
-  uint64_t files = 0;
-  server::ProcessStatus s =
-      server::EnsureFileLimit(files_needed, options.loop.max_connections, &files);
+  server::ProcessStatus s = FitFileLimit(&options.loop);
   if (!s.ok()) return Exit(s);
-  if (files < files_needed) {  // each connection beyond what the files allow is one file less
-    const int fitted = options.loop.max_connections - static_cast<int>(files_needed - files);
-    std::fprintf(stderr,
-                 "cinchd: -c %d lowered to %d: the hard limit on open files is %llu and the "
-                 "process needs %llu more (raise it with ulimit -Hn or LimitNOFILE=)\n",
-                 options.loop.max_connections, fitted, static_cast<unsigned long long>(files),
-                 static_cast<unsigned long long>(
-                     files_needed - static_cast<uint64_t>(options.loop.max_connections)));
-    options.loop.max_connections = fitted;
-  }
   if (s = server::DropRoot(cl.user); !s.ok()) return Exit(s);
 
   server::Daemon daemon;
