@@ -19,6 +19,7 @@ namespace {
 
 constexpr const char* kVersion = "cinchd 0.1.0 (memcached 1.6.18 compatible)";
 constexpr int kUsageError = 64;  // EX_USAGE
+constexpr long long kMaxMemoryMib = 1LL << 20;  // 1 TiB: the store's 40-bit item locations
 
 void Usage(FILE* f) {
   std::fprintf(
@@ -30,7 +31,7 @@ void Usage(FILE* f) {
       "  -s, --unix-socket=<file>  UNIX socket to listen on\n"
       "  -a, --unix-mask=<mask>    access mask for the UNIX socket, octal (default 700)\n"
       "  -U, --udp-port=<num>      accepted for compatibility; UDP is NOT supported\n"
-      "  -m, --memory-limit=<MiB>  hard limit on the process's resident memory (64)\n"
+      "  -m, --memory-limit=<MiB>  hard limit on the process's resident memory (64; 1 .. 1048576)\n"
       "  -M, --disable-evictions   return an error when memory is full\n"
       "  -c, --conn-limit=<num>    max simultaneous connections (default 1024)\n"
       "  -t, --threads=<num>       worker threads (default: number of cores)\n"
@@ -145,6 +146,7 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
   long long n = 0;
   size_t size = 0;
   long long memory_mib = 64;
+  bool item_size_given = false;
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, ":p:l:s:a:U:m:Mc:t:I:CFu:vVho:", kLong, nullptr)) != -1) {
@@ -170,7 +172,9 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
           std::fprintf(stderr, "cinchd: UDP is not supported; -U %s ignored\n", arg.c_str());
         break;
       case 'm':
-        if (!ParseInt(arg, 1, 1LL << 30, &memory_mib)) Fail("invalid memory limit '" + arg + "'");
+        if (!ParseInt(arg, 1, kMaxMemoryMib, &memory_mib)) {
+          Fail("invalid memory limit '" + arg + "' (1 .. 1048576 MiB: 1 TiB)");
+        }
         break;
       case 'M':
         o.store.eviction = false;
@@ -188,6 +192,7 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
           Fail("invalid max item size '" + arg + "' (1k .. 1g)");
         }
         o.store.max_item_size = size;
+        item_size_given = true;
         break;
       case 'C':
         o.cas_enabled = false;
@@ -218,7 +223,11 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
   if (optind < argc) Fail(std::string("unexpected argument '") + argv[optind] + "'");
   o.memory_limit = static_cast<size_t>(memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {
-    Fail("max item size (-I) cannot exceed half of the memory limit (-m)");
+    if (item_size_given) Fail("max item size (-I) cannot exceed half of the memory limit (-m)");
+    o.store.max_item_size = o.memory_limit / 2;  // -m 1: memcached refuses its own default
+    std::fprintf(stderr,
+                 "cinchd: warning: -m %lld lowers the default item size limit (-I) to %zu KiB\n",
+                 memory_mib, o.store.max_item_size >> 10);
   }
   o.loop.read_buffer_max = o.store.max_item_size + 4096;
   return o;

@@ -3,6 +3,8 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -48,6 +50,49 @@ size_t ProcessReserve(const ServerOptions& o) {
          static_cast<size_t>(o.loop.threads) * net::IoUringBytes(o.loop) + kAllocatorSlack;
 }
 
+// Smallest segments and store a small -m falls back to (see SizeStore).
+constexpr size_t kMinSegmentSize = 64 * 1024;
+constexpr size_t kMinStoreBytes = 2 << 20;
+
+std::string Mib(size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+size_t MinimumStore(const Options& o) {
+  size_t m = Store::MinimumMemoryLimit(o);
+  return m == 0 ? SIZE_MAX : m;
+}
+
+// Sets o->store.memory_limit (and, for a small -m, segment_size) from -m less the process's
+// own `reserve`. The store must hold its smallest configuration plus one connection's largest
+// read buffer (a value of the largest item size on its way in; buffers are charged to the
+// store). Where -m leaves less, segments halve (down to 64 KiB) until that fits. Where even
+// that does not fit, or -m is below the process's own baseline (several MiB: -m 1 cannot bound
+// the process), the store gets at least that (and 2 MiB) anyway, and the process's bound is
+// reserve + store rather than -m: returns the one-line warning to print then, else "".
+std::string SizeStore(ServerOptions* o, size_t reserve) {
+  Options& store = o->store;
+  auto need = [&] {
+    size_t minimum = MinimumStore(store);
+    size_t buffer = std::max(o->loop.read_buffer_max, store.max_item_size);
+    return minimum == SIZE_MAX ? minimum : minimum + buffer;
+  };
+  size_t left = o->memory_limit > reserve ? o->memory_limit - reserve : 0;
+  store.memory_limit = left;
+  if (left >= need()) return "";
+  size_t target = std::max(left, kMinStoreBytes);
+  while (store.segment_size > kMinSegmentSize && need() > target) store.segment_size /= 2;
+  if (need() == SIZE_MAX) return "";  // Open will say why
+  store.memory_limit = std::max(target, need());
+  if (store.memory_limit <= left) return "";
+  return "warning: -m " + Mib(o->memory_limit) + " is below what the process needs for itself (" +
+         Mib(reserve) + ") plus the smallest store (" + Mib(store.memory_limit) + " in " +
+         std::to_string(store.segment_size >> 10) + " KiB segments): resident memory may reach " +
+         Mib(reserve + store.memory_limit);
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -61,10 +106,8 @@ class Server::Impl {
     mallopt(M_TRIM_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
     context_.process_reserve = ProcessReserve(options_);
-    if (options_.memory_limit <= context_.process_reserve) {
-      return Status::InvalidArgument("memory limit too small for the process itself");
-    }
-    options_.store.memory_limit = options_.memory_limit - context_.process_reserve;
+    std::string warning = SizeStore(&options_, context_.process_reserve);
+    if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
     if (!s.ok()) {

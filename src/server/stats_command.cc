@@ -153,7 +153,8 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
 #undef CINCH_STAT
   w->Add("connection_buffer_bytes", loop.buffer_bytes);
   w->Add("process_reserve", ctx.process_reserve);
-  w->Add("process_limit", ctx.options->memory_limit);
+  // -m, or more where -m is below the process's own needs plus the smallest store.
+  w->Add("process_limit", ctx.process_reserve + ctx.options->store.memory_limit);
 }
 
 }  // namespace
