@@ -68,7 +68,7 @@ size_t MinimumStore(const Options& o) {
 // Sets o->store.memory_limit (and, for a small -m, segment_size) from -m less the process's
 // own `reserve`. The store must hold its smallest configuration plus one connection's largest
 // read buffer (a value of the largest item size on its way in; buffers are charged to the
-// store). Where -m leaves less, segments halve (down to 64 KiB) until that fits. Where even
+// store). Where -m leaves less, segments halve (down to 64 KiB) while that helps, until it fits. Where even
 // that does not fit, or -m is below the process's own baseline (several MiB: -m 1 cannot bound
 // the process), the store gets at least that (and 2 MiB) anyway, and the process's bound is
 // reserve + store rather than -m: returns the one-line warning to print then, else "".
@@ -83,7 +83,13 @@ std::string SizeStore(ServerOptions* o, size_t reserve) {
   store.memory_limit = left;
   if (left >= need()) return "";
   size_t target = std::max(left, kMinStoreBytes);
-  while (store.segment_size > kMinSegmentSize && need() > target) store.segment_size /= 2;
+  while (store.segment_size > kMinSegmentSize && need() > target) {
+    size_t before = need();
+    store.segment_size /= 2;
+    if (need() < before) continue;
+    store.segment_size *= 2;  // smaller segments no longer help: the item size binds
+    break;
+  }
   if (need() == SIZE_MAX) return "";  // Open will say why
   store.memory_limit = std::max(target, need());
   if (store.memory_limit <= left) return "";
