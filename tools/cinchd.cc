@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,18 +14,19 @@
 #include <string_view>
 #include <thread>
 
+#include "common/version.h"
 #include "server/server.h"
 
 namespace {
 
-constexpr const char* kVersion = "cinchd 0.1.0 (memcached 1.6.18 compatible)";
 constexpr int kUsageError = 64;  // EX_USAGE
 constexpr long long kMaxMemoryMib = 1LL << 20;  // 1 TiB: the store's 40-bit item locations
 
 void Usage(FILE* f) {
+  std::fprintf(f, "cinchd %s: a memcached-compatible cache that holds -m as a hard limit\n",
+               cinch::kCinchVersion.data());
   std::fprintf(
       f,
-      "cinchd 0.1.0: a memcached-compatible cache that holds -m as a hard limit\n"
       "usage: cinchd [options]\n"
       "  -p, --port=<num>          TCP port to listen on (default 11211; 0 = off)\n"
       "  -l, --listen=<addr>       interface to listen on (default 127.0.0.1)\n"
@@ -51,7 +53,9 @@ void Usage(FILE* f) {
       "        zero_copy_min=<sz>       values this large are sent without a copy\n"
       "        io_uring=0|1             workers use io_uring, not epoll (default 1 where\n"
       "                                 the kernel allows it)\n"
-      "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n");
+      "        process_reserve=<sz>     memory kept for the process itself (0 = measure)\n"
+      "        conn_memory=<sz>         memory for connections (default: 3.6k per -c\n"
+      "                                 connection + 1/16 of -m, 2m..1g, for buffers)\n");
 }
 
 [[noreturn]] void Fail(const std::string& message) {
@@ -113,6 +117,8 @@ void ParseExtended(std::string_view list, cinch::server::ServerOptions* o) {
       o->loop.io_uring = n == 1;
     } else if (key == "process_reserve" && ParseSize(value, &size)) {
       o->process_reserve = size;
+    } else if (key == "conn_memory" && ParseSize(value, &size)) {
+      o->connection_memory = size;
     } else {
       Fail("invalid -o setting '" + std::string(item) + "'");
     }
@@ -206,7 +212,8 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
         ++o.verbosity;
         break;
       case 'V':
-        std::printf("%s\n", kVersion);
+        std::printf("cinchd %s (memcached %s compatible)\n", cinch::kCinchVersion.data(),
+                    cinch::kMemcachedVersion.data());
         std::exit(0);
       case 'h':
         Usage(stdout);
@@ -236,6 +243,9 @@ cinch::server::ServerOptions ParseFlags(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // No transparent huge pages for this process (heap, thread stacks, buffers), before anything is
+  // mapped: a page touched must cost one page of -m, not 2 MiB (docs/memory-accounting.md).
+  prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
   cinch::server::ServerOptions options = ParseFlags(argc, argv);
   // Signals are taken synchronously by this thread; workers never see them.
   sigset_t stop_signals;

@@ -27,8 +27,9 @@
 // Home bucket of a key in a shard of n buckets: (tag * n) >> 21; its home slot is 8 times that.
 // Shard of a key: hash & (shards - 1).
 //
-// Memory: every table page is charged to the Accountant before it is touched, and given back
-// (madvise) when the table shrinks or moves. See docs/index.md.
+// Memory: one reservation for all shards (mem/mapping.h: no transparent huge pages, so touching
+// a table page makes one page resident); every table page is charged to the Accountant before
+// it is touched, and given back (madvise) when the table shrinks or moves. See docs/index.md.
 //
 // Thread safety: Shard::lock must be held for every call that takes a Shard&; different shards
 // are independent.

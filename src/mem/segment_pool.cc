@@ -3,8 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <bit>
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <new>
 #include <string>
@@ -12,23 +12,6 @@
 #include "common/check.h"
 
 namespace cinch::mem {
-
-namespace {
-
-size_t PageSize() {
-  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return page;
-}
-
-char* MapNoReserve(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
-}
-
-}  // namespace
-
-size_t RoundUpToPage(size_t bytes) { return (bytes + PageSize() - 1) & ~(PageSize() - 1); }
 
 SegmentPool::SegmentPool(const Config& config, Accountant* accountant)
     : config_(config), accountant_(accountant) {}

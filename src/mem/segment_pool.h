@@ -40,6 +40,7 @@
 
 #include "cinch/status.h"
 #include "mem/accountant.h"
+#include "mem/mapping.h"
 
 namespace cinch::mem {
 
@@ -53,8 +54,6 @@ enum class SegState : uint8_t {
 
 constexpr uint32_t kNoSegment = ~uint32_t{0};
 
-// Bytes rounded up to whole pages of the system.
-size_t RoundUpToPage(size_t bytes);
 constexpr uint32_t kNeverExpires = ~uint32_t{0};
 
 // Metadata of one segment, kept outside the segment so that free segments hold no resident

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "mem/smaps_for_test.h"
+
 namespace cinch::mem {
 namespace {
 
@@ -393,6 +395,23 @@ TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   EXPECT_EQ(pool->meta(reused).capacity, kSeg);
   EXPECT_TRUE(AllZero(pool->meta(reused).base, kSeg));
   pool->Free(reused);
+}
+
+// Touching a page of a segment or a jumbo item must make one page resident, not a 2 MiB huge
+// page (THP `always`): the pool charges what it touches.
+TEST(SegmentPoolTest, MemoryIsNotBackedByHugePages) {
+  if (!KernelHasThp()) GTEST_SKIP() << "kernel without transparent huge pages";
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(64, 1, 0, 0), &a);  // a 4 MiB arena
+  uint32_t id = pool->Allocate(false);
+  ASSERT_NE(id, kNoSegment);
+  const char* segment = pool->meta(id).base;
+  EXPECT_TRUE(NoHugePagesAt(segment)) << "segment VmFlags:" << VmFlagsAt(segment);
+  uint32_t jumbo = pool->AllocateJumbo(4 << 20);
+  ASSERT_NE(jumbo, kNoSegment);
+  const char* base = pool->meta(jumbo).base;
+  EXPECT_TRUE(NoHugePagesAt(base)) << "jumbo VmFlags:" << VmFlagsAt(base);
+  pool->Free(jumbo);
 }
 
 TEST(SegmentPoolTest, JumboRespectsTheReserveHeadroom) {

@@ -19,8 +19,8 @@ namespace cinch::net {
 
 struct LoopOptions {
   std::string listen_address = "127.0.0.1";  // "" or "0.0.0.0" for all IPv4 addresses
-  int port = 11211;                           // 0: no TCP listener; -1: pick a free port
-  std::string unix_socket;                    // path; empty: none
+  int port = 11211;                          // 0: no TCP listener; -1: pick a free port
+  std::string unix_socket;                   // path; empty: none
   int unix_mask = 0700;
   int threads = 4;
   int max_connections = 1024;
@@ -28,9 +28,13 @@ struct LoopOptions {
   size_t read_buffer_initial = 16 * 1024;
   size_t read_buffer_max = (size_t{1} << 20) + 4096;  // hard cap (raised to Session::WantedInput)
   size_t output_limit = 1 << 20;  // stop reading from a connection with this much unwritten
+  // The output limit while the memory budget is tight (more than half used), so that clients
+  // that do not read their replies cannot take the whole budget.
+  size_t tight_output_limit = 16 * 1024;
   int drain_timeout_ms = 2000;
-  // A connection that has waited this long for buffer memory in a row answers
-  // "SERVER_ERROR out of memory" and closes, so its buffers go back to the budget.
+  // A connection that has waited this long in a row for the memory to grow its read buffer
+  // (to finish a request) answers "SERVER_ERROR out of memory" and closes, so its buffers go
+  // back to the budget. Waiting for a first read buffer or an output chunk is throttling only.
   int memory_wait_ms = 250;
   // Workers use io_uring instead of epoll when the kernel allows it (see worker.h).
   bool io_uring = true;

@@ -326,8 +326,9 @@ class Conn:
         left = deadline - time.monotonic()
         if left <= 0:
             raise Timeout()
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
+        poller = select.poll()  # not select(): tests may hold more than 1024 descriptors
+        poller.register(self.sock, select.POLLIN)
+        if not poller.poll(left * 1000):
             raise Timeout()
         try:
             data = self.sock.recv(1 << 20)
