@@ -2,6 +2,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <string>
+
 #include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
@@ -96,15 +99,21 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
 
 void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
+  std::string inter;  // memcached shows its -l arguments joined by commas
+  for (const std::string& a : o.loop.listen) inter += (inter.empty() ? "" : ",") + a;
   w->Add("maxbytes", o.memory_limit);
   w->Add("maxconns", o.loop.max_connections);
   w->Add("tcpport", o.loop.port);
   w->Add("udpport", 0);
-  w->Add("inter", std::string_view(o.loop.listen_address.empty() ? "NULL" : o.loop.listen_address));
+  w->Add("inter", std::string_view(inter.empty() ? "NULL" : inter));
   w->Add("verbosity", ctx.verbosity.load(std::memory_order_relaxed));
   w->Add("evictions", std::string_view(o.store.eviction ? "on" : "off"));
   w->Add("domain_socket",
          std::string_view(o.loop.unix_socket.empty() ? "NULL" : o.loop.unix_socket));
+  char umask[8];
+  std::snprintf(umask, sizeof(umask), "%o", static_cast<unsigned>(o.loop.unix_mask));
+  w->Add("umask", std::string_view(umask));
+  w->Add("tcp_backlog", o.loop.backlog);
   w->Add("num_threads", o.loop.threads);
   w->Add("cas_enabled", std::string_view(o.cas_enabled ? "yes" : "no"));
   w->Add("item_size_max", o.store.max_item_size);
