@@ -30,7 +30,10 @@ struct ParseState {
   CommandLine* out;
   bool listen_given = false;  // the first -l replaces the default address
   long long memory_mib = 64;
+  bool item_size_given = false;  // -I: not lowered to fit a small -m
 };
+
+constexpr long long kMaxMemoryMib = 1LL << 20;  // 1 TiB: the store's 40-bit item locations
 
 using Apply = Status (*)(std::string_view value, ParseState* st);
 
@@ -169,8 +172,8 @@ Status ApplyUdpPort(std::string_view v, ParseState* st) {
 }
 
 Status ApplyMemory(std::string_view v, ParseState* st) {
-  if (!ParseMegabytes(v, &st->memory_mib)) {
-    return Invalid("memory limit", v, "megabytes: 64, 64m or 2g");
+  if (!ParseMegabytes(v, &st->memory_mib) || st->memory_mib > kMaxMemoryMib) {
+    return Invalid("memory limit", v, "megabytes: 64, 64m or 2g; 1 .. 1048576 (1 TiB)");
   }
   return Status::Ok();
 }
@@ -198,6 +201,7 @@ Status ApplyMaxItemSize(std::string_view v, ParseState* st) {
     return Invalid("max item size", v, "1k .. 1g");
   }
   Options(st).store.max_item_size = size;
+  st->item_size_given = true;
   return Status::Ok();
 }
 
@@ -279,7 +283,7 @@ const Flag kFlags[] = {
      "UDP port: 0 (UDP is not supported; others are ignored with a warning)", ApplyUdpPort},
     {'m', "memory-limit", Arg::kRequired, "<num>", Fate::kHonoured,
      "hard limit on the whole process's resident memory, in megabytes\n"
-     "(default 64; 64m and 2g also read)",
+     "(default 64, 1 .. 1048576 = 1 TiB; 64m and 2g also read)",
      ApplyMemory},
     {'M', "disable-evictions", Arg::kNone, nullptr, Fate::kHonoured,
      "return an error on memory exhausted instead of evicting", ApplyNoEvictions},
@@ -557,8 +561,15 @@ Status Finish(ParseState* st) {
   if (!o.loop.unix_socket.empty()) o.loop.listen.clear();
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {
-    return Status::InvalidArgument(
-        "max item size (-I) cannot exceed half of the memory limit (-m)");
+    if (st->item_size_given) {
+      return Status::InvalidArgument(
+          "max item size (-I) cannot exceed half of the memory limit (-m)");
+    }
+    // -m 1: memcached refuses its own default -I there; cinchd lowers the default instead.
+    o.store.max_item_size = o.memory_limit / 2;
+    Warn(st, "-m " + std::to_string(st->memory_mib) +
+                 " lowers the default item size limit (-I) to " +
+                 std::to_string(o.store.max_item_size >> 10) + " KiB");
   }
   o.loop.read_buffer_max = o.store.max_item_size + 4096;
   return Status::Ok();

@@ -54,9 +54,23 @@ TEST(CinchdFlags, MemoryLimitFormsMemcachedReads) {
   EXPECT_EQ(Parse({"-m", "64M"}).cl.server.memory_limit, size_t{64} << 20);
   EXPECT_EQ(Parse({"--memory-limit=2g"}).cl.server.memory_limit, size_t{2} << 30);
   EXPECT_EQ(Parse({"-m", "1048576", "-I", "1m"}).cl.server.memory_limit, size_t{1} << 40);
-  for (const char* bad : {"0", "-5", "64k", "x", "", "1.5"}) {
+  for (const char* bad : {"0", "-5", "64k", "x", "", "1.5", "1048577", "1025g"}) {
     EXPECT_FALSE(Parse({"-m", bad}).status.ok()) << bad;
   }
+}
+
+TEST(CinchdFlags, SmallMemoryLimitLowersTheDefaultItemSize) {
+  Parsed one = Parse({"-m", "1"});
+  ASSERT_TRUE(one.status.ok()) << one.status.ToString();
+  EXPECT_EQ(one.cl.server.memory_limit, size_t{1} << 20);
+  EXPECT_EQ(one.cl.server.store.max_item_size, size_t{512} << 10);
+  ASSERT_EQ(one.cl.warnings.size(), 1u);
+  EXPECT_NE(one.cl.warnings[0].find("512 KiB"), std::string::npos) << one.cl.warnings[0];
+  Parsed two = Parse({"-m", "2"});
+  ASSERT_TRUE(two.status.ok()) << two.status.ToString();
+  EXPECT_EQ(two.cl.server.store.max_item_size, size_t{1} << 20);
+  EXPECT_TRUE(two.cl.warnings.empty());
+  EXPECT_TRUE(Parse({"-m", "1", "-I", "512k"}).status.ok());
 }
 
 TEST(CinchdFlags, ListenRepeatedCommaAndIpv6) {

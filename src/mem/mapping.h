@@ -1,6 +1,6 @@
-// Anonymous mappings for the engine's memory (the segment arena, jumbo items, the index
-// reservation): address space reserved without committing swap, filled in page by page as it
-// is touched, and never backed by transparent huge pages.
+// Anonymous mappings for the engine's memory (the segment arena, its table, jumbo items, the
+// index reservation): address space reserved without committing swap, filled in page by page as
+// it is touched, and never backed by transparent huge pages.
 //
 // Why no huge pages: the engine charges memory to the Accountant one page or one segment at a
 // time, before touching it. With THP `always` (or khugepaged, which collapses a 2 MiB stretch

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -38,6 +39,51 @@ size_t ProcessReserve(const ServerOptions& o) {
   constexpr size_t kAllocatorSlack = 3 << 20;
   return ResidentBytes() + static_cast<size_t>(o.loop.threads + 2) * kStackTouched +
          static_cast<size_t>(o.loop.threads) * net::IoUringBytes(o.loop) + kAllocatorSlack;
+}
+
+// Smallest segments and store a small -m falls back to (see SizeStore).
+constexpr size_t kMinSegmentSize = 64 * 1024;
+constexpr size_t kMinStoreBytes = 2 << 20;
+
+std::string Mib(size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+size_t MinimumStore(const Options& o) {
+  size_t m = Store::MinimumMemoryLimit(o);
+  return m == 0 ? SIZE_MAX : m;
+}
+
+// Sets o->store.memory_limit (and, for a small -m, segment_size) from -m less the process's own
+// `reserve` and the connections' budget. Where that leaves less than the smallest store at the
+// segment size, segments halve (down to 64 KiB) while that helps. Where even that does not fit,
+// or -m is below the process's own baseline (several MiB: -m 1 cannot bound the process), the
+// store gets its smallest size (at least 2 MiB) anyway, and the process's bound is
+// reserve + connections + store rather than -m: returns the one-line warning to print then.
+std::string SizeStore(ServerOptions* o, size_t reserve, size_t connections) {
+  Options& store = o->store;
+  size_t fixed = reserve + connections;
+  size_t left = o->memory_limit > fixed ? o->memory_limit - fixed : 0;
+  store.memory_limit = left;
+  if (left >= MinimumStore(store)) return "";
+  size_t target = std::max(left, kMinStoreBytes);
+  while (store.segment_size > kMinSegmentSize && MinimumStore(store) > target) {
+    size_t before = MinimumStore(store);
+    store.segment_size /= 2;
+    if (MinimumStore(store) < before) continue;
+    store.segment_size *= 2;  // smaller segments no longer help: the item size binds
+    break;
+  }
+  size_t minimum = MinimumStore(store);
+  if (minimum == SIZE_MAX) return "";  // Open will say why
+  store.memory_limit = std::max(target, minimum);
+  if (store.memory_limit <= left) return "";
+  return "warning: -m " + Mib(o->memory_limit) + " is below what the process needs for itself (" +
+         Mib(reserve) + ") and its connections (" + Mib(connections) + ") plus the smallest " +
+         "store (" + Mib(store.memory_limit) + " in " + std::to_string(store.segment_size >> 10) +
+         " KiB segments): resident memory may reach " + Mib(fixed + store.memory_limit);
 }
 
 }  // namespace
@@ -80,15 +126,9 @@ class Server::Impl {
           std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
           std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
-    const size_t fixed = context_.process_reserve + context_.connection_memory;
-    if (options_.memory_limit <= fixed) {
-      return Status::InvalidArgument(
-          "memory limit " + std::to_string(options_.memory_limit >> 10) + " KiB is too small for " +
-          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself and " +
-          std::to_string(context_.connection_memory >> 10) +
-          " KiB for connections; raise -m, or lower -c or -o conn_memory");
-    }
-    options_.store.memory_limit = options_.memory_limit - fixed;
+    std::string warning = SizeStore(&options_, context_.process_reserve,
+                                    context_.connection_memory);
+    if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
     if (!s.ok()) {

@@ -165,7 +165,9 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("connection_buffer_bytes", loop.buffer_bytes);
   w->Add("connection_memory", ctx.connection_memory);
   w->Add("process_reserve", ctx.process_reserve);
-  w->Add("process_limit", ctx.options->memory_limit);
+  // -m, or more where -m is below the process's own needs plus the smallest store.
+  w->Add("process_limit",
+         ctx.process_reserve + ctx.connection_memory + ctx.options->store.memory_limit);
 }
 
 }  // namespace
