@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/version.h"
 #include "proto/errors.h"
 #include "server/reply_format.h"
 
@@ -55,6 +56,10 @@ SetMode ModeOf(Command c) {
   }
 }
 
+bool IsRetrieval(Command c) {
+  return c == Command::kGet || c == Command::kGets || c == Command::kGat || c == Command::kGats;
+}
+
 }  // namespace
 
 MemcacheSession::MemcacheSession(ServerContext* context)
@@ -99,6 +104,16 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       }
       continue;
     }
+    if (IsRetrieval(request_.command)) {
+      std::string_view left = Retrieve(request_, out, output_limit);
+      if (!left.empty()) {  // output full: take the line up again at its next key
+        pos = static_cast<size_t>(left.data() - input.data());
+        request_.partial = true;
+        in_partial_get_ = true;
+        break;
+      }
+      continue;
+    }
     if (!Execute(request_, out)) {
       result.close = true;
       break;
@@ -114,7 +129,7 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
     case Command::kGets:
     case Command::kGat:
     case Command::kGats:
-      Retrieve(r, out);
+      CINCH_CHECK(false);  // OnInput runs them (Retrieve)
       break;
     case Command::kSet:
     case Command::kAdd:
@@ -138,7 +153,9 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
       FlushAll(r, out);
       break;
     case Command::kVersion:
-      out->Append(kVersionReply);
+      out->Append(proto::reply::kVersionPrefix);
+      out->Append(kServerVersion);
+      out->Append(proto::reply::kCrlf);
       break;
     case Command::kVerbosity:
       context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
@@ -176,7 +193,8 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
 
 // --- retrieval ---
 
-void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
+std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output* out,
+                                           size_t output_limit) {
   const bool touch = r.command == Command::kGat || r.command == Command::kGats;
   const bool with_cas = r.command == Command::kGets || r.command == Command::kGats;
   // Without CAS (-C) items never pay for an explicit CAS value; gets reports 0 as memcached.
@@ -206,15 +224,20 @@ void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
     ThreadCounters::Add(counters_->get_hits);
     if (touch) ThreadCounters::Add(counters_->touch_hits);
     LineBuilder line;
-    line.Append("VALUE ").Append(key).Char(' ').Number(ref.flags()).Char(' ');
+    line.Append(proto::reply::kValuePrefix).Append(key).Char(' ').Number(ref.flags()).Char(' ');
     line.Number(ref.value().size());
     if (with_cas) line.Char(' ').Number(ref.cas());
-    line.Append("\r\n");
+    line.Append(proto::reply::kCrlf);
     out->Append(line.view());
     AppendValue(&ref, out);
+    if (out->pending() >= output_limit) {
+      std::string_view left = rest, next;
+      if (proto::NextKey(&left, &next)) return rest;
+    }
   }
   in_partial_get_ = r.partial;
   if (!r.partial) out->Append(proto::reply::kEnd);
+  return {};
 }
 
 void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
@@ -226,13 +249,13 @@ void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
       ++pins_busy_;
       p.ref = std::move(*ref);
       out->AppendReference(value, &MemcacheSession::ReleasePin, &p);
-      out->Append("\r\n");
+      out->Append(proto::reply::kCrlf);
       ThreadCounters::Add(counters_->zero_copy_values);
       return;
     }
   }
   out->Append(value);
-  out->Append("\r\n");
+  out->Append(proto::reply::kCrlf);
   ref->Reset();
   ThreadCounters::Add(counters_->copied_values);
 }
@@ -291,7 +314,7 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
       if (r.noreply) return;
       LineBuilder line;
-      line.Number(value).Append("\r\n");
+      line.Number(value).Append(proto::reply::kCrlf);
       out->Append(line.view());
       return;
     }

@@ -65,11 +65,13 @@ bool Engine::CleanerPass(size_t want_bytes) {
   bool freed = FreeEmptyAndExpired(now);
   // With eviction off, a full store would repeat the same fruitless compaction for every
   // refused write: skip it until some live data has gone since it last freed nothing.
+  pool_->InUse(&in_use_);
   bool skip = !options_.eviction && want_bytes > 0 && StoreLiveBytes() >= fruitless_live_bytes_;
   if (!skip) {
     bool compacted = CompactOrEvict(want_bytes, now);
     freed |= compacted;
     bool fruitless = !options_.eviction && want_bytes > 0 && !compacted && NeedSpace(want_bytes);
+    if (fruitless) pool_->InUse(&in_use_);
     fruitless_live_bytes_ = fruitless ? StoreLiveBytes() : UINT64_MAX;
   }
   FreeDrained();
@@ -103,7 +105,8 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
   SealIdleHeads();
   bool freed = false;
   uint32_t gen = flush_gen_.load(std::memory_order_acquire);
-  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+  pool_->InUse(&in_use_);
+  for (uint32_t id : in_use_) {
     mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
@@ -127,9 +130,9 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
 uint32_t Engine::PickCompactionVictim(double max_live) const {
   uint32_t best = mem::kNoSegment;
   int64_t best_live = 0;
-  for (uint32_t id = 0; id < pool_->regular_count(); ++id) {
+  for (uint32_t id : in_use_) {
     const mem::SegmentMeta& m = pool_->meta(id);
-    if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+    if (m.jumbo || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
@@ -145,7 +148,7 @@ uint32_t Engine::PickCompactionVictim(double max_live) const {
 
 uint64_t Engine::StoreLiveBytes() const {
   uint64_t live = 0;
-  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+  for (uint32_t id : in_use_) {
     live += static_cast<uint64_t>(pool_->meta(id).live_bytes.load(std::memory_order_relaxed));
   }
   return live;
@@ -153,10 +156,10 @@ uint64_t Engine::StoreLiveBytes() const {
 
 double Engine::StoreLiveRatio() const {
   double live = 0, used = 0;
-  for (uint32_t id = 0; id < pool_->regular_count(); ++id) {
+  for (uint32_t id : in_use_) {
     const mem::SegmentMeta& m = pool_->meta(id);
     mem::SegState state = m.state.load(std::memory_order_acquire);
-    if (state != mem::SegState::kOpen && state != mem::SegState::kSealed) continue;
+    if (m.jumbo || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) continue;
     live += static_cast<double>(m.live_bytes.load(std::memory_order_relaxed));
     used += static_cast<double>(m.capacity);
   }
@@ -172,7 +175,7 @@ uint32_t Engine::PickEvictionVictim() const {
   uint32_t oldest[2] = {mem::kNoSegment, mem::kNoSegment};
   uint64_t oldest_seq[2] = {0, 0};
   uint32_t count[2] = {0, 0};
-  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+  for (uint32_t id : in_use_) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
@@ -204,6 +207,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   int compactions = 0;
   int64_t window_net = 0;  // segments freed by compaction minus segments the cleaner opened
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
+    pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
     if (compaction_pays && want_bytes == 0 && StoreLiveRatio() < kGiveBackStoreLive) {
       victim = PickCompactionVictim(kGiveBackMaxLive);

@@ -16,15 +16,34 @@ namespace cinch::store {
 namespace {
 
 constexpr int64_t kRelativeExpiryLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
-constexpr uint32_t kMaxBucketsPerShard = 16384;              // 1 MiB of slots per shard
-constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard count
+constexpr uint32_t kMaxBucketsPerShard = 16384;  // 1 MiB of slots per shard
+constexpr size_t kMinItemBytesEstimate = 16;     // sizes the shard count
+// Every shard holds at least one table page from Open on, so the shard count is the floor of
+// index memory: 4096 shards are 16 MiB. Beyond it shards grow larger instead (rebuilds stall
+// one shard longer, tags filter less), up to 2^16 buckets of 4 MiB: 2^31 items in all.
+constexpr uint32_t kMaxAutoShards = 4096;
+constexpr uint32_t kMaxBucketsPerLargeShard = 65536;
+
+double SlotsPerShard(uint32_t buckets) {
+  return static_cast<double>(buckets) * index::kSlotsPerBucket * index::HashIndex::kTargetLoad;
+}
 
 uint32_t AutoShards(size_t memory_limit) {
   double max_items = static_cast<double>(memory_limit) / kMinItemBytesEstimate;
-  double per_shard =
-      double{kMaxBucketsPerShard} * index::kSlotsPerBucket * index::HashIndex::kTargetLoad;
-  uint32_t shards = static_cast<uint32_t>(std::ceil(max_items / per_shard));
+  uint32_t shards = static_cast<uint32_t>(
+      std::min<double>(std::ceil(max_items / SlotsPerShard(kMaxBucketsPerShard)), kMaxAutoShards));
   return std::bit_ceil(std::max<uint32_t>(shards, 1));
+}
+
+// Buckets a shard may grow to: kMaxBucketsPerShard, or more where `shards` of that size could
+// not index a limit full of the smallest items.
+uint32_t MaxBucketsPerShard(size_t memory_limit, uint32_t shards) {
+  double max_items = static_cast<double>(memory_limit) / kMinItemBytesEstimate;
+  uint32_t buckets = kMaxBucketsPerShard;
+  while (buckets < kMaxBucketsPerLargeShard && SlotsPerShard(buckets) * shards < max_items) {
+    buckets *= 2;
+  }
+  return buckets;
 }
 
 }  // namespace
@@ -69,15 +88,19 @@ Status Engine::Init() {
       o.max_item_size > o.memory_limit / 2) {
     return Status::InvalidArgument("max_item_size must be in [64 B, memory_limit / 2]");
   }
-  uint32_t regular = static_cast<uint32_t>(o.memory_limit / o.segment_size);
+  // 2^40 locations: the arena's bytes, then one per jumbo slot (mem/segment_pool.h).
+  constexpr uint64_t kLocations = uint64_t{1} << index::kLocationBits;
+  if (o.memory_limit > kLocations) {
+    return Status::InvalidArgument("memory_limit above 1 TiB (40-bit item locations)");
+  }
   jumbo_threshold_ = o.segment_size / 8;
   // Jumbo slots: enough for a store full of the smallest jumbo items (at least a page each).
-  uint32_t jumbo =
-      static_cast<uint32_t>(o.memory_limit / std::max<size_t>(jumbo_threshold_, 4096)) + 1;
+  uint64_t jumbo = o.memory_limit / std::max<size_t>(jumbo_threshold_, 4096) + 1;
   int shift = std::countr_zero(o.segment_size);
-  if ((uint64_t{regular} + jumbo) << shift > index::kLocationMask) {
-    return Status::InvalidArgument("memory_limit too large for 40-bit item locations");
-  }
+  // Near 1 TiB the jumbo slots' locations come out of the last regular segments' (at most
+  // 1/4096 of the limit): that memory still serves jumbo items, the index and buffers.
+  uint32_t regular = static_cast<uint32_t>(
+      std::min<uint64_t>(o.memory_limit / o.segment_size, (kLocations - jumbo) >> shift));
   expiry_classes_ = regular >= 256 ? 8 : regular >= 32 ? 2 : 1;
   write_stripes_ = regular >= 256 ? 4 : 1;
   writer_heads_ = expiry_classes_ * write_stripes_;
@@ -88,11 +111,14 @@ Status Engine::Init() {
     return Status::InvalidArgument("memory_limit too small: need at least " +
                                    std::to_string(minimum) + " segments");
   }
-  mem::SegmentPool::Config pc{o.segment_size, regular, jumbo, reserve, reserve};
+  mem::SegmentPool::Config pc{o.segment_size, regular, static_cast<uint32_t>(jumbo), reserve,
+                              reserve};
   Status s = mem::SegmentPool::Create(pc, &accountant_, &pool_);
   if (!s.ok()) return s;
+  CINCH_CHECK(pool_->location_end() <= kLocations);
   uint32_t shards = o.index_shards != 0 ? o.index_shards : AutoShards(o.memory_limit);
-  index::HashIndex::Config ic{shards, kMaxBucketsPerShard, pool_->reserve_bytes()};
+  index::HashIndex::Config ic{shards, MaxBucketsPerShard(o.memory_limit, shards),
+                              pool_->reserve_bytes()};
   s = index::HashIndex::Create(ic, &accountant_, &index_);
   if (!s.ok()) return s;
   counters_.reset(new ShardCounters[shards]);

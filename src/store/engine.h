@@ -119,18 +119,13 @@ class Engine {
   Status Init();
 
   // --- locations and items (engine.cc) ---
+  // Locations are the pool's (mem/segment_pool.h): arena bytes, then one per jumbo slot.
   uint64_t Location(uint32_t segment, uint32_t offset) const {
-    return (uint64_t{segment} << pool_->segment_shift()) | offset;
+    return pool_->Location(segment, offset);
   }
-  uint32_t SegmentOf(uint64_t location) const {
-    return static_cast<uint32_t>(location >> pool_->segment_shift());
-  }
-  uint32_t OffsetOf(uint64_t location) const {
-    return static_cast<uint32_t>(location & (pool_->segment_size() - 1));
-  }
-  const char* ItemAt(uint64_t location) const {
-    return pool_->meta(SegmentOf(location)).base + OffsetOf(location);
-  }
+  uint32_t SegmentOf(uint64_t location) const { return pool_->SegmentOf(location); }
+  uint32_t OffsetOf(uint64_t location) const { return pool_->OffsetOf(location); }
+  const char* ItemAt(uint64_t location) const { return pool_->ItemAt(location); }
   uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
   bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
   // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets, and
@@ -272,6 +267,8 @@ class Engine {
                 int64_t now, ShardCounters& c);
   bool DrainOrFree(uint32_t segment);
   void FreeDrained();
+  // The candidates below come from in_use_, the pool's ids in use as of the last InUse call:
+  // a pass costs O(segments in use), not O(the limit's segments).
   uint32_t PickCompactionVictim(double max_live) const;
   // Live bytes over the capacity of regular segments in use.
   double StoreLiveRatio() const;
@@ -300,6 +297,7 @@ class Engine {
   // The cleaner: one pass at a time, on the background thread or inline in a writer.
   std::mutex cleaner_mu_;
   std::vector<uint32_t> draining_;        // guarded by cleaner_mu_
+  std::vector<uint32_t> in_use_;          // guarded by cleaner_mu_; see PickCompactionVictim
   uint64_t cleaner_segments_opened_ = 0;  // guarded by cleaner_mu_
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.

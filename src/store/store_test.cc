@@ -1541,5 +1541,78 @@ TEST_F(StoreTest, BinaryKeyIsRemembered) {
   EXPECT_FALSE(ref.binary_key());
 }
 
+// ---------------------------------------------------------------------------------------------
+// The range of memory limits
+
+TEST_F(StoreTest, OneTebibyteLimitIsAddressSpaceUntilUsed) {
+  Options o = DefaultOptions();
+  o.memory_limit = size_t{1} << 40;
+  Open(o);
+  StoreStats st = store_->GetStats();
+  EXPECT_EQ(st.metadata_bytes, 0u) << "the segment table is charged as segments are used";
+  EXPECT_EQ(st.segment_bytes, 0u);
+  EXPECT_LE(st.index_bytes, 16 * kMiB) << "the index starts at one page per shard";
+  // The jumbo slots (one per 128 KiB of the limit) take the last regular segments' locations.
+  EXPECT_EQ(st.segments_total, (1u << 20) - 9);
+  // Small items, and out-of-line ones whose locations lie just below 2^40.
+  const int n = 2000, big = 4;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(store_->Set(Key(i), Pattern(100, i)), Outcome::kStored);
+  for (int i = 0; i < big; ++i) {
+    ASSERT_EQ(store_->Set(Key(-1 - i), Pattern(300 * kKiB, i)), Outcome::kStored);
+  }
+  uint64_t cas = CasOf(Key(-1));
+  store_->RunCleanerOnce();
+  for (int i = 0; i < n; ++i) ASSERT_EQ(GetValue(Key(i)), Pattern(100, i)) << i;
+  for (int i = 0; i < big; ++i) {
+    ASSERT_EQ(GetValue(Key(-1 - i)), Pattern(300 * kKiB, i)) << i;
+  }
+  EXPECT_EQ(CasOf(Key(-1)), cas);
+  ASSERT_EQ(store_->Set(Key(-1), Pattern(200 * kKiB, 9)), Outcome::kStored);
+  EXPECT_NE(CasOf(Key(-1)), cas);
+  ASSERT_EQ(store_->Delete(Key(-2)), Outcome::kDeleted);
+  store_->RunCleanerOnce();
+  EXPECT_EQ(GetValue(Key(-1)), Pattern(200 * kKiB, 9));
+  EXPECT_EQ(GetValue(Key(-2)), std::nullopt);
+  st = store_->GetStats();
+  EXPECT_EQ(st.items, static_cast<uint64_t>(n + big - 1));
+  EXPECT_GE(st.jumbo_bytes, 2 * 300 * kKiB + 200 * kKiB);  // page rounded, with headers
+  EXPECT_LE(st.jumbo_bytes, 2 * 300 * kKiB + 200 * kKiB + 3 * 8 * kKiB);
+  // A page of the table for the first regular segments and one for the first jumbo slots.
+  EXPECT_LE(st.metadata_bytes, 2 * 4 * kKiB);
+  EXPECT_LE(st.resident_bytes, st.index_bytes + st.jumbo_bytes + st.metadata_bytes +
+                                   (st.segments_used + st.segments_free) * o.segment_size);
+  EXPECT_LE(st.segments_used, 8u);
+}
+
+TEST_F(StoreTest, OpenRejectsMoreThanOneTebibyte) {
+  Options o = DefaultOptions();
+  o.memory_limit = (size_t{1} << 40) + o.segment_size;
+  std::unique_ptr<Store> s;
+  EXPECT_FALSE(Store::Open(o, &s).ok());
+}
+
+TEST_F(StoreTest, SmallestStoreOfSmallSegmentsServesItemsUpToItsLimit) {
+  Options o = DefaultOptions();
+  o.segment_size = 128 * kKiB;
+  o.max_item_size = 512 * kKiB;
+  o.memory_limit = Store::MinimumMemoryLimit(o);
+  ASSERT_GT(o.memory_limit, 0u);
+  EXPECT_LE(o.memory_limit, 2 * kMiB);
+  Open(o);
+  // 8 MiB of small and out-of-line items through a store of about 1 MiB: eviction makes room
+  // for every one, within the limit.
+  size_t written = 0;
+  for (int i = 0; written < 8 * kMiB; ++i) {
+    size_t size = i % 16 == 0 ? 500 * kKiB - 64 : 1000;
+    ASSERT_EQ(store_->Set(Key(i), Pattern(size, i)), Outcome::kStored) << i;
+    ASSERT_EQ(GetValue(Key(i)), Pattern(size, i)) << i;
+    written += size;
+    StoreStats st = store_->GetStats();
+    ASSERT_LE(st.resident_bytes, o.memory_limit);
+  }
+  EXPECT_GT(store_->GetStats().evictions, 0u);
+  EXPECT_EQ(store_->Set("too-big", std::string(512 * kKiB, 'x')), Outcome::kTooLarge);
+}
+
 }  // namespace
 }  // namespace cinch

@@ -158,8 +158,8 @@ class ServerError(Exception):
 class Server:
     """One server process on 127.0.0.1:port; use as `with Server(path, ["-m", "64"]) as s:`.
 
-    The command line is `path -p PORT -l 127.0.0.1 -U 0 ARGS` (memcached run as root also gets
-    `-u root`, which it requires; cinchd under a sanitizer gets a longer space_wait_ms). stdout
+    The command line is `path -p PORT -l 127.0.0.1 -U 0 ARGS` (run as root, both also get
+    `-u root`, which they require; cinchd under a sanitizer gets a longer space_wait_ms). stdout
     and stderr go to a temporary log, shown by log().
     """
 
@@ -176,10 +176,9 @@ class Server:
 
     def argv(self, port):
         argv = [self.path, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]
-        if is_memcached(self.path):
-            if os.geteuid() == 0:
-                argv += ["-u", "root"]
-        elif os.environ.get("CINCH_SANITIZE"):
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]  # both refuse to run as root without -u
+        if not is_memcached(self.path) and os.environ.get("CINCH_SANITIZE"):
             # A write waits at most space_wait_ms (100) for the cleaner. Under a sanitizer a
             # cleaner pass runs 5-20x slower, and on a busy 2-core CI machine a write could give
             # up with "SERVER_ERROR out of memory" (seen once under TSan in the stress test).
@@ -326,8 +325,9 @@ class Conn:
         left = deadline - time.monotonic()
         if left <= 0:
             raise Timeout()
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
+        poller = select.poll()  # not select(): tests may hold more than 1024 descriptors
+        poller.register(self.sock, select.POLLIN)
+        if not poller.poll(left * 1000):
             raise Timeout()
         try:
             data = self.sock.recv(1 << 20)
