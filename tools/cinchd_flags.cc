@@ -419,7 +419,7 @@ const ExtendedKey kExtendedKeys[] = {
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
     {"conn_memory", "<sz>", Fate::kHonoured,
-     "memory for connections (default: 3.6k per -c connection\n"
+     "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
      ApplyConnMemory},
     {"maxconns_fast", nullptr, Fate::kHonoured,

@@ -19,7 +19,7 @@
 namespace cinch::server {
 
 // The connections' budget when ServerOptions::connection_memory is 0: what -c connections
-// need idle (their objects, ~3.6 KiB each) plus buffers for the active ones: 1/16 of -m,
+// need idle (their objects, ~3.9 KiB each) plus buffers for the active ones: 1/16 of -m,
 // between 2 MiB and 1 GiB.
 size_t DefaultConnectionMemory(const ServerOptions& options);
 
