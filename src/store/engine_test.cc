@@ -7,11 +7,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "cinch/clock.h"
@@ -152,6 +155,98 @@ TEST_F(StalledCleanerTest, PinnedSegmentsDoNotStopAWriter) {
     EXPECT_EQ(pinned[i].value(), Pattern(200, i)) << "pinned bytes stay readable";
   }
   EXPECT_EQ(engine_->GetStats().out_of_memory, 0u);
+}
+
+// Randomized against a map: sets, appends, incrs, touches, deletes and reads of items small and
+// out of line, on a tiny store whose only pass is stalled for long stretches (writers clean for
+// themselves: compaction, eviction with second chances) and runs in between. A key the store
+// returns holds exactly its latest value; a key the store lacks was evicted (the model forgets
+// it); nothing is refused.
+TEST_F(StalledCleanerTest, RandomOperationsMatchAMap) {
+  const Options o = Tiny(/*eviction=*/true);
+  Open(o);
+  std::mt19937_64 rng(7);
+  std::unordered_map<std::string, std::string> model;
+  std::unique_lock<std::mutex> stalled = engine_->TEST_HoldCleanerLock();
+  auto value_of_size = [&](size_t n) {
+    std::string v(n, '\0');
+    for (char& ch : v) ch = static_cast<char>('a' + rng() % 26);
+    return v;
+  };
+  auto check = [&](const std::string& key) {
+    std::optional<std::string> got = Get(key);
+    auto it = model.find(key);
+    if (!got) {
+      if (it != model.end()) model.erase(it);  // evicted
+      return;
+    }
+    ASSERT_NE(it, model.end()) << key << " came back after a delete";
+    ASSERT_EQ(*got, it->second) << key;
+  };
+  for (int op = 0; op < 40000; ++op) {
+    if (op % 2000 == 0) {  // stretches with the pass stalled, then with passes running
+      if (stalled.owns_lock()) {
+        stalled.unlock();
+      } else {
+        stalled.lock();
+      }
+    }
+    const std::string key = Key(static_cast<int>(rng() % 400));
+    const uint64_t r = rng() % 100;
+    Outcome got;
+    if (r < 40) {
+      size_t size = rng() % 8 == 0 ? 600 + rng() % 3000 : 10 + rng() % 300;
+      std::string v = rng() % 4 == 0 ? std::to_string(rng() % 1000) : value_of_size(size);
+      got = Set(key, v);
+      ASSERT_EQ(got, Outcome::kStored) << "op " << op;
+      model[key] = v;
+    } else if (r < 55) {
+      std::string d = value_of_size(1 + rng() % 50);
+      got = engine_->Write(SetMode::kAppend, key, d, 0, 0, 0);
+      auto it = model.find(key);
+      if (got == Outcome::kStored) {
+        ASSERT_NE(it, model.end()) << key << " came back after a delete";
+        if (it->second.size() + d.size() > 3500) {
+          ASSERT_EQ(Set(key, "0"), Outcome::kStored);
+          it->second = "0";
+        } else {
+          it->second += d;
+        }
+      } else {
+        ASSERT_EQ(got, Outcome::kNotStored) << "op " << op;
+        if (it != model.end()) model.erase(it);
+      }
+    } else if (r < 65) {
+      uint64_t result = 0;
+      got = engine_->Arithmetic(key, true, 3, &result, 0);
+      ASSERT_NE(got, Outcome::kOutOfMemory) << "op " << op;
+      auto it = model.find(key);
+      if (got == Outcome::kNotFound) {
+        if (it != model.end()) model.erase(it);
+      } else if (got == Outcome::kStored) {
+        ASSERT_NE(it, model.end()) << key << " came back after a delete";
+        // memcached pads a number that got shorter with spaces to the old length.
+        std::string n = std::to_string(std::stoull(it->second) + 3);
+        if (n.size() < it->second.size()) n.append(it->second.size() - n.size(), ' ');
+        it->second = n;
+      }
+    } else if (r < 72) {
+      got = engine_->Touch(key, 0);
+      ASSERT_TRUE(got == Outcome::kTouched || got == Outcome::kNotFound) << OutcomeName(got);
+      if (got == Outcome::kNotFound) model.erase(key);
+    } else if (r < 80) {
+      got = engine_->Delete(key, 0);
+      model.erase(key);
+    }
+    ASSERT_NO_FATAL_FAILURE(check(key));
+    ASSERT_LE(engine_->GetStats().resident_bytes, o.memory_limit);
+  }
+  const StoreStats st = engine_->GetStats();
+  EXPECT_EQ(st.out_of_memory, 0u);
+  EXPECT_GT(st.writer_reclaims, 0u);
+  EXPECT_GT(st.writer_cleaner_passes, 0u);
+  EXPECT_GT(st.relocated_items, 0u);
+  EXPECT_GT(st.evictions, 0u);
 }
 
 // Without eviction nothing may be dropped: with the only pass stalled, a full store answers
