@@ -56,7 +56,9 @@ struct alignas(64) SegmentMeta {
   char* base = nullptr;
   uint32_t capacity = 0;  // usable bytes (segment size, or the jumbo mapping's size)
   std::atomic<SegState> state{SegState::kFree};
-  uint8_t head = 0;  // write head that filled it
+  // Write head that filled it. Atomic: cleaners scan sealed segments while another cleaner may
+  // free one and a writer reopen it.
+  std::atomic<uint8_t> head{0};
   bool jumbo = false;
 };
 static_assert(sizeof(SegmentMeta) == 64, "one cache line per segment: no false sharing");

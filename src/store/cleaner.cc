@@ -180,7 +180,7 @@ uint32_t Engine::PickEvictionVictim() const {
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
-    int fifo = !m.jumbo && IsMainHead(m.head) ? 1 : 0;
+    int fifo = !m.jumbo && IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
     ++count[fifo];
     uint64_t seq = m.open_seq.load(std::memory_order_relaxed);
     if (oldest[fifo] == mem::kNoSegment || seq < oldest_seq[fifo]) {

@@ -43,7 +43,7 @@ void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
   m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
-  m.head = static_cast<uint8_t>(head);
+  m.head.store(static_cast<uint8_t>(head), std::memory_order_relaxed);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
 }
 
