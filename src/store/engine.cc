@@ -320,11 +320,15 @@ bool Engine::ChargeExternal(size_t bytes) {
   };
   if (charge()) return true;
   // Callers are event loops that retry later, often for many connections in a row: one pass
-  // of its own if no other is running, never a wait (waits multiplied by the starved
-  // connections of one loop would stall it for seconds), and none of the cleaning a writer
-  // does beside a running pass.
+  // of its own if no other is running, or with eviction on the cleaning a writer does beside a
+  // running pass (a connection whose buffer cannot grow gives up after a while: it must not
+  // depend on the cleaner thread being scheduled either), never a wait (waits multiplied by
+  // the starved connections of one loop would stall it for seconds).
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (TryWriterPass(bytes) != PassResult::kProgress) return false;
+    PassResult pass = TryWriterPass(bytes);
+    bool progress = pass == PassResult::kProgress ||
+                    (pass == PassResult::kBusy && options_.eviction && ReclaimInline(bytes));
+    if (!progress) return false;
     if (charge()) return true;
   }
   return false;

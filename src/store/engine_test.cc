@@ -140,6 +140,25 @@ TEST_F(StalledCleanerTest, OutOfLineWritesMakeRoomThemselves) {
   EXPECT_GT(st.writer_reclaims, 0u);
 }
 
+// The server charges connection buffers to the store (ChargeExternal). A full store with its
+// only pass stalled must still make room for them with eviction on, or a connection whose
+// read buffer cannot grow for a large value gives up with "SERVER_ERROR out of memory".
+TEST_F(StalledCleanerTest, ExternalChargesMakeRoomThemselves) {
+  const Options o = Tiny(/*eviction=*/true);
+  Open(o);
+  const int n = static_cast<int>(2 * o.memory_limit / 200);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(Set(Key(i), Pattern(200, i)), Outcome::kStored) << i;
+  auto stalled = engine_->TEST_HoldCleanerLock();
+  size_t charged = 0;
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(engine_->ChargeExternal(8 * kKiB)) << "charge #" << i;
+    charged += 8 * kKiB;
+    ASSERT_LE(engine_->GetStats().resident_bytes, o.memory_limit);
+  }
+  EXPECT_EQ(engine_->GetStats().external_bytes, charged);
+  engine_->ReleaseExternal(charged);
+}
+
 // Readers pin segments (an ItemRef keeps its bytes readable). A writer cleaning for itself
 // never waits for them: a pinned victim drains and the writer takes the next.
 TEST_F(StalledCleanerTest, PinnedSegmentsDoNotStopAWriter) {
