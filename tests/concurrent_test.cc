@@ -10,13 +10,19 @@
 // incr/decr while churning their own keys; in the end each counter must equal the increments
 // made, and no key may ever be lost.
 //
+// A third races meta gets for the recache token of memcached's meta protocol: in every round
+// each stale (or vivified) key must be won by exactly one thread, while touches rewrite the same
+// items and churn keeps the cleaner moving them.
+//
 // Bounded by both a time budget and an operation count per thread; the eviction test runs past
 // its time budget until the store has evicted (a loaded machine may not fill the heap in time).
 // CINCH_CONCURRENT_SECONDS overrides the time budget per test.
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -655,6 +661,98 @@ TEST(NoEvictionConcurrentTest, CountersAndChurnLoseNothing) {
   EXPECT_EQ(st.evictions, 0u);
   EXPECT_EQ(st.out_of_memory, 0u);
   EXPECT_GT(st.relocated_items, 0u) << "compaction never ran";
+}
+
+TEST(MetaTokenConcurrentTest, EachRoundHasExactlyOneWinnerPerKey) {
+  constexpr int kKeys = 16;
+  constexpr int kRounds = 150;
+  ManualClock clock;
+  size_t min_limit = 0;
+  Options o = SmallHeap(/*eviction=*/false, &clock, &min_limit);
+  ASSERT_GT(min_limit, 0u);
+  std::unique_ptr<Store> store;
+  Status s = Store::Open(o, &store);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto key = [](int k) { return "token" + std::to_string(k); };
+  for (int k = 0; k < kKeys; ++k) {
+    // Half the keys without an expiry field or state byte: their changes are rewrites.
+    ASSERT_EQ(store->Set(key(k), "value", 0, k % 2 == 0 ? 0 : 100000), Outcome::kStored);
+  }
+  std::array<std::atomic<int>, kKeys> wins{};
+  std::atomic<int> failures{0};
+  std::mutex failure_mu;
+  std::string first_failure;
+  auto fail = [&](const std::string& what) {
+    if (failures.fetch_add(1) == 0) {
+      std::lock_guard<std::mutex> lock(failure_mu);
+      first_failure = what;
+    }
+  };
+  // Between rounds (the barrier's completion, on one thread): check and re-arm every key.
+  // Even rounds mark the keys stale (md I), odd rounds delete them so that a vivifying meta get
+  // (mg N) creates them again.
+  int round = 0;
+  auto next_round = [&]() noexcept {
+    for (int k = 0; k < kKeys; ++k) {
+      const int w = wins[k].exchange(0);
+      if (round > 0 && w != 1) {
+        fail("round " + std::to_string(round) + ", key " + std::to_string(k) + ": " +
+             std::to_string(w) + " winners");
+      }
+      if (round % 2 == 0) {
+        if (store->Invalidate(key(k), 0, false, 0) != Outcome::kStored) fail("invalidate failed");
+      } else {
+        if (store->Delete(key(k)) != Outcome::kDeleted) fail("delete failed");
+      }
+    }
+    ++round;
+  };
+  next_round();
+  std::barrier sync(kThreads, next_round);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<uint64_t>(t) + 77);
+      for (int r = 1; r <= kRounds && failures.load() == 0; ++r) {
+        const bool vivify_round = r % 2 == 0;
+        for (int pass = 0; pass < 3; ++pass) {
+          for (int i = 0; i < kKeys; ++i) {
+            const int k = static_cast<int>((i + t * 5) % kKeys);
+            if (t == 0) {  // rewrites (no expiry field) racing the others' in-place token
+              for (int j = 0; j < 4; ++j) (void)store->Touch(key((k + j) % kKeys), 0);
+            }
+            FetchOptions f;
+            f.vivify = vivify_round;
+            f.vivify_exptime = 0;
+            f.touch = rng() % 4 == 0;  // touches race the token's own change
+            f.exptime = 0;
+            ItemRef ref;
+            FetchResult result;
+            if (!store->Fetch(key(k), f, &ref, &result)) {
+              fail("fetch missed " + key(k));
+              continue;
+            }
+            if (result.won) wins[k].fetch_add(1);
+            if (result.won && ref.win_token_sent()) fail("won a token already handed out");
+            // Churn: the cleaner moves items while the race goes on.
+            if (rng() % 8 == 0) {
+              (void)store->Set("churn" + std::to_string(t) + "_" + std::to_string(rng() % 32),
+                               std::string(200 + rng() % 600, 'c'));
+            }
+          }
+        }
+        sync.arrive_and_wait();
+      }
+      // Leave the barrier to the others if this thread stops early.
+      if (failures.load() != 0) sync.arrive_and_drop();
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0) << first_failure;
+  const StoreStats st = store->GetStats();
+  EXPECT_EQ(st.out_of_memory, 0u);
+  std::printf("[ tokens ] %d rounds of %d keys, relocated_items %" PRIu64 "\n", round - 1, kKeys,
+              st.relocated_items);
 }
 
 }  // namespace

@@ -9,7 +9,10 @@
 //     then forgets it);
 //   - kOutOfMemory is allowed only with eviction disabled, when the model's live data fills at
 //     least half of the segment memory the limit leaves;
-//   - GetStats().resident_bytes never exceeds memory_limit.
+//   - GetStats().resident_bytes never exceeds memory_limit;
+//   - the per-item state of memcached's meta commands (hit before, stale, recache token,
+//     binary key) that a read reports is the model's, and Fetch hands the recache token to
+//     exactly the client the model expects.
 //
 // Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds.
 // With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
@@ -137,6 +140,10 @@ struct Entry {
   int64_t expiry = 0;     // absolute Unix seconds; 0 = never
   int64_t stored_at = 0;  // clock second of the last write, for delayed flush_all
   uint64_t cas = 0;       // the store's CAS of this version once seen; 0 = not seen yet
+  bool fetched = false;   // read since written (meta 'h')
+  bool stale = false;     // marked stale (Invalidate, kCasInvalidate)
+  bool token = false;     // the recache token was handed out
+  bool binary_key = false;
 };
 
 class Differential {
@@ -309,13 +316,25 @@ class Differential {
   }
 
   // Records a new version of `key`.
-  void Put(const std::string& key, std::string value, uint32_t flags, int64_t expiry) {
+  Entry& Put(const std::string& key, std::string value, uint32_t flags, int64_t expiry) {
     Forget(key);
     Entry& e = model_[key];
     e.value = std::move(value);
     e.flags = flags;
     e.expiry = expiry;
     e.stored_at = Now();
+    return e;
+  }
+
+  // The same item with meta state carried over (incr, touch, invalidate keep it).
+  void PutKeepingState(const std::string& key, std::string value, uint32_t flags, int64_t expiry,
+                       const Entry& old) {
+    const Entry kept = old;
+    Entry& e = Put(key, std::move(value), flags, expiry);
+    e.fetched = kept.fetched;
+    e.stale = kept.stale;
+    e.token = kept.token;
+    e.binary_key = kept.binary_key;
   }
 
   // The store lacks a key the model holds: allowed only when it may have been evicted.
@@ -426,6 +445,14 @@ class Differential {
       return Fail(std::string(what) + ": expiry " + std::to_string(ref.expiry()) + " != model " +
                   std::to_string(e->expiry));
     }
+    if (ref.fetched_before() != e->fetched || ref.stale() != e->stale ||
+        ref.win_token_sent() != e->token || ref.binary_key() != e->binary_key) {
+      return Fail(std::string(what) + ": state (fetched, stale, token, binary) " +
+                  std::to_string(ref.fetched_before()) + std::to_string(ref.stale()) +
+                  std::to_string(ref.win_token_sent()) + std::to_string(ref.binary_key()) +
+                  " != model " + std::to_string(e->fetched) + std::to_string(e->stale) +
+                  std::to_string(e->token) + std::to_string(e->binary_key));
+    }
     if (!with_cas) {
       if (ref.cas() != 0) Fail(std::string(what) + ": CAS filled in although not asked for");
       return;
@@ -483,6 +510,9 @@ class Differential {
     if (r < 800) return DoTouch(ki);
     if (r < 840) return DoGat(ki);
     if (r < 840 + del) return DoDelete(ki);
+    if (r < 940) return DoFetch(ki);
+    if (r < 960) return DoInvalidate(ki);
+    if (r < 980) return DoCasInvalidate(ki);
     return DoGet(ki, "get");
   }
 
@@ -544,6 +574,7 @@ class Differential {
          ki);
     if (found) {
       CheckItem(key, ref, e, /*check_expiry=*/true, with_cas, what);
+      if (e != nullptr) e->fetched = true;
     } else if (e != nullptr) {
       if (ref) return Fail("failed Get left the ItemRef non-empty");
       Lost(key, what);
@@ -557,13 +588,22 @@ class Differential {
     std::string data = concat ? RandomPiece(e ? e->value.size() : 0) : RandomValue();
     const uint32_t flags = RandomFlags();
     const int64_t exptime = RandomExptime();
+    const bool binary_key = OneIn(8);
+    // Append and prepend compare a CAS value when given one.
+    uint64_t cas = 0;
+    bool right_cas = true;
+    if (concat && e != nullptr && e->cas != 0 && OneIn(4)) {
+      right_cas = OneIn(2);
+      cas = right_cas ? e->cas : e->cas + 1 + Uniform(1000);
+    }
     const char* name = mode == SetMode::kSet       ? "set"
                        : mode == SetMode::kAdd     ? "add"
                        : mode == SetMode::kReplace ? "replace"
                        : mode == SetMode::kAppend  ? "append"
                                                    : "prepend";
-    Outcome got = store_->Write(mode, key, data, flags, exptime);
-    Note(std::string(name) + " " + Describe(ki) + " " + std::to_string(data.size()) + "B flags " +
+    Outcome got = store_->Write(mode, key, data, flags, exptime, cas, binary_key);
+    Note(std::string(name) + " " + Describe(ki) + " " + std::to_string(data.size()) + "B cas " +
+             std::to_string(cas) + (binary_key ? " binary" : "") + " flags " +
              std::to_string(flags) + " exptime " + std::to_string(exptime) + " -> " +
              std::string(OutcomeName(got)) +
              (e ? " (model " + std::to_string(e->value.size()) + "B)" : " (model absent)"),
@@ -598,18 +638,18 @@ class Differential {
         Lost(key, name);
         e = nullptr;
       } else {
-        ExpectOutcome(got, Outcome::kStored, name);
+        ExpectOutcome(got, right_cas ? Outcome::kStored : Outcome::kExists, name);
       }
     }
     if (failed_ || got != Outcome::kStored) return;
 
-    if (concat) {
+    if (concat) {  // a new item: not fetched, no state (memcached allocates one)
       std::string value = mode == SetMode::kAppend ? e->value + data : data + e->value;
       Put(key, std::move(value), e->flags, e->expiry);
     } else if (born_expired) {
       Forget(key);
     } else {
-      Put(key, std::move(data), flags, expiry);
+      Put(key, std::move(data), flags, expiry).binary_key = binary_key;
     }
   }
 
@@ -732,7 +772,7 @@ class Differential {
     }
     std::string text = std::to_string(result);
     if (text.size() < e->value.size()) text.resize(e->value.size(), ' ');  // memcached pads
-    Put(key, text, e->flags, e->expiry);
+    PutKeepingState(key, text, e->flags, e->expiry, *e);  // as memcached's in-place update
   }
 
   void DoTouch(size_t ki) {
@@ -757,6 +797,7 @@ class Differential {
       Forget(key);
     } else {
       e->expiry = expiry;  // value, flags, CAS and store time unchanged
+      e->fetched = true;   // a touch is an access
     }
   }
 
@@ -787,7 +828,178 @@ class Differential {
     }
     if (e != nullptr && !born_expired) e->expiry = expiry;
     CheckItem(key, ref, e, /*check_expiry=*/!born_expired, with_cas, "gat");
+    if (e != nullptr) e->fetched = true;
     if (born_expired) Forget(key);
+  }
+
+  // memcached's meta get: a read that may touch, vivify and hand out the recache token.
+  void DoFetch(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    FetchOptions o;
+    o.with_cas = OneIn(2);
+    o.no_bump = OneIn(4);
+    o.touch = OneIn(4);
+    if (o.touch) o.exptime = RandomExptime();
+    o.vivify = OneIn(3);
+    if (o.vivify) o.vivify_exptime = OneIn(2) ? 0 : RandomExptime();
+    o.recache = OneIn(3);
+    if (o.recache) o.recache_seconds = static_cast<int64_t>(Uniform(60));
+    o.recache_after_touch = OneIn(2);
+    ItemRef ref;
+    FetchResult fr;
+    const bool found = store_->Fetch(key, o, &ref, &fr);
+    Note("fetch " + Describe(ki) + (o.no_bump ? " u" : "") +
+             (o.touch ? " T" + std::to_string(o.exptime) : "") +
+             (o.vivify ? " N" + std::to_string(o.vivify_exptime) : "") +
+             (o.recache ? " R" + std::to_string(o.recache_seconds) : "") +
+             (o.recache_after_touch ? " (R after T)" : "") + " -> " +
+             (found ? std::string(fr.created ? "created" : "hit") + (fr.won ? " W" : "") +
+                          (ref.win_token_sent() ? " Z" : "") + (ref.stale() ? " X" : "")
+                    : "miss") +
+             (e ? " (model " + std::to_string(e->value.size()) + "B" + (e->token ? " token" : "") +
+                      (e->stale ? " stale" : "") + ")"
+                : " (model absent)"),
+         ki);
+    const int64_t now = Now();
+    if (e != nullptr && found && fr.created) {  // evicted, then created anew
+      Lost(key, "fetch (vivified)");
+      if (failed_) return;
+      e = nullptr;
+    }
+    if (e == nullptr) {
+      if (!o.vivify) {
+        if (found) Fail("fetch returned a key the model holds as absent");
+        return;
+      }
+      if (!found) {  // the creation failed for lack of memory
+        OomAllowed(key.size());
+        return;
+      }
+      if (!fr.created || !fr.won || !ref.value().empty() || ref.flags() != 0 ||
+          ref.fetched_before() || ref.stale() || ref.win_token_sent()) {
+        return Fail("vivified item: wrong result or state");
+      }
+      bool born_expired = false;
+      const int64_t expiry = ExpiryFor(o.vivify_exptime, &born_expired);
+      if (born_expired) return;  // its creator saw it; nobody else does
+      if (ref.expiry() != expiry) return Fail("vivified item: wrong expiry");
+      Entry& n = Put(key, "", 0, expiry);
+      n.token = true;
+      n.fetched = !o.no_bump;
+      if (o.with_cas) n.cas = ref.cas();
+      return;
+    }
+    if (!found) return Lost(key, "fetch");
+    if (fr.created) return Fail("fetch created an item the model holds");
+    if (fr.previous_expiry != e->expiry) return Fail("fetch: wrong previous expiry");
+    bool touch_expired = false;
+    const int64_t touch_expiry = o.touch ? ExpiryFor(o.exptime, &touch_expired) : 0;
+    bool want_won = false;
+    if (!e->token) {
+      if (o.recache) {
+        int64_t at = e->expiry;
+        if (o.recache_after_touch && o.touch) at = touch_expired ? now : touch_expiry;
+        want_won = at != 0 && o.recache_seconds > 0 && at < now + o.recache_seconds;
+      }
+      want_won = want_won || e->stale;
+    }
+    // A change the item has no field for is a rewrite, which may fail for lack of memory:
+    // then the item is read as it was, without the change and without the token.
+    const bool applied = !o.touch || touch_expired || ref.expiry() == touch_expiry;
+    if (!applied || fr.won != want_won) {
+      const bool unchanged = !fr.won && (!o.touch || touch_expired || ref.expiry() == e->expiry);
+      if (!unchanged) {
+        return Fail("fetch: won " + std::to_string(fr.won) + ", model expects " +
+                    std::to_string(want_won) + "; touch applied " + std::to_string(applied));
+      }
+      OomAllowed(key.size() + e->value.size());
+      if (failed_) return;
+      CheckItem(key, ref, e, /*check_expiry=*/true, o.with_cas, "fetch (unchanged)");
+      if (!o.no_bump) e->fetched = true;
+      return;
+    }
+    if (o.touch && !touch_expired) e->expiry = touch_expiry;
+    CheckItem(key, ref, e, /*check_expiry=*/true, o.with_cas, "fetch");
+    if (failed_) return;
+    if (fr.won) e->token = true;
+    if (!o.no_bump) e->fetched = true;
+    if (o.touch && touch_expired) Forget(key);
+  }
+
+  // memcached's md with I.
+  void DoInvalidate(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    uint64_t cas = 0;
+    bool right = true;
+    if (OneIn(3)) {
+      right = e != nullptr && e->cas != 0 && OneIn(2);
+      cas = right ? e->cas : (e != nullptr && e->cas != 0 ? e->cas + 1 : (rng_() | 1));
+    }
+    const bool set_exptime = OneIn(2);
+    const int64_t exptime = set_exptime ? RandomExptime() : 0;
+    Outcome got = store_->Invalidate(key, cas, set_exptime, exptime);
+    Note("invalidate " + Describe(ki) + " cas " + std::to_string(cas) +
+             (set_exptime ? " T" + std::to_string(exptime) : "") + " -> " +
+             std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
+         ki);
+    if (e == nullptr) return ExpectOutcome(got, Outcome::kNotFound, "invalidate of absent key");
+    if (got == Outcome::kNotFound) return Lost(key, "invalidate");
+    if (!right) return ExpectOutcome(got, Outcome::kExists, "invalidate with a wrong cas");
+    if (got == Outcome::kOutOfMemory) {
+      OomAllowed(key.size() + e->value.size());
+      return;
+    }
+    ExpectOutcome(got, Outcome::kStored, "invalidate");
+    if (failed_) return;
+    bool born_expired = false;
+    const int64_t expiry = set_exptime ? ExpiryFor(exptime, &born_expired) : e->expiry;
+    if (born_expired) return Forget(key);
+    PutKeepingState(key, e->value, e->flags, expiry, *e);  // a new version: a new CAS value
+    Entry& n = model_[key];
+    n.stale = true;
+    n.token = false;
+  }
+
+  // memcached's ms with C and I: a CAS value lower than the item's stores a stale value.
+  void DoCasInvalidate(size_t ki) {
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    // 1 is below every CAS value the store hands out; ~0 above.
+    const uint64_t kind = Uniform(3);
+    uint64_t cas = kind == 0 ? 1 : ~uint64_t{0};
+    if (kind == 2) cas = e != nullptr && e->cas != 0 ? e->cas : 1;
+    std::string data = RandomValue();
+    const uint32_t flags = RandomFlags();
+    const int64_t exptime = RandomExptime();
+    Outcome got = store_->Write(SetMode::kCasInvalidate, key, data, flags, exptime, cas);
+    Note("cas-invalidate " + Describe(ki) + " " + std::to_string(data.size()) + "B cas " +
+             std::to_string(cas) + " exptime " + std::to_string(exptime) + " -> " +
+             std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
+         ki);
+    if (got == Outcome::kOutOfMemory) {
+      OomAllowed(key.size() + data.size());
+      return;
+    }
+    if (e == nullptr) return ExpectOutcome(got, Outcome::kNotFound, "cas-invalidate absent");
+    if (got == Outcome::kNotFound) return Lost(key, "cas-invalidate");
+    if (cas == ~uint64_t{0}) return ExpectOutcome(got, Outcome::kExists, "cas-invalidate high");
+    ExpectOutcome(got, Outcome::kStored, "cas-invalidate");
+    if (failed_) return;
+    if (cas == e->cas) {  // a plain CAS store
+      bool born_expired = false;
+      const int64_t expiry = ExpiryFor(exptime, &born_expired);
+      if (born_expired) return Forget(key);
+      Put(key, std::move(data), flags, expiry);
+      return;
+    }
+    // Stored stale, with the item's expiry and token.
+    const bool token = e->token;
+    const int64_t expiry = e->expiry;
+    Entry& n = Put(key, std::move(data), flags, expiry);
+    n.stale = true;
+    n.token = token;
   }
 
   const Variant variant_;

@@ -1,6 +1,6 @@
 // Status and cache outcomes of the cinch public API.
 //
-// Three tiers of errors (see docs/overview.md):
+// Three tiers of errors:
 //   - ordinary cache outcomes are values of `Outcome` (kStored, kNotFound, ...), like memcached's
 //     store_item_type; they are not errors;
 //   - configuration and I/O failures are a [[nodiscard]] `Status`;

@@ -56,6 +56,17 @@ class ItemRef {
   uint64_t cas() const { return cas_; }
   // Absolute Unix time of expiry, or 0 for never.
   int64_t expiry() const { return expiry_; }
+  // The per-item state memcached's meta commands report, as it was before this read:
+  // whether the item had been read before (meta 'h'), its last access in Unix seconds (meta
+  // 'l'; the time it was written, to within the life of the segment holding it: reads are not
+  // recorded), whether it is stale (marked by Store::Invalidate or a kCasInvalidate write; meta
+  // 'X') and whether a client was already told to recache it (meta 'Z'), and whether its key
+  // was stored as binary (written with binary_key; meta 'k' then returns it in base64).
+  bool fetched_before() const { return fetched_before_; }
+  int64_t last_access() const { return last_access_; }
+  bool stale() const { return stale_; }
+  bool win_token_sent() const { return win_token_sent_; }
+  bool binary_key() const { return binary_key_; }
 
   // Releases the pin early; the ItemRef becomes empty.
   void Reset();
@@ -69,6 +80,11 @@ class ItemRef {
   uint32_t flags_ = 0;
   uint64_t cas_ = 0;
   int64_t expiry_ = 0;
+  int64_t last_access_ = 0;
+  bool fetched_before_ = false;
+  bool stale_ = false;
+  bool win_token_sent_ = false;
+  bool binary_key_ = false;
 };
 
 // How a write relates to the item already stored under the key.
@@ -79,6 +95,42 @@ enum class SetMode {
   kAppend,   // append data to the present value (flags and expiry kept)
   kPrepend,  // prepend data to the present value (flags and expiry kept)
   kCas,      // only if present and unmodified since the client read cas_unique
+  // As kCas, but a cas_unique lower than the item's still stores the value, marked stale and
+  // with the item's exptime and recache token kept (memcached's ms with C and I).
+  kCasInvalidate,
+};
+
+// Why a read found nothing (memcached counts get_expired and get_flushed).
+enum class Miss : uint8_t {
+  kNone,     // it found the item
+  kAbsent,   // no item under the key
+  kExpired,  // the item had expired (it is removed now)
+  kFlushed,  // the item was invalidated by flush_all (it is removed now)
+};
+
+// What Store::Fetch does besides reading: memcached's meta get (mg) flags. Times are exptimes
+// as everywhere (0 never, up to 30 days relative, else absolute, negative already expired).
+struct FetchOptions {
+  bool with_cas = false;  // as Get's with_cas
+  bool no_bump = false;   // 'u': not an access: "hit before" and eviction's frequency unchanged
+  bool touch = false;     // 'T': set a new exptime (a negative one: the item is read, then gone)
+  int64_t exptime = 0;
+  // 'N': on a miss, create an empty item (flags 0) with vivify_exptime; its creator wins the
+  // recache token.
+  bool vivify = false;
+  int64_t vivify_exptime = 0;
+  // 'R': win the recache token when the item has an expiry less than recache_seconds away
+  // (measured after the touch if recache_after_touch: memcached applies flags in order).
+  bool recache = false;
+  int64_t recache_seconds = 0;
+  bool recache_after_touch = false;
+};
+
+struct FetchResult {
+  Miss miss = Miss::kNone;
+  bool created = false;         // vivified by this call
+  bool won = false;             // this client was handed the recache token (meta 'W')
+  int64_t previous_expiry = 0;  // the expiry before the touch (absolute, 0 for never)
 };
 
 class Store {
@@ -97,12 +149,14 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Writes. `exptime` as described above. `cas_unique` is used by SetMode::kCas only.
+  // Writes. `exptime` as described above. `cas_unique` is compared by SetMode::kCas and
+  // kCasInvalidate, and by kAppend and kPrepend when not 0 (kExists if it differs).
+  // `binary_key` marks the key as binary for ItemRef::binary_key().
   // Returns kStored, kNotStored, kExists, kNotFound (cas on an absent key), kTooLarge or
   // kOutOfMemory. A kSet refused with kTooLarge or kOutOfMemory also deletes the value it
   // would have replaced, as memcached does, so a reader never sees the stale one.
   Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                int64_t exptime, uint64_t cas_unique = 0);
+                int64_t exptime, uint64_t cas_unique = 0, bool binary_key = false);
   Outcome Set(std::string_view key, std::string_view value, uint32_t flags = 0,
               int64_t exptime = 0) {
     return Write(SetMode::kSet, key, value, flags, exptime);
@@ -112,10 +166,20 @@ class Store {
   // out->cas() is filled only when `with_cas` is true (memcached's gets/gats, meta `c`): an item
   // whose CAS value was handed out keeps it explicitly when the cleaner moves it, which costs
   // 8 bytes, so plain reads do not ask for it.
-  bool Get(std::string_view key, ItemRef* out, bool with_cas = false);
+  // A read counts as an access: the item's fetched_before() is true from the next read on.
+  // `miss`, if given, says why a read found nothing.
+  bool Get(std::string_view key, ItemRef* out, bool with_cas = false, Miss* miss = nullptr);
+  // A read that is not an access: the item's fetched_before() and eviction frequency stay as
+  // they are (memcached's lookups without a bump: meta debug, reading back what was written).
+  bool Peek(std::string_view key, ItemRef* out, bool with_cas = false);
+  // A read with memcached's meta get options, in one step under the key's lock (see
+  // FetchOptions). Returns whether *out holds the item (found or created).
+  bool Fetch(std::string_view key, const FetchOptions& options, ItemRef* out, FetchResult* result);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
   // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
-  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false);
+  // `miss`, if given, says why it found nothing (kNotFound).
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false,
+                      Miss* miss = nullptr);
 
   // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged. An item stored
   // with an exptime is touched in place; one stored without must be rewritten, which needs
@@ -125,6 +189,12 @@ class Store {
 
   // kDeleted, kNotFound, or kExists when cas_unique != 0 and does not match.
   Outcome Delete(std::string_view key, uint64_t cas_unique = 0);
+
+  // Marks the item stale instead of deleting it (memcached's md with I): it gets a new CAS
+  // value, loses a handed-out recache token (the next reader wins it) and, with set_exptime, a
+  // new exptime. kStored, kNotFound, kExists (cas_unique != 0 and does not match) or
+  // kOutOfMemory (the new version needs memory; the item is left as it was).
+  Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
 
   // Unsigned 64-bit decimal arithmetic, as memcached: incr wraps at 2^64, decr floors at 0; the
   // stored text may have leading whitespace and anything after whitespace is ignored; a result

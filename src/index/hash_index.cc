@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "mem/mapping.h"
 
 namespace cinch::index {
 
@@ -47,10 +48,9 @@ Status HashIndex::Create(const Config& config, mem::Accountant* accountant,
   std::unique_ptr<HashIndex> idx(new HashIndex(config, accountant));
   idx->region_bytes_ = TableBytes(config.max_buckets_per_shard);
   size_t total = idx->region_bytes_ * 2 * config.shards;
-  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return Status::IoError("mmap of the index reservation failed");
-  idx->regions_ = static_cast<char*>(p);
+  char* p = mem::MapNoReserve(total);
+  if (p == nullptr) return Status::IoError("mmap of the index reservation failed");
+  idx->regions_ = p;
   idx->shards_.reset(new Shard[config.shards]);
   size_t initial = TableBytes(kBucketsPerPage) * config.shards;
   if (!accountant->TryCharge(mem::MemoryKind::kIndex, initial)) {

@@ -18,15 +18,18 @@
 //   tag:      the top 21 bits of the key hash, never 0 (0 is mapped to 1)
 //   cas:      the item's CAS value was handed to a client; a move must preserve it
 //   freq:     saturating access counter used by eviction (0..3)
-//   location: (segment id << segment_shift) | byte offset in the segment
+//   location: where the item starts: a byte of the segment arena, (segment id << segment_shift)
+//             | offset, or one value per jumbo slot past the arena (mem/segment_pool.h); 40 bits
+//             cover a 1 TiB limit, jumbo slots included, and leave the tag its 21 bits
 //
 //   0 is an empty slot.
 //
 // Home bucket of a key in a shard of n buckets: (tag * n) >> 21; its home slot is 8 times that.
 // Shard of a key: hash & (shards - 1).
 //
-// Memory: every table page is charged to the Accountant before it is touched, and given back
-// (madvise) when the table shrinks or moves. See docs/index.md.
+// Memory: one reservation for all shards (mem/mapping.h: no transparent huge pages, so touching
+// a table page makes one page resident); every table page is charged to the Accountant before
+// it is touched, and given back (madvise) when the table shrinks or moves. See docs/index.md.
 //
 // Thread safety: Shard::lock must be held for every call that takes a Shard&; different shards
 // are independent.
@@ -49,6 +52,8 @@ constexpr uint64_t kCasExposedBit = uint64_t{1} << 42;
 constexpr int kLocationBits = 40;
 constexpr uint32_t kMaxFreq = (1u << kFreqBits) - 1;
 constexpr uint64_t kLocationMask = (uint64_t{1} << kLocationBits) - 1;
+static_assert(kTagBits + 1 + kFreqBits + kLocationBits == 64, "a slot is 8 bytes");
+static_assert(kLocationBits >= 40, "locations must reach 1 TiB of segments");
 constexpr uint64_t kEmptySlot = 0;
 constexpr int kSlotsPerBucket = 8;
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "mem/smaps_for_test.h"
 
 namespace cinch::index {
 namespace {
@@ -42,7 +43,6 @@ class IndexHarness {
 
   HashIndex& index() { return *index_; }
   mem::Accountant& accountant() { return accountant_; }
-  size_t size() const { return location_of_.size(); }
   Shard& ShardOf(uint64_t key) { return index_->ShardFor(HashOf(key)); }
   const std::unordered_map<uint64_t, uint64_t>& locations() const { return location_of_; }
 
@@ -265,6 +265,18 @@ TEST(HashIndexTest, CreateFailsCleanlyWhenTheReservationCannotBeMapped) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(index, nullptr);
   EXPECT_EQ(a.total(), 0u);
+}
+
+// One touched table page must make one page resident, not a 2 MiB huge page (THP `always`).
+TEST(HashIndexTest, ReservationIsNotBackedByHugePages) {
+  if (!mem::KernelHasThp()) GTEST_SKIP() << "kernel without transparent huge pages";
+  mem::Accountant a(kNoLimit);
+  std::unique_ptr<HashIndex> index;
+  ASSERT_TRUE(HashIndex::Create({4, 1u << 14, 0}, &a, &index).ok());
+  for (uint32_t i = 0; i < index->shard_count(); ++i) {
+    const Bucket* table = index->shard(i).table;
+    EXPECT_TRUE(mem::NoHugePagesAt(table)) << "shard " << i << " VmFlags:" << mem::VmFlagsAt(table);
+  }
 }
 
 TEST(HashIndexTest, CreateChargesOnePagePerShard) {

@@ -40,7 +40,7 @@ void ExpectRoundTrip(const std::string& key, const std::string& value, const Ite
   SCOPED_TRACE("klen=" + std::to_string(key.size()) + " vlen=" + std::to_string(value.size()) +
                " flags=" + std::to_string(meta.flags) + " expiry=" + std::to_string(meta.expiry) +
                " cas=" + std::to_string(meta.cas));
-  EXPECT_EQ(ItemHeaderSize(value.size(), meta), expected_header);
+  EXPECT_EQ(ItemHeaderSize(key.size(), value.size(), meta), expected_header);
   size_t size = ItemSize(key.size(), value.size(), meta);
   EXPECT_EQ(size, expected_header + key.size() + value.size());
 
@@ -65,6 +65,8 @@ void ExpectRoundTrip(const std::string& key, const std::string& value, const Ite
   EXPECT_EQ(v.meta.flags, meta.flags);
   EXPECT_EQ(v.meta.expiry, meta.expiry);
   EXPECT_EQ(v.meta.cas, meta.cas);
+  EXPECT_EQ(v.meta.state, meta.state);
+  EXPECT_EQ(v.meta.fetched, meta.fetched);
 }
 
 TEST(ItemTest, CompactFormForSmallPlainItems) {
@@ -72,11 +74,15 @@ TEST(ItemTest, CompactFormForSmallPlainItems) {
   for (size_t vlen = 0; vlen <= 127; ++vlen) {
     std::string value = PatternValue(vlen);
     ExpectRoundTrip(key, value, ItemMeta{}, 2);
+    ExpectRoundTrip(key, value, ItemMeta{.fetched = true}, 2);
     char buf[2 + 6 + 127];
     EncodeItem(buf, key, value, ItemMeta{});
-    // Layout: 1 | vlen (7 bits), then klen.
+    // Layout: 1 | vlen (7 bits), then H | klen (7 bits).
     EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x80 | vlen);
     EXPECT_EQ(static_cast<uint8_t>(buf[1]), key.size());
+    EncodeItem(buf, key, value, ItemMeta{.fetched = true});
+    EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x80 | vlen);
+    EXPECT_EQ(static_cast<uint8_t>(buf[1]), 0x80 | key.size());
   }
 }
 
@@ -85,9 +91,59 @@ TEST(ItemTest, PlainValueOf128BytesIsExtended) {
   ExpectRoundTrip("k", value, ItemMeta{}, 3);
   char buf[3 + 1 + 128];
   EncodeItem(buf, "k", value, ItemMeta{});
-  EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x20);  // marker 01, no fields, 1 vlen byte
+  EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x00);  // no fields, not fetched, 1 vlen byte
   EXPECT_EQ(static_cast<uint8_t>(buf[1]), 1);
   EXPECT_EQ(static_cast<uint8_t>(buf[2]), 128);
+  EncodeItem(buf, "k", value, ItemMeta{.fetched = true});
+  EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x40);
+  EXPECT_EQ(static_cast<uint8_t>(buf[1]), 1);
+}
+
+TEST(ItemTest, KeyOf128BytesIsExtended) {
+  const std::string key(128, 'k');
+  ExpectRoundTrip(key, "v", ItemMeta{}, 3);
+  ExpectRoundTrip(key, "v", ItemMeta{.fetched = true}, 3);
+  ExpectRoundTrip(std::string(127, 'k'), "v", ItemMeta{.fetched = true}, 2);
+}
+
+TEST(ItemTest, StateByteComesLastAndForcesTheExtendedForm) {
+  ExpectRoundTrip("k", "", ItemMeta{.state = kStateStale}, 2 + 1 + 1);
+  ItemMeta meta{.flags = 0x04030201,
+                .expiry = 0x08070605,
+                .cas = 0x100F0E0D0C0B0A09ull,
+                .state = kStateWinTokenSent | kStateBinaryKey,
+                .fetched = true};
+  ExpectRoundTrip("k", "v", meta, 2 + 1 + 16 + 1);
+  char buf[2 + 1 + 16 + 1 + 1 + 1];
+  ASSERT_EQ(EncodeItem(buf, "k", "v", meta), sizeof(buf));
+  EXPECT_EQ(static_cast<uint8_t>(buf[0]), 0x40 | 0x20 | 0x10 | 0x08 | 0x04);
+  EXPECT_EQ(static_cast<uint8_t>(buf[19]), kStateWinTokenSent | kStateBinaryKey);
+  EXPECT_EQ(buf[20], 'k');
+}
+
+TEST(ItemTest, InPlaceChangesKeepTheLayout) {
+  for (size_t vlen : {size_t{20}, size_t{200}}) {  // compact (H in the klen byte), extended
+    for (const ItemMeta& meta : {ItemMeta{}, ItemMeta{.flags = 3}, ItemMeta{.expiry = 100},
+                                 ItemMeta{.expiry = 100, .state = kStateStale},
+                                 ItemMeta{.cas = 9, .state = kStateBinaryKey}}) {
+      std::string value = PatternValue(vlen);
+      std::vector<char> buf(ItemSize(3, value.size(), meta));
+      EncodeItem(buf.data(), "abc", value, meta);
+      EXPECT_FALSE(MarkFetched(buf.data()));
+      EXPECT_TRUE(MarkFetched(buf.data()));
+      EXPECT_EQ(SetExpiryInPlace(buf.data(), 555), meta.expiry != 0);
+      EXPECT_EQ(SetStateInPlace(buf.data(), kStateStale | kStateWinTokenSent), meta.state != 0);
+      ItemView v = DecodeItem(buf.data());
+      EXPECT_TRUE(v.meta.fetched);
+      EXPECT_EQ(v.meta.expiry, meta.expiry != 0 ? 555u : 0u);
+      EXPECT_EQ(v.meta.state, meta.state != 0 ? kStateStale | kStateWinTokenSent : 0);
+      EXPECT_EQ(v.meta.flags, meta.flags);
+      EXPECT_EQ(v.meta.cas, meta.cas);
+      EXPECT_EQ(v.key, "abc");
+      EXPECT_TRUE(v.value == value);
+      EXPECT_EQ(v.size, buf.size());
+    }
+  }
 }
 
 TEST(ItemTest, AnyMetaFieldForcesTheExtendedForm) {
@@ -119,7 +175,7 @@ TEST(ItemTest, ExtendedFormEveryFieldCombinationAndLengthBoundary) {
       ASSERT_EQ(EncodeItemHeader(buf.data(), key.size(), vlen, meta), header);
       uint8_t info = static_cast<uint8_t>(buf[0]);
       EXPECT_EQ(info & 0x80, 0);
-      EXPECT_EQ(info & 0x60, 0x20);
+      EXPECT_EQ(info & 0x60, 0);  // not fetched, no state byte
       EXPECT_EQ((info & 0x10) != 0, meta.cas != 0);
       EXPECT_EQ((info & 0x08) != 0, meta.expiry != 0);
       EXPECT_EQ((info & 0x04) != 0, meta.flags != 0);
@@ -154,13 +210,15 @@ TEST(ItemTest, ExtremeMetaValues) {
 TEST(ItemTest, KeyLengthsAndBinaryBytes) {
   for (size_t klen : {size_t{1}, size_t{2}, size_t{127}, size_t{128}, size_t{250}, size_t{255}}) {
     std::string key = BinaryKey(klen);
-    ExpectRoundTrip(key, "", ItemMeta{}, 2);
-    ExpectRoundTrip(key, PatternValue(127), ItemMeta{}, 2);
+    const size_t plain = klen <= 127 ? 2 : 3;  // a key over 127 bytes takes the extended form
+    ExpectRoundTrip(key, "", ItemMeta{}, plain);
+    ExpectRoundTrip(key, PatternValue(127), ItemMeta{}, plain);
     ExpectRoundTrip(key, PatternValue(1000), ItemMeta{.flags = 3, .cas = 99}, 2 + 2 + 4 + 8);
   }
   // Keys and values made only of bytes that look like header bits.
   ExpectRoundTrip(std::string(1, '\0'), std::string(5, '\0'), ItemMeta{}, 2);
   ExpectRoundTrip(std::string(250, '\xFF'), std::string(200, '\x80'), ItemMeta{}, 3);
+  ExpectRoundTrip(std::string(100, '\xFF'), std::string(100, '\xFF'), ItemMeta{}, 2);
 }
 
 TEST(ItemTest, ItemsPackedBackToBackDecodeInSequence) {
@@ -181,6 +239,8 @@ TEST(ItemTest, ItemsPackedBackToBackDecodeInSequence) {
     if (rng() % 3 == 0) e.meta.flags = static_cast<uint32_t>(rng());
     if (rng() % 3 == 0) e.meta.expiry = static_cast<uint32_t>(rng());
     if (rng() % 3 == 0) e.meta.cas = rng();
+    if (rng() % 5 == 0) e.meta.state = static_cast<uint8_t>(1 + rng() % 7);
+    e.meta.fetched = rng() % 2 == 0;
     size_t at = segment.size();
     segment.resize(at + ItemSize(e.key.size(), e.value.size(), e.meta));
     ASSERT_EQ(EncodeItem(segment.data() + at, e.key, e.value, e.meta), segment.size() - at);
@@ -195,6 +255,8 @@ TEST(ItemTest, ItemsPackedBackToBackDecodeInSequence) {
     EXPECT_EQ(v.meta.flags, e.meta.flags);
     EXPECT_EQ(v.meta.expiry, e.meta.expiry);
     EXPECT_EQ(v.meta.cas, e.meta.cas);
+    EXPECT_EQ(v.meta.state, e.meta.state);
+    EXPECT_EQ(v.meta.fetched, e.meta.fetched);
     EXPECT_EQ(v.size, ItemSize(e.key.size(), e.value.size(), e.meta));
     pos += v.size;
   }
@@ -214,14 +276,12 @@ TEST(ItemTest, DecodeWorksAtUnalignedAddresses) {
   }
 }
 
-TEST(ItemDeathTest, DecodeRejectsBytesThatAreNotAHeader) {
+TEST(ItemDeathTest, DecodeRejectsAZeroKeyLength) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  const char bad_marker_00[] = {0x00, 0x01, 'k'};
-  const char bad_marker_10[] = {0x40, 0x01, 'k'};
-  const char bad_marker_11[] = {0x60, 0x01, 'k'};
-  EXPECT_DEATH(DecodeItem(bad_marker_00), "CINCH_CHECK");
-  EXPECT_DEATH(DecodeItem(bad_marker_10), "CINCH_CHECK");
-  EXPECT_DEATH(DecodeItem(bad_marker_11), "CINCH_CHECK");
+  const char compact[] = {static_cast<char>(0x81), static_cast<char>(0x80), 'v'};
+  const char extended[] = {0x00, 0x00, 0x01, 'v'};
+  EXPECT_DEATH(DecodeItem(compact), "CINCH_CHECK");
+  EXPECT_DEATH(DecodeItem(extended), "CINCH_CHECK");
 }
 
 }  // namespace

@@ -3,30 +3,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "common/check.h"
 
 namespace cinch::mem {
-
-namespace {
-
-size_t PageSize() {
-  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return page;
-}
-
-char* MapNoReserve(size_t bytes) {
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
-}
-
-}  // namespace
-
-size_t RoundUpToPage(size_t bytes) { return (bytes + PageSize() - 1) & ~(PageSize() - 1); }
 
 SegmentPool::SegmentPool(const Config& config, Accountant* accountant)
     : config_(config), accountant_(accountant) {}
@@ -42,39 +27,80 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
   p->arena_bytes_ = config.segment_size * config.regular_count;
   p->arena_ = MapNoReserve(p->arena_bytes_);
   if (p->arena_ == nullptr) return Status::IoError("mmap of the segment arena failed");
-  uint32_t total = p->total_count();
-  p->metas_.reset(new SegmentMeta[total]);
-  p->metadata_bytes_ = sizeof(SegmentMeta) * total;
-  accountant->ForceCharge(MemoryKind::kMetadata, p->metadata_bytes_);
-  p->released_free_.reserve(config.regular_count);
-  for (uint32_t id = config.regular_count; id-- > 0;) {
-    SegmentMeta& m = p->metas_[id];
-    m.base = p->arena_ + size_t{id} * config.segment_size;
-    m.capacity = static_cast<uint32_t>(config.segment_size);
-    p->released_free_.push_back(id);  // lowest id on top: fills the arena front to back
-  }
-  for (uint32_t id = total; id-- > config.regular_count;) {
-    p->metas_[id].jumbo = true;
-    p->jumbo_free_.push_back(id);
-  }
+  p->jumbo_base_ = uint64_t{config.regular_count} << p->segment_shift_;
+  p->metas_bytes_ = RoundUpToPage(sizeof(SegmentMeta) * size_t{p->total_count()});
+  p->metas_ = reinterpret_cast<SegmentMeta*>(MapNoReserve(p->metas_bytes_));
+  if (p->metas_ == nullptr) return Status::IoError("mmap of the segment table failed");
+  size_t pages = p->metas_bytes_ / PageSize();
+  p->meta_pages_.assign((pages + 63) / 64, 0);
+  p->fresh_jumbo_ = config.regular_count;
   *pool = std::move(p);
   return Status::Ok();
 }
 
 SegmentPool::~SegmentPool() {
-  if (metas_ == nullptr) return;  // Create failed before anything was charged
-  for (uint32_t id = config_.regular_count; id < total_count(); ++id) {
+  for (uint32_t id = config_.regular_count; id < fresh_jumbo_; ++id) {
     SegmentMeta& m = metas_[id];
     if (m.base != nullptr) munmap(m.base, m.capacity);
   }
+  if (metas_ != nullptr) {
+    // Entries are trivially destructible in effect (atomics of integers): the pages just go.
+    munmap(metas_, metas_bytes_);
+    accountant_->Release(MemoryKind::kMetadata, metadata_bytes_.load());
+  }
   if (arena_ != nullptr) munmap(arena_, arena_bytes_);
-  accountant_->Release(MemoryKind::kMetadata, metadata_bytes_);
+}
+
+bool SegmentPool::EnsureMetaPage(uint32_t id) {
+  size_t page = size_t{id} * sizeof(SegmentMeta) / PageSize();
+  uint64_t bit = uint64_t{1} << (page % 64);
+  if (meta_pages_[page / 64] & bit) return true;
+  if (!accountant_->TryCharge(MemoryKind::kMetadata, PageSize())) return false;
+  metadata_bytes_.fetch_add(PageSize(), std::memory_order_relaxed);
+  meta_pages_[page / 64] |= bit;
+  size_t per_page = PageSize() / sizeof(SegmentMeta);
+  uint32_t first = static_cast<uint32_t>(page * per_page);
+  uint32_t end = std::min<uint32_t>(first + static_cast<uint32_t>(per_page), total_count());
+  for (uint32_t i = first; i < end; ++i) {
+    SegmentMeta* m = new (&metas_[i]) SegmentMeta;
+    if (i < config_.regular_count) {
+      m->base = arena_ + size_t{i} * config_.segment_size;
+      m->capacity = static_cast<uint32_t>(config_.segment_size);
+    } else {
+      m->jumbo = true;
+    }
+  }
+  return true;
+}
+
+uint32_t SegmentPool::TakeFresh(uint32_t* next, uint32_t end) {
+  if (*next == end || !EnsureMetaPage(*next)) return kNoSegment;
+  return (*next)++;
+}
+
+void SegmentPool::AddInUse(uint32_t id) {
+  metas_[id].in_use_pos = static_cast<uint32_t>(in_use_.size());
+  in_use_.push_back(id);
+}
+
+void SegmentPool::RemoveInUse(uint32_t id) {
+  uint32_t pos = metas_[id].in_use_pos;
+  CINCH_DCHECK(pos < in_use_.size() && in_use_[pos] == id);
+  uint32_t last = in_use_.back();
+  in_use_[pos] = last;
+  metas_[last].in_use_pos = pos;
+  in_use_.pop_back();
+}
+
+void SegmentPool::InUse(std::vector<uint32_t>* ids) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  ids->assign(in_use_.begin(), in_use_.end());
 }
 
 uint32_t SegmentPool::FreeCapacity() const {
   std::lock_guard<std::mutex> lock(mu_);
   size_t uncharged = accountant_->Available() / config_.segment_size;
-  size_t capacity = resident_free_.size() + std::min(uncharged, released_free_.size());
+  size_t capacity = resident_free_.size() + std::min(uncharged, ReleasedCount());
   return static_cast<uint32_t>(capacity);
 }
 
@@ -85,23 +111,32 @@ uint32_t SegmentPool::resident_free() const {
 
 uint32_t SegmentPool::free_count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<uint32_t>(resident_free_.size() + released_free_.size());
+  return static_cast<uint32_t>(resident_free_.size() + ReleasedCount());
 }
 
 uint32_t SegmentPool::Allocate(bool for_cleaner) {
   std::lock_guard<std::mutex> lock(mu_);
   size_t uncharged = accountant_->Available() / config_.segment_size;
-  size_t capacity = resident_free_.size() + std::min(uncharged, released_free_.size());
+  size_t capacity = resident_free_.size() + std::min(uncharged, ReleasedCount());
   if (!for_cleaner && capacity <= config_.reserve) return kNoSegment;
+  uint32_t id = kNoSegment;
   if (!resident_free_.empty()) {
-    uint32_t id = resident_free_.back();
+    id = resident_free_.back();
     resident_free_.pop_back();
-    return id;
+  } else if (ReleasedCount() > 0) {
+    if (!accountant_->TryCharge(MemoryKind::kSegments, config_.segment_size)) return kNoSegment;
+    if (!released_free_.empty()) {
+      id = released_free_.back();
+      released_free_.pop_back();
+    } else {
+      id = TakeFresh(&fresh_regular_, config_.regular_count);
+      if (id == kNoSegment) {
+        accountant_->Release(MemoryKind::kSegments, config_.segment_size);
+        return kNoSegment;
+      }
+    }
   }
-  if (released_free_.empty()) return kNoSegment;
-  if (!accountant_->TryCharge(MemoryKind::kSegments, config_.segment_size)) return kNoSegment;
-  uint32_t id = released_free_.back();
-  released_free_.pop_back();
+  if (id != kNoSegment) AddInUse(id);
   return id;
 }
 
@@ -110,13 +145,21 @@ uint32_t SegmentPool::AllocateJumbo(size_t bytes, bool precharged) {
   uint32_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (jumbo_free_.empty()) return kNoSegment;
+    if (jumbo_free_.empty() && fresh_jumbo_ == total_count()) return kNoSegment;
     if (!precharged && (accountant_->Available() < mapped + reserve_bytes() ||
                         !accountant_->TryCharge(MemoryKind::kJumbo, mapped))) {
       return kNoSegment;
     }
-    id = jumbo_free_.back();
-    jumbo_free_.pop_back();
+    if (!jumbo_free_.empty()) {
+      id = jumbo_free_.back();
+      jumbo_free_.pop_back();
+    } else {
+      id = TakeFresh(&fresh_jumbo_, total_count());
+      if (id == kNoSegment) {
+        if (!precharged) accountant_->Release(MemoryKind::kJumbo, mapped);
+        return kNoSegment;
+      }
+    }
   }
   char* base = MapNoReserve(mapped);
   if (base == nullptr) {
@@ -128,6 +171,8 @@ uint32_t SegmentPool::AllocateJumbo(size_t bytes, bool precharged) {
   SegmentMeta& m = metas_[id];
   m.base = base;
   m.capacity = static_cast<uint32_t>(mapped);
+  std::lock_guard<std::mutex> lock(mu_);
+  AddInUse(id);
   return id;
 }
 
@@ -155,10 +200,12 @@ void SegmentPool::Free(uint32_t id) {
     accountant_->Release(MemoryKind::kJumbo, mapped);
     bytes_released_.fetch_add(mapped, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mu_);
+    RemoveInUse(id);
     jumbo_free_.push_back(id);
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  RemoveInUse(id);
   if (resident_free_.size() < config_.keep_resident) {
     resident_free_.push_back(id);
     return;

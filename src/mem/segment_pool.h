@@ -1,10 +1,25 @@
 // SegmentPool: the store's memory. One virtual reservation (mmap, MAP_NORESERVE) cut into
-// fixed-size segments, plus out-of-line "jumbo" segments (one mmap each) for items larger than a
-// quarter of a segment. Every resident byte is charged to the Accountant first.
+// fixed-size segments, plus out-of-line "jumbo" segments (one mmap each) for items larger than an
+// eighth of a segment. Every resident byte is charged to the Accountant first.
 //
 // Segment ids index one metadata table: [0, regular_count) are regular segments,
-// [regular_count, regular_count + jumbo_count) are jumbo slots. A location (docs/index.md) is
-// (segment id << segment_shift) | offset.
+// [regular_count, regular_count + jumbo_count) are jumbo slots. The table is a reservation too:
+// a page of it is charged (kMetadata) and its entries constructed the first time an id in it is
+// handed out, so memory and work follow the segments in use, not the limit. Ids are handed out
+// lowest first (fresh ones only when no freed one is left), and the ids in use are listed, so
+// the cleaner walks what is in use rather than the whole table.
+//
+// Locations (the index's 40 bits, docs/index.md) number the bytes of the arena, then the jumbo
+// slots, one value each (a jumbo item always starts at offset 0):
+//
+//   0                          jumbo_base = regular_count << segment_shift      jumbo_base + J
+//   +-------------------------------------------------------+------------------------+
+//   | regular: (id << segment_shift) | offset  (arena bytes) | jumbo: jumbo_base + j  |
+//   +-------------------------------------------------------+------------------------+
+//
+// so a regular item's address is arena + location (no table lookup), and 2^40 locations cover
+// 1 TiB of segments plus their jumbo slots (the engine trims regular_count where they would not
+// fit).
 //
 // Free regular segments are given back to the OS (madvise MADV_DONTNEED) except up to
 // `keep_resident` of them, which stay charged and resident so a busy store does not page-fault
@@ -12,7 +27,8 @@
 //
 // The pool owns memory and the free lists; the engine owns the lifecycle held in SegmentMeta.
 // Thread safety: all methods are safe from any thread; the free lists sit behind one mutex
-// taken once per segment (not per item).
+// taken once per segment (not per item). meta(id) is valid only for an id handed out since
+// Create (by Allocate or AllocateJumbo) or listed by InUse.
 #pragma once
 
 #include <atomic>
@@ -24,6 +40,7 @@
 
 #include "cinch/status.h"
 #include "mem/accountant.h"
+#include "mem/mapping.h"
 
 namespace cinch::mem {
 
@@ -37,8 +54,6 @@ enum class SegState : uint8_t {
 
 constexpr uint32_t kNoSegment = ~uint32_t{0};
 
-// Bytes rounded up to whole pages of the system.
-size_t RoundUpToPage(size_t bytes);
 constexpr uint32_t kNeverExpires = ~uint32_t{0};
 
 // Metadata of one segment, kept outside the segment so that free segments hold no resident
@@ -55,6 +70,10 @@ struct alignas(64) SegmentMeta {
   std::atomic<uint32_t> flush_gen{0};   // flush generation the segment was opened in
   char* base = nullptr;
   uint32_t capacity = 0;  // usable bytes (segment size, or the jumbo mapping's size)
+  // Unix seconds when the segment was opened or an item was last published in it: an item's
+  // write time, to within the segment's life (meta 'l', "last access", reports it).
+  std::atomic<uint32_t> write_time{0};
+  uint32_t in_use_pos = 0;  // index in the pool's list of ids in use; guarded by its mutex
   std::atomic<SegState> state{SegState::kFree};
   // Write head that filled it. Atomic: cleaners scan sealed segments while another cleaner may
   // free one and a writer reopen it.
@@ -73,7 +92,7 @@ class SegmentPool {
     uint32_t reserve;        // free segments only the cleaner may take
   };
 
-  // Reserves address space; charges the metadata table to `accountant`.
+  // Reserves address space for the segments and their metadata table; charges nothing.
   static Status Create(const Config& config, Accountant* accountant,
                        std::unique_ptr<SegmentPool>* pool);
   ~SegmentPool();
@@ -84,7 +103,33 @@ class SegmentPool {
   uint32_t total_count() const { return config_.regular_count + config_.jumbo_count; }
   SegmentMeta& meta(uint32_t id) { return metas_[id]; }
   const SegmentMeta& meta(uint32_t id) const { return metas_[id]; }
-  size_t metadata_bytes() const { return metadata_bytes_; }
+  // Pages of the metadata table charged so far (every id handed out has its page charged).
+  size_t metadata_bytes() const { return metadata_bytes_.load(std::memory_order_relaxed); }
+
+  // Locations: see the diagram above. REQUIRES: offset == 0 for a jumbo id.
+  uint64_t Location(uint32_t id, uint32_t offset) const {
+    return id < config_.regular_count ? (uint64_t{id} << segment_shift_) | offset
+                                      : jumbo_base_ + (id - config_.regular_count);
+  }
+  uint32_t SegmentOf(uint64_t location) const {
+    return location < jumbo_base_
+               ? static_cast<uint32_t>(location >> segment_shift_)
+               : config_.regular_count + static_cast<uint32_t>(location - jumbo_base_);
+  }
+  uint32_t OffsetOf(uint64_t location) const {
+    return location < jumbo_base_ ? static_cast<uint32_t>(location & (config_.segment_size - 1))
+                                  : 0;
+  }
+  // The first byte of the item at `location`.
+  char* ItemAt(uint64_t location) const {
+    return location < jumbo_base_ ? arena_ + location : metas_[SegmentOf(location)].base;
+  }
+  // One past the largest location: regular_count << segment_shift plus the jumbo slots.
+  uint64_t location_end() const { return jumbo_base_ + config_.jumbo_count; }
+
+  // Replaces *ids with the ids now in use (handed out and not freed since), in no set order.
+  // O(ids in use). An id listed may be freed by another thread right after.
+  void InUse(std::vector<uint32_t>* ids) const;
 
   // Takes a free regular segment (state still kFree; capacity = segment size), or returns
   // kNoSegment. Writers (for_cleaner=false) may not take the last `reserve` segments' worth of
@@ -112,19 +157,38 @@ class SegmentPool {
  private:
   SegmentPool(const Config& config, Accountant* accountant);
   void ReleaseToOs(uint32_t id);
+  // Charges and constructs the metadata page holding `id` if it is not yet; false if the
+  // limit has no room for it. REQUIRES: mu_ held.
+  bool EnsureMetaPage(uint32_t id);
+  // Takes a never used id of [first, end) from *next, with its metadata page; kNoSegment if
+  // none is left or the page cannot be charged. REQUIRES: mu_ held.
+  uint32_t TakeFresh(uint32_t* next, uint32_t end);
+  // REQUIRES: mu_ held.
+  void AddInUse(uint32_t id);
+  void RemoveInUse(uint32_t id);
+  // Regular segments free and not charged: freed ones and never used ones. REQUIRES: mu_ held.
+  size_t ReleasedCount() const {
+    return released_free_.size() + (config_.regular_count - fresh_regular_);
+  }
 
   const Config config_;
   Accountant* const accountant_;
   int segment_shift_ = 0;
   char* arena_ = nullptr;
   size_t arena_bytes_ = 0;
-  std::unique_ptr<SegmentMeta[]> metas_;
-  size_t metadata_bytes_ = 0;
+  uint64_t jumbo_base_ = 0;  // location of jumbo slot 0
+  SegmentMeta* metas_ = nullptr;  // a reservation of total_count() entries
+  size_t metas_bytes_ = 0;        // its size, page rounded
+  std::atomic<size_t> metadata_bytes_{0};  // charged pages of it
 
   mutable std::mutex mu_;
+  std::vector<uint64_t> meta_pages_;     // bit per page of metas_: charged and constructed
+  uint32_t fresh_regular_ = 0;           // regular ids below this have been handed out
+  uint32_t fresh_jumbo_ = 0;             // jumbo ids below this have been handed out
   std::vector<uint32_t> resident_free_;  // charged, pages may be resident
-  std::vector<uint32_t> released_free_;  // not charged, no resident pages
-  std::vector<uint32_t> jumbo_free_;     // unused jumbo slots
+  std::vector<uint32_t> released_free_;  // freed, not charged, no resident pages
+  std::vector<uint32_t> jumbo_free_;     // freed jumbo slots
+  std::vector<uint32_t> in_use_;         // ids handed out and not freed
   std::atomic<uint64_t> bytes_released_{0};
 };
 

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "mem/smaps_for_test.h"
+
 namespace cinch::mem {
 namespace {
 
@@ -30,9 +32,10 @@ std::unique_ptr<SegmentPool> MustCreate(const SegmentPool::Config& config, Accou
   return pool;
 }
 
-// The metadata bytes a pool of `config` charges, so limits can be set in whole segments.
+// The most metadata a pool of `config` charges (its whole table), so limits can be set in whole
+// segments.
 size_t MetadataBytes(const SegmentPool::Config& config) {
-  return sizeof(SegmentMeta) * (config.regular_count + config.jumbo_count);
+  return RoundUpToPage(sizeof(SegmentMeta) * (config.regular_count + config.jumbo_count));
 }
 
 bool AllZero(const char* p, size_t n) {
@@ -81,27 +84,55 @@ TEST(SegmentPoolTest, CreateAcceptsOnePageAndLargerPowersOfTwo) {
   }
 }
 
-TEST(SegmentPoolTest, ChargesAndReleasesMetadata) {
+TEST(SegmentPoolTest, ChargesMetadataPagesAsIdsAreFirstUsed) {
   Accountant a(kNoLimit);
-  SegmentPool::Config config = MakeConfig(8, 3, 0, 0);
+  const size_t per_page = kPage / sizeof(SegmentMeta);
+  SegmentPool::Config config = MakeConfig(static_cast<uint32_t>(3 * per_page), 2, 0, 0);
   {
     auto pool = MustCreate(config, &a);
-    EXPECT_EQ(pool->metadata_bytes(), MetadataBytes(config));
+    EXPECT_EQ(a.total(), 0u) << "Create charges nothing: the table is a reservation";
+    EXPECT_EQ(pool->metadata_bytes(), 0u);
+    std::vector<uint32_t> ids;
+    for (size_t i = 0; i < per_page; ++i) ids.push_back(pool->Allocate(false));
+    EXPECT_EQ(ids.front(), 0u) << "ids are handed out lowest first";
+    EXPECT_EQ(ids.back(), per_page - 1);
+    EXPECT_EQ(pool->metadata_bytes(), kPage) << "one page holds the first " << per_page;
+    ids.push_back(pool->Allocate(false));
+    EXPECT_EQ(pool->metadata_bytes(), 2 * kPage);
+    // Freed ids are reused before fresh ones: the table stops growing.
+    for (uint32_t id : ids) pool->Free(id);
+    for (size_t i = 0; i <= per_page; ++i) ASSERT_LT(pool->Allocate(false), per_page + 1);
+    EXPECT_EQ(pool->metadata_bytes(), 2 * kPage);
+    // The first jumbo slot sits in the table's last page.
+    uint32_t jumbo = pool->AllocateJumbo(kPage);
+    ASSERT_EQ(jumbo, config.regular_count);
+    EXPECT_EQ(pool->metadata_bytes(), 3 * kPage + (3 * per_page * sizeof(SegmentMeta) % kPage ? kPage : 0));
     EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), pool->metadata_bytes());
-    EXPECT_EQ(a.total(), pool->metadata_bytes());
-    EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u) << "no segment is resident before use";
+    pool->Free(jumbo);
   }
-  EXPECT_EQ(a.total(), 0u);
+  EXPECT_EQ(a.total(), a.ByKind(MemoryKind::kSegments)) << "metadata released with the pool";
 }
 
-TEST(SegmentPoolTest, LayoutOfIdsAndMetadata) {
+TEST(SegmentPoolTest, MetadataPageIsChargedWithinTheLimit) {
+  // Memory for exactly one segment: the metadata page does not fit beside it.
+  Accountant a(kSeg);
+  auto pool = MustCreate(MakeConfig(4, 0, 0, 0), &a);
+  EXPECT_EQ(pool->Allocate(true), kNoSegment);
+  EXPECT_LE(a.total(), a.limit());
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u) << "a refused Allocate kept its charge";
+  EXPECT_EQ(pool->free_count(), 4u);
+}
+
+TEST(SegmentPoolTest, LayoutOfIdsAndLocations) {
   Accountant a(kNoLimit);
   auto pool = MustCreate(MakeConfig(8, 3, 0, 0), &a);
   EXPECT_EQ(pool->regular_count(), 8u);
   EXPECT_EQ(pool->total_count(), 11u);
   EXPECT_EQ(pool->free_count(), 8u);
   EXPECT_EQ(pool->resident_free(), 0u);
+  EXPECT_EQ(pool->location_end(), 8 * kSeg + 3);
   for (uint32_t id = 0; id < 8; ++id) {
+    ASSERT_EQ(pool->Allocate(false), id);
     const SegmentMeta& m = pool->meta(id);
     EXPECT_FALSE(m.jumbo);
     EXPECT_EQ(m.capacity, kSeg);
@@ -109,29 +140,67 @@ TEST(SegmentPoolTest, LayoutOfIdsAndMetadata) {
     if (id > 0) {
       EXPECT_EQ(m.base, pool->meta(id - 1).base + kSeg);
     }
+    for (uint32_t offset : {0u, 1u, static_cast<uint32_t>(kSeg - 1)}) {
+      uint64_t location = pool->Location(id, offset);
+      EXPECT_EQ(location, uint64_t{id} * kSeg + offset);
+      EXPECT_EQ(pool->SegmentOf(location), id);
+      EXPECT_EQ(pool->OffsetOf(location), offset);
+      EXPECT_EQ(pool->ItemAt(location), m.base + offset);
+    }
   }
-  for (uint32_t id = 8; id < 11; ++id) EXPECT_TRUE(pool->meta(id).jumbo);
+  for (uint32_t j = 0; j < 3; ++j) {
+    uint32_t id = pool->AllocateJumbo(kPage);
+    ASSERT_EQ(id, 8 + j);
+    EXPECT_TRUE(pool->meta(id).jumbo);
+    uint64_t location = pool->Location(id, 0);
+    EXPECT_EQ(location, 8 * kSeg + j) << "one location per jumbo slot, after the arena";
+    EXPECT_EQ(pool->SegmentOf(location), id);
+    EXPECT_EQ(pool->OffsetOf(location), 0u);
+    EXPECT_EQ(pool->ItemAt(location), pool->meta(id).base);
+  }
 }
 
-TEST(SegmentPoolTest, AllocateChargesOneSegment) {
+TEST(SegmentPoolTest, InUseListsTheIdsHandedOut) {
   Accountant a(kNoLimit);
-  auto pool = MustCreate(MakeConfig(8, 0, 0, 0), &a);
-  size_t before = a.total();
-  std::set<uint32_t> ids;
-  for (int i = 0; i < 8; ++i) {
-    uint32_t id = pool->Allocate(false);
-    ASSERT_NE(id, kNoSegment);
-    ASSERT_LT(id, 8u);
-    EXPECT_TRUE(ids.insert(id).second) << "segment " << id << " handed out twice";
-    EXPECT_EQ(pool->meta(id).state.load(), SegState::kFree);
-    EXPECT_EQ(pool->meta(id).capacity, kSeg);
-    EXPECT_EQ(a.total(), before + (i + 1) * kSeg);
-    EXPECT_EQ(a.ByKind(MemoryKind::kSegments), (i + 1) * kSeg);
-    EXPECT_EQ(pool->free_count(), 7u - i);
-  }
-  EXPECT_EQ(pool->Allocate(false), kNoSegment);
-  EXPECT_EQ(pool->Allocate(true), kNoSegment);
-  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 8 * kSeg);
+  auto pool = MustCreate(MakeConfig(8, 2, 1, 0), &a);
+  std::vector<uint32_t> in_use;
+  pool->InUse(&in_use);
+  EXPECT_TRUE(in_use.empty());
+  uint32_t x = pool->Allocate(false), y = pool->Allocate(false), z = pool->Allocate(true);
+  uint32_t j = pool->AllocateJumbo(kPage);
+  pool->InUse(&in_use);
+  EXPECT_EQ(std::set<uint32_t>(in_use.begin(), in_use.end()), (std::set<uint32_t>{x, y, z, j}));
+  pool->Free(y);  // kept resident: free all the same
+  pool->Free(j);
+  pool->InUse(&in_use);
+  EXPECT_EQ(std::set<uint32_t>(in_use.begin(), in_use.end()), (std::set<uint32_t>{x, z}));
+  EXPECT_EQ(in_use.size(), 2u);
+}
+
+TEST(SegmentPoolTest, TerabyteTableIsAddressSpaceOnly) {
+  // 1 TiB of 1 MiB segments and their jumbo slots: nothing is charged or touched up front.
+  constexpr size_t kMiB = size_t{1} << 20;
+  Accountant a(kNoLimit);
+  std::unique_ptr<SegmentPool> pool;
+  SegmentPool::Config config{kMiB, (1u << 20) - 8, 1u << 23, 2, 2};
+  Status s = SegmentPool::Create(config, &a, &pool);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(a.total(), 0u);
+  EXPECT_EQ(pool->location_end(), (uint64_t{1} << 40) - 8 * kMiB + (1u << 23));
+  EXPECT_LE(pool->location_end(), uint64_t{1} << 40);
+  uint32_t id = pool->Allocate(false);
+  ASSERT_EQ(id, 0u);
+  EXPECT_EQ(a.total(), kMiB + kPage);
+  uint32_t jumbo = pool->AllocateJumbo(kPage);
+  ASSERT_EQ(jumbo, config.regular_count);
+  uint64_t location = pool->Location(jumbo, 0);
+  EXPECT_EQ(pool->SegmentOf(location), jumbo);
+  EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), 2 * kPage);
+  std::vector<uint32_t> in_use;
+  pool->InUse(&in_use);
+  EXPECT_EQ(in_use.size(), 2u);
+  pool->Free(jumbo);
+  pool->Free(id);
 }
 
 TEST(SegmentPoolTest, SegmentMemoryIsWritable) {
@@ -176,9 +245,9 @@ TEST(SegmentPoolTest, WritersCannotTakeTheReserveWhenMemoryBinds) {
 TEST(SegmentPoolTest, FreeKeepsUpToKeepResidentAndReleasesTheRest) {
   Accountant a(kNoLimit);
   auto pool = MustCreate(MakeConfig(8, 0, 2, 0), &a);
-  size_t metadata = pool->metadata_bytes();
   std::vector<uint32_t> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(pool->Allocate(false));
+  size_t metadata = pool->metadata_bytes();
   ASSERT_EQ(a.total(), metadata + 5 * kSeg);
 
   pool->Free(ids[0]);
@@ -285,6 +354,7 @@ TEST(SegmentPoolTest, TrimmedSegmentReadsBackZero) {
 TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   Accountant a(kNoLimit);
   auto pool = MustCreate(MakeConfig(4, 2, 0, 0), &a);
+  ASSERT_NE(pool->Allocate(false), kNoSegment);  // charges the table's only page
   size_t before = a.total();
   uint32_t id = pool->AllocateJumbo(3 * kPage + 1);
   ASSERT_NE(id, kNoSegment);
@@ -295,7 +365,7 @@ TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   EXPECT_EQ(m.capacity, 4 * kPage);
   ASSERT_NE(m.base, nullptr);
   EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 4 * kPage);
-  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), 0u);
+  EXPECT_EQ(a.ByKind(MemoryKind::kSegments), kSeg);
   EXPECT_EQ(a.total(), before + 4 * kPage);
   EXPECT_TRUE(AllZero(m.base, m.capacity));
   std::memset(m.base, 0x77, m.capacity);
@@ -306,7 +376,7 @@ TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   EXPECT_EQ(pool->meta(exact).capacity, 2 * kPage);
   EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 6 * kPage);
   EXPECT_EQ(pool->AllocateJumbo(kPage), kNoSegment) << "only two jumbo slots";
-  EXPECT_EQ(pool->free_count(), 4u) << "jumbo allocations do not use regular segments";
+  EXPECT_EQ(pool->free_count(), 3u) << "jumbo allocations do not use regular segments";
 
   pool->Free(id);
   EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 2 * kPage);
@@ -327,10 +397,28 @@ TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   pool->Free(reused);
 }
 
+// Touching a page of a segment or a jumbo item must make one page resident, not a 2 MiB huge
+// page (THP `always`): the pool charges what it touches.
+TEST(SegmentPoolTest, MemoryIsNotBackedByHugePages) {
+  if (!KernelHasThp()) GTEST_SKIP() << "kernel without transparent huge pages";
+  Accountant a(kNoLimit);
+  auto pool = MustCreate(MakeConfig(64, 1, 0, 0), &a);  // a 4 MiB arena
+  uint32_t id = pool->Allocate(false);
+  ASSERT_NE(id, kNoSegment);
+  const char* segment = pool->meta(id).base;
+  EXPECT_TRUE(NoHugePagesAt(segment)) << "segment VmFlags:" << VmFlagsAt(segment);
+  uint32_t jumbo = pool->AllocateJumbo(4 << 20);
+  ASSERT_NE(jumbo, kNoSegment);
+  const char* base = pool->meta(jumbo).base;
+  EXPECT_TRUE(NoHugePagesAt(base)) << "jumbo VmFlags:" << VmFlagsAt(base);
+  pool->Free(jumbo);
+}
+
 TEST(SegmentPoolTest, JumboRespectsTheReserveHeadroom) {
   SegmentPool::Config config = MakeConfig(16, 4, 0, 1);
   Accountant a(MetadataBytes(config) + 4 * kSeg);
   auto pool = MustCreate(config, &a);
+  pool->Free(pool->Allocate(false));  // charges the table's only page
   // 4 segments of memory, 1 reserved: at most 3 segments' worth for jumbo items.
   EXPECT_EQ(pool->AllocateJumbo(3 * kSeg + 1), kNoSegment);
   EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 0u) << "a refused jumbo charged memory";

@@ -1,6 +1,7 @@
 #include "net/connection.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,7 +15,13 @@
 namespace cinch::net {
 
 Connection::Connection(int fd, std::unique_ptr<Session> session, const ConnectionEnv& env)
-    : fd_(fd), session_(std::move(session)), env_(env), in_(env.meter), out_(env.pool, env.meter) {}
+    : fd_(fd),
+      session_(std::move(session)),
+      env_(env),
+      in_(env.meter, env.buffers),
+      out_(env.pool, env.meter),
+      parked_(env.ring != nullptr),
+      last_progress_(*env.now) {}
 
 Connection::~Connection() {
   CINCH_CHECK(env_.ring == nullptr || !io_pending());  // the kernel may still use the buffers
@@ -24,8 +31,6 @@ Connection::~Connection() {
   close(fd_);
 }
 
-bool Connection::Init() { return in_.Init(env_.options->read_buffer_initial); }
-
 void Connection::OnEvents(uint32_t epoll_events) {
   if (epoll_events & (EPOLLERR | EPOLLHUP)) broken_ = true;
   if (epoll_events & EPOLLRDHUP) peer_shut_ = true;
@@ -33,8 +38,12 @@ void Connection::OnEvents(uint32_t epoll_events) {
   if (epoll_events & EPOLLOUT) writable_ = true;
 }
 
+size_t Connection::OutputLimit() const {
+  const LoopOptions& o = *env_.options;
+  return env_.meter->tight() ? std::min(o.output_limit, o.tight_output_limit) : o.output_limit;
+}
+
 Connection::Action Connection::Drive() {
-  const size_t limit = env_.options->output_limit;
   int reads = 0;
   while (true) {
     if (broken_) return Action::kClose;
@@ -46,14 +55,10 @@ Connection::Action Connection::Drive() {
     }
     // Backpressure: neither the session nor the socket is touched until output drains.
     // Here the socket is known full (Flush stopped early), so EPOLLOUT will come.
-    if (out_.bytes() >= limit) return Action::kIdle;
-    if (out_.starved()) {
-      if (!out_.Recover()) {
-        if (!StarvedTooLong()) return Action::kRetry;
-        return Action::kClose;  // no memory to say anything with: just go
-      }
-      starved_since_ = {};
-    }
+    if (out_.bytes() >= OutputLimit()) return Action::kIdle;
+    // Starved output holds nothing another connection waits for: wait for a chunk (the
+    // worker sheds connections that hold memory and make no progress, Stalled()).
+    if (out_.starved() && !out_.Recover()) return Action::kRetry;
     if (unprocessed_) {
       RunSession();
       continue;
@@ -68,16 +73,24 @@ Connection::Action Connection::Drive() {
       continue;
     }
     if (env_.ring != nullptr) {
-      if (receiving_) return Action::kIdle;
+      if (receiving_ || polling_) return Action::kIdle;
+      if (parked_) {
+        QueuePoll();
+        return Action::kIdle;  // the completion brings us back
+      }
+      Action action;
+      if (!AcquireBuffer(&action)) return action;
       QueueReceive();
       if (grow_) continue;
       return Action::kIdle;  // the completion brings us back
     }
     if (!readable_) {
-      in_.ShrinkIfEmpty(env_.options->read_buffer_initial);
+      in_.Release();  // nothing buffered: an idle connection holds no read buffer
       return Action::kIdle;
     }
     if (reads++ == kMaxReadsPerTurn) return Action::kYield;
+    Action action;
+    if (!AcquireBuffer(&action)) return action;
     if (Read() == Step::kClose) return Action::kClose;
   }
 }
@@ -91,6 +104,7 @@ Connection::Step Connection::Flush() {
     uint64_t written = 0;
     OutputQueue::WriteResult r = out_.WriteTo(fd_, &written);
     WorkerCounters::Add(&env_.counters->bytes_written, written);
+    if (written > 0) last_progress_ = *env_.now;
     if (r == OutputQueue::WriteResult::kError) {
       broken_ = true;
       return Step::kClose;
@@ -104,7 +118,7 @@ Connection::Step Connection::Flush() {
 }
 
 void Connection::RunSession() {
-  const size_t limit = env_.options->output_limit;
+  const size_t limit = OutputLimit();
   SessionResult r = session_->OnInput(in_.data(), &out_, limit);
   CINCH_CHECK(r.consumed <= in_.size());
   in_.Consume(r.consumed);
@@ -146,6 +160,8 @@ Connection::Step Connection::Read() {
     in_.Commit(static_cast<size_t>(n));
     if (swallow_ > 0) Discard();
     if (!in_.empty()) unprocessed_ = true;
+    active_ = true;
+    last_progress_ = *env_.now;
     // A short read drained the socket: edge-triggered epoll reports the next arrival. After
     // EPOLLRDHUP keep reading until EOF, which no further event would announce.
     if (static_cast<size_t>(n) < room && !peer_shut_) readable_ = false;
@@ -164,8 +180,16 @@ Connection::Step Connection::Read() {
   return Step::kClose;
 }
 
+// Waiting for a read buffer holds nothing anybody waits for (unlike a buffer that must grow
+// to finish a request), so the connection is throttled, not closed: its input waits in the
+// kernel until buffers come back (connections finishing, idle ones parked).
+bool Connection::AcquireBuffer(Action* action) {
+  if (in_.Acquire()) return true;
+  *action = Action::kRetry;
+  return false;
+}
+
 void Connection::QueueReceive() {
-  in_.ShrinkIfEmpty(env_.options->read_buffer_initial);
   in_.MakeRoom();
   size_t room = in_.space_size();
   if (room == 0) {
@@ -175,6 +199,40 @@ void Connection::QueueReceive() {
   io_uring_sqe* sqe = env_.ring->Get(reinterpret_cast<uintptr_t>(this) | Uring::kReceive);
   io_uring_prep_recv(sqe, fd_, in_.space(), room, 0);
   receiving_ = true;
+}
+
+void Connection::QueuePoll() {
+  io_uring_sqe* sqe = env_.ring->Get(reinterpret_cast<uintptr_t>(this) | Uring::kPoll);
+  io_uring_prep_poll_add(sqe, fd_, POLLIN | POLLRDHUP);
+  polling_ = true;
+}
+
+void Connection::Park(bool force) {
+  const bool idle = !active_;
+  active_ = false;
+  if (!idle && !force) return;
+  if (env_.ring == nullptr) {
+    in_.ShrinkToFit();
+    return;
+  }
+  if (!receiving_ || cancelled_) return;
+  io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel),
+                         reinterpret_cast<uintptr_t>(this) | Uring::kReceive, 0);
+}
+
+bool Connection::Stalled(std::chrono::milliseconds holding,
+                         std::chrono::milliseconds unread) const {
+  if (closing_ || cancelled_) return false;
+  const auto still = *env_.now - last_progress_;
+  if (!out_.empty()) return still >= unread;
+  return !in_.empty() && in_.capacity() > env_.options->read_buffer_initial && still >= holding;
+}
+
+void Connection::OnPolled(int res) {
+  polling_ = false;
+  if (cancelled_) return;
+  parked_ = false;  // input (or an error, which the receive reports) is there
+  (void)res;
 }
 
 void Connection::QueueSend() {
@@ -200,6 +258,11 @@ void Connection::OnReceived(int res) {
     in_.Commit(static_cast<size_t>(res));
     if (swallow_ > 0) Discard();
     if (!in_.empty()) unprocessed_ = true;
+    active_ = true;
+    last_progress_ = *env_.now;
+  } else if (res == -ECANCELED) {  // Park: keep only what is buffered, poll from now on
+    parked_ = true;
+    in_.ShrinkToFit();
   } else if (res == 0) {
     eof_ = true;
   } else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
@@ -212,6 +275,7 @@ void Connection::OnSent(int res) {
   if (cancelled_) return;
   if (res >= 0) {
     WorkerCounters::Add(&env_.counters->bytes_written, static_cast<uint64_t>(res));
+    if (res > 0) last_progress_ = *env_.now;
     out_.Written(static_cast<size_t>(res));
   } else if (res != -EAGAIN && res != -EINTR && res != -ENOBUFS) {
     broken_ = true;
@@ -224,6 +288,7 @@ void Connection::CancelIo() {
   const uintptr_t self = reinterpret_cast<uintptr_t>(this);
   if (receiving_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kReceive, 0);
   if (!writable_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kSend, 0);
+  if (polling_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kPoll, 0);
 }
 
 void Connection::Discard() {

@@ -17,6 +17,13 @@
 //      max(read_buffer_max, Session::WantedInput()); at that limit, close;
 //   7. read once (at most kMaxReadsPerTurn reads per turn, then yield to other connections).
 //
+// The output limit is LoopOptions::output_limit, or tight_output_limit while the budget is
+// tight (MemoryBudget::Tight): clients that do not read their replies cannot take all of it.
+//
+// Idle connections hold no buffer: the read buffer is taken from the worker's BufferPool when
+// input is to be read and given back once everything read is consumed and the socket is dry.
+// A connection idle with part of a request buffered keeps only those bytes (Park).
+//
 // Peer EOF (a half-close): requests already buffered are answered and written, then the socket
 // is closed. EPOLLERR, EPOLLHUP or a socket error: closed at once. Either way the destructor
 // releases queued references before it destroys the session.
@@ -25,10 +32,13 @@
 // (at most kSendIov spans) unless one is in flight, and step 7 queues one receive into the
 // read buffer unless one is in flight; the worker reports their completions with OnSent()
 // and OnReceived() and drives the connection again. "writable" then means "no send in
-// flight". While a receive is in flight the read buffer is neither moved nor resized: a
-// receive is queued only when every buffered request has been handled, and the next
-// completion is what gives the session new input. A connection with requests in flight
-// cannot be freed: the worker cancels them (CancelIo) and frees it once both completed.
+// flight". A receive in flight needs a buffer, so a connection that is new or was idle for a
+// while (Park) is *parked*: instead of a receive it keeps a poll for input in flight, which
+// needs no buffer, and queues a receive once the poll completes (OnPolled). While a receive is in
+// flight the read buffer is neither moved nor resized: a receive is queued only when every buffered
+// request has been handled, and the next completion is what gives the session new input. A
+// connection with requests in flight cannot be freed: the worker cancels them (CancelIo) and frees
+// it once both completed.
 //
 // Thread safety: owned by one worker thread.
 #pragma once
@@ -70,8 +80,10 @@ struct ConnectionEnv {
   const LoopOptions* options;
   MemoryMeter* meter;
   ChunkPool* pool;
+  BufferPool* buffers;
   WorkerCounters* counters;
-  Uring* ring;  // null: epoll mode
+  Uring* ring;                                       // null: epoll mode
+  const std::chrono::steady_clock::time_point* now;  // the worker's clock, read once a turn
 };
 
 // List tags: every connection is in its worker's list of all connections, and in at most one
@@ -91,15 +103,13 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
     kClose,  // done (or broken): destroy
   };
 
-  // Takes ownership of `fd`. REQUIRES: Init() before any other call.
+  // Takes ownership of `fd`. Holds no buffer until there is input to read.
   Connection(int fd, std::unique_ptr<Session> session, const ConnectionEnv& env);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   // Releases queued references, then destroys the session, then closes the socket.
   ~Connection();
 
-  // Allocates the initial read buffer; false when the budget refuses it.
-  [[nodiscard]] bool Init();
   int fd() const { return fd_; }
 
   void OnEvents(uint32_t epoll_events);
@@ -107,11 +117,24 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   // Server stopping: read no more, write what is owed, then close.
   void BeginDrain() { closing_ = true; }
 
-  // io_uring mode: completions of the receive and the send this connection queued.
+  // io_uring mode: completions of the receive, the send and the poll this connection queued.
   void OnReceived(int res);
   void OnSent(int res);
-  // io_uring mode: a receive or send is in flight (the connection must not be freed).
-  bool io_pending() const { return receiving_ || !writable_; }
+  void OnPolled(int res);
+  // io_uring mode: a receive, send or poll is in flight (the connection must not be freed).
+  bool io_pending() const { return receiving_ || polling_ || !writable_; }
+
+  // Called by the worker for a connection waiting on its client: if no input arrived since the
+  // last call (or `force`: memory is short), it gives back the read buffer memory it does not
+  // need. io_uring mode: cancels the receive in flight; the cancellation's completion parks
+  // the connection (OnReceived).
+  void Park(bool force);
+  // Holds memory and makes no progress: part of a request in a grown buffer and no input for
+  // `holding` (a client that stalled mid-value), or unwritten output and nothing written for
+  // `unread` (a client that does not read its replies). When memory is short the worker closes
+  // such connections, so that they cannot keep the others waiting for ever (hostile.py
+  // close_mid_value: fifty clients each leave half of a 1 MB value behind).
+  bool Stalled(std::chrono::milliseconds holding, std::chrono::milliseconds unread) const;
   // io_uring mode: asks the kernel to cancel what is in flight (completions still follow).
   void CancelIo();
   bool cancelled() const { return cancelled_; }
@@ -121,12 +144,15 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   Step Flush();
   void RunSession();
   Step Read();
+  bool AcquireBuffer(Action* action);
   void QueueReceive();
+  void QueuePoll();
+  size_t OutputLimit() const;
   void QueueSend();
   void Discard();
   bool GrowOrClose(Action* action);
   // Notes a failed charge; true once the connection has waited LoopOptions::memory_wait_ms in
-  // a row for memory (its read buffer must grow, or its output needs a chunk). Without that
+  // a row for memory to grow its read buffer and finish a request. Without that
   // limit, clients that each hold part of a large value can take the whole budget and wait
   // for one another forever.
   bool StarvedTooLong();
@@ -146,13 +172,18 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   bool unprocessed_ = false;  // input arrived (or output drained) since the session last ran
   bool grow_ = false;         // the session needs more input and the buffer is full
   bool receiving_ = false;    // io_uring: a receive into in_ is in flight
+  bool polling_ = false;      // io_uring: a poll for input is in flight
+  bool parked_ = false;       // io_uring: poll for input before the next receive
+  bool active_ = false;       // input arrived since the last Park call
   bool cancelled_ = false;    // io_uring: CancelIo() was called
   msghdr send_msg_{};         // io_uring: the sendmsg in flight (writable_ false)
   iovec send_iov_[kSendIov];
   std::chrono::steady_clock::time_point starved_since_{};  // first failed charge; {}: none
+  std::chrono::steady_clock::time_point last_progress_{};  // *env_.now when bytes last moved
 };
 
-// Charged per connection on top of its buffers: the struct plus an estimate of a session.
-inline constexpr size_t kConnectionOverhead = sizeof(Connection) + 1024;
+// Charged per connection on top of its buffers, with SessionFactory::SessionBytes(): the
+// struct and the allocator's headers of it and of the session.
+inline constexpr size_t kConnectionOverhead = sizeof(Connection) + 32;
 
 }  // namespace cinch::net

@@ -58,6 +58,9 @@ class IntrusiveList {
     l->prev_ = l->next_ = nullptr;
   }
 
+  // t is in a list of this Tag.
+  static bool Linked(const T* t) { return static_cast<const Link*>(t)->linked(); }
+
   T* Front() const { return empty() ? nullptr : static_cast<T*>(head_.next_); }
 
   T* PopFront() {

@@ -1,12 +1,13 @@
-// Listening sockets: TCP (IPv4) and unix stream sockets, non-blocking and close-on-exec, ready
-// to be shared by every worker's epoll (EPOLLEXCLUSIVE wakes one worker per connection).
+// Listening sockets: TCP (IPv4 and IPv6) and unix stream sockets, non-blocking and close-on-exec,
+// ready to be shared by every worker's epoll (EPOLLEXCLUSIVE wakes one worker per connection).
 //
-// Thread safety: Open* are plain functions. Listeners::Close() may race with itself (the first
-// caller closes); the fds must not be in use by then.
+// Thread safety: Parse* and Open* are plain functions. Listeners::Close() may race with itself
+// (the first caller closes); the fds must not be in use by then.
 #pragma once
 
 #include <atomic>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -14,10 +15,27 @@
 
 namespace cinch::net {
 
-// Binds `address` ("" or "0.0.0.0": any; a dotted quad or a host name resolving to IPv4) and
-// `port` (-1: any free port) and listens. On success *fd is the socket and *bound_port the
-// port actually bound.
-Status OpenTcpListener(const std::string& address, int port, int backlog, int* fd, int* bound_port);
+// One TCP listen address in memcached's `-l` forms:
+//   "127.0.0.1", "host.name", "::1" (a bare IPv6 address has no port), "[::1]", "*" (any),
+//   and each with a port: "127.0.0.1:11311", "[::1]:11311", "*:11311".
+struct ListenAddress {
+  std::string host;  // "" : every local address (IPv4 and IPv6)
+  int port = 0;      // -1: any free port
+};
+
+// Parses one address as above; `default_port` (the -p port) applies when it names none.
+Status ParseListenAddress(std::string_view spec, int default_port, ListenAddress* out);
+
+// Splits a `-l` argument at ',' and ';' (memcached accepts both), dropping empty parts.
+std::vector<std::string> SplitListenList(std::string_view list);
+
+// Binds every address `address.host` resolves to (for "": 0.0.0.0 and ::, the IPv6 socket
+// IPV6_V6ONLY as memcached does) at `address.port` and listens, appending the sockets to *fds.
+// Succeeds when at least one address was bound; a resolved address the host has no stack for
+// is skipped. With port -1 the first socket picks a free port and the others reuse it.
+// *bound_port is the port the first socket bound.
+Status OpenTcpListeners(const ListenAddress& address, int backlog, std::vector<int>* fds,
+                        int* bound_port);
 
 // Binds a unix stream socket at `path`, replacing a stale socket file there (not any other
 // kind of file), sets its permissions to `mask` and listens.

@@ -33,13 +33,25 @@ class MemoryMeter {
     if (budget_ != nullptr) budget_->Release(bytes);
     Add(&charged_, -static_cast<uint64_t>(bytes));
   }
+  // Memory set aside outside the budget (a connection's own objects: LoopOptions::
+  // max_connections of them are reserved), counted but never refused.
+  void CountReserved(size_t bytes) { Add(&charged_, bytes); }
+  void ReleaseReserved(size_t bytes) {
+    CINCH_DCHECK(bytes <= charged());
+    Add(&charged_, -static_cast<uint64_t>(bytes));
+  }
 
   // Bytes allocated without a charge because the budget refused and the bytes were needed to
   // finish a reply already begun (see OutputQueue). Never charged later.
   void NoteUncharged(int64_t delta) { Add(&uncharged_, static_cast<uint64_t>(delta)); }
 
+  // The budget is getting short (MemoryBudget::Tight).
+  bool tight() const { return budget_ != nullptr && budget_->Tight(); }
+
   uint64_t charged() const { return charged_.load(std::memory_order_relaxed); }
   uint64_t uncharged() const { return uncharged_.load(std::memory_order_relaxed); }
+  // Charges the budget refused so far, to any of its users (MemoryBudget::Refusals).
+  uint64_t refusals() const { return budget_ != nullptr ? budget_->Refusals() : 0; }
 
  private:
   // Single writer: a plain load + store, no locked read-modify-write.

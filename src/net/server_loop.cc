@@ -30,6 +30,17 @@ size_t IoUringBytes(const LoopOptions& options) {
   return size_t{kIoUringEntries} * (64 + 4) + size_t{IoUringCompletions(options)} * 16 + 2 * 4096;
 }
 
+uint64_t FilesNeeded(const LoopOptions& options) {
+  constexpr uint64_t kStandardStreams = 3;
+  constexpr uint64_t kPerWorker = 2;  // epoll + eventfd, or io_uring + eventfd
+  constexpr uint64_t kMargin = 32;
+  const uint64_t listeners =
+      (options.port != 0 ? 2 * options.listen.size() : 0) + (options.unix_socket.empty() ? 0 : 1);
+  return static_cast<uint64_t>(std::max(options.max_connections, 0)) + 1 + listeners +
+         kPerWorker * static_cast<uint64_t>(std::max(options.threads, 0)) + kStandardStreams +
+         kMargin;
+}
+
 class ServerLoop::Impl {
  public:
   Impl(const LoopOptions& options, SessionFactory* factory, MemoryBudget* budget)
@@ -122,12 +133,21 @@ class ServerLoop::Impl {
   Status OpenListeners() {
     const LoopOptions& o = shared_.options;
     if (o.port != 0) {
-      int fd = -1;
-      int bound = 0;
-      Status s = OpenTcpListener(o.listen_address, o.port, o.backlog, &fd, &bound);
-      if (!s.ok()) return s;
-      shared_.listeners.Add(fd, /*is_unix=*/false);
-      port_.store(bound, std::memory_order_relaxed);
+      for (const std::string& spec : o.listen) {
+        ListenAddress address;
+        Status s = ParseListenAddress(spec, o.port, &address);
+        std::vector<int> fds;
+        int bound = 0;
+        if (s.ok()) s = OpenTcpListeners(address, o.backlog, &fds, &bound);
+        if (!s.ok()) {
+          shared_.listeners.Close();
+          return s;
+        }
+        for (int fd : fds) shared_.listeners.Add(fd, /*is_unix=*/false);
+        if (port_.load(std::memory_order_relaxed) == 0) {
+          port_.store(bound, std::memory_order_relaxed);
+        }
+      }
     }
     if (!o.unix_socket.empty()) {
       int fd = -1;

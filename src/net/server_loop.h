@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cinch/status.h"
 #include "net/session.h"
@@ -18,9 +19,12 @@
 namespace cinch::net {
 
 struct LoopOptions {
-  std::string listen_address = "127.0.0.1";  // "" or "0.0.0.0" for all IPv4 addresses
-  int port = 11211;                           // 0: no TCP listener; -1: pick a free port
-  std::string unix_socket;                    // path; empty: none
+  // TCP listen addresses in memcached's -l forms (see ListenAddress in listener.h: "host",
+  // "host:port", "[v6]:port", "*"); each binds every address its host resolves to. Empty: no
+  // TCP listener.
+  std::vector<std::string> listen = {"127.0.0.1"};
+  int port = 11211;         // for addresses naming no port. 0: no TCP listener; -1: a free port
+  std::string unix_socket;  // path; empty: none
   int unix_mask = 0700;
   int threads = 4;
   int max_connections = 1024;
@@ -28,9 +32,13 @@ struct LoopOptions {
   size_t read_buffer_initial = 16 * 1024;
   size_t read_buffer_max = (size_t{1} << 20) + 4096;  // hard cap (raised to Session::WantedInput)
   size_t output_limit = 1 << 20;  // stop reading from a connection with this much unwritten
+  // The output limit while the memory budget is tight (more than half used), so that clients
+  // that do not read their replies cannot take the whole budget.
+  size_t tight_output_limit = 16 * 1024;
   int drain_timeout_ms = 2000;
-  // A connection that has waited this long for buffer memory in a row answers
-  // "SERVER_ERROR out of memory" and closes, so its buffers go back to the budget.
+  // A connection that has waited this long in a row for the memory to grow its read buffer
+  // (to finish a request) answers "SERVER_ERROR out of memory" and closes, so its buffers go
+  // back to the budget. Waiting for a first read buffer or an output chunk is throttling only.
   int memory_wait_ms = 250;
   // Workers use io_uring instead of epoll when the kernel allows it (see worker.h).
   bool io_uring = true;
@@ -50,6 +58,12 @@ unsigned IoUringCompletions(const LoopOptions& options);
 // to the budget, like the workers' stacks. 0 when options.io_uring is off.
 size_t IoUringBytes(const LoopOptions& options);
 
+// File descriptors the loop may hold at once: one per connection up to max_connections, one
+// more to refuse a connection beyond it, the listeners, each worker's epoll or io_uring and its
+// eventfd, the standard streams, and a margin for short-lived files (e.g. /proc reads). What
+// RLIMIT_NOFILE must allow; a host name listener counts twice (IPv4 and IPv6).
+uint64_t FilesNeeded(const LoopOptions& options);
+
 struct LoopStats {
   uint64_t curr_connections = 0;
   uint64_t total_connections = 0;
@@ -67,7 +81,7 @@ class ServerLoop {
   ~ServerLoop();
   // Binds the listeners and starts the workers.
   Status Start();
-  // The TCP port actually bound (useful with port -1).
+  // The TCP port the first TCP listener bound (useful with port -1); 0 without one.
   int port() const;
   void Stop();
   void Wait();

@@ -33,10 +33,10 @@ class Output {
 
 // What a session asks of its connection after consuming input.
 struct SessionResult {
-  size_t consumed = 0;      // bytes of input used; the rest is offered again with more data
-  size_t swallow = 0;       // discard this many further input bytes before calling again
-  bool close = false;       // close the connection once the output is written
-  bool need_more = false;   // the rest of the input is an incomplete request
+  size_t consumed = 0;     // bytes of input used; the rest is offered again with more data
+  size_t swallow = 0;      // discard this many further input bytes before calling again
+  bool close = false;      // close the connection once the output is written
+  bool need_more = false;  // the rest of the input is an incomplete request
 };
 
 class Session {
@@ -45,8 +45,7 @@ class Session {
   // Consumes as many complete requests from `input` as it can while output->pending() stays
   // below `output_limit`, appending their replies. Called again with the unconsumed rest plus
   // new bytes, and also with the same input when output has drained (if it stopped early).
-  virtual SessionResult OnInput(std::string_view input, Output* output,
-                                size_t output_limit) = 0;
+  virtual SessionResult OnInput(std::string_view input, Output* output, size_t output_limit) = 0;
   // The largest input the session may need buffered to make progress (e.g. a storage
   // command's whole data block); the connection grows its read buffer up to this.
   virtual size_t WantedInput() const = 0;
@@ -56,16 +55,27 @@ class SessionFactory {
  public:
   virtual ~SessionFactory() = default;
   virtual std::unique_ptr<Session> NewSession() = 0;
+  // What one session takes (its object and whatever it keeps for its whole life), charged
+  // with the connection.
+  virtual size_t SessionBytes() const = 0;
 };
 
-// Memory the network layer uses for buffers and connections is charged here before it is
-// used, so the whole process stays within one limit (the server charges the store).
+// Memory the network layer uses for buffers is charged here before it is used, so the whole
+// process stays within one limit (the server gives connections a budget of their own:
+// net/fixed_budget.h). The connections' own objects are not: whoever sets max_connections
+// sets aside max_connections * (kConnectionOverhead + SessionBytes()) for them.
 class MemoryBudget {
  public:
   virtual ~MemoryBudget() = default;
   // False: the bytes are not available now; charge nothing.
   virtual bool Charge(size_t bytes) = 0;
   virtual void Release(size_t bytes) = 0;
+  // Memory is getting short: connections holding much unwritten output stop producing more
+  // (LoopOptions::tight_output_limit) so that non-reading clients cannot take it all.
+  virtual bool Tight() const { return false; }
+  // Charges refused so far, by every user of the budget: a worker that sees it change gives
+  // back the buffers its idle connections hold, whichever worker was refused.
+  virtual uint64_t Refusals() const { return 0; }
 };
 
 }  // namespace cinch::net

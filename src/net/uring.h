@@ -36,6 +36,7 @@ class Uring {
     kReceive = 2,  // Connection* | kReceive
     kSend = 3,     // Connection* | kSend
     kCancel = 4,   // a cancellation request's own completion
+    kPoll = 5,     // Connection* | kPoll
   };
   static constexpr uint64_t kTagMask = 7;
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/check.h"
 #include "net/refusals.h"
@@ -37,12 +38,14 @@ Worker::Worker(Shared* shared)
     : shared_(shared),
       meter_(shared->budget),
       pool_(&meter_, kMaxCachedChunks),
-      env_{&shared->options, &meter_, &pool_, &counters_, nullptr} {}
+      buffers_(&meter_, shared->options.read_buffer_initial, kMaxCachedBuffers),
+      env_{&shared->options, &meter_, &pool_, &buffers_, &counters_, nullptr, &now_} {}
 
 Worker::~Worker() {
   while (Connection* c = all_.Front()) Destroy(c);
   CINCH_CHECK(zombies_.empty());  // Run drains them; without Run nothing was ever in flight
   pool_.Trim();
+  buffers_.Trim();
   if (wake_fd_ >= 0) close(wake_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
@@ -95,10 +98,20 @@ void Worker::Run() {
     if (listening_) AddListeners();
   }
   epoll_event events[kMaxEvents];
+  park_at_ = Clock::now() + std::chrono::milliseconds(kParkIntervalMs);
   while (true) {
     if (!draining_ && shared_->stop.load(std::memory_order_acquire)) BeginDrain();
-    bool timed = draining_ || !retry_.empty() || listeners_paused_;
+    bool timed = draining_ || !retry_.empty() || listeners_paused_ || !all_.empty();
     Clock::time_point now = timed ? Clock::now() : Clock::time_point();
+    now_ = now;
+    if (meter_.refusals() != refusals_seen_ && now >= forced_park_at_) {
+      refusals_seen_ = meter_.refusals();  // memory is short: give back what idles now
+      forced_park_at_ = now + std::chrono::milliseconds(kRetryDelayMs);
+      ParkIdle(true);
+    } else if (!all_.empty() && now >= park_at_) {
+      park_at_ = now + std::chrono::milliseconds(kParkIntervalMs);
+      ParkIdle(false);
+    }
     if (draining_ && (all_.empty() || now >= drain_deadline_)) break;
     if (uring_) {
       ring_.SubmitAndWait(PollTimeoutMs(now));
@@ -114,6 +127,7 @@ void Worker::Run() {
     RunList(&ready_);
     if (!retry_.empty() || listeners_paused_) {
       now = Clock::now();
+      now_ = now;
       if (!retry_.empty() && now >= retry_at_) RunList(&retry_);
       if (listeners_paused_ && now >= resume_listeners_at_) {
         listeners_paused_ = false;
@@ -125,6 +139,7 @@ void Worker::Run() {
   while (Connection* c = all_.Front()) Destroy(c);
   if (uring_) FinishUring();
   pool_.Trim();
+  buffers_.Trim();
 }
 
 void Worker::FinishUring() {
@@ -156,6 +171,7 @@ void Worker::Complete(uint64_t user_data, int res) {
       return;
     case Uring::kReceive:
     case Uring::kSend:
+    case Uring::kPoll:
       break;
     default:
       CINCH_CHECK(false);
@@ -163,8 +179,10 @@ void Worker::Complete(uint64_t user_data, int res) {
   auto* c = reinterpret_cast<Connection*>(static_cast<uintptr_t>(user_data & ~Uring::kTagMask));
   if (tag == Uring::kReceive) {
     c->OnReceived(res);
-  } else {
+  } else if (tag == Uring::kSend) {
     c->OnSent(res);
+  } else {
+    c->OnPolled(res);
   }
   if (c->cancelled()) {  // closed already: free it once nothing is in flight
     if (!c->io_pending()) Free(c);
@@ -220,6 +238,7 @@ int Worker::PollTimeoutMs(Clock::time_point now) const {
   if (!retry_.empty()) at = std::min(at, retry_at_), any = true;
   if (listeners_paused_) at = std::min(at, resume_listeners_at_), any = true;
   if (draining_) at = std::min(at, drain_deadline_), any = true;
+  if (!all_.empty()) at = std::min(at, park_at_), any = true;
   if (!any) return -1;
   if (at <= now) return 0;
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(at - now).count();
@@ -272,15 +291,13 @@ void Worker::Admit(int fd) {
     Refuse(fd, kRefuseTooManyConnections);
     return;
   }
-  if (!meter_.Charge(kConnectionOverhead)) {
-    shared_->connections.fetch_sub(1, std::memory_order_relaxed);
-    Refuse(fd, kRefuseOutOfMemory);
-    return;
-  }
+  // The connection's own objects: reserved for max_connections outside the buffer budget,
+  // so a connection under -c is never refused for memory.
+  const size_t overhead = kConnectionOverhead + shared_->factory->SessionBytes();
+  meter_.CountReserved(overhead);
   std::unique_ptr<Session> session = shared_->factory->NewSession();
   bool ok = session != nullptr;
   auto* c = new Connection(fd, std::move(session), env_);  // owns fd from here
-  ok = ok && c->Init();
   if (ok && !uring_) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -291,7 +308,7 @@ void Worker::Admit(int fd) {
     WorkerCounters::Add(&counters_.rejected_connections, 1);
     SendRefusal(fd, kRefuseOutOfMemory);
     delete c;
-    meter_.Release(kConnectionOverhead);
+    meter_.ReleaseReserved(overhead);
     shared_->connections.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
@@ -343,16 +360,40 @@ void Worker::Destroy(Connection* c) {
 void Worker::Free(Connection* c) {
   IntrusiveList<Connection, AllTag>::Remove(c);  // from zombies_, if it was there
   delete c;  // closes the socket, which also removes it from the epoll set
-  meter_.Release(kConnectionOverhead);
+  meter_.ReleaseReserved(kConnectionOverhead + shared_->factory->SessionBytes());
   shared_->connections.fetch_sub(1, std::memory_order_relaxed);
   WorkerCounters::Add(&counters_.curr_connections, static_cast<uint64_t>(-1));
-  if (all_.empty() && zombies_.empty()) pool_.Trim();  // an idle worker holds no buffer memory
+  if (all_.empty() && zombies_.empty()) {  // an idle worker holds no buffer memory
+    pool_.Trim();
+    buffers_.Trim();
+  }
 }
 
 void Worker::RunList(ConnList* list) {
   ConnList batch;
   batch.TakeAll(list);  // connections rescheduled while driving wait for the next round
   while (Connection* c = batch.PopFront()) Act(c, c->Drive());
+}
+
+void Worker::ParkIdle(bool force) {
+  std::vector<Connection*> stalled;
+  all_.ForEach([&](Connection* c) {
+    if (ConnList::Linked(c)) return;  // on the ready or retry list: busy
+    if (force && c->Stalled(std::chrono::milliseconds(kShedStalledMs),
+                            std::chrono::milliseconds(kShedUnreadMs))) {
+      stalled.push_back(c);
+      return;
+    }
+    c->Park(force);
+  });
+  for (Connection* c : stalled) {
+    SendRefusal(c->fd(), kRefuseOutOfMemory);
+    Destroy(c);
+  }
+  if (force) {
+    buffers_.Trim();
+    pool_.Trim();
+  }
 }
 
 void Worker::AddListeners() {

@@ -59,6 +59,14 @@ class Worker {
   static constexpr int kRetryDelayMs = 10;
   static constexpr int kListenerPauseMs = 100;    // after EMFILE and the like
   static constexpr size_t kMaxCachedChunks = 32;  // 512 KiB, charged
+  static constexpr size_t kMaxCachedBuffers = 8;  // read buffers, charged
+  // How often idle connections give back their read buffers (Connection::Park): one that saw
+  // no input for one to two periods.
+  static constexpr int kParkIntervalMs = 1000;
+  // When memory is short, connections that hold memory and made no progress for this long
+  // are closed (Connection::Stalled): mid-request in a grown buffer, or with replies unread.
+  static constexpr int kShedStalledMs = 100;
+  static constexpr int kShedUnreadMs = 1000;
 
   explicit Worker(Shared* shared);
   Worker(const Worker&) = delete;
@@ -96,6 +104,8 @@ class Worker {
   void RunList(ConnList* list);
   void AddListeners();
   void RemoveListeners();
+  // Parks the connections waiting on their clients (not scheduled to run).
+  void ParkIdle(bool force);
   void BeginDrain();
   int PollTimeoutMs(Clock::time_point now) const;
 
@@ -104,19 +114,24 @@ class Worker {
   int wake_fd_ = -1;
   Uring ring_;
   bool uring_ = false;
-  bool exiting_ = false;        // io_uring: Run's loop is over; re-arm nothing
-  uint64_t wake_value_ = 0;     // io_uring: the eventfd read lands here
+  bool exiting_ = false;     // io_uring: Run's loop is over; re-arm nothing
+  uint64_t wake_value_ = 0;  // io_uring: the eventfd read lands here
   bool wake_armed_ = false;
-  std::vector<char> accepting_;  // io_uring: an accept is in flight on listener i
+  std::vector<char> accepting_;                // io_uring: an accept is in flight on listener i
   IntrusiveList<Connection, AllTag> zombies_;  // io_uring: closed, requests still in flight
   MemoryMeter meter_;
   ChunkPool pool_;
+  BufferPool buffers_;
   WorkerCounters counters_;
   ConnectionEnv env_;
   IntrusiveList<Connection, AllTag> all_;
   ConnList ready_;
   ConnList retry_;
   Clock::time_point retry_at_;
+  Clock::time_point park_at_;
+  Clock::time_point forced_park_at_;  // forced parking: at most once per kRetryDelayMs
+  Clock::time_point now_;             // read once a loop turn while there are connections
+  uint64_t refusals_seen_ = 0;        // meter_.refusals() when connections were last parked
   bool listening_ = false;
   bool listeners_paused_ = false;
   Clock::time_point resume_listeners_at_;

@@ -1,6 +1,7 @@
 // Every fixed line the memcached text and meta protocols send, in one place: the parser's
 // errors (ErrorLine) and the replies the server writes. Call sites use these constants, never
-// literals, so the strings can be checked against memcached in one file.
+// literals, so the strings can be checked against memcached in one file. (The network layer's
+// refusals of new connections, written before any session exists, are in net/refusals.h.)
 //
 // The strings are memcached 1.6.18's, byte for byte, including "\r\n".
 #pragma once
@@ -59,8 +60,6 @@ inline constexpr std::string_view kNonNumeric =
     "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
 inline constexpr std::string_view kDeleteUsage =
     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n";
-inline constexpr std::string_view kStatsDetailUsage =
-    "CLIENT_ERROR usage: stats detail on|off|dump\r\n";
 inline constexpr std::string_view kTooLarge = "SERVER_ERROR object too large for cache\r\n";
 inline constexpr std::string_view kOutOfMemoryStoring =
     "SERVER_ERROR out of memory storing object\r\n";
@@ -73,7 +72,6 @@ inline constexpr std::string_view kOutOfMemoryVivify =
     "SERVER_ERROR Out of memory allocating new item\r\n";  // ma with N on a miss
 inline constexpr std::string_view kShutdownDisabled = "ERROR: shutdown not enabled\r\n";
 inline constexpr std::string_view kFlushDisabled = "CLIENT_ERROR flush_all not allowed\r\n";  // -F
-inline constexpr std::string_view kTooManyConnections = "ERROR Too many open connections\r\n";
 
 // Meta errors.
 inline constexpr std::string_view kMetaInvalidFlag = "CLIENT_ERROR invalid flag\r\n";

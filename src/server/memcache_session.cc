@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/version.h"
 #include "proto/errors.h"
 #include "server/reply_format.h"
 
@@ -55,6 +56,10 @@ SetMode ModeOf(Command c) {
   }
 }
 
+bool IsRetrieval(Command c) {
+  return c == Command::kGet || c == Command::kGets || c == Command::kGat || c == Command::kGats;
+}
+
 }  // namespace
 
 MemcacheSession::MemcacheSession(ServerContext* context)
@@ -99,6 +104,16 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       }
       continue;
     }
+    if (IsRetrieval(request_.command)) {
+      std::string_view left = Retrieve(request_, out, output_limit);
+      if (!left.empty()) {  // output full: take the line up again at its next key
+        pos = static_cast<size_t>(left.data() - input.data());
+        request_.partial = true;
+        in_partial_get_ = true;
+        break;
+      }
+      continue;
+    }
     if (!Execute(request_, out)) {
       result.close = true;
       break;
@@ -114,7 +129,7 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
     case Command::kGets:
     case Command::kGat:
     case Command::kGats:
-      Retrieve(r, out);
+      CINCH_CHECK(false);  // OnInput runs them (Retrieve)
       break;
     case Command::kSet:
     case Command::kAdd:
@@ -138,7 +153,9 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
       FlushAll(r, out);
       break;
     case Command::kVersion:
-      out->Append(kVersionReply);
+      out->Append(proto::reply::kVersionPrefix);
+      out->Append(kServerVersion);
+      out->Append(proto::reply::kCrlf);
       break;
     case Command::kVerbosity:
       context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
@@ -176,7 +193,8 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
 
 // --- retrieval ---
 
-void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
+std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output* out,
+                                           size_t output_limit) {
   const bool touch = r.command == Command::kGat || r.command == Command::kGats;
   const bool with_cas = r.command == Command::kGets || r.command == Command::kGats;
   // Without CAS (-C) items never pay for an explicit CAS value; gets reports 0 as memcached.
@@ -187,31 +205,39 @@ void MemcacheSession::Retrieve(const proto::Request& r, net::Output* out) {
     ThreadCounters::Add(counters_->cmd_get);
     if (touch) ThreadCounters::Add(counters_->cmd_touch);
     bool hit;
+    Miss miss = Miss::kNone;
     if (touch && r.exptime < 0) {
       // memcached returns the item, then lets the negative exptime expire it.
-      hit = store_->Get(key, &ref, ask_cas);
+      hit = store_->Get(key, &ref, ask_cas, &miss);
       if (hit) (void)store_->Touch(key, r.exptime);
     } else {
-      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas) == Outcome::kTouched
-                  : store_->Get(key, &ref, ask_cas);
+      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas, &miss) == Outcome::kTouched
+                  : store_->Get(key, &ref, ask_cas, &miss);
     }
     if (!hit) {
       ThreadCounters::Add(counters_->get_misses);
+      if (miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
+      if (miss == Miss::kFlushed) ThreadCounters::Add(counters_->get_flushed);
       if (touch) ThreadCounters::Add(counters_->touch_misses);
       continue;
     }
     ThreadCounters::Add(counters_->get_hits);
     if (touch) ThreadCounters::Add(counters_->touch_hits);
     LineBuilder line;
-    line.Append("VALUE ").Append(key).Char(' ').Number(ref.flags()).Char(' ');
+    line.Append(proto::reply::kValuePrefix).Append(key).Char(' ').Number(ref.flags()).Char(' ');
     line.Number(ref.value().size());
     if (with_cas) line.Char(' ').Number(ref.cas());
-    line.Append("\r\n");
+    line.Append(proto::reply::kCrlf);
     out->Append(line.view());
     AppendValue(&ref, out);
+    if (out->pending() >= output_limit) {
+      std::string_view left = rest, next;
+      if (proto::NextKey(&left, &next)) return rest;
+    }
   }
   in_partial_get_ = r.partial;
   if (!r.partial) out->Append(proto::reply::kEnd);
+  return {};
 }
 
 void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
@@ -223,13 +249,13 @@ void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
       ++pins_busy_;
       p.ref = std::move(*ref);
       out->AppendReference(value, &MemcacheSession::ReleasePin, &p);
-      out->Append("\r\n");
+      out->Append(proto::reply::kCrlf);
       ThreadCounters::Add(counters_->zero_copy_values);
       return;
     }
   }
   out->Append(value);
-  out->Append("\r\n");
+  out->Append(proto::reply::kCrlf);
   ref->Reset();
   ThreadCounters::Add(counters_->copied_values);
 }
@@ -247,8 +273,12 @@ void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_set);
   SetMode mode = ModeOf(r.command);
   if (mode == SetMode::kCas && !context_->options->cas_enabled) {
-    // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS.
-    return Reply(out, proto::reply::kExists, r.noreply);
+    // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS, or
+    // NOT_FOUND when there is no item.
+    ItemRef ref;
+    const bool exists = store_->Peek(r.key, &ref);
+    ThreadCounters::Add(exists ? counters_->cas_badval : counters_->cas_misses);
+    return Reply(out, exists ? proto::reply::kExists : proto::reply::kNotFound, r.noreply);
   }
   Outcome o = store_->Write(mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
   if (mode == SetMode::kCas) {
@@ -284,18 +314,18 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
       if (r.noreply) return;
       LineBuilder line;
-      line.Number(value).Append("\r\n");
+      line.Number(value).Append(proto::reply::kCrlf);
       out->Append(line.view());
       return;
     }
     case Outcome::kNotFound:
       ThreadCounters::Add(incr ? counters_->incr_misses : counters_->decr_misses);
       return Reply(out, proto::reply::kNotFound, r.noreply);
-    case Outcome::kNonNumeric:
-      return out->Append(proto::reply::kNonNumeric);
+    case Outcome::kNonNumeric:  // memcached's noreply hides errors here too
+      return Reply(out, proto::reply::kNonNumeric, r.noreply);
     default:
       ThreadCounters::Add(counters_->store_no_memory);
-      return out->Append(proto::reply::kOutOfMemory);
+      return Reply(out, proto::reply::kOutOfMemory, r.noreply);
   }
 }
 

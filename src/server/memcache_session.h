@@ -40,8 +40,10 @@ class MemcacheSession final : public net::Session {
   // Runs one parsed request. Returns false when the connection must close (quit).
   bool Execute(const proto::Request& r, net::Output* out);
 
-  // Text protocol.
-  void Retrieve(const proto::Request& r, net::Output* out);
+  // Text protocol. Retrieve stops early when the output reaches `output_limit` with keys left:
+  // it returns the rest of the keys (a view into r.keys), to be taken up again once the output
+  // has drained, so one get line of many large values cannot grow the output without bound.
+  std::string_view Retrieve(const proto::Request& r, net::Output* out, size_t output_limit);
   void Store(const proto::Request& r, net::Output* out);
   void Delete(const proto::Request& r, net::Output* out);
   void Arithmetic(const proto::Request& r, net::Output* out);
@@ -79,6 +81,7 @@ class MemcacheSessionFactory final : public net::SessionFactory {
  public:
   explicit MemcacheSessionFactory(ServerContext* context) : context_(context) {}
   std::unique_ptr<net::Session> NewSession() override;
+  size_t SessionBytes() const override { return sizeof(MemcacheSession); }
 
  private:
   ServerContext* const context_;

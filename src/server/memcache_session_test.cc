@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
+
+#include "common/version.h"
 
 namespace cinch::server {
 namespace {
@@ -200,6 +203,16 @@ TEST_F(SessionTest, QuitClosesAndErrorsKeepGoing) {
   EXPECT_TRUE(closed_);
 }
 
+// One version string: `version` and `stats` both print common/version.h's, memcached's first.
+TEST_F(SessionTest, VersionAndStatsReportTheSameVersion) {
+  std::string version(kServerVersion);
+  EXPECT_EQ(version.rfind(kMemcachedVersion, 0), 0u) << version;
+  EXPECT_EQ(version.substr(version.size() - kCinchVersion.size()), kCinchVersion) << version;
+  EXPECT_EQ(Send("version\r\n"), "VERSION " + version + "\r\n");
+  std::string stats = Send("stats\r\n");
+  EXPECT_NE(stats.find("STAT version " + version + "\r\n"), std::string::npos) << stats;
+}
+
 TEST_F(SessionTest, StatsReportItems) {
   Send("set a 0 0 1\r\n1\r\nget a\r\nget b\r\n");
   std::string stats = Send("stats\r\n");
@@ -237,6 +250,38 @@ TEST_F(SessionTest, MetaCasCompare) {
   EXPECT_EQ(Send("ms k 1 C" + cas + "\r\nb\r\n"), "HD\r\n");
   EXPECT_EQ(Send("ms k 1 C" + cas + "\r\nc\r\n"), "EX\r\n");
   EXPECT_EQ(Send("md k C" + cas + "\r\n"), "EX\r\n");
+}
+
+// A get line naming one large value many times is answered in steps of the output limit: the
+// session stops at a key, the connection writes, the session takes the line up again there.
+TEST_F(SessionTest, LongGetLineStopsAtTheOutputLimit) {
+  const std::string value(64 * 1024, 'v');
+  ASSERT_EQ(Send("set big 7 0 " + std::to_string(value.size()) + "\r\n" + value + "\r\n"),
+            "STORED\r\n");
+  constexpr int kRepeats = 1000;
+  std::string line = "get";
+  for (int i = 0; i < kRepeats; ++i) line += " big";
+  line += " missing\r\nversion\r\n";
+  const size_t limit = 256 * 1024;
+  std::string input = line, replies;
+  size_t max_pending = 0, calls = 0;
+  while (!input.empty()) {
+    net::SessionResult r = session_->OnInput(input, &out_, limit);
+    ASSERT_FALSE(r.close);
+    ASSERT_GT(r.consumed, 0u);
+    input.erase(0, r.consumed);
+    max_pending = std::max(max_pending, out_.pending());
+    out_.Flush();  // written: the pins go back
+    replies += out_.Take();
+    ++calls;
+  }
+  EXPECT_LE(max_pending, limit + value.size() + 64);
+  EXPECT_GE(calls, kRepeats * value.size() / (limit + value.size()));
+  std::string want;
+  for (int i = 0; i < kRepeats; ++i) want += "VALUE big 7 65536\r\n" + value + "\r\n";
+  want += "END\r\nVERSION ";
+  ASSERT_EQ(replies.substr(0, want.size()), want);
+  EXPECT_EQ(replies.find("END", want.size()), std::string::npos);  // one END, at the end
 }
 
 }  // namespace

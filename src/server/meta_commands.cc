@@ -1,7 +1,7 @@
-// memcached's meta commands (mg ms md ma me) on the store. What the engine does not track is
-// not pretended: 'h' and 'l' (hit before, last access) are not returned, the stale/invalidate
-// mode ('I') and explicit CAS values ('E') are refused with "CLIENT_ERROR invalid flag", and a
-// vivified item ('N') answers 'W' to the client that created it but not 'Z' to later ones.
+// memcached's meta commands (mg ms md ma me) on the store, byte for byte as memcached 1.6.18
+// answers them. The per-item state behind 'h', 'l', stale items (I, X) and the recache token
+// (N, R, W, Z) is the engine's (Store::Fetch, Store::Invalidate, ItemRef's state); what cinch
+// reports differently is in docs/server.md ("Protocol coverage").
 #include <string>
 
 #include "proto/base64.h"
@@ -16,7 +16,7 @@ namespace {
 // The flags of one meta request, decoded. The parser has checked them as memcached does
 // (known letters, no duplicates, numbers in range, one mode character).
 struct MetaArgs {
-  bool base64 = false, quiet = false, value = false, invalidate = false, explicit_cas = false;
+  bool base64 = false, quiet = false, value = false, invalidate = false, no_bump = false;
   bool has_ttl = false, has_vivify = false, has_recache = false, has_compare = false;
   int64_t ttl = 0, vivify_ttl = 0, recache = 0;
   uint64_t compare_cas = 0, delta = 1, initial = 0;
@@ -48,8 +48,8 @@ bool DecodeArgs(const proto::Request& r, MetaArgs* a) {
       case 'I':
         a->invalidate = true;
         break;
-      case 'E':
-        a->explicit_cas = true;
+      case 'u':
+        a->no_bump = true;
         break;
       case 'T':
         a->has_ttl = true;
@@ -93,49 +93,39 @@ bool DecodeArgs(const proto::Request& r, MetaArgs* a) {
   return true;
 }
 
-// Appends the return flags asked for, in the order they were sent.
-struct ItemFacts {
-  uint64_t cas = 0;
-  uint32_t flags = 0;
-  size_t size = 0;
-  int64_t ttl = -1;  // remaining seconds, -1 for never
-  bool have_item = false;
-};
+// A key returned by 'k': as stored, or in base64 (followed by " b") when it is binary.
+void AppendKey(std::string_view key, bool binary, LineBuilder* line) {
+  if (!binary) {
+    line->Flag('k', key);
+    return;
+  }
+  char encoded[proto::Base64EncodedSize(Store::kMaxKeyLength)];
+  size_t n = proto::Base64Encode(key, encoded, sizeof(encoded));
+  line->Flag('k', std::string_view(encoded, n)).Append(" b");
+}
 
-void AppendReturnFlags(const proto::Request& r, const ItemFacts& item, LineBuilder* line) {
-  bool base64 = false;
-  for (uint8_t i = 0; i < r.num_meta_flags; ++i) base64 |= r.meta_flags[i].letter == 'b';
+// Appends the flags every meta reply echoes, in the order they were sent: the opaque and the
+// key. The key is the decoded one; `binary` says whether to return it in base64.
+void AppendEchoFlags(const proto::Request& r, std::string_view key, bool binary,
+                     LineBuilder* line) {
   for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
     const proto::MetaFlag& f = r.meta_flags[i];
-    switch (f.letter) {
-      case 'O':
-        line->Flag('O', f.token);
-        break;
-      case 'k':  // a binary key goes back in base64, marked by a 'b' after it (memcached)
-        line->Flag('k', r.key);
-        if (base64) line->Append(" b");
-        break;
-      case 'c':
-        if (item.have_item) line->Flag('c', item.cas);
-        break;
-      case 'f':
-        if (item.have_item) line->Flag('f', item.flags);
-        break;
-      case 's':
-        if (item.have_item) line->Flag('s', item.size);
-        break;
-      case 't':
-        if (item.have_item) line->Flag('t', item.ttl);
-        break;
-      default:
-        break;
-    }
+    if (f.letter == 'O') line->Flag('O', f.token);
+    if (f.letter == 'k') AppendKey(key, binary, line);
   }
 }
 
 int64_t RemainingTtl(int64_t expiry, int64_t now) {
   if (expiry == 0) return -1;
   return expiry > now ? expiry - now : 0;
+}
+
+// The remaining TTL memcached prints for an item given an exptime token (T, N) in this request.
+int64_t TokenTtl(int64_t exptime, int64_t now) {
+  constexpr int64_t kRelativeLimit = 60 * 60 * 24 * 30;
+  if (exptime == 0) return -1;
+  if (exptime > 0 && exptime <= kRelativeLimit) return exptime;
+  return exptime - now;
 }
 
 bool Wants(const proto::Request& r, char letter) {
@@ -145,46 +135,117 @@ bool Wants(const proto::Request& r, char letter) {
   return false;
 }
 
+// Position of the first flag `letter` in the request, or kMaxMetaFlags when absent.
+size_t FlagIndex(const proto::Request& r, char letter) {
+  for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
+    if (r.meta_flags[i].letter == letter) return i;
+  }
+  return proto::kMaxMetaFlags;
+}
+
+std::string_view StoreCode(Outcome o) {
+  switch (o) {
+    case Outcome::kStored:
+      return proto::reply::kMetaStoredCode;
+    case Outcome::kNotStored:
+      return proto::reply::kMetaNotStoredCode;
+    case Outcome::kExists:
+      return proto::reply::kMetaExistsCode;
+    default:
+      return proto::reply::kMetaNotFoundCode;
+  }
+}
+
 }  // namespace
 
 void MemcacheSession::MetaGet(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_meta);
   MetaArgs a;
   if (!DecodeArgs(r, &a)) return out->Append(proto::reply::kMetaBadBase64Key);
-  if (a.invalidate || a.explicit_cas) return out->Append(proto::reply::kMetaInvalidFlag);
-  const bool want_cas = Wants(r, 'c') && context_->options->cas_enabled;
-  ThreadCounters::Add(counters_->cmd_get);
+  FetchOptions o;
+  o.with_cas = Wants(r, 'c') && context_->options->cas_enabled;
+  o.no_bump = a.no_bump;
+  o.touch = a.has_ttl;
+  o.exptime = a.ttl;
+  o.vivify = a.has_vivify;
+  // memcached applies the flags in order: a T after N sets the new item's TTL.
+  const size_t n_at = FlagIndex(r, 'N'), t_at = FlagIndex(r, 'T');
+  o.vivify_exptime = a.has_ttl && t_at > n_at ? a.ttl : a.vivify_ttl;
+  o.recache = a.has_recache;
+  o.recache_seconds = a.recache;
+  o.recache_after_touch = t_at < FlagIndex(r, 'R');
   ItemRef ref;
-  bool hit = a.has_ttl ? store_->GetAndTouch(a.key, a.ttl, &ref, want_cas) == Outcome::kTouched
-                       : store_->Get(a.key, &ref, want_cas);
-  bool won = false;
-  if (!hit && a.has_vivify &&
-      store_->Write(SetMode::kAdd, a.key, {}, 0, a.vivify_ttl) == Outcome::kStored) {
-    won = true;
-    hit = store_->Get(a.key, &ref, want_cas);
-  }
-  if (!hit) {
+  FetchResult fr;
+  if (!store_->Fetch(a.key, o, &ref, &fr)) {
+    ThreadCounters::Add(counters_->cmd_get);
     ThreadCounters::Add(counters_->get_misses);
+    if (fr.miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
+    if (fr.miss == Miss::kFlushed) ThreadCounters::Add(counters_->get_flushed);
     if (a.quiet) return;
-    LineBuilder line;  // a miss still echoes the key and opaque flags (memcached)
-    line.Append("EN");
-    AppendReturnFlags(r, ItemFacts{}, &line);
-    line.Append("\r\n");
+    LineBuilder line;  // a miss still echoes the opaque and the key (memcached)
+    line.Append(proto::reply::kMetaMissCode);
+    AppendEchoFlags(r, a.key, a.base64, &line);
+    line.Append(proto::reply::kCrlf);
     return out->Append(line.view());
   }
-  ThreadCounters::Add(counters_->get_hits);
-  ItemFacts item{ref.cas(), ref.flags(), ref.value().size(),
-                 RemainingTtl(ref.expiry(), context_->clock->NowSeconds()), true};
-  if (a.has_recache && item.ttl != -1 && item.ttl < a.recache) won = true;
+  if (a.has_ttl) {
+    ThreadCounters::Add(counters_->cmd_touch);
+    ThreadCounters::Add(counters_->touch_hits);
+  } else {
+    ThreadCounters::Add(counters_->cmd_get);
+    ThreadCounters::Add(counters_->get_hits);
+  }
+  const int64_t now = context_->clock->NowSeconds();
+  // 't' reports the TTL as of its place among the flags: before T (or N, for a new item) the
+  // item's previous one.
+  int64_t ttl = fr.created ? -1 : RemainingTtl(fr.previous_expiry, now);
   LineBuilder line;
   if (a.value) {
-    line.Append("VA ").Number(item.size);
+    line.Append(proto::reply::kMetaValuePrefix).Number(ref.value().size());
   } else {
-    line.Append("HD");
+    line.Append(proto::reply::kMetaStoredCode);
   }
-  AppendReturnFlags(r, item, &line);
-  if (won) line.Append(" W");
-  line.Append("\r\n");
+  for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
+    const proto::MetaFlag& f = r.meta_flags[i];
+    switch (f.letter) {
+      case 'T':
+        ttl = TokenTtl(a.ttl, now);
+        break;
+      case 'N':
+        if (fr.created) ttl = TokenTtl(a.vivify_ttl, now);
+        break;
+      case 's':
+        line.Flag('s', ref.value().size());
+        break;
+      case 't':
+        line.Flag('t', ttl);
+        break;
+      case 'c':
+        line.Flag('c', ref.cas());
+        break;
+      case 'f':
+        line.Flag('f', ref.flags());
+        break;
+      case 'l':
+        line.Flag('l', std::max<int64_t>(0, now - ref.last_access()));
+        break;
+      case 'h':
+        line.Flag('h', ref.fetched_before() ? 1 : 0);
+        break;
+      case 'O':
+        line.Flag('O', f.token);
+        break;
+      case 'k':
+        AppendKey(ref.key(), ref.binary_key(), &line);
+        break;
+      default:
+        break;
+    }
+  }
+  if (ref.win_token_sent()) line.Append(" Z");
+  if (ref.stale()) line.Append(" X");
+  if (fr.won) line.Append(" W");
+  line.Append(proto::reply::kCrlf);
   out->Append(line.view());
   if (a.value) AppendValue(&ref, out);
 }
@@ -194,7 +255,6 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_set);
   MetaArgs a;
   if (!DecodeArgs(r, &a)) return out->Append(proto::reply::kMetaBadBase64Key);
-  if (a.invalidate || a.explicit_cas) return out->Append(proto::reply::kMetaInvalidFlag);
   SetMode mode = SetMode::kSet;
   switch (a.mode) {
     case 0:
@@ -221,25 +281,31 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
     default:
       return out->Append(proto::reply::kMetaBadMsMode);
   }
+  // A CAS value turns set and replace into a CAS store (with I: one that may store a stale
+  // value); append and prepend compare it too; add ignores it (memcached).
+  uint64_t compare = 0;
   if (a.has_compare) {
-    // The engine compares CAS values for plain sets only.
-    if (mode != SetMode::kSet) return out->Append(proto::reply::kMetaInvalidFlag);
-    mode = SetMode::kCas;
+    if (mode == SetMode::kSet || mode == SetMode::kReplace) {
+      mode = a.invalidate ? SetMode::kCasInvalidate : SetMode::kCas;
+    }
+    if (mode != SetMode::kAdd) compare = a.compare_cas;
   }
-  Outcome o = store_->Write(mode, a.key, r.data, a.client_flags, a.ttl, a.compare_cas);
-  std::string_view code;
+  Outcome o;
+  const bool cas_store = mode == SetMode::kCas || mode == SetMode::kCasInvalidate;
+  if (!context_->options->cas_enabled && cas_store) {
+    // Without CAS (-C) memcached drops the value of C: a CAS store compares nothing and is
+    // refused (EX, or NF on a missing key); append and prepend ignore it.
+    ItemRef ref;
+    o = store_->Peek(a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
+  } else {
+    if (!context_->options->cas_enabled) compare = 0;
+    o = store_->Write(mode, a.key, r.data, a.client_flags, a.ttl, compare, a.base64);
+  }
   switch (o) {
     case Outcome::kStored:
-      code = "HD";
-      break;
     case Outcome::kNotStored:
-      code = "NS";
-      break;
     case Outcome::kExists:
-      code = "EX";
-      break;
     case Outcome::kNotFound:
-      code = "NF";
       break;
     case Outcome::kTooLarge:
       ThreadCounters::Add(counters_->store_too_large);
@@ -248,20 +314,29 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
       ThreadCounters::Add(counters_->store_no_memory);
       return out->Append(proto::reply::kOutOfMemoryStoring);
   }
+  if (mode == SetMode::kCas || mode == SetMode::kCasInvalidate) {
+    if (o == Outcome::kStored) ThreadCounters::Add(counters_->cas_hits);
+    if (o == Outcome::kExists) ThreadCounters::Add(counters_->cas_badval);
+    if (o == Outcome::kNotFound) ThreadCounters::Add(counters_->cas_misses);
+  }
   if (o == Outcome::kStored) ThreadCounters::Add(counters_->total_items);
   if (o == Outcome::kStored && a.quiet) return;
-  ItemFacts item;
+  uint64_t cas = 0;  // memcached returns 0 when nothing was stored
   if (o == Outcome::kStored && Wants(r, 'c') && context_->options->cas_enabled) {
     // The new CAS value, read back: another client may have written the key in between, in
     // which case this is that client's value (documented in docs/server.md).
     ItemRef ref;
-    if (store_->Get(a.key, &ref, true)) item.cas = ref.cas();
+    if (store_->Peek(a.key, &ref, true)) cas = ref.cas();
   }
-  item.have_item = Wants(r, 'c');
   LineBuilder line;
-  line.Append(code);
-  AppendReturnFlags(r, item, &line);
-  line.Append("\r\n");
+  line.Append(StoreCode(o));
+  for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
+    const proto::MetaFlag& f = r.meta_flags[i];
+    if (f.letter == 'O') line.Flag('O', f.token);
+    if (f.letter == 'k') AppendKey(a.key, a.base64, &line);
+    if (f.letter == 'c') line.Flag('c', cas);
+  }
+  line.Append(proto::reply::kCrlf);
   out->Append(line.view());
 }
 
@@ -269,15 +344,27 @@ void MemcacheSession::MetaDelete(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_meta);
   MetaArgs a;
   if (!DecodeArgs(r, &a)) return out->Append(proto::reply::kMetaBadBase64Key);
-  if (a.invalidate || a.explicit_cas) return out->Append(proto::reply::kMetaInvalidFlag);
-  Outcome o = store_->Delete(a.key, a.has_compare ? a.compare_cas : 0);
-  std::string_view code = o == Outcome::kDeleted ? "HD" : o == Outcome::kExists ? "EX" : "NF";
-  ThreadCounters::Add(o == Outcome::kDeleted ? counters_->delete_hits : counters_->delete_misses);
-  if (o == Outcome::kDeleted && a.quiet) return;
+  const uint64_t compare = a.has_compare ? a.compare_cas : 0;
+  Outcome o;
+  if (a.has_compare && compare == 0 && context_->options->cas_enabled) {
+    // No item has the CAS value 0, so C0 never matches (memcached compares it like any other).
+    ItemRef ref;
+    o = store_->Peek(a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
+  } else {
+    o = a.invalidate ? store_->Invalidate(a.key, compare, a.has_ttl, a.ttl)
+                     : store_->Delete(a.key, compare);
+  }
+  if (o == Outcome::kOutOfMemory) return out->Append(proto::reply::kOutOfMemory);
+  const bool done = o == Outcome::kDeleted || o == Outcome::kStored;
+  if (o == Outcome::kDeleted) ThreadCounters::Add(counters_->delete_hits);
+  if (!done) ThreadCounters::Add(counters_->delete_misses);
+  if (done && a.quiet) return;
   LineBuilder line;
-  line.Append(code);
-  AppendReturnFlags(r, ItemFacts{}, &line);
-  line.Append("\r\n");
+  line.Append(done                    ? proto::reply::kMetaStoredCode
+              : o == Outcome::kExists ? proto::reply::kMetaExistsCode
+                                      : proto::reply::kMetaNotFoundCode);
+  AppendEchoFlags(r, a.key, a.base64, &line);
+  line.Append(proto::reply::kCrlf);
   out->Append(line.view());
 }
 
@@ -285,7 +372,6 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
   ThreadCounters::Add(counters_->cmd_meta);
   MetaArgs a;
   if (!DecodeArgs(r, &a)) return out->Append(proto::reply::kMetaBadBase64Key);
-  if (a.invalidate || a.explicit_cas) return out->Append(proto::reply::kMetaInvalidFlag);
   bool incr = true;
   switch (a.mode) {
     case 0:
@@ -304,6 +390,7 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
   }
   uint64_t value = 0;
   Outcome o = Outcome::kNotFound;
+  bool created = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
     o = incr ? store_->Incr(a.key, a.delta, &value, a.compare_cas)
              : store_->Decr(a.key, a.delta, &value, a.compare_cas);
@@ -313,6 +400,7 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
     o = store_->Write(SetMode::kAdd, a.key, initial, 0, a.vivify_ttl);
     if (o == Outcome::kStored) {
       value = a.initial;
+      created = true;
       break;
     }
     if (o != Outcome::kNotStored) break;  // lost a race with another creator: incr again
@@ -321,49 +409,69 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
   switch (o) {
     case Outcome::kStored:
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
-      code = "HD";
+      code = proto::reply::kMetaStoredCode;
       break;
     case Outcome::kNotFound:
       ThreadCounters::Add(incr ? counters_->incr_misses : counters_->decr_misses);
-      code = "NF";
+      code = proto::reply::kMetaNotFoundCode;
       break;
     case Outcome::kNotStored:
-      code = "NS";
+      code = proto::reply::kMetaNotStoredCode;
       break;
     case Outcome::kExists:
-      code = "EX";
+      code = proto::reply::kMetaExistsCode;
       break;
     case Outcome::kNonNumeric:
       return out->Append(proto::reply::kNonNumeric);
     default:
       return out->Append(proto::reply::kOutOfMemory);
   }
-  ItemFacts item;
-  if (o == Outcome::kStored) {
-    if (a.has_ttl) (void)store_->Touch(a.key, a.ttl);
-    if (Wants(r, 't') || Wants(r, 'c')) {
-      ItemRef ref;
-      if (store_->Get(a.key, &ref, Wants(r, 'c') && context_->options->cas_enabled)) {
-        item = ItemFacts{ref.cas(), ref.flags(), ref.value().size(),
-                         RemainingTtl(ref.expiry(), context_->clock->NowSeconds()), true};
-      }
-    }
-    if (a.quiet && !a.value) return;
+  LineBuilder line;
+  if (o != Outcome::kStored) {
+    line.Append(code);
+    AppendEchoFlags(r, a.key, a.base64, &line);
+    line.Append(proto::reply::kCrlf);
+    return out->Append(line.view());
+  }
+  if (a.has_ttl) (void)store_->Touch(a.key, a.ttl);
+  // memcached hides a success with q, but not the reply to a miss that created the item.
+  if (a.quiet && !created) return;
+  ItemRef ref;
+  if (Wants(r, 't') || Wants(r, 'c')) {
+    (void)store_->Peek(a.key, &ref, Wants(r, 'c') && context_->options->cas_enabled);
   }
   LineBuilder number;
   number.Number(value);
-  LineBuilder line;
-  if (o == Outcome::kStored && a.value) {
-    line.Append("VA ").Number(number.size());
+  if (a.value) {
+    line.Append(proto::reply::kMetaValuePrefix).Number(number.size());
   } else {
     line.Append(code);
   }
-  AppendReturnFlags(r, item, &line);
-  line.Append("\r\n");
+  const int64_t now = context_->clock->NowSeconds();
+  for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
+    const proto::MetaFlag& f = r.meta_flags[i];
+    switch (f.letter) {
+      case 'c':
+        line.Flag('c', ref ? ref.cas() : 0);
+        break;
+      case 't':
+        line.Flag('t', ref ? RemainingTtl(ref.expiry(), now) : -1);
+        break;
+      case 'O':
+        line.Flag('O', f.token);
+        break;
+      case 'k':
+        AppendKey(a.key, a.base64, &line);
+        break;
+      default:
+        break;
+    }
+  }
+  line.Append(proto::reply::kCrlf);
   out->Append(line.view());
-  if (o == Outcome::kStored && a.value) {
+  if (a.value) {
     out->Append(number.view());
-    out->Append("\r\n");
+    out->Append(proto::reply::kCrlf);
   }
 }
 
@@ -380,19 +488,36 @@ void MemcacheSession::DropRefusedSet(const proto::Request& r) {
   if (a.mode == 0 || a.mode == 'S' || a.mode == 's') store_->Delete(a.key);
 }
 
+// me: memcached prints "exp" as now - expiry (so negative for a future expiry, -1 for none)
+// and looks the item up without counting an access.
 void MemcacheSession::MetaDebug(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_meta);
-  MetaArgs a;
-  if (!DecodeArgs(r, &a)) return out->Append(proto::reply::kMetaBadBase64Key);
+  std::string_view key = r.key;
+  char decoded[proto::Base64MaxDecodedSize(2 * Store::kMaxKeyLength)];
+  if (r.num_meta_flags > 0 && r.meta_flags[0].letter == 'b' && r.meta_flags[0].token.empty()) {
+    size_t n = proto::Base64Decode(r.key, decoded, sizeof(decoded));
+    if (n == 0 || n > Store::kMaxKeyLength) return out->Append(proto::reply::kBadFormat);
+    key = std::string_view(decoded, n);
+  }
   ItemRef ref;
-  if (!store_->Get(a.key, &ref, context_->options->cas_enabled)) {
+  if (!store_->Peek(key, &ref, context_->options->cas_enabled)) {
     return out->Append(proto::reply::kMetaMiss);
   }
+  const int64_t now = context_->clock->NowSeconds();
   LineBuilder line;
-  line.Append("ME ").Append(r.key).Append(" exp=");
-  line.Number(RemainingTtl(ref.expiry(), context_->clock->NowSeconds()));
-  line.Append(" la=0 cas=").Number(ref.cas()).Append(" fetch=no cls=1 size=");
-  line.Number(ref.key().size() + ref.value().size()).Append("\r\n");
+  line.Append(proto::reply::kMetaDebugPrefix);
+  if (ref.binary_key()) {
+    char encoded[proto::Base64EncodedSize(Store::kMaxKeyLength)];
+    line.Append(
+        std::string_view(encoded, proto::Base64Encode(ref.key(), encoded, sizeof(encoded))));
+  } else {
+    line.Append(ref.key());
+  }
+  line.Append(" exp=").Number(ref.expiry() == 0 ? -1 : now - ref.expiry());
+  line.Append(" la=").Number(std::max<int64_t>(0, now - ref.last_access()));
+  line.Append(" cas=").Number(ref.cas());
+  line.Append(ref.fetched_before() ? " fetch=yes" : " fetch=no").Append(" cls=1 size=");
+  line.Number(ref.key().size() + ref.value().size()).Append(proto::reply::kCrlf);
   out->Append(line.view());
 }
 

@@ -11,8 +11,6 @@
 
 namespace cinch::server {
 
-inline constexpr std::string_view kVersionReply = "VERSION 1.6.18-cinch-0.1.0\r\n";
-
 class LineBuilder {
  public:
   static constexpr size_t kCapacity = 1024;

@@ -3,11 +3,15 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
 #include "cinch/clock.h"
 #include "cinch/store.h"
+#include "net/connection.h"
+#include "net/fixed_budget.h"
 #include "net/server_loop.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
@@ -15,17 +19,6 @@
 namespace cinch::server {
 
 namespace {
-
-// Connection buffers are charged to the store, so they and the items share -m.
-class StoreBudget final : public net::MemoryBudget {
- public:
-  explicit StoreBudget(Store* store) : store_(store) {}
-  bool Charge(size_t bytes) override { return store_->ChargeExternal(bytes); }
-  void Release(size_t bytes) override { store_->ReleaseExternal(bytes); }
-
- private:
-  Store* store_;
-};
 
 size_t ResidentBytes() {
   long pages_total = 0, pages_resident = 0;
@@ -48,7 +41,69 @@ size_t ProcessReserve(const ServerOptions& o) {
          static_cast<size_t>(o.loop.threads) * net::IoUringBytes(o.loop) + kAllocatorSlack;
 }
 
+// Smallest segments and store a small -m falls back to (see SizeStore).
+constexpr size_t kMinSegmentSize = 64 * 1024;
+constexpr size_t kMinStoreBytes = 2 << 20;
+
+std::string Mib(size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+size_t MinimumStore(const Options& o) {
+  size_t m = Store::MinimumMemoryLimit(o);
+  return m == 0 ? SIZE_MAX : m;
+}
+
+// Sets o->store.memory_limit (and, for a small -m, segment_size) from -m less the process's own
+// `reserve` and the connections' budget. Where that leaves less than the smallest store at the
+// segment size, segments halve (down to 64 KiB) while that helps. Where even that does not fit,
+// or -m is below the process's own baseline (several MiB: -m 1 cannot bound the process), the
+// store gets its smallest size (at least 2 MiB) anyway, and the process's bound is
+// reserve + connections + store rather than -m: returns the one-line warning to print then.
+std::string SizeStore(ServerOptions* o, size_t reserve, size_t connections) {
+  Options& store = o->store;
+  size_t fixed = reserve + connections;
+  size_t left = o->memory_limit > fixed ? o->memory_limit - fixed : 0;
+  store.memory_limit = left;
+  if (left >= MinimumStore(store)) return "";
+  size_t target = std::max(left, kMinStoreBytes);
+  while (store.segment_size > kMinSegmentSize && MinimumStore(store) > target) {
+    size_t before = MinimumStore(store);
+    store.segment_size /= 2;
+    if (MinimumStore(store) < before) continue;
+    store.segment_size *= 2;  // smaller segments no longer help: the item size binds
+    break;
+  }
+  size_t minimum = MinimumStore(store);
+  if (minimum == SIZE_MAX) return "";  // Open will say why
+  store.memory_limit = std::max(target, minimum);
+  if (store.memory_limit <= left) return "";
+  return "warning: -m " + Mib(o->memory_limit) + " is below what the process needs for itself (" +
+         Mib(reserve) + ") and its connections (" + Mib(connections) + ") plus the smallest " +
+         "store (" + Mib(store.memory_limit) + " in " + std::to_string(store.segment_size >> 10) +
+         " KiB segments): resident memory may reach " + Mib(fixed + store.memory_limit);
+}
+
 }  // namespace
+
+namespace {
+
+// What -c connections take idle: their objects, set aside so that none is ever refused.
+size_t ConnectionObjects(const ServerOptions& o) {
+  const size_t per_connection = net::kConnectionOverhead + sizeof(MemcacheSession);
+  return static_cast<size_t>(o.loop.max_connections) * per_connection;
+}
+
+constexpr size_t kMinBufferMemory = size_t{2} << 20;
+
+}  // namespace
+
+size_t DefaultConnectionMemory(const ServerOptions& o) {
+  const size_t buffers = std::clamp(o.memory_limit / 16, kMinBufferMemory, size_t{1} << 30);
+  return ConnectionObjects(o) + buffers;
+}
 
 class Server::Impl {
  public:
@@ -61,17 +116,27 @@ class Server::Impl {
     mallopt(M_TRIM_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
     context_.process_reserve = ProcessReserve(options_);
-    if (options_.memory_limit <= context_.process_reserve) {
-      return Status::InvalidArgument("memory limit too small for the process itself");
+    context_.connection_memory = options_.connection_memory != 0
+                                     ? options_.connection_memory
+                                     : DefaultConnectionMemory(options_);
+    if (context_.connection_memory < ConnectionObjects(options_) + kMinBufferMemory) {
+      return Status::InvalidArgument(
+          "conn_memory " + std::to_string(context_.connection_memory >> 10) +
+          " KiB is too small for -c " + std::to_string(options_.loop.max_connections) + ": " +
+          std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
+          std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
-    options_.store.memory_limit = options_.memory_limit - context_.process_reserve;
+    std::string warning = SizeStore(&options_, context_.process_reserve,
+                                    context_.connection_memory);
+    if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
     if (!s.ok()) {
       return Status::InvalidArgument(
           "memory limit " + std::to_string(options_.memory_limit >> 20) + " MiB leaves " +
           std::to_string(options_.store.memory_limit >> 10) + " KiB for the store after " +
-          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself (" +
+          std::to_string(context_.process_reserve >> 10) + " KiB for the process itself and " +
+          std::to_string(context_.connection_memory >> 10) + " KiB for connections (" +
           s.message() + "); raise -m or lower -I");
     }
     context_.store = store_.get();
@@ -80,7 +145,8 @@ class Server::Impl {
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
-    budget_ = std::make_unique<StoreBudget>(store_.get());
+    budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
+                                                 ConnectionObjects(options_));
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
     return loop_->Start();
@@ -100,7 +166,7 @@ class Server::Impl {
   std::unique_ptr<Store> store_;
   ServerContext context_;
   std::unique_ptr<MemcacheSessionFactory> factory_;
-  std::unique_ptr<StoreBudget> budget_;
+  std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
 };
 

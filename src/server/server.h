@@ -2,19 +2,26 @@
 //
 // Memory: ServerOptions::memory_limit bounds the process's resident memory. At Start() the
 // server measures what the process already holds and reserves headroom for code, thread
-// stacks and allocator slack (process_reserve); the store gets the rest, and every connection
-// buffer is charged against the store's limit, so buffers and items share one budget.
+// stacks and allocator slack (process_reserve), sets aside the connections' budget
+// (connection_memory), and gives the store the rest. Connection memory is charged to its own
+// budget, never to the store's, so connections can never make the store evict items.
 //
 // Thread safety: Start/Stop/Wait may be called from any one controlling thread; Stop() also
 // from another thread while Wait() blocks.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 
 #include "cinch/status.h"
 #include "server/server_options.h"
 
 namespace cinch::server {
+
+// The connections' budget when ServerOptions::connection_memory is 0: what -c connections
+// need idle (their objects, ~3.9 KiB each) plus buffers for the active ones: 1/16 of -m,
+// between 2 MiB and 1 GiB.
+size_t DefaultConnectionMemory(const ServerOptions& options);
 
 class Server {
  public:

@@ -24,7 +24,8 @@ struct ServerContext {
   std::atomic<int> verbosity{0};
   // Filled in once the loop runs, for "stats".
   const net::ServerLoop* loop = nullptr;
-  size_t process_reserve = 0;  // bytes of -m not given to the store
+  size_t process_reserve = 0;    // bytes of -m for the process itself
+  size_t connection_memory = 0;  // bytes of -m for connections (their budget)
 };
 
 }  // namespace cinch::server

@@ -11,9 +11,10 @@
 namespace cinch::server {
 
 struct ServerOptions {
-  // -m: hard limit on the whole process's resident memory, in bytes. The store gets what is
-  // left after the process's own baseline (code, stacks, allocator) and every connection
-  // buffer is charged against the store's limit.
+  // -m: hard limit on the whole process's resident memory, in bytes. It is split three ways:
+  // the process's own baseline (code, stacks, allocator: process_reserve), the connections'
+  // budget (connection_memory), and the store, which gets the rest. Connections never take
+  // memory from the store: when their budget is short they are throttled or refused.
   size_t memory_limit = size_t{64} << 20;
   // Store settings (segment size, eviction, max item size, ...). memory_limit is derived.
   Options store;
@@ -28,6 +29,9 @@ struct ServerOptions {
   // Bytes the process needs beyond the store and buffers (code, stacks, allocator slack):
   // 0 = measure at start. See docs/server.md.
   size_t process_reserve = 0;
+  // The budget of every connection's memory (the connection and session objects, read
+  // buffers, output chunks): 0 = DefaultConnectionMemory(). See docs/server.md.
+  size_t connection_memory = 0;
 };
 
 }  // namespace cinch::server

@@ -2,6 +2,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <string>
+
+#include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
 #include "server/reply_format.h"
@@ -16,21 +20,21 @@ class StatWriter {
   template <typename V>
   void Add(std::string_view name, V value) {
     LineBuilder line;
-    line.Append("STAT ").Append(name).Char(' ');
+    line.Append(proto::reply::kStatPrefix).Append(name).Char(' ');
     if constexpr (std::is_convertible_v<V, std::string_view>) {
       line.Append(value);
     } else {
       line.Number(value);
     }
-    line.Append("\r\n");
+    line.Append(proto::reply::kCrlf);
     out_->Append(line.view());
   }
   void Seconds(std::string_view name, const timeval& tv) {
     LineBuilder line;
-    line.Append("STAT ").Append(name).Char(' ').Number(tv.tv_sec).Char('.');
+    line.Append(proto::reply::kStatPrefix).Append(name).Char(' ').Number(tv.tv_sec).Char('.');
     char micros[7];
     std::snprintf(micros, sizeof(micros), "%06ld", static_cast<long>(tv.tv_usec));
-    line.Append(micros).Append("\r\n");
+    line.Append(micros).Append(proto::reply::kCrlf);
     out_->Append(line.view());
   }
 
@@ -49,7 +53,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("pid", static_cast<int64_t>(getpid()));
   w->Add("uptime", now - ctx.started_at);
   w->Add("time", now);
-  w->Add("version", std::string_view("1.6.18-cinch-0.1.0"));
+  w->Add("version", kServerVersion);
   w->Add("pointer_size", 64);
   w->Seconds("rusage_user", usage.ru_utime);
   w->Seconds("rusage_system", usage.ru_stime);
@@ -95,15 +99,21 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
 
 void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
+  std::string inter;  // memcached shows its -l arguments joined by commas
+  for (const std::string& a : o.loop.listen) inter += (inter.empty() ? "" : ",") + a;
   w->Add("maxbytes", o.memory_limit);
   w->Add("maxconns", o.loop.max_connections);
   w->Add("tcpport", o.loop.port);
   w->Add("udpport", 0);
-  w->Add("inter", std::string_view(o.loop.listen_address.empty() ? "NULL" : o.loop.listen_address));
+  w->Add("inter", std::string_view(inter.empty() ? "NULL" : inter));
   w->Add("verbosity", ctx.verbosity.load(std::memory_order_relaxed));
   w->Add("evictions", std::string_view(o.store.eviction ? "on" : "off"));
   w->Add("domain_socket",
          std::string_view(o.loop.unix_socket.empty() ? "NULL" : o.loop.unix_socket));
+  char umask[8];
+  std::snprintf(umask, sizeof(umask), "%o", static_cast<unsigned>(o.loop.unix_mask));
+  w->Add("umask", std::string_view(umask));
+  w->Add("tcp_backlog", o.loop.backlog);
   w->Add("num_threads", o.loop.threads);
   w->Add("cas_enabled", std::string_view(o.cas_enabled ? "yes" : "no"));
   w->Add("item_size_max", o.store.max_item_size);
@@ -112,6 +122,7 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("segment_size", o.store.segment_size);
   w->Add("store_memory_limit", o.store.memory_limit);
   w->Add("process_reserve", ctx.process_reserve);
+  w->Add("connection_memory", ctx.connection_memory);
   w->Add("debugtime", std::string_view(o.debugtime_enabled ? "yes" : "no"));
   // Workers on io_uring; fewer than num_threads when the kernel refused it (or -o io_uring=0).
   w->Add("io_uring_workers", ctx.loop != nullptr ? ctx.loop->GetStats().io_uring_workers : 0);
@@ -153,8 +164,11 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(writer_space_waits);
 #undef CINCH_STAT
   w->Add("connection_buffer_bytes", loop.buffer_bytes);
+  w->Add("connection_memory", ctx.connection_memory);
   w->Add("process_reserve", ctx.process_reserve);
-  w->Add("process_limit", ctx.options->memory_limit);
+  // -m, or more where -m is below the process's own needs plus the smallest store.
+  w->Add("process_limit",
+         ctx.process_reserve + ctx.connection_memory + ctx.options->store.memory_limit);
 }
 
 }  // namespace

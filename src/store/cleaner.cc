@@ -67,12 +67,15 @@ bool Engine::CleanerPass(size_t want_bytes) {
   bool freed = FreeEmptyAndExpired(now);
   // With eviction off, a full store would repeat the same fruitless compaction for every
   // refused write: skip it until some live data has gone since it last freed nothing.
-  bool skip = !options_.eviction && want_bytes > 0 && StoreLiveBytes() >= fruitless_live_bytes_;
+  pool_->InUse(&in_use_);
+  bool skip =
+      !options_.eviction && want_bytes > 0 && StoreLiveBytes(in_use_) >= fruitless_live_bytes_;
   if (!skip) {
     bool compacted = CompactOrEvict(want_bytes, now);
     freed |= compacted;
     bool fruitless = !options_.eviction && want_bytes > 0 && !compacted && NeedSpace(want_bytes);
-    fruitless_live_bytes_ = fruitless ? StoreLiveBytes() : UINT64_MAX;
+    if (fruitless) pool_->InUse(&in_use_);
+    fruitless_live_bytes_ = fruitless ? StoreLiveBytes(in_use_) : UINT64_MAX;
   }
   FreeDrained();
   // Memory is wanted for something other than a segment: give back resident free ones.
@@ -105,7 +108,8 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
   SealIdleHeads();
   bool freed = false;
   uint32_t gen = flush_gen_.load(std::memory_order_acquire);
-  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+  pool_->InUse(&in_use_);
+  for (uint32_t id : in_use_) {
     mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
@@ -126,12 +130,12 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
   return freed;
 }
 
-uint32_t Engine::PickCompactionVictim(double max_live) const {
+uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const {
   uint32_t best = mem::kNoSegment;
   int64_t best_live = 0;
-  for (uint32_t id = 0; id < pool_->regular_count(); ++id) {
+  for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
-    if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+    if (m.jumbo || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
@@ -145,20 +149,20 @@ uint32_t Engine::PickCompactionVictim(double max_live) const {
   return best;
 }
 
-uint64_t Engine::StoreLiveBytes() const {
+uint64_t Engine::StoreLiveBytes(const std::vector<uint32_t>& ids) const {
   uint64_t live = 0;
-  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+  for (uint32_t id : ids) {
     live += static_cast<uint64_t>(pool_->meta(id).live_bytes.load(std::memory_order_relaxed));
   }
   return live;
 }
 
-double Engine::StoreLiveRatio() const {
+double Engine::StoreLiveRatio(const std::vector<uint32_t>& ids) const {
   double live = 0, used = 0;
-  for (uint32_t id = 0; id < pool_->regular_count(); ++id) {
+  for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     mem::SegState state = m.state.load(std::memory_order_acquire);
-    if (state != mem::SegState::kOpen && state != mem::SegState::kSealed) continue;
+    if (m.jumbo || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) continue;
     live += static_cast<double>(m.live_bytes.load(std::memory_order_relaxed));
     used += static_cast<double>(m.capacity);
   }
@@ -169,12 +173,12 @@ double Engine::StoreLiveRatio() const {
 // least kSmallShare of the sealed segments, else of the "main" FIFO (items that earned a second
 // chance). As in S3-FIFO, an item read once is dropped soon unless it is read again, while items
 // read repeatedly live on in the main FIFO.
-uint32_t Engine::PickEvictionVictim() const {
+uint32_t Engine::PickEvictionVictim(const std::vector<uint32_t>& ids) const {
   constexpr double kSmallShare = 0.1;
   uint32_t oldest[2] = {mem::kNoSegment, mem::kNoSegment};
   uint64_t oldest_seq[2] = {0, 0};
   uint32_t count[2] = {0, 0};
-  for (uint32_t id = 0; id < pool_->total_count(); ++id) {
+  for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
@@ -206,18 +210,19 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   int compactions = 0;
   int64_t window_gain = 0;  // bytes freed by compaction less the bytes it filled
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
+    pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
-    if (compaction_pays && want_bytes == 0 && StoreLiveRatio() < kGiveBackStoreLive) {
-      victim = PickCompactionVictim(kGiveBackMaxLive);
+    if (compaction_pays && want_bytes == 0 && StoreLiveRatio(in_use_) < kGiveBackStoreLive) {
+      victim = PickCompactionVictim(in_use_, kGiveBackMaxLive);
     }
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes)) break;
-      if (compaction_pays) victim = PickCompactionVictim(max_live);
+      if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live);
     }
     bool evict = victim == mem::kNoSegment;
     if (evict) {
       if (!options_.eviction) break;
-      victim = PickEvictionVictim();
+      victim = PickEvictionVictim(in_use_);
       if (victim == mem::kNoSegment) break;
     }
     if (!Claim(victim)) continue;  // a writer making room took it first
@@ -338,7 +343,7 @@ Engine::MoveResult Engine::Relocate(uint64_t* slot, const mem::ItemView& item, u
   mem::ItemMeta meta = item.meta;
   bool exposed = index::SlotCasExposed(*slot);
   meta.cas = exposed ? CasOf(location, item) : 0;  // a CAS nobody has seen may change
-  size_t header = mem::ItemHeaderSize(item.value.size(), meta);
+  size_t header = mem::ItemHeaderSize(item.key.size(), item.value.size(), meta);
   size_t size = header + item.key.size() + item.value.size();
   Reservation r;
   bool jumbo = size > jumbo_threshold_;

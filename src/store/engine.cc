@@ -16,15 +16,34 @@ namespace cinch::store {
 namespace {
 
 constexpr int64_t kRelativeExpiryLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
-constexpr uint32_t kMaxBucketsPerShard = 16384;              // 1 MiB of slots per shard
-constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard count
+constexpr uint32_t kMaxBucketsPerShard = 16384;  // 1 MiB of slots per shard
+constexpr size_t kMinItemBytesEstimate = 16;     // sizes the shard count
+// Every shard holds at least one table page from Open on, so the shard count is the floor of
+// index memory: 4096 shards are 16 MiB. Beyond it shards grow larger instead (rebuilds stall
+// one shard longer, tags filter less), up to 2^16 buckets of 4 MiB: 2^31 items in all.
+constexpr uint32_t kMaxAutoShards = 4096;
+constexpr uint32_t kMaxBucketsPerLargeShard = 65536;
+
+double SlotsPerShard(uint32_t buckets) {
+  return static_cast<double>(buckets) * index::kSlotsPerBucket * index::HashIndex::kTargetLoad;
+}
 
 uint32_t AutoShards(size_t memory_limit) {
   double max_items = static_cast<double>(memory_limit) / kMinItemBytesEstimate;
-  double per_shard =
-      double{kMaxBucketsPerShard} * index::kSlotsPerBucket * index::HashIndex::kTargetLoad;
-  uint32_t shards = static_cast<uint32_t>(std::ceil(max_items / per_shard));
+  uint32_t shards = static_cast<uint32_t>(
+      std::min<double>(std::ceil(max_items / SlotsPerShard(kMaxBucketsPerShard)), kMaxAutoShards));
   return std::bit_ceil(std::max<uint32_t>(shards, 1));
+}
+
+// Buckets a shard may grow to: kMaxBucketsPerShard, or more where `shards` of that size could
+// not index a limit full of the smallest items.
+uint32_t MaxBucketsPerShard(size_t memory_limit, uint32_t shards) {
+  double max_items = static_cast<double>(memory_limit) / kMinItemBytesEstimate;
+  uint32_t buckets = kMaxBucketsPerShard;
+  while (buckets < kMaxBucketsPerLargeShard && SlotsPerShard(buckets) * shards < max_items) {
+    buckets *= 2;
+  }
+  return buckets;
 }
 
 }  // namespace
@@ -69,15 +88,19 @@ Status Engine::Init() {
       o.max_item_size > o.memory_limit / 2) {
     return Status::InvalidArgument("max_item_size must be in [64 B, memory_limit / 2]");
   }
-  uint32_t regular = static_cast<uint32_t>(o.memory_limit / o.segment_size);
+  // 2^40 locations: the arena's bytes, then one per jumbo slot (mem/segment_pool.h).
+  constexpr uint64_t kLocations = uint64_t{1} << index::kLocationBits;
+  if (o.memory_limit > kLocations) {
+    return Status::InvalidArgument("memory_limit above 1 TiB (40-bit item locations)");
+  }
   jumbo_threshold_ = o.segment_size / 8;
   // Jumbo slots: enough for a store full of the smallest jumbo items (at least a page each).
-  uint32_t jumbo =
-      static_cast<uint32_t>(o.memory_limit / std::max<size_t>(jumbo_threshold_, 4096)) + 1;
+  uint64_t jumbo = o.memory_limit / std::max<size_t>(jumbo_threshold_, 4096) + 1;
   int shift = std::countr_zero(o.segment_size);
-  if ((uint64_t{regular} + jumbo) << shift > index::kLocationMask) {
-    return Status::InvalidArgument("memory_limit too large for 40-bit item locations");
-  }
+  // Near 1 TiB the jumbo slots' locations come out of the last regular segments' (at most
+  // 1/4096 of the limit): that memory still serves jumbo items, the index and buffers.
+  uint32_t regular = static_cast<uint32_t>(
+      std::min<uint64_t>(o.memory_limit / o.segment_size, (kLocations - jumbo) >> shift));
   expiry_classes_ = regular >= 256 ? 8 : regular >= 32 ? 2 : 1;
   write_stripes_ = regular >= 256 ? 4 : 1;
   writer_heads_ = expiry_classes_ * write_stripes_;
@@ -88,11 +111,14 @@ Status Engine::Init() {
     return Status::InvalidArgument("memory_limit too small: need at least " +
                                    std::to_string(minimum) + " segments");
   }
-  mem::SegmentPool::Config pc{o.segment_size, regular, jumbo, reserve, reserve};
+  mem::SegmentPool::Config pc{o.segment_size, regular, static_cast<uint32_t>(jumbo), reserve,
+                              reserve};
   Status s = mem::SegmentPool::Create(pc, &accountant_, &pool_);
   if (!s.ok()) return s;
+  CINCH_CHECK(pool_->location_end() <= kLocations);
   uint32_t shards = o.index_shards != 0 ? o.index_shards : AutoShards(o.memory_limit);
-  index::HashIndex::Config ic{shards, kMaxBucketsPerShard, pool_->reserve_bytes()};
+  index::HashIndex::Config ic{shards, MaxBucketsPerShard(o.memory_limit, shards),
+                              pool_->reserve_bytes()};
   s = index::HashIndex::Create(ic, &accountant_, &index_);
   if (!s.ok()) return s;
   counters_.reset(new ShardCounters[shards]);
@@ -151,7 +177,7 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
 }
 
 uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
-                           std::string_view key, int64_t now, mem::ItemView* item) {
+                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss) {
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
     const char* p = ItemAt(location);
     // An item of a few dozen bytes usually spans two cache lines. The key is compared and the
@@ -164,10 +190,14 @@ uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_
     *item = v;
     return true;
   });
-  if (slot == nullptr) return nullptr;
+  if (slot == nullptr) {
+    if (miss != nullptr) *miss = Miss::kAbsent;
+    return nullptr;
+  }
   if (IsStale(index::SlotLocation(*slot), *item, now)) {
     bool expired = item->meta.expiry != 0 && item->meta.expiry <= now;
     (expired ? expirations_ : flushed_items_).fetch_add(1, std::memory_order_relaxed);
+    if (miss != nullptr) *miss = expired ? Miss::kExpired : Miss::kFlushed;
     Unlink(shard, counters, slot, *item);
     return nullptr;
   }
@@ -184,6 +214,11 @@ void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out)
   out->flags_ = item.meta.flags;
   out->expiry_ = item.meta.expiry == kStoredNever ? 0 : item.meta.expiry;
   out->cas_ = 0;
+  out->last_access_ = m.write_time.load(std::memory_order_relaxed);
+  out->fetched_before_ = item.meta.fetched;
+  out->stale_ = (item.meta.state & mem::kStateStale) != 0;
+  out->win_token_sent_ = (item.meta.state & mem::kStateWinTokenSent) != 0;
+  out->binary_key_ = (item.meta.state & mem::kStateBinaryKey) != 0;
 }
 
 WriteHead& Engine::WriterHead(int cls) {
@@ -219,9 +254,12 @@ int Engine::ExpiryClass(uint32_t expiry, int64_t now) const {
 
 // --- reads ---
 
-bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
+bool Engine::Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss) {
   out->Reset();
-  if (key.empty() || key.size() > Store::kMaxKeyLength) return false;
+  if (key.empty() || key.size() > Store::kMaxKeyLength) {
+    if (miss != nullptr) *miss = Miss::kAbsent;
+    return false;
+  }
   int64_t now = Now();
   MaybeFlushDue(now);
   uint64_t hash = HashKey(key);
@@ -229,21 +267,25 @@ bool Engine::Get(std::string_view key, ItemRef* out, bool with_cas) {
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item, miss);
   if (slot == nullptr) {
     ShardCounters::Inc(c.misses);
     return false;
   }
-  ReadHit(slot, item, c, out, with_cas);
+  if (miss != nullptr) *miss = Miss::kNone;
+  ReadHit(slot, item, c, out, with_cas, bump);
   return true;
 }
 
 void Engine::ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
-                     bool with_cas) {
+                     bool with_cas, bool bump) {
   ShardCounters::Inc(c.hits);
   uint64_t location = index::SlotLocation(*slot);
-  uint32_t freq = index::SlotFreq(*slot);
-  if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
+  if (bump) {
+    uint32_t freq = index::SlotFreq(*slot);
+    if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
+    if (!item.meta.fetched) mem::MarkFetched(const_cast<char*>(ItemAt(location)));
+  }
   FillRef(location, item, out);
   if (with_cas) {
     *slot |= index::kCasExposedBit;
@@ -319,11 +361,10 @@ bool Engine::ChargeExternal(size_t bytes) {
            accountant_.TryCharge(mem::MemoryKind::kExternal, bytes);
   };
   if (charge()) return true;
-  // Callers are event loops that retry later, often for many connections in a row: one pass
-  // of its own if no other is running, or with eviction on the cleaning a writer does beside a
-  // running pass (a connection whose buffer cannot grow gives up after a while: it must not
-  // depend on the cleaner thread being scheduled either), never a wait (waits multiplied by
-  // the starved connections of one loop would stall it for seconds).
+  // Callers may be event loops that retry later, for many connections in a row: one pass of
+  // its own if no other is running, or with eviction on the cleaning a writer does beside a
+  // running pass (it must not depend on the cleaner thread being scheduled either), never a
+  // wait (waits multiplied by the starved connections of one loop would stall it for seconds).
   for (int attempt = 0; attempt < 2; ++attempt) {
     PassResult pass = TryWriterPass(bytes);
     bool progress = pass == PassResult::kProgress ||

@@ -76,11 +76,19 @@ class Engine {
   ~Engine();
 
   Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                int64_t exptime, uint64_t cas_unique);
-  bool Get(std::string_view key, ItemRef* out, bool with_cas);
+                int64_t exptime, uint64_t cas_unique, bool binary_key = false);
+  bool Get(std::string_view key, ItemRef* out, bool with_cas, Miss* miss = nullptr) {
+    return Read(key, out, with_cas, /*bump=*/true, miss);
+  }
+  // Get, and with bump = false Store::Peek.
+  bool Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss);
+  // Meta get and meta delete's invalidate (engine_meta.cc).
+  bool Fetch(std::string_view key, const FetchOptions& options, ItemRef* out, FetchResult* result);
+  Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
   Outcome Touch(std::string_view key, int64_t exptime);
   // Touch and Get of the same version in one lookup when the item can be touched in place.
-  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas);
+  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
+                      Miss* miss = nullptr);
   Outcome Delete(std::string_view key, uint64_t cas_unique);
   Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
                      uint64_t cas_unique);
@@ -101,31 +109,43 @@ class Engine {
   // there makes it lose. For tests; set before any other thread uses the engine.
   void TEST_SetRewriteHook(std::function<void()> hook) { test_rewrite_hook_ = std::move(hook); }
 
-  // Builds the new version of an item in read-modify-write operations (engine_write.cc).
-  class Rewriter;
+  // Builds the new version of an item in read-modify-write operations: Prepare() sees the
+  // current item under the shard lock and decides; WriteValue() runs later, with the old item
+  // pinned. Implementations: engine_write.cc, engine_meta.cc.
+  class Rewriter {
+   public:
+    virtual ~Rewriter() = default;
+    // Returns kStored to go on, or the final outcome of the operation.
+    virtual Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) = 0;
+    virtual void WriteValue(char* dst, const mem::ItemView& old) const = 0;
+
+    mem::ItemMeta meta;
+    size_t value_size = 0;
+    Outcome success = Outcome::kStored;
+    // Whether the new version must fit max_item_size. A touch only rewrites the header
+    // (memcached touches in place), so it may grow an item that fits by its expiry and CAS
+    // fields, as the cleaner's moves do.
+    bool size_limited = true;
+  };
 
  private:
   explicit Engine(const Options& options);
   Status Init();
 
   // --- locations and items (engine.cc) ---
+  // Locations are the pool's (mem/segment_pool.h): arena bytes, then one per jumbo slot.
   uint64_t Location(uint32_t segment, uint32_t offset) const {
-    return (uint64_t{segment} << pool_->segment_shift()) | offset;
+    return pool_->Location(segment, offset);
   }
-  uint32_t SegmentOf(uint64_t location) const {
-    return static_cast<uint32_t>(location >> pool_->segment_shift());
-  }
-  uint32_t OffsetOf(uint64_t location) const {
-    return static_cast<uint32_t>(location & (pool_->segment_size() - 1));
-  }
-  const char* ItemAt(uint64_t location) const {
-    return pool_->meta(SegmentOf(location)).base + OffsetOf(location);
-  }
+  uint32_t SegmentOf(uint64_t location) const { return pool_->SegmentOf(location); }
+  uint32_t OffsetOf(uint64_t location) const { return pool_->OffsetOf(location); }
+  const char* ItemAt(uint64_t location) const { return pool_->ItemAt(location); }
   uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
   bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
-  // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets.
+  // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets, and
+  // says so in *miss (if given) when it returns null.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
-                     std::string_view key, int64_t now, mem::ItemView* item);
+                     std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr);
   // Drops the slot's item from the index and from the counters. Invalidates `slot`.
   void Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
               const mem::ItemView& item);
@@ -139,10 +159,32 @@ class Engine {
   }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
   std::optional<Outcome> TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
-                                      ItemRef* out, bool with_cas);
-  // A read hit on `slot`: counts it, bumps its frequency and fills *out. REQUIRES: shard lock.
+                                      ItemRef* out, bool with_cas, Miss* miss = nullptr);
+  // A read hit on `slot`: counts it, fills *out and, with `bump`, records the access (the
+  // eviction frequency and the item's "hit before" bit). REQUIRES: shard lock.
   void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
-               bool with_cas);
+               bool with_cas, bool bump = true);
+  // Fetch's changes to a found item: a new expiry and/or state bits. In place when the item has
+  // the fields; else false, and the caller rewrites it (RewriteMeta). REQUIRES: shard lock.
+  bool ChangeMetaInPlace(uint64_t location, const mem::ItemView& item, bool set_expiry,
+                         uint32_t expiry, uint8_t add_state);
+  Outcome RewriteMeta(std::string_view key, bool set_expiry, uint32_t expiry, uint8_t add_state);
+  // What a meta get saw of an item before it changed it (reported to the client).
+  struct SeenState {
+    bool fetched = false;
+    bool stale = false;
+    bool token_sent = false;
+    int64_t last_access = 0;
+  };
+  static void ReportSeen(const SeenState& seen, ItemRef* out);
+  // Creates the empty item of a meta get's vivify (N), holding the recache token.
+  Outcome Vivify(std::string_view key, int64_t exptime);
+  // kCasInvalidate before writing: kStored with *mode and *meta set for a plain CAS store or a
+  // stale one, or the outcome that refuses the write.
+  Outcome PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
+                                 SetMode* mode, mem::ItemMeta* meta);
+  Outcome WriteItem(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
+                    int64_t exptime, uint64_t cas_unique, uint8_t state);
 
   // --- time and expiry ---
   // An expiry field that was touched to "never" in place holds this (Feb 2106).
@@ -194,6 +236,8 @@ class Engine {
   bool IsMainHead(int head) const { return head >= writer_heads_; }
   void OpenSegment(uint32_t segment, int head, bool jumbo);
   void NoteExpiry(uint32_t segment, uint32_t expiry);
+  // An item was published in `segment` now. REQUIRES: the item's shard lock.
+  void NoteWriteTime(uint32_t segment, int64_t now);
   void FinishReservation(const Reservation& r);
   // Frees memory for a writer: a free segment (`bytes` 0) or `bytes` beyond the reserve. Runs
   // a cleaner pass if none is running, else (eviction on) frees a segment itself; waits
@@ -238,7 +282,8 @@ class Engine {
   // *need_bytes to make room for (0: a segment).
   RewriteStep RewriteOnce(std::string_view key, uint64_t hash, Rewriter& rewriter, bool hold_lock,
                           Outcome* outcome, size_t* need_bytes);
-  Outcome Concatenate(std::string_view key, std::string_view data, bool append);
+  Outcome Concatenate(std::string_view key, std::string_view data, bool append,
+                      uint64_t cas_unique);
 
   // --- cleaner (cleaner.cc) ---
   void CleanerThread();
@@ -288,11 +333,14 @@ class Engine {
   bool HasDraining();
   // Compactions over which the segments freed must exceed those the cleaner opened.
   int CompactionWindow() const;
-  uint32_t PickCompactionVictim(double max_live) const;
+  // The candidates below come from `ids`, a list of segments in use taken by the caller
+  // (SegmentPool::InUse): a pass costs O(segments in use), not O(the limit's segments).
+  uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const;
   // Live bytes over the capacity of regular segments in use.
-  double StoreLiveRatio() const;
-  uint64_t StoreLiveBytes() const;
-  uint32_t PickEvictionVictim() const;
+  double StoreLiveRatio(const std::vector<uint32_t>& ids) const;
+  uint64_t StoreLiveBytes(const std::vector<uint32_t>& ids) const;
+  uint32_t PickEvictionVictim(const std::vector<uint32_t>& ids) const;
+  // REQUIRES: cleaner_mu_ held (uses in_use_).
   bool CompactOrEvict(size_t want_bytes, int64_t now);
 
   Options options_;
@@ -318,6 +366,9 @@ class Engine {
   std::mutex cleaner_mu_;
   std::mutex drain_mu_;
   std::vector<uint32_t> draining_;  // guarded by drain_mu_
+  // A pass's list of segments in use (SegmentPool::InUse); guarded by cleaner_mu_. A writer
+  // cleaning beside a pass takes its own.
+  std::vector<uint32_t> in_use_;
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.
   uint64_t fruitless_live_bytes_ = UINT64_MAX;

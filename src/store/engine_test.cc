@@ -140,9 +140,9 @@ TEST_F(StalledCleanerTest, OutOfLineWritesMakeRoomThemselves) {
   EXPECT_GT(st.writer_reclaims, 0u);
 }
 
-// The server charges connection buffers to the store (ChargeExternal). A full store with its
-// only pass stalled must still make room for them with eviction on, or a connection whose
-// read buffer cannot grow for a large value gives up with "SERVER_ERROR out of memory".
+// An embedder charges its own memory to the store (ChargeExternal). A full store with its only
+// pass stalled must still make room for it with eviction on: a caller that retries the charge
+// must not depend on the cleaner thread being scheduled.
 TEST_F(StalledCleanerTest, ExternalChargesMakeRoomThemselves) {
   const Options o = Tiny(/*eviction=*/true);
   Open(o);

@@ -43,6 +43,7 @@ void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
   m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
+  m.write_time.store(static_cast<uint32_t>(Now()), std::memory_order_relaxed);
   m.head.store(static_cast<uint8_t>(head), std::memory_order_relaxed);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
 }
@@ -222,10 +223,15 @@ bool Engine::ReclaimInline(size_t bytes) {
   bool compact = true;
   int compactions = 0;
   int64_t gain = 0;  // bytes this writer's compactions freed, less the bytes they filled
+  // Its own list of segments in use: the pass's (in_use_) is the cleaner lock's, which a
+  // writer here does not hold.
+  std::vector<uint32_t> in_use;
   for (int i = 0; i < kMaxInlineVictims; ++i) {
-    uint32_t victim = compact ? PickCompactionVictim(options_.compact_max_live) : mem::kNoSegment;
+    pool_->InUse(&in_use);  // the last evacuation freed one and may have opened others
+    uint32_t victim =
+        compact ? PickCompactionVictim(in_use, options_.compact_max_live) : mem::kNoSegment;
     bool evict = victim == mem::kNoSegment;
-    if (evict) victim = PickEvictionVictim();
+    if (evict) victim = PickEvictionVictim(in_use);
     if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
     if (!Claim(victim)) continue;          // another cleaner took it: pick again
     writer_reclaims_.fetch_add(1, std::memory_order_relaxed);
@@ -268,6 +274,10 @@ Outcome Engine::WriteCondition(SetMode mode, const uint64_t* slot, const mem::It
       if (slot == nullptr) return Outcome::kNotFound;
       return CasOf(index::SlotLocation(*slot), item) == cas_unique ? Outcome::kStored
                                                                    : Outcome::kExists;
+    case SetMode::kCasInvalidate:  // the stale store PrepareInvalidatingCas chose
+      if (slot == nullptr) return Outcome::kNotFound;
+      return cas_unique < CasOf(index::SlotLocation(*slot), item) ? Outcome::kStored
+                                                                  : Outcome::kExists;
     default:
       return Outcome::kStored;
   }
@@ -316,7 +326,8 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
     return Outcome::kStored;
   }
   mem::ItemView old;
-  uint64_t* slot = FindLive(shard, c, hash, key, Now(), &old);
+  const int64_t now = Now();
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
   if (Outcome o = WriteCondition(mode, slot, old, cas_unique); o != Outcome::kStored) return o;
   uint64_t location = Location(r.segment, r.offset);
   mem::ItemView item = mem::DecodeItem(r.data);
@@ -331,14 +342,47 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
     }
   }
   AccountLive(location, item, +1, c);
+  NoteWriteTime(r.segment, now);
+  return Outcome::kStored;
+}
+
+void Engine::NoteWriteTime(uint32_t segment, int64_t now) {
+  std::atomic<uint32_t>& t = pool_->meta(segment).write_time;
+  const auto seconds = static_cast<uint32_t>(now);
+  if (t.load(std::memory_order_relaxed) != seconds) t.store(seconds, std::memory_order_relaxed);
+}
+
+Outcome Engine::PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
+                                       SetMode* mode, mem::ItemMeta* meta) {
+  index::Shard& shard = index_->ShardFor(hash);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView item;
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, Now(), &item);
+  if (slot == nullptr) return Outcome::kNotFound;
+  uint64_t cas = CasOf(index::SlotLocation(*slot), item);
+  if (cas == cas_unique) {
+    *mode = SetMode::kCas;
+    return Outcome::kStored;
+  }
+  if (cas_unique > cas) return Outcome::kExists;
+  // Older than the item: stored anyway, stale, with the item's expiry and recache token.
+  *mode = SetMode::kCasInvalidate;
+  meta->expiry = item.meta.expiry == kStoredNever ? 0 : item.meta.expiry;
+  meta->state |= mem::kStateStale | (item.meta.state & mem::kStateWinTokenSent);
   return Outcome::kStored;
 }
 
 Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                      int64_t exptime, uint64_t cas_unique) {
+                      int64_t exptime, uint64_t cas_unique, bool binary_key) {
+  return WriteItem(mode, key, value, flags, exptime, cas_unique,
+                   binary_key ? mem::kStateBinaryKey : 0);
+}
+
+Outcome Engine::WriteItem(SetMode mode, std::string_view key, std::string_view value,
+                          uint32_t flags, int64_t exptime, uint64_t cas_unique, uint8_t state) {
   if (!ValidKey(key)) return Outcome::kNotStored;
   if (mode == SetMode::kAppend || mode == SetMode::kPrepend) {
-    Outcome o = Concatenate(key, value, mode == SetMode::kAppend);
+    Outcome o = Concatenate(key, value, mode == SetMode::kAppend, cas_unique);
     return o == Outcome::kNotFound ? Outcome::kNotStored : o;
   }
   int64_t now = Now();
@@ -347,14 +391,21 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
   index_->PrefetchHome(hash);  // the index miss overlaps reserving and encoding the item
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
-  mem::ItemMeta meta{flags, expiry, 0};
+  mem::ItemMeta meta{flags, expiry, 0, state};
   size_t size = mem::ItemSize(key.size(), value.size(), meta);
   if (size > options_.max_item_size) {
     if (mode == SetMode::kSet) Delete(key, 0);  // memcached drops the stale value too
     return Outcome::kTooLarge;
   }
+  if (mode == SetMode::kCasInvalidate) {
+    Outcome o = PrepareInvalidatingCas(hash, key, cas_unique, &mode, &meta);
+    if (o != Outcome::kStored) return o;
+    expired = expired && mode == SetMode::kCas;  // a stale store keeps the item's expiry
+    expiry = meta.expiry;
+    size = mem::ItemSize(key.size(), value.size(), meta);
+  }
   if (expired) return WriteExpiredOnArrival(mode, hash, key, cas_unique);
-  if (mode != SetMode::kSet) {
+  if (mode != SetMode::kSet && mode != SetMode::kCasInvalidate) {
     Outcome o = PreCheck(mode, hash, key, cas_unique);
     if (o != Outcome::kStored) return o;
   }
@@ -378,30 +429,15 @@ Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value
 
 // --- read-modify-write: append, prepend, incr, decr, touch ---
 
-// Builds the new version of an item from the current one. Prepare() sees the current item under
-// the shard lock and decides; WriteValue() runs later, with the old item pinned.
-class Engine::Rewriter {
- public:
-  virtual ~Rewriter() = default;
-  // Returns kStored to go on, or the final outcome of the operation.
-  virtual Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) = 0;
-  virtual void WriteValue(char* dst, const mem::ItemView& old) const = 0;
-
-  mem::ItemMeta meta;
-  size_t value_size = 0;
-  Outcome success = Outcome::kStored;
-  // Whether the new version must fit max_item_size. A touch only rewrites the header (memcached
-  // touches in place), so it may grow an item that fits by its expiry and CAS fields, as the
-  // cleaner's moves do.
-  bool size_limited = true;
-};
-
 namespace {
 
+// A new item (memcached allocates one): not fetched, no stale state.
 class ConcatRewriter : public Engine::Rewriter {
  public:
-  ConcatRewriter(std::string_view data, bool append) : data_(data), append_(append) {}
-  Outcome Prepare(const mem::ItemView& old, uint64_t, bool) override {
+  ConcatRewriter(std::string_view data, bool append, uint64_t cas_unique)
+      : data_(data), append_(append), cas_unique_(cas_unique) {}
+  Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool) override {
+    if (cas_unique_ != 0 && old_cas != cas_unique_) return Outcome::kExists;
     meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
     value_size = old.value.size() + data_.size();
     return Outcome::kStored;
@@ -416,6 +452,7 @@ class ConcatRewriter : public Engine::Rewriter {
  private:
   std::string_view data_;
   bool append_;
+  uint64_t cas_unique_;
 };
 
 // memcached's incr/decr (strtoull, then safe_strtoull's check): optional leading whitespace
@@ -436,7 +473,8 @@ bool ParseCounter(std::string_view text, uint64_t* out) {
 
 // The new number replaces the value; a number shorter than the old value is padded with
 // spaces to the old length, as memcached does when it rewrites the value in place, so clients
-// see the same bytes from both.
+// see the same bytes from both. Like memcached's in-place update it keeps the item's "hit
+// before" bit and stale state.
 class ArithmeticRewriter : public Engine::Rewriter {
  public:
   ArithmeticRewriter(bool incr, uint64_t delta, uint64_t cas_unique)
@@ -449,7 +487,7 @@ class ArithmeticRewriter : public Engine::Rewriter {
     auto [ptr, ec] = std::to_chars(text_, text_ + sizeof(text_), result);
     digits_ = static_cast<size_t>(ptr - text_);
     value_size = std::max(digits_, old.value.size());
-    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0};
+    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0, old.meta.state, old.meta.fetched};
     return Outcome::kStored;
   }
   void WriteValue(char* dst, const mem::ItemView&) const override {
@@ -474,7 +512,8 @@ class TouchRewriter : public Engine::Rewriter {
   }
   Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool cas_exposed) override {
     // The CAS value survives a touch; it must be written down only if a client has seen it.
-    meta = mem::ItemMeta{old.meta.flags, expiry_, cas_exposed ? old_cas : 0};
+    // A touch is an access (memcached bumps the item), so the item counts as fetched.
+    meta = mem::ItemMeta{old.meta.flags, expiry_, cas_exposed ? old_cas : 0, old.meta.state, true};
     value_size = old.value.size();
     return Outcome::kStored;
   }
@@ -530,7 +569,7 @@ Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rew
   uint64_t old_location = index::SlotLocation(*slot);
   *outcome = rewriter.Prepare(old, CasOf(old_location, old), index::SlotCasExposed(*slot));
   if (*outcome != Outcome::kStored) return RewriteStep::kDone;
-  size_t header = mem::ItemHeaderSize(rewriter.value_size, rewriter.meta);
+  size_t header = mem::ItemHeaderSize(key.size(), rewriter.value_size, rewriter.meta);
   size_t size = header + key.size() + rewriter.value_size;
   if (rewriter.size_limited && size > options_.max_item_size) {
     *outcome = Outcome::kTooLarge;
@@ -563,12 +602,18 @@ Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rew
   slot = FindLive(shard, c, hash, key, Now(), &current);
   bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
                   flush_gen_.load(std::memory_order_acquire);
-  if (slot != nullptr && index::SlotLocation(*slot) == old_location && same_gen) {
+  // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
+  // version would be lost: decide again on the current version then.
+  const bool same_meta = slot != nullptr && current.meta.expiry == old.meta.expiry &&
+                         current.meta.state == old.meta.state &&
+                         current.meta.fetched == old.meta.fetched;
+  if (same_meta && index::SlotLocation(*slot) == old_location && same_gen) {
     uint64_t location = Location(r.segment, r.offset);
     AccountLive(old_location, current, -1, c);
     uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
     *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location) | keep_exposed;
     AccountLive(location, mem::DecodeItem(r.data), +1, c);
+    NoteWriteTime(r.segment, now);
     published = true;
   }
   lock.unlock();
@@ -581,8 +626,9 @@ Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rew
   return RewriteStep::kLostRace;  // changed, moved, expired or flushed meanwhile: decide again
 }
 
-Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append) {
-  ConcatRewriter rewriter(data, append);
+Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append,
+                            uint64_t cas_unique) {
+  ConcatRewriter rewriter(data, append, cas_unique);
   return Modify(key, rewriter);
 }
 
@@ -599,13 +645,13 @@ Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint
 // With `out`, the touched version is also read (a hit) under the same shard lock. Returns
 // kTouched or kNotFound, or nothing when the item has no expiry field and must be rewritten.
 std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
-                                            ItemRef* out, bool with_cas) {
+                                            ItemRef* out, bool with_cas, Miss* miss) {
   uint64_t hash = HashKey(key);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &item, miss);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t location = index::SlotLocation(*slot);
   if (!mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
@@ -613,7 +659,11 @@ std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expir
     return std::nullopt;
   }
   NoteExpiry(SegmentOf(location), expiry);
-  if (out != nullptr) ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+  if (out != nullptr) {
+    ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+  } else if (!item.meta.fetched) {
+    mem::MarkFetched(const_cast<char*>(ItemAt(location)));  // a touch is an access too
+  }
   return Outcome::kTouched;
 }
 
@@ -629,7 +679,8 @@ Outcome Engine::Touch(std::string_view key, int64_t exptime) {
   return Modify(key, rewriter);
 }
 
-Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
+Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
+                            Miss* miss) {
   out->Reset();
   int64_t now = Now();
   MaybeFlushDue(now);
@@ -637,12 +688,19 @@ Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (!expired && ValidKey(key)) {
     // The common case: the reader gets exactly the version it touched, in one lookup.
-    if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas)) return *o;
+    if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas, miss)) return *o;
   }
-  // Expired (a delete), or an item without an expiry field: rewritten, then read.
+  // Expired (a delete), or an item without an expiry field: rewritten, then read. The read
+  // reports whether the item had been read before the touch (which counts as a read).
+  ItemRef before;
+  const bool was_fetched =
+      Read(key, &before, false, /*bump=*/false, miss) && before.fetched_before();
+  before.Reset();
   Outcome o = Touch(key, exptime);
   if (o != Outcome::kTouched) return o;
-  return Get(key, out, with_cas) ? Outcome::kTouched : Outcome::kNotFound;
+  if (!Get(key, out, with_cas)) return Outcome::kNotFound;
+  out->fetched_before_ = was_fetched;
+  return Outcome::kTouched;
 }
 
 }  // namespace cinch::store

@@ -14,6 +14,11 @@ ItemRef& ItemRef::operator=(ItemRef&& other) noexcept {
     flags_ = other.flags_;
     cas_ = other.cas_;
     expiry_ = other.expiry_;
+    last_access_ = other.last_access_;
+    fetched_before_ = other.fetched_before_;
+    stale_ = other.stale_;
+    win_token_sent_ = other.win_token_sent_;
+    binary_key_ = other.binary_key_;
     other.pin_ = nullptr;
   }
   return *this;
@@ -27,6 +32,8 @@ void ItemRef::Reset() {
   flags_ = 0;
   cas_ = 0;
   expiry_ = 0;
+  last_access_ = 0;
+  fetched_before_ = stale_ = win_token_sent_ = binary_key_ = false;
 }
 
 Store::Store(std::unique_ptr<store::Engine> engine) : engine_(std::move(engine)) {}
@@ -63,22 +70,37 @@ size_t Store::MinimumMemoryLimit(const Options& options) {
 }
 
 Outcome Store::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                     int64_t exptime, uint64_t cas_unique) {
-  return engine_->Write(mode, key, value, flags, exptime, cas_unique);
+                     int64_t exptime, uint64_t cas_unique, bool binary_key) {
+  return engine_->Write(mode, key, value, flags, exptime, cas_unique, binary_key);
 }
 
-bool Store::Get(std::string_view key, ItemRef* out, bool with_cas) {
-  return engine_->Get(key, out, with_cas);
+bool Store::Get(std::string_view key, ItemRef* out, bool with_cas, Miss* miss) {
+  return engine_->Get(key, out, with_cas, miss);
 }
 
-Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas) {
-  return engine_->GetAndTouch(key, exptime, out, with_cas);
+bool Store::Peek(std::string_view key, ItemRef* out, bool with_cas) {
+  return engine_->Read(key, out, with_cas, /*bump=*/false, nullptr);
+}
+
+bool Store::Fetch(std::string_view key, const FetchOptions& options, ItemRef* out,
+                  FetchResult* result) {
+  return engine_->Fetch(key, options, out, result);
+}
+
+Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
+                           Miss* miss) {
+  return engine_->GetAndTouch(key, exptime, out, with_cas, miss);
 }
 
 Outcome Store::Touch(std::string_view key, int64_t exptime) { return engine_->Touch(key, exptime); }
 
 Outcome Store::Delete(std::string_view key, uint64_t cas_unique) {
   return engine_->Delete(key, cas_unique);
+}
+
+Outcome Store::Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime,
+                          int64_t exptime) {
+  return engine_->Invalidate(key, cas_unique, set_exptime, exptime);
 }
 
 Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique) {

@@ -1258,5 +1258,361 @@ TEST_F(StoreTest, StatsMemoryGivenBackAfterDeletingEverything) {
   EXPECT_EQ(GetValue("k"), "v");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Per-item state of memcached's meta commands: hit before, last access, stale, recache token
+
+TEST_F(StoreTest, FetchedBeforeIsSetByTheFirstAccess) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_FALSE(ref.fetched_before()) << "a peek is not an access";
+  ASSERT_TRUE(store_->Get("k", &ref));
+  EXPECT_FALSE(ref.fetched_before()) << "reported as before the read";
+  ASSERT_TRUE(store_->Get("k", &ref));
+  EXPECT_TRUE(ref.fetched_before());
+  // A new version is a new item; incr keeps the state (memcached updates in place); append
+  // makes a new item; a touch is an access.
+  ASSERT_EQ(store_->Set("k", "1"), Outcome::kStored);
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_FALSE(ref.fetched_before());
+  ASSERT_TRUE(store_->Get("k", &ref));
+  uint64_t n;
+  ASSERT_EQ(store_->Incr("k", 1, &n), Outcome::kStored);
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_TRUE(ref.fetched_before());
+  ASSERT_EQ(store_->Write(SetMode::kAppend, "k", "0", 0, 0), Outcome::kStored);
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_FALSE(ref.fetched_before());
+  ASSERT_EQ(store_->Touch("k", 100), Outcome::kTouched);
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_TRUE(ref.fetched_before());
+}
+
+TEST_F(StoreTest, FetchedBeforeSurvivesRelocationByTheCleaner) {
+  Open(TinyOptions(24, /*eviction=*/false));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100000; ++i) {
+    Outcome out = store_->Set(Key(i), Pattern(90, i));
+    if (out == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(out, Outcome::kStored);
+    keys.push_back(Key(i));
+  }
+  ASSERT_GT(keys.size(), 100u);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i % 4 != 0) {
+      ASSERT_EQ(store_->Delete(keys[i]), Outcome::kDeleted);
+      continue;
+    }
+    ItemRef ref;
+    if (i % 8 == 0) {
+      ASSERT_TRUE(store_->Get(keys[i], &ref));
+    }
+    if (i % 16 == 0) {
+      ASSERT_EQ(store_->Invalidate(keys[i], 0, false, 0), Outcome::kStored);
+    }
+  }
+  const StoreStats before = store_->GetStats();
+  store_->RunCleanerOnce();
+  ASSERT_GT(store_->GetStats().relocated_items, before.relocated_items);
+  for (size_t i = 0; i < keys.size(); i += 4) {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Peek(keys[i], &ref)) << keys[i];
+    EXPECT_EQ(ref.fetched_before(), i % 8 == 0) << keys[i];
+    EXPECT_EQ(ref.stale(), i % 16 == 0) << keys[i];
+  }
+}
+
+TEST_F(StoreTest, LastAccessIsTheWriteTime) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  const int64_t written = Now();
+  clock_.Advance(7);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get("k", &ref));
+  EXPECT_EQ(ref.last_access(), written);
+  ASSERT_EQ(store_->Set("k", "w"), Outcome::kStored);
+  ASSERT_TRUE(store_->Get("k", &ref));
+  EXPECT_EQ(ref.last_access(), Now());
+}
+
+TEST_F(StoreTest, GetReportsWhyItMissed) {
+  Open(DefaultOptions());
+  Miss miss = Miss::kNone;
+  ItemRef ref;
+  EXPECT_FALSE(store_->Get("k", &ref, false, &miss));
+  EXPECT_EQ(miss, Miss::kAbsent);
+  ASSERT_EQ(store_->Set("k", "v", 0, 10), Outcome::kStored);
+  EXPECT_TRUE(store_->Get("k", &ref, false, &miss));
+  EXPECT_EQ(miss, Miss::kNone);
+  clock_.Advance(10);
+  EXPECT_FALSE(store_->Get("k", &ref, false, &miss));
+  EXPECT_EQ(miss, Miss::kExpired);
+  EXPECT_FALSE(store_->Get("k", &ref, false, &miss));
+  EXPECT_EQ(miss, Miss::kAbsent) << "the expired item was removed by the first read";
+  for (int64_t ttl : {0, 10}) {  // a gat to never and to 10 s
+    ASSERT_EQ(store_->Set("g", "v", 0, 5), Outcome::kStored);
+    clock_.Advance(5);
+    EXPECT_EQ(store_->GetAndTouch("g", ttl, &ref, false, &miss), Outcome::kNotFound);
+    EXPECT_EQ(miss, Miss::kExpired) << ttl;
+  }
+  // kFlushed is reported only for an item a flush_all invalidated and has not removed yet;
+  // FlushAll removes them at once, so no single-threaded read can meet one.
+}
+
+TEST_F(StoreTest, InvalidateMarksStaleAndOneReaderWins) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);  // compact: no state byte yet
+  const uint64_t cas = CasOf("k");
+  EXPECT_EQ(store_->Invalidate("k", cas + 1, false, 0), Outcome::kExists);
+  EXPECT_EQ(store_->Invalidate("nope", 0, false, 0), Outcome::kNotFound);
+  ASSERT_EQ(store_->Invalidate("k", cas, true, 30), Outcome::kStored);
+  EXPECT_NE(CasOf("k"), cas) << "invalidate gives a new CAS value";
+  ItemRef ref;
+  FetchResult r;
+  ASSERT_TRUE(store_->Fetch("k", FetchOptions{}, &ref, &r));
+  EXPECT_EQ(ref.value(), "v");
+  EXPECT_EQ(ref.expiry(), Now() + 30);
+  EXPECT_TRUE(ref.stale());
+  EXPECT_FALSE(ref.win_token_sent());
+  EXPECT_TRUE(r.won) << "the first reader of a stale item wins";
+  ASSERT_TRUE(store_->Fetch("k", FetchOptions{}, &ref, &r));
+  EXPECT_TRUE(ref.stale());
+  EXPECT_TRUE(ref.win_token_sent());
+  EXPECT_FALSE(r.won);
+  // Invalidating again takes the token back.
+  ASSERT_EQ(store_->Invalidate("k", 0, false, 0), Outcome::kStored);
+  ASSERT_TRUE(store_->Fetch("k", FetchOptions{}, &ref, &r));
+  EXPECT_TRUE(r.won);
+  // A new version is fresh.
+  ASSERT_EQ(store_->Set("k", "w"), Outcome::kStored);
+  ASSERT_TRUE(store_->Fetch("k", FetchOptions{}, &ref, &r));
+  EXPECT_FALSE(ref.stale());
+  EXPECT_FALSE(r.won);
+  // An expiry already past deletes it.
+  ASSERT_EQ(store_->Invalidate("k", 0, true, -1), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+}
+
+TEST_F(StoreTest, FetchRecacheWinsOnceWhenTheExpiryIsNear) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);  // no expiry: R never wins
+  FetchOptions recache;
+  recache.recache = true;
+  recache.recache_seconds = 1000;
+  ItemRef ref;
+  FetchResult r;
+  ASSERT_TRUE(store_->Fetch("k", recache, &ref, &r));
+  EXPECT_FALSE(r.won);
+  ASSERT_EQ(store_->Set("k", "v", 0, 100), Outcome::kStored);
+  recache.recache_seconds = 100;
+  ASSERT_TRUE(store_->Fetch("k", recache, &ref, &r));
+  EXPECT_FALSE(r.won) << "100 s left is not below 100";
+  recache.recache_seconds = 101;
+  ASSERT_TRUE(store_->Fetch("k", recache, &ref, &r));
+  EXPECT_TRUE(r.won);
+  EXPECT_FALSE(ref.win_token_sent());
+  ASSERT_TRUE(store_->Fetch("k", recache, &ref, &r));
+  EXPECT_FALSE(r.won);
+  EXPECT_TRUE(ref.win_token_sent());
+  EXPECT_EQ(CasOf("k"), CasOf("k"));
+}
+
+TEST_F(StoreTest, FetchTouchesAndReportsThePreviousExpiry) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);  // no expiry field: a rewrite
+  const uint64_t cas = CasOf("k");
+  FetchOptions touch;
+  touch.touch = true;
+  touch.exptime = 50;
+  ItemRef ref;
+  FetchResult r;
+  ASSERT_TRUE(store_->Fetch("k", touch, &ref, &r));
+  EXPECT_EQ(r.previous_expiry, 0);
+  EXPECT_EQ(ref.expiry(), Now() + 50);
+  EXPECT_EQ(CasOf("k"), cas) << "a touch keeps the CAS value";
+  touch.exptime = 0;
+  ASSERT_TRUE(store_->Fetch("k", touch, &ref, &r));  // in place, to never
+  EXPECT_EQ(r.previous_expiry, Now() + 50);
+  EXPECT_EQ(ref.expiry(), 0);
+  // R measured after T: the new expiry is near.
+  touch.exptime = 10;
+  touch.recache = true;
+  touch.recache_seconds = 20;
+  touch.recache_after_touch = true;
+  ASSERT_TRUE(store_->Fetch("k", touch, &ref, &r));
+  EXPECT_TRUE(r.won);
+  // A negative T: this reader gets the item, nobody after.
+  touch = FetchOptions{};
+  touch.touch = true;
+  touch.exptime = -1;
+  ASSERT_TRUE(store_->Fetch("k", touch, &ref, &r));
+  EXPECT_EQ(ref.value(), "v");
+  ref.Reset();
+  EXPECT_EQ(GetValue("k"), std::nullopt);
+}
+
+TEST_F(StoreTest, FetchVivifiesOnAMiss) {
+  Open(DefaultOptions());
+  FetchOptions vivify;
+  vivify.vivify = true;
+  vivify.vivify_exptime = 30;
+  ItemRef ref;
+  FetchResult r;
+  ASSERT_TRUE(store_->Fetch("k", vivify, &ref, &r));
+  EXPECT_TRUE(r.created);
+  EXPECT_TRUE(r.won);
+  EXPECT_EQ(ref.value(), "");
+  EXPECT_EQ(ref.expiry(), Now() + 30);
+  EXPECT_FALSE(ref.win_token_sent()) << "the creator's own token is not somebody else's";
+  EXPECT_FALSE(ref.fetched_before());
+  ASSERT_TRUE(store_->Fetch("k", vivify, &ref, &r));
+  EXPECT_FALSE(r.created);
+  EXPECT_FALSE(r.won);
+  EXPECT_TRUE(ref.win_token_sent());
+  EXPECT_TRUE(ref.fetched_before());
+  // Without N a miss stays a miss; an N with an expiry already past answers its creator only.
+  EXPECT_FALSE(store_->Fetch("other", FetchOptions{}, &ref, &r));
+  EXPECT_EQ(r.miss, Miss::kAbsent);
+  vivify.vivify_exptime = -1;
+  ASSERT_TRUE(store_->Fetch("other", vivify, &ref, &r));
+  EXPECT_TRUE(r.won);
+  ref.Reset();
+  EXPECT_EQ(GetValue("other"), std::nullopt);
+}
+
+TEST_F(StoreTest, FetchWithoutBumpIsNotAnAccess) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "v"), Outcome::kStored);
+  FetchOptions u;
+  u.no_bump = true;
+  ItemRef ref;
+  FetchResult r;
+  ASSERT_TRUE(store_->Fetch("k", u, &ref, &r));
+  ASSERT_TRUE(store_->Fetch("k", u, &ref, &r));
+  EXPECT_FALSE(ref.fetched_before());
+  ASSERT_TRUE(store_->Fetch("k", FetchOptions{}, &ref, &r));
+  EXPECT_FALSE(ref.fetched_before());
+  ASSERT_TRUE(store_->Fetch("k", u, &ref, &r));
+  EXPECT_TRUE(ref.fetched_before());
+}
+
+TEST_F(StoreTest, CasInvalidateStoresAnOlderValueAsStale) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Write(SetMode::kCasInvalidate, "k", "x", 0, 0, 1), Outcome::kNotFound);
+  ASSERT_EQ(store_->Set("k", "v", 0, 100), Outcome::kStored);
+  const uint64_t cas = CasOf("k");
+  EXPECT_EQ(store_->Write(SetMode::kCasInvalidate, "k", "x", 0, 0, cas + 1), Outcome::kExists);
+  // The current CAS value: a plain CAS store.
+  ASSERT_EQ(store_->Write(SetMode::kCasInvalidate, "k", "w", 0, 500, cas), Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_FALSE(ref.stale());
+  EXPECT_EQ(ref.expiry(), Now() + 500);
+  // A lower one: stored, stale, with the item's expiry.
+  ASSERT_EQ(store_->Write(SetMode::kCasInvalidate, "k", "old", 0, 5, 1), Outcome::kStored);
+  ASSERT_TRUE(store_->Peek("k", &ref));
+  EXPECT_EQ(ref.value(), "old");
+  EXPECT_TRUE(ref.stale());
+  EXPECT_EQ(ref.expiry(), Now() + 500);
+}
+
+TEST_F(StoreTest, AppendAndPrependCompareCas) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("k", "b"), Outcome::kStored);
+  const uint64_t cas = CasOf("k");
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", "c", 0, 0, cas + 1), Outcome::kExists);
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "k", "c", 0, 0, cas), Outcome::kStored);
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, "k", "a", 0, 0, cas), Outcome::kExists);
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, "k", "a", 0, 0, CasOf("k")), Outcome::kStored);
+  EXPECT_EQ(GetValue("k"), "abc");
+  EXPECT_EQ(store_->Write(SetMode::kAppend, "nope", "x", 0, 0, 5), Outcome::kNotStored);
+}
+
+TEST_F(StoreTest, BinaryKeyIsRemembered) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Write(SetMode::kSet, std::string("\x00\x01", 2), "v", 0, 0, 0, true),
+            Outcome::kStored);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get(std::string("\x00\x01", 2), &ref));
+  EXPECT_TRUE(ref.binary_key());
+  ASSERT_EQ(store_->Set(std::string("\x00\x01", 2), "v"), Outcome::kStored);
+  ASSERT_TRUE(store_->Get(std::string("\x00\x01", 2), &ref));
+  EXPECT_FALSE(ref.binary_key());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The range of memory limits
+
+TEST_F(StoreTest, OneTebibyteLimitIsAddressSpaceUntilUsed) {
+  Options o = DefaultOptions();
+  o.memory_limit = size_t{1} << 40;
+  Open(o);
+  StoreStats st = store_->GetStats();
+  EXPECT_EQ(st.metadata_bytes, 0u) << "the segment table is charged as segments are used";
+  EXPECT_EQ(st.segment_bytes, 0u);
+  EXPECT_LE(st.index_bytes, 16 * kMiB) << "the index starts at one page per shard";
+  // The jumbo slots (one per 128 KiB of the limit) take the last regular segments' locations.
+  EXPECT_EQ(st.segments_total, (1u << 20) - 9);
+  // Small items, and out-of-line ones whose locations lie just below 2^40.
+  const int n = 2000, big = 4;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(store_->Set(Key(i), Pattern(100, i)), Outcome::kStored);
+  for (int i = 0; i < big; ++i) {
+    ASSERT_EQ(store_->Set(Key(-1 - i), Pattern(300 * kKiB, i)), Outcome::kStored);
+  }
+  uint64_t cas = CasOf(Key(-1));
+  store_->RunCleanerOnce();
+  for (int i = 0; i < n; ++i) ASSERT_EQ(GetValue(Key(i)), Pattern(100, i)) << i;
+  for (int i = 0; i < big; ++i) {
+    ASSERT_EQ(GetValue(Key(-1 - i)), Pattern(300 * kKiB, i)) << i;
+  }
+  EXPECT_EQ(CasOf(Key(-1)), cas);
+  ASSERT_EQ(store_->Set(Key(-1), Pattern(200 * kKiB, 9)), Outcome::kStored);
+  EXPECT_NE(CasOf(Key(-1)), cas);
+  ASSERT_EQ(store_->Delete(Key(-2)), Outcome::kDeleted);
+  store_->RunCleanerOnce();
+  EXPECT_EQ(GetValue(Key(-1)), Pattern(200 * kKiB, 9));
+  EXPECT_EQ(GetValue(Key(-2)), std::nullopt);
+  st = store_->GetStats();
+  EXPECT_EQ(st.items, static_cast<uint64_t>(n + big - 1));
+  EXPECT_GE(st.jumbo_bytes, 2 * 300 * kKiB + 200 * kKiB);  // page rounded, with headers
+  EXPECT_LE(st.jumbo_bytes, 2 * 300 * kKiB + 200 * kKiB + 3 * 8 * kKiB);
+  // A page of the table for the first regular segments and one for the first jumbo slots.
+  EXPECT_LE(st.metadata_bytes, 2 * 4 * kKiB);
+  EXPECT_LE(st.resident_bytes, st.index_bytes + st.jumbo_bytes + st.metadata_bytes +
+                                   (st.segments_used + st.segments_free) * o.segment_size);
+  EXPECT_LE(st.segments_used, 8u);
+}
+
+TEST_F(StoreTest, OpenRejectsMoreThanOneTebibyte) {
+  Options o = DefaultOptions();
+  o.memory_limit = (size_t{1} << 40) + o.segment_size;
+  std::unique_ptr<Store> s;
+  EXPECT_FALSE(Store::Open(o, &s).ok());
+}
+
+TEST_F(StoreTest, SmallestStoreOfSmallSegmentsServesItemsUpToItsLimit) {
+  Options o = DefaultOptions();
+  o.segment_size = 128 * kKiB;
+  o.max_item_size = 512 * kKiB;
+  o.memory_limit = Store::MinimumMemoryLimit(o);
+  ASSERT_GT(o.memory_limit, 0u);
+  EXPECT_LE(o.memory_limit, 2 * kMiB);
+  Open(o);
+  // 8 MiB of small and out-of-line items through a store of about 1 MiB: eviction makes room
+  // for every one, within the limit.
+  size_t written = 0;
+  for (int i = 0; written < 8 * kMiB; ++i) {
+    size_t size = i % 16 == 0 ? 500 * kKiB - 64 : 1000;
+    ASSERT_EQ(store_->Set(Key(i), Pattern(size, i)), Outcome::kStored) << i;
+    ASSERT_EQ(GetValue(Key(i)), Pattern(size, i)) << i;
+    written += size;
+    StoreStats st = store_->GetStats();
+    ASSERT_LE(st.resident_bytes, o.memory_limit);
+  }
+  EXPECT_GT(store_->GetStats().evictions, 0u);
+  EXPECT_EQ(store_->Set("too-big", std::string(512 * kKiB, 'x')), Outcome::kTooLarge);
+}
+
 }  // namespace
 }  // namespace cinch

@@ -11,8 +11,12 @@ Before comparing, replies are normalised:
   * CAS values (the 5th token of "VALUE" lines, meta 'c' return flags) become <cas1>, <cas2>...
     numbered by first appearance within the case, so equal tokens stay equal;
   * the tokens of "STAT" lines and of the "VERSION" line are dropped (tails differ by design);
-  * meta 't' (remaining TTL) values may differ by 1 (a clock tick between the two runs).
+  * in "ME" lines (meta debug), "cls=" and "size=" (memcached's slab class and its own item
+    size) become <...> and "cas=" is numbered like the other CAS values;
+  * time-dependent numbers may differ by 1 (a clock tick between the two runs): meta 't'
+    (remaining TTL) and 'l' (seconds since last access), and "exp=" and "la=" of "ME" lines.
 A mismatching case prints, per step, what was sent and both normalised replies.
+Cases listed in CAS_DISABLED run once more on a second pair of servers started with -C.
 Against `--server /usr/bin/memcached` it compares memcached with itself (a sanity check).
 """
 
@@ -21,7 +25,7 @@ import re
 import time
 
 import harness
-from cases import CASES, CINCH_ONLY, KNOWN_DEVIATIONS, Raw, Split
+from cases import CAS_DISABLED, CASES, CINCH_ONLY, KNOWN_DEVIATIONS, Raw, Split
 
 SERVER_ARGS = ["-m", "64", "-I", "1m", "-t", "2"]
 SENTINEL = b"mn\r\n"
@@ -146,6 +150,8 @@ def scan(reply):
             kind = "STAT"
         elif head == b"VERSION":
             kind = "VERSION"
+        elif head == b"ME":
+            kind = "DEBUG"
         if size is not None:
             end = min(n, i + size + 2)
             line += reply[i:end]
@@ -180,6 +186,8 @@ def normalise(replies):
                 head = VALUE_CAS.sub(cas, head)
             elif kind == "META":
                 head = META_CAS.sub(cas, head)
+            elif kind == "DEBUG":
+                head = DEBUG_CAS.sub(cas, DEBUG_SLAB.sub(rb"\1<...>", head))
             parts.append(head + rest)
         out.append(b"".join(parts))
     return out
@@ -187,17 +195,19 @@ def normalise(replies):
 
 VALUE_CAS = re.compile(rb"^(VALUE \S+ \S+ \S+ )(\d+)(?=\s)")
 META_CAS = re.compile(rb"( c)(\d+)(?=[ \r\n])")
-TTL = re.compile(rb"(?<= )t(\d+)(?=[ \r])")
+DEBUG_CAS = re.compile(rb"( cas=)(\d+)(?=[ \r\n])")
+DEBUG_SLAB = re.compile(rb"( (?:cls|size)=)(\d+)")
+CLOCK = re.compile(rb"(?<= )(t|l|exp=|la=)(-?\d+)(?=[ \r])")
 
 
 def same(a, b):
-    """Equal, allowing meta 't' values to differ by 1 at the same positions."""
+    """Equal, allowing time-dependent numbers to differ by 1 at the same positions."""
     if a == b:
         return True
-    ta, tb = TTL.findall(a), TTL.findall(b)
-    if len(ta) != len(tb) or TTL.sub(b"t?", a) != TTL.sub(b"t?", b):
+    ta, tb = CLOCK.findall(a), CLOCK.findall(b)
+    if len(ta) != len(tb) or CLOCK.sub(rb"\1?", a) != CLOCK.sub(rb"\1?", b):
         return False
-    return all(abs(int(x) - int(y)) <= 1 for x, y in zip(ta, tb))
+    return all(abs(int(x[1]) - int(y[1])) <= 1 for x, y in zip(ta, tb))
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -231,27 +241,40 @@ def describe(steps, ref, sut, sut_name):
     return "\n     ".join(lines)
 
 
+def compare_cases(c, args, ref, sut, cases, suffix=""):
+    """Runs `cases` on both servers and checks that their replies match."""
+    only = re.compile(args.only) if args.only else None
+    sut_name = "memcached(2)" if harness.is_memcached(args.server) else "server"
+    for index, (name, steps) in cases:
+        name += suffix
+        if only and not only.search(name):
+            continue
+        r = normalise(run_case(ref.port, index, steps))
+        s = normalise(run_case(sut.port, index, steps))
+        ok = len(r) == len(s) and all(same(x, y) for x, y in zip(r, s))
+        if not ok and name in KNOWN_DEVIATIONS and not harness.is_memcached(args.server):
+            c.skip("case %s" % name, "known deviation: %s\n     %s" % (
+                KNOWN_DEVIATIONS[name], describe(steps, r, s, sut_name)))
+            continue
+        c.check(ok, "case %s" % name, "" if ok else describe(steps, r, s, sut_name))
+        if args.verbose and ok:
+            for step, reply in zip(steps, r):
+                c.note("%s -> %s" % (show(step if isinstance(step, bytes) else step.data, 120),
+                                     show(reply, 300)))
+
+
 def main(args):
     c = harness.Checker(args.verbose)
     only = re.compile(args.only) if args.only else None
-    sut_name = "memcached(2)" if harness.is_memcached(args.server) else "server"
+    with harness.Server(harness.MEMCACHED, SERVER_ARGS + ["-C"]) as ref, \
+            harness.Server(args.server, SERVER_ARGS + ["-C"]) as sut:
+        compare_cases(c, args, ref, sut,
+                      [(i, case) for i, case in enumerate(CASES) if case[0] in CAS_DISABLED],
+                      suffix=" (-C)")
+        c.check(ref.alive() and sut.alive(), "both -C servers still running", sut.log()[-2000:])
     with harness.Server(harness.MEMCACHED, SERVER_ARGS) as ref, \
             harness.Server(args.server, SERVER_ARGS) as sut:
-        for index, (name, steps) in enumerate(CASES):
-            if only and not only.search(name):
-                continue
-            r = normalise(run_case(ref.port, index, steps))
-            s = normalise(run_case(sut.port, index, steps))
-            ok = len(r) == len(s) and all(same(x, y) for x, y in zip(r, s))
-            if not ok and name in KNOWN_DEVIATIONS and not harness.is_memcached(args.server):
-                c.skip("case %s" % name, "known deviation: %s\n     %s" % (
-                    KNOWN_DEVIATIONS[name], describe(steps, r, s, sut_name)))
-                continue
-            c.check(ok, "case %s" % name, "" if ok else describe(steps, r, s, sut_name))
-            if args.verbose and ok:
-                for step, reply in zip(steps, r):
-                    c.note("%s -> %s" % (show(step if isinstance(step, bytes) else step.data,
-                                              120), show(reply, 300)))
+        compare_cases(c, args, ref, sut, list(enumerate(CASES)))
         for index, (name, steps, ending) in enumerate(CINCH_ONLY, start=len(CASES)):
             if only and not only.search(name):
                 continue

@@ -3,7 +3,8 @@
 command `debugtime p|r|<seconds>` that pauses, resumes or moves the server clock; release
 memcached lacks it, so this test skips there. The clock is paused first: every check below sits
 one second from an expiry boundary, and a real second ticking mid-test would cross it. Covers relative, absolute and negative exptime, touch/gat/gats/mg T extending a
-TTL, meta 't' counting down, the 30-day boundary, and flush_all with a delay."""
+TTL, meta 't' counting down, the 30-day boundary, flush_all with a delay, and the meta state that
+depends on time (get_expired, 'l', me's exp and la, R winning as a TTL runs down)."""
 
 import re
 
@@ -22,7 +23,12 @@ class Session:
                      "debugtime %d" % seconds)
 
     def line(self, request, want, what):
-        """Sends `request`; its reply (as many lines as `want` has) must equal `want`."""
+        """Sends `request`; its reply (as many lines as `want` has) must equal `want` (bytes,
+        or a compiled pattern for a one-line reply)."""
+        if isinstance(want, re.Pattern):
+            got = self.conn.call(request)
+            self.c.check(want.fullmatch(got) is not None, what, repr(got))
+            return
         got = b"".join(self.conn.read_line() if i else self.conn.call(request)
                        for i in range(max(1, want.count(b"\r\n"))))
         self.c.equal(got, want, what)
@@ -131,6 +137,45 @@ def flush_delay(s):
     s.hit(b"e:f3", "set after the flush time", b"z")
 
 
+def meta_state(s):
+    """Time-dependent meta state: get_expired, 'l' and me's la/exp, R winning as a TTL runs."""
+    before = int(s.conn.stats()["get_expired"])
+    s.line(b"set e:gx 0 5 1\r\nx\r\n", b"STORED\r\n", "set ttl 5")
+    s.advance(6)
+    s.miss(b"e:gx", "ttl 5 after 6 s")
+    s.miss(b"e:gx", "ttl 5 after 6 s, read again (removed by now)")
+    s.c.equal(int(s.conn.stats()["get_expired"]) - before, 1,
+              "get_expired counts the one read that met the expired item")
+    s.line(b"set e:gx 0 5 1\r\nx\r\n", b"STORED\r\n", "set ttl 5")
+    s.line(b"set e:mx 0 5 1\r\nx\r\n", b"STORED\r\n", "set ttl 5")
+    s.advance(6)
+    s.line(b"gat 10 e:gx\r\n", b"END\r\n", "gat of an expired item")
+    s.line(b"mg e:mx v\r\n", b"EN\r\n", "mg of an expired item")
+    s.c.equal(int(s.conn.stats()["get_expired"]) - before, 3, "gat and mg count get_expired too")
+
+    s.line(b"set e:la 0 0 1\r\nx\r\n", b"STORED\r\n", "set")
+    s.advance(30)
+    s.line(b"mg e:la l h\r\n", b"HD l30 h0\r\n", "mg l: 30 s since written, not hit before")
+    reply = s.conn.call(b"me e:la\r\n")
+    s.c.check(re.match(rb"ME e:la exp=-1 la=30 cas=\d+ fetch=yes cls=1 size=\d+\r\n$", reply)
+              is not None, "me after 30 s", repr(reply))
+    s.line(b"ms e:me 1 T100\r\nx\r\n", b"HD\r\n", "ms T100")
+    s.advance(10)
+    reply = s.conn.call(b"me e:me\r\n")
+    s.c.check(re.match(rb"ME e:me exp=-90 la=10 ", reply) is not None,
+              "me exp is now - expiry (memcached's sign)", repr(reply))
+
+    s.line(b"ms e:r 1 T100\r\nx\r\n", b"HD\r\n", "ms T100")
+    s.line(b"mg e:r R30 t\r\n", b"HD t100\r\n", "R30 with 100 s left: no win")
+    s.advance(75)
+    s.line(b"mg e:r R30 t\r\n", b"HD t25 W\r\n", "R30 with 25 s left wins")
+    s.line(b"mg e:r R30 t\r\n", b"HD t25 Z\r\n", "R30 again: the token is taken")
+    s.line(b"md e:r I T10\r\n", b"HD\r\n", "md I T10")
+    s.line(b"mg e:r t c\r\n", re.compile(rb"HD t10 c\d+ X W\r\n"), "stale: X and W")
+    s.advance(11)
+    s.line(b"mg e:r t\r\n", b"EN\r\n", "stale item gone after its T10")
+
+
 def disabled(c, args):
     with harness.Server(args.server, ["-m", "64", "-t", "2"]) as server:
         with server.conn() as conn:
@@ -145,7 +190,7 @@ def main(args):
     with harness.Server(args.server, SERVER_ARGS) as server:
         with server.conn() as conn:
             Session(c, conn).line(b"debugtime p\r\n", b"OK\r\n", "debugtime p pauses the clock")
-        for part in (relative, absolute, negative, extend, flush_delay):
+        for part in (relative, absolute, negative, extend, flush_delay, meta_state):
             with server.conn() as conn:
                 part(Session(c, conn))
         c.check(server.alive(), "server still running", server.log()[-2000:])

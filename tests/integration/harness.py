@@ -157,8 +157,8 @@ class ServerError(Exception):
 class Server:
     """One server process on 127.0.0.1:port; use as `with Server(path, ["-m", "64"]) as s:`.
 
-    The command line is `path -p PORT -l 127.0.0.1 -U 0 ARGS` (memcached run as root also gets
-    `-u root`, which it requires). stdout and stderr go to a temporary log, shown by log().
+    The command line is `path -p PORT -l 127.0.0.1 -U 0 ARGS` (run as root, both also get
+    `-u root`, which they require). stdout and stderr go to a temporary log, shown by log().
     """
 
     def __init__(self, path, args=(), start_timeout=START_TIMEOUT):
@@ -174,8 +174,8 @@ class Server:
 
     def argv(self, port):
         argv = [self.path, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]
-        if is_memcached(self.path) and os.geteuid() == 0:
-            argv += ["-u", "root"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]  # both refuse to run as root without -u
         return argv + self.args
 
     def start(self):
@@ -317,8 +317,9 @@ class Conn:
         left = deadline - time.monotonic()
         if left <= 0:
             raise Timeout()
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
+        poller = select.poll()  # not select(): tests may hold more than 1024 descriptors
+        poller.register(self.sock, select.POLLIN)
+        if not poller.poll(left * 1000):
             raise Timeout()
         try:
             data = self.sock.recv(1 << 20)

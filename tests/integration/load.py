@@ -67,7 +67,8 @@ def shift(c, load, server_path):
         # figures mean nothing under shadow memory; the release leg runs it.
         c.skip("shift 100 -> 130 B", "sanitizer build")
         return
-    with harness.Server(server_path, ["-m", "32", "-t", "1"]) as server:
+    # cinch_load opens a few connections; -c sizes the connections' share of -m (docs/server.md).
+    with harness.Server(server_path, ["-m", "32", "-t", "1", "-c", "64"]) as server:
         what = "shift 100 -> 130 B at -m 32"
         r = run_load(c, load, server.port, what,
                      ["-w", "shift", "--limit-mib", "32", "-v", "fixed:100", "--after-size",

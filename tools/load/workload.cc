@@ -47,11 +47,6 @@ void FormatKey(uint32_t id, char* out) {
   }
 }
 
-bool ParseKey(std::string_view key, uint32_t* id) {
-  if (key.size() != kKeyBytes || key.substr(0, kKeyPrefixBytes) != kKeyPrefix) return false;
-  return ParseU32(key.substr(kKeyPrefixBytes), id);
-}
-
 std::string KeyDistribution::Parse(std::string_view spec, uint32_t count, KeyDistribution* out) {
   if (count == 0) return "key count must be positive";
   *out = KeyDistribution();

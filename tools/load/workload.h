@@ -50,8 +50,6 @@ class Rng {
 
 // Writes the key of `id` (kKeyBytes bytes) to `out`.
 void FormatKey(uint32_t id, char* out);
-// Parses a key written by FormatKey; false if `key` is not one.
-bool ParseKey(std::string_view key, uint32_t* id);
 
 // Which key a request uses: uniform over [0, count) or Zipf(theta) with the hot ranks spread
 // over the key space by a fixed permutation (YCSB's "scrambled" Zipfian).

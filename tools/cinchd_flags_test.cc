@@ -1,0 +1,185 @@
+// The command-line table: memcached's forms are read as memcached reads them, ignored flags
+// warn once, refused ones fail, and the cross-flag rules (-s turns TCP off) hold.
+#include "cinchd_flags.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace cinch::tools {
+namespace {
+
+struct Parsed {
+  Status status;
+  CommandLine cl;
+};
+
+Parsed Parse(std::initializer_list<const char*> args) {
+  std::vector<std::string> storage = {"cinchd"};
+  for (const char* a : args) storage.emplace_back(a);
+  std::vector<char*> argv;
+  for (std::string& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  Parsed p;
+  p.status = ParseCommandLine(static_cast<int>(storage.size()), argv.data(), &p.cl);
+  return p;
+}
+
+TEST(CinchdFlags, DefaultsListenOnLoopback) {
+  Parsed p = Parse({});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.server.loop.listen, std::vector<std::string>{"127.0.0.1"});
+  EXPECT_EQ(p.cl.server.loop.port, 11211);
+  EXPECT_EQ(p.cl.server.memory_limit, size_t{64} << 20);
+  EXPECT_TRUE(p.cl.warnings.empty());
+}
+
+TEST(CinchdFlags, DebianMemcachedConf) {
+  Parsed p = Parse({"-d", "-P", "/run/memcached/memcached.pid", "-u", "memcache", "-m", "64", "-p",
+                    "11211", "-l", "127.0.0.1", "-c", "1024", "-o", "modern"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_TRUE(p.cl.daemonize);
+  EXPECT_EQ(p.cl.pid_file, "/run/memcached/memcached.pid");
+  EXPECT_EQ(p.cl.user, "memcache");
+  EXPECT_EQ(p.cl.server.loop.max_connections, 1024);
+  ASSERT_EQ(p.cl.warnings.size(), 1u);
+  EXPECT_NE(p.cl.warnings[0].find("-o modern ignored"), std::string::npos) << p.cl.warnings[0];
+}
+
+TEST(CinchdFlags, MemoryLimitFormsMemcachedReads) {
+  EXPECT_EQ(Parse({"-m", "64"}).cl.server.memory_limit, size_t{64} << 20);
+  EXPECT_EQ(Parse({"-m", "64m"}).cl.server.memory_limit, size_t{64} << 20);
+  EXPECT_EQ(Parse({"-m", "64M"}).cl.server.memory_limit, size_t{64} << 20);
+  EXPECT_EQ(Parse({"--memory-limit=2g"}).cl.server.memory_limit, size_t{2} << 30);
+  EXPECT_EQ(Parse({"-m", "1048576", "-I", "1m"}).cl.server.memory_limit, size_t{1} << 40);
+  for (const char* bad : {"0", "-5", "64k", "x", "", "1.5", "1048577", "1025g"}) {
+    EXPECT_FALSE(Parse({"-m", bad}).status.ok()) << bad;
+  }
+}
+
+TEST(CinchdFlags, SmallMemoryLimitLowersTheDefaultItemSize) {
+  Parsed one = Parse({"-m", "1"});
+  ASSERT_TRUE(one.status.ok()) << one.status.ToString();
+  EXPECT_EQ(one.cl.server.memory_limit, size_t{1} << 20);
+  EXPECT_EQ(one.cl.server.store.max_item_size, size_t{512} << 10);
+  ASSERT_EQ(one.cl.warnings.size(), 1u);
+  EXPECT_NE(one.cl.warnings[0].find("512 KiB"), std::string::npos) << one.cl.warnings[0];
+  Parsed two = Parse({"-m", "2"});
+  ASSERT_TRUE(two.status.ok()) << two.status.ToString();
+  EXPECT_EQ(two.cl.server.store.max_item_size, size_t{1} << 20);
+  EXPECT_TRUE(two.cl.warnings.empty());
+  EXPECT_TRUE(Parse({"-m", "1", "-I", "512k"}).status.ok());
+}
+
+TEST(CinchdFlags, ListenRepeatedCommaAndIpv6) {
+  Parsed p = Parse({"-l", "127.0.0.1", "-l", "::1,[::1]:11311;*:11400", "-l", "127.0.0.1"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.server.loop.listen,
+            (std::vector<std::string>{"127.0.0.1", "::1", "[::1]:11311", "*:11400"}));
+  EXPECT_FALSE(Parse({"-l", "[::1"}).status.ok());
+  EXPECT_FALSE(Parse({"-l", "127.0.0.1:http"}).status.ok());
+}
+
+TEST(CinchdFlags, UnixSocketTurnsTcpOff) {
+  Parsed p = Parse({"-s", "/tmp/cinch.sock", "-a", "600", "-p", "11311", "-l", "127.0.0.1"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_TRUE(p.cl.server.loop.listen.empty());
+  EXPECT_EQ(p.cl.server.loop.unix_socket, "/tmp/cinch.sock");
+  EXPECT_EQ(p.cl.server.loop.unix_mask, 0600);
+  EXPECT_FALSE(Parse({"-a", "800"}).status.ok());
+}
+
+TEST(CinchdFlags, HonouredFlags) {
+  Parsed p = Parse({"-b", "77", "-t", "3", "-U", "0", "-vv", "-M", "-C", "-F", "-r", "-B", "ascii",
+                    "-X", "-W", "-I", "2m"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  const server::ServerOptions& o = p.cl.server;
+  EXPECT_EQ(o.loop.backlog, 77);
+  EXPECT_EQ(o.loop.threads, 3);
+  EXPECT_EQ(o.verbosity, 2);
+  EXPECT_FALSE(o.store.eviction);
+  EXPECT_FALSE(o.cas_enabled);
+  EXPECT_FALSE(o.flush_enabled);
+  EXPECT_TRUE(p.cl.core_dumps);
+  EXPECT_EQ(o.store.max_item_size, size_t{2} << 20);
+  EXPECT_TRUE(p.cl.warnings.empty());
+}
+
+TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
+  Parsed p = Parse({"-k",
+                    "-n",
+                    "48",
+                    "-f",
+                    "1.25",
+                    "-L",
+                    "-D",
+                    ":",
+                    "-R",
+                    "20",
+                    "-A",
+                    "-e",
+                    "/tmp/x",
+                    "-N",
+                    "2",
+                    "-U",
+                    "11211",
+                    "-o",
+                    "slab_chunk_max=512,hashpower=20,lru_crawler,ext_path=/x:1G",
+                    "-o",
+                    "slab_chunk_max=256"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.warnings.size(), 14u);
+  for (const std::string& w : p.cl.warnings) {
+    EXPECT_NE(w.find(" ignored: "), std::string::npos) << w;
+    EXPECT_EQ(w.find('\n'), std::string::npos) << w;
+  }
+}
+
+TEST(CinchdFlags, UnsafeOrUnknownOptionsFail) {
+  for (auto args : {std::vector<const char*>{"-Z"},
+                    {"-S"},
+                    {"-Y", "/tmp/auth"},
+                    {"-B", "binary"},
+                    {"-B", "nonsense"},
+                    {"-o", "proxy_config=x"},
+                    {"-o", "no_such_key=1"},
+                    {"--no-such-option"},
+                    {"-p"},
+                    {"stray"},
+                    {"-c", "0"},
+                    {"-m", "1", "-I", "1m"}}) {
+    std::vector<std::string> storage = {"cinchd"};
+    for (const char* a : args) storage.emplace_back(a);
+    std::vector<char*> argv;
+    for (std::string& s : storage) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    CommandLine cl;
+    Status s = ParseCommandLine(static_cast<int>(storage.size()), argv.data(), &cl);
+    EXPECT_FALSE(s.ok()) << args[0];
+    EXPECT_FALSE(s.message().empty());
+  }
+}
+
+TEST(CinchdFlags, CinchExtendedKeys) {
+  Parsed p = Parse(
+      {"-o", "segment_size=256k,debugtime=1,io_uring=0,zero_copy_min=8k", "-o", "maxconns_fast"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.server.store.segment_size, size_t{256} << 10);
+  EXPECT_TRUE(p.cl.server.debugtime_enabled);
+  EXPECT_FALSE(p.cl.server.loop.io_uring);
+  EXPECT_EQ(p.cl.server.zero_copy_min, size_t{8} << 10);
+  EXPECT_TRUE(p.cl.warnings.empty());
+  EXPECT_FALSE(Parse({"-o", "io_uring=2"}).status.ok());
+  EXPECT_EQ(Parse({"-o", "conn_memory=8m"}).cl.server.connection_memory, size_t{8} << 20);
+}
+
+TEST(CinchdFlags, HelpAndVersion) {
+  EXPECT_TRUE(Parse({"-h"}).cl.print_help);
+  EXPECT_TRUE(Parse({"--version"}).cl.print_version);
+  EXPECT_TRUE(Parse({"-i"}).cl.print_license);
+}
+
+}  // namespace
+}  // namespace cinch::tools
