@@ -720,6 +720,10 @@ void PrintLsm(const LsmResult& r) {
   table.AddRow({"segments compacted / evicted",
                 Count(s.segments_compacted) + " / " + Count(s.segments_evicted), ""});
   table.AddRow({"failed writes (not kStored)", Count(r.failed_writes), ""});
+  table.AddRow({"writes short of memory: own passes / segments cleaned / waits",
+                Count(s.writer_cleaner_passes) + " / " + Count(s.writer_reclaims) + " / " +
+                    Count(s.writer_space_waits),
+                ""});
   table.AddRow({"store ops, time",
                 Count(r.ops) +
                     Format(" ops, %.2f s, %.2f Mops/s", r.seconds, SafeDiv(r.ops, r.seconds * 1e6)),

@@ -1052,12 +1052,16 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
       "\n"
       "          evictions %" PRIu64 ", segments_evicted %" PRIu64 ", relocated_items %" PRIu64
       ", segments_compacted %" PRIu64 ", expirations_reclaimed %" PRIu64 ", flushed %" PRIu64
-      ", index_resizes %" PRIu64 ", items %" PRIu64 ", resident %" PRIu64 "\n",
+      ", index_resizes %" PRIu64 ", items %" PRIu64 ", resident %" PRIu64
+      "\n"
+      "          writers short of memory: passes %" PRIu64 ", segments cleaned %" PRIu64
+      ", waits %" PRIu64 "\n",
       v.seed, v.eviction ? "eviction" : "no-eviction",
       v.background_cleaner ? "background-cleaner" : "inline-cleaner", diff.ops(), o.memory_limit,
       min_limit, diff.lost(), diff.out_of_memory(), st.evictions, st.segments_evicted,
       st.relocated_items, st.segments_compacted, st.expirations_reclaimed, st.flushed_items,
-      st.index_resizes, st.items, st.resident_bytes);
+      st.index_resizes, st.items, st.resident_bytes, st.writer_cleaner_passes, st.writer_reclaims,
+      st.writer_space_waits);
   if (diff.failed()) return;
   EXPECT_LE(st.resident_bytes, o.memory_limit);
   // The heap is tiny on purpose: the run must have made the cleaner work.

@@ -24,9 +24,11 @@ struct Options {
   bool eviction = true;
 
   // The longest one write waits for memory that cannot be freed at once (segments pinned by
-  // readers or still being filled by other threads, memory the embedder is about to release)
-  // before answering kOutOfMemory. A waiting write blocks its thread: keep it short when that
-  // thread is an event loop. Tiny heaps with many writer threads may want it longer.
+  // readers or still being filled by other threads, memory the embedder is about to release;
+  // with eviction off, also a cleaner pass running on another thread) before answering
+  // kOutOfMemory. With eviction on, a write never needs another thread to make room: it
+  // cleans segments itself, and 0 only stops it giving a running pass a moment first. A
+  // waiting write blocks its thread: keep it short when that thread is an event loop.
   uint32_t space_wait_ms = 100;
 
   // Run the cleaner on a background thread. When false, the cleaner runs only inside writers

@@ -40,9 +40,12 @@ struct StoreStats {
   uint64_t index_resizes = 0;
   uint64_t out_of_memory = 0;  // writes refused for lack of memory
   // Writes (and ChargeExternal calls) that found no free memory: cleaner passes they ran
-  // themselves, and waits (of at most 5 ms each) for another thread's pass. Both stay near 0
-  // while the background cleaner keeps ahead; each is latency a client saw.
+  // themselves; segments they cleaned themselves while another thread's pass was running; and
+  // waits (of at most 5 ms each) for memory that no cleaner could free at once (segments
+  // pinned by readers). All stay near 0 while the background cleaner keeps ahead; each is
+  // latency a client saw.
   uint64_t writer_cleaner_passes = 0;
+  uint64_t writer_reclaims = 0;
   uint64_t writer_space_waits = 0;
   uint64_t get_hits = 0;
   uint64_t get_misses = 0;

@@ -75,7 +75,9 @@ struct alignas(64) SegmentMeta {
   std::atomic<uint32_t> write_time{0};
   uint32_t in_use_pos = 0;  // index in the pool's list of ids in use; guarded by its mutex
   std::atomic<SegState> state{SegState::kFree};
-  uint8_t head = 0;  // write head that filled it
+  // Write head that filled it. Atomic: cleaners scan sealed segments while another cleaner may
+  // free one and a writer reopen it.
+  std::atomic<uint8_t> head{0};
   bool jumbo = false;
 };
 static_assert(sizeof(SegmentMeta) == 64, "one cache line per segment: no false sharing");

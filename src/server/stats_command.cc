@@ -160,6 +160,7 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(index_resizes);
   CINCH_STAT(out_of_memory);
   CINCH_STAT(writer_cleaner_passes);
+  CINCH_STAT(writer_reclaims);
   CINCH_STAT(writer_space_waits);
 #undef CINCH_STAT
   w->Add("connection_buffer_bytes", loop.buffer_bytes);

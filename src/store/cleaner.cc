@@ -10,7 +10,9 @@
 //      segment; the rest are evicted (merge eviction in the spirit of Segcache, FIFO with
 //      reinsertion as in S3-FIFO).
 // A freed segment whose bytes an ItemRef still pins waits in draining_ and is retried on every
-// pass; the cleaner never waits for a reader. See docs/cleaner.md.
+// pass; the cleaner never waits for a reader. Writers short of memory clean segments of their
+// own beside a pass (ReclaimInline, engine_write.cc): every segment is claimed first (Claim),
+// so each has one cleaner. See docs/cleaner.md.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -66,13 +68,14 @@ bool Engine::CleanerPass(size_t want_bytes) {
   // With eviction off, a full store would repeat the same fruitless compaction for every
   // refused write: skip it until some live data has gone since it last freed nothing.
   pool_->InUse(&in_use_);
-  bool skip = !options_.eviction && want_bytes > 0 && StoreLiveBytes() >= fruitless_live_bytes_;
+  bool skip =
+      !options_.eviction && want_bytes > 0 && StoreLiveBytes(in_use_) >= fruitless_live_bytes_;
   if (!skip) {
     bool compacted = CompactOrEvict(want_bytes, now);
     freed |= compacted;
     bool fruitless = !options_.eviction && want_bytes > 0 && !compacted && NeedSpace(want_bytes);
     if (fruitless) pool_->InUse(&in_use_);
-    fruitless_live_bytes_ = fruitless ? StoreLiveBytes() : UINT64_MAX;
+    fruitless_live_bytes_ = fruitless ? StoreLiveBytes(in_use_) : UINT64_MAX;
   }
   FreeDrained();
   // Memory is wanted for something other than a segment: give back resident free ones.
@@ -113,24 +116,24 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
       continue;
     }
     if (m.live_items.load(std::memory_order_acquire) == 0) {
-      m.state.store(mem::SegState::kCleaning, std::memory_order_relaxed);
+      if (!Claim(id)) continue;
       DrainOrFree(id);
       freed = true;
       continue;
     }
     uint32_t max_expiry = m.max_expiry.load(std::memory_order_relaxed);
     bool expired = max_expiry != mem::kNeverExpires && max_expiry != 0 && max_expiry <= now;
-    if (expired || m.flush_gen.load(std::memory_order_relaxed) != gen) {
+    if ((expired || m.flush_gen.load(std::memory_order_relaxed) != gen) && Claim(id)) {
       freed |= Evacuate(id, false, now);
     }
   }
   return freed;
 }
 
-uint32_t Engine::PickCompactionVictim(double max_live) const {
+uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const {
   uint32_t best = mem::kNoSegment;
   int64_t best_live = 0;
-  for (uint32_t id : in_use_) {
+  for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.jumbo || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
@@ -146,17 +149,17 @@ uint32_t Engine::PickCompactionVictim(double max_live) const {
   return best;
 }
 
-uint64_t Engine::StoreLiveBytes() const {
+uint64_t Engine::StoreLiveBytes(const std::vector<uint32_t>& ids) const {
   uint64_t live = 0;
-  for (uint32_t id : in_use_) {
+  for (uint32_t id : ids) {
     live += static_cast<uint64_t>(pool_->meta(id).live_bytes.load(std::memory_order_relaxed));
   }
   return live;
 }
 
-double Engine::StoreLiveRatio() const {
+double Engine::StoreLiveRatio(const std::vector<uint32_t>& ids) const {
   double live = 0, used = 0;
-  for (uint32_t id : in_use_) {
+  for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     mem::SegState state = m.state.load(std::memory_order_acquire);
     if (m.jumbo || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) continue;
@@ -170,18 +173,18 @@ double Engine::StoreLiveRatio() const {
 // least kSmallShare of the sealed segments, else of the "main" FIFO (items that earned a second
 // chance). As in S3-FIFO, an item read once is dropped soon unless it is read again, while items
 // read repeatedly live on in the main FIFO.
-uint32_t Engine::PickEvictionVictim() const {
+uint32_t Engine::PickEvictionVictim(const std::vector<uint32_t>& ids) const {
   constexpr double kSmallShare = 0.1;
   uint32_t oldest[2] = {mem::kNoSegment, mem::kNoSegment};
   uint64_t oldest_seq[2] = {0, 0};
   uint32_t count[2] = {0, 0};
-  for (uint32_t id : in_use_) {
+  for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
-    int fifo = !m.jumbo && IsMainHead(m.head) ? 1 : 0;
+    int fifo = !m.jumbo && IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
     ++count[fifo];
     uint64_t seq = m.open_seq.load(std::memory_order_relaxed);
     if (oldest[fifo] == mem::kNoSegment || seq < oldest_seq[fifo]) {
@@ -197,51 +200,73 @@ uint32_t Engine::PickEvictionVictim() const {
 bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   // Compaction frees a segment but fills part of another. When segments are nearly full (or
   // their tails are wasted) compaction can free nothing on balance. Over a window long enough
-  // to gain one segment at compact_max_live, the segments freed by compaction must exceed those
-  // the cleaner opened; otherwise the pass stops compacting and evicts (or, with eviction off,
-  // gives up: the store is full).
-  const int window = static_cast<int>(std::ceil(1 / (1 - options_.compact_max_live))) + 2;
+  // to gain one segment at compact_max_live, the bytes freed by compaction must exceed those
+  // it filled in cleaner segments (items moved, tails left unused); otherwise the pass stops
+  // compacting and evicts (or, with eviction off, gives up: the store is full).
+  const int window = CompactionWindow();
   const double max_live = options_.compact_max_live;
   bool freed = false;
   bool compaction_pays = true;
   int compactions = 0;
-  int64_t window_net = 0;  // segments freed by compaction minus segments the cleaner opened
+  int64_t window_gain = 0;  // bytes freed by compaction less the bytes it filled
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
     pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
-    if (compaction_pays && want_bytes == 0 && StoreLiveRatio() < kGiveBackStoreLive) {
-      victim = PickCompactionVictim(kGiveBackMaxLive);
+    if (compaction_pays && want_bytes == 0 && StoreLiveRatio(in_use_) < kGiveBackStoreLive) {
+      victim = PickCompactionVictim(in_use_, kGiveBackMaxLive);
     }
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes)) break;
-      if (compaction_pays) victim = PickCompactionVictim(max_live);
+      if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live);
     }
     bool evict = victim == mem::kNoSegment;
     if (evict) {
       if (!options_.eviction) break;
-      victim = PickEvictionVictim();
+      victim = PickEvictionVictim(in_use_);
       if (victim == mem::kNoSegment) break;
     }
-    uint64_t opened_before = cleaner_segments_opened_;
-    bool emptied = Evacuate(victim, evict, now);
+    if (!Claim(victim)) continue;  // a writer making room took it first
+    Evacuation ev;
+    bool emptied = Evacuate(victim, evict, now, ev);
     freed |= emptied;
     if (evict) continue;  // a victim not emptied kept a jumbo item for a second chance
     if (!emptied) break;  // no room to move items
-    window_net += 1 - static_cast<int64_t>(cleaner_segments_opened_ - opened_before);
+    window_gain += ev.gain();
     if (++compactions % window == 0) {
-      compaction_pays = window_net > 0;
-      window_net = 0;
+      compaction_pays = window_gain > 0;
+      window_gain = 0;
     }
   }
   return freed;
 }
 
+int Engine::CompactionWindow() const {
+  return static_cast<int>(std::ceil(1 / (1 - options_.compact_max_live))) + 2;
+}
+
+bool Engine::Claim(uint32_t segment) {
+  mem::SegmentMeta& m = pool_->meta(segment);
+  mem::SegState sealed = mem::SegState::kSealed;
+  if (!m.state.compare_exchange_strong(sealed, mem::SegState::kCleaning,
+                                       std::memory_order_acq_rel)) {
+    return false;
+  }
+  // Picked while sealed and idle, but it may have been freed, opened and sealed again since,
+  // with reservations still being written: no new ones once sealed, so this check is final.
+  if (m.writers.load(std::memory_order_acquire) != 0) {
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);
+    return false;
+  }
+  return true;
+}
+
 // Moves or drops every live item of `segment`, then frees it. Returns false if the segment could
 // not be emptied (no room to move an item, or a jumbo item kept for a second chance); it is then
 // sealed again with whatever items are left.
-bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now) {
+bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now, Evacuation& ev) {
   mem::SegmentMeta& m = pool_->meta(segment);
-  m.state.store(mem::SegState::kCleaning, std::memory_order_relaxed);
+  CINCH_CHECK(m.state.load(std::memory_order_relaxed) == mem::SegState::kCleaning);
+  ev.capacity = m.capacity;
   size_t keep_budget = evict ? m.capacity / 2 : SIZE_MAX;
   uint32_t end = m.write_offset.load(std::memory_order_acquire);
   int since_yield = 0;
@@ -249,12 +274,12 @@ bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now) {
     // A segment of small items is ~10,000 of them (a millisecond or two of work). Where the
     // cleaner shares a core with a worker, the worker's requests would wait for all of it; a
     // yield every few hundred items lets them through (and costs next to nothing elsewhere).
-    if (++since_yield == kItemsBetweenYields) {
+    if (ev.by == Cleaner::kPass && ++since_yield == kItemsBetweenYields) {
       since_yield = 0;
       std::this_thread::yield();
     }
     mem::ItemView item;
-    if (!EvacuateItem(segment, offset, evict, &keep_budget, now, &item)) {
+    if (!EvacuateItem(segment, offset, evict, ev, &keep_budget, now, &item)) {
       m.state.store(mem::SegState::kSealed, std::memory_order_release);
       return false;
     }
@@ -266,8 +291,8 @@ bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now) {
   return true;
 }
 
-bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* keep_budget,
-                          int64_t now, mem::ItemView* item) {
+bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuation& ev,
+                          size_t* keep_budget, int64_t now, mem::ItemView* item) {
   mem::SegmentMeta& m = pool_->meta(segment);
   *item = mem::DecodeItem(m.base + offset, /*read_meta=*/false);
   uint64_t location = Location(segment, offset);
@@ -294,19 +319,27 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t*
     evictions_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  if (!Relocate(slot, *item, location, evict, now, c)) {
-    if (!options_.eviction) return false;
-    Unlink(shard, c, slot, *item);  // nowhere to move it: a cache may drop it
-    evictions_.fetch_add(1, std::memory_order_relaxed);
-    return true;
+  switch (Relocate(slot, *item, location, evict, now, c, ev)) {
+    case MoveResult::kMoved:
+      if (evict) *keep_budget -= item->size;
+      return true;
+    case MoveResult::kFlushed:
+      flushed_items_.fetch_add(1, std::memory_order_relaxed);
+      Unlink(shard, c, slot, *item);
+      return true;
+    case MoveResult::kNoRoom:
+      // A writer's compaction with no room stops: it evicts by policy instead.
+      if (!options_.eviction || (ev.by == Cleaner::kWriter && !evict)) return false;
+      Unlink(shard, c, slot, *item);  // nowhere to move it: a cache may drop it
+      evictions_.fetch_add(1, std::memory_order_relaxed);
+      return true;
   }
-  if (evict) *keep_budget -= item->size;
   return true;
 }
 
 // REQUIRES: the shard lock of the item's key held.
-bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
-                      int64_t now, ShardCounters& c) {
+Engine::MoveResult Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location,
+                                    bool evict, int64_t now, ShardCounters& c, Evacuation& ev) {
   mem::ItemMeta meta = item.meta;
   bool exposed = index::SlotCasExposed(*slot);
   meta.cas = exposed ? CasOf(location, item) : 0;  // a CAS nobody has seen may change
@@ -316,13 +349,22 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   bool jumbo = size > jumbo_threshold_;
   if (jumbo ? !ReserveJumbo(size, &r, false)
             : !ReserveInHead(CleanerHead(ExpiryClass(meta.expiry, now)), size, &r)) {
-    return false;
+    return MoveResult::kNoRoom;
   }
-  if (jumbo) ++cleaner_segments_opened_;
+  ev.bytes_filled +=
+      jumbo ? int64_t{pool_->meta(r.segment).capacity} : static_cast<int64_t>(size + r.sealed_tail);
   NoteExpiry(r.segment, meta.expiry);
   mem::EncodeItemHeader(r.data, item.key.size(), item.value.size(), meta);
   std::memcpy(r.data + header, item.key.data(), item.key.size());
   std::memcpy(r.data + header + item.key.size(), item.value.data(), item.value.size());
+  // A flush_all that began after the caller found the item live (a writer's evacuation does
+  // not exclude flushes) may have opened the destination: the item belongs to the flushed
+  // generation and must not move into the new one, where the flush's sweep would keep it.
+  if (pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) !=
+      pool_->meta(SegmentOf(location)).flush_gen.load(std::memory_order_relaxed)) {
+    FinishReservation(r);  // a dead copy, reclaimed with its segment
+    return MoveResult::kFlushed;
+  }
   uint64_t new_location = Location(r.segment, r.offset);
   MoveLive(location, item.size, new_location, size,
            static_cast<int64_t>(header) - static_cast<int64_t>(item.header_size), c);
@@ -331,7 +373,7 @@ bool Engine::Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t locati
   FinishReservation(r);
   relocated_items_.fetch_add(1, std::memory_order_relaxed);
   relocated_bytes_.fetch_add(size, std::memory_order_relaxed);
-  return true;
+  return MoveResult::kMoved;
 }
 
 bool Engine::DrainOrFree(uint32_t segment) {
@@ -339,6 +381,7 @@ bool Engine::DrainOrFree(uint32_t segment) {
   CINCH_CHECK(m.state.load(std::memory_order_relaxed) == mem::SegState::kCleaning);
   m.state.store(mem::SegState::kDraining, std::memory_order_release);
   if (m.pins.load(std::memory_order_acquire) != 0) {
+    std::lock_guard<std::mutex> lock(drain_mu_);
     draining_.push_back(segment);
     return false;
   }
@@ -354,8 +397,14 @@ void Engine::FreeDrained() {
     NoteSpaceFreed();
     return true;  // freed: drop from the list
   };
+  std::lock_guard<std::mutex> lock(drain_mu_);
   draining_.erase(std::remove_if(draining_.begin(), draining_.end(), free_unpinned),
                   draining_.end());
+}
+
+bool Engine::HasDraining() {
+  std::lock_guard<std::mutex> lock(drain_mu_);
+  return !draining_.empty();
 }
 
 }  // namespace cinch::store

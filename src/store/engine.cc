@@ -361,12 +361,15 @@ bool Engine::ChargeExternal(size_t bytes) {
            accountant_.TryCharge(mem::MemoryKind::kExternal, bytes);
   };
   if (charge()) return true;
-  // Callers are event loops that retry later, often for many connections in a row: one pass
-  // of its own if no other is running, never a wait (waits multiplied by the starved
-  // connections of one loop would stall it for seconds).
-  Deadline no_wait(0);
+  // Callers may be event loops that retry later, for many connections in a row: one pass of
+  // its own if no other is running, or with eviction on the cleaning a writer does beside a
+  // running pass (it must not depend on the cleaner thread being scheduled either), never a
+  // wait (waits multiplied by the starved connections of one loop would stall it for seconds).
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!ReclaimSpace(bytes, no_wait)) return false;
+    PassResult pass = TryWriterPass(bytes);
+    bool progress = pass == PassResult::kProgress ||
+                    (pass == PassResult::kBusy && options_.eviction && ReclaimInline(bytes));
+    if (!progress) return false;
     if (charge()) return true;
   }
   return false;
@@ -412,6 +415,7 @@ StoreStats Engine::GetStats() const {
   s.index_resizes = index_->resizes();
   s.out_of_memory = out_of_memory_.load(std::memory_order_relaxed);
   s.writer_cleaner_passes = writer_cleaner_passes_.load(std::memory_order_relaxed);
+  s.writer_reclaims = writer_reclaims_.load(std::memory_order_relaxed);
   s.writer_space_waits = writer_space_waits_.load(std::memory_order_relaxed);
   return s;
 }

@@ -6,8 +6,10 @@
 // its index slot under the key's shard lock. Reads find the slot under the same lock, verify the
 // key, and pin the segment before unlocking. See docs/cleaner.md for how segments come back.
 //
-// Lock order: cleaner_mu_ -> shard lock -> head lock -> pool mutex. Nothing waits for memory
-// while holding a shard or head lock.
+// Lock order: cleaner_mu_ -> shard lock -> head lock -> pool mutex; drain_mu_ -> pool mutex;
+// space_mu_ and wake_mu_ last. Nothing waits for memory while holding a shard or head lock,
+// and no write waits on cleaner_mu_ for memory: a writer short of it frees some itself
+// (docs/cleaner.md).
 //
 // Thread safety: every public method is safe from any thread.
 #pragma once
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,6 +67,7 @@ struct Reservation {
   uint32_t segment = mem::kNoSegment;
   uint32_t offset = 0;
   char* data = nullptr;
+  uint32_t sealed_tail = 0;  // bytes left unused in the head's previous segment, sealed for it
 };
 
 class Engine {
@@ -94,6 +98,16 @@ class Engine {
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();
   const Options& options() const { return options_; }
+
+  // Holds the cleaner lock as a pass would, for tests: while held, the store behaves as if a
+  // cleaner pass were running on a thread that is not scheduled.
+  std::unique_lock<std::mutex> TEST_HoldCleanerLock() {
+    return std::unique_lock<std::mutex>(cleaner_mu_);
+  }
+  // Runs `hook` in every read-modify-write that may lose a race (not holding the shard lock),
+  // between writing the new version and publishing it: what another writer of the key does
+  // there makes it lose. For tests; set before any other thread uses the engine.
+  void TEST_SetRewriteHook(std::function<void()> hook) { test_rewrite_hook_ = std::move(hook); }
 
   // Builds the new version of an item in read-modify-write operations: Prepare() sees the
   // current item under the shard lock and decides; WriteValue() runs later, with the old item
@@ -203,13 +217,16 @@ class Engine {
     Clock::time_point at_{};
   };
   Deadline SpaceDeadline() const { return Deadline(options_.space_wait_ms); }
-  // Retries of one operation (a lost race for freed memory, an item moved meanwhile, a
-  // flush_all passing) end at its deadline, but not before a few attempts.
-  static bool MayRetry(int attempt, Deadline& deadline);
-  // Reserves `size` bytes for an item of expiry class `cls`; waits for the cleaner when the
-  // store is full, until `deadline`. False: no memory (eviction disabled, nothing can be freed,
-  // or the deadline passed).
+  // Whether a write that made room but lost it (to another writer, a flush_all passing) tries
+  // again. With eviction on, always: each retry follows memory freed, and the data to evict is
+  // finite. Without, retries end at the deadline, but not before a few attempts.
+  bool MayRetry(int attempt, Deadline& deadline) const;
+  // Reserves `size` bytes for an item of expiry class `cls`, making room when the store is
+  // full. False: no memory (eviction disabled and the store full, or nothing could be freed
+  // until `deadline`: everything pinned by readers).
   bool Reserve(size_t size, int cls, uint32_t expiry, Deadline& deadline, Reservation* r);
+  // Reserves without making room. Safe under a shard lock.
+  bool TryReserve(size_t size, int cls, Reservation* r);
   bool ReserveInHead(WriteHead& head, size_t size, Reservation* r);
   bool ReserveJumbo(size_t size, Reservation* r, bool precharged);
   bool ReserveJumboWaiting(size_t size, Deadline& deadline, Reservation* r);
@@ -222,10 +239,25 @@ class Engine {
   // An item was published in `segment` now. REQUIRES: the item's shard lock.
   void NoteWriteTime(uint32_t segment, int64_t now);
   void FinishReservation(const Reservation& r);
-  // Runs (or waits for) a cleaner pass that frees `bytes` of memory beyond the reserve;
-  // returns false when no progress is possible or `deadline` passed. Runs at least one pass of
-  // its own (if no other is running) whatever the deadline.
+  // Frees memory for a writer: a free segment (`bytes` 0) or `bytes` beyond the reserve. Runs
+  // a cleaner pass if none is running, else (eviction on) frees a segment itself; waits
+  // (until `deadline`) only when neither can free anything now. False when no progress is
+  // possible (eviction off and the store full) or the deadline passed. At least one attempt
+  // whatever the deadline.
   bool ReclaimSpace(size_t bytes, Deadline& deadline);
+  enum class PassResult { kBusy, kProgress, kNoProgress, kStoreFull };
+  // One cleaner pass in the calling thread, unless another is running (kBusy). kStoreFull:
+  // nothing freed with eviction off and no freed segment waiting for readers.
+  PassResult TryWriterPass(size_t bytes);
+  // A writer's own reclaim while another thread holds the cleaner lock (eviction on):
+  // compacts the emptiest segment or, when compaction does not pay, evicts the eviction
+  // victim, until the writer can take `bytes` (0: a segment). True then, or when some memory
+  // was freed meanwhile; false when nothing could be claimed.
+  bool ReclaimInline(size_t bytes);
+  // Whether a writer could take `bytes` (0: a segment) now.
+  bool WriterCanTake(size_t bytes) const;
+  // Waits until memory is freed after space_epoch_ was `seen`, at most `wait`. True if it was.
+  bool WaitForSpace(uint64_t seen, Deadline::Clock::duration wait);
   // Wakes writers waiting in ReclaimSpace: a segment or memory was freed.
   void NoteSpaceFreed();
   // Publishes an item written at r if `mode`'s condition holds. *retry: write it again (a flush
@@ -244,6 +276,12 @@ class Engine {
   Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
                                 uint64_t cas_unique);
   Outcome Modify(std::string_view key, Rewriter& rewriter);
+  enum class RewriteStep { kDone, kLostRace, kNoMemory };
+  // One attempt of Modify. With `hold_lock` the shard lock is held from reading the old
+  // version to publishing the new one, so the attempt cannot lose a race. kNoMemory:
+  // *need_bytes to make room for (0: a segment).
+  RewriteStep RewriteOnce(std::string_view key, uint64_t hash, Rewriter& rewriter, bool hold_lock,
+                          Outcome* outcome, size_t* need_bytes);
   Outcome Concatenate(std::string_view key, std::string_view data, bool append,
                       uint64_t cas_unique);
 
@@ -260,20 +298,49 @@ class Engine {
   bool FreeEmptyAndExpired(int64_t now);
   // Seals open segments that hold no live item, so they can be freed.
   void SealIdleHeads();
-  bool Evacuate(uint32_t segment, bool evict, int64_t now);
-  bool EvacuateItem(uint32_t segment, uint32_t offset, bool evict, size_t* kept_budget, int64_t now,
-                    mem::ItemView* item);
-  bool Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
-                int64_t now, ShardCounters& c);
+  // Takes a sealed segment no writer is filling for cleaning (kSealed -> kCleaning). Passes
+  // and writers short of memory clean concurrently; each segment has one cleaner.
+  bool Claim(uint32_t segment);
+  // One evacuation of a segment. A cleaner pass yields the CPU now and then, and (with
+  // eviction on) drops an item it has no room to move; a writer making room for itself does
+  // not yield (it is the thread waiting), and stops a compaction that has no room rather than
+  // drop. A compaction pays when it frees more than it fills: each cleaner counts the bytes
+  // it filled itself (cleaners share the cleaner heads, so counting the segments opened would
+  // charge one with what another filled).
+  enum class Cleaner { kPass, kWriter };
+  struct Evacuation {
+    Cleaner by = Cleaner::kPass;
+    int64_t capacity = 0;  // of the segment evacuated
+    // Bytes of cleaner segments used: items moved, tails left unused when an item did not fit
+    // (which sealed the segment), out-of-line mappings.
+    int64_t bytes_filled = 0;
+    // What emptying the segment gained (if it was emptied).
+    int64_t gain() const { return capacity - bytes_filled; }
+  };
+  // REQUIRES: `segment` claimed.
+  bool Evacuate(uint32_t segment, bool evict, int64_t now, Evacuation& ev);
+  bool Evacuate(uint32_t segment, bool evict, int64_t now) {
+    Evacuation ev;
+    return Evacuate(segment, evict, now, ev);
+  }
+  bool EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuation& ev,
+                    size_t* kept_budget, int64_t now, mem::ItemView* item);
+  enum class MoveResult { kMoved, kNoRoom, kFlushed };
+  MoveResult Relocate(uint64_t* slot, const mem::ItemView& item, uint64_t location, bool evict,
+                      int64_t now, ShardCounters& c, Evacuation& ev);
   bool DrainOrFree(uint32_t segment);
   void FreeDrained();
-  // The candidates below come from in_use_, the pool's ids in use as of the last InUse call:
-  // a pass costs O(segments in use), not O(the limit's segments).
-  uint32_t PickCompactionVictim(double max_live) const;
+  bool HasDraining();
+  // Compactions over which the segments freed must exceed those the cleaner opened.
+  int CompactionWindow() const;
+  // The candidates below come from `ids`, a list of segments in use taken by the caller
+  // (SegmentPool::InUse): a pass costs O(segments in use), not O(the limit's segments).
+  uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const;
   // Live bytes over the capacity of regular segments in use.
-  double StoreLiveRatio() const;
-  uint64_t StoreLiveBytes() const;
-  uint32_t PickEvictionVictim() const;
+  double StoreLiveRatio(const std::vector<uint32_t>& ids) const;
+  uint64_t StoreLiveBytes(const std::vector<uint32_t>& ids) const;
+  uint32_t PickEvictionVictim(const std::vector<uint32_t>& ids) const;
+  // REQUIRES: cleaner_mu_ held (uses in_use_).
   bool CompactOrEvict(size_t want_bytes, int64_t now);
 
   Options options_;
@@ -294,11 +361,14 @@ class Engine {
   std::atomic<uint32_t> flush_gen_{1};
   std::atomic<int64_t> flush_deadline_{0};  // pending delayed flush_all; 0 = none
 
-  // The cleaner: one pass at a time, on the background thread or inline in a writer.
+  // The cleaner: one pass at a time, on the background thread or in a writer; beside it,
+  // writers short of memory clean segments they claim (Claim) without this lock.
   std::mutex cleaner_mu_;
-  std::vector<uint32_t> draining_;        // guarded by cleaner_mu_
-  std::vector<uint32_t> in_use_;          // guarded by cleaner_mu_; see PickCompactionVictim
-  uint64_t cleaner_segments_opened_ = 0;  // guarded by cleaner_mu_
+  std::mutex drain_mu_;
+  std::vector<uint32_t> draining_;  // guarded by drain_mu_
+  // A pass's list of segments in use (SegmentPool::InUse); guarded by cleaner_mu_. A writer
+  // cleaning beside a pass takes its own.
+  std::vector<uint32_t> in_use_;
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.
   uint64_t fruitless_live_bytes_ = UINT64_MAX;
@@ -308,6 +378,7 @@ class Engine {
   bool wake_ = false;  // guarded by wake_mu_
   std::thread cleaner_thread_;
   std::atomic<uint64_t> space_epoch_{0};  // bumped whenever the cleaner frees memory
+  std::function<void()> test_rewrite_hook_;
   std::mutex space_mu_;
   std::condition_variable space_cv_;
 
@@ -321,6 +392,7 @@ class Engine {
   std::atomic<uint64_t> segments_evicted_{0};
   std::atomic<uint64_t> out_of_memory_{0};
   std::atomic<uint64_t> writer_cleaner_passes_{0};
+  std::atomic<uint64_t> writer_reclaims_{0};
   std::atomic<uint64_t> writer_space_waits_{0};
 };
 

@@ -14,16 +14,26 @@ namespace cinch::store {
 
 namespace {
 
-// Retries of one operation (a lost race for freed memory, an item moved meanwhile, a flush_all
-// passing) end at its space deadline, but not before this many attempts.
+// Without eviction, retries of one operation (memory freed but taken by another writer, a
+// flush_all passing) end at its space deadline, but not before this many attempts.
 constexpr int kMinAttempts = 8;
+// A read-modify-write loses a race when the item changes between its read and its publication
+// (a hot key); after this many it holds the shard lock from read to publication, as memcached
+// holds the item lock through incr and append.
+constexpr int kOptimisticRewrites = 1;
+// Segments a writer may clean in one ReclaimInline before it lets the caller retry.
+constexpr int kMaxInlineVictims = 64;
+// How long a writer short of memory gives a running pass to free some before cleaning itself.
+constexpr auto kPassGrace = std::chrono::milliseconds(5);
+// The longest single wait for memory, after which a writer looks again.
+constexpr auto kMaxWait = std::chrono::milliseconds(5);
 
 bool ValidKey(std::string_view key) { return !key.empty() && key.size() <= Store::kMaxKeyLength; }
 
 }  // namespace
 
-bool Engine::MayRetry(int attempt, Deadline& deadline) {
-  return attempt < kMinAttempts || !deadline.Passed();
+bool Engine::MayRetry(int attempt, Deadline& deadline) const {
+  return options_.eviction || attempt < kMinAttempts || !deadline.Passed();
 }
 
 // --- reservations ---
@@ -34,7 +44,7 @@ void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
   m.write_time.store(static_cast<uint32_t>(Now()), std::memory_order_relaxed);
-  m.head = static_cast<uint8_t>(head);
+  m.head.store(static_cast<uint8_t>(head), std::memory_order_relaxed);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
 }
 
@@ -50,6 +60,7 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   int head_index = static_cast<int>(&head - heads_.get());
   bool for_cleaner = IsMainHead(head_index);
   std::lock_guard<SpinLock> lock(head.lock);
+  uint32_t sealed_tail = 0;
   if (head.segment != mem::kNoSegment) {
     mem::SegmentMeta& m = pool_->meta(head.segment);
     uint32_t offset = m.write_offset.load(std::memory_order_relaxed);
@@ -61,16 +72,16 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
     }
     m.state.store(mem::SegState::kSealed, std::memory_order_release);
     head.segment = mem::kNoSegment;
+    sealed_tail = m.capacity - offset;
   }
   uint32_t segment = pool_->Allocate(for_cleaner);
   if (segment == mem::kNoSegment) return false;
   OpenSegment(segment, head_index, false);
-  if (for_cleaner) ++cleaner_segments_opened_;  // the cleaner runs under cleaner_mu_
   head.segment = segment;
   mem::SegmentMeta& m = pool_->meta(segment);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
   m.writers.fetch_add(1, std::memory_order_relaxed);
-  *r = Reservation{segment, 0, m.base};
+  *r = Reservation{segment, 0, m.base, sealed_tail};
   if (!for_cleaner && pool_->FreeCapacity() <= pool_->reserve_bytes() / pool_->segment_size() + 1) {
     std::lock_guard<std::mutex> wake(wake_mu_);
     wake_ = true;
@@ -94,15 +105,22 @@ bool Engine::ReserveJumbo(size_t size, Reservation* r, bool precharged) {
 bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline& deadline, Reservation* r) {
   bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(size, deadline, r)
                                     : ReserveInHead(WriterHead(cls), size, r);
-  // A pass that freed a segment may lose it to another writer: retry until the deadline, not
-  // a number of times (with a few busy threads, any fixed count runs out within milliseconds).
+  // Memory freed may be taken by another writer first: retry, with eviction on for as long as
+  // room is being made (no clock: a writer that is not scheduled for a while must not fail for
+  // it), without eviction until the deadline, not a number of times (with a few busy threads,
+  // any fixed count runs out within milliseconds).
   while (!ok && size <= jumbo_threshold_ && ReclaimSpace(0, deadline)) {
     ok = ReserveInHead(WriterHead(cls), size, r);
-    if (!ok && deadline.Passed()) break;
+    if (!ok && !options_.eviction && deadline.Passed()) break;
   }
   if (!ok) return false;
   NoteExpiry(r->segment, expiry);
   return true;
+}
+
+bool Engine::TryReserve(size_t size, int cls, Reservation* r) {
+  return size > jumbo_threshold_ ? ReserveJumbo(size, r, false)
+                                 : ReserveInHead(WriterHead(cls), size, r);
 }
 
 // A jumbo item needs its whole size free at once, which writers of small items could keep
@@ -117,7 +135,7 @@ bool Engine::ReserveJumboWaiting(size_t size, Deadline& deadline, Reservation* r
       accountant_.Release(mem::MemoryKind::kJumbo, mapped);
       return false;  // out of jumbo slots or address space
     }
-    if (deadline.Passed()) break;
+    if (!options_.eviction && deadline.Passed()) break;
   }
   return false;
 }
@@ -127,33 +145,106 @@ void Engine::FinishReservation(const Reservation& r) {
 }
 
 bool Engine::ReclaimSpace(size_t bytes, Deadline& deadline) {
-  // Waiting helps only with what frees itself soon: segments pinned by readers or still being
-  // written by other threads (transient on a small heap with many writers), or memory another
-  // thread releases. A writer blocks its thread (an event loop in the server, whose other
-  // clients may hold the very memory it waits for), so every wait of one operation ends at one
-  // deadline. Without eviction, a pass of its own that freed nothing while no freed segment
-  // waits for readers means the store is full: say so at once.
+  // With eviction on, a writer never depends on another thread's pass: that thread may not be
+  // scheduled for a long while (a loaded machine, a sanitizer), and a pass may be busy with
+  // work the writer does not need. It cleans a segment of its own instead (as memcached's
+  // writers evict from the LRU tail themselves). Waiting helps only with what frees itself
+  // soon: segments pinned by readers or claimed by other cleaners, or memory another thread
+  // releases. A writer blocks its thread (an event loop in the server, whose other clients may
+  // hold the very memory it waits for), so every wait of one operation ends at one deadline.
+  // Without eviction, a writer waits for a running pass (cleaning of its own could only
+  // compact, and on a full store would repeat fruitless compactions for every refused write),
+  // and a pass of its own that freed nothing while no freed segment waits for readers means
+  // the store is full: say so at once.
   for (;;) {
     uint64_t seen = space_epoch_.load(std::memory_order_acquire);
-    if (cleaner_mu_.try_lock()) {
-      writer_cleaner_passes_.fetch_add(1, std::memory_order_relaxed);
-      bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
-      bool pinned = !draining_.empty();  // segments that free themselves once readers let go
-      cleaner_mu_.unlock();
-      if (progress) return true;
-      if (!options_.eviction && !pinned) return false;
+    PassResult pass = TryWriterPass(bytes);
+    if (pass == PassResult::kProgress) return true;
+    if (pass == PassResult::kStoreFull) return false;
+    if (pass == PassResult::kBusy && options_.eviction) {
+      // A running pass usually frees a segment within a millisecond or two, and cleaning beside
+      // it takes the second emptiest segment where the pass would have taken the emptiest next
+      // (write amplification u / (1 - u) grows fast with u): give it that long (within the
+      // deadline), then clean for ourselves.
+      auto at = deadline.at();  // first: the deadline of a first wait starts now
+      auto now = Deadline::Clock::now();
+      if (now < at &&
+          WaitForSpace(seen, std::min<Deadline::Clock::duration>(kPassGrace, at - now))) {
+        return true;
+      }
+      if (ReclaimInline(bytes)) return true;
     }
+    auto at = deadline.at();
     auto now = Deadline::Clock::now();
-    if (now >= deadline.at()) return false;
-    writer_space_waits_.fetch_add(1, std::memory_order_relaxed);
-    std::unique_lock<std::mutex> lock(space_mu_);
-    auto wait = std::min<Deadline::Clock::duration>(deadline.at() - now,
-                                                     std::chrono::milliseconds(5));
-    if (space_cv_.wait_for(lock, wait,
-                           [&] { return space_epoch_.load(std::memory_order_acquire) != seen; })) {
-      return true;
-    }
+    if (now >= at) return false;
+    if (WaitForSpace(seen, std::min<Deadline::Clock::duration>(at - now, kMaxWait))) return true;
   }
+}
+
+bool Engine::WaitForSpace(uint64_t seen, Deadline::Clock::duration wait) {
+  writer_space_waits_.fetch_add(1, std::memory_order_relaxed);
+  std::unique_lock<std::mutex> lock(space_mu_);
+  return space_cv_.wait_for(lock, wait,
+                            [&] { return space_epoch_.load(std::memory_order_acquire) != seen; });
+}
+
+Engine::PassResult Engine::TryWriterPass(size_t bytes) {
+  if (!cleaner_mu_.try_lock()) return PassResult::kBusy;
+  writer_cleaner_passes_.fetch_add(1, std::memory_order_relaxed);
+  bool progress = CleanerPass(bytes == 0 ? 1 : bytes);
+  cleaner_mu_.unlock();
+  if (progress) return PassResult::kProgress;
+  bool pinned = HasDraining();  // segments that free themselves once readers let go
+  return options_.eviction || pinned ? PassResult::kNoProgress : PassResult::kStoreFull;
+}
+
+bool Engine::WriterCanTake(size_t bytes) const {
+  if (bytes == 0) return pool_->FreeCapacity() > pool_->reserve_bytes() / pool_->segment_size();
+  return accountant_.Available() >= bytes + pool_->reserve_bytes();
+}
+
+// The same choices as a pass (compaction of the emptiest segment before eviction, S3-FIFO
+// victims, compaction only while it frees more segments than it fills), made for one writer's
+// need: it stops as soon as that writer can take its memory. Memory freed goes back to the
+// pool, where another writer may take it first; the caller then comes back.
+// REQUIRES: eviction on.
+bool Engine::ReclaimInline(size_t bytes) {
+  uint64_t seen = space_epoch_.load(std::memory_order_acquire);
+  auto has_room = [&] {
+    if (bytes > 0 && accountant_.Available() < bytes + pool_->reserve_bytes()) {
+      pool_->TrimResident();  // memory wanted outside segments: give back resident free ones
+    }
+    return WriterCanTake(bytes);
+  };
+  FreeDrained();
+  if (has_room()) return true;
+  const int64_t now = Now();
+  const int window = CompactionWindow();
+  bool compact = true;
+  int compactions = 0;
+  int64_t gain = 0;  // bytes this writer's compactions freed, less the bytes they filled
+  // Its own list of segments in use: the pass's (in_use_) is the cleaner lock's, which a
+  // writer here does not hold.
+  std::vector<uint32_t> in_use;
+  for (int i = 0; i < kMaxInlineVictims; ++i) {
+    pool_->InUse(&in_use);  // the last evacuation freed one and may have opened others
+    uint32_t victim =
+        compact ? PickCompactionVictim(in_use, options_.compact_max_live) : mem::kNoSegment;
+    bool evict = victim == mem::kNoSegment;
+    if (evict) victim = PickEvictionVictim(in_use);
+    if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
+    if (!Claim(victim)) continue;          // another cleaner took it: pick again
+    writer_reclaims_.fetch_add(1, std::memory_order_relaxed);
+    Evacuation ev{Cleaner::kWriter};
+    bool emptied = Evacuate(victim, evict, now, ev);
+    if (!evict) {
+      gain += ev.gain();
+      // No room to move items, or compaction that has not paid over a window: evict instead.
+      if (!emptied || (++compactions >= window && gain <= 0)) compact = false;
+    }
+    if (has_room()) return true;
+  }
+  return space_epoch_.load(std::memory_order_acquire) != seen;
 }
 
 void Engine::NoteSpaceFreed() {
@@ -439,76 +530,100 @@ class TouchRewriter : public Engine::Rewriter {
 Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
   if (!ValidKey(key)) return Outcome::kNotFound;
   uint64_t hash = HashKey(key);
-  index::Shard& shard = index_->ShardFor(hash);
-  ShardCounters& c = CountersFor(hash);
   Deadline deadline = SpaceDeadline();
-  for (int attempt = 0; MayRetry(attempt, deadline); ++attempt) {
-    int64_t now = Now();
-    MaybeFlushDue(now);
-    mem::ItemView old;
-    uint64_t old_location;
-    bool exposed;
-    {
-      std::lock_guard<SpinLock> lock(shard.lock);
-      uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
-      if (slot == nullptr) return Outcome::kNotFound;
-      old_location = index::SlotLocation(*slot);
-      exposed = index::SlotCasExposed(*slot);
-      Outcome o = rewriter.Prepare(old, CasOf(old_location, old), exposed);
-      if (o != Outcome::kStored) return o;
-      pool_->meta(SegmentOf(old_location)).pins.fetch_add(1, std::memory_order_acq_rel);
-    }
-    std::atomic<uint32_t>& old_pins = pool_->meta(SegmentOf(old_location)).pins;
-    size_t header = mem::ItemHeaderSize(key.size(), rewriter.value_size, rewriter.meta);
-    size_t size = header + key.size() + rewriter.value_size;
-    if (rewriter.size_limited && size > options_.max_item_size) {
-      old_pins.fetch_sub(1, std::memory_order_release);
-      return Outcome::kTooLarge;
-    }
-    // The old item stays pinned while the new one is written, so no waiting here: a pin held
-    // through a wait can keep the very segment the cleaner would free (and other writers'
-    // pins, theirs). Without space now, let go, wait, and decide again.
-    Reservation r;
-    Deadline no_wait(0);
-    if (!Reserve(size, ExpiryClass(rewriter.meta.expiry, now), rewriter.meta.expiry, no_wait, &r)) {
-      old_pins.fetch_sub(1, std::memory_order_release);
-      if (ReclaimSpace(size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0, deadline)) {
+  int lost_races = 0;
+  for (int attempt = 0;;) {
+    // Losing races to other writers of a hot key is not running out of memory: after
+    // kOptimisticRewrites, an attempt holds the shard lock throughout and cannot lose again.
+    bool hold_lock = lost_races >= kOptimisticRewrites;
+    Outcome outcome;
+    size_t need_bytes = 0;
+    switch (RewriteOnce(key, hash, rewriter, hold_lock, &outcome, &need_bytes)) {
+      case RewriteStep::kDone:
+        return outcome;
+      case RewriteStep::kLostRace:
+        ++lost_races;
         continue;
-      }
-      break;
+      case RewriteStep::kNoMemory:
+        break;
     }
-    mem::EncodeItemHeader(r.data, key.size(), rewriter.value_size, rewriter.meta);
-    std::memcpy(r.data + header, key.data(), key.size());
-    rewriter.WriteValue(r.data + header + key.size(), old);
-    bool published = false;
-    {
-      std::lock_guard<SpinLock> lock(shard.lock);
-      mem::ItemView current;
-      uint64_t* slot = FindLive(shard, c, hash, key, Now(), &current);
-      bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
-                      flush_gen_.load(std::memory_order_acquire);
-      // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
-      // version would be lost: decide again on the current version then.
-      const bool same_meta = slot != nullptr && current.meta.expiry == old.meta.expiry &&
-                             current.meta.state == old.meta.state &&
-                             current.meta.fetched == old.meta.fetched;
-      if (same_meta && index::SlotLocation(*slot) == old_location && same_gen) {
-        uint64_t location = Location(r.segment, r.offset);
-        AccountLive(old_location, current, -1, c);
-        uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
-        *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location) | keep_exposed;
-        AccountLive(location, mem::DecodeItem(r.data), +1, c);
-        NoteWriteTime(r.segment, now);
-        published = true;
-      }
-    }
-    FinishReservation(r);
-    old_pins.fetch_sub(1, std::memory_order_release);
-    if (published) return rewriter.success;
-    // The item changed or moved meanwhile: decide again on the current version.
+    if (!MayRetry(attempt++, deadline) || !ReclaimSpace(need_bytes, deadline)) break;
   }
   out_of_memory_.fetch_add(1, std::memory_order_relaxed);
   return Outcome::kOutOfMemory;
+}
+
+Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rewriter& rewriter,
+                                        bool hold_lock, Outcome* outcome, size_t* need_bytes) {
+  index::Shard& shard = index_->ShardFor(hash);
+  ShardCounters& c = CountersFor(hash);
+  int64_t now = Now();
+  MaybeFlushDue(now);
+  std::unique_lock<SpinLock> lock(shard.lock);
+  mem::ItemView old;
+  uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
+  if (slot == nullptr) {
+    *outcome = Outcome::kNotFound;
+    return RewriteStep::kDone;
+  }
+  uint64_t old_location = index::SlotLocation(*slot);
+  *outcome = rewriter.Prepare(old, CasOf(old_location, old), index::SlotCasExposed(*slot));
+  if (*outcome != Outcome::kStored) return RewriteStep::kDone;
+  size_t header = mem::ItemHeaderSize(key.size(), rewriter.value_size, rewriter.meta);
+  size_t size = header + key.size() + rewriter.value_size;
+  if (rewriter.size_limited && size > options_.max_item_size) {
+    *outcome = Outcome::kTooLarge;
+    return RewriteStep::kDone;
+  }
+  // The old item stays readable while the new one is written: pinned (or under the lock). No
+  // room is made here: a pin held meanwhile can keep the very segment a cleaner would free
+  // (and a shard lock, every cleaner touching the shard). Without space, let go, make room,
+  // and decide again.
+  std::atomic<uint32_t>& old_pins = pool_->meta(SegmentOf(old_location)).pins;
+  old_pins.fetch_add(1, std::memory_order_acq_rel);
+  if (!hold_lock) lock.unlock();
+  Reservation r;
+  if (!TryReserve(size, ExpiryClass(rewriter.meta.expiry, now), &r)) {
+    if (lock.owns_lock()) lock.unlock();
+    old_pins.fetch_sub(1, std::memory_order_release);
+    *need_bytes = size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0;
+    return RewriteStep::kNoMemory;
+  }
+  NoteExpiry(r.segment, rewriter.meta.expiry);
+  mem::EncodeItemHeader(r.data, key.size(), rewriter.value_size, rewriter.meta);
+  std::memcpy(r.data + header, key.data(), key.size());
+  rewriter.WriteValue(r.data + header + key.size(), old);
+  if (!hold_lock) {
+    if (test_rewrite_hook_) test_rewrite_hook_();
+    lock.lock();
+  }
+  bool published = false;
+  mem::ItemView current;
+  slot = FindLive(shard, c, hash, key, Now(), &current);
+  bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
+                  flush_gen_.load(std::memory_order_acquire);
+  // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
+  // version would be lost: decide again on the current version then.
+  const bool same_meta = slot != nullptr && current.meta.expiry == old.meta.expiry &&
+                         current.meta.state == old.meta.state &&
+                         current.meta.fetched == old.meta.fetched;
+  if (same_meta && index::SlotLocation(*slot) == old_location && same_gen) {
+    uint64_t location = Location(r.segment, r.offset);
+    AccountLive(old_location, current, -1, c);
+    uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
+    *slot = index::WithLocation(*slot & ~index::kCasExposedBit, location) | keep_exposed;
+    AccountLive(location, mem::DecodeItem(r.data), +1, c);
+    NoteWriteTime(r.segment, now);
+    published = true;
+  }
+  lock.unlock();
+  FinishReservation(r);
+  old_pins.fetch_sub(1, std::memory_order_release);
+  if (published) {
+    *outcome = rewriter.success;
+    return RewriteStep::kDone;
+  }
+  return RewriteStep::kLostRace;  // changed, moved, expired or flushed meanwhile: decide again
 }
 
 Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append,

@@ -30,7 +30,6 @@ import time
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (see CMakeLists.txt)
 MEMCACHED = "/usr/bin/memcached"
 START_TIMEOUT = 10.0
-SANITIZER_SPACE_WAIT_MS = 2000  # cinchd -o space_wait_ms under sanitizers (see Server.argv)
 
 _live_servers = []  # every Server started and not yet stopped, for atexit
 
@@ -159,8 +158,7 @@ class Server:
     """One server process on 127.0.0.1:port; use as `with Server(path, ["-m", "64"]) as s:`.
 
     The command line is `path -p PORT -l 127.0.0.1 -U 0 ARGS` (run as root, both also get
-    `-u root`, which they require; cinchd under a sanitizer gets a longer space_wait_ms). stdout
-    and stderr go to a temporary log, shown by log().
+    `-u root`, which they require). stdout and stderr go to a temporary log, shown by log().
     """
 
     def __init__(self, path, args=(), start_timeout=START_TIMEOUT):
@@ -178,12 +176,6 @@ class Server:
         argv = [self.path, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]
         if os.geteuid() == 0:
             argv += ["-u", "root"]  # both refuse to run as root without -u
-        if not is_memcached(self.path) and os.environ.get("CINCH_SANITIZE"):
-            # A write waits at most space_wait_ms (100) for the cleaner. Under a sanitizer a
-            # cleaner pass runs 5-20x slower, and on a busy 2-core CI machine a write could give
-            # up with "SERVER_ERROR out of memory" (seen once under TSan in the stress test).
-            # The wait is a latency bound, not a correctness one: scale it like a timeout.
-            argv += ["-o", "space_wait_ms=%d" % SANITIZER_SPACE_WAIT_MS]
         return argv + self.args
 
     def start(self):
