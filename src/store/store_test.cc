@@ -1545,9 +1545,14 @@ TEST_F(StoreTest, BinaryKeyIsRemembered) {
 // The range of memory limits
 
 TEST_F(StoreTest, OneTebibyteLimitIsAddressSpaceUntilUsed) {
+#if defined(__SANITIZE_THREAD__)
+  // TSan keeps most of the address space for its shadow and traces: a 1 TiB reservation fits
+  // only where ASLR happened to leave room (it failed 3 of 8 runs).
+  GTEST_SKIP() << "ThreadSanitizer's address space has no room for 1 TiB reservations";
+#endif
   Options o = DefaultOptions();
   o.memory_limit = size_t{1} << 40;
-  Open(o);
+  ASSERT_NO_FATAL_FAILURE(Open(o));
   StoreStats st = store_->GetStats();
   EXPECT_EQ(st.metadata_bytes, 0u) << "the segment table is charged as segments are used";
   EXPECT_EQ(st.segment_bytes, 0u);
