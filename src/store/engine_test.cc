@@ -22,6 +22,7 @@
 #include "cinch/stats.h"
 #include "cinch/status.h"
 #include "cinch/store.h"
+#include "store/test_data.h"
 
 namespace cinch {
 
@@ -33,19 +34,8 @@ namespace {
 
 constexpr size_t kKiB = 1024;
 
-std::string Pattern(size_t size, uint32_t seed) {
-  std::string s(size, '\0');
-  uint64_t x = 0x9E3779B97F4A7C15ull * (seed + 1);
-  for (size_t i = 0; i < size; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    s[i] = static_cast<char>(x);
-  }
-  return s;
-}
-
-std::string Key(int i) { return "key:" + std::to_string(i); }
+using test::Key;
+using test::Pattern;
 
 class StalledCleanerTest : public ::testing::Test {
  protected:
