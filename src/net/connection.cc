@@ -45,9 +45,15 @@ size_t Connection::OutputLimit() const {
 
 Connection::Action Connection::Drive() {
   int reads = 0;
+  uint64_t written = 0;
   while (true) {
     if (broken_) return Action::kClose;
-    if (!out_.empty() && writable_ && Flush() == Step::kClose) return Action::kClose;
+    if (!out_.empty() && writable_) {
+      // A client taking many large values (the kernel takes megabytes into the socket before
+      // it pushes back) yields to the others between writes.
+      if (written >= kMaxWritePerTurn) return Action::kYield;
+      if (Flush(&written) == Step::kClose) return Action::kClose;
+    }
     if (closing_) {
       if (!out_.empty()) return Action::kIdle;  // EPOLLOUT brings us back
       shutdown(fd_, SHUT_WR);
@@ -95,7 +101,7 @@ Connection::Action Connection::Drive() {
   }
 }
 
-Connection::Step Connection::Flush() {
+Connection::Step Connection::Flush(uint64_t* turn_written) {
   if (env_.ring != nullptr) {
     QueueSend();
     return Step::kStop;  // OnSent() says how much went
@@ -104,6 +110,7 @@ Connection::Step Connection::Flush() {
     uint64_t written = 0;
     OutputQueue::WriteResult r = out_.WriteTo(fd_, &written);
     WorkerCounters::Add(&env_.counters->bytes_written, written);
+    *turn_written += written;
     if (written > 0) last_progress_ = *env_.now;
     if (r == OutputQueue::WriteResult::kError) {
       broken_ = true;

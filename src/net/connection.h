@@ -94,7 +94,8 @@ struct ScheduleTag {};
 class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
  public:
   static constexpr int kMaxReadsPerTurn = 16;
-  static constexpr size_t kSendIov = 64;  // io_uring mode: spans per sendmsg
+  static constexpr uint64_t kMaxWritePerTurn = 256 * 1024;  // epoll: then yield
+  static constexpr size_t kSendIov = 64;                    // io_uring mode: spans per sendmsg
 
   enum class Action {
     kIdle,   // nothing to do until the next epoll event
@@ -141,7 +142,8 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
 
  private:
   enum class Step { kContinue, kStop, kClose };
-  Step Flush();
+  // Writes what the socket takes (epoll) or queues a send (io_uring); adds bytes written.
+  Step Flush(uint64_t* turn_written);
   void RunSession();
   Step Read();
   bool AcquireBuffer(Action* action);
