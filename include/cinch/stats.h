@@ -31,7 +31,7 @@ struct StoreStats {
   // Cleaner and traffic.
   uint64_t evictions = 0;              // live items dropped to make room
   uint64_t expirations_reclaimed = 0;  // expired items removed by the cleaner
-  uint64_t flushed_items = 0;          // items removed by flush_all
+  uint64_t flushed_items = 0;          // items flush_all invalidated, once removed (lazily)
   uint64_t relocated_items = 0;        // items moved by compaction or merge eviction
   uint64_t relocated_bytes = 0;
   uint64_t segments_compacted = 0;

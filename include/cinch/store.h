@@ -205,6 +205,8 @@ class Store {
   Outcome Decr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique = 0);
 
   // Invalidates every item stored before now + delay_seconds (memcached's flush_all [delay]).
+  // From then on, no operation sees them; the cleaner removes them and frees their memory
+  // later (items in GetStats falls then), so the call costs O(1), not O(items).
   void FlushAll(int64_t delay_seconds = 0);
 
   StoreStats GetStats() const;

@@ -1,6 +1,7 @@
 // Engine: the cleaner. It frees whole segments, in this order of preference:
 //   1. segments with no live item (freed without copying);
-//   2. segments whose every item has expired, or that a flush_all emptied;
+//   2. segments whose every item has expired, or that were written before a flush_all (whose
+//      caller only starts a new generation: the cleaner drops the flushed items);
 //   3. sparse segments (live <= 50 %) even when memory is not short, once under 60 % of the
 //      bytes in segments is live, so resident memory follows the live data down;
 //   4. when memory is short, the sealed segment with the fewest live bytes if it is at most
@@ -121,13 +122,27 @@ bool Engine::FreeEmptyAndExpired(int64_t now) {
       freed = true;
       continue;
     }
-    uint32_t max_expiry = m.max_expiry.load(std::memory_order_relaxed);
-    bool expired = max_expiry != mem::kNeverExpires && max_expiry != 0 && max_expiry <= now;
-    if ((expired || m.flush_gen.load(std::memory_order_relaxed) != gen) && Claim(id)) {
-      freed |= Evacuate(id, false, now);
-    }
+    if (AllStale(m, gen, now) && Claim(id)) freed |= Evacuate(id, false, now);
   }
   return freed;
+}
+
+bool Engine::AllStale(const mem::SegmentMeta& m, uint32_t gen, int64_t now) const {
+  if (m.flush_gen.load(std::memory_order_relaxed) != gen) return true;
+  uint32_t max_expiry = m.max_expiry.load(std::memory_order_relaxed);
+  return max_expiry != mem::kNeverExpires && max_expiry != 0 && max_expiry <= now;
+}
+
+uint32_t Engine::PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now) const {
+  uint32_t gen = flush_gen_.load(std::memory_order_acquire);
+  for (uint32_t id : ids) {
+    const mem::SegmentMeta& m = pool_->meta(id);
+    if (m.state.load(std::memory_order_acquire) == mem::SegState::kSealed &&
+        m.writers.load(std::memory_order_acquire) == 0 && AllStale(m, gen, now)) {
+      return id;
+    }
+  }
+  return mem::kNoSegment;
 }
 
 uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const {
@@ -357,9 +372,9 @@ Engine::MoveResult Engine::Relocate(uint64_t* slot, const mem::ItemView& item, u
   mem::EncodeItemHeader(r.data, item.key.size(), item.value.size(), meta);
   std::memcpy(r.data + header, item.key.data(), item.key.size());
   std::memcpy(r.data + header + item.key.size(), item.value.data(), item.value.size());
-  // A flush_all that began after the caller found the item live (a writer's evacuation does
-  // not exclude flushes) may have opened the destination: the item belongs to the flushed
-  // generation and must not move into the new one, where the flush's sweep would keep it.
+  // A flush_all that began after the caller found the item live (no evacuation excludes
+  // flushes) may have opened the destination: the item belongs to the flushed generation and
+  // must not move into the new one, where it would pass for an item written after the flush.
   if (pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) !=
       pool_->meta(SegmentOf(location)).flush_gen.load(std::memory_order_relaxed)) {
     FinishReservation(r);  // a dead copy, reclaimed with its segment

@@ -322,7 +322,6 @@ void Engine::FlushAll(int64_t delay_seconds) {
     return;
   }
   flush_deadline_.store(0, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(cleaner_mu_);
   FlushNow();
 }
 
@@ -330,27 +329,28 @@ void Engine::MaybeFlushDue(int64_t now) {
   int64_t deadline = flush_deadline_.load(std::memory_order_relaxed);
   if (deadline == 0 || now < deadline) return;
   if (!flush_deadline_.compare_exchange_strong(deadline, 0)) return;
-  std::lock_guard<std::mutex> lock(cleaner_mu_);
   FlushNow();
 }
 
-// REQUIRES: cleaner_mu_ held.
+// O(heads), whatever the number of items: from the new generation on, every item of an older
+// segment is stale to reads and writes (IsStale), which drop its slot when they meet it; the
+// cleaner drops the rest, segment by segment (FreeEmptyAndExpired, or ReclaimInline in a
+// writer short of memory). Needs no cleaner_mu_: heads are sealed under their own locks, as a
+// full head is by its writer, and a cleaner moving an item in a flushed segment drops it
+// (Relocate). Safe from any thread, with or without cleaner_mu_ held.
 void Engine::FlushNow() {
-  uint32_t gen = flush_gen_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  flush_gen_.fetch_add(1, std::memory_order_acq_rel);
+  // Segments opened from now on carry the new generation; the open ones of older ones are
+  // sealed so that writes go to new segments (a write published into an older one is retried,
+  // Publish) and the cleaner can take them.
   SealHeads([](const mem::SegmentMeta&) { return true; });
-  for (uint32_t i = 0; i < index_->shard_count(); ++i) {
-    index::Shard& shard = index_->shard(i);
-    ShardCounters& c = counters_[i];
-    std::lock_guard<SpinLock> lock(shard.lock);
-    size_t n = index_->EraseIf(shard, [&](uint64_t location) {
-      if (pool_->meta(SegmentOf(location)).flush_gen.load(std::memory_order_relaxed) == gen) {
-        return false;
-      }
-      AccountLive(location, mem::DecodeItem(ItemAt(location)), -1, c);
-      return true;
-    });
-    flushed_items_.fetch_add(n, std::memory_order_relaxed);
-  }
+  WakeCleaner();
+}
+
+void Engine::WakeCleaner() {
+  std::lock_guard<std::mutex> wake(wake_mu_);
+  wake_ = true;
+  wake_cv_.notify_one();
 }
 
 // --- accounting ---

@@ -194,7 +194,10 @@ class Engine {
   static uint32_t AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired);
   int ExpiryClass(uint32_t expiry, int64_t now) const;
   void MaybeFlushDue(int64_t now);
+  // Starts a new flush generation: O(heads); the cleaner drops the flushed items later.
   void FlushNow();
+  // Wakes the background cleaner thread, if there is one, for a pass now.
+  void WakeCleaner();
 
   // --- space (engine_write.cc) ---
   // How long one operation may wait for memory: every wait of a write, whatever its retries,
@@ -296,6 +299,12 @@ class Engine {
   template <typename Seal>
   void SealHeads(Seal&& seal);
   bool FreeEmptyAndExpired(int64_t now);
+  // Whether every item of the segment is stale: written before the flush generation `gen`, or
+  // expired by `now`.
+  bool AllStale(const mem::SegmentMeta& m, uint32_t gen, int64_t now) const;
+  // A sealed segment no writer is filling whose every item is stale (flushed or expired), or
+  // kNoSegment: emptying it copies nothing.
+  uint32_t PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now) const;
   // Seals open segments that hold no live item, so they can be freed.
   void SealIdleHeads();
   // Takes a sealed segment no writer is filling for cleaning (kSealed -> kCleaning). Passes

@@ -111,6 +111,32 @@ TEST_F(StalledCleanerTest, WritesMakeRoomThemselves) {
   EXPECT_EQ(st.writer_space_waits, 0u) << "nothing to wait for: a writer evicts";
 }
 
+// After a flush_all, a writer short of memory beside a stalled pass frees flushed segments
+// (nothing to copy) before it compacts or evicts anything written since.
+TEST_F(StalledCleanerTest, WritersFreeFlushedSegmentsFirst) {
+  const Options o = Tiny(/*eviction=*/true);
+  Open(o);
+  const int n = static_cast<int>(2 * o.memory_limit / 200);  // enough to fill it
+  for (int i = 0; i < n; ++i) ASSERT_EQ(Set(Key(i), Pattern(200, i)), Outcome::kStored) << i;
+  auto stalled = engine_->TEST_HoldCleanerLock();
+  engine_->FlushAll(0);
+  const StoreStats before = engine_->GetStats();
+  EXPECT_EQ(before.flushed_items, 0u);
+  // Half of the segments' worth: room the flushed segments give.
+  const int m = static_cast<int>(16 * o.segment_size / 220);
+  for (int i = 0; i < m; ++i) {
+    ASSERT_EQ(Set(Key(n + i), Pattern(200, i)), Outcome::kStored) << i;
+  }
+  for (int i = 0; i < m; ++i) ASSERT_EQ(Get(Key(n + i)), Pattern(200, i)) << i;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(Get(Key(i)), std::nullopt) << i;
+  const StoreStats st = engine_->GetStats();
+  EXPECT_EQ(st.evictions, before.evictions) << "room came from flushed segments";
+  EXPECT_EQ(st.relocated_items, before.relocated_items) << "nothing copied";
+  EXPECT_GT(st.writer_reclaims, before.writer_reclaims);
+  EXPECT_EQ(st.writer_cleaner_passes, before.writer_cleaner_passes);
+  EXPECT_EQ(st.out_of_memory, 0u);
+}
+
 // Items out of line (above an eighth of a segment) need memory, not a segment: the writer
 // evicts and gives resident free segments back until its item fits under the limit.
 TEST_F(StalledCleanerTest, OutOfLineWritesMakeRoomThemselves) {

@@ -64,7 +64,12 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   if (head.segment != mem::kNoSegment) {
     mem::SegmentMeta& m = pool_->meta(head.segment);
     uint32_t offset = m.write_offset.load(std::memory_order_relaxed);
-    if (offset + size <= m.capacity) {
+    // A segment of an older flush generation (a flush_all has begun and not sealed this head
+    // yet) takes no more items: they would be stale at once. A cleaner moving an item written
+    // since the flush would drop it (Relocate), a writer would write it again (Publish).
+    bool current = m.flush_gen.load(std::memory_order_relaxed) ==
+                   flush_gen_.load(std::memory_order_acquire);
+    if (current && offset + size <= m.capacity) {
       m.write_offset.store(static_cast<uint32_t>(offset + size), std::memory_order_relaxed);
       m.writers.fetch_add(1, std::memory_order_relaxed);
       *r = Reservation{head.segment, offset, m.base + offset};
@@ -83,9 +88,7 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   m.writers.fetch_add(1, std::memory_order_relaxed);
   *r = Reservation{segment, 0, m.base, sealed_tail};
   if (!for_cleaner && pool_->FreeCapacity() <= pool_->reserve_bytes() / pool_->segment_size() + 1) {
-    std::lock_guard<std::mutex> wake(wake_mu_);
-    wake_ = true;
-    wake_cv_.notify_one();
+    WakeCleaner();
   }
   return true;
 }
@@ -228,8 +231,12 @@ bool Engine::ReclaimInline(size_t bytes) {
   std::vector<uint32_t> in_use;
   for (int i = 0; i < kMaxInlineVictims; ++i) {
     pool_->InUse(&in_use);  // the last evacuation freed one and may have opened others
-    uint32_t victim =
-        compact ? PickCompactionVictim(in_use, options_.compact_max_live) : mem::kNoSegment;
+    // Flushed or expired segments first: emptying them copies nothing (after a flush_all, the
+    // whole store until the pass running beside has swept it).
+    uint32_t victim = PickStaleSegment(in_use, now);
+    if (victim == mem::kNoSegment && compact) {
+      victim = PickCompactionVictim(in_use, options_.compact_max_live);
+    }
     bool evict = victim == mem::kNoSegment;
     if (evict) victim = PickEvictionVictim(in_use);
     if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
