@@ -991,7 +991,9 @@ TEST_F(StoreTest, FlushAllLeavesTheSweepToTheCleaner) {
   EXPECT_EQ(GetValue(Key(6)), "set");
   EXPECT_EQ(GetValue("new"), "n");
   for (int i = 0; i < kItems; ++i) {
-    if (i != 5 && i != 6) ASSERT_EQ(GetValue(Key(i)), std::nullopt) << i;
+    if (i != 5 && i != 6) {
+      ASSERT_EQ(GetValue(Key(i)), std::nullopt) << i;
+    }
   }
   EXPECT_EQ(store_->GetStats().items, 3u);
 }
