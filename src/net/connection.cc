@@ -63,8 +63,13 @@ Connection::Action Connection::Drive() {
     // Here the socket is known full (Flush stopped early), so EPOLLOUT will come.
     if (out_.bytes() >= OutputLimit()) return Action::kIdle;
     // Starved output holds nothing another connection waits for: wait for a chunk (the
-    // worker sheds connections that hold memory and make no progress, Stalled()).
-    if (out_.starved() && !out_.Recover()) return Action::kRetry;
+    // worker sheds connections that hold memory and make no progress, Stalled()). An empty
+    // read buffer goes back meanwhile: hundreds of connections each waiting for a chunk with
+    // an idle buffer once held the whole budget, and none could get one.
+    if (out_.starved() && !out_.Recover()) {
+      if (!receiving_) in_.Release();
+      return Action::kRetry;
+    }
     if (unprocessed_) {
       RunSession();
       continue;
