@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import bazel_workspace
+import cache_proxy
 import harness
 
 MAIN_ARGS = ["-m", "128", "-I", "4m"]
@@ -48,9 +49,9 @@ class Scenario:
         self.actions = None  # actions (not internal) a build has
         self.times = []
 
-    def build(self, what, url):
+    def build(self, what, url, *options):
         self.bazel.clean()
-        b = self.bazel.build("--remote_cache=" + url, "--remote_upload_local_results")
+        b = self.bazel.build("--remote_cache=" + url, "--remote_upload_local_results", *options)
         self.times.append((what, b.seconds))
         self.c.note("%-34s %5.1f s  %s" % (what, b.seconds, b.summary()))
         ok = self.c.check(b.code == 0, "%s: bazel build succeeds" % what,
@@ -88,24 +89,45 @@ class Scenario:
                      "%s; %d actions" % (b.summary(), self.actions))
         return self.same_outputs(what)
 
-    def fewer_hits(self, what, url):
-        b = self.build(what, url)
+    def evicted(self, what, proxy):
+        """A build through a recording proxy in front of a cache that evicted outputs, with
+        nothing uploaded (so nothing is evicted while it runs): it still succeeds, with fewer
+        hits; each action result the cache serves has its outputs (no CAS read misses)."""
+        b = self.build(what, proxy.url, "--noremote_upload_local_results")
         if b is None:
             return False
+        t = traffic(proxy.records)
+        self.c.note("%-34s %s" % ("", ", ".join("%s %d" % kv for kv in t.items())))
         self.c.check(b.executed() == self.actions and b.hits() < self.actions,
                      "%s: fewer remote cache hits than actions (evicted)" % what,
                      "%s; %d actions" % (b.summary(), self.actions))
+        self.c.check(t["ac_missing"] > 0 and t["uploads"] == 0 and t["errors"] == 0,
+                     "%s: action results missed, nothing uploaded, no errors" % what, str(t))
+        self.c.equal(t["cas_missing"], 0,
+                     "%s: no action result served whose outputs are gone (CAS read misses)" % what)
+        self.c.equal(b.hits(), t["ac_found"], "%s: every action result served is a hit" % what)
         return self.same_outputs(what)
 
 
+class Cache:
+    """A running cinchd: .server, .port[name] and .url[name] for "http" / "grpc"."""
+
+    def __init__(self, server, ports):
+        self.server, self.port = server, ports
+        self.url = {name: "%s://127.0.0.1:%d" % (name, p) for name, p in ports.items()}
+
+    def proxy(self, name):
+        """A recording proxy in front of front end `name` (cache_proxy.py)."""
+        kind = cache_proxy.HttpProxy if name == "http" else cache_proxy.GrpcProxy
+        return kind(self.port[name])
+
+
 @contextlib.contextmanager
-def cinchd(server, args, http=False, grpc=False):
-    """A running cinchd with an HTTP and/or a gRPC port: yields (Server, http_url, grpc_url)."""
-    ports = {}
-    for name, wanted in (("http", http), ("grpc", grpc)):
-        if wanted:
-            ports[name] = harness.free_port()
-            args = args + ["--%s-port" % name, str(ports[name])]
+def cinchd(server, args, protocols):
+    """A cinchd serving `protocols` ("http", "grpc") on free ports, as a Cache."""
+    ports = {name: harness.free_port() for name in protocols}
+    for name, port in ports.items():
+        args = args + ["--%s-port" % name, str(port)]
     with harness.Server(server, args) as s:
         for name, port in ports.items():
             end = time.monotonic() + harness.START_TIMEOUT
@@ -114,8 +136,39 @@ def cinchd(server, args, http=False, grpc=False):
                     raise harness.ServerError("%s port %d not listening:\n%s" %
                                               (name, port, s.log()[-2000:]))
                 time.sleep(0.05)
-        yield (s, "http://127.0.0.1:%d" % ports["http"] if http else None,
-               "grpc://127.0.0.1:%d" % ports["grpc"] if grpc else None)
+        yield Cache(s, ports)
+
+
+def traffic(records):
+    """Counts of what a recording proxy saw, in either protocol's terms."""
+    out = dict.fromkeys(["ac_found", "ac_missing", "cas_read", "cas_missing", "uploads",
+                         "errors"], 0)
+    for r in records:
+        if len(r) == 3:  # HTTP: (method, path, status)
+            method, path, status = r
+            kind = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+            if method == "PUT":
+                out["uploads"] += 1
+            elif kind == "ac":
+                out["ac_found" if status == 200 else "ac_missing"] += 1
+            elif kind == "cas":
+                out["cas_read"] += 1
+                out["cas_missing"] += status == 404
+            if status not in (200, 404):
+                out["errors"] += 1
+        else:  # gRPC: (method, status code name)
+            method, code = r
+            name = method.rsplit("/", 1)[-1]
+            if name in ("Write", "UpdateActionResult", "BatchUpdateBlobs"):
+                out["uploads"] += 1
+            elif name == "GetActionResult":
+                out["ac_found" if code == "OK" else "ac_missing"] += 1
+            elif name in ("Read", "BatchReadBlobs"):
+                out["cas_read"] += 1
+                out["cas_missing"] += code == "NOT_FOUND"
+            if code not in ("OK", "NOT_FOUND"):
+                out["errors"] += 1
+    return out
 
 
 def main(args):
@@ -142,24 +195,25 @@ def main(args):
 
 def run_scenarios(server, protocols, bazel, ws, c):
     sc = Scenario(bazel, ws, c)
-    both = "http" in protocols and "grpc" in protocols
     if "http" in protocols:
-        with cinchd(server, MAIN_ARGS, http=True, grpc=both) as (s, http, grpc):
-            if not sc.uploads("http: first build", http):
+        with cinchd(server, MAIN_ARGS, protocols) as cache:
+            if not sc.uploads("http: first build", cache.url["http"]):
                 return
-            sc.all_hits("http: second build", http)
-            if both:
-                sc.all_hits("cross: grpc build after http", grpc)
+            sc.all_hits("http: second build", cache.url["http"])
+            if "grpc" in protocols:
+                sc.all_hits("cross: grpc build after http", cache.url["grpc"])
     if "grpc" in protocols:
-        with cinchd(server, MAIN_ARGS, grpc=True) as (s, _, grpc):
-            if not sc.uploads("grpc: first build", grpc):
+        with cinchd(server, MAIN_ARGS, ["grpc"]) as cache:
+            if not sc.uploads("grpc: first build", cache.url["grpc"]):
                 return
-            sc.all_hits("grpc: second build", grpc)
+            sc.all_hits("grpc: second build", cache.url["grpc"])
     for proto in protocols:
-        with cinchd(server, EVICT_ARGS, **{proto: True}) as (s, http, grpc):
-            sc.uploads("eviction %s: first build" % proto, http or grpc)
-            sc.fewer_hits("eviction %s: second build" % proto, http or grpc)
-            c.check(s.alive(), "eviction %s: cinchd still running" % proto, s.log()[-2000:])
+        with cinchd(server, EVICT_ARGS, [proto]) as cache:
+            sc.uploads("eviction %s: first build" % proto, cache.url[proto])
+            with cache.proxy(proto) as proxy:
+                sc.evicted("eviction %s: second build" % proto, proxy)
+            c.check(cache.server.alive(), "eviction %s: cinchd still running" % proto,
+                    cache.server.log()[-2000:])
 
 
 if __name__ == "__main__":
