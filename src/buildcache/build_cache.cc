@@ -104,8 +104,8 @@ BlobOutcome BuildCache::BeginUpload(Kind kind, const Digest& digest, int64_t siz
   if (size != Digest::kUnknownSize && static_cast<uint64_t>(size) > max_blob_size()) {
     return BlobOutcome::kTooLarge;
   }
-  if (kind == Kind::kCas && digest.size != Digest::kUnknownSize &&
-      size != Digest::kUnknownSize && digest.size != size) {
+  if (kind == Kind::kCas && digest.size != Digest::kUnknownSize && size != Digest::kUnknownSize &&
+      digest.size != size) {
     return BlobOutcome::kSizeMismatch;
   }
   out->cache_ = this;
@@ -142,8 +142,8 @@ BlobOutcome BuildCache::Upload::Commit() {
     outcome = BlobOutcome::kSizeMismatch;
   }
   if (outcome == BlobOutcome::kOk && kind_ == Kind::kCas) {
-    bool size_ok = digest_.size == Digest::kUnknownSize ||
-                   static_cast<uint64_t>(digest_.size) == received_;
+    bool size_ok =
+        digest_.size == Digest::kUnknownSize || static_cast<uint64_t>(digest_.size) == received_;
     if (!size_ok || !HashMatches(digest_, sha_.Final())) outcome = BlobOutcome::kDigestMismatch;
   }
   if (outcome == BlobOutcome::kOk && !present_) outcome = cache_->Write(kind_, digest_, buffer_);

@@ -1,7 +1,8 @@
 #include "proto/http_request.h"
 
-#include <algorithm>
 #include <strings.h>
+
+#include <algorithm>
 
 namespace cinch::proto {
 

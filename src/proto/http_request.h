@@ -90,7 +90,9 @@ class HttpRequestParser {
   static int OnHeadersComplete(http_parser* p);
   static int OnBody(http_parser* p, const char* at, size_t length);
   static int OnMessageComplete(http_parser* p);
-  static HttpRequestParser* Self(http_parser* p) { return static_cast<HttpRequestParser*>(p->data); }
+  static HttpRequestParser* Self(http_parser* p) {
+    return static_cast<HttpRequestParser*>(p->data);
+  }
 
   http_parser parser_;
   HttpHead head_;

@@ -40,11 +40,10 @@ std::vector<std::string> Feed(std::string_view stream, size_t step = 0) {
       }
       if (r.event == HttpEvent::kHead) {
         const HttpHead& h = parser.head();
-        events.push_back("HEAD " + std::to_string(static_cast<int>(h.method)) + " " +
-                         std::string(h.target) + " cl=" + std::to_string(h.content_length) +
-                         " chunked=" + std::to_string(h.chunked) +
-                         " ka=" + std::to_string(h.keep_alive) +
-                         " expect=" + std::to_string(h.expect_continue));
+        events.push_back(
+            "HEAD " + std::to_string(static_cast<int>(h.method)) + " " + std::string(h.target) +
+            " cl=" + std::to_string(h.content_length) + " chunked=" + std::to_string(h.chunked) +
+            " ka=" + std::to_string(h.keep_alive) + " expect=" + std::to_string(h.expect_continue));
       } else if (r.event == HttpEvent::kBody) {
         EXPECT_GE(r.body.data(), input.data());
         EXPECT_LE(r.body.data() + r.body.size(), input.data() + input.size());
@@ -107,10 +106,10 @@ TEST(HttpRequestParserTest, PipelinedAndIncomplete) {
       "GET /b HTTP/1.1\r\n\r\n"
       "HEAD /c HTTP/1.1\r\nConnection: close\r\n\r\n"
       "GET /d HTTP/1.1\r\nHo";
-  EXPECT_EQ(RunAllWays(stream), (Events{"HEAD 2 /a cl=3 chunked=0 ka=1 expect=0", "BODY abc",
-                                        "END", "HEAD 0 /b cl=-1 chunked=0 ka=1 expect=0", "END",
-                                        "HEAD 1 /c cl=-1 chunked=0 ka=0 expect=0", "END",
-                                        "PENDING 19"}));
+  EXPECT_EQ(RunAllWays(stream),
+            (Events{"HEAD 2 /a cl=3 chunked=0 ka=1 expect=0", "BODY abc", "END",
+                    "HEAD 0 /b cl=-1 chunked=0 ka=1 expect=0", "END",
+                    "HEAD 1 /c cl=-1 chunked=0 ka=0 expect=0", "END", "PENDING 19"}));
 }
 
 TEST(HttpRequestParserTest, KeepAliveRules) {
@@ -130,8 +129,8 @@ TEST(HttpRequestParserTest, ExpectContinueAndOtherMethods) {
 
 TEST(HttpRequestParserTest, LargeBodyStreamsWithoutBuffering) {
   std::string body(1 << 20, 'q');
-  std::string stream = "PUT /big HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
-                       "\r\n\r\n" + body;
+  std::string stream =
+      "PUT /big HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   EXPECT_EQ(Feed(stream, 4096),
             (Events{"HEAD 2 /big cl=1048576 chunked=0 ka=1 expect=0", "BODY " + body, "END"}));
 }

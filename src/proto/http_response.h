@@ -12,13 +12,13 @@ namespace cinch::proto {
 
 enum class HttpStatus : uint16_t {
   kOk = 200,
-  kBadRequest = 400,           // malformed request or digest, CAS digest mismatch
-  kNotFound = 404,             // no such entry, or not a cache path
-  kMethodNotAllowed = 405,     // a cache path with a method other than GET, HEAD, PUT
-  kLengthRequired = 411,       // PUT with neither Content-Length nor chunked encoding
-  kPayloadTooLarge = 413,      // body larger than -I
-  kHeaderFieldsTooLarge = 431, // request head longer than HttpRequestParser::kMaxHead
-  kInsufficientStorage = 507,  // the store is full and evicts nothing
+  kBadRequest = 400,            // malformed request or digest, CAS digest mismatch
+  kNotFound = 404,              // no such entry, or not a cache path
+  kMethodNotAllowed = 405,      // a cache path with a method other than GET, HEAD, PUT
+  kLengthRequired = 411,        // PUT with neither Content-Length nor chunked encoding
+  kPayloadTooLarge = 413,       // body larger than -I
+  kHeaderFieldsTooLarge = 431,  // request head longer than HttpRequestParser::kMaxHead
+  kInsufficientStorage = 507,   // the store is full and evicts nothing
 };
 
 // "Not Found", ...
@@ -31,7 +31,8 @@ inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Bodies of error responses (text/plain), one line each.
 inline constexpr std::string_view kBadDigest = "digest must be 64 hex digits (sha256)\n";
-inline constexpr std::string_view kDigestMismatch = "sha256 of the body does not match the digest\n";
+inline constexpr std::string_view kDigestMismatch =
+    "sha256 of the body does not match the digest\n";
 inline constexpr std::string_view kSizeMismatch = "body length does not match its framing\n";
 inline constexpr std::string_view kMalformed = "malformed HTTP request\n";
 inline constexpr std::string_view kHeadTooLarge = "request head too large\n";
