@@ -31,7 +31,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   Status Start();
-  int port() const;  // TCP port bound (after Start)
+  int port() const;       // TCP port bound (after Start)
+  int grpc_port() const;  // the gRPC port bound, 0 without one
   void Stop();
   void Wait();
 
