@@ -9,7 +9,9 @@ PACKAGES=(
   memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
   clang-14 libclang-rt-14-dev
   libssl-dev libhttp-parser-dev curl
-  bazel-bootstrap python3-grpcio
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc bazel-bootstrap-source
+  python3-grpcio python3-protobuf
+  bazel-bootstrap
 )
 
 missing=()

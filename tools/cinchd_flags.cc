@@ -46,14 +46,14 @@ void Warn(ParseState* st, std::string line) {
 
 enum class Arg { kNone, kRequired, kOptional };
 
-// Flags of cinch's own that memcached has no letter for are long options only: their `name` is
-// one of these codes (below ' ', so no short option), unique among the flags.
-constexpr char kLongOnlyHttpPort = 1;
-
-bool LongOnly(char name) { return name < ' '; }
+// cinch's own flags have no memcached letter: long options only, named by a code above any
+// character so getopt_long cannot confuse them with a short option.
+constexpr int kLongOnly = 0x100;
+constexpr int kGrpcPortFlag = kLongOnly + 1;
+constexpr int kHttpPortFlag = kLongOnly + 2;
 
 struct Flag {
-  char name;
+  int name;  // the short option's letter, or a kLongOnly code
   const char* long_name;
   Arg arg;
   const char* arg_name;  // as -h shows it
@@ -133,6 +133,10 @@ Status SetInt(std::string_view value, std::string_view what, long long min, long
 server::ServerOptions& Options(ParseState* st) { return st->out->server; }
 
 // ----------------------------------------------------------------------------- flags
+
+Status ApplyGrpcPort(std::string_view v, ParseState* st) {
+  return SetInt(v, "grpc port", 0, 65535, &Options(st).grpc_port);
+}
 
 Status ApplyPort(std::string_view v, ParseState* st) {
   return SetInt(v, "port", -1, 65535, &Options(st).loop.port);
@@ -356,8 +360,12 @@ const Flag kFlags[] = {
     {'Y', "auth-file", Arg::kRequired, "<file>", Fate::kRefused,
      "ascii authentication is not supported", nullptr},
     {'Z', "enable-ssl", Arg::kNone, nullptr, Fate::kRefused, "TLS is not supported", nullptr},
-    // cinch's own (long options only).
-    {kLongOnlyHttpPort, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
+    // cinch's own.
+    {kGrpcPortFlag, "grpc-port", Arg::kRequired, "<num>", Fate::kHonoured,
+     "serve REAPI v2 (remote cache) and ByteStream over gRPC on this port\n"
+     "of every -l host (default 0: off); see docs/grpc-cache.md",
+     ApplyGrpcPort},
+    {kHttpPortFlag, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
      "also serve Bazel's HTTP remote cache on this TCP port of every\n"
      "-l address (default 0: off; see docs/http-cache.md)",
      ApplyHttpPort},
@@ -434,6 +442,7 @@ const ExtendedKey kExtendedKeys[] = {
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
     {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
+    {"grpc_port", "<num>", Fate::kHonoured, "as --grpc-port", ApplyGrpcPort},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
@@ -552,8 +561,8 @@ const Flag* FindFlag(int name) {
 }
 
 std::string FlagName(const Flag& f) {
-  if (LongOnly(f.name)) return std::string("--") + f.long_name;
-  std::string name = std::string("-") + f.name;
+  if (f.name >= kLongOnly) return std::string("--") + f.long_name;
+  std::string name = std::string("-") + static_cast<char>(f.name);
   if (f.long_name != nullptr) name += std::string(" (--") + f.long_name + ")";
   return name;
 }
@@ -609,8 +618,8 @@ Status ParseCommandLine(int argc, char** argv, CommandLine* out) {
   std::string short_options = ":";  // ':' first: a missing argument is reported as ':'
   std::vector<option> long_options;
   for (const Flag& f : kFlags) {
-    if (!LongOnly(f.name)) {
-      short_options += f.name;
+    if (f.name < kLongOnly) {
+      short_options += static_cast<char>(f.name);
       if (f.arg == Arg::kRequired) short_options += ':';
     }
     if (f.long_name == nullptr) continue;
@@ -657,11 +666,10 @@ void PrintUsage(std::FILE* f) {
     }
   };
   auto flag_left = [](const Flag& flag) {
-    std::string left =
-        LongOnly(flag.name) ? std::string("    --") + flag.long_name : std::string("-") + flag.name;
-    if (flag.long_name != nullptr && !LongOnly(flag.name)) {
-      left += std::string(", --") + flag.long_name;
-    }
+    std::string left;
+    if (flag.name < kLongOnly) left = std::string("-") + static_cast<char>(flag.name);
+    if (flag.name < kLongOnly && flag.long_name != nullptr) left += ", ";
+    if (flag.long_name != nullptr) left += std::string("--") + flag.long_name;
     if (flag.arg == Arg::kRequired) {
       left += flag.long_name != nullptr ? '=' : ' ';
       left += flag.arg_name;

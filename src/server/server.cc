@@ -16,6 +16,8 @@
 #include "net/fixed_budget.h"
 #include "net/listener.h"
 #include "net/server_loop.h"
+#include "reapi/action_result_checker.h"
+#include "reapi/grpc_server.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
 
@@ -128,6 +130,34 @@ Status HttpLoopOptions(const ServerOptions& o, net::LoopOptions* out) {
 
 constexpr size_t kMinBufferMemory = size_t{2} << 20;
 
+// gRPC listens on every -l host at --grpc-port (a port an -l address names is memcached's).
+Status GrpcAddresses(const ServerOptions& o, std::vector<std::string>* out) {
+  for (const std::string& spec : o.loop.listen) {
+    net::ListenAddress a;
+    Status s = net::ParseListenAddress(spec, o.grpc_port, &a);
+    if (!s.ok()) return s;
+    if (a.host.empty()) {
+      out->push_back("[::]:" + std::to_string(o.grpc_port));  // IPv4 and IPv6
+    } else if (a.host.find(':') != std::string::npos) {
+      out->push_back("[" + a.host + "]:" + std::to_string(o.grpc_port));
+    } else {
+      out->push_back(a.host + ":" + std::to_string(o.grpc_port));
+    }
+  }
+  if (out->empty()) return Status::InvalidArgument("--grpc-port needs a TCP -l address");
+  return Status::Ok();
+}
+
+// gRPC's buffers come out of the connections' budget: it takes half of the buffer memory,
+// as a grpc::ResourceQuota, and one serving thread per MiB of it (8 to 64). See
+// docs/grpc-cache.md for what that bounds and what it does not.
+reapi::GrpcOptions GrpcLimits(size_t grpc_memory) {
+  reapi::GrpcOptions g;
+  g.memory = grpc_memory;
+  g.max_threads = static_cast<int>(std::clamp<size_t>(grpc_memory >> 20, 8, 64));
+  return g;
+}
+
 }  // namespace
 
 size_t DefaultConnectionMemory(const ServerOptions& o) {
@@ -174,13 +204,16 @@ class Server::Impl {
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
+    build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), &checker_);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
-    budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
-                                                 ConnectionObjects(options_));
+    size_t buffers = context_.connection_memory - ConnectionObjects(options_);
+    const size_t grpc_memory = options_.grpc_port != 0 ? buffers / 2 : 0;
+    budget_ = std::make_unique<net::FixedBudget>(buffers - grpc_memory);
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
-    // One build cache for every front end (HTTP here; gRPC beside it).
-    build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), nullptr);
+    if (options_.grpc_port != 0) {
+      if (s = StartGrpc(grpc_memory); !s.ok()) return s;
+    }
     s = loop_->Start();
     if (!s.ok() || options_.http_port == 0) return s;
     return StartHttp();
@@ -188,7 +221,9 @@ class Server::Impl {
 
   int port() const { return loop_ ? loop_->port() : 0; }
   int http_port() const { return http_loop_ ? http_loop_->port() : 0; }
+  int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   void Stop() {
+    if (grpc_) grpc_->Stop();
     if (loop_) loop_->Stop();
     if (http_loop_) http_loop_->Stop();
   }
@@ -198,14 +233,25 @@ class Server::Impl {
   }
 
  private:
+  Status StartGrpc(size_t grpc_memory) {
+    reapi::GrpcOptions g = GrpcLimits(grpc_memory);
+    if (Status s = GrpcAddresses(options_, &g.addresses); !s.ok()) return s;
+    grpc_ = std::make_unique<reapi::GrpcServer>(build_cache_.get());
+    return grpc_->Start(g);
+  }
+
   ServerOptions options_;
   OffsetClock clock_;
   std::unique_ptr<Store> store_;
+  // The build cache both remote-cache front ends serve; the checker makes an action result
+  // whose outputs were evicted a miss.
+  reapi::ProtoActionResultChecker checker_;
+  std::unique_ptr<buildcache::BuildCache> build_cache_;
+  std::unique_ptr<reapi::GrpcServer> grpc_;
   ServerContext context_;
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
-  std::unique_ptr<buildcache::BuildCache> build_cache_;
   http::HttpStats http_stats_;
   std::unique_ptr<http::HttpSessionFactory> http_factory_;
   std::unique_ptr<net::ServerLoop> http_loop_;
@@ -239,6 +285,7 @@ Server::~Server() {
 Status Server::Start() { return impl_->Start(); }
 int Server::port() const { return impl_->port(); }
 int Server::http_port() const { return impl_->http_port(); }
+int Server::grpc_port() const { return impl_->grpc_port(); }
 void Server::Stop() { impl_->Stop(); }
 void Server::Wait() { impl_->Wait(); }
 

@@ -35,6 +35,7 @@ class Server {
   Status Start();
   int port() const;       // TCP port bound (after Start)
   int http_port() const;  // the HTTP cache's port (after Start); 0 when off
+  int grpc_port() const;  // the gRPC port bound, 0 without one
   void Stop();
   void Wait();
 

@@ -35,6 +35,9 @@ struct ServerOptions {
   // The budget of every connection's memory (the connection and session objects, read
   // buffers, output chunks): 0 = DefaultConnectionMemory(). See docs/server.md.
   size_t connection_memory = 0;
+  // --grpc-port: REAPI v2 cache and ByteStream over gRPC on this port of every -l host (a port
+  // an -l address names is memcached's). 0: off. See docs/grpc-cache.md.
+  int grpc_port = 0;
 };
 
 }  // namespace cinch::server

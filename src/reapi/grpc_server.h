@@ -1,0 +1,66 @@
+// The gRPC front end: REAPI v2's Capabilities, ContentAddressableStorage and ActionCache
+// services and google.bytestream.ByteStream, serving one buildcache::BuildCache as a remote
+// cache (no execution). docs/grpc-cache.md maps each RPC onto BuildCache and states the limits.
+//
+// This header is the module's face to src/server: it names no generated type.
+//
+// Thread safety: Start, Stop and port from one controlling thread; the services run on gRPC's
+// own threads (at most GrpcOptions::max_threads of them) and share the BuildCache, which is
+// thread-safe. Lifetime: the BuildCache must outlive the GrpcServer.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cinch/status.h"
+
+namespace cinch::buildcache {
+class BuildCache;
+}
+
+namespace cinch::reapi {
+
+// Largest total of blob bytes one BatchUpdateBlobs or BatchReadBlobs may carry, as advertised
+// in CacheCapabilities.max_batch_total_size_bytes: gRPC's default 4 MiB message limit, which
+// most clients keep.
+inline constexpr size_t kMaxBatchTotalBytes = size_t{4} << 20;
+// Data per ByteStream ReadResponse: responses stay well under gRPC Java's (Bazel's) 4 MiB
+// default receive limit.
+inline constexpr size_t kReadChunkBytes = size_t{1} << 20;
+
+struct GrpcOptions {
+  // gRPC listen addresses, "host:port" or "[v6]:port"; all must bind.
+  std::vector<std::string> addresses;
+  // The bound on gRPC's own buffers (grpc::ResourceQuota::Resize): transport read and write
+  // buffers and the memory of calls in flight.
+  size_t memory = size_t{16} << 20;
+  // Threads serving calls (grpc::ResourceQuota::SetMaxThreads): calls beyond them are answered
+  // RESOURCE_EXHAUSTED.
+  int max_threads = 16;
+  // Largest message a client may send: a full batch plus room for per-blob framing.
+  size_t max_receive_message = kMaxBatchTotalBytes + (size_t{1} << 20);
+};
+
+class GrpcServer {
+ public:
+  explicit GrpcServer(buildcache::BuildCache* cache);
+  ~GrpcServer();  // stops if running
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
+
+  // Binds every address and starts serving.
+  Status Start(const GrpcOptions& options);
+  // The port the first address bound (useful with port 0); 0 before Start.
+  int port() const;
+  // Stops accepting, cancels calls still running after a short grace period and waits for
+  // them to return. Idempotent.
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cinch::reapi
