@@ -37,7 +37,7 @@ BAZEL = "/usr/bin/bazel"
 GENRULES = 40
 FAN_IN = 12
 LARGE_SIZES = {5: 100 << 10, 13: 400 << 10, 21: 800 << 10, 29: 1536 << 10, 37: 2048 << 10}
-TARGETS = ["//gen:all", "//cc:hello"]
+TARGETS = ["//gen:everything", "//cc:hello"]
 
 GEN_PY = r'''"""gen.py NAME SIZE OUT [INPUT...]: OUT gets SIZE bytes: a header naming NAME and the
 inputs' sha256, then bytes seeded by NAME. gen.py --dir NAME OUTDIR INPUT...: a small tree."""
@@ -166,7 +166,7 @@ def write(root, python=sys.executable):
                  'python = "%s")\n' % python)
     rules.append('genrule(name = "tool", outs = ["tool.txt"], tools = ["//cc:hello"], '
                  'cmd = "$(location //cc:hello) > $@")\n')
-    rules.append('filegroup(name = "all", srcs = [%s, ":tree", ":tool"])\n' %
+    rules.append('filegroup(name = "everything", srcs = [%s, ":tree", ":tool"])\n' %
                  ", ".join('":g%02d"' % i for i in range(GENRULES)))
     _write(os.path.join(ws, "gen", "BUILD"), "".join(rules))
     _write(os.path.join(ws, "cc", "lib.h"), LIB_H)
