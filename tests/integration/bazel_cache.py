@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Debian's Bazel 4 (bazel-bootstrap) builds a generated workspace against cinchd as its remote
 cache, offline (bazel_workspace.py describes the workspace: 40 genrules with dependencies and
-outputs from 16 B to 2 MiB, an output directory, a C++ binary). One Bazel server serves every
-build; each build follows a `bazel clean`, so all it does not get from the cache it runs.
+outputs from 16 B to 1.5 MiB, two actions with the same output, an output directory, a C++
+binary). One Bazel server serves every build; each build follows a `bazel clean`, so all it
+does not get from the cache it runs.
 
   http:      cinchd --http-port --grpc-port: a build over http:// runs every action and
              uploads; after a clean the next build has every action as a remote cache hit and
@@ -12,7 +13,7 @@ build; each build follows a `bazel clean`, so all it does not get from the cache
              cinchd has every action as a hit: what was uploaded over HTTP is read over gRPC.
   grpc:      a fresh cinchd --grpc-port: one build uploads over gRPC, the next has every action
              as a hit, the outputs the same.
-  eviction:  cinchd -m 8 (room for ~4 MB; the outputs are ~6 MB), over http:// and over
+  eviction:  cinchd -m 8 (room for ~3.4 MB; the outputs are ~5.3 MB), over http:// and over
              grpc://: a first build uploads everything (and the cache evicts); the second,
              through a recording proxy (cache_proxy.py) and uploading nothing, still succeeds
              with fewer hits and the same outputs, sees action-result misses and no CAS read
@@ -32,9 +33,12 @@ import bazel_workspace
 import cache_proxy
 import harness
 
-MAIN_ARGS = ["-m", "128", "-I", "4m"]
-# -I 4m fits the 2 MiB outputs; -I may be at most half of -m.
-EVICT_ARGS = ["-m", "8", "-I", "4m"]
+MAIN_ARGS = ["-m", "128", "-I", "2m"]  # -I fits the 1.5 MiB outputs
+# Room for ~3.4 MB of the ~5.3 MB of outputs. 64 KiB segments (not 1 MiB: 4 of them at -m 8)
+# make the engine evict oldest-first at a fine grain, so the blob //gen:same_early and
+# //gen:same_late share is gone while same_late's action result stays (bazel_workspace.py);
+# without the action-result check its second build reads that blob and misses, 6 runs of 6.
+EVICT_ARGS = ["-m", "8", "-I", "2m", "-o", "segment_size=64k"]
 
 
 def extra_args(p):

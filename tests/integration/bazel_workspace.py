@@ -7,9 +7,10 @@ The workspace (everything deterministic, so a rebuilt output equals the cached o
 
   //gen:gNN    40 genrules; each runs gen.py, which writes a header (the rule's name and the
                sha256 of its inputs) followed by seeded random bytes, cut to the rule's size:
-               10 outputs of 16..128 B, 25 of 1..64 KiB, 5 of 100 KiB..2 MiB. Each rule depends
-               on up to 3 earlier ones; g39 fans in 12 of them. Some actions print to stdout
-               and stderr, so their action results reference those blobs too.
+               outputs of 16..128 B (9), 1..64 KiB (26) and 100 KiB..1.5 MiB (5). Each rule
+               depends on 1 to 3 earlier ones; g35 fans in 12 of them. Some actions print to
+               stdout and stderr, so their action results reference those blobs too.
+  //gen:same_early, //gen:same_late: two actions with the same 256 KiB output (see PHASE2).
   //gen:tree   an output directory (a Starlark rule's declare_directory): files of mixed sizes
                in a subdirectory tree, so an action result holds a Tree.
   //cc:hello   a cc_library and a cc_binary (2 compiles, 1 link) with Debian's gcc; rules_cc and
@@ -35,8 +36,16 @@ import time
 BAZEL = "/usr/bin/bazel"
 
 GENRULES = 40
-FAN_IN = 12
-LARGE_SIZES = {5: 100 << 10, 13: 400 << 10, 21: 800 << 10, 29: 1536 << 10, 37: 2048 << 10}
+# Built in two phases, so that a cache too small for the outputs (bazel_cache.py's eviction
+# case) holds an action result whose output is gone: //gen:same_early (no dependencies) and
+# //gen:same_late write the same bytes, one CAS blob. same_late runs after phase 1 (g00..g35,
+# g35 fanning in 12 of them), while the blob is still cached, so its upload finds it present
+# and stores nothing; phase 2 (g36..g39, the largest outputs, after same_late) then evicts
+# the oldest entries, that blob among them, but not same_late's newer action result.
+FAN_IN_RULE, FAN_IN = 35, 12
+PHASE2 = range(36, GENRULES)
+LARGE_SIZES = {10: 1024 << 10, 36: 1536 << 10, 37: 800 << 10, 38: 400 << 10, 39: 100 << 10}
+SHARED_SIZE = 256 << 10
 TARGETS = ["//gen:everything", "//cc:hello"]
 
 GEN_PY = r'''"""gen.py NAME SIZE OUT [INPUT...]: OUT gets SIZE bytes: a header naming NAME and the
@@ -127,7 +136,7 @@ def _write(path, text):
 
 
 def _size(i):
-    """Output size of genrule i: every 4th tiny (<= 128 B), five large, the rest 1..64 KiB."""
+    """Output size of genrule i: five large, every 4th tiny (<= 128 B), the rest 1..64 KiB."""
     if i in LARGE_SIZES:
         return LARGE_SIZES[i]
     rng = random.Random(1000 + i)
@@ -135,11 +144,17 @@ def _size(i):
 
 
 def _deps(i):
-    if i == GENRULES - 1:
-        return random.Random(i).sample(range(i), FAN_IN)
+    """Labels genrule i depends on."""
+    rng = random.Random(i)
     if i == 0:
         return []
-    return sorted(random.Random(i).sample(range(i), min(i, random.Random(-i).randint(1, 3))))
+    if i in PHASE2:
+        return [":same_late"]
+    if i == FAN_IN_RULE:
+        picks = rng.sample(range(i), FAN_IN)
+    else:
+        picks = rng.sample(range(i), min(i, rng.randint(1, 3)))
+    return [":g%02d" % d for d in sorted(picks)]
 
 
 def write(root, python=sys.executable):
@@ -157,16 +172,21 @@ def write(root, python=sys.executable):
     _write(os.path.join(ws, "gen", "gen.py"), GEN_PY)
     _write(os.path.join(ws, "gen", "defs.bzl"), DEFS_BZL)
     rules = ['load(":defs.bzl", "gen_dir")\n']
+    gen = "%s $(location gen.py)" % python
     for i in range(GENRULES):
-        srcs = ", ".join('":g%02d"' % d for d in _deps(i))
         rules.append('genrule(name = "g%02d", srcs = [%s], outs = ["g%02d.bin"], '
-                     'tools = ["gen.py"],\n        cmd = "%s $(location gen.py) g%02d %d $@ '
-                     '$(SRCS)")\n' % (i, srcs, i, python, i, _size(i)))
-    rules.append('gen_dir(name = "tree", srcs = [":g03", ":g04"], gen = "gen.py", '
-                 'python = "%s")\n' % python)
+                     'tools = ["gen.py"],\n        cmd = "%s g%02d %d $@ $(SRCS)")\n' %
+                     (i, ", ".join('"%s"' % d for d in _deps(i)), i, gen, i, _size(i)))
+    for name, srcs in (("same_early", ""), ("same_late", '":g%02d"' % FAN_IN_RULE)):
+        # The same bytes: gen.py is not given the inputs.
+        rules.append('genrule(name = "%s", srcs = [%s], outs = ["%s.bin"], tools = ["gen.py"],'
+                     '\n        cmd = "%s shared %d $@")\n' % (name, srcs, name, gen, SHARED_SIZE))
+    rules.append('gen_dir(name = "tree", srcs = [":g%02d", ":g%02d"], gen = "gen.py", '
+                 'python = "%s")\n' % (PHASE2[-2], PHASE2[-1], python))
     rules.append('genrule(name = "tool", outs = ["tool.txt"], tools = ["//cc:hello"], '
                  'cmd = "$(location //cc:hello) > $@")\n')
-    rules.append('filegroup(name = "everything", srcs = [%s, ":tree", ":tool"])\n' %
+    rules.append('filegroup(name = "everything", srcs = [%s, ":same_early", ":same_late", '
+                 '":tree", ":tool"])\n' %
                  ", ".join('":g%02d"' % i for i in range(GENRULES)))
     _write(os.path.join(ws, "gen", "BUILD"), "".join(rules))
     _write(os.path.join(ws, "cc", "lib.h"), LIB_H)
@@ -182,7 +202,7 @@ def write(root, python=sys.executable):
 
 def total_output_bytes():
     """Bytes of the genrules' outputs (without the tree, the tool's and the C++ outputs)."""
-    return sum(_size(i) for i in range(GENRULES))
+    return sum(_size(i) for i in range(GENRULES)) + 2 * SHARED_SIZE
 
 
 # ----------------------------------------------------------------------------- the summary line
