@@ -29,8 +29,7 @@ using cinch::proto::HttpParseResult;
 using cinch::proto::HttpRequestParser;
 
 bool Inside(std::string_view inner, std::string_view outer) {
-  return inner.data() >= outer.data() &&
-         inner.data() + inner.size() <= outer.data() + outer.size();
+  return inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size();
 }
 
 // What one run saw. Body bytes of one message are merged, so the cut does not show.

@@ -32,6 +32,7 @@ net::SessionResult HttpSession::OnInput(std::string_view input, net::Output* out
   net::SessionResult result;
   size_t pos = 0;
   while (pos < input.size() && out->pending() < output_limit) {
+    const bool in_message = parser_.in_message();
     proto::HttpParseResult r = parser_.Parse(input.substr(pos));
     pos += r.consumed;
     if (r.event == HttpEvent::kNeedMore) {
@@ -42,7 +43,8 @@ net::SessionResult HttpSession::OnInput(std::string_view input, net::Output* out
       bool too_large = r.error == proto::HttpParseError::kHeadTooLarge;
       HttpStats::Add(&stats_->errors);
       close_after_ = true;
-      method_ = HttpMethod::kOther;
+      // A broken body answers its request (no body for a HEAD); a broken head has no method.
+      if (!in_message) method_ = HttpMethod::kOther;
       Send({too_large ? HttpStatus::kHeaderFieldsTooLarge : HttpStatus::kBadRequest,
             too_large ? http_reply::kHeadTooLarge : http_reply::kMalformed},
            out);

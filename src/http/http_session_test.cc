@@ -327,6 +327,15 @@ TEST_F(HttpSessionTest, MalformedRequestCloses) {
   std::string response = Send("GET / HTTP/1.1\r\nX: " + std::string(10000, 'x'), 1000);
   EXPECT_EQ(response.substr(0, 12), "HTTP/1.1 431");
   EXPECT_TRUE(closed_);
+  // A broken chunked body of a HEAD request: 400 without a body.
+  closed_ = false;
+  pending_.clear();
+  session_ = std::make_unique<HttpSession>(cache_.get(), options_, &stats_);
+  std::string bad =
+      Response(400, "Bad Request", "malformed HTTP request\n", false, "Connection: close\r\n");
+  EXPECT_EQ(Send("HEAD /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhe*\r\n"),
+            bad.substr(0, bad.size() - 23));
+  EXPECT_TRUE(closed_);
 }
 
 }  // namespace
