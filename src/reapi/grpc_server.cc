@@ -24,13 +24,11 @@ class GrpcServer::Impl {
     grpc::ServerBuilder builder;
     grpc::ResourceQuota quota("cinch-grpc");
     quota.Resize(o.memory);
-    quota.SetMaxThreads(o.max_threads);
+    quota.SetMaxThreads(2 * o.max_concurrent_calls + 2);
     builder.SetResourceQuota(quota);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(std::min<size_t>(o.max_receive_message, INT_MAX)));
-    // A connection may open no more streams than there are threads to serve them (one thread
-    // keeps polling): clients queue the rest instead of being refused RESOURCE_EXHAUSTED.
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, std::max(1, o.max_threads - 1));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.max_concurrent_calls);
     ports_.assign(o.addresses.size(), 0);
     for (size_t i = 0; i < o.addresses.size(); ++i) {
       builder.AddListeningPort(o.addresses[i], grpc::InsecureServerCredentials(), &ports_[i]);

@@ -120,13 +120,13 @@ Status GrpcAddresses(const ServerOptions& o, std::vector<std::string>* out) {
   return Status::Ok();
 }
 
-// gRPC's buffers come out of the connections' budget: it takes half of the buffer memory,
-// as a grpc::ResourceQuota, and one serving thread per MiB of it (8 to 64). See
-// docs/grpc-cache.md for what that bounds and what it does not.
+// gRPC's buffers come out of the connections' budget: it takes half of the buffer memory, as
+// a grpc::ResourceQuota, and one concurrent call per connection for each MiB of it (4 to 64):
+// a ByteStream read holds a 1 MiB chunk. See docs/grpc-cache.md for what that bounds.
 reapi::GrpcOptions GrpcLimits(size_t grpc_memory) {
   reapi::GrpcOptions g;
   g.memory = grpc_memory;
-  g.max_threads = static_cast<int>(std::clamp<size_t>(grpc_memory >> 20, 8, 64));
+  g.max_concurrent_calls = static_cast<int>(std::clamp<size_t>(grpc_memory >> 20, 4, 64));
   return g;
 }
 

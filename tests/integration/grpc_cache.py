@@ -310,6 +310,27 @@ def check_big_blob(c, cl):
     c.check(got == data[BIG - 3 * MIB - 5:], "20 MiB blob: resumed at a read_offset")
 
 
+def check_concurrent(c, cl):
+    """More calls at once than the server has threads (8 at -m 256): they queue on the
+    connection's stream limit and all succeed, none refused RESOURCE_EXHAUSTED."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = [os.urandom(200_000 + i) for i in range(40)]
+
+    def round_trip(b):
+        try:
+            if cl.write(b) != len(b):
+                return "short commit"
+            return "OK" if cl.read(cl.digest(b))[0] == b else "wrong bytes"
+        except cl.grpc.RpcError as e:
+            return e.code().name
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(round_trip, blobs))
+    c.equal([r for r in results if r != "OK"], [],
+            "40 concurrent ByteStream write+read round trips on one channel")
+
+
 def check_action_cache(c, cl):
     out = b"output file of the action"
     out_err = b"warning: from stderr"
@@ -385,6 +406,7 @@ def main(args):
             check_get_tree(c, cl)
             check_bytestream(c, cl)
             check_big_blob(c, cl)
+            check_concurrent(c, cl)
             check_action_cache(c, cl)
             # SIGTERM with the channel open (and a call's connection idle): a clean exit.
             s.proc.send_signal(signal.SIGTERM)
