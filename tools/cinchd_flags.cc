@@ -404,6 +404,11 @@ Status ApplyProcessReserve(std::string_view v, ParseState* st) {
   return Status::Ok();
 }
 
+Status ApplyGrpcMemory(std::string_view v, ParseState* st) {
+  if (!ParseSize(v, &Options(st).grpc_memory)) return Invalid("grpc_memory", v);
+  return Status::Ok();
+}
+
 Status ApplyConnMemory(std::string_view v, ParseState* st) {
   if (!ParseSize(v, &Options(st).connection_memory)) return Invalid("conn_memory", v);
   return Status::Ok();
@@ -433,6 +438,8 @@ const ExtendedKey kExtendedKeys[] = {
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
     {"grpc_port", "<num>", Fate::kHonoured, "as --grpc-port", ApplyGrpcPort},
+    {"grpc_memory", "<sz>", Fate::kHonoured,
+     "gRPC's share of -m, for its buffers (default 1/16 of -m, 8m..1g)", ApplyGrpcMemory},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",

@@ -86,11 +86,11 @@ grpc::Status CasService::BatchReadBlobs(grpc::ServerContext* context,
     if (digest.size_bytes() < 0) return BadDigest(digest);
     total += static_cast<uint64_t>(digest.size_bytes());
   }
-  if (total > kMaxBatchTotalBytes) {
+  if (total > max_batch_bytes_) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the blobs total " + std::to_string(total) +
                             " bytes, above max_batch_total_size_bytes " +
-                            std::to_string(kMaxBatchTotalBytes) + ": read them with ByteStream");
+                            std::to_string(max_batch_bytes_) + ": read them with ByteStream");
   }
   for (const rev2::Digest& digest : request->digests()) {
     rev2::BatchReadBlobsResponse::Response* out = response->add_responses();

@@ -22,9 +22,8 @@ class BuildCache;
 
 namespace cinch::reapi {
 
-// Largest total of blob bytes one BatchUpdateBlobs or BatchReadBlobs may carry, as advertised
-// in CacheCapabilities.max_batch_total_size_bytes: gRPC's default 4 MiB message limit, which
-// most clients keep.
+// The largest total of blob bytes one BatchUpdateBlobs or BatchReadBlobs may carry: gRPC's
+// default 4 MiB message limit, which most clients keep.
 inline constexpr size_t kMaxBatchTotalBytes = size_t{4} << 20;
 // Data per ByteStream ReadResponse: responses stay well under gRPC Java's (Bazel's) 4 MiB
 // default receive limit.
@@ -42,6 +41,9 @@ struct GrpcOptions {
   // thread that has just sent a call's status still counts for a moment, so an exact cap would
   // refuse calls the stream limit admits.
   int max_concurrent_calls = 8;
+  // CacheCapabilities.max_batch_total_size_bytes, at most kMaxBatchTotalBytes; BatchReadBlobs
+  // asking for more is INVALID_ARGUMENT.
+  size_t max_batch_total_bytes = kMaxBatchTotalBytes;
   // Largest message a client may send: a full batch plus room for per-blob framing.
   size_t max_receive_message = kMaxBatchTotalBytes + (size_t{1} << 20);
 };

@@ -72,6 +72,8 @@ class Client:
         self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
         self.ac = re_grpc.ActionCacheStub(self.channel)
         self.stream = mods["bytestream_pb2_grpc"].ByteStreamStub(self.channel)
+        caps = self.caps.GetCapabilities(self.re.GetCapabilitiesRequest(), timeout=30)
+        self.max_batch = caps.cache_capabilities.max_batch_total_size_bytes
 
     def digest(self, data):
         return self.re.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
@@ -96,8 +98,16 @@ class Client:
         return [r.status.code for r in self.cas.BatchUpdateBlobs(req, timeout=30).responses]
 
     def upload(self, blobs):
-        codes = self.batch_update([(self.digest(b), b) for b in blobs])
-        assert all(c == 0 for c in codes), codes
+        """BatchUpdateBlobs in batches of at most max_batch_total_size_bytes, as clients do."""
+        batch, size = [], 0
+        for b in blobs + [None]:
+            if b is None or (batch and size + len(b) > self.max_batch):
+                codes = self.batch_update([(self.digest(x), x) for x in batch])
+                assert all(c == 0 for c in codes), codes
+                batch, size = [], 0
+            if b is not None:
+                batch.append(b)
+                size += len(b)
 
     def write(self, data, digest=None, chunk=CHUNK, instance="main"):
         """ByteStream.Write in `chunk`-byte messages; returns committed_size."""
@@ -393,6 +403,44 @@ def check_action_cache(c, cl):
             "GetActionResult: malformed digest")
 
 
+def check_eviction(c, mods, args):
+    """-m 64 and four times as many bytes written: the engine evicts, RSS stays under -m, and
+    an action result is served exactly while the blob it references is still in the CAS."""
+    grpc_port = harness.free_port()
+    with harness.Server(args.server, ["-m", "64", "-t", "2", "--grpc-port", str(grpc_port)]) as s:
+        cl = Client(mods, grpc_port)
+        outputs = [b"evictable output %d " % i * 50 for i in range(20)]
+        cl.upload(outputs)
+        actions = []
+        for i, out in enumerate(outputs):
+            r = cl.re.ActionResult()
+            r.output_files.add(path="out", digest=cl.digest(out))
+            a = cl.digest(b"evictable action %d" % i)
+            cl.ac.UpdateActionResult(cl.re.UpdateActionResultRequest(
+                action_digest=a, action_result=r), timeout=30)
+            actions.append(a)
+        peak = 0
+        for i in range(32):  # 32 x 40 x 100 KB: 128 MB through a 64 MiB process
+            cl.upload([os.urandom(100_000) for _ in range(40)])
+            peak = max(peak, s.rss_kib() or 0)
+        evicted = len(cl.missing([cl.digest(o) for o in outputs]))
+        c.check(evicted > 0, "-m 64 after 128 MB of blobs: some early outputs were evicted")
+        c.note("%d of %d early outputs evicted; peak RSS %d KiB" % (evicted, len(outputs), peak))
+        for out, a in zip(outputs, actions):
+            gone = bool(cl.missing([cl.digest(out)]))
+            code = cl.code(lambda: cl.ac.GetActionResult(
+                cl.re.GetActionResultRequest(action_digest=a), timeout=30))
+            c.check(code in ("OK", "NOT_FOUND") and not (gone and code == "OK"),
+                    "action %s: no result served whose output is gone" % a.hash[:8],
+                    "output gone: %s, GetActionResult: %s" % (gone, code))
+        if os.environ.get("CINCH_SANITIZE"):
+            c.skip("RSS under -m 64", "sanitizer shadow memory")
+        else:
+            c.check(peak <= 64 * 1024, "RSS under -m 64 while gRPC writes 128 MB",
+                    "peak %d KiB" % peak)
+        cl.channel.close()
+
+
 def main(args):
     harness.skip_unless_cinch(args, "gRPC front end")
     c = harness.Checker(args.verbose)
@@ -415,6 +463,7 @@ def main(args):
             cl.channel.close()
             if code != 0:
                 print(s.log()[-3000:])
+        check_eviction(c, mods, args)
     return c.finish()
 
 
