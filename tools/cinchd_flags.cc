@@ -46,13 +46,15 @@ void Warn(ParseState* st, std::string line) {
 
 enum class Arg { kNone, kRequired, kOptional };
 
-// cinch's own flags have no memcached letter: long options only, named by a code above any
-// character so getopt_long cannot confuse them with a short option.
-constexpr int kLongOnly = 0x100;
-constexpr int kGrpcPortFlag = kLongOnly + 1;
+// Flags of cinch's own that memcached has no letter for are long options only: their `name` is
+// one of these codes (below ' ', so no short option), unique among the flags.
+constexpr char kLongOnlyHttpPort = 1;
+constexpr char kLongOnlyGrpcPort = 2;
+
+bool LongOnly(char name) { return name < ' '; }
 
 struct Flag {
-  int name;  // the short option's letter, or a kLongOnly code
+  char name;
   const char* long_name;
   Arg arg;
   const char* arg_name;  // as -h shows it
@@ -139,6 +141,10 @@ Status ApplyGrpcPort(std::string_view v, ParseState* st) {
 
 Status ApplyPort(std::string_view v, ParseState* st) {
   return SetInt(v, "port", -1, 65535, &Options(st).loop.port);
+}
+
+Status ApplyHttpPort(std::string_view v, ParseState* st) {
+  return SetInt(v, "http_port", -1, 65535, &Options(st).http_port);
 }
 
 Status ApplyListen(std::string_view v, ParseState* st) {
@@ -355,10 +361,14 @@ const Flag kFlags[] = {
     {'Y', "auth-file", Arg::kRequired, "<file>", Fate::kRefused,
      "ascii authentication is not supported", nullptr},
     {'Z', "enable-ssl", Arg::kNone, nullptr, Fate::kRefused, "TLS is not supported", nullptr},
-    // cinch's own.
-    {kGrpcPortFlag, "grpc-port", Arg::kRequired, "<num>", Fate::kHonoured,
-     "serve REAPI v2 (remote cache) and ByteStream over gRPC on this port\n"
-     "of every -l host (default 0: off); see docs/grpc-cache.md",
+    // cinch's own (long options only).
+    {kLongOnlyHttpPort, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
+     "also serve Bazel's HTTP remote cache on this TCP port of every\n"
+     "-l address (default 0: off; see docs/http-cache.md)",
+     ApplyHttpPort},
+    {kLongOnlyGrpcPort, "grpc-port", Arg::kRequired, "<num>", Fate::kHonoured,
+     "also serve REAPI v2 (remote cache) and ByteStream over gRPC on this\n"
+     "TCP port of every -l address (default 0: off; see docs/grpc-cache.md)",
      ApplyGrpcPort},
 };
 
@@ -437,7 +447,8 @@ const ExtendedKey kExtendedKeys[] = {
      "workers use io_uring, not epoll (default 1 where the kernel allows it)", ApplyIoUring},
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
-    {"grpc_port", "<num>", Fate::kHonoured, "as --grpc-port", ApplyGrpcPort},
+    {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
+    {"grpc_port", "<num>", Fate::kHonoured, "the same as --grpc-port", ApplyGrpcPort},
     {"grpc_memory", "<sz>", Fate::kHonoured,
      "gRPC's share of -m, for its buffers (default 1/16 of -m, 8m..1g)", ApplyGrpcMemory},
     {"conn_memory", "<sz>", Fate::kHonoured,
@@ -558,8 +569,8 @@ const Flag* FindFlag(int name) {
 }
 
 std::string FlagName(const Flag& f) {
-  if (f.name >= kLongOnly) return std::string("--") + f.long_name;
-  std::string name = std::string("-") + static_cast<char>(f.name);
+  if (LongOnly(f.name)) return std::string("--") + f.long_name;
+  std::string name = std::string("-") + f.name;
   if (f.long_name != nullptr) name += std::string(" (--") + f.long_name + ")";
   return name;
 }
@@ -582,6 +593,19 @@ Status Finish(ParseState* st) {
   server::ServerOptions& o = Options(st);
   // memcached: a unix socket turns TCP (and UDP) off, whatever -p and -l say.
   if (!o.loop.unix_socket.empty()) o.loop.listen.clear();
+  if (o.http_port != 0 && o.loop.listen.empty()) {
+    return Status::InvalidArgument("--http-port needs TCP addresses (-s turns TCP off)");
+  }
+  if (o.http_port > 0 && o.http_port == o.loop.port) {
+    return Status::InvalidArgument("--http-port must differ from the memcached port (-p)");
+  }
+  if (o.grpc_port != 0 && o.loop.listen.empty()) {
+    return Status::InvalidArgument("--grpc-port needs TCP addresses (-s turns TCP off)");
+  }
+  if (o.grpc_port != 0 && (o.grpc_port == o.loop.port || o.grpc_port == o.http_port)) {
+    return Status::InvalidArgument(
+        "--grpc-port must differ from the memcached (-p) and HTTP ports");
+  }
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {
     if (st->item_size_given) {
@@ -609,8 +633,8 @@ Status ParseCommandLine(int argc, char** argv, CommandLine* out) {
   std::string short_options = ":";  // ':' first: a missing argument is reported as ':'
   std::vector<option> long_options;
   for (const Flag& f : kFlags) {
-    if (f.name < kLongOnly) {
-      short_options += static_cast<char>(f.name);
+    if (!LongOnly(f.name)) {
+      short_options += f.name;
       if (f.arg == Arg::kRequired) short_options += ':';
     }
     if (f.long_name == nullptr) continue;
@@ -657,10 +681,11 @@ void PrintUsage(std::FILE* f) {
     }
   };
   auto flag_left = [](const Flag& flag) {
-    std::string left;
-    if (flag.name < kLongOnly) left = std::string("-") + static_cast<char>(flag.name);
-    if (flag.name < kLongOnly && flag.long_name != nullptr) left += ", ";
-    if (flag.long_name != nullptr) left += std::string("--") + flag.long_name;
+    std::string left =
+        LongOnly(flag.name) ? std::string("    --") + flag.long_name : std::string("-") + flag.name;
+    if (flag.long_name != nullptr && !LongOnly(flag.name)) {
+      left += std::string(", --") + flag.long_name;
+    }
     if (flag.arg == Arg::kRequired) {
       left += flag.long_name != nullptr ? '=' : ' ';
       left += flag.arg_name;

@@ -175,6 +175,22 @@ TEST(CinchdFlags, CinchExtendedKeys) {
   EXPECT_EQ(Parse({"-o", "conn_memory=8m"}).cl.server.connection_memory, size_t{8} << 20);
 }
 
+TEST(CinchdFlags, HttpPort) {
+  EXPECT_EQ(Parse({}).cl.server.http_port, 0);
+  Parsed p = Parse({"--http-port", "8080"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.server.http_port, 8080);
+  EXPECT_EQ(Parse({"--http-port=9090"}).cl.server.http_port, 9090);
+  EXPECT_EQ(Parse({"-o", "http_port=7070"}).cl.server.http_port, 7070);
+  EXPECT_FALSE(Parse({"--http-port", "65536"}).status.ok());
+  EXPECT_FALSE(Parse({"--http-port", "x"}).status.ok());
+  EXPECT_FALSE(Parse({"--http-port"}).status.ok());
+  EXPECT_FALSE(Parse({"--http-port", "11211"}).status.ok());  // the memcached port
+  EXPECT_FALSE(Parse({"--http-port", "8080", "-s", "/tmp/cinch.sock"}).status.ok());
+  // Long only: no short option stands for it.
+  EXPECT_FALSE(Parse({"-\x01", "8080"}).status.ok());
+}
+
 TEST(CinchdFlags, GrpcPortLongOnlyAndExtendedKey) {
   EXPECT_EQ(Parse({}).cl.server.grpc_port, 0);
   EXPECT_EQ(Parse({"--grpc-port", "9092"}).cl.server.grpc_port, 9092);
@@ -183,6 +199,10 @@ TEST(CinchdFlags, GrpcPortLongOnlyAndExtendedKey) {
   EXPECT_EQ(Parse({"-o", "grpc_memory=16m"}).cl.server.grpc_memory, size_t{16} << 20);
   EXPECT_FALSE(Parse({"--grpc-port", "70000"}).status.ok());
   EXPECT_FALSE(Parse({"--grpc-port", "x"}).status.ok());
+  EXPECT_FALSE(Parse({"--grpc-port", "11211"}).status.ok());  // the memcached port
+  EXPECT_FALSE(Parse({"--grpc-port", "8080", "--http-port", "8080"}).status.ok());
+  EXPECT_FALSE(Parse({"--grpc-port", "8080", "-s", "/tmp/cinch.sock"}).status.ok());
+  EXPECT_TRUE(Parse({"--grpc-port", "9092", "--http-port", "8080"}).status.ok());
 }
 
 TEST(CinchdFlags, HelpAndVersion) {

@@ -46,13 +46,15 @@ struct HttpOptions {
 class HttpSession final : public net::Session {
  public:
   static constexpr int kMaxPins = 16;
+  // The most input a session needs buffered: one request head.
+  static constexpr size_t kMaxInput = proto::HttpRequestParser::kMaxHead;
 
   // The cache and stats outlive the session.
   HttpSession(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats);
   ~HttpSession() override;
   net::SessionResult OnInput(std::string_view input, net::Output* out,
                              size_t output_limit) override;
-  size_t WantedInput() const override { return proto::HttpRequestParser::kMaxHead; }
+  size_t WantedInput() const override { return kMaxInput; }
 
  private:
   struct Pin {

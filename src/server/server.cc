@@ -11,6 +11,7 @@
 #include "buildcache/build_cache.h"
 #include "cinch/clock.h"
 #include "cinch/store.h"
+#include "http/http_session.h"
 #include "net/connection.h"
 #include "net/fixed_budget.h"
 #include "net/listener.h"
@@ -44,9 +45,9 @@ size_t ProcessReserve(const ServerOptions& o) {
   // gRPC's library state and threads: its baseline, measured (RSS at start rose 3.2 MiB with
   // --grpc-port at -m 64), is not resident yet when the rest is measured.
   constexpr size_t kGrpcBaseline = 4 << 20;
-  return ResidentBytes() + static_cast<size_t>(o.loop.threads + 2) * kStackTouched +
-         static_cast<size_t>(o.loop.threads) * net::IoUringBytes(o.loop) + kAllocatorSlack +
-         (o.grpc_port != 0 ? kGrpcBaseline : 0);
+  const size_t workers = static_cast<size_t>(o.loop.threads) * (o.http_port != 0 ? 2 : 1);
+  return ResidentBytes() + (workers + 2) * kStackTouched + workers * net::IoUringBytes(o.loop) +
+         kAllocatorSlack + (o.grpc_port != 0 ? kGrpcBaseline : 0);
 }
 
 // Smallest segments and store a small -m falls back to (see SizeStore).
@@ -98,10 +99,36 @@ std::string SizeStore(ServerOptions* o, size_t reserve, size_t connections) {
 
 namespace {
 
-// What -c connections take idle: their objects, set aside so that none is ever refused.
+// What -c connections take idle: their objects, set aside so that none is ever refused. The
+// HTTP loop, when on, may hold -c connections of its own.
 size_t ConnectionObjects(const ServerOptions& o) {
-  const size_t per_connection = net::kConnectionOverhead + sizeof(MemcacheSession);
+  size_t per_connection = net::kConnectionOverhead + sizeof(MemcacheSession);
+  if (o.http_port != 0) per_connection += net::kConnectionOverhead + sizeof(http::HttpSession);
   return static_cast<size_t>(o.loop.max_connections) * per_connection;
+}
+
+// The HTTP loop's options: the memcached loop's, on the same -l hosts at the HTTP port (an
+// address's own port, "host:port", is the memcached port), without the unix socket.
+Status HttpLoopOptions(const ServerOptions& o, net::LoopOptions* out) {
+  *out = o.loop;
+  out->port = o.http_port;
+  out->unix_socket.clear();
+  out->listen.clear();
+  for (const std::string& spec : o.loop.listen) {
+    net::ListenAddress a;
+    Status s = net::ParseListenAddress(spec, o.loop.port, &a);
+    if (!s.ok()) return s;
+    if (a.host.empty()) {
+      out->listen.push_back("*");
+    } else if (a.host.find(':') != std::string::npos) {
+      out->listen.push_back("[" + a.host + "]");
+    } else {
+      out->listen.push_back(a.host);
+    }
+  }
+  // HTTP bodies stream through the session: a read buffer never needs more than one head.
+  out->read_buffer_max = std::max(out->read_buffer_initial, http::HttpSession::kMaxInput);
+  return Status::Ok();
 }
 
 constexpr size_t kMinBufferMemory = size_t{2} << 20;
@@ -201,17 +228,22 @@ class Server::Impl {
     if (options_.grpc_port != 0) {
       if (s = StartGrpc(GrpcMemory(options_)); !s.ok()) return s;
     }
-    return loop_->Start();
+    s = loop_->Start();
+    if (!s.ok() || options_.http_port == 0) return s;
+    return StartHttp();
   }
 
   int port() const { return loop_ ? loop_->port() : 0; }
+  int http_port() const { return http_loop_ ? http_loop_->port() : 0; }
   int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   void Stop() {
     if (grpc_) grpc_->Stop();
     if (loop_) loop_->Stop();
+    if (http_loop_) http_loop_->Stop();
   }
   void Wait() {
     if (loop_) loop_->Wait();
+    if (http_loop_) http_loop_->Wait();
   }
 
  private:
@@ -225,7 +257,7 @@ class Server::Impl {
   ServerOptions options_;
   OffsetClock clock_;
   std::unique_ptr<Store> store_;
-  // The build cache both remote-cache front ends serve; the checker makes an action result
+  // The build cache every front end serves (HTTP, gRPC); the checker makes an action result
   // whose outputs were evicted a miss.
   reapi::ProtoActionResultChecker checker_;
   std::unique_ptr<buildcache::BuildCache> build_cache_;
@@ -234,6 +266,27 @@ class Server::Impl {
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
+  http::HttpStats http_stats_;
+  std::unique_ptr<http::HttpSessionFactory> http_factory_;
+  std::unique_ptr<net::ServerLoop> http_loop_;
+
+  // The HTTP cache's loop: its own sessions, the same connection budget as memcached's.
+  Status StartHttp() {
+    net::LoopOptions loop;
+    Status s = HttpLoopOptions(options_, &loop);
+    if (!s.ok()) return s;
+    // Values are written by reference from this size on, so that the output limit is reached
+    // before the session's pins run out (http_session.h).
+    http::HttpOptions http;
+    http.zero_copy_min =
+        std::max(options_.zero_copy_min, loop.output_limit / http::HttpSession::kMaxPins);
+    http_factory_ =
+        std::make_unique<http::HttpSessionFactory>(build_cache_.get(), http, &http_stats_);
+    http_loop_ = std::make_unique<net::ServerLoop>(loop, http_factory_.get(), budget_.get());
+    context_.http_loop = http_loop_.get();
+    context_.http_stats = &http_stats_;
+    return http_loop_->Start();
+  }
 };
 
 Server::Server(const ServerOptions& options) : impl_(std::make_unique<Impl>(options)) {}
@@ -245,6 +298,7 @@ Server::~Server() {
 }
 Status Server::Start() { return impl_->Start(); }
 int Server::port() const { return impl_->port(); }
+int Server::http_port() const { return impl_->http_port(); }
 int Server::grpc_port() const { return impl_->grpc_port(); }
 void Server::Stop() { impl_->Stop(); }
 void Server::Wait() { impl_->Wait(); }

@@ -1,4 +1,6 @@
-// cinchd as a library: a store, the memcached sessions and the network loops, composed.
+// cinchd as a library: a store, the memcached sessions and the network loops, composed; with
+// --http-port, also the build cache (src/buildcache) and its HTTP front end (src/http) on a
+// second loop that shares the connections' budget.
 //
 // Memory: ServerOptions::memory_limit bounds the process's resident memory. At Start() the
 // server measures what the process already holds and reserves headroom for code, thread
@@ -35,6 +37,7 @@ class Server {
 
   Status Start();
   int port() const;       // TCP port bound (after Start)
+  int http_port() const;  // the HTTP cache's port (after Start); 0 when off
   int grpc_port() const;  // the gRPC port bound, 0 without one
   void Stop();
   void Wait();
