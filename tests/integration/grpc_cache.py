@@ -10,6 +10,7 @@ protobuf-compiler-grpc's grpc_python_plugin.
 """
 
 import hashlib
+import http.client
 import importlib
 import os
 import signal
@@ -403,6 +404,39 @@ def check_action_cache(c, cl):
             "GetActionResult: malformed digest")
 
 
+def check_http_and_grpc(c, cl, http_port):
+    """One BuildCache behind both front ends: what one writes, the other reads."""
+    def request(method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
+        try:
+            conn.request(method, path, body=body)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    via_grpc = b"written through ByteStream, read over HTTP " * 100
+    cl.write(via_grpc)
+    c.equal(request("GET", "/cas/" + cl.digest(via_grpc).hash), (200, via_grpc),
+            "a blob written over gRPC: HTTP GET /cas/ returns it")
+    via_http = b"written over HTTP, read through ByteStream " * 100
+    status, _ = request("PUT", "/main/cas/" + cl.digest(via_http).hash, via_http)
+    c.check(status in (200, 201, 204), "HTTP PUT /main/cas/", str(status))
+    c.equal(cl.read(cl.digest(via_http))[0], via_http, "a blob PUT over HTTP: ByteStream reads it")
+
+    out = b"an output the HTTP client will look for"
+    result = cl.re.ActionResult(exit_code=0)
+    result.output_files.add(path="o", digest=cl.digest(out))
+    action = cl.digest(b"an action shared by both protocols")
+    cl.ac.UpdateActionResult(cl.re.UpdateActionResultRequest(
+        action_digest=action, action_result=result), timeout=30)
+    c.equal(request("GET", "/ac/" + action.hash)[0], 404,
+            "HTTP GET /ac/ of a result whose output is missing: 404")
+    request("PUT", "/cas/" + cl.digest(out).hash, out)
+    c.equal(request("GET", "/ac/" + action.hash), (200, result.SerializeToString()),
+            "HTTP GET /ac/ once the output is there: the ActionResult written over gRPC")
+
+
 def check_eviction(c, mods, args):
     """-m 64 and four times as many bytes written: the engine evicts, RSS stays under -m, and
     an action result is served exactly while the blob it references is still in the CAS."""
@@ -446,8 +480,9 @@ def main(args):
     c = harness.Checker(args.verbose)
     with tempfile.TemporaryDirectory(prefix="cinch-grpc-stubs-") as stubs:
         mods = generate_stubs(stubs)
-        grpc_port = harness.free_port()
-        with harness.Server(args.server, SERVER_ARGS + ["--grpc-port", str(grpc_port)]) as s:
+        grpc_port, http_port = harness.free_port(), harness.free_port()
+        with harness.Server(args.server, SERVER_ARGS + ["--grpc-port", str(grpc_port),
+                                                        "--http-port", str(http_port)]) as s:
             cl = Client(mods, grpc_port)
             check_capabilities(c, cl)
             check_cas_batches(c, cl)
@@ -455,6 +490,7 @@ def main(args):
             check_bytestream(c, cl)
             check_big_blob(c, cl)
             check_concurrent(c, cl)
+            check_http_and_grpc(c, cl, http_port)
             check_action_cache(c, cl)
             # SIGTERM with the channel open (and a call's connection idle): a clean exit.
             s.proc.send_signal(signal.SIGTERM)
