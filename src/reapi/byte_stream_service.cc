@@ -54,7 +54,7 @@ grpc::Status ByteStreamService::Read(grpc::ServerContext* context, const bs::Rea
   if (request->read_limit() > 0) {
     end = std::min(end, offset + static_cast<uint64_t>(request->read_limit()));
   }
-  if (IsEmptyBlob(d)) return grpc::Status::OK;
+  if (offset == end) return CasContains(*cache_, d) ? grpc::Status::OK : NotFound(d);
   bs::ReadResponse response;
   do {
     {

@@ -274,6 +274,9 @@ def check_bytestream(c, cl):
             "ByteStream.Read: read_offset beyond the blob")
     c.equal(cl.code(lambda: cl.read(cl.digest(b"absent blob"))), "NOT_FOUND",
             "ByteStream.Read: a missing blob")
+    c.equal(cl.code(lambda: cl.read(cl.digest(b"absent blob"), offset=11)), "NOT_FOUND",
+            "ByteStream.Read: a missing blob at read_offset = size")
+    c.equal(cl.read(cl.digest(b"")), (b"", 0), "ByteStream.Read: the empty blob, never written")
     c.equal(cl.write(data), len(data), "ByteStream.Write of a present blob: committed_size = size")
 
     # A wrong digest: nothing stored.
