@@ -446,7 +446,7 @@ def check_eviction(c, mods, args):
     grpc_port = harness.free_port()
     with harness.Server(args.server, ["-m", "64", "-t", "2", "--grpc-port", str(grpc_port)]) as s:
         cl = Client(mods, grpc_port)
-        outputs = [b"evictable output %d " % i * 50 for i in range(20)]
+        outputs = [(b"evictable output %d " % i) * 5000 for i in range(20)]  # ~100 KB each
         cl.upload(outputs)
         actions = []
         for i, out in enumerate(outputs):
