@@ -59,7 +59,7 @@ grpc::Status ByteStreamService::Read(grpc::ServerContext* context, const bs::Rea
   do {
     {
       ItemRef ref;
-      if (!cache_->Get(buildcache::Kind::kCas, d, &ref)) return NotFound(d);
+      if (!CasGet(*cache_, d, &ref)) return NotFound(d);
       const size_t n = std::min<uint64_t>(end - offset, kReadChunkBytes);
       response.set_data(ref.value().data() + offset, n);
       offset += n;

@@ -50,7 +50,7 @@ bool ReadDirectory(buildcache::BuildCache* cache, const rev2::Digest& digest,
     return true;
   }
   ItemRef ref;
-  if (!cache->Get(buildcache::Kind::kCas, d, &ref)) return false;
+  if (!CasGet(*cache, d, &ref)) return false;
   return dir->ParseFromArray(ref.value().data(), static_cast<int>(ref.value().size()));
 }
 
@@ -101,7 +101,7 @@ grpc::Status CasService::BatchReadBlobs(grpc::ServerContext* context,
     if (!FromProto(digest, &d)) {
       status = BadDigest(digest);
     } else if (IsEmptyBlob(d)) {
-    } else if (cache_->Get(buildcache::Kind::kCas, d, &ref)) {
+    } else if (CasGet(*cache_, d, &ref)) {
       out->set_data(ref.value().data(), ref.value().size());
     } else {
       status = NotFound(d);

@@ -277,6 +277,12 @@ def check_bytestream(c, cl):
     c.equal(cl.code(lambda: cl.read(cl.digest(b"absent blob"), offset=11)), "NOT_FOUND",
             "ByteStream.Read: a missing blob at read_offset = size")
     c.equal(cl.read(cl.digest(b"")), (b"", 0), "ByteStream.Read: the empty blob, never written")
+    wrong_size = cl.re.Digest(hash=d.hash, size_bytes=len(data) + 1_000_000)
+    c.equal(cl.code(lambda: cl.read(wrong_size)), "NOT_FOUND",
+            "ByteStream.Read: the right hash with another size is not that blob")
+    r = cl.cas.BatchReadBlobs(cl.re.BatchReadBlobsRequest(digests=[wrong_size]), timeout=30)
+    c.equal([x.status.code for x in r.responses], [5],
+            "BatchReadBlobs: the right hash with another size -> NOT_FOUND")
     c.equal(cl.write(data), len(data), "ByteStream.Write of a present blob: committed_size = size")
 
     # A wrong digest: nothing stored.
