@@ -62,7 +62,13 @@ grpc::Status CasService::FindMissingBlobs(grpc::ServerContext* context,
   for (const rev2::Digest& digest : request->blob_digests()) {
     buildcache::Digest d;
     if (!FromProto(digest, &d)) return BadDigest(digest);
-    if (!CasContains(*cache_, d)) *response->add_missing_blob_digests() = digest;
+    // A read, not Contains: it checks the size too, and it counts as an access, so a blob a
+    // client was just told not to upload is the last to be evicted before the action result
+    // that needs it arrives (bazel-remote touches it for the same reason).
+    ItemRef ref;
+    if (!IsEmptyBlob(d) && !CasGet(*cache_, d, &ref)) {
+      *response->add_missing_blob_digests() = digest;
+    }
   }
   return grpc::Status::OK;
 }

@@ -280,6 +280,7 @@ def check_bytestream(c, cl):
     wrong_size = cl.re.Digest(hash=d.hash, size_bytes=len(data) + 1_000_000)
     c.equal(cl.code(lambda: cl.read(wrong_size)), "NOT_FOUND",
             "ByteStream.Read: the right hash with another size is not that blob")
+    c.equal(len(cl.missing([wrong_size])), 1, "FindMissingBlobs: the right hash, another size")
     r = cl.cas.BatchReadBlobs(cl.re.BatchReadBlobsRequest(digests=[wrong_size]), timeout=30)
     c.equal([x.status.code for x in r.responses], [5],
             "BatchReadBlobs: the right hash with another size -> NOT_FOUND")
