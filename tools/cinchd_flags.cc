@@ -46,14 +46,15 @@ void Warn(ParseState* st, std::string line) {
 
 enum class Arg { kNone, kRequired, kOptional };
 
-// cinch's own flags have no memcached letter: long options only, named by a code above any
-// character so getopt_long cannot confuse them with a short option.
-constexpr int kLongOnly = 0x100;
-constexpr int kGrpcPortFlag = kLongOnly + 1;
-constexpr int kHttpPortFlag = kLongOnly + 2;
+// Flags of cinch's own that memcached has no letter for are long options only: their `name` is
+// one of these codes (below ' ', so no short option), unique among the flags.
+constexpr char kLongOnlyHttpPort = 1;
+constexpr char kLongOnlyGrpcPort = 2;
+
+bool LongOnly(char name) { return name < ' '; }
 
 struct Flag {
-  int name;  // the short option's letter, or a kLongOnly code
+  char name;
   const char* long_name;
   Arg arg;
   const char* arg_name;  // as -h shows it
@@ -360,15 +361,15 @@ const Flag kFlags[] = {
     {'Y', "auth-file", Arg::kRequired, "<file>", Fate::kRefused,
      "ascii authentication is not supported", nullptr},
     {'Z', "enable-ssl", Arg::kNone, nullptr, Fate::kRefused, "TLS is not supported", nullptr},
-    // cinch's own.
-    {kGrpcPortFlag, "grpc-port", Arg::kRequired, "<num>", Fate::kHonoured,
-     "serve REAPI v2 (remote cache) and ByteStream over gRPC on this port\n"
-     "of every -l host (default 0: off); see docs/grpc-cache.md",
-     ApplyGrpcPort},
-    {kHttpPortFlag, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
+    // cinch's own (long options only).
+    {kLongOnlyHttpPort, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
      "also serve Bazel's HTTP remote cache on this TCP port of every\n"
      "-l address (default 0: off; see docs/http-cache.md)",
      ApplyHttpPort},
+    {kLongOnlyGrpcPort, "grpc-port", Arg::kRequired, "<num>", Fate::kHonoured,
+     "also serve REAPI v2 (remote cache) and ByteStream over gRPC on this\n"
+     "TCP port of every -l address (default 0: off; see docs/grpc-cache.md)",
+     ApplyGrpcPort},
 };
 
 // ----------------------------------------------------------------------------- -o keys
@@ -413,6 +414,11 @@ Status ApplyProcessReserve(std::string_view v, ParseState* st) {
   return Status::Ok();
 }
 
+Status ApplyGrpcMemory(std::string_view v, ParseState* st) {
+  if (!ParseSize(v, &Options(st).grpc_memory)) return Invalid("grpc_memory", v);
+  return Status::Ok();
+}
+
 Status ApplyConnMemory(std::string_view v, ParseState* st) {
   if (!ParseSize(v, &Options(st).connection_memory)) return Invalid("conn_memory", v);
   return Status::Ok();
@@ -442,7 +448,9 @@ const ExtendedKey kExtendedKeys[] = {
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
     {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
-    {"grpc_port", "<num>", Fate::kHonoured, "as --grpc-port", ApplyGrpcPort},
+    {"grpc_port", "<num>", Fate::kHonoured, "the same as --grpc-port", ApplyGrpcPort},
+    {"grpc_memory", "<sz>", Fate::kHonoured,
+     "gRPC's share of -m, for its buffers (default 1/16 of -m, 8m..1g)", ApplyGrpcMemory},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
@@ -561,8 +569,8 @@ const Flag* FindFlag(int name) {
 }
 
 std::string FlagName(const Flag& f) {
-  if (f.name >= kLongOnly) return std::string("--") + f.long_name;
-  std::string name = std::string("-") + static_cast<char>(f.name);
+  if (LongOnly(f.name)) return std::string("--") + f.long_name;
+  std::string name = std::string("-") + f.name;
   if (f.long_name != nullptr) name += std::string(" (--") + f.long_name + ")";
   return name;
 }
@@ -591,6 +599,13 @@ Status Finish(ParseState* st) {
   if (o.http_port > 0 && o.http_port == o.loop.port) {
     return Status::InvalidArgument("--http-port must differ from the memcached port (-p)");
   }
+  if (o.grpc_port != 0 && o.loop.listen.empty()) {
+    return Status::InvalidArgument("--grpc-port needs TCP addresses (-s turns TCP off)");
+  }
+  if (o.grpc_port != 0 && (o.grpc_port == o.loop.port || o.grpc_port == o.http_port)) {
+    return Status::InvalidArgument(
+        "--grpc-port must differ from the memcached (-p) and HTTP ports");
+  }
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {
     if (st->item_size_given) {
@@ -618,8 +633,8 @@ Status ParseCommandLine(int argc, char** argv, CommandLine* out) {
   std::string short_options = ":";  // ':' first: a missing argument is reported as ':'
   std::vector<option> long_options;
   for (const Flag& f : kFlags) {
-    if (f.name < kLongOnly) {
-      short_options += static_cast<char>(f.name);
+    if (!LongOnly(f.name)) {
+      short_options += f.name;
       if (f.arg == Arg::kRequired) short_options += ':';
     }
     if (f.long_name == nullptr) continue;
@@ -666,10 +681,11 @@ void PrintUsage(std::FILE* f) {
     }
   };
   auto flag_left = [](const Flag& flag) {
-    std::string left;
-    if (flag.name < kLongOnly) left = std::string("-") + static_cast<char>(flag.name);
-    if (flag.name < kLongOnly && flag.long_name != nullptr) left += ", ";
-    if (flag.long_name != nullptr) left += std::string("--") + flag.long_name;
+    std::string left =
+        LongOnly(flag.name) ? std::string("    --") + flag.long_name : std::string("-") + flag.name;
+    if (flag.long_name != nullptr && !LongOnly(flag.name)) {
+      left += std::string(", --") + flag.long_name;
+    }
     if (flag.arg == Arg::kRequired) {
       left += flag.long_name != nullptr ? '=' : ' ';
       left += flag.arg_name;

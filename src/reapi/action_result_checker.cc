@@ -26,7 +26,7 @@ bool TreePresent(const rev2::Digest& tree_digest, buildcache::BuildCache& cache)
   rev2::Tree tree;
   {
     ItemRef ref;
-    if (!cache.Get(buildcache::Kind::kCas, d, &ref)) return false;
+    if (!CasGet(cache, d, &ref)) return false;
     // Parsed under the pin, released before the files are looked up.
     if (!tree.ParseFromArray(ref.value().data(), static_cast<int>(ref.value().size()))) {
       return false;

@@ -54,12 +54,12 @@ grpc::Status ByteStreamService::Read(grpc::ServerContext* context, const bs::Rea
   if (request->read_limit() > 0) {
     end = std::min(end, offset + static_cast<uint64_t>(request->read_limit()));
   }
-  if (IsEmptyBlob(d)) return grpc::Status::OK;
+  if (offset == end) return CasContains(*cache_, d) ? grpc::Status::OK : NotFound(d);
   bs::ReadResponse response;
   do {
     {
       ItemRef ref;
-      if (!cache_->Get(buildcache::Kind::kCas, d, &ref)) return NotFound(d);
+      if (!CasGet(*cache_, d, &ref)) return NotFound(d);
       const size_t n = std::min<uint64_t>(end - offset, kReadChunkBytes);
       response.set_data(ref.value().data() + offset, n);
       offset += n;

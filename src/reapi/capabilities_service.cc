@@ -1,4 +1,3 @@
-#include "reapi/grpc_server.h"
 #include "reapi/services.h"
 
 namespace cinch::reapi {
@@ -19,7 +18,7 @@ grpc::Status CapabilitiesService::GetCapabilities(grpc::ServerContext* context,
   rev2::CacheCapabilities* cache = response->mutable_cache_capabilities();
   cache->add_digest_function(rev2::DigestFunction::SHA256);
   cache->mutable_action_cache_update_capabilities()->set_update_enabled(true);
-  cache->set_max_batch_total_size_bytes(static_cast<int64_t>(kMaxBatchTotalBytes));
+  cache->set_max_batch_total_size_bytes(static_cast<int64_t>(max_batch_bytes_));
   cache->set_symlink_absolute_path_strategy(rev2::SymlinkAbsolutePathStrategy::ALLOWED);
   SetVersion(response->mutable_low_api_version(), 2, 0);
   SetVersion(response->mutable_high_api_version(), 2, 2);

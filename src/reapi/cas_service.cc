@@ -50,7 +50,7 @@ bool ReadDirectory(buildcache::BuildCache* cache, const rev2::Digest& digest,
     return true;
   }
   ItemRef ref;
-  if (!cache->Get(buildcache::Kind::kCas, d, &ref)) return false;
+  if (!CasGet(*cache, d, &ref)) return false;
   return dir->ParseFromArray(ref.value().data(), static_cast<int>(ref.value().size()));
 }
 
@@ -62,7 +62,13 @@ grpc::Status CasService::FindMissingBlobs(grpc::ServerContext* context,
   for (const rev2::Digest& digest : request->blob_digests()) {
     buildcache::Digest d;
     if (!FromProto(digest, &d)) return BadDigest(digest);
-    if (!CasContains(*cache_, d)) *response->add_missing_blob_digests() = digest;
+    // A read, not Contains: it checks the size too, and it counts as an access, so a blob a
+    // client was just told not to upload is the last to be evicted before the action result
+    // that needs it arrives (bazel-remote touches it for the same reason).
+    ItemRef ref;
+    if (!IsEmptyBlob(d) && !CasGet(*cache_, d, &ref)) {
+      *response->add_missing_blob_digests() = digest;
+    }
   }
   return grpc::Status::OK;
 }
@@ -86,11 +92,11 @@ grpc::Status CasService::BatchReadBlobs(grpc::ServerContext* context,
     if (digest.size_bytes() < 0) return BadDigest(digest);
     total += static_cast<uint64_t>(digest.size_bytes());
   }
-  if (total > kMaxBatchTotalBytes) {
+  if (total > max_batch_bytes_) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the blobs total " + std::to_string(total) +
                             " bytes, above max_batch_total_size_bytes " +
-                            std::to_string(kMaxBatchTotalBytes) + ": read them with ByteStream");
+                            std::to_string(max_batch_bytes_) + ": read them with ByteStream");
   }
   for (const rev2::Digest& digest : request->digests()) {
     rev2::BatchReadBlobsResponse::Response* out = response->add_responses();
@@ -101,7 +107,7 @@ grpc::Status CasService::BatchReadBlobs(grpc::ServerContext* context,
     if (!FromProto(digest, &d)) {
       status = BadDigest(digest);
     } else if (IsEmptyBlob(d)) {
-    } else if (cache_->Get(buildcache::Kind::kCas, d, &ref)) {
+    } else if (CasGet(*cache_, d, &ref)) {
       out->set_data(ref.value().data(), ref.value().size());
     } else {
       status = NotFound(d);

@@ -29,4 +29,11 @@ bool CasContains(buildcache::BuildCache& cache, const buildcache::Digest& d) {
   return IsEmptyBlob(d) || cache.Contains(buildcache::Kind::kCas, d);
 }
 
+bool CasGet(buildcache::BuildCache& cache, const buildcache::Digest& d, ItemRef* out) {
+  if (!cache.Get(buildcache::Kind::kCas, d, out)) return false;
+  if (static_cast<int64_t>(out->value().size()) == d.size) return true;
+  out->Reset();
+  return false;
+}
+
 }  // namespace cinch::reapi

@@ -4,6 +4,7 @@
 
 #include "build/bazel/remote/execution/v2/remote_execution.pb.h"
 #include "buildcache/build_cache.h"
+#include "cinch/store.h"
 
 namespace cinch::reapi {
 
@@ -19,5 +20,10 @@ bool IsEmptyBlob(const buildcache::Digest& d);
 
 // Present in the CAS (the empty blob always is). No read bump.
 bool CasContains(buildcache::BuildCache& cache, const buildcache::Digest& d);
+
+// Reads a CAS blob whose length is d.size. Entries are keyed by hash alone (an HTTP PUT carries
+// no size), so a digest naming the right hash with another size finds a blob that is not the
+// one asked for: a miss, never bytes read past the value.
+bool CasGet(buildcache::BuildCache& cache, const buildcache::Digest& d, ItemRef* out);
 
 }  // namespace cinch::reapi

@@ -16,27 +16,28 @@ constexpr auto kShutdownGrace = std::chrono::seconds(2);
 
 class GrpcServer::Impl {
  public:
-  explicit Impl(buildcache::BuildCache* cache) : cas_(cache), ac_(cache), byte_stream_(cache) {}
+  explicit Impl(buildcache::BuildCache* cache) : cache_(cache), ac_(cache), byte_stream_(cache) {}
   ~Impl() { Stop(); }
 
   Status Start(const GrpcOptions& o) {
     if (o.addresses.empty()) return Status::InvalidArgument("gRPC: no listen address");
+    const size_t batch = std::min(o.max_batch_total_bytes, kMaxBatchTotalBytes);
+    capabilities_ = std::make_unique<CapabilitiesService>(batch);
+    cas_ = std::make_unique<CasService>(cache_, batch);
     grpc::ServerBuilder builder;
     grpc::ResourceQuota quota("cinch-grpc");
     quota.Resize(o.memory);
-    quota.SetMaxThreads(o.max_threads);
+    quota.SetMaxThreads(2 * o.max_concurrent_calls + 2);
     builder.SetResourceQuota(quota);
     builder.SetMaxReceiveMessageSize(
         static_cast<int>(std::min<size_t>(o.max_receive_message, INT_MAX)));
-    // A connection may open no more streams than there are threads to serve them (one thread
-    // keeps polling): clients queue the rest instead of being refused RESOURCE_EXHAUSTED.
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, std::max(1, o.max_threads - 1));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, o.max_concurrent_calls);
     ports_.assign(o.addresses.size(), 0);
     for (size_t i = 0; i < o.addresses.size(); ++i) {
       builder.AddListeningPort(o.addresses[i], grpc::InsecureServerCredentials(), &ports_[i]);
     }
-    builder.RegisterService(&capabilities_);
-    builder.RegisterService(&cas_);
+    builder.RegisterService(capabilities_.get());
+    builder.RegisterService(cas_.get());
     builder.RegisterService(&ac_);
     builder.RegisterService(&byte_stream_);
     server_ = builder.BuildAndStart();
@@ -59,8 +60,9 @@ class GrpcServer::Impl {
   }
 
  private:
-  CapabilitiesService capabilities_;
-  CasService cas_;
+  buildcache::BuildCache* cache_;
+  std::unique_ptr<CapabilitiesService> capabilities_;
+  std::unique_ptr<CasService> cas_;
   ActionCacheService ac_;
   ByteStreamService byte_stream_;
   std::vector<int> ports_;

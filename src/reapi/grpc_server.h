@@ -5,7 +5,7 @@
 // This header is the module's face to src/server: it names no generated type.
 //
 // Thread safety: Start, Stop and port from one controlling thread; the services run on gRPC's
-// own threads (at most GrpcOptions::max_threads of them) and share the BuildCache, which is
+// own threads (bounded: see GrpcOptions) and share the BuildCache, which is
 // thread-safe. Lifetime: the BuildCache must outlive the GrpcServer.
 #pragma once
 
@@ -22,9 +22,8 @@ class BuildCache;
 
 namespace cinch::reapi {
 
-// Largest total of blob bytes one BatchUpdateBlobs or BatchReadBlobs may carry, as advertised
-// in CacheCapabilities.max_batch_total_size_bytes: gRPC's default 4 MiB message limit, which
-// most clients keep.
+// The largest total of blob bytes one BatchUpdateBlobs or BatchReadBlobs may carry: gRPC's
+// default 4 MiB message limit, which most clients keep.
 inline constexpr size_t kMaxBatchTotalBytes = size_t{4} << 20;
 // Data per ByteStream ReadResponse: responses stay well under gRPC Java's (Bazel's) 4 MiB
 // default receive limit.
@@ -36,9 +35,15 @@ struct GrpcOptions {
   // The bound on gRPC's own buffers (grpc::ResourceQuota::Resize): transport read and write
   // buffers and the memory of calls in flight.
   size_t memory = size_t{16} << 20;
-  // Threads serving calls (grpc::ResourceQuota::SetMaxThreads): calls beyond them are answered
-  // RESOURCE_EXHAUSTED.
-  int max_threads = 16;
+  // Calls one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS):
+  // clients queue the rest. gRPC's threads are capped (grpc::ResourceQuota::SetMaxThreads) at
+  // twice that plus two: a call that finds no thread is refused RESOURCE_EXHAUSTED, and a
+  // thread that has just sent a call's status still counts for a moment, so an exact cap would
+  // refuse calls the stream limit admits.
+  int max_concurrent_calls = 8;
+  // CacheCapabilities.max_batch_total_size_bytes, at most kMaxBatchTotalBytes; BatchReadBlobs
+  // asking for more is INVALID_ARGUMENT.
+  size_t max_batch_total_bytes = kMaxBatchTotalBytes;
   // Largest message a client may send: a full batch plus room for per-blob framing.
   size_t max_receive_message = kMaxBatchTotalBytes + (size_t{1} << 20);
 };

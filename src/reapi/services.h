@@ -16,14 +16,19 @@ namespace cinch::reapi {
 
 class CapabilitiesService final : public rev2::Capabilities::Service {
  public:
+  explicit CapabilitiesService(size_t max_batch_bytes) : max_batch_bytes_(max_batch_bytes) {}
   grpc::Status GetCapabilities(grpc::ServerContext* context,
                                const rev2::GetCapabilitiesRequest* request,
                                rev2::ServerCapabilities* response) override;
+
+ private:
+  size_t max_batch_bytes_;
 };
 
 class CasService final : public rev2::ContentAddressableStorage::Service {
  public:
-  explicit CasService(buildcache::BuildCache* cache) : cache_(cache) {}
+  CasService(buildcache::BuildCache* cache, size_t max_batch_bytes)
+      : cache_(cache), max_batch_bytes_(max_batch_bytes) {}
   grpc::Status FindMissingBlobs(grpc::ServerContext* context,
                                 const rev2::FindMissingBlobsRequest* request,
                                 rev2::FindMissingBlobsResponse* response) override;
@@ -42,6 +47,7 @@ class CasService final : public rev2::ContentAddressableStorage::Service {
 
  private:
   buildcache::BuildCache* cache_;
+  size_t max_batch_bytes_;
 };
 
 class ActionCacheService final : public rev2::ActionCache::Service {

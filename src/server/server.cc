@@ -42,9 +42,12 @@ size_t ProcessReserve(const ServerOptions& o) {
   if (o.process_reserve != 0) return o.process_reserve;
   constexpr size_t kStackTouched = 256 * 1024;
   constexpr size_t kAllocatorSlack = 3 << 20;
+  // gRPC's library state and threads: its baseline, measured (RSS at start rose 3.2 MiB with
+  // --grpc-port at -m 64), is not resident yet when the rest is measured.
+  constexpr size_t kGrpcBaseline = 4 << 20;
   const size_t workers = static_cast<size_t>(o.loop.threads) * (o.http_port != 0 ? 2 : 1);
   return ResidentBytes() + (workers + 2) * kStackTouched + workers * net::IoUringBytes(o.loop) +
-         kAllocatorSlack;
+         kAllocatorSlack + (o.grpc_port != 0 ? kGrpcBaseline : 0);
 }
 
 // Smallest segments and store a small -m falls back to (see SizeStore).
@@ -148,13 +151,21 @@ Status GrpcAddresses(const ServerOptions& o, std::vector<std::string>* out) {
   return Status::Ok();
 }
 
-// gRPC's buffers come out of the connections' budget: it takes half of the buffer memory,
-// as a grpc::ResourceQuota, and one serving thread per MiB of it (8 to 64). See
-// docs/grpc-cache.md for what that bounds and what it does not.
+size_t GrpcMemory(const ServerOptions& o) {
+  if (o.grpc_port == 0) return 0;
+  return o.grpc_memory != 0 ? o.grpc_memory : DefaultGrpcMemory(o);
+}
+
+// gRPC's share of -m is its grpc::ResourceQuota; from it follow one concurrent call per
+// connection for each MiB (4 to 64: a ByteStream read holds a 1 MiB chunk) and batches of at
+// most a quarter of it (up to 4 MiB). Under memory pressure gRPC resets streams
+// (ENHANCE_YOUR_CALM): with 8 MiB, 2 of 30 back-to-back 4 MB batches were refused, none of 60
+// of 2 MB; with 16 MiB none of 60 of 4 MB. See docs/grpc-cache.md for what that bounds.
 reapi::GrpcOptions GrpcLimits(size_t grpc_memory) {
   reapi::GrpcOptions g;
   g.memory = grpc_memory;
-  g.max_threads = static_cast<int>(std::clamp<size_t>(grpc_memory >> 20, 8, 64));
+  g.max_concurrent_calls = static_cast<int>(std::clamp<size_t>(grpc_memory >> 20, 4, 64));
+  g.max_batch_total_bytes = std::min(reapi::kMaxBatchTotalBytes, grpc_memory / 4);
   return g;
 }
 
@@ -163,6 +174,10 @@ reapi::GrpcOptions GrpcLimits(size_t grpc_memory) {
 size_t DefaultConnectionMemory(const ServerOptions& o) {
   const size_t buffers = std::clamp(o.memory_limit / 16, kMinBufferMemory, size_t{1} << 30);
   return ConnectionObjects(o) + buffers;
+}
+
+size_t DefaultGrpcMemory(const ServerOptions& o) {
+  return std::clamp(o.memory_limit / 16, size_t{8} << 20, size_t{1} << 30);
 }
 
 class Server::Impl {
@@ -186,8 +201,8 @@ class Server::Impl {
           std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
           std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
-    std::string warning =
-        SizeStore(&options_, context_.process_reserve, context_.connection_memory);
+    std::string warning = SizeStore(&options_, context_.process_reserve,
+                                    context_.connection_memory + GrpcMemory(options_));
     if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
@@ -206,13 +221,12 @@ class Server::Impl {
     context_.verbosity.store(options_.verbosity);
     build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), &checker_);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
-    size_t buffers = context_.connection_memory - ConnectionObjects(options_);
-    const size_t grpc_memory = options_.grpc_port != 0 ? buffers / 2 : 0;
-    budget_ = std::make_unique<net::FixedBudget>(buffers - grpc_memory);
+    budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
+                                                 ConnectionObjects(options_));
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
     if (options_.grpc_port != 0) {
-      if (s = StartGrpc(grpc_memory); !s.ok()) return s;
+      if (s = StartGrpc(GrpcMemory(options_)); !s.ok()) return s;
     }
     s = loop_->Start();
     if (!s.ok() || options_.http_port == 0) return s;
@@ -243,7 +257,7 @@ class Server::Impl {
   ServerOptions options_;
   OffsetClock clock_;
   std::unique_ptr<Store> store_;
-  // The build cache both remote-cache front ends serve; the checker makes an action result
+  // The build cache every front end serves (HTTP, gRPC); the checker makes an action result
   // whose outputs were evicted a miss.
   reapi::ProtoActionResultChecker checker_;
   std::unique_ptr<buildcache::BuildCache> build_cache_;

@@ -10,6 +10,7 @@ protobuf-compiler-grpc's grpc_python_plugin.
 """
 
 import hashlib
+import http.client
 import importlib
 import os
 import signal
@@ -72,6 +73,8 @@ class Client:
         self.cas = re_grpc.ContentAddressableStorageStub(self.channel)
         self.ac = re_grpc.ActionCacheStub(self.channel)
         self.stream = mods["bytestream_pb2_grpc"].ByteStreamStub(self.channel)
+        caps = self.caps.GetCapabilities(self.re.GetCapabilitiesRequest(), timeout=30)
+        self.max_batch = caps.cache_capabilities.max_batch_total_size_bytes
 
     def digest(self, data):
         return self.re.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
@@ -96,8 +99,16 @@ class Client:
         return [r.status.code for r in self.cas.BatchUpdateBlobs(req, timeout=30).responses]
 
     def upload(self, blobs):
-        codes = self.batch_update([(self.digest(b), b) for b in blobs])
-        assert all(c == 0 for c in codes), codes
+        """BatchUpdateBlobs in batches of at most max_batch_total_size_bytes, as clients do."""
+        batch, size = [], 0
+        for b in blobs + [None]:
+            if b is None or (batch and size + len(b) > self.max_batch):
+                codes = self.batch_update([(self.digest(x), x) for x in batch])
+                assert all(c == 0 for c in codes), codes
+                batch, size = [], 0
+            if b is not None:
+                batch.append(b)
+                size += len(b)
 
     def write(self, data, digest=None, chunk=CHUNK, instance="main"):
         """ByteStream.Write in `chunk`-byte messages; returns committed_size."""
@@ -263,6 +274,16 @@ def check_bytestream(c, cl):
             "ByteStream.Read: read_offset beyond the blob")
     c.equal(cl.code(lambda: cl.read(cl.digest(b"absent blob"))), "NOT_FOUND",
             "ByteStream.Read: a missing blob")
+    c.equal(cl.code(lambda: cl.read(cl.digest(b"absent blob"), offset=11)), "NOT_FOUND",
+            "ByteStream.Read: a missing blob at read_offset = size")
+    c.equal(cl.read(cl.digest(b"")), (b"", 0), "ByteStream.Read: the empty blob, never written")
+    wrong_size = cl.re.Digest(hash=d.hash, size_bytes=len(data) + 1_000_000)
+    c.equal(cl.code(lambda: cl.read(wrong_size)), "NOT_FOUND",
+            "ByteStream.Read: the right hash with another size is not that blob")
+    c.equal(len(cl.missing([wrong_size])), 1, "FindMissingBlobs: the right hash, another size")
+    r = cl.cas.BatchReadBlobs(cl.re.BatchReadBlobsRequest(digests=[wrong_size]), timeout=30)
+    c.equal([x.status.code for x in r.responses], [5],
+            "BatchReadBlobs: the right hash with another size -> NOT_FOUND")
     c.equal(cl.write(data), len(data), "ByteStream.Write of a present blob: committed_size = size")
 
     # A wrong digest: nothing stored.
@@ -308,6 +329,27 @@ def check_big_blob(c, cl):
     c.check(0 < largest <= MIB, "20 MiB blob: each ReadResponse at most 1 MiB", str(largest))
     got, _ = cl.read(d, offset=BIG - 3 * MIB - 5)
     c.check(got == data[BIG - 3 * MIB - 5:], "20 MiB blob: resumed at a read_offset")
+
+
+def check_concurrent(c, cl):
+    """More calls at once than the server has threads (8 at -m 256): they queue on the
+    connection's stream limit and all succeed, none refused RESOURCE_EXHAUSTED."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = [os.urandom(200_000 + i) for i in range(40)]
+
+    def round_trip(b):
+        try:
+            if cl.write(b) != len(b):
+                return "short commit"
+            return "OK" if cl.read(cl.digest(b))[0] == b else "wrong bytes"
+        except cl.grpc.RpcError as e:
+            return e.code().name
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(round_trip, blobs))
+    c.equal([r for r in results if r != "OK"], [],
+            "40 concurrent ByteStream write+read round trips on one channel")
 
 
 def check_action_cache(c, cl):
@@ -372,19 +414,93 @@ def check_action_cache(c, cl):
             "GetActionResult: malformed digest")
 
 
+def check_http_and_grpc(c, cl, http_port):
+    """One BuildCache behind both front ends: what one writes, the other reads."""
+    def request(method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
+        try:
+            conn.request(method, path, body=body)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    via_grpc = b"written through ByteStream, read over HTTP " * 100
+    cl.write(via_grpc)
+    c.equal(request("GET", "/cas/" + cl.digest(via_grpc).hash), (200, via_grpc),
+            "a blob written over gRPC: HTTP GET /cas/ returns it")
+    via_http = b"written over HTTP, read through ByteStream " * 100
+    status, _ = request("PUT", "/main/cas/" + cl.digest(via_http).hash, via_http)
+    c.check(status in (200, 201, 204), "HTTP PUT /main/cas/", str(status))
+    c.equal(cl.read(cl.digest(via_http))[0], via_http, "a blob PUT over HTTP: ByteStream reads it")
+
+    out = b"an output the HTTP client will look for"
+    result = cl.re.ActionResult(exit_code=0)
+    result.output_files.add(path="o", digest=cl.digest(out))
+    action = cl.digest(b"an action shared by both protocols")
+    cl.ac.UpdateActionResult(cl.re.UpdateActionResultRequest(
+        action_digest=action, action_result=result), timeout=30)
+    c.equal(request("GET", "/ac/" + action.hash)[0], 404,
+            "HTTP GET /ac/ of a result whose output is missing: 404")
+    request("PUT", "/cas/" + cl.digest(out).hash, out)
+    c.equal(request("GET", "/ac/" + action.hash), (200, result.SerializeToString()),
+            "HTTP GET /ac/ once the output is there: the ActionResult written over gRPC")
+
+
+def check_eviction(c, mods, args):
+    """-m 64 and four times as many bytes written: the engine evicts, RSS stays under -m, and
+    an action result is served exactly while the blob it references is still in the CAS."""
+    grpc_port = harness.free_port()
+    with harness.Server(args.server, ["-m", "64", "-t", "2", "--grpc-port", str(grpc_port)]) as s:
+        cl = Client(mods, grpc_port)
+        outputs = [(b"evictable output %d " % i) * 5000 for i in range(20)]  # ~100 KB each
+        cl.upload(outputs)
+        actions = []
+        for i, out in enumerate(outputs):
+            r = cl.re.ActionResult()
+            r.output_files.add(path="out", digest=cl.digest(out))
+            a = cl.digest(b"evictable action %d" % i)
+            cl.ac.UpdateActionResult(cl.re.UpdateActionResultRequest(
+                action_digest=a, action_result=r), timeout=30)
+            actions.append(a)
+        peak = 0
+        for i in range(32):  # 32 x 40 x 100 KB: 128 MB through a 64 MiB process
+            cl.upload([os.urandom(100_000) for _ in range(40)])
+            peak = max(peak, s.rss_kib() or 0)
+        evicted = len(cl.missing([cl.digest(o) for o in outputs]))
+        c.check(evicted > 0, "-m 64 after 128 MB of blobs: some early outputs were evicted")
+        c.note("%d of %d early outputs evicted; peak RSS %d KiB" % (evicted, len(outputs), peak))
+        for out, a in zip(outputs, actions):
+            gone = bool(cl.missing([cl.digest(out)]))
+            code = cl.code(lambda: cl.ac.GetActionResult(
+                cl.re.GetActionResultRequest(action_digest=a), timeout=30))
+            c.check(code in ("OK", "NOT_FOUND") and not (gone and code == "OK"),
+                    "action %s: no result served whose output is gone" % a.hash[:8],
+                    "output gone: %s, GetActionResult: %s" % (gone, code))
+        if os.environ.get("CINCH_SANITIZE"):
+            c.skip("RSS under -m 64", "sanitizer shadow memory")
+        else:
+            c.check(peak <= 64 * 1024, "RSS under -m 64 while gRPC writes 128 MB",
+                    "peak %d KiB" % peak)
+        cl.channel.close()
+
+
 def main(args):
     harness.skip_unless_cinch(args, "gRPC front end")
     c = harness.Checker(args.verbose)
     with tempfile.TemporaryDirectory(prefix="cinch-grpc-stubs-") as stubs:
         mods = generate_stubs(stubs)
-        grpc_port = harness.free_port()
-        with harness.Server(args.server, SERVER_ARGS + ["--grpc-port", str(grpc_port)]) as s:
+        grpc_port, http_port = harness.free_port(), harness.free_port()
+        with harness.Server(args.server, SERVER_ARGS + ["--grpc-port", str(grpc_port),
+                                                        "--http-port", str(http_port)]) as s:
             cl = Client(mods, grpc_port)
             check_capabilities(c, cl)
             check_cas_batches(c, cl)
             check_get_tree(c, cl)
             check_bytestream(c, cl)
             check_big_blob(c, cl)
+            check_concurrent(c, cl)
+            check_http_and_grpc(c, cl, http_port)
             check_action_cache(c, cl)
             # SIGTERM with the channel open (and a call's connection idle): a clean exit.
             s.proc.send_signal(signal.SIGTERM)
@@ -393,6 +509,7 @@ def main(args):
             cl.channel.close()
             if code != 0:
                 print(s.log()[-3000:])
+        check_eviction(c, mods, args)
     return c.finish()
 
 
