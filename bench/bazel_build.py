@@ -33,6 +33,7 @@ def parse_args():
     p.add_argument("--bazel", default=bazel_workspace.BAZEL)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--caches", default="none,disk,http,grpc")
+    p.add_argument("--out", help="also write the table to this Markdown file")
     return p.parse_args()
 
 
@@ -99,16 +100,28 @@ def main():
         bazel.shutdown()
         harness.stop_all()
         bazel_workspace.remove_tree(root)
-    print()
-    print("| cache | second build, median | min | first build, median | second build's processes |")
-    print("| ----- | -------------------: | --: | ------------------: | ------------------------ |")
+    lines = ["| cache | second build, median | min | first build, median | "
+             "second build's processes |",
+             "| ----- | -------------------: | --: | ------------------: | "
+             "------------------------ |"]
     for cache in caches:
         seconds = [s.seconds for _, s in results[cache]]
         firsts = [f.seconds for f, _ in results[cache]]
-        print("| %s | %.2f s | %.2f s | %.2f s | %s |" %
-              (cache, statistics.median(seconds), min(seconds), statistics.median(firsts),
-               results[cache][-1][1].summary().replace("INFO: ", "")))
-    print("\n%d runs each; load average %s" % (args.runs, open("/proc/loadavg").read().split()[0]))
+        lines.append("| %s | %.2f s | %.2f s | %.2f s | %s |" %
+                     (cache, statistics.median(seconds), min(seconds),
+                      statistics.median(firsts),
+                      results[cache][-1][1].summary().replace("INFO: ", "")))
+    lines.append("")
+    lines.append("%d runs each; Bazel server start and analysis (warm-up) %.1f s; %d cores; "
+                 "load average %s at the end; %s" %
+                 (args.runs, warm.seconds, os.cpu_count(), open("/proc/loadavg").read().split()[0],
+                  time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
+    print("\n" + "\n".join(lines))
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("# Bazel second build: no cache, --disk_cache, cinchd http and grpc\n\n"
+                    "Written by bench/bazel_build.sh (bench/bazel_build.py says what is timed)."
+                    "\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

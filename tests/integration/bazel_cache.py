@@ -55,12 +55,10 @@ class Scenario:
         self.bazel, self.ws, self.c = bazel, ws, checker
         self.reference = None  # output hashes of the first build
         self.actions = None  # actions (not internal) a build has
-        self.times = []
 
     def build(self, what, url, *options):
         self.bazel.clean()
         b = self.bazel.build("--remote_cache=" + url, "--remote_upload_local_results", *options)
-        self.times.append((what, b.seconds))
         self.c.note("%-34s %5.1f s  %s" % (what, b.seconds, b.summary()))
         ok = self.c.check(b.code == 0, "%s: bazel build succeeds" % what,
                           "exit %d:\n%s" % (b.code, b.tail()))
@@ -73,7 +71,8 @@ class Scenario:
             self.reference = got
             return self.c.check(len(got) >= bazel_workspace.GENRULES,
                                 "%s: outputs present" % what, "%d files" % len(got))
-        diff = sorted(k for k in set(got) | set(self.reference) if got.get(k) != self.reference.get(k))
+        diff = sorted(k for k in set(got) | set(self.reference)
+                      if got.get(k) != self.reference.get(k))
         return self.c.check(not diff, "%s: outputs byte-identical to the first build's" % what,
                             "%d differ: %s" % (len(diff), ", ".join(diff[:10])))
 
