@@ -450,7 +450,7 @@ const ExtendedKey kExtendedKeys[] = {
     {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
     {"grpc_port", "<num>", Fate::kHonoured, "the same as --grpc-port", ApplyGrpcPort},
     {"grpc_memory", "<sz>", Fate::kHonoured,
-     "gRPC's share of -m, for its buffers (default 1/16 of -m, 8m..1g)", ApplyGrpcMemory},
+     "gRPC's share of -m, for its buffers (default 1/16 of -m, 4m..1g)", ApplyGrpcMemory},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",

@@ -160,7 +160,8 @@ size_t GrpcMemory(const ServerOptions& o) {
 // connection for each MiB (4 to 64: a ByteStream read holds a 1 MiB chunk) and batches of at
 // most a quarter of it (up to 4 MiB). Under memory pressure gRPC resets streams
 // (ENHANCE_YOUR_CALM): with 8 MiB, 2 of 30 back-to-back 4 MB batches were refused, none of 60
-// of 2 MB; with 16 MiB none of 60 of 4 MB. See docs/grpc-cache.md for what that bounds.
+// of 2 MB; with 16 MiB none of 60 of 4 MB; with 4 MiB none of 60 of 1 or 2 MB. See
+// docs/grpc-cache.md for what that bounds.
 reapi::GrpcOptions GrpcLimits(size_t grpc_memory) {
   reapi::GrpcOptions g;
   g.memory = grpc_memory;
@@ -177,7 +178,7 @@ size_t DefaultConnectionMemory(const ServerOptions& o) {
 }
 
 size_t DefaultGrpcMemory(const ServerOptions& o) {
-  return std::clamp(o.memory_limit / 16, size_t{8} << 20, size_t{1} << 30);
+  return std::clamp(o.memory_limit / 16, size_t{4} << 20, size_t{1} << 30);
 }
 
 class Server::Impl {

@@ -24,7 +24,7 @@ namespace cinch::server {
 // need idle (their objects, ~3.9 KiB each) plus buffers for the active ones: 1/16 of -m,
 // between 2 MiB and 1 GiB.
 size_t DefaultConnectionMemory(const ServerOptions& options);
-// gRPC's share of -m when ServerOptions::grpc_memory is 0: 1/16 of -m, between 8 MiB and
+// gRPC's share of -m when ServerOptions::grpc_memory is 0: 1/16 of -m, between 4 MiB and
 // 1 GiB.
 size_t DefaultGrpcMemory(const ServerOptions& options);
 
