@@ -211,6 +211,7 @@ class Client {
     size_t sent = 0;
     while (sent < data.size()) {
       ssize_t n = send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
     }
@@ -222,6 +223,7 @@ class Client {
     std::vector<char> buf(max_per_read);
     while (out.size() < n) {
       ssize_t got = recv(fd_, buf.data(), std::min(buf.size(), n - out.size()), 0);
+      if (got < 0 && errno == EINTR) continue;  // a stop and continue of a loaded machine
       if (got <= 0) break;
       out.append(buf.data(), static_cast<size_t>(got));
     }
@@ -230,7 +232,10 @@ class Client {
   // One recv() of at most `max` bytes; empty on EOF, error or timeout.
   std::string ReadSome(size_t max) {
     std::string out(max, '\0');
-    ssize_t got = recv(fd_, out.data(), max, 0);
+    ssize_t got;
+    do {
+      got = recv(fd_, out.data(), max, 0);
+    } while (got < 0 && errno == EINTR);
     out.resize(got > 0 ? static_cast<size_t>(got) : 0);
     return out;
   }
