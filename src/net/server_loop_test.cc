@@ -558,6 +558,28 @@ TEST_P(ServerLoopTest, OutputChunkRefusedStopsTheSessionUntilMemoryFrees) {
   EXPECT_EQ(d.Read(6), "PONG\r\n");
 }
 
+// A connection waiting for an output chunk with requests still unprocessed keeps only their
+// bytes: the rest of its read buffer goes back, so many such connections cannot hold the whole
+// budget while each waits for memory another one holds.
+TEST_P(ServerLoopTest, WaitingForOutputKeepsOnlyUnprocessedInput) {
+  options.threads = 1;
+  Start();
+  // Room for a read buffer and an entry ring, not for an output chunk.
+  budget.limit = static_cast<int64_t>(options.read_buffer_initial + 1024);
+  Client d = Connect();
+  std::string pings;
+  for (int i = 0; i < 200; ++i) pings += "PING\n";
+  // Read at once; the first reply goes out in an uncharged emergency chunk, then the session
+  // waits for a chunk with 199 requests buffered.
+  d.Send(pings);
+  EXPECT_EQ(d.Read(6), "PONG\r\n");
+  EXPECT_TRUE(WaitUntil([&] { return budget.used.load() < 4096; })) << budget.used.load();
+  budget.limit = int64_t{1} << 40;
+  std::string pongs;
+  for (int i = 1; i < 200; ++i) pongs += "PONG\r\n";
+  EXPECT_EQ(d.Read(pongs.size()), pongs);
+}
+
 TEST_P(ServerLoopTest, CloseCommandFlushesThenCloses) {
   Start();
   Client c = Connect();
