@@ -8,6 +8,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev liburing-dev
   memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
   clang-14 libclang-rt-14-dev
+  libssl-dev libhttp-parser-dev curl
 )
 
 missing=()

@@ -23,14 +23,18 @@ int Exit(const cinch::server::ProcessStatus& s) {
 }
 
 // -c: the open-file limit raised to fit, or -c lowered to fit a hard limit memcached would
-// accept (it needs only -c files), saying so.
-cinch::server::ProcessStatus FitFileLimit(cinch::net::LoopOptions* loop) {
-  const uint64_t needed = cinch::net::FilesNeeded(*loop);
+// accept (it needs only -c files), saying so. With --http-port the HTTP loop may hold -c
+// connections of its own.
+cinch::server::ProcessStatus FitFileLimit(cinch::server::ServerOptions* o) {
+  cinch::net::LoopOptions* loop = &o->loop;
+  const uint64_t loops = o->http_port != 0 ? 2 : 1;
+  const uint64_t needed = loops * cinch::net::FilesNeeded(*loop);
   uint64_t files = 0;
   cinch::server::ProcessStatus s =
       cinch::server::EnsureFileLimit(needed, loop->max_connections, &files);
   if (s.ok() && files < needed) {  // one connection less for each file short
-    const int fitted = loop->max_connections - static_cast<int>(needed - files);
+    const int fitted =
+        loop->max_connections - static_cast<int>((needed - files + loops - 1) / loops);
     std::fprintf(
         stderr,
         "cinchd: -c %d lowered to %d: the hard limit on open files is %llu and the "
@@ -42,13 +46,16 @@ cinch::server::ProcessStatus FitFileLimit(cinch::net::LoopOptions* loop) {
   return s;
 }
 
-void PrintListeners(const cinch::server::ServerOptions& o, int port) {
+void PrintListeners(const cinch::server::ServerOptions& o, int port, int http_port) {
   for (const std::string& address : o.loop.listen) {
     std::fprintf(stderr, "cinchd: listening on %s (port %d unless it names one)\n", address.c_str(),
                  port);
   }
   if (!o.loop.unix_socket.empty()) {
     std::fprintf(stderr, "cinchd: listening on unix socket %s\n", o.loop.unix_socket.c_str());
+  }
+  if (http_port != 0) {
+    std::fprintf(stderr, "cinchd: HTTP build cache on port %d of the same hosts\n", http_port);
   }
   std::fprintf(stderr, "cinchd: -m %zu MiB, %d threads, -c %d\n", o.memory_limit >> 20,
                o.loop.threads, o.loop.max_connections);
@@ -82,7 +89,7 @@ int main(int argc, char** argv) {
   if (cl.core_dumps) {
     if (server::ProcessStatus s = server::EnableCoreDumps(); !s.ok()) return Exit(s);
   }
-  server::ProcessStatus s = FitFileLimit(&options.loop);
+  server::ProcessStatus s = FitFileLimit(&options);
   if (!s.ok()) return Exit(s);
   if (s = server::DropRoot(cl.user); !s.ok()) return Exit(s);
 
@@ -118,7 +125,7 @@ int main(int argc, char** argv) {
       cl.pid_file.clear();
     }
   }
-  if (options.verbosity > 0) PrintListeners(options, srv.port());
+  if (options.verbosity > 0) PrintListeners(options, srv.port(), srv.http_port());
   daemon.Ready();
 
   int sig = 0;

@@ -46,6 +46,12 @@ void Warn(ParseState* st, std::string line) {
 
 enum class Arg { kNone, kRequired, kOptional };
 
+// Flags of cinch's own that memcached has no letter for are long options only: their `name` is
+// one of these codes (below ' ', so no short option), unique among the flags.
+constexpr char kLongOnlyHttpPort = 1;
+
+bool LongOnly(char name) { return name < ' '; }
+
 struct Flag {
   char name;
   const char* long_name;
@@ -130,6 +136,10 @@ server::ServerOptions& Options(ParseState* st) { return st->out->server; }
 
 Status ApplyPort(std::string_view v, ParseState* st) {
   return SetInt(v, "port", -1, 65535, &Options(st).loop.port);
+}
+
+Status ApplyHttpPort(std::string_view v, ParseState* st) {
+  return SetInt(v, "http_port", -1, 65535, &Options(st).http_port);
 }
 
 Status ApplyListen(std::string_view v, ParseState* st) {
@@ -346,6 +356,11 @@ const Flag kFlags[] = {
     {'Y', "auth-file", Arg::kRequired, "<file>", Fate::kRefused,
      "ascii authentication is not supported", nullptr},
     {'Z', "enable-ssl", Arg::kNone, nullptr, Fate::kRefused, "TLS is not supported", nullptr},
+    // cinch's own (long options only).
+    {kLongOnlyHttpPort, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
+     "also serve Bazel's HTTP remote cache on this TCP port of every\n"
+     "-l address (default 0: off; see docs/http-cache.md)",
+     ApplyHttpPort},
 };
 
 // ----------------------------------------------------------------------------- -o keys
@@ -418,6 +433,7 @@ const ExtendedKey kExtendedKeys[] = {
      "workers use io_uring, not epoll (default 1 where the kernel allows it)", ApplyIoUring},
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
+    {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
@@ -536,6 +552,7 @@ const Flag* FindFlag(int name) {
 }
 
 std::string FlagName(const Flag& f) {
+  if (LongOnly(f.name)) return std::string("--") + f.long_name;
   std::string name = std::string("-") + f.name;
   if (f.long_name != nullptr) name += std::string(" (--") + f.long_name + ")";
   return name;
@@ -559,6 +576,12 @@ Status Finish(ParseState* st) {
   server::ServerOptions& o = Options(st);
   // memcached: a unix socket turns TCP (and UDP) off, whatever -p and -l say.
   if (!o.loop.unix_socket.empty()) o.loop.listen.clear();
+  if (o.http_port != 0 && o.loop.listen.empty()) {
+    return Status::InvalidArgument("--http-port needs TCP addresses (-s turns TCP off)");
+  }
+  if (o.http_port > 0 && o.http_port == o.loop.port) {
+    return Status::InvalidArgument("--http-port must differ from the memcached port (-p)");
+  }
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {
     if (st->item_size_given) {
@@ -586,8 +609,10 @@ Status ParseCommandLine(int argc, char** argv, CommandLine* out) {
   std::string short_options = ":";  // ':' first: a missing argument is reported as ':'
   std::vector<option> long_options;
   for (const Flag& f : kFlags) {
-    short_options += f.name;
-    if (f.arg == Arg::kRequired) short_options += ':';
+    if (!LongOnly(f.name)) {
+      short_options += f.name;
+      if (f.arg == Arg::kRequired) short_options += ':';
+    }
     if (f.long_name == nullptr) continue;
     int has_arg = f.arg == Arg::kRequired   ? required_argument
                   : f.arg == Arg::kOptional ? optional_argument
@@ -632,8 +657,11 @@ void PrintUsage(std::FILE* f) {
     }
   };
   auto flag_left = [](const Flag& flag) {
-    std::string left = std::string("-") + flag.name;
-    if (flag.long_name != nullptr) left += std::string(", --") + flag.long_name;
+    std::string left =
+        LongOnly(flag.name) ? std::string("    --") + flag.long_name : std::string("-") + flag.name;
+    if (flag.long_name != nullptr && !LongOnly(flag.name)) {
+      left += std::string(", --") + flag.long_name;
+    }
     if (flag.arg == Arg::kRequired) {
       left += flag.long_name != nullptr ? '=' : ' ';
       left += flag.arg_name;

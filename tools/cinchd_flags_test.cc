@@ -175,6 +175,22 @@ TEST(CinchdFlags, CinchExtendedKeys) {
   EXPECT_EQ(Parse({"-o", "conn_memory=8m"}).cl.server.connection_memory, size_t{8} << 20);
 }
 
+TEST(CinchdFlags, HttpPort) {
+  EXPECT_EQ(Parse({}).cl.server.http_port, 0);
+  Parsed p = Parse({"--http-port", "8080"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.server.http_port, 8080);
+  EXPECT_EQ(Parse({"--http-port=9090"}).cl.server.http_port, 9090);
+  EXPECT_EQ(Parse({"-o", "http_port=7070"}).cl.server.http_port, 7070);
+  EXPECT_FALSE(Parse({"--http-port", "65536"}).status.ok());
+  EXPECT_FALSE(Parse({"--http-port", "x"}).status.ok());
+  EXPECT_FALSE(Parse({"--http-port"}).status.ok());
+  EXPECT_FALSE(Parse({"--http-port", "11211"}).status.ok());  // the memcached port
+  EXPECT_FALSE(Parse({"--http-port", "8080", "-s", "/tmp/cinch.sock"}).status.ok());
+  // Long only: no short option stands for it.
+  EXPECT_FALSE(Parse({"-\x01", "8080"}).status.ok());
+}
+
 TEST(CinchdFlags, HelpAndVersion) {
   EXPECT_TRUE(Parse({"-h"}).cl.print_help);
   EXPECT_TRUE(Parse({"--version"}).cl.print_version);

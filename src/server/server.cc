@@ -8,10 +8,13 @@
 #include <cstdio>
 #include <string>
 
+#include "buildcache/build_cache.h"
 #include "cinch/clock.h"
 #include "cinch/store.h"
+#include "http/http_session.h"
 #include "net/connection.h"
 #include "net/fixed_budget.h"
+#include "net/listener.h"
 #include "net/server_loop.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
@@ -37,8 +40,9 @@ size_t ProcessReserve(const ServerOptions& o) {
   if (o.process_reserve != 0) return o.process_reserve;
   constexpr size_t kStackTouched = 256 * 1024;
   constexpr size_t kAllocatorSlack = 3 << 20;
-  return ResidentBytes() + static_cast<size_t>(o.loop.threads + 2) * kStackTouched +
-         static_cast<size_t>(o.loop.threads) * net::IoUringBytes(o.loop) + kAllocatorSlack;
+  const size_t workers = static_cast<size_t>(o.loop.threads) * (o.http_port != 0 ? 2 : 1);
+  return ResidentBytes() + (workers + 2) * kStackTouched + workers * net::IoUringBytes(o.loop) +
+         kAllocatorSlack;
 }
 
 // Smallest segments and store a small -m falls back to (see SizeStore).
@@ -90,10 +94,36 @@ std::string SizeStore(ServerOptions* o, size_t reserve, size_t connections) {
 
 namespace {
 
-// What -c connections take idle: their objects, set aside so that none is ever refused.
+// What -c connections take idle: their objects, set aside so that none is ever refused. The
+// HTTP loop, when on, may hold -c connections of its own.
 size_t ConnectionObjects(const ServerOptions& o) {
-  const size_t per_connection = net::kConnectionOverhead + sizeof(MemcacheSession);
+  size_t per_connection = net::kConnectionOverhead + sizeof(MemcacheSession);
+  if (o.http_port != 0) per_connection += net::kConnectionOverhead + sizeof(http::HttpSession);
   return static_cast<size_t>(o.loop.max_connections) * per_connection;
+}
+
+// The HTTP loop's options: the memcached loop's, on the same -l hosts at the HTTP port (an
+// address's own port, "host:port", is the memcached port), without the unix socket.
+Status HttpLoopOptions(const ServerOptions& o, net::LoopOptions* out) {
+  *out = o.loop;
+  out->port = o.http_port;
+  out->unix_socket.clear();
+  out->listen.clear();
+  for (const std::string& spec : o.loop.listen) {
+    net::ListenAddress a;
+    Status s = net::ParseListenAddress(spec, o.loop.port, &a);
+    if (!s.ok()) return s;
+    if (a.host.empty()) {
+      out->listen.push_back("*");
+    } else if (a.host.find(':') != std::string::npos) {
+      out->listen.push_back("[" + a.host + "]");
+    } else {
+      out->listen.push_back(a.host);
+    }
+  }
+  // HTTP bodies stream through the session: a read buffer never needs more than one head.
+  out->read_buffer_max = std::max(out->read_buffer_initial, http::HttpSession::kMaxInput);
+  return Status::Ok();
 }
 
 constexpr size_t kMinBufferMemory = size_t{2} << 20;
@@ -126,8 +156,8 @@ class Server::Impl {
           std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
           std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
-    std::string warning = SizeStore(&options_, context_.process_reserve,
-                                    context_.connection_memory);
+    std::string warning =
+        SizeStore(&options_, context_.process_reserve, context_.connection_memory);
     if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
@@ -149,15 +179,22 @@ class Server::Impl {
                                                  ConnectionObjects(options_));
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
-    return loop_->Start();
+    // One build cache for every front end (HTTP here; gRPC beside it).
+    build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), nullptr);
+    s = loop_->Start();
+    if (!s.ok() || options_.http_port == 0) return s;
+    return StartHttp();
   }
 
   int port() const { return loop_ ? loop_->port() : 0; }
+  int http_port() const { return http_loop_ ? http_loop_->port() : 0; }
   void Stop() {
     if (loop_) loop_->Stop();
+    if (http_loop_) http_loop_->Stop();
   }
   void Wait() {
     if (loop_) loop_->Wait();
+    if (http_loop_) http_loop_->Wait();
   }
 
  private:
@@ -168,6 +205,28 @@ class Server::Impl {
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
+  std::unique_ptr<buildcache::BuildCache> build_cache_;
+  http::HttpStats http_stats_;
+  std::unique_ptr<http::HttpSessionFactory> http_factory_;
+  std::unique_ptr<net::ServerLoop> http_loop_;
+
+  // The HTTP cache's loop: its own sessions, the same connection budget as memcached's.
+  Status StartHttp() {
+    net::LoopOptions loop;
+    Status s = HttpLoopOptions(options_, &loop);
+    if (!s.ok()) return s;
+    // Values are written by reference from this size on, so that the output limit is reached
+    // before the session's pins run out (http_session.h).
+    http::HttpOptions http;
+    http.zero_copy_min =
+        std::max(options_.zero_copy_min, loop.output_limit / http::HttpSession::kMaxPins);
+    http_factory_ =
+        std::make_unique<http::HttpSessionFactory>(build_cache_.get(), http, &http_stats_);
+    http_loop_ = std::make_unique<net::ServerLoop>(loop, http_factory_.get(), budget_.get());
+    context_.http_loop = http_loop_.get();
+    context_.http_stats = &http_stats_;
+    return http_loop_->Start();
+  }
 };
 
 Server::Server(const ServerOptions& options) : impl_(std::make_unique<Impl>(options)) {}
@@ -179,6 +238,7 @@ Server::~Server() {
 }
 Status Server::Start() { return impl_->Start(); }
 int Server::port() const { return impl_->port(); }
+int Server::http_port() const { return impl_->http_port(); }
 void Server::Stop() { impl_->Stop(); }
 void Server::Wait() { impl_->Wait(); }
 

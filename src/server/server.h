@@ -1,4 +1,6 @@
-// cinchd as a library: a store, the memcached sessions and the network loops, composed.
+// cinchd as a library: a store, the memcached sessions and the network loops, composed; with
+// --http-port, also the build cache (src/buildcache) and its HTTP front end (src/http) on a
+// second loop that shares the connections' budget.
 //
 // Memory: ServerOptions::memory_limit bounds the process's resident memory. At Start() the
 // server measures what the process already holds and reserves headroom for code, thread
@@ -31,7 +33,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   Status Start();
-  int port() const;  // TCP port bound (after Start)
+  int port() const;       // TCP port bound (after Start)
+  int http_port() const;  // the HTTP cache's port (after Start); 0 when off
   void Stop();
   void Wait();
 

@@ -9,6 +9,7 @@
 
 #include "cinch/clock.h"
 #include "cinch/store.h"
+#include "http/http_stats.h"
 #include "net/server_loop.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
@@ -24,6 +25,9 @@ struct ServerContext {
   std::atomic<int> verbosity{0};
   // Filled in once the loop runs, for "stats".
   const net::ServerLoop* loop = nullptr;
+  // The HTTP cache's loop and counters; null when --http-port is off.
+  const net::ServerLoop* http_loop = nullptr;
+  const http::HttpStats* http_stats = nullptr;
   size_t process_reserve = 0;    // bytes of -m for the process itself
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
 };

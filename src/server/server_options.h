@@ -29,6 +29,9 @@ struct ServerOptions {
   // Bytes the process needs beyond the store and buffers (code, stacks, allocator slack):
   // 0 = measure at start. See docs/server.md.
   size_t process_reserve = 0;
+  // --http-port: Bazel's HTTP remote cache (docs/http-cache.md) on this TCP port of every -l
+  // address, beside the memcached port. 0: off; -1: any free port (tests).
+  int http_port = 0;
   // The budget of every connection's memory (the connection and session objects, read
   // buffers, output chunks): 0 = DefaultConnectionMemory(). See docs/server.md.
   size_t connection_memory = 0;

@@ -42,6 +42,25 @@ class StatWriter {
   net::Output* out_;
 };
 
+// The HTTP cache's connections and requests (--http-port; docs/http-cache.md).
+void HttpStats(const ServerContext& ctx, StatWriter* w) {
+  net::LoopStats loop = ctx.http_loop->GetStats();
+  const http::HttpStats& h = *ctx.http_stats;
+  w->Add("http_curr_connections", loop.curr_connections);
+  w->Add("http_total_connections", loop.total_connections);
+  w->Add("http_rejected_connections", loop.rejected_connections);
+  w->Add("http_bytes_read", loop.bytes_read);
+  w->Add("http_bytes_written", loop.bytes_written);
+#define CINCH_STAT(name) w->Add("http_" #name, h.name.load(std::memory_order_relaxed))
+  CINCH_STAT(requests);
+  CINCH_STAT(get_hits);
+  CINCH_STAT(get_misses);
+  CINCH_STAT(puts);
+  CINCH_STAT(put_errors);
+  CINCH_STAT(errors);
+#undef CINCH_STAT
+}
+
 void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
   int64_t now = ctx.clock->NowSeconds();
@@ -95,6 +114,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("expired_unfetched", st.expirations_reclaimed);
   w->Add("store_too_large", c.store_too_large);
   w->Add("store_no_memory", c.store_no_memory);
+  if (ctx.http_stats != nullptr) HttpStats(ctx, w);
 }
 
 void SettingsStats(const ServerContext& ctx, StatWriter* w) {
@@ -104,6 +124,7 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("maxbytes", o.memory_limit);
   w->Add("maxconns", o.loop.max_connections);
   w->Add("tcpport", o.loop.port);
+  if (ctx.http_loop != nullptr) w->Add("http_port", ctx.http_loop->port());
   w->Add("udpport", 0);
   w->Add("inter", std::string_view(inter.empty() ? "NULL" : inter));
   w->Add("verbosity", ctx.verbosity.load(std::memory_order_relaxed));
@@ -163,7 +184,9 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(writer_reclaims);
   CINCH_STAT(writer_space_waits);
 #undef CINCH_STAT
-  w->Add("connection_buffer_bytes", loop.buffer_bytes);
+  // Both loops charge the same budget.
+  uint64_t http_buffers = ctx.http_loop != nullptr ? ctx.http_loop->GetStats().buffer_bytes : 0;
+  w->Add("connection_buffer_bytes", loop.buffer_bytes + http_buffers);
   w->Add("connection_memory", ctx.connection_memory);
   w->Add("process_reserve", ctx.process_reserve);
   // -m, or more where -m is below the process's own needs plus the smallest store.
