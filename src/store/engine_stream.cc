@@ -139,7 +139,8 @@ void Engine::ReleaseWrite(ValueWriter* w, bool published) {
   FindKeyspace(w->keyspace_)
       ->pending_bytes.fetch_sub(static_cast<int64_t>(w->item_size_), std::memory_order_relaxed);
   pending_writes_.fetch_sub(1, std::memory_order_relaxed);
-  *w = ValueWriter();  // engine_ null: nothing to abort
+  w->engine_ = nullptr;  // first: assigning below must not abort it again
+  *w = ValueWriter();
 }
 
 // Frees a jumbo segment reserved for an item that was never published. Its writer count keeps
