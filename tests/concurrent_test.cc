@@ -479,9 +479,8 @@ class Worker {
     const bool incr = !OneIn(3);
     const uint64_t delta = Uniform(1000);
     uint64_t result = 0;
-    Outcome got =
-        incr ? run_->store->Incr(ks_, key, delta, &result)
-             : run_->store->Decr(ks_, key, delta, &result);
+    Outcome got = incr ? run_->store->Incr(ks_, key, delta, &result)
+                       : run_->store->Decr(ks_, key, delta, &result);
     Trace(index, incr ? "incr" : "decr", got, 0);
     if (!want) return Expect(index, got, Outcome::kNotFound, "incr of absent key");
     if (got == Outcome::kNotFound) return Missing(index, "incr");
@@ -500,8 +499,7 @@ class Worker {
 
   void Touch(int index) {
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
-    Outcome got =
-        run_->store->Touch(ks_, keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000);
+    Outcome got = run_->store->Touch(ks_, keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000);
     Trace(index, "touch", got, 0);
     if (!want) return Expect(index, got, Outcome::kNotFound, "touch of absent key");
     if (got == Outcome::kNotFound) return Missing(index, "touch");
@@ -543,9 +541,9 @@ class Worker {
   void BeginStream(int index) {
     if (KindOf(index) != Kind::kData) return GetOwn(index);
     stream_value_ = NewValue(index);
-    Outcome got = run_->store->BeginWrite(ks_, SetMode::kSet, keys_[static_cast<size_t>(index)],
-                                          stream_value_.size(), static_cast<uint32_t>(tid_), 0,
-                                          &stream_);
+    Outcome got =
+        run_->store->BeginWrite(ks_, SetMode::kSet, keys_[static_cast<size_t>(index)],
+                                stream_value_.size(), static_cast<uint32_t>(tid_), 0, &stream_);
     Trace(index, "begin stream", got, stream_value_.size());
     if (got != Outcome::kStored) {
       return Fail(index, "begin stream: " + std::string(OutcomeName(got)));

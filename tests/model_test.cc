@@ -63,7 +63,7 @@ constexpr int64_t kThirtyDays = 2592000;
 constexpr size_t kSegmentSize = 4096;
 constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open accepts
 constexpr uint16_t kKeyspaces[] = {0, 1, 700};
-constexpr size_t kKeyCount = 600;  // 200 keys, each in every keyspace
+constexpr size_t kKeyCount = 600;      // 200 keys, each in every keyspace
 constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this
 constexpr size_t kMaxItemHeader = 24;  // an upper bound, used only to estimate footprints
 constexpr int kSweepEvery = 4096;      // ops between full sweeps of the key space
@@ -961,8 +961,8 @@ class Differential {
     p.flags = RandomFlags();
     const int64_t exptime = RandomExptime();
     p.expiry = ExpiryFor(exptime, &p.born_expired);
-    Outcome got = store_->BeginWrite(Ks(key), p.mode, Sk(key), p.value.size(), p.flags, exptime,
-                                     &p.writer);
+    Outcome got =
+        store_->BeginWrite(Ks(key), p.mode, Sk(key), p.value.size(), p.flags, exptime, &p.writer);
     const char* name = p.mode == SetMode::kAdd ? "begin stream add " : "begin stream set ";
     Note(name + Describe(ki) + " " + std::to_string(p.value.size()) + "B exptime " +
              std::to_string(exptime) + " -> " + std::string(OutcomeName(got)) +

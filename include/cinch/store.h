@@ -288,8 +288,8 @@ class Store {
   // new exptime. kStored, kNotFound, kExists (cas_unique != 0 and does not match) or
   // kOutOfMemory (the new version needs memory; the item is left as it was).
   Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
-  Outcome Invalidate(Keyspace keyspace, std::string_view key, uint64_t cas_unique,
-                     bool set_exptime, int64_t exptime);
+  Outcome Invalidate(Keyspace keyspace, std::string_view key, uint64_t cas_unique, bool set_exptime,
+                     int64_t exptime);
 
   // Unsigned 64-bit decimal arithmetic, as memcached: incr wraps at 2^64, decr floors at 0; the
   // stored text may have leading whitespace and anything after whitespace is ignored; a result

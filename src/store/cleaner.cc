@@ -186,7 +186,9 @@ double Engine::StoreLiveRatio(const std::vector<uint32_t>& ids) const {
   for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     mem::SegState state = m.state.load(std::memory_order_acquire);
-    if (pool_->IsJumbo(id) || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) continue;
+    if (pool_->IsJumbo(id) || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) {
+      continue;
+    }
     live += static_cast<double>(m.live_bytes.load(std::memory_order_relaxed));
     used += static_cast<double>(m.capacity);
   }

@@ -123,8 +123,7 @@ Status Engine::Init() {
   if (!s.ok()) return s;
   counters_.reset(new ShardCounters[shards]);
   default_keyspace_ = TryCreateKeyspace(0);
-  if (default_keyspace_ == nullptr ||
-      accountant_.Available() < size_t{minimum} * o.segment_size) {
+  if (default_keyspace_ == nullptr || accountant_.Available() < size_t{minimum} * o.segment_size) {
     return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
                                    std::to_string(minimum) + " segments");
   }
@@ -263,9 +262,8 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
   index_->Erase(shard, slot);
 }
 
-uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
-                           Keyspace ks, std::string_view key, int64_t now, mem::ItemView* item,
-                           Miss* miss) {
+uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
+                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss) {
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
     const char* p = ItemAt(location);
     // An item of a few dozen bytes usually spans two cache lines. The key is compared and the

@@ -9,9 +9,9 @@
 // docs/keyspaces.md for keyspaces and streaming writes.
 //
 // Lock order: cleaner_mu_ -> shard lock -> keyspace_mu_ -> head lock -> pool mutex;
-// drain_mu_ -> pool mutex; space_mu_ and wake_mu_ last. Nothing waits for memory while holding a shard or head lock,
-// and no write waits on cleaner_mu_ for memory: a writer short of it frees some itself
-// (docs/cleaner.md).
+// drain_mu_ -> pool mutex; space_mu_ and wake_mu_ last. Nothing waits for memory while holding a
+// shard or head lock, and no write waits on cleaner_mu_ for memory: a writer short of it frees some
+// itself (docs/cleaner.md).
 //
 // Thread safety: every public method is safe from any thread.
 #pragma once
@@ -106,8 +106,8 @@ class Engine {
   Outcome GetAndTouch(Keyspace ks, std::string_view key, int64_t exptime, ItemRef* out,
                       bool with_cas, Miss* miss = nullptr);
   Outcome Delete(Keyspace ks, std::string_view key, uint64_t cas_unique);
-  Outcome Arithmetic(Keyspace ks, std::string_view key, bool incr, uint64_t delta,
-                     uint64_t* result, uint64_t cas_unique);
+  Outcome Arithmetic(Keyspace ks, std::string_view key, bool incr, uint64_t delta, uint64_t* result,
+                     uint64_t cas_unique);
   // Streaming writes (engine_stream.cc).
   Outcome BeginWrite(Keyspace ks, SetMode mode, std::string_view key, size_t value_size,
                      uint32_t flags, int64_t exptime, ValueWriter* out);

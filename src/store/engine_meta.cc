@@ -206,8 +206,8 @@ void Engine::ReportSeen(const SeenState& seen, ItemRef* out) {
   out->last_access_ = seen.last_access;
 }
 
-Outcome Engine::Invalidate(Keyspace ks, std::string_view key, uint64_t cas_unique,
-                           bool set_exptime, int64_t exptime) {
+Outcome Engine::Invalidate(Keyspace ks, std::string_view key, uint64_t cas_unique, bool set_exptime,
+                           int64_t exptime) {
   if (key.empty() || key.size() > Store::kMaxKeyLength) return Outcome::kNotFound;
   const int64_t now = Now();
   MaybeFlushDue(now);

@@ -300,7 +300,8 @@ TEST_F(StalledCleanerTest, WithoutEvictionAFullStoreStillSaysSo) {
   }
   for (int i = 0; i < stored; ++i) ASSERT_EQ(Get(Key(i)), Pattern(200, i)) << i;
   EXPECT_EQ(engine_->GetStats().evictions, 0u);
-  for (int i = 0; i < stored; i += 2) ASSERT_EQ(engine_->Delete(Keyspace{}, Key(i), 0), Outcome::kDeleted);
+  for (int i = 0; i < stored; i += 2)
+    ASSERT_EQ(engine_->Delete(Keyspace{}, Key(i), 0), Outcome::kDeleted);
   EXPECT_EQ(Set(Key(stored), Pattern(200, stored)), Outcome::kStored);
 }
 
@@ -319,8 +320,9 @@ TEST(HotKeyTest, LostRacesAreNotOutOfMemory) {
   int rivals = 0;
   engine->TEST_SetRewriteHook([&] {
     ++rivals;
-    ASSERT_EQ(engine->Write(Keyspace{}, SetMode::kSet, "hot", std::to_string(100 * rivals), 0, 0, 0),
-              Outcome::kStored);
+    ASSERT_EQ(
+        engine->Write(Keyspace{}, SetMode::kSet, "hot", std::to_string(100 * rivals), 0, 0, 0),
+        Outcome::kStored);
   });
   uint64_t value = 0;
   ASSERT_EQ(engine->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0), Outcome::kStored);
@@ -354,10 +356,11 @@ TEST(HotKeyTest, ContendedIncrAndAppendNeverFail) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kOps; ++i) {
         uint64_t value;
-        if (engine->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0) != Outcome::kStored) ++failures;
-        if (i % 16 == 0 &&
-            engine->Write(Keyspace{}, SetMode::kAppend, "log", std::string(1, static_cast<char>('a' + t)), 0, 0,
-                          0) != Outcome::kStored) {
+        if (engine->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0) != Outcome::kStored)
+          ++failures;
+        if (i % 16 == 0 && engine->Write(Keyspace{}, SetMode::kAppend, "log",
+                                         std::string(1, static_cast<char>('a' + t)), 0, 0,
+                                         0) != Outcome::kStored) {
           ++failures;
         }
       }
@@ -388,9 +391,11 @@ TEST_F(StalledCleanerTest, HotKeysOnAFullStoreAreNeverRefused) {
       for (int i = 0; i < kOps; ++i) {
         uint64_t value;
         Outcome o1 = engine_->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0);
-        if (o1 == Outcome::kNotFound) o1 = engine_->Write(Keyspace{}, SetMode::kAdd, "hot", "0", 0, 0, 0);
+        if (o1 == Outcome::kNotFound)
+          o1 = engine_->Write(Keyspace{}, SetMode::kAdd, "hot", "0", 0, 0, 0);
         Outcome o2 = engine_->Write(Keyspace{}, SetMode::kAppend, "log", "x", 0, 0, 0);
-        if (o2 == Outcome::kNotStored) o2 = engine_->Write(Keyspace{}, SetMode::kSet, "log", "", 0, 0, 0);
+        if (o2 == Outcome::kNotStored)
+          o2 = engine_->Write(Keyspace{}, SetMode::kSet, "log", "", 0, 0, 0);
         Outcome o3 = Set(Key(t * kOps + i), Pattern(150, i));
         for (Outcome got : {o1, o2, o3}) {
           if (got == Outcome::kOutOfMemory) ++refused;

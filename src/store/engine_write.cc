@@ -124,16 +124,14 @@ bool Engine::Reserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, ui
   return true;
 }
 
-bool Engine::TryReserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls,
-                        Reservation* r) {
+bool Engine::TryReserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, Reservation* r) {
   return size > jumbo_threshold_ ? ReserveJumbo(ks_id, size, r, false)
                                  : ReserveInHead(ks, ks_id, WriterHead(cls), size, r);
 }
 
 // A jumbo item needs its whole size free at once, which writers of small items could keep
 // taking as the cleaner frees it; so the memory is claimed (charged) as soon as it is there.
-bool Engine::ReserveJumboWaiting(uint16_t ks_id, size_t size, Deadline& deadline,
-                                 Reservation* r) {
+bool Engine::ReserveJumboWaiting(uint16_t ks_id, size_t size, Deadline& deadline, Reservation* r) {
   if (ReserveJumbo(ks_id, size, r, false)) return true;
   size_t mapped = mem::RoundUpToPage(size);
   if (!ChargeWaiting(mem::MemoryKind::kJumbo, mapped, deadline)) return false;
@@ -432,9 +430,8 @@ Outcome Engine::WriteItem(Keyspace ks, SetMode mode, std::string_view key, std::
 }
 
 Outcome Engine::WriteDecided(Keyspace ks, SetMode mode, uint64_t hash, std::string_view key,
-                             std::string_view value, const char* encoded,
-                             const mem::ItemMeta& meta, bool expired, uint64_t cas_unique,
-                             int64_t now) {
+                             std::string_view value, const char* encoded, const mem::ItemMeta& meta,
+                             bool expired, uint64_t cas_unique, int64_t now) {
   if (expired) return WriteExpiredOnArrival(mode, hash, ks, key, cas_unique);
   if (mode != SetMode::kSet && mode != SetMode::kCasInvalidate) {
     Outcome o = PreCheck(mode, hash, ks, key, cas_unique);
@@ -684,8 +681,7 @@ Outcome Engine::Arithmetic(Keyspace ks, std::string_view key, bool incr, uint64_
 // With `out`, the touched version is also read (a hit) under the same shard lock. Returns
 // kTouched or kNotFound, or nothing when the item has no expiry field and must be rewritten.
 std::optional<Outcome> Engine::TouchInPlace(Keyspace ks, std::string_view key, uint32_t expiry,
-                                            int64_t now, ItemRef* out, bool with_cas,
-                                            Miss* miss) {
+                                            int64_t now, ItemRef* out, bool with_cas, Miss* miss) {
   uint64_t hash = HashKey(key, ks.id);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);

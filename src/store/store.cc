@@ -108,8 +108,8 @@ Outcome Store::Write(Keyspace keyspace, SetMode mode, std::string_view key, std:
   return engine_->Write(keyspace, mode, key, value, flags, exptime, cas_unique, binary_key);
 }
 
-Outcome Store::BeginWrite(Keyspace keyspace, SetMode mode, std::string_view key,
-                          size_t value_size, uint32_t flags, int64_t exptime, ValueWriter* out) {
+Outcome Store::BeginWrite(Keyspace keyspace, SetMode mode, std::string_view key, size_t value_size,
+                          uint32_t flags, int64_t exptime, ValueWriter* out) {
   return engine_->BeginWrite(keyspace, mode, key, value_size, flags, exptime, out);
 }
 

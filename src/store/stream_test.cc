@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -177,8 +177,7 @@ TEST_F(StreamTest, RefusesWhatWriteRefuses) {
   Open(o);
   ASSERT_EQ(store_->Write(kBlobs, SetMode::kSet, "k", "kept", 0, 0), Outcome::kStored);
   ValueWriter w;
-  EXPECT_EQ(store_->BeginWrite(kBlobs, SetMode::kSet, "k", 1 * kMiB, 0, 0, &w),
-            Outcome::kTooLarge);
+  EXPECT_EQ(store_->BeginWrite(kBlobs, SetMode::kSet, "k", 1 * kMiB, 0, 0, &w), Outcome::kTooLarge);
   EXPECT_EQ(store_->BeginWrite(kBlobs, SetMode::kSet, "k", ~size_t{0}, 0, 0, &w),
             Outcome::kTooLarge);
   EXPECT_EQ(Value(kBlobs, "k"), "kept");
