@@ -14,6 +14,11 @@
 //     binary key) that a read reports is the model's, and Fetch hands the recache token to
 //     exactly the client the model expects.
 //
+// Every key is stored in three keyspaces (0, 1, 700) under the same bytes: the model tracks them
+// as different keys, so any answer crossing keyspaces is a mismatch. Streaming writes
+// (Store::BeginWrite) run beside everything else: up to four outstanding, filled in two halves
+// at their beginning and end, then committed or aborted; the model learns a value at its commit.
+//
 // Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds.
 // With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
 // message lists the last operations before it.
