@@ -177,11 +177,14 @@ class ValueWriter {
   size_t size() const { return size_; }
 
   // Publishes the item under its key: kStored, or kNotStored for a kAdd whose key was stored
-  // meanwhile (the value is dropped then). A commit does not fail for memory with eviction on
-  // (the item's memory was reserved by BeginWrite); with eviction off, a value of up to an
-  // eighth of a segment, which is staged outside the segments until it is committed, or an
-  // index that must grow for the new key, may still answer kOutOfMemory. The writer is empty
-  // afterwards, whatever the outcome.
+  // meanwhile (the value is dropped then). The item's memory was reserved by BeginWrite, but a
+  // value of up to an eighth of a segment is staged outside the segments and copied into one
+  // here, and the index may have to grow for a new key: both make room as any write does.
+  // With eviction on that fails only if nothing at all can be freed (every segment pinned by
+  // readers or held by pending writes until the write's deadline); with eviction off and the
+  // store full, kOutOfMemory (a kSet then drops the old value, as Write). A value above an
+  // eighth of a segment that replaces a present key needs no memory at all. The writer is
+  // empty afterwards, whatever the outcome.
   // REQUIRES: a write is pending.
   Outcome Commit();
   // Drops the pending write, if any, and gives its memory back.
