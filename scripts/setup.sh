@@ -9,6 +9,8 @@ PACKAGES=(
   memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
   clang-14 libclang-rt-14-dev
   libssl-dev libhttp-parser-dev curl
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc bazel-bootstrap-source
+  python3-grpcio python3-protobuf
 )
 
 missing=()

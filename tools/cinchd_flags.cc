@@ -49,6 +49,7 @@ enum class Arg { kNone, kRequired, kOptional };
 // Flags of cinch's own that memcached has no letter for are long options only: their `name` is
 // one of these codes (below ' ', so no short option), unique among the flags.
 constexpr char kLongOnlyHttpPort = 1;
+constexpr char kLongOnlyGrpcPort = 2;
 
 bool LongOnly(char name) { return name < ' '; }
 
@@ -133,6 +134,10 @@ Status SetInt(std::string_view value, std::string_view what, long long min, long
 server::ServerOptions& Options(ParseState* st) { return st->out->server; }
 
 // ----------------------------------------------------------------------------- flags
+
+Status ApplyGrpcPort(std::string_view v, ParseState* st) {
+  return SetInt(v, "grpc port", 0, 65535, &Options(st).grpc_port);
+}
 
 Status ApplyPort(std::string_view v, ParseState* st) {
   return SetInt(v, "port", -1, 65535, &Options(st).loop.port);
@@ -361,6 +366,10 @@ const Flag kFlags[] = {
      "also serve Bazel's HTTP remote cache on this TCP port of every\n"
      "-l address (default 0: off; see docs/http-cache.md)",
      ApplyHttpPort},
+    {kLongOnlyGrpcPort, "grpc-port", Arg::kRequired, "<num>", Fate::kHonoured,
+     "also serve REAPI v2 (remote cache) and ByteStream over gRPC on this\n"
+     "TCP port of every -l address (default 0: off; see docs/grpc-cache.md)",
+     ApplyGrpcPort},
 };
 
 // ----------------------------------------------------------------------------- -o keys
@@ -405,6 +414,11 @@ Status ApplyProcessReserve(std::string_view v, ParseState* st) {
   return Status::Ok();
 }
 
+Status ApplyGrpcMemory(std::string_view v, ParseState* st) {
+  if (!ParseSize(v, &Options(st).grpc_memory)) return Invalid("grpc_memory", v);
+  return Status::Ok();
+}
+
 Status ApplyConnMemory(std::string_view v, ParseState* st) {
   if (!ParseSize(v, &Options(st).connection_memory)) return Invalid("conn_memory", v);
   return Status::Ok();
@@ -434,6 +448,9 @@ const ExtendedKey kExtendedKeys[] = {
     {"process_reserve", "<sz>", Fate::kHonoured, "memory kept for the process itself (0 = measure)",
      ApplyProcessReserve},
     {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
+    {"grpc_port", "<num>", Fate::kHonoured, "the same as --grpc-port", ApplyGrpcPort},
+    {"grpc_memory", "<sz>", Fate::kHonoured,
+     "gRPC's share of -m, for its buffers (default 1/16 of -m, 4m..1g)", ApplyGrpcMemory},
     {"conn_memory", "<sz>", Fate::kHonoured,
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
@@ -581,6 +598,13 @@ Status Finish(ParseState* st) {
   }
   if (o.http_port > 0 && o.http_port == o.loop.port) {
     return Status::InvalidArgument("--http-port must differ from the memcached port (-p)");
+  }
+  if (o.grpc_port != 0 && o.loop.listen.empty()) {
+    return Status::InvalidArgument("--grpc-port needs TCP addresses (-s turns TCP off)");
+  }
+  if (o.grpc_port != 0 && (o.grpc_port == o.loop.port || o.grpc_port == o.http_port)) {
+    return Status::InvalidArgument(
+        "--grpc-port must differ from the memcached (-p) and HTTP ports");
   }
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {

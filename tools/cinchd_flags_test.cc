@@ -191,6 +191,20 @@ TEST(CinchdFlags, HttpPort) {
   EXPECT_FALSE(Parse({"-\x01", "8080"}).status.ok());
 }
 
+TEST(CinchdFlags, GrpcPortLongOnlyAndExtendedKey) {
+  EXPECT_EQ(Parse({}).cl.server.grpc_port, 0);
+  EXPECT_EQ(Parse({"--grpc-port", "9092"}).cl.server.grpc_port, 9092);
+  EXPECT_EQ(Parse({"--grpc-port=9093"}).cl.server.grpc_port, 9093);
+  EXPECT_EQ(Parse({"-o", "grpc_port=9094"}).cl.server.grpc_port, 9094);
+  EXPECT_EQ(Parse({"-o", "grpc_memory=16m"}).cl.server.grpc_memory, size_t{16} << 20);
+  EXPECT_FALSE(Parse({"--grpc-port", "70000"}).status.ok());
+  EXPECT_FALSE(Parse({"--grpc-port", "x"}).status.ok());
+  EXPECT_FALSE(Parse({"--grpc-port", "11211"}).status.ok());  // the memcached port
+  EXPECT_FALSE(Parse({"--grpc-port", "8080", "--http-port", "8080"}).status.ok());
+  EXPECT_FALSE(Parse({"--grpc-port", "8080", "-s", "/tmp/cinch.sock"}).status.ok());
+  EXPECT_TRUE(Parse({"--grpc-port", "9092", "--http-port", "8080"}).status.ok());
+}
+
 TEST(CinchdFlags, HelpAndVersion) {
   EXPECT_TRUE(Parse({"-h"}).cl.print_help);
   EXPECT_TRUE(Parse({"--version"}).cl.print_version);

@@ -16,6 +16,8 @@
 #include "net/fixed_budget.h"
 #include "net/listener.h"
 #include "net/server_loop.h"
+#include "reapi/action_result_checker.h"
+#include "reapi/grpc_server.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
 
@@ -40,9 +42,12 @@ size_t ProcessReserve(const ServerOptions& o) {
   if (o.process_reserve != 0) return o.process_reserve;
   constexpr size_t kStackTouched = 256 * 1024;
   constexpr size_t kAllocatorSlack = 3 << 20;
+  // gRPC's library state and threads: its baseline, measured (RSS at start rose 3.2 MiB with
+  // --grpc-port at -m 64), is not resident yet when the rest is measured.
+  constexpr size_t kGrpcBaseline = 4 << 20;
   const size_t workers = static_cast<size_t>(o.loop.threads) * (o.http_port != 0 ? 2 : 1);
   return ResidentBytes() + (workers + 2) * kStackTouched + workers * net::IoUringBytes(o.loop) +
-         kAllocatorSlack;
+         kAllocatorSlack + (o.grpc_port != 0 ? kGrpcBaseline : 0);
 }
 
 // Smallest segments and store a small -m falls back to (see SizeStore).
@@ -128,11 +133,52 @@ Status HttpLoopOptions(const ServerOptions& o, net::LoopOptions* out) {
 
 constexpr size_t kMinBufferMemory = size_t{2} << 20;
 
+// gRPC listens on every -l host at --grpc-port (a port an -l address names is memcached's).
+Status GrpcAddresses(const ServerOptions& o, std::vector<std::string>* out) {
+  for (const std::string& spec : o.loop.listen) {
+    net::ListenAddress a;
+    Status s = net::ParseListenAddress(spec, o.grpc_port, &a);
+    if (!s.ok()) return s;
+    if (a.host.empty()) {
+      out->push_back("[::]:" + std::to_string(o.grpc_port));  // IPv4 and IPv6
+    } else if (a.host.find(':') != std::string::npos) {
+      out->push_back("[" + a.host + "]:" + std::to_string(o.grpc_port));
+    } else {
+      out->push_back(a.host + ":" + std::to_string(o.grpc_port));
+    }
+  }
+  if (out->empty()) return Status::InvalidArgument("--grpc-port needs a TCP -l address");
+  return Status::Ok();
+}
+
+size_t GrpcMemory(const ServerOptions& o) {
+  if (o.grpc_port == 0) return 0;
+  return o.grpc_memory != 0 ? o.grpc_memory : DefaultGrpcMemory(o);
+}
+
+// gRPC's share of -m is its grpc::ResourceQuota; from it follow one concurrent call per
+// connection for each MiB (4 to 64: a ByteStream read holds a 1 MiB chunk) and batches of at
+// most a quarter of it (up to 4 MiB). Under memory pressure gRPC resets streams
+// (ENHANCE_YOUR_CALM): with 8 MiB, 2 of 30 back-to-back 4 MB batches were refused, none of 60
+// of 2 MB; with 16 MiB none of 60 of 4 MB; with 4 MiB none of 60 of 1 or 2 MB. See
+// docs/grpc-cache.md for what that bounds.
+reapi::GrpcOptions GrpcLimits(size_t grpc_memory) {
+  reapi::GrpcOptions g;
+  g.memory = grpc_memory;
+  g.max_concurrent_calls = static_cast<int>(std::clamp<size_t>(grpc_memory >> 20, 4, 64));
+  g.max_batch_total_bytes = std::min(reapi::kMaxBatchTotalBytes, grpc_memory / 4);
+  return g;
+}
+
 }  // namespace
 
 size_t DefaultConnectionMemory(const ServerOptions& o) {
   const size_t buffers = std::clamp(o.memory_limit / 16, kMinBufferMemory, size_t{1} << 30);
   return ConnectionObjects(o) + buffers;
+}
+
+size_t DefaultGrpcMemory(const ServerOptions& o) {
+  return std::clamp(o.memory_limit / 16, size_t{4} << 20, size_t{1} << 30);
 }
 
 class Server::Impl {
@@ -156,8 +202,8 @@ class Server::Impl {
           std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
           std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
-    std::string warning =
-        SizeStore(&options_, context_.process_reserve, context_.connection_memory);
+    std::string warning = SizeStore(&options_, context_.process_reserve,
+                                    context_.connection_memory + GrpcMemory(options_));
     if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
@@ -174,13 +220,15 @@ class Server::Impl {
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
+    build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), &checker_);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
     budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
                                                  ConnectionObjects(options_));
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
-    // One build cache for every front end (HTTP here; gRPC beside it).
-    build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), nullptr);
+    if (options_.grpc_port != 0) {
+      if (s = StartGrpc(GrpcMemory(options_)); !s.ok()) return s;
+    }
     s = loop_->Start();
     if (!s.ok() || options_.http_port == 0) return s;
     return StartHttp();
@@ -188,7 +236,9 @@ class Server::Impl {
 
   int port() const { return loop_ ? loop_->port() : 0; }
   int http_port() const { return http_loop_ ? http_loop_->port() : 0; }
+  int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
   void Stop() {
+    if (grpc_) grpc_->Stop();
     if (loop_) loop_->Stop();
     if (http_loop_) http_loop_->Stop();
   }
@@ -198,14 +248,25 @@ class Server::Impl {
   }
 
  private:
+  Status StartGrpc(size_t grpc_memory) {
+    reapi::GrpcOptions g = GrpcLimits(grpc_memory);
+    if (Status s = GrpcAddresses(options_, &g.addresses); !s.ok()) return s;
+    grpc_ = std::make_unique<reapi::GrpcServer>(build_cache_.get());
+    return grpc_->Start(g);
+  }
+
   ServerOptions options_;
   OffsetClock clock_;
   std::unique_ptr<Store> store_;
+  // The build cache every front end serves (HTTP, gRPC); the checker makes an action result
+  // whose outputs were evicted a miss.
+  reapi::ProtoActionResultChecker checker_;
+  std::unique_ptr<buildcache::BuildCache> build_cache_;
+  std::unique_ptr<reapi::GrpcServer> grpc_;
   ServerContext context_;
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
-  std::unique_ptr<buildcache::BuildCache> build_cache_;
   http::HttpStats http_stats_;
   std::unique_ptr<http::HttpSessionFactory> http_factory_;
   std::unique_ptr<net::ServerLoop> http_loop_;
@@ -239,6 +300,7 @@ Server::~Server() {
 Status Server::Start() { return impl_->Start(); }
 int Server::port() const { return impl_->port(); }
 int Server::http_port() const { return impl_->http_port(); }
+int Server::grpc_port() const { return impl_->grpc_port(); }
 void Server::Stop() { impl_->Stop(); }
 void Server::Wait() { impl_->Wait(); }
 

@@ -24,6 +24,9 @@ namespace cinch::server {
 // need idle (their objects, ~3.9 KiB each) plus buffers for the active ones: 1/16 of -m,
 // between 2 MiB and 1 GiB.
 size_t DefaultConnectionMemory(const ServerOptions& options);
+// gRPC's share of -m when ServerOptions::grpc_memory is 0: 1/16 of -m, between 4 MiB and
+// 1 GiB.
+size_t DefaultGrpcMemory(const ServerOptions& options);
 
 class Server {
  public:
@@ -35,6 +38,7 @@ class Server {
   Status Start();
   int port() const;       // TCP port bound (after Start)
   int http_port() const;  // the HTTP cache's port (after Start); 0 when off
+  int grpc_port() const;  // the gRPC port bound, 0 without one
   void Stop();
   void Wait();
 

@@ -35,6 +35,13 @@ struct ServerOptions {
   // The budget of every connection's memory (the connection and session objects, read
   // buffers, output chunks): 0 = DefaultConnectionMemory(). See docs/server.md.
   size_t connection_memory = 0;
+  // --grpc-port: REAPI v2 cache and ByteStream over gRPC on this port of every -l host (a port
+  // an -l address names is memcached's). 0: off. See docs/grpc-cache.md.
+  int grpc_port = 0;
+  // -o grpc_memory: gRPC's share of -m, its grpc::ResourceQuota (transport buffers and the
+  // messages of calls in flight), taken from the store like the connections' budget. 0 =
+  // DefaultGrpcMemory(). Unused while grpc_port is 0.
+  size_t grpc_memory = 0;
 };
 
 }  // namespace cinch::server
