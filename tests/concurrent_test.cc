@@ -5,6 +5,10 @@
 // answer about them is predictable (up to eviction or flush_all, which may drop a key but never
 // resurrect an old version). Values are self-describing (key, version, length and a filler
 // derived from them), so a thread can also validate any key it reads from another thread's range.
+// Threads 0 and 1 write keyspace 0, threads 2 and 3 keyspace 7 with the same key names as 0 and
+// 1 (the flags name the thread: a read served from the other keyspace shows). Every thread also
+// has a streaming write (Store::BeginWrite) outstanding now and then, filled in chunks across
+// its other operations, then committed or aborted.
 //
 // A second test uses a store with eviction disabled: the threads hammer shared counters with
 // incr/decr while churning their own keys; in the end each counter must equal the increments
@@ -20,6 +24,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <barrier>
@@ -28,6 +33,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -104,9 +110,12 @@ Kind KindOf(int index) {
   }
 }
 
+// Threads t and t + 2 use the same key names, in different keyspaces.
 std::string KeyName(int thread, int index) {
-  return "t" + std::to_string(thread) + "/" + std::to_string(index);
+  return "t" + std::to_string(thread % 2) + "/" + std::to_string(index);
 }
+
+Keyspace KeyspaceOf(int thread) { return Keyspace{static_cast<uint16_t>(thread < 2 ? 0 : 7)}; }
 
 uint64_t HashOf(std::string_view s, uint64_t seed) {
   uint64_t h = 0xCBF29CE484222325ull ^ seed;
@@ -230,6 +239,7 @@ class Worker {
   Worker(Shared* run, int tid, uint64_t seed)
       : run_(run),
         tid_(tid),
+        ks_(KeyspaceOf(tid)),
         rng_(seed),
         expected_(static_cast<size_t>(run->keys_per_thread)),
         trace_(static_cast<size_t>(run->keys_per_thread)) {
@@ -247,6 +257,7 @@ class Worker {
       }
       Step();
     }
+    if (stream_) FinishStream();
     if (!run_->stop.load()) FinalCheck();
     run_->total_ops.fetch_add(op_);
   }
@@ -332,7 +343,9 @@ class Worker {
       // Every key may be gone now; the model learns key by key.
       return;
     }
+    if (stream_ && OneIn(3)) return Stream();
     const uint64_t r = Uniform(100);
+    if (r < 3 && !stream_) return BeginStream(index);
     if (r < 28) return GetOwn(index);
     if (r < 38) return GetForeign();
     if (r < 56) return Write(index, SetMode::kSet);
@@ -350,7 +363,7 @@ class Worker {
     const std::string& key = keys_[static_cast<size_t>(index)];
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
     ItemRef ref;
-    if (!run_->store->Get(key, &ref)) {
+    if (!run_->store->Get(ks_, key, &ref)) {
       if (want) Missing(index, "get");
       return;
     }
@@ -370,7 +383,7 @@ class Worker {
     const int index = static_cast<int>(Uniform(static_cast<uint64_t>(run_->keys_per_thread)));
     const std::string key = KeyName(other, index);
     ItemRef ref;
-    if (!run_->store->Get(key, &ref)) return;
+    if (!run_->store->Get(KeyspaceOf(other), key, &ref)) return;
     std::string why;
     if (ref.key() != key) return Fail(-1, "foreign get of " + key + " returned another key");
     if (!Validate(key, KindOf(index), ref.value(), &why)) {
@@ -385,7 +398,7 @@ class Worker {
     const std::string& key = keys_[static_cast<size_t>(index)];
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
     std::string value = NewValue(index);
-    Outcome got = run_->store->Write(mode, key, value, static_cast<uint32_t>(tid_), 0);
+    Outcome got = run_->store->Write(ks_, mode, key, value, static_cast<uint32_t>(tid_), 0);
     const char* name = mode == SetMode::kSet ? "set" : mode == SetMode::kAdd ? "add" : "replace";
     Trace(index, name, got, value.size());
     if (got == Outcome::kOutOfMemory) return Fail(index, std::string(name) + ": kOutOfMemory");
@@ -415,7 +428,7 @@ class Worker {
     uint64_t last = 0;
     ParseUint(v.substr(start), &last);
     std::string record = std::to_string(last + 1) + ",";
-    Outcome got = run_->store->Write(SetMode::kAppend, key, record, 999, 0);
+    Outcome got = run_->store->Write(ks_, SetMode::kAppend, key, record, 999, 0);
     Trace(index, "append", got, record.size());
     if (got == Outcome::kNotStored) return Missing(index, "append");
     Expect(index, got, Outcome::kStored, "append");
@@ -428,7 +441,7 @@ class Worker {
     uint64_t cas = 0;
     {
       ItemRef ref;
-      if (!run_->store->Get(key, &ref, /*with_cas=*/true)) {
+      if (!run_->store->Get(ks_, key, &ref, /*with_cas=*/true)) {
         if (want) Missing(index, "get before cas");
         return;
       }
@@ -439,7 +452,7 @@ class Worker {
     // the item in between.
     std::string value = NewValue(index);
     Outcome got =
-        run_->store->Write(SetMode::kCas, key, value, static_cast<uint32_t>(tid_), 0, cas);
+        run_->store->Write(ks_, SetMode::kCas, key, value, static_cast<uint32_t>(tid_), 0, cas);
     Trace(index, "cas", got, value.size());
     if (got == Outcome::kNotFound) return Missing(index, "cas");
     Expect(index, got, Outcome::kStored, "cas (no other writer)");
@@ -448,7 +461,7 @@ class Worker {
 
   void Delete(int index) {
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
-    Outcome got = run_->store->Delete(keys_[static_cast<size_t>(index)]);
+    Outcome got = run_->store->Delete(ks_, keys_[static_cast<size_t>(index)]);
     Trace(index, "delete", got, 0);
     if (!want) return Expect(index, got, Outcome::kNotFound, "delete of absent key");
     if (got == Outcome::kNotFound) {
@@ -466,8 +479,8 @@ class Worker {
     const bool incr = !OneIn(3);
     const uint64_t delta = Uniform(1000);
     uint64_t result = 0;
-    Outcome got =
-        incr ? run_->store->Incr(key, delta, &result) : run_->store->Decr(key, delta, &result);
+    Outcome got = incr ? run_->store->Incr(ks_, key, delta, &result)
+                       : run_->store->Decr(ks_, key, delta, &result);
     Trace(index, incr ? "incr" : "decr", got, 0);
     if (!want) return Expect(index, got, Outcome::kNotFound, "incr of absent key");
     if (got == Outcome::kNotFound) return Missing(index, "incr");
@@ -486,7 +499,7 @@ class Worker {
 
   void Touch(int index) {
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
-    Outcome got = run_->store->Touch(keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000);
+    Outcome got = run_->store->Touch(ks_, keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000);
     Trace(index, "touch", got, 0);
     if (!want) return Expect(index, got, Outcome::kNotFound, "touch of absent key");
     if (got == Outcome::kNotFound) return Missing(index, "touch");
@@ -496,8 +509,8 @@ class Worker {
   void Gat(int index) {
     std::optional<std::string>& want = expected_[static_cast<size_t>(index)];
     ItemRef ref;
-    if (run_->store->GetAndTouch(keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000, &ref) !=
-        Outcome::kTouched) {
+    if (run_->store->GetAndTouch(ks_, keys_[static_cast<size_t>(index)], OneIn(2) ? 0 : 100000,
+                                 &ref) != Outcome::kTouched) {
       if (want) Missing(index, "gat");
       return;
     }
@@ -523,12 +536,58 @@ class Worker {
     ++counter_increments_[c];
   }
 
+  // Begins a streaming set of an owned data key; its value is written a chunk at a time by
+  // later steps (Stream) and then committed, or aborted (1 in 5).
+  void BeginStream(int index) {
+    if (KindOf(index) != Kind::kData) return GetOwn(index);
+    stream_value_ = NewValue(index);
+    Outcome got =
+        run_->store->BeginWrite(ks_, SetMode::kSet, keys_[static_cast<size_t>(index)],
+                                stream_value_.size(), static_cast<uint32_t>(tid_), 0, &stream_);
+    Trace(index, "begin stream", got, stream_value_.size());
+    if (got != Outcome::kStored) {
+      return Fail(index, "begin stream: " + std::string(OutcomeName(got)));
+    }
+    stream_index_ = index;
+    stream_filled_ = 0;
+    stream_abort_ = OneIn(5);
+  }
+
+  void Stream() {
+    size_t chunk = std::min<size_t>(stream_value_.size() - stream_filled_, 1 + Uniform(8192));
+    std::memcpy(stream_.data() + stream_filled_, stream_value_.data() + stream_filled_, chunk);
+    stream_filled_ += chunk;
+    if (stream_filled_ == stream_value_.size()) FinishStream();
+  }
+
+  void FinishStream() {
+    const int index = stream_index_;
+    std::memcpy(stream_.data() + stream_filled_, stream_value_.data() + stream_filled_,
+                stream_value_.size() - stream_filled_);
+    if (stream_abort_) {
+      stream_.Abort();
+      Trace(index, "abort stream", Outcome::kStored, stream_value_.size());
+      return;
+    }
+    Outcome got = stream_.Commit();
+    Trace(index, "commit stream", got, stream_value_.size());
+    Expect(index, got, Outcome::kStored, "commit stream");
+    expected_[static_cast<size_t>(index)] = std::move(stream_value_);
+  }
+
   void FinalCheck() {
     for (int i = 0; i < run_->keys_per_thread && !run_->stop.load(); ++i) GetOwn(i);
   }
 
   Shared* const run_;
   const int tid_;
+  const Keyspace ks_;
+  // The streaming write in progress, if any: its key index, value, and bytes filled so far.
+  ValueWriter stream_;
+  int stream_index_ = -1;
+  std::string stream_value_;
+  size_t stream_filled_ = 0;
+  bool stream_abort_ = false;
   std::mt19937_64 rng_;
   std::vector<std::string> keys_;
   std::vector<std::optional<std::string>> expected_;

@@ -14,6 +14,11 @@
 //     binary key) that a read reports is the model's, and Fetch hands the recache token to
 //     exactly the client the model expects.
 //
+// Every key is stored in three keyspaces (0, 1, 700) under the same bytes: the model tracks them
+// as different keys, so any answer crossing keyspaces is a mismatch. Streaming writes
+// (Store::BeginWrite) run beside everything else: up to four outstanding, filled in two halves
+// at their beginning and end, then committed or aborted; the model learns a value at its commit.
+//
 // Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds.
 // With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
 // message lists the last operations before it.
@@ -27,6 +32,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <memory>
@@ -61,7 +67,8 @@ namespace {
 constexpr int64_t kThirtyDays = 2592000;
 constexpr size_t kSegmentSize = 4096;
 constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open accepts
-constexpr size_t kKeyCount = 600;
+constexpr uint16_t kKeyspaces[] = {0, 1, 700};
+constexpr size_t kKeyCount = 600;      // 200 keys, each in every keyspace
 constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this
 constexpr size_t kMaxItemHeader = 24;  // an upper bound, used only to estimate footprints
 constexpr int kSweepEvery = 4096;      // ops between full sweeps of the key space
@@ -150,14 +157,19 @@ class Differential {
  public:
   Differential(const Variant& variant, const Options& options, Store* store, ManualClock* clock)
       : variant_(variant), options_(options), store_(store), clock_(clock), rng_(variant.seed) {
+    // Every key's bytes are stored in each of the keyspaces: the same key in several keyspaces
+    // must be as many items. A model key is the keyspace id (2 bytes) then the store's key.
     std::unordered_set<std::string> seen;
     while (keys_.size() < kKeyCount) {
       size_t len = 1 + rng_() % 40;
       std::string key(len, '\0');
       for (char& c : key) c = static_cast<char>(rng_());
-      if (seen.insert(key).second) {
-        key_index_[key] = keys_.size();
-        keys_.push_back(key);
+      if (!seen.insert(key).second) continue;
+      for (uint16_t ks : kKeyspaces) {
+        std::string model_key = {static_cast<char>(ks >> 8), static_cast<char>(ks & 255)};
+        model_key += key;
+        key_index_[model_key] = keys_.size();
+        keys_.push_back(model_key);
       }
     }
     key_trace_.resize(keys_.size());
@@ -368,6 +380,7 @@ class Differential {
                      uint64_t{options_.reserve_segments} * options_.segment_size;
     uint64_t usable = st.memory_limit > fixed ? st.memory_limit - fixed : 0;
     uint64_t live = Footprint(new_kv);
+    for (const Pending& p : pending_) live += Footprint(p.key.size() + p.value.size());
     const int64_t now = Now();
     for (const auto& [k, e] : model_) {
       if (e.expiry == 0 || e.expiry > now) live += Footprint(k.size() + e.value.size());
@@ -417,8 +430,16 @@ class Differential {
   }
 
   std::string Describe(size_t ki) const {
-    return "k" + std::to_string(ki) + "[" + Printable(keys_[ki], 12) + "]";
+    return "k" + std::to_string(ki) + "[ks " + std::to_string(Ks(keys_[ki]).id) + " " +
+           Printable(Sk(keys_[ki]), 12) + "]";
   }
+
+  // A model key's keyspace and the key the store sees.
+  static Keyspace Ks(std::string_view model_key) {
+    return Keyspace{static_cast<uint16_t>((static_cast<uint8_t>(model_key[0]) << 8) |
+                                          static_cast<uint8_t>(model_key[1]))};
+  }
+  static std::string_view Sk(std::string_view model_key) { return model_key.substr(2); }
 
   std::string Mismatch(const char* what, std::string_view got, std::string_view want) {
     std::ostringstream m;
@@ -435,7 +456,7 @@ class Differential {
            Printable(ref.value()) + "'");
       return;
     }
-    if (ref.key() != key) return Fail(std::string(what) + ": wrong key in ItemRef");
+    if (ref.key() != Sk(key)) return Fail(std::string(what) + ": wrong key in ItemRef");
     if (ref.value() != e->value) return Fail(Mismatch(what, ref.value(), e->value));
     if (ref.flags() != e->flags) {
       return Fail(std::string(what) + ": flags " + std::to_string(ref.flags()) + " != model " +
@@ -513,7 +534,7 @@ class Differential {
     if (r < 940) return DoFetch(ki);
     if (r < 960) return DoInvalidate(ki);
     if (r < 980) return DoCasInvalidate(ki);
-    return DoGet(ki, "get");
+    return DoStream(ki);
   }
 
   void AdvanceClock() {
@@ -565,7 +586,7 @@ class Differential {
     Entry* e = Find(key);
     ItemRef ref;
     const bool with_cas = OneIn(2);
-    bool found = store_->Get(key, &ref, with_cas);
+    bool found = store_->Get(Ks(key), Sk(key), &ref, with_cas);
     Note(std::string(what) + (with_cas ? "s " : " ") + Describe(ki) + " -> " +
              (found ? "hit " + std::to_string(ref.value().size()) + "B cas " +
                           std::to_string(ref.cas())
@@ -601,7 +622,7 @@ class Differential {
                        : mode == SetMode::kReplace ? "replace"
                        : mode == SetMode::kAppend  ? "append"
                                                    : "prepend";
-    Outcome got = store_->Write(mode, key, data, flags, exptime, cas, binary_key);
+    Outcome got = store_->Write(Ks(key), mode, Sk(key), data, flags, exptime, cas, binary_key);
     Note(std::string(name) + " " + Describe(ki) + " " + std::to_string(data.size()) + "B cas " +
              std::to_string(cas) + (binary_key ? " binary" : "") + " flags " +
              std::to_string(flags) + " exptime " + std::to_string(exptime) + " -> " +
@@ -667,7 +688,7 @@ class Differential {
     std::string data = RandomValue();
     const uint32_t flags = RandomFlags();
     const int64_t exptime = RandomExptime();
-    Outcome got = store_->Write(SetMode::kCas, key, data, flags, exptime, cas);
+    Outcome got = store_->Write(Ks(key), SetMode::kCas, Sk(key), data, flags, exptime, cas);
     Note("cas " + Describe(ki) + " " + std::to_string(data.size()) + "B cas " +
              std::to_string(cas) + (right ? " (current)" : " (stale)") + " exptime " +
              std::to_string(exptime) + " -> " + std::string(OutcomeName(got)) +
@@ -708,7 +729,7 @@ class Differential {
         cas = prev != prev_cas_.end() ? prev->second : (rng_() | 1);
       }
     }
-    Outcome got = store_->Delete(key, cas);
+    Outcome got = store_->Delete(Ks(key), Sk(key), cas);
     Note("delete " + Describe(ki) + " cas " + std::to_string(cas) + " -> " +
              std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
          ki);
@@ -727,7 +748,7 @@ class Differential {
       uint64_t unused;
       if (ClassifyNumber(e->value, &unused) == Numeric::kNo) {
         std::string number = RandomNumber();
-        Outcome got = store_->Set(key, number, e->flags, 0);
+        Outcome got = store_->Write(Ks(key), SetMode::kSet, Sk(key), number, e->flags, 0);
         Note("set " + Describe(ki) + " '" + number + "' -> " + std::string(OutcomeName(got)), ki);
         if (got == Outcome::kOutOfMemory) {
           OomAllowed(key.size() + number.size());
@@ -742,7 +763,8 @@ class Differential {
     }
     const uint64_t delta = RandomDelta();
     uint64_t result = 0xBADBADBADull;
-    Outcome got = incr ? store_->Incr(key, delta, &result) : store_->Decr(key, delta, &result);
+    Outcome got = incr ? store_->Incr(Ks(key), Sk(key), delta, &result)
+                       : store_->Decr(Ks(key), Sk(key), delta, &result);
     const char* name = incr ? "incr" : "decr";
     Note(std::string(name) + " " + Describe(ki) + " " + std::to_string(delta) + " -> " +
              std::string(OutcomeName(got)) + " " + std::to_string(result) +
@@ -779,7 +801,7 @@ class Differential {
     const std::string& key = keys_[ki];
     Entry* e = Find(key);
     const int64_t exptime = RandomExptime();
-    Outcome got = store_->Touch(key, exptime);
+    Outcome got = store_->Touch(Ks(key), Sk(key), exptime);
     Note("touch " + Describe(ki) + " exptime " + std::to_string(exptime) + " -> " +
              std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
          ki);
@@ -807,7 +829,7 @@ class Differential {
     const int64_t exptime = RandomExptime();
     ItemRef ref;
     const bool with_cas = OneIn(2);
-    Outcome gat = store_->GetAndTouch(key, exptime, &ref, with_cas);
+    Outcome gat = store_->GetAndTouch(Ks(key), Sk(key), exptime, &ref, with_cas);
     if (gat == Outcome::kOutOfMemory && e != nullptr && e->expiry == 0) {
       Note("gat " + Describe(ki) + " -> OUT_OF_MEMORY", ki);
       OomAllowed(key.size() + e->value.size());
@@ -848,7 +870,7 @@ class Differential {
     o.recache_after_touch = OneIn(2);
     ItemRef ref;
     FetchResult fr;
-    const bool found = store_->Fetch(key, o, &ref, &fr);
+    const bool found = store_->Fetch(Ks(key), Sk(key), o, &ref, &fr);
     Note("fetch " + Describe(ki) + (o.no_bump ? " u" : "") +
              (o.touch ? " T" + std::to_string(o.exptime) : "") +
              (o.vivify ? " N" + std::to_string(o.vivify_exptime) : "") +
@@ -927,6 +949,86 @@ class Differential {
     if (o.touch && touch_expired) Forget(key);
   }
 
+  // Streaming writes: begin one (at most kMaxPending outstanding, so they overlap each other
+  // and every other operation, cleaner passes and flushes included), or finish one: commit
+  // (3 in 4) or abort. Half the value is written at the start, the rest at the end.
+  void DoStream(size_t ki) {
+    if (!pending_.empty() && (pending_.size() == kMaxPending || OneIn(2))) {
+      return FinishStream(Uniform(pending_.size()));
+    }
+    const std::string& key = keys_[ki];
+    Entry* e = Find(key);
+    Pending p;
+    p.key = key;
+    p.mode = OneIn(3) ? SetMode::kAdd : SetMode::kSet;
+    // Values above segment_size / 8 get their own mapping; smaller ones are staged.
+    p.value = OneIn(3) ? RandomBytes(kSegmentSize / 8 + Uniform(3 * kSegmentSize)) : RandomValue();
+    p.flags = RandomFlags();
+    const int64_t exptime = RandomExptime();
+    p.expiry = ExpiryFor(exptime, &p.born_expired);
+    Outcome got =
+        store_->BeginWrite(Ks(key), p.mode, Sk(key), p.value.size(), p.flags, exptime, &p.writer);
+    const char* name = p.mode == SetMode::kAdd ? "begin stream add " : "begin stream set ";
+    Note(name + Describe(ki) + " " + std::to_string(p.value.size()) + "B exptime " +
+             std::to_string(exptime) + " -> " + std::string(OutcomeName(got)) +
+             (e ? " (model present)" : " (model absent)"),
+         ki);
+    if (got == Outcome::kOutOfMemory) {
+      OomAllowed(key.size() + p.value.size());
+      return;
+    }
+    if (p.mode == SetMode::kAdd && e != nullptr) {
+      if (got == Outcome::kStored) {
+        Lost(key, "stream add begun over a present key");
+      } else {
+        return ExpectOutcome(got, Outcome::kNotStored, name);
+      }
+    }
+    ExpectOutcome(got, Outcome::kStored, name);
+    if (failed_) return;
+    if (p.writer.size() != p.value.size()) return Fail("writer size differs from the value's");
+    std::memcpy(p.writer.data(), p.value.data(), p.value.size() / 2);
+    pending_.push_back(std::move(p));
+  }
+
+  void FinishStream(size_t i) {
+    Pending p = std::move(pending_[i]);
+    pending_.erase(pending_.begin() + static_cast<ptrdiff_t>(i));
+    const size_t ki = key_index_.at(p.key);
+    const size_t half = p.value.size() / 2;
+    std::memcpy(p.writer.data() + half, p.value.data() + half, p.value.size() - half);
+    if (OneIn(4)) {
+      Note("abort stream " + Describe(ki), ki);
+      if (OneIn(2)) {
+        p.writer.Abort();
+        if (p.writer) Fail("an aborted writer is still pending");
+      }  // else the destructor aborts it
+      return;
+    }
+    Entry* e = Find(p.key);
+    Outcome got = p.writer.Commit();
+    Note("commit stream " + Describe(ki) + " " + std::to_string(p.value.size()) + "B -> " +
+             std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
+         ki);
+    if (p.writer) return Fail("a committed writer is still pending");
+    // The expiry counts from the write's beginning; passed by now, the value is stored
+    // invisible (removing the current one if the mode's condition holds).
+    const bool expired = p.born_expired || (p.expiry != 0 && p.expiry <= Now());
+    if (got == Outcome::kOutOfMemory) {
+      OomAllowed(p.key.size() + p.value.size());
+      if (p.mode == SetMode::kSet) Forget(p.key);  // a refused set drops the stale value
+      return;
+    }
+    if (p.mode == SetMode::kAdd && e != nullptr) {
+      if (got != Outcome::kStored) return ExpectOutcome(got, Outcome::kNotStored, "commit add");
+      Lost(p.key, "stream add committed over a present key");
+    }
+    ExpectOutcome(got, Outcome::kStored, "commit stream");
+    if (failed_) return;
+    if (expired) return Forget(p.key);
+    Put(p.key, std::move(p.value), p.flags, p.expiry);
+  }
+
   // memcached's md with I.
   void DoInvalidate(size_t ki) {
     const std::string& key = keys_[ki];
@@ -939,7 +1041,7 @@ class Differential {
     }
     const bool set_exptime = OneIn(2);
     const int64_t exptime = set_exptime ? RandomExptime() : 0;
-    Outcome got = store_->Invalidate(key, cas, set_exptime, exptime);
+    Outcome got = store_->Invalidate(Ks(key), Sk(key), cas, set_exptime, exptime);
     Note("invalidate " + Describe(ki) + " cas " + std::to_string(cas) +
              (set_exptime ? " T" + std::to_string(exptime) : "") + " -> " +
              std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
@@ -973,7 +1075,8 @@ class Differential {
     std::string data = RandomValue();
     const uint32_t flags = RandomFlags();
     const int64_t exptime = RandomExptime();
-    Outcome got = store_->Write(SetMode::kCasInvalidate, key, data, flags, exptime, cas);
+    Outcome got =
+        store_->Write(Ks(key), SetMode::kCasInvalidate, Sk(key), data, flags, exptime, cas);
     Note("cas-invalidate " + Describe(ki) + " " + std::to_string(data.size()) + "B cas " +
              std::to_string(cas) + " exptime " + std::to_string(exptime) + " -> " +
              std::string(OutcomeName(got)) + (e ? " (model present)" : " (model absent)"),
@@ -1002,6 +1105,17 @@ class Differential {
     n.token = token;
   }
 
+  struct Pending {
+    ValueWriter writer;
+    std::string key;  // the model's
+    std::string value;
+    SetMode mode = SetMode::kSet;
+    uint32_t flags = 0;
+    int64_t expiry = 0;
+    bool born_expired = false;
+  };
+  static constexpr size_t kMaxPending = 4;
+
   const Variant variant_;
   const Options options_;
   Store* const store_;
@@ -1016,6 +1130,7 @@ class Differential {
   std::unordered_map<std::string, size_t> key_index_;
   std::vector<std::deque<std::string>> key_trace_;  // the last operations on each key
   size_t last_key_ = kNoKey;
+  std::vector<Pending> pending_;  // streaming writes begun, not yet finished
   int64_t op_ = 0;
   int64_t lost_ = 0;
   int64_t oom_ = 0;

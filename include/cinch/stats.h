@@ -18,6 +18,10 @@ struct StoreStats {
   uint64_t index_bytes = 0;        // resident index pages
   uint64_t metadata_bytes = 0;     // segment table and other fixed metadata
   uint64_t external_bytes = 0;     // charged by the embedder (e.g. server buffers)
+  // Heap buffers of streaming writes not yet committed (values of up to an eighth of a segment;
+  // larger ones are reserved in place and count in jumbo_bytes).
+  uint64_t staging_bytes = 0;
+  uint64_t pending_writes = 0;     // streaming writes begun and not yet committed or aborted
   uint64_t item_header_bytes = 0;  // headers of live items
   uint64_t overhead_bytes = 0;     // resident_bytes - external_bytes - key_value_bytes
 

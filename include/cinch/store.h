@@ -13,7 +13,12 @@
 // is relative seconds from now; larger values are absolute Unix time; negative values mean
 // "already expired". An expired item is never returned.
 //
-// Keys are 1..250 bytes (Store::kMaxKeyLength) of any content.
+// Keys are 1..250 bytes (Store::kMaxKeyLength) of any content. Every key lives in a keyspace
+// (Keyspace below; docs/keyspaces.md): the same key in two keyspaces is two items. Methods
+// without a Keyspace argument use Keyspace{}, the keyspace of memcached's keys.
+//
+// Large values can be written in place as they arrive (Store::BeginWrite, ValueWriter): the
+// item's memory is reserved once and filled by the caller, then published.
 #pragma once
 
 #include <atomic>
@@ -21,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "cinch/options.h"
 #include "cinch/stats.h"
@@ -31,6 +37,23 @@ namespace cinch {
 namespace store {
 class Engine;
 }
+
+// A keyspace: items in different keyspaces never see each other (the same key in two keyspaces
+// is two items, and a lookup in one never returns another's). Keyspace{} (id 0) is the default,
+// memcached's keys. Costs no byte per item: every segment holds the items of one keyspace.
+struct Keyspace {
+  uint16_t id = 0;
+  friend bool operator==(Keyspace a, Keyspace b) { return a.id == b.id; }
+};
+
+// What one keyspace holds now (Store::GetKeyspaceStats).
+struct KeyspaceStats {
+  uint64_t items = 0;            // live items (expired ones not yet reclaimed count)
+  uint64_t key_value_bytes = 0;  // sum of their key + value lengths
+  uint64_t item_bytes = 0;       // the same items with their headers, as stored
+  // Bytes reserved by streaming writes (ValueWriter) not yet committed or aborted.
+  uint64_t pending_write_bytes = 0;
+};
 
 // A read handle on one item: key and value are read in place, without copying.
 //
@@ -133,6 +156,54 @@ struct FetchResult {
   int64_t previous_expiry = 0;  // the expiry before the touch (absolute, 0 for never)
 };
 
+// A value being written in place (Store::BeginWrite). The item's memory was reserved and
+// charged when the write began; the caller fills data()[0, size()) in any order and over any
+// time, then Commit() publishes the item or Abort() drops it and gives the memory back. Readers
+// never see an uncommitted value. Destroying a writer that was neither committed nor aborted
+// aborts it. Move-only; not thread-safe itself (one thread at a time may use it). Must not
+// outlive its Store.
+class ValueWriter {
+ public:
+  ValueWriter() = default;
+  ~ValueWriter() { Abort(); }
+  ValueWriter(ValueWriter&& other) noexcept { *this = std::move(other); }
+  ValueWriter& operator=(ValueWriter&& other) noexcept;
+  ValueWriter(const ValueWriter&) = delete;
+  ValueWriter& operator=(const ValueWriter&) = delete;
+
+  // Whether a write is pending (begun, not yet committed or aborted).
+  explicit operator bool() const { return engine_ != nullptr; }
+  char* data() const { return value_; }
+  size_t size() const { return size_; }
+
+  // Publishes the item under its key: kStored, or kNotStored for a kAdd whose key was stored
+  // meanwhile (the value is dropped then). The item's memory was reserved by BeginWrite, but a
+  // value of up to an eighth of a segment is staged outside the segments and copied into one
+  // here, and the index may have to grow for a new key: both make room as any write does.
+  // With eviction on that fails only if nothing at all can be freed (every segment pinned by
+  // readers or held by pending writes until the write's deadline); with eviction off and the
+  // store full, kOutOfMemory (a kSet then drops the old value, as Write). A value above an
+  // eighth of a segment that replaces a present key needs no memory at all. The writer is
+  // empty afterwards, whatever the outcome.
+  // REQUIRES: a write is pending.
+  Outcome Commit();
+  // Drops the pending write, if any, and gives its memory back.
+  void Abort();
+
+ private:
+  friend class store::Engine;
+
+  store::Engine* engine_ = nullptr;
+  char* item_ = nullptr;   // the encoded item: header, key, then the value being filled
+  char* value_ = nullptr;  // inside item_
+  size_t size_ = 0;
+  size_t item_size_ = 0;
+  uint32_t segment_ = ~uint32_t{0};  // its own jumbo segment, or none: staged in item_'s buffer
+  uint16_t keyspace_ = 0;
+  bool add_ = false;      // SetMode::kAdd, else kSet
+  bool expired_ = false;  // written with an exptime already past: a delete when committed
+};
+
 class Store {
  public:
   static constexpr size_t kMaxKeyLength = 250;
@@ -157,10 +228,26 @@ class Store {
   // would have replaced, as memcached does, so a reader never sees the stale one.
   Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
                 int64_t exptime, uint64_t cas_unique = 0, bool binary_key = false);
+  Outcome Write(Keyspace keyspace, SetMode mode, std::string_view key, std::string_view value,
+                uint32_t flags, int64_t exptime, uint64_t cas_unique = 0, bool binary_key = false);
   Outcome Set(std::string_view key, std::string_view value, uint32_t flags = 0,
               int64_t exptime = 0) {
     return Write(SetMode::kSet, key, value, flags, exptime);
   }
+
+  // Begins a streaming write of a value of `value_size` bytes under `key` (SetMode::kSet or
+  // kAdd; flags and exptime as Write; exptime relative to now, the time of BeginWrite).
+  // Reserves and charges the item's memory once, making room as a write does (eviction may
+  // free it): a value larger than an eighth of a segment gets an out-of-line mapping of its
+  // own, in which the caller writes it in place; a smaller one is staged in a buffer charged
+  // to the store and copied into a segment at Commit. Either way no segment is held open for
+  // the caller, who may take any time to fill it. Returns kStored with *out ready; kNotStored
+  // for kAdd when the key is present now (it is checked again at Commit); kTooLarge (the item
+  // would exceed max_item_size; unlike Write, the current value is kept); kOutOfMemory; or
+  // kNotStored for an invalid key or a mode other than kSet/kAdd. *out is aborted first if it
+  // held a pending write.
+  Outcome BeginWrite(Keyspace keyspace, SetMode mode, std::string_view key, size_t value_size,
+                     uint32_t flags, int64_t exptime, ValueWriter* out);
 
   // Reads. Return false (and leave *out empty) when the key is absent or expired.
   // out->cas() is filled only when `with_cas` is true (memcached's gets/gats, meta `c`): an item
@@ -169,32 +256,43 @@ class Store {
   // A read counts as an access: the item's fetched_before() is true from the next read on.
   // `miss`, if given, says why a read found nothing.
   bool Get(std::string_view key, ItemRef* out, bool with_cas = false, Miss* miss = nullptr);
+  bool Get(Keyspace keyspace, std::string_view key, ItemRef* out, bool with_cas = false,
+           Miss* miss = nullptr);
   // A read that is not an access: the item's fetched_before() and eviction frequency stay as
   // they are (memcached's lookups without a bump: meta debug, reading back what was written).
   bool Peek(std::string_view key, ItemRef* out, bool with_cas = false);
+  bool Peek(Keyspace keyspace, std::string_view key, ItemRef* out, bool with_cas = false);
   // A read with memcached's meta get options, in one step under the key's lock (see
   // FetchOptions). Returns whether *out holds the item (found or created).
   bool Fetch(std::string_view key, const FetchOptions& options, ItemRef* out, FetchResult* result);
+  bool Fetch(Keyspace keyspace, std::string_view key, const FetchOptions& options, ItemRef* out,
+             FetchResult* result);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
   // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
   // `miss`, if given, says why it found nothing (kNotFound).
   Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false,
                       Miss* miss = nullptr);
+  Outcome GetAndTouch(Keyspace keyspace, std::string_view key, int64_t exptime, ItemRef* out,
+                      bool with_cas = false, Miss* miss = nullptr);
 
   // kTouched or kNotFound. Changes only the expiry; the CAS value is unchanged. An item stored
   // with an exptime is touched in place; one stored without must be rewritten, which needs
   // memory: with eviction disabled and the store full, that touch answers kOutOfMemory and
   // leaves the item as it was.
   Outcome Touch(std::string_view key, int64_t exptime);
+  Outcome Touch(Keyspace keyspace, std::string_view key, int64_t exptime);
 
   // kDeleted, kNotFound, or kExists when cas_unique != 0 and does not match.
   Outcome Delete(std::string_view key, uint64_t cas_unique = 0);
+  Outcome Delete(Keyspace keyspace, std::string_view key, uint64_t cas_unique = 0);
 
   // Marks the item stale instead of deleting it (memcached's md with I): it gets a new CAS
   // value, loses a handed-out recache token (the next reader wins it) and, with set_exptime, a
   // new exptime. kStored, kNotFound, kExists (cas_unique != 0 and does not match) or
   // kOutOfMemory (the new version needs memory; the item is left as it was).
   Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
+  Outcome Invalidate(Keyspace keyspace, std::string_view key, uint64_t cas_unique, bool set_exptime,
+                     int64_t exptime);
 
   // Unsigned 64-bit decimal arithmetic, as memcached: incr wraps at 2^64, decr floors at 0; the
   // stored text may have leading whitespace and anything after whitespace is ignored; a result
@@ -203,13 +301,20 @@ class Store {
   // and does not match (meta arithmetic's C flag).
   Outcome Incr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique = 0);
   Outcome Decr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique = 0);
+  Outcome Incr(Keyspace keyspace, std::string_view key, uint64_t delta, uint64_t* result,
+               uint64_t cas_unique = 0);
+  Outcome Decr(Keyspace keyspace, std::string_view key, uint64_t delta, uint64_t* result,
+               uint64_t cas_unique = 0);
 
-  // Invalidates every item stored before now + delay_seconds (memcached's flush_all [delay]).
+  // Invalidates every item stored before now + delay_seconds (memcached's flush_all [delay]),
+  // in every keyspace (a flush of one keyspace does not exist yet; docs/keyspaces.md).
   // From then on, no operation sees them; the cleaner removes them and frees their memory
   // later (items in GetStats falls then), so the call costs O(1), not O(items).
   void FlushAll(int64_t delay_seconds = 0);
 
   StoreStats GetStats() const;
+  // Counters of one keyspace. Cheap (no walk), but not a consistent snapshot with GetStats.
+  KeyspaceStats GetKeyspaceStats(Keyspace keyspace) const;
 
   // Memory the embedder keeps (e.g. a server's connection buffers) is charged against the same
   // limit. ChargeExternal returns false, charging nothing, if the bytes do not fit even after

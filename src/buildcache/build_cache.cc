@@ -10,29 +10,32 @@ namespace cinch::buildcache {
 
 namespace {
 
-// The store key of an entry (docs/http-cache.md):
-//
-//   byte 0     1 ............................ 32
-//   +------+----------------------------------+
-//   | kind | sha256 digest, 32 binary bytes    |
-//   +------+----------------------------------+
-//   kind: 'C' for CAS, 'A' for AC
-class EntryKey {
- public:
-  EntryKey(Kind kind, const Digest& digest) {
-    bytes_[0] = kind == Kind::kCas ? 'C' : 'A';
-    std::string_view hash = digest.bytes();
-    std::copy(hash.begin(), hash.end(), bytes_.begin() + 1);
-  }
-  std::string_view view() const { return {bytes_.data(), bytes_.size()}; }
-
- private:
-  std::array<char, 1 + Digest::kHashBytes> bytes_;
-};
+std::string_view StoreKey(const Digest& digest) { return digest.bytes(); }
 
 bool HashMatches(const Digest& digest, const Sha256::Hash& hash) { return digest.hash == hash; }
 
+BlobOutcome FromStoreOutcome(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kStored:
+    case Outcome::kNotStored:  // kAdd: present already (a CAS key names its content)
+      return BlobOutcome::kOk;
+    case Outcome::kTooLarge:
+      return BlobOutcome::kTooLarge;
+    case Outcome::kOutOfMemory:
+      return BlobOutcome::kOutOfMemory;
+    default:
+      CINCH_CHECK(false && "a set or add answers only the outcomes above");
+  }
+  return BlobOutcome::kOutOfMemory;
+}
+
+// A CAS key names its content, so a blob that appeared meanwhile is the same blob: kAdd leaves
+// it alone instead of writing a second copy. An action result replaces the previous one.
+SetMode ModeOf(Kind kind) { return kind == Kind::kCas ? SetMode::kAdd : SetMode::kSet; }
+
 }  // namespace
+
+Keyspace KeyspaceOf(Kind kind) { return kind == Kind::kCas ? kCasKeyspace : kAcKeyspace; }
 
 std::string_view BlobOutcomeName(BlobOutcome outcome) {
   switch (outcome) {
@@ -55,11 +58,11 @@ BuildCache::BuildCache(Store* store, ActionResultChecker* checker)
 
 bool BuildCache::Contains(Kind kind, const Digest& digest) {
   ItemRef ref;
-  return store_->Peek(EntryKey(kind, digest).view(), &ref);
+  return store_->Peek(KeyspaceOf(kind), StoreKey(digest), &ref);
 }
 
 bool BuildCache::Get(Kind kind, const Digest& digest, ItemRef* out) {
-  if (!store_->Get(EntryKey(kind, digest).view(), out)) return false;
+  if (!store_->Get(KeyspaceOf(kind), StoreKey(digest), out)) return false;
   if (kind == Kind::kAc && checker_ != nullptr && !checker_->Complete(out->value(), *this)) {
     out->Reset();
     return false;
@@ -80,23 +83,8 @@ BlobOutcome BuildCache::Put(Kind kind, const Digest& digest, std::string_view by
 }
 
 BlobOutcome BuildCache::Write(Kind kind, const Digest& digest, std::string_view bytes) {
-  // A CAS key names its content, so a blob that appeared meanwhile is the same blob: kAdd
-  // leaves it alone instead of writing a second copy.
-  SetMode mode = kind == Kind::kCas ? SetMode::kAdd : SetMode::kSet;
-  Outcome outcome = store_->Write(mode, EntryKey(kind, digest).view(), bytes, /*flags=*/0,
-                                  /*exptime=*/0, /*cas_unique=*/0, /*binary_key=*/true);
-  switch (outcome) {
-    case Outcome::kStored:
-    case Outcome::kNotStored:  // kAdd: present already
-      return BlobOutcome::kOk;
-    case Outcome::kTooLarge:
-      return BlobOutcome::kTooLarge;
-    case Outcome::kOutOfMemory:
-      return BlobOutcome::kOutOfMemory;
-    default:
-      CINCH_CHECK(false && "a set or add answers only the outcomes above");
-  }
-  return BlobOutcome::kOutOfMemory;
+  return FromStoreOutcome(store_->Write(KeyspaceOf(kind), ModeOf(kind), StoreKey(digest), bytes,
+                                        /*flags=*/0, /*exptime=*/0));
 }
 
 BlobOutcome BuildCache::BeginUpload(Kind kind, const Digest& digest, int64_t size, Upload* out) {
@@ -114,8 +102,17 @@ BlobOutcome BuildCache::BeginUpload(Kind kind, const Digest& digest, int64_t siz
   out->size_ = size;
   out->limit_ = size == Digest::kUnknownSize ? max_blob_size() : static_cast<uint64_t>(size);
   out->present_ = kind == Kind::kCas && Contains(kind, digest);
-  if (!out->present_ && size != Digest::kUnknownSize) out->buffer_.reserve(size);
-  return BlobOutcome::kOk;
+  if (out->present_ || size == Digest::kUnknownSize) return BlobOutcome::kOk;
+  Outcome begun = store_->BeginWrite(KeyspaceOf(kind), ModeOf(kind), StoreKey(digest),
+                                     static_cast<size_t>(size), /*flags=*/0, /*exptime=*/0,
+                                     &out->writer_);
+  if (begun == Outcome::kNotStored) {  // a CAS blob stored since Contains: only hash
+    out->present_ = true;
+    return BlobOutcome::kOk;
+  }
+  BlobOutcome outcome = FromStoreOutcome(begun);
+  if (outcome != BlobOutcome::kOk) out->Abort();
+  return outcome;
 }
 
 uint64_t BuildCache::max_blob_size() const { return store_->options().max_item_size; }
@@ -126,11 +123,16 @@ bool BuildCache::Upload::Append(std::string_view bytes) {
   if (bytes.size() > limit_ - received_) {
     failure_ = size_ == Digest::kUnknownSize ? BlobOutcome::kTooLarge : BlobOutcome::kSizeMismatch;
     std::string().swap(buffer_);
+    writer_.Abort();
     return false;
   }
-  received_ += bytes.size();
   if (kind_ == Kind::kCas) sha_.Update(bytes);
-  if (!present_) buffer_.append(bytes);
+  if (writer_) {
+    std::copy(bytes.begin(), bytes.end(), writer_.data() + received_);
+  } else if (!present_) {
+    buffer_.append(bytes);
+  }
+  received_ += bytes.size();
   return true;
 }
 
@@ -146,7 +148,11 @@ BlobOutcome BuildCache::Upload::Commit() {
         digest_.size == Digest::kUnknownSize || static_cast<uint64_t>(digest_.size) == received_;
     if (!size_ok || !HashMatches(digest_, sha_.Final())) outcome = BlobOutcome::kDigestMismatch;
   }
-  if (outcome == BlobOutcome::kOk && !present_) outcome = cache_->Write(kind_, digest_, buffer_);
+  if (outcome == BlobOutcome::kOk && writer_) {
+    outcome = FromStoreOutcome(writer_.Commit());
+  } else if (outcome == BlobOutcome::kOk && !present_) {
+    outcome = cache_->Write(kind_, digest_, buffer_);
+  }
   Abort();
   return outcome;
 }
@@ -157,6 +163,7 @@ void BuildCache::Upload::Abort() {
   present_ = false;
   failure_ = BlobOutcome::kOk;
   sha_.Reset();
+  writer_.Abort();
   std::string().swap(buffer_);
 }
 

@@ -10,12 +10,16 @@
 //     evicted from the CAS must not be served, or a build would fetch blobs that are gone. When
 //     an ActionResultChecker is given, Get answers a miss for such an entry (as bazel-remote).
 //
-// Keys: one kind byte and the 32 binary digest bytes (33 bytes, not 64 hex characters), in the
-// store's default keyspace; docs/http-cache.md draws the layout. Every Store call of the build
-// cache is in build_cache.cc.
+// Keys: the 32 binary digest bytes (not 64 hex characters), CAS blobs and action results each
+// in a keyspace of their own (kCasKeyspace, kAcKeyspace), apart from memcached's keys and from
+// each other (an Action stored as a CAS blob has the same digest as its action result). Every
+// Store call of the build cache is in build_cache.cc.
 //
 // Writes come whole (Put: small blobs, BatchUpdateBlobs, UpdateActionResult) or streamed
-// (BeginUpload + Upload::Append + Upload::Commit: HTTP bodies, ByteStream.Write). Re-uploading a
+// (BeginUpload + Upload::Append + Upload::Commit: HTTP bodies, ByteStream.Write). An upload of a
+// known size reserves the entry's memory in the store at BeginUpload and its bytes are written
+// straight into it (Store::BeginWrite), so a 1 GiB blob needs 1 GiB; one of unknown size (HTTP
+// chunked) gathers the bytes first. Re-uploading a
 // CAS blob that is present only hashes the bytes: no second copy and no write, so a client that
 // sends everything again (Bazel does) causes no eviction churn.
 //
@@ -35,6 +39,11 @@
 namespace cinch::buildcache {
 
 enum class Kind : uint8_t { kCas, kAc };
+
+// The store keyspaces of the two kinds (docs/keyspaces.md lists every keyspace in use).
+inline constexpr Keyspace kCasKeyspace{1};
+inline constexpr Keyspace kAcKeyspace{2};
+Keyspace KeyspaceOf(Kind kind);
 
 // How a write ended. Protocol mapping (HTTP / gRPC) is the front end's business.
 enum class BlobOutcome {
@@ -132,7 +141,8 @@ class BuildCache::Upload {
   bool present_ = false;
   BlobOutcome failure_ = BlobOutcome::kOk;
   Sha256 sha_;          // CAS only
-  std::string buffer_;  // the bytes so far (not when present_)
+  ValueWriter writer_;  // size known and not present_: the entry being filled in place
+  std::string buffer_;  // size unknown and not present_: the bytes so far
 };
 
 }  // namespace cinch::buildcache

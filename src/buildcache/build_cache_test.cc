@@ -73,12 +73,10 @@ class BuildCacheTest : public ::testing::Test {
   // elsewhere in the log, so an unchanged address means nothing was written.
   const char* Location(Kind kind, const Digest& d) {
     ItemRef ref;
-    return store_->Peek(StoreKey(kind, d), &ref) ? ref.value().data() : nullptr;
+    return store_->Peek(KeyspaceOf(kind), d.bytes(), &ref) ? ref.value().data() : nullptr;
   }
-  // The key BuildCache stores an entry under (build_cache.cc).
-  static std::string StoreKey(Kind kind, const Digest& d) {
-    return (kind == Kind::kCas ? "C" : "A") + std::string(d.bytes());
-  }
+  // Removes an entry as eviction would.
+  void Evict(Kind kind, const Digest& d) { store_->Delete(KeyspaceOf(kind), d.bytes()); }
 
   ListChecker checker_;
   std::unique_ptr<Store> store_;
@@ -102,15 +100,46 @@ TEST_F(BuildCacheTest, CasPutGetContains) {
   EXPECT_EQ(GetValue(Kind::kCas, empty), "");
 }
 
-TEST_F(BuildCacheTest, KeyIsKindByteAndBinaryDigest) {
+TEST_F(BuildCacheTest, KeyIsTheBinaryDigestInTheKindsKeyspace) {
   std::string blob = "hello";
   Digest d = DigestOf(blob);
   ASSERT_EQ(cache_->Put(Kind::kCas, d, blob), BlobOutcome::kOk);
   ItemRef ref;
-  ASSERT_TRUE(store_->Get(StoreKey(Kind::kCas, d), &ref));
+  ASSERT_TRUE(store_->Get(kCasKeyspace, d.bytes(), &ref));
   EXPECT_EQ(ref.value(), blob);
-  EXPECT_TRUE(ref.binary_key());
-  EXPECT_FALSE(store_->Get(HexDigest(d), &ref));  // not under the hex form
+  EXPECT_EQ(ref.key().size(), 32u);
+  EXPECT_FALSE(store_->Get(d.bytes(), &ref));             // not among memcached's keys
+  EXPECT_FALSE(store_->Get(HexDigest(d), &ref));          // nor under the hex form
+  EXPECT_FALSE(store_->Get(kAcKeyspace, d.bytes(), &ref));  // nor in the action cache
+  // A blob of 40-128 bytes costs the compact 2-byte item header: no flags, expiry or state.
+  std::string small = Blob(100, 3);
+  ASSERT_EQ(cache_->Put(Kind::kCas, DigestOf(small), small), BlobOutcome::kOk);
+  KeyspaceStats stats = store_->GetKeyspaceStats(kCasKeyspace);
+  EXPECT_EQ(stats.items, 2u);
+  EXPECT_EQ(stats.item_bytes - stats.key_value_bytes, 2u * 2u);
+}
+
+// An upload of a known size reserves the entry in the store at BeginUpload and fills it in
+// place: the memory is the store's (charged to it) from the first byte, not a buffer's.
+TEST_F(BuildCacheTest, SizedUploadIsReservedInTheStore) {
+  std::string blob = Blob(300'000, 12);
+  Digest d = DigestOf(blob, /*with_size=*/true);
+  BuildCache::Upload up;
+  ASSERT_EQ(cache_->BeginUpload(Kind::kCas, d, blob.size(), &up), BlobOutcome::kOk);
+  EXPECT_GE(store_->GetKeyspaceStats(kCasKeyspace).pending_write_bytes, blob.size());
+  EXPECT_TRUE(up.Append(blob));
+  EXPECT_EQ(up.Commit(), BlobOutcome::kOk);
+  EXPECT_EQ(store_->GetKeyspaceStats(kCasKeyspace).pending_write_bytes, 0u);
+  EXPECT_EQ(GetValue(Kind::kCas, d), blob);
+  // A wrong body gives the reservation back and stores nothing.
+  std::string other = Blob(300'000, 13);
+  Digest o = DigestOf(other, true);
+  ASSERT_EQ(cache_->BeginUpload(Kind::kCas, o, other.size(), &up), BlobOutcome::kOk);
+  other[5] ^= 1;
+  EXPECT_TRUE(up.Append(other));
+  EXPECT_EQ(up.Commit(), BlobOutcome::kDigestMismatch);
+  EXPECT_EQ(store_->GetKeyspaceStats(kCasKeyspace).pending_write_bytes, 0u);
+  EXPECT_FALSE(cache_->Contains(Kind::kCas, o));
 }
 
 TEST_F(BuildCacheTest, CasMismatchRefusedNothingStored) {
@@ -203,7 +232,7 @@ TEST_F(BuildCacheTest, UploadChunked) {
     EXPECT_EQ(up.received(), blob.size());
     EXPECT_EQ(up.Commit(), BlobOutcome::kOk);
     EXPECT_EQ(GetValue(Kind::kCas, d), blob);
-    store_->Delete(StoreKey(Kind::kCas, d));
+    Evict(Kind::kCas, d);
   }
 }
 
@@ -253,7 +282,7 @@ TEST_F(BuildCacheTest, AcStoredAsSentAndCheckedOnGet) {
   ASSERT_EQ(cache_->Put(Kind::kCas, d2, out2), BlobOutcome::kOk);
   EXPECT_EQ(GetValue(Kind::kAc, action), result);
   // An output evicted (deleted here) makes the entry a miss again.
-  store_->Delete(StoreKey(Kind::kCas, d2));
+  Evict(Kind::kCas, d2);
   EXPECT_EQ(GetValue(Kind::kAc, action), "<miss>");
   EXPECT_EQ(checker_.calls, 4);
   // Replaced by a later Put, streamed.

@@ -12,4 +12,11 @@ namespace cinch {
 
 inline uint64_t HashKey(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
 
+// The hash of a key in a keyspace (docs/keyspaces.md): the keyspace id seeds XXH3, so the same
+// key lands on different shards and tags in different keyspaces. Keyspace 0 hashes as above
+// (XXH3 with seed 0 is XXH3_64bits).
+inline uint64_t HashKey(std::string_view key, uint16_t keyspace) {
+  return keyspace == 0 ? HashKey(key) : XXH3_64bits_withSeed(key.data(), key.size(), keyspace);
+}
+
 }  // namespace cinch

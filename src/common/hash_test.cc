@@ -44,6 +44,22 @@ TEST(HashKeyTest, IsXxh3) {
   EXPECT_EQ(HashKey(key), XXH3_64bits(key.data(), key.size()));
 }
 
+TEST(HashKeyTest, KeyspaceZeroIsThePlainHashAndOthersDiffer) {
+  std::string key = "cinch";
+  EXPECT_EQ(HashKey(key, 0), HashKey(key));
+  std::unordered_set<uint64_t> seen{HashKey(key)};
+  for (uint16_t ks = 1; ks < 64; ++ks) {
+    EXPECT_TRUE(seen.insert(HashKey(key, ks)).second) << "keyspace " << ks;
+  }
+  // Spread over shards differently: low bits of keyspace 1 and 2 are not keyspace 0's.
+  int same_shard = 0;
+  for (int i = 0; i < 1000; ++i) {
+    std::string k = "key:" + std::to_string(i);
+    same_shard += (HashKey(k, 1) & 63) == (HashKey(k) & 63);
+  }
+  EXPECT_LT(same_shard, 100);  // ~16 expected from independent hashes
+}
+
 TEST(HashKeyTest, HashesOnlyTheViewedBytes) {
   std::string buffer = "abcdef";
   EXPECT_EQ(HashKey(std::string_view(buffer).substr(0, 3)), HashKey("abc"));

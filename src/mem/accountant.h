@@ -13,7 +13,9 @@
 
 namespace cinch::mem {
 
-enum class MemoryKind { kSegments, kJumbo, kIndex, kMetadata, kExternal, kCount };
+// kStaging: values of streaming writes small enough to be copied into a segment at commit,
+// held in heap buffers until then (docs/keyspaces.md).
+enum class MemoryKind { kSegments, kJumbo, kIndex, kMetadata, kExternal, kStaging, kCount };
 
 class Accountant {
  public:

@@ -63,11 +63,9 @@ bool SegmentPool::EnsureMetaPage(uint32_t id) {
   uint32_t end = std::min<uint32_t>(first + static_cast<uint32_t>(per_page), total_count());
   for (uint32_t i = first; i < end; ++i) {
     SegmentMeta* m = new (&metas_[i]) SegmentMeta;
-    if (i < config_.regular_count) {
+    if (!IsJumbo(i)) {
       m->base = arena_ + size_t{i} * config_.segment_size;
       m->capacity = static_cast<uint32_t>(config_.segment_size);
-    } else {
-      m->jumbo = true;
     }
   }
   return true;
@@ -192,7 +190,7 @@ void SegmentPool::Free(uint32_t id) {
   m.max_expiry.store(0, std::memory_order_relaxed);
   m.writers.store(0, std::memory_order_relaxed);
   m.state.store(SegState::kFree, std::memory_order_release);
-  if (m.jumbo) {
+  if (IsJumbo(id)) {
     size_t mapped = m.capacity;
     munmap(m.base, mapped);
     m.base = nullptr;

@@ -75,10 +75,12 @@ struct alignas(64) SegmentMeta {
   std::atomic<uint32_t> write_time{0};
   uint32_t in_use_pos = 0;  // index in the pool's list of ids in use; guarded by its mutex
   std::atomic<SegState> state{SegState::kFree};
-  // Write head that filled it. Atomic: cleaners scan sealed segments while another cleaner may
-  // free one and a writer reopen it.
+  // Write head that filled it, within its keyspace's heads. Atomic: cleaners scan sealed
+  // segments while another cleaner may free one and a writer reopen it.
   std::atomic<uint8_t> head{0};
-  bool jumbo = false;
+  // Keyspace of every item in the segment (docs/keyspaces.md): set when it is opened, before
+  // any item of it is published; a lookup matches it as well as the key bytes.
+  std::atomic<uint16_t> keyspace{0};
 };
 static_assert(sizeof(SegmentMeta) == 64, "one cache line per segment: no false sharing");
 
@@ -102,6 +104,8 @@ class SegmentPool {
   uint32_t regular_count() const { return config_.regular_count; }
   uint32_t total_count() const { return config_.regular_count + config_.jumbo_count; }
   SegmentMeta& meta(uint32_t id) { return metas_[id]; }
+  // Whether `id` is a jumbo slot (an out-of-line item) rather than a regular segment.
+  bool IsJumbo(uint32_t id) const { return id >= config_.regular_count; }
   const SegmentMeta& meta(uint32_t id) const { return metas_[id]; }
   // Pages of the metadata table charged so far (every id handed out has its page charged).
   size_t metadata_bytes() const { return metadata_bytes_.load(std::memory_order_relaxed); }

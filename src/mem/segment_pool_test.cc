@@ -134,7 +134,7 @@ TEST(SegmentPoolTest, LayoutOfIdsAndLocations) {
   for (uint32_t id = 0; id < 8; ++id) {
     ASSERT_EQ(pool->Allocate(false), id);
     const SegmentMeta& m = pool->meta(id);
-    EXPECT_FALSE(m.jumbo);
+    EXPECT_FALSE(pool->IsJumbo(id));
     EXPECT_EQ(m.capacity, kSeg);
     EXPECT_EQ(m.state.load(), SegState::kFree);
     if (id > 0) {
@@ -151,7 +151,7 @@ TEST(SegmentPoolTest, LayoutOfIdsAndLocations) {
   for (uint32_t j = 0; j < 3; ++j) {
     uint32_t id = pool->AllocateJumbo(kPage);
     ASSERT_EQ(id, 8 + j);
-    EXPECT_TRUE(pool->meta(id).jumbo);
+    EXPECT_TRUE(pool->IsJumbo(id));
     uint64_t location = pool->Location(id, 0);
     EXPECT_EQ(location, 8 * kSeg + j) << "one location per jumbo slot, after the arena";
     EXPECT_EQ(pool->SegmentOf(location), id);
@@ -361,7 +361,7 @@ TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   EXPECT_GE(id, pool->regular_count());
   EXPECT_LT(id, pool->total_count());
   SegmentMeta& m = pool->meta(id);
-  EXPECT_TRUE(m.jumbo);
+  EXPECT_TRUE(pool->IsJumbo(id));
   EXPECT_EQ(m.capacity, 4 * kPage);
   ASSERT_NE(m.base, nullptr);
   EXPECT_EQ(a.ByKind(MemoryKind::kJumbo), 4 * kPage);
@@ -391,7 +391,7 @@ TEST(SegmentPoolTest, JumboMapsPageRoundedChargedMemory) {
   // The slots are reusable.
   uint32_t reused = pool->AllocateJumbo(kSeg);
   ASSERT_NE(reused, kNoSegment);
-  EXPECT_TRUE(pool->meta(reused).jumbo);
+  EXPECT_TRUE(pool->IsJumbo(reused));
   EXPECT_EQ(pool->meta(reused).capacity, kSeg);
   EXPECT_TRUE(AllZero(pool->meta(reused).base, kSeg));
   pool->Free(reused);

@@ -63,11 +63,12 @@ Connection::Action Connection::Drive() {
     // Here the socket is known full (Flush stopped early), so EPOLLOUT will come.
     if (out_.bytes() >= OutputLimit()) return Action::kIdle;
     // Starved output holds nothing another connection waits for: wait for a chunk (the
-    // worker sheds connections that hold memory and make no progress, Stalled()). An empty
-    // read buffer goes back meanwhile: hundreds of connections each waiting for a chunk with
-    // an idle buffer once held the whole budget, and none could get one.
+    // worker sheds connections that hold memory and make no progress, Stalled()). The read
+    // buffer keeps only the requests not yet processed meanwhile (none: it goes back):
+    // hundreds of connections each waiting for a chunk with an idle buffer once held the
+    // whole budget, and none could get one.
     if (out_.starved() && !out_.Recover()) {
-      if (!receiving_) in_.Release();
+      if (!receiving_) in_.ShrinkToFit();
       return Action::kRetry;
     }
     if (unprocessed_) {

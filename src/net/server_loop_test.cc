@@ -211,6 +211,7 @@ class Client {
     size_t sent = 0;
     while (sent < data.size()) {
       ssize_t n = send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
     }
@@ -222,6 +223,7 @@ class Client {
     std::vector<char> buf(max_per_read);
     while (out.size() < n) {
       ssize_t got = recv(fd_, buf.data(), std::min(buf.size(), n - out.size()), 0);
+      if (got < 0 && errno == EINTR) continue;  // a stop and continue of a loaded machine
       if (got <= 0) break;
       out.append(buf.data(), static_cast<size_t>(got));
     }
@@ -230,7 +232,10 @@ class Client {
   // One recv() of at most `max` bytes; empty on EOF, error or timeout.
   std::string ReadSome(size_t max) {
     std::string out(max, '\0');
-    ssize_t got = recv(fd_, out.data(), max, 0);
+    ssize_t got;
+    do {
+      got = recv(fd_, out.data(), max, 0);
+    } while (got < 0 && errno == EINTR);
     out.resize(got > 0 ? static_cast<size_t>(got) : 0);
     return out;
   }
@@ -551,6 +556,28 @@ TEST_P(ServerLoopTest, OutputChunkRefusedStopsTheSessionUntilMemoryFrees) {
   EXPECT_LT(budget.charges.load() - charges, 100u);
   budget.limit = int64_t{1} << 40;
   EXPECT_EQ(d.Read(6), "PONG\r\n");
+}
+
+// A connection waiting for an output chunk with requests still unprocessed keeps only their
+// bytes: the rest of its read buffer goes back, so many such connections cannot hold the whole
+// budget while each waits for memory another one holds.
+TEST_P(ServerLoopTest, WaitingForOutputKeepsOnlyUnprocessedInput) {
+  options.threads = 1;
+  Start();
+  // Room for a read buffer and an entry ring, not for an output chunk.
+  budget.limit = static_cast<int64_t>(options.read_buffer_initial + 1024);
+  Client d = Connect();
+  std::string pings;
+  for (int i = 0; i < 200; ++i) pings += "PING\n";
+  // Read at once; the first reply goes out in an uncharged emergency chunk, then the session
+  // waits for a chunk with 199 requests buffered.
+  d.Send(pings);
+  EXPECT_EQ(d.Read(6), "PONG\r\n");
+  EXPECT_TRUE(WaitUntil([&] { return budget.used.load() < 4096; })) << budget.used.load();
+  budget.limit = int64_t{1} << 40;
+  std::string pongs;
+  for (int i = 1; i < 200; ++i) pongs += "PONG\r\n";
+  EXPECT_EQ(d.Read(pongs.size()), pongs);
 }
 
 TEST_P(ServerLoopTest, CloseCommandFlushesThenCloses) {

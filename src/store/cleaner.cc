@@ -35,6 +35,8 @@ constexpr double kGiveBackStoreLive = 0.6;
 constexpr double kGiveBackMaxLive = 0.5;
 constexpr int kMaxEvacuationsPerPass = 256;
 constexpr int kItemsBetweenYields = 256;
+// An open segment nobody has published into for this long is sealed when memory is short.
+constexpr int64_t kIdleSealSeconds = 2;
 
 }  // namespace
 
@@ -65,7 +67,7 @@ bool Engine::CleanerPass(size_t want_bytes) {
     FlushNow();
   }
   FreeDrained();
-  bool freed = FreeEmptyAndExpired(now);
+  bool freed = FreeEmptyAndExpired(now, want_bytes > 0 || NeedSpace(0));
   // With eviction off, a full store would repeat the same fruitless compaction for every
   // refused write: skip it until some live data has gone since it last freed nothing.
   pool_->InUse(&in_use_);
@@ -98,15 +100,22 @@ bool Engine::NeedSpace(size_t want_bytes) const {
   return available < want_bytes + pool_->reserve_bytes() + pool_->segment_size();
 }
 
-void Engine::SealIdleHeads() {
-  SealHeads([](const mem::SegmentMeta& m) {
-    return m.live_items.load(std::memory_order_acquire) == 0 &&
-           m.writers.load(std::memory_order_acquire) == 0;
+// Every keyspace has heads of its own, so a keyspace that stops being written would keep its
+// partly filled open segments, which no cleaner takes, for good. When memory is short, those
+// not written to for kIdleSealSeconds are sealed: their unused tails are lost, and their items
+// become cleanable. A head written to all along is not sealed (that would waste a tail per
+// pass), nor is any head while memory is plentiful.
+void Engine::SealIdleHeads(int64_t now, bool short_of_memory) {
+  SealHeads([&](const mem::SegmentMeta& m) {
+    if (m.writers.load(std::memory_order_acquire) != 0) return false;
+    if (m.live_items.load(std::memory_order_acquire) == 0) return true;
+    return short_of_memory &&
+           int64_t{m.write_time.load(std::memory_order_relaxed)} + kIdleSealSeconds <= now;
   });
 }
 
-bool Engine::FreeEmptyAndExpired(int64_t now) {
-  SealIdleHeads();
+bool Engine::FreeEmptyAndExpired(int64_t now, bool short_of_memory) {
+  SealIdleHeads(now, short_of_memory);
   bool freed = false;
   uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   pool_->InUse(&in_use_);
@@ -150,7 +159,7 @@ uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double m
   int64_t best_live = 0;
   for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
-    if (m.jumbo || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+    if (pool_->IsJumbo(id) || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
@@ -177,7 +186,9 @@ double Engine::StoreLiveRatio(const std::vector<uint32_t>& ids) const {
   for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     mem::SegState state = m.state.load(std::memory_order_acquire);
-    if (m.jumbo || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) continue;
+    if (pool_->IsJumbo(id) || (state != mem::SegState::kOpen && state != mem::SegState::kSealed)) {
+      continue;
+    }
     live += static_cast<double>(m.live_bytes.load(std::memory_order_relaxed));
     used += static_cast<double>(m.capacity);
   }
@@ -199,7 +210,7 @@ uint32_t Engine::PickEvictionVictim(const std::vector<uint32_t>& ids) const {
         m.writers.load(std::memory_order_acquire) != 0) {
       continue;
     }
-    int fifo = !m.jumbo && IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
+    int fifo = !pool_->IsJumbo(id) && IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
     ++count[fifo];
     uint64_t seq = m.open_seq.load(std::memory_order_relaxed);
     if (oldest[fifo] == mem::kNoSegment || seq < oldest_seq[fifo]) {
@@ -311,7 +322,8 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuat
   mem::SegmentMeta& m = pool_->meta(segment);
   *item = mem::DecodeItem(m.base + offset, /*read_meta=*/false);
   uint64_t location = Location(segment, offset);
-  uint64_t hash = HashKey(item->key);
+  uint16_t ks = m.keyspace.load(std::memory_order_relaxed);
+  uint64_t hash = HashKey(item->key, ks);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
@@ -325,7 +337,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuat
     return true;
   }
   uint32_t freq = index::SlotFreq(*slot);
-  if (evict && m.jumbo && freq > 0) {
+  if (evict && pool_->IsJumbo(segment) && freq > 0) {
     *slot = index::WithFreq(*slot, freq - 1);  // second chance in place: nothing to copy
     return false;
   }
@@ -360,10 +372,13 @@ Engine::MoveResult Engine::Relocate(uint64_t* slot, const mem::ItemView& item, u
   meta.cas = exposed ? CasOf(location, item) : 0;  // a CAS nobody has seen may change
   size_t header = mem::ItemHeaderSize(item.key.size(), item.value.size(), meta);
   size_t size = header + item.key.size() + item.value.size();
+  // The copy goes to a segment of the item's own keyspace: a segment holds one keyspace.
+  const uint16_t ks_id = KeyspaceOf(location);
+  KeyspaceState& ks = *FindKeyspace(ks_id);
   Reservation r;
   bool jumbo = size > jumbo_threshold_;
-  if (jumbo ? !ReserveJumbo(size, &r, false)
-            : !ReserveInHead(CleanerHead(ExpiryClass(meta.expiry, now)), size, &r)) {
+  if (jumbo ? !ReserveJumbo(ks_id, size, &r, false)
+            : !ReserveInHead(ks, ks_id, CleanerHead(ExpiryClass(meta.expiry, now)), size, &r)) {
     return MoveResult::kNoRoom;
   }
   ev.bytes_filled +=

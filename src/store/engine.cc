@@ -122,12 +122,85 @@ Status Engine::Init() {
   s = index::HashIndex::Create(ic, &accountant_, &index_);
   if (!s.ok()) return s;
   counters_.reset(new ShardCounters[shards]);
-  heads_.reset(new WriteHead[head_count()]);
-  if (accountant_.Available() < size_t{minimum} * o.segment_size) {
+  default_keyspace_ = TryCreateKeyspace(0);
+  if (default_keyspace_ == nullptr || accountant_.Available() < size_t{minimum} * o.segment_size) {
     return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
                                    std::to_string(minimum) + " segments");
   }
   return Status::Ok();
+}
+
+// --- keyspaces ---
+
+namespace {
+size_t KeyspaceBytes(int heads) { return sizeof(KeyspaceState) + sizeof(WriteHead) * heads; }
+}  // namespace
+
+KeyspaceState* Engine::TryCreateKeyspace(uint16_t id) {
+  std::lock_guard<std::mutex> lock(keyspace_mu_);
+  if (KeyspaceState* ks = FindKeyspace(id)) return ks;  // created meanwhile
+  Leaf* leaf = keyspace_dir_[id >> 8].load(std::memory_order_relaxed);
+  // Keyspace 0 (created by Init) is part of the engine's fixed state, like the engine object;
+  // the others are charged, as there may be thousands.
+  size_t bytes = id == 0 ? 0 : KeyspaceBytes(head_count()) + (leaf == nullptr ? sizeof(Leaf) : 0);
+  if (bytes > 0 && (accountant_.Available() < bytes + pool_->reserve_bytes() ||
+                    !accountant_.TryCharge(mem::MemoryKind::kMetadata, bytes))) {
+    return nullptr;
+  }
+  if (leaf == nullptr) {
+    leaves_.push_back(std::make_unique<Leaf>());
+    leaf = leaves_.back().get();
+    keyspace_dir_[id >> 8].store(leaf, std::memory_order_release);
+  }
+  keyspaces_.push_back(std::make_unique<KeyspaceState>(head_count()));
+  keyspace_ids_.push_back(id);
+  KeyspaceState* ks = keyspaces_.back().get();
+  leaf->states[id & 255].store(ks, std::memory_order_release);
+  return ks;
+}
+
+KeyspaceState* Engine::KeyspaceFor(uint16_t id, Deadline& deadline) {
+  if (id == 0) return default_keyspace_;
+  if (KeyspaceState* ks = FindKeyspace(id)) return ks;
+  for (;;) {
+    if (KeyspaceState* ks = TryCreateKeyspace(id)) return ks;
+    if (!ReclaimSpace(KeyspaceBytes(head_count()) + sizeof(Leaf), deadline)) return nullptr;
+  }
+}
+
+KeyspaceStats Engine::GetKeyspaceStats(Keyspace ks) const {
+  KeyspaceStats out;
+  if (ks.id != 0) {
+    const KeyspaceState* state = FindKeyspace(ks.id);
+    if (state == nullptr) return out;
+    out.items = static_cast<uint64_t>(state->items.load(std::memory_order_relaxed));
+    out.key_value_bytes = static_cast<uint64_t>(state->kv_bytes.load(std::memory_order_relaxed));
+    out.item_bytes = static_cast<uint64_t>(state->item_bytes.load(std::memory_order_relaxed));
+    out.pending_write_bytes =
+        static_cast<uint64_t>(state->pending_bytes.load(std::memory_order_relaxed));
+    return out;
+  }
+  // Keyspace 0 keeps no counters of its own (its items are counted on the hot path by the
+  // shard counters only): the store's totals less every other keyspace's.
+  StoreStats all = GetStats();
+  int64_t items = static_cast<int64_t>(all.items);
+  int64_t kv = static_cast<int64_t>(all.key_value_bytes);
+  int64_t bytes = static_cast<int64_t>(all.key_value_bytes + all.item_header_bytes);
+  {
+    std::lock_guard<std::mutex> lock(keyspace_mu_);
+    for (const std::unique_ptr<KeyspaceState>& state : keyspaces_) {
+      if (state.get() == default_keyspace_) continue;
+      items -= state->items.load(std::memory_order_relaxed);
+      kv -= state->kv_bytes.load(std::memory_order_relaxed);
+      bytes -= state->item_bytes.load(std::memory_order_relaxed);
+    }
+  }
+  out.items = static_cast<uint64_t>(std::max<int64_t>(items, 0));
+  out.key_value_bytes = static_cast<uint64_t>(std::max<int64_t>(kv, 0));
+  out.item_bytes = static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
+  out.pending_write_bytes =
+      static_cast<uint64_t>(default_keyspace_->pending_bytes.load(std::memory_order_relaxed));
+  return out;
 }
 
 // --- items ---
@@ -157,6 +230,13 @@ void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
   ShardCounters::Add(c.items, sign);
   ShardCounters::Add(c.kv_bytes, sign * static_cast<int64_t>(item.key.size() + item.value.size()));
   ShardCounters::Add(c.header_bytes, sign * static_cast<int64_t>(item.header_size));
+  if (uint16_t id = m.keyspace.load(std::memory_order_relaxed); id != 0) {
+    KeyspaceState* ks = FindKeyspace(id);  // exists: its segment was opened for it
+    ks->items.fetch_add(sign, std::memory_order_relaxed);
+    ks->kv_bytes.fetch_add(sign * static_cast<int64_t>(item.key.size() + item.value.size()),
+                           std::memory_order_relaxed);
+    ks->item_bytes.fetch_add(sign * static_cast<int64_t>(item.size), std::memory_order_relaxed);
+  }
 }
 
 void Engine::MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size,
@@ -168,6 +248,12 @@ void Engine::MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_si
   src.live_bytes.fetch_sub(static_cast<int64_t>(from_size), std::memory_order_relaxed);
   src.live_items.fetch_sub(1, std::memory_order_release);
   if (header_delta != 0) ShardCounters::Add(c.header_bytes, header_delta);
+  // A move stays in its keyspace (the cleaner moves an item only into a segment of its own).
+  CINCH_DCHECK(src.keyspace.load(std::memory_order_relaxed) ==
+               dst.keyspace.load(std::memory_order_relaxed));
+  if (uint16_t id = dst.keyspace.load(std::memory_order_relaxed); id != 0 && header_delta != 0) {
+    FindKeyspace(id)->item_bytes.fetch_add(header_delta, std::memory_order_relaxed);
+  }
 }
 
 void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
@@ -176,7 +262,7 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
   index_->Erase(shard, slot);
 }
 
-uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
+uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                            std::string_view key, int64_t now, mem::ItemView* item, Miss* miss) {
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
     const char* p = ItemAt(location);
@@ -186,7 +272,9 @@ uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_
     // slower than one reading its first without this prefetch, 1 % with it).
     __builtin_prefetch(p + 64 - (reinterpret_cast<uintptr_t>(p) & 63));
     mem::ItemView v = mem::DecodeItem(p);
-    if (v.key != key) return false;
+    // The same key may be stored in several keyspaces: the segment's keyspace decides (its
+    // metadata line, read only on a key match, is hot: a few hundred segments per GiB).
+    if (v.key != key || KeyspaceOf(location) != ks.id) return false;
     *item = v;
     return true;
   });
@@ -221,10 +309,10 @@ void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out)
   out->binary_key_ = (item.meta.state & mem::kStateBinaryKey) != 0;
 }
 
-WriteHead& Engine::WriterHead(int cls) {
+int Engine::WriterHead(int cls) const {
   static std::atomic<uint32_t> next_stripe{0};
   thread_local uint32_t stripe = next_stripe.fetch_add(1, std::memory_order_relaxed);
-  return heads_[cls * write_stripes_ + static_cast<int>(stripe % write_stripes_)];
+  return cls * write_stripes_ + static_cast<int>(stripe % write_stripes_);
 }
 
 // --- time ---
@@ -254,7 +342,8 @@ int Engine::ExpiryClass(uint32_t expiry, int64_t now) const {
 
 // --- reads ---
 
-bool Engine::Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss) {
+bool Engine::Read(Keyspace ks, std::string_view key, ItemRef* out, bool with_cas, bool bump,
+                  Miss* miss) {
   out->Reset();
   if (key.empty() || key.size() > Store::kMaxKeyLength) {
     if (miss != nullptr) *miss = Miss::kAbsent;
@@ -262,12 +351,12 @@ bool Engine::Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, 
   }
   int64_t now = Now();
   MaybeFlushDue(now);
-  uint64_t hash = HashKey(key);
+  uint64_t hash = HashKey(key, ks.id);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item, miss);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, miss);
   if (slot == nullptr) {
     ShardCounters::Inc(c.misses);
     return false;
@@ -293,16 +382,16 @@ void Engine::ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c
   }
 }
 
-Outcome Engine::Delete(std::string_view key, uint64_t cas_unique) {
+Outcome Engine::Delete(Keyspace ks, std::string_view key, uint64_t cas_unique) {
   if (key.empty() || key.size() > Store::kMaxKeyLength) return Outcome::kNotFound;
   int64_t now = Now();
   MaybeFlushDue(now);
-  uint64_t hash = HashKey(key);
+  uint64_t hash = HashKey(key, ks.id);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item);
   if (slot == nullptr) return Outcome::kNotFound;
   if (cas_unique != 0 && CasOf(index::SlotLocation(*slot), item) != cas_unique) {
     return Outcome::kExists;
@@ -397,6 +486,8 @@ StoreStats Engine::GetStats() const {
   s.index_bytes = accountant_.ByKind(MemoryKind::kIndex);
   s.metadata_bytes = accountant_.ByKind(MemoryKind::kMetadata);
   s.external_bytes = accountant_.ByKind(MemoryKind::kExternal);
+  s.staging_bytes = accountant_.ByKind(MemoryKind::kStaging);
+  s.pending_writes = pending_writes_.load(std::memory_order_relaxed);
   s.overhead_bytes = s.resident_bytes - s.external_bytes - s.key_value_bytes;
   s.segment_size = pool_->segment_size();
   s.segments_total = pool_->regular_count();

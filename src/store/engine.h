@@ -1,15 +1,17 @@
 // Engine: composes the segment pool (mem), the hash index (index) and the cleaner into the
 // store behind include/cinch/store.h.
 //
-// Write path: an item is appended to the open segment of a write head (one head per expiry
-// class, so segments age together), written in full, then published by inserting or rewriting
-// its index slot under the key's shard lock. Reads find the slot under the same lock, verify the
-// key, and pin the segment before unlocking. See docs/cleaner.md for how segments come back.
+// Write path: an item is appended to the open segment of a write head (heads per keyspace and
+// expiry class, so a segment holds one keyspace and its items age together), written in full,
+// then published by inserting or rewriting its index slot under the key's shard lock. Reads
+// find the slot under the same lock, verify the key and the keyspace of its segment, and pin the
+// segment before unlocking. See docs/cleaner.md for how segments come back and
+// docs/keyspaces.md for keyspaces and streaming writes.
 //
-// Lock order: cleaner_mu_ -> shard lock -> head lock -> pool mutex; drain_mu_ -> pool mutex;
-// space_mu_ and wake_mu_ last. Nothing waits for memory while holding a shard or head lock,
-// and no write waits on cleaner_mu_ for memory: a writer short of it frees some itself
-// (docs/cleaner.md).
+// Lock order: cleaner_mu_ -> shard lock -> keyspace_mu_ -> head lock -> pool mutex;
+// drain_mu_ -> pool mutex; space_mu_ and wake_mu_ last. Nothing waits for memory while holding a
+// shard or head lock, and no write waits on cleaner_mu_ for memory: a writer short of it frees some
+// itself (docs/cleaner.md).
 //
 // Thread safety: every public method is safe from any thread.
 #pragma once
@@ -62,6 +64,18 @@ struct alignas(64) WriteHead {
   uint32_t segment = mem::kNoSegment;
 };
 
+// The write heads and counters of one keyspace, created with its first write and kept for the
+// life of the store (charged as metadata: ~2.5 KiB on a large store). Items of keyspace 0 are
+// counted by the shard counters only; the others here as well, for GetKeyspaceStats.
+struct KeyspaceState {
+  explicit KeyspaceState(int heads) : heads(new WriteHead[heads]) {}
+  std::unique_ptr<WriteHead[]> heads;  // as Engine's head layout: writer heads, cleaner heads
+  std::atomic<int64_t> items{0};
+  std::atomic<int64_t> kv_bytes{0};
+  std::atomic<int64_t> item_bytes{0};
+  std::atomic<int64_t> pending_bytes{0};  // reserved by unfinished streaming writes
+};
+
 // A region reserved in a segment for one item; pins the segment until published or dropped.
 struct Reservation {
   uint32_t segment = mem::kNoSegment;
@@ -75,25 +89,33 @@ class Engine {
   static Status Open(const Options& options, std::unique_ptr<Engine>* engine);
   ~Engine();
 
-  Outcome Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                int64_t exptime, uint64_t cas_unique, bool binary_key = false);
-  bool Get(std::string_view key, ItemRef* out, bool with_cas, Miss* miss = nullptr) {
-    return Read(key, out, with_cas, /*bump=*/true, miss);
+  Outcome Write(Keyspace ks, SetMode mode, std::string_view key, std::string_view value,
+                uint32_t flags, int64_t exptime, uint64_t cas_unique, bool binary_key = false);
+  bool Get(Keyspace ks, std::string_view key, ItemRef* out, bool with_cas, Miss* miss = nullptr) {
+    return Read(ks, key, out, with_cas, /*bump=*/true, miss);
   }
   // Get, and with bump = false Store::Peek.
-  bool Read(std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss);
+  bool Read(Keyspace ks, std::string_view key, ItemRef* out, bool with_cas, bool bump, Miss* miss);
   // Meta get and meta delete's invalidate (engine_meta.cc).
-  bool Fetch(std::string_view key, const FetchOptions& options, ItemRef* out, FetchResult* result);
-  Outcome Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime, int64_t exptime);
-  Outcome Touch(std::string_view key, int64_t exptime);
+  bool Fetch(Keyspace ks, std::string_view key, const FetchOptions& options, ItemRef* out,
+             FetchResult* result);
+  Outcome Invalidate(Keyspace ks, std::string_view key, uint64_t cas_unique, bool set_exptime,
+                     int64_t exptime);
+  Outcome Touch(Keyspace ks, std::string_view key, int64_t exptime);
   // Touch and Get of the same version in one lookup when the item can be touched in place.
-  Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
-                      Miss* miss = nullptr);
-  Outcome Delete(std::string_view key, uint64_t cas_unique);
-  Outcome Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
+  Outcome GetAndTouch(Keyspace ks, std::string_view key, int64_t exptime, ItemRef* out,
+                      bool with_cas, Miss* miss = nullptr);
+  Outcome Delete(Keyspace ks, std::string_view key, uint64_t cas_unique);
+  Outcome Arithmetic(Keyspace ks, std::string_view key, bool incr, uint64_t delta, uint64_t* result,
                      uint64_t cas_unique);
+  // Streaming writes (engine_stream.cc).
+  Outcome BeginWrite(Keyspace ks, SetMode mode, std::string_view key, size_t value_size,
+                     uint32_t flags, int64_t exptime, ValueWriter* out);
+  Outcome CommitWrite(ValueWriter* w);
+  void AbortWrite(ValueWriter* w);
   void FlushAll(int64_t delay_seconds);
   StoreStats GetStats() const;
+  KeyspaceStats GetKeyspaceStats(Keyspace ks) const;
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();
@@ -142,10 +164,13 @@ class Engine {
   const char* ItemAt(uint64_t location) const { return pool_->ItemAt(location); }
   uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
   bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
-  // Finds the live, unexpired item of `key`; removes an expired or flushed one it meets, and
-  // says so in *miss (if given) when it returns null.
-  uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash,
+  // Finds the live, unexpired item of `key` in keyspace `ks`; removes an expired or flushed one
+  // it meets, and says so in *miss (if given) when it returns null.
+  uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                      std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr);
+  uint16_t KeyspaceOf(uint64_t location) const {
+    return pool_->meta(SegmentOf(location)).keyspace.load(std::memory_order_relaxed);
+  }
   // Drops the slot's item from the index and from the counters. Invalidates `slot`.
   void Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
               const mem::ItemView& item);
@@ -158,8 +183,9 @@ class Engine {
     return counters_[hash & (index_->shard_count() - 1)];
   }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
-  std::optional<Outcome> TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
-                                      ItemRef* out, bool with_cas, Miss* miss = nullptr);
+  std::optional<Outcome> TouchInPlace(Keyspace ks, std::string_view key, uint32_t expiry,
+                                      int64_t now, ItemRef* out, bool with_cas,
+                                      Miss* miss = nullptr);
   // A read hit on `slot`: counts it, fills *out and, with `bump`, records the access (the
   // eviction frequency and the item's "hit before" bit). REQUIRES: shard lock.
   void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
@@ -168,7 +194,8 @@ class Engine {
   // the fields; else false, and the caller rewrites it (RewriteMeta). REQUIRES: shard lock.
   bool ChangeMetaInPlace(uint64_t location, const mem::ItemView& item, bool set_expiry,
                          uint32_t expiry, uint8_t add_state);
-  Outcome RewriteMeta(std::string_view key, bool set_expiry, uint32_t expiry, uint8_t add_state);
+  Outcome RewriteMeta(Keyspace ks, std::string_view key, bool set_expiry, uint32_t expiry,
+                      uint8_t add_state);
   // What a meta get saw of an item before it changed it (reported to the client).
   struct SeenState {
     bool fetched = false;
@@ -178,13 +205,18 @@ class Engine {
   };
   static void ReportSeen(const SeenState& seen, ItemRef* out);
   // Creates the empty item of a meta get's vivify (N), holding the recache token.
-  Outcome Vivify(std::string_view key, int64_t exptime);
+  Outcome Vivify(Keyspace ks, std::string_view key, int64_t exptime);
   // kCasInvalidate before writing: kStored with *mode and *meta set for a plain CAS store or a
   // stale one, or the outcome that refuses the write.
-  Outcome PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
-                                 SetMode* mode, mem::ItemMeta* meta);
-  Outcome WriteItem(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                    int64_t exptime, uint64_t cas_unique, uint8_t state);
+  Outcome PrepareInvalidatingCas(Keyspace ks, uint64_t hash, std::string_view key,
+                                 uint64_t cas_unique, SetMode* mode, mem::ItemMeta* meta);
+  Outcome WriteItem(Keyspace ks, SetMode mode, std::string_view key, std::string_view value,
+                    uint32_t flags, int64_t exptime, uint64_t cas_unique, uint8_t state);
+  // The rest of a write once its expiry is known. With `encoded`, the item (of `key`, `value`
+  // and `meta`) is already encoded there (a streaming write's staged item) and is copied.
+  Outcome WriteDecided(Keyspace ks, SetMode mode, uint64_t hash, std::string_view key,
+                       std::string_view value, const char* encoded, const mem::ItemMeta& meta,
+                       bool expired, uint64_t cas_unique, int64_t now);
 
   // --- time and expiry ---
   // An expiry field that was touched to "never" in place holds this (Feb 2106).
@@ -220,6 +252,18 @@ class Engine {
     Clock::time_point at_{};
   };
   Deadline SpaceDeadline() const { return Deadline(options_.space_wait_ms); }
+
+  // --- keyspaces (engine.cc) ---
+  // The state of keyspace `id`, or null if it has never been written.
+  KeyspaceState* FindKeyspace(uint16_t id) const {
+    Leaf* leaf = keyspace_dir_[id >> 8].load(std::memory_order_acquire);
+    return leaf == nullptr ? nullptr : leaf->states[id & 255].load(std::memory_order_acquire);
+  }
+  // The state of keyspace `id`, created (and its memory charged) if needed; null if the memory
+  // cannot be found until `deadline`. REQUIRES: no shard lock held.
+  KeyspaceState* KeyspaceFor(uint16_t id, Deadline& deadline);
+  KeyspaceState* TryCreateKeyspace(uint16_t id);
+
   // Whether a write that made room but lost it (to another writer, a flush_all passing) tries
   // again. With eviction on, always: each retry follows memory freed, and the data to evict is
   // finite. Without, retries end at the deadline, but not before a few attempts.
@@ -227,17 +271,20 @@ class Engine {
   // Reserves `size` bytes for an item of expiry class `cls`, making room when the store is
   // full. False: no memory (eviction disabled and the store full, or nothing could be freed
   // until `deadline`: everything pinned by readers).
-  bool Reserve(size_t size, int cls, uint32_t expiry, Deadline& deadline, Reservation* r);
+  bool Reserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, uint32_t expiry,
+               Deadline& deadline, Reservation* r);
   // Reserves without making room. Safe under a shard lock.
-  bool TryReserve(size_t size, int cls, Reservation* r);
-  bool ReserveInHead(WriteHead& head, size_t size, Reservation* r);
-  bool ReserveJumbo(size_t size, Reservation* r, bool precharged);
-  bool ReserveJumboWaiting(size_t size, Deadline& deadline, Reservation* r);
-  WriteHead& WriterHead(int cls);
-  WriteHead& CleanerHead(int cls) { return heads_[writer_heads_ + cls]; }
+  bool TryReserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, Reservation* r);
+  bool ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head, size_t size, Reservation* r);
+  bool ReserveJumbo(uint16_t ks_id, size_t size, Reservation* r, bool precharged);
+  bool ReserveJumboWaiting(uint16_t ks_id, size_t size, Deadline& deadline, Reservation* r);
+  // Charges `bytes` of `kind`, making room as a jumbo item does. False at the deadline.
+  bool ChargeWaiting(mem::MemoryKind kind, size_t bytes, Deadline& deadline);
+  int WriterHead(int cls) const;
+  int CleanerHead(int cls) const { return writer_heads_ + cls; }
   int head_count() const { return writer_heads_ + expiry_classes_; }
   bool IsMainHead(int head) const { return head >= writer_heads_; }
-  void OpenSegment(uint32_t segment, int head, bool jumbo);
+  void OpenSegment(uint32_t segment, int head, bool jumbo, uint16_t ks_id);
   void NoteExpiry(uint32_t segment, uint32_t expiry);
   // An item was published in `segment` now. REQUIRES: the item's shard lock.
   void NoteWriteTime(uint32_t segment, int64_t now);
@@ -265,28 +312,33 @@ class Engine {
   void NoteSpaceFreed();
   // Publishes an item written at r if `mode`'s condition holds. *retry: write it again (a flush
   // passed, or the index needs memory first).
-  Outcome Publish(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique,
-                  const Reservation& r, bool* retry, size_t* need_bytes);
+  Outcome Publish(SetMode mode, uint64_t hash, Keyspace ks, std::string_view key,
+                  uint64_t cas_unique, const Reservation& r, bool* retry, size_t* need_bytes);
   // Inserts a slot, evicting from a full shard if allowed. On kOutOfMemory, *need_bytes says
   // how much memory the index needs to grow (0: it cannot grow).
   Outcome InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location, uint32_t freq,
                      size_t* need_bytes);
-  Outcome PreCheck(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique);
+  Outcome PreCheck(SetMode mode, uint64_t hash, Keyspace ks, std::string_view key,
+                   uint64_t cas_unique);
   // Whether a write in `mode` may replace what FindLive found (`slot` null: nothing): kStored,
   // or the outcome that refuses it (add: present; replace: absent; cas: absent or changed).
   Outcome WriteCondition(SetMode mode, const uint64_t* slot, const mem::ItemView& item,
                          uint64_t cas_unique) const;
-  Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
+  Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, Keyspace ks, std::string_view key,
                                 uint64_t cas_unique);
-  Outcome Modify(std::string_view key, Rewriter& rewriter);
+  Outcome Modify(Keyspace ks, std::string_view key, Rewriter& rewriter);
   enum class RewriteStep { kDone, kLostRace, kNoMemory };
   // One attempt of Modify. With `hold_lock` the shard lock is held from reading the old
   // version to publishing the new one, so the attempt cannot lose a race. kNoMemory:
   // *need_bytes to make room for (0: a segment).
-  RewriteStep RewriteOnce(std::string_view key, uint64_t hash, Rewriter& rewriter, bool hold_lock,
-                          Outcome* outcome, size_t* need_bytes);
-  Outcome Concatenate(std::string_view key, std::string_view data, bool append,
+  RewriteStep RewriteOnce(Keyspace ks, std::string_view key, uint64_t hash, Rewriter& rewriter,
+                          bool hold_lock, Outcome* outcome, size_t* need_bytes);
+  Outcome Concatenate(Keyspace ks, std::string_view key, std::string_view data, bool append,
                       uint64_t cas_unique);
+
+  // --- streaming writes (engine_stream.cc) ---
+  void ReleaseWrite(ValueWriter* w, bool published);
+  void DropJumboReservation(uint32_t segment);
 
   // --- cleaner (cleaner.cc) ---
   void CleanerThread();
@@ -295,18 +347,20 @@ class Engine {
   // freed anything or the memory wanted is now there.
   bool CleanerPass(size_t want_bytes);
   bool NeedSpace(size_t want_bytes) const;
-  // Seals every head's open segment for which seal(meta) is true.
+  // Seals every head's open segment, in every keyspace, for which seal(meta) is true.
   template <typename Seal>
   void SealHeads(Seal&& seal);
-  bool FreeEmptyAndExpired(int64_t now);
+  bool FreeEmptyAndExpired(int64_t now, bool short_of_memory);
   // Whether every item of the segment is stale: written before the flush generation `gen`, or
   // expired by `now`.
   bool AllStale(const mem::SegmentMeta& m, uint32_t gen, int64_t now) const;
   // A sealed segment no writer is filling whose every item is stale (flushed or expired), or
   // kNoSegment: emptying it copies nothing.
   uint32_t PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now) const;
-  // Seals open segments that hold no live item, so they can be freed.
-  void SealIdleHeads();
+  // Seals open segments that hold no live item, so they can be freed; with `short_of_memory`
+  // also those nobody has written to for kIdleSealSeconds (a keyspace gone quiet), so they can
+  // be compacted or evicted.
+  void SealIdleHeads(int64_t now, bool short_of_memory);
   // Takes a sealed segment no writer is filling for cleaning (kSealed -> kCleaning). Passes
   // and writers short of memory clean concurrently; each segment has one cleaner.
   bool Claim(uint32_t segment);
@@ -363,9 +417,19 @@ class Engine {
 
   int write_stripes_ = 1;  // writer heads per expiry class, so writers do not share a segment
   int writer_heads_ = 1;   // expiry_classes_ * write_stripes_
-  // [0, writer_heads_): writer heads by (expiry class, stripe); then one cleaner head per class.
-  // Segments filled by writer heads are the "small" FIFO of eviction, cleaner ones the "main".
-  std::unique_ptr<WriteHead[]> heads_;
+  // Heads of every keyspace, in each KeyspaceState: [0, writer_heads_) writer heads by (expiry
+  // class, stripe); then one cleaner head per class. Segments filled by writer heads are the
+  // "small" FIFO of eviction, cleaner ones the "main". Keyspaces are found through a two-level
+  // directory (256 leaves of 256), created on first use and never freed.
+  struct Leaf {
+    std::atomic<KeyspaceState*> states[256] = {};
+  };
+  std::atomic<Leaf*> keyspace_dir_[256] = {};
+  KeyspaceState* default_keyspace_ = nullptr;  // keyspace 0, created by Init
+  mutable std::mutex keyspace_mu_;             // creation, and the lists below
+  std::vector<std::unique_ptr<Leaf>> leaves_;
+  std::vector<std::unique_ptr<KeyspaceState>> keyspaces_;
+  std::vector<uint16_t> keyspace_ids_;  // parallel to keyspaces_
   std::atomic<uint64_t> open_seq_{0};
   std::atomic<uint32_t> flush_gen_{1};
   std::atomic<int64_t> flush_deadline_{0};  // pending delayed flush_all; 0 = none
@@ -403,18 +467,22 @@ class Engine {
   std::atomic<uint64_t> writer_cleaner_passes_{0};
   std::atomic<uint64_t> writer_reclaims_{0};
   std::atomic<uint64_t> writer_space_waits_{0};
+  std::atomic<uint64_t> pending_writes_{0};
 };
 
 template <typename Seal>
 void Engine::SealHeads(Seal&& seal) {
-  for (int i = 0; i < head_count(); ++i) {
-    WriteHead& head = heads_[i];
-    std::lock_guard<SpinLock> lock(head.lock);
-    if (head.segment == mem::kNoSegment) continue;
-    mem::SegmentMeta& m = pool_->meta(head.segment);
-    if (!seal(m)) continue;
-    m.state.store(mem::SegState::kSealed, std::memory_order_release);
-    head.segment = mem::kNoSegment;
+  std::lock_guard<std::mutex> keyspaces(keyspace_mu_);
+  for (const std::unique_ptr<KeyspaceState>& ks : keyspaces_) {
+    for (int i = 0; i < head_count(); ++i) {
+      WriteHead& head = ks->heads[i];
+      std::lock_guard<SpinLock> lock(head.lock);
+      if (head.segment == mem::kNoSegment) continue;
+      mem::SegmentMeta& m = pool_->meta(head.segment);
+      if (!seal(m)) continue;
+      m.state.store(mem::SegState::kSealed, std::memory_order_release);
+      head.segment = mem::kNoSegment;
+    }
   }
 }
 

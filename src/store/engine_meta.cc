@@ -96,17 +96,18 @@ bool Engine::ChangeMetaInPlace(uint64_t location, const mem::ItemView& item, boo
   return true;
 }
 
-Outcome Engine::RewriteMeta(std::string_view key, bool set_expiry, uint32_t expiry,
+Outcome Engine::RewriteMeta(Keyspace ks, std::string_view key, bool set_expiry, uint32_t expiry,
                             uint8_t add_state) {
   MetaRewriter rewriter(set_expiry, expiry, add_state);
-  return Modify(key, rewriter);
+  return Modify(ks, key, rewriter);
 }
 
-Outcome Engine::Vivify(std::string_view key, int64_t exptime) {
-  return WriteItem(SetMode::kAdd, key, {}, 0, exptime, 0, mem::kStateWinTokenSent);
+Outcome Engine::Vivify(Keyspace ks, std::string_view key, int64_t exptime) {
+  return WriteItem(ks, SetMode::kAdd, key, {}, 0, exptime, 0, mem::kStateWinTokenSent);
 }
 
-bool Engine::Fetch(std::string_view key, const FetchOptions& o, ItemRef* out, FetchResult* result) {
+bool Engine::Fetch(Keyspace ks, std::string_view key, const FetchOptions& o, ItemRef* out,
+                   FetchResult* result) {
   out->Reset();
   *result = FetchResult{};
   if (key.empty() || key.size() > Store::kMaxKeyLength) {
@@ -121,7 +122,7 @@ bool Engine::Fetch(std::string_view key, const FetchOptions& o, ItemRef* out, Fe
   // (memcached), but no later reader sees it.
   bool vivify_expired = false;
   if (o.vivify) (void)AbsoluteExpiry(o.vivify_exptime, now, &vivify_expired);
-  const uint64_t hash = HashKey(key);
+  const uint64_t hash = HashKey(key, ks.id);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   bool created = false;
@@ -131,7 +132,7 @@ bool Engine::Fetch(std::string_view key, const FetchOptions& o, ItemRef* out, Fe
     std::unique_lock<SpinLock> lock(shard.lock);
     mem::ItemView item;
     Miss miss = Miss::kNone;
-    uint64_t* slot = FindLive(shard, c, hash, key, now, &item, &miss);
+    uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, &miss);
     if (slot == nullptr) {
       ShardCounters::Inc(c.misses);
       if (!o.vivify || created || decided) {
@@ -140,7 +141,7 @@ bool Engine::Fetch(std::string_view key, const FetchOptions& o, ItemRef* out, Fe
         return false;
       }
       lock.unlock();
-      Outcome v = Vivify(key, vivify_expired ? 0 : o.vivify_exptime);
+      Outcome v = Vivify(ks, key, vivify_expired ? 0 : o.vivify_exptime);
       if (v == Outcome::kStored) {
         created = true;
       } else if (v != Outcome::kNotStored) {  // kNotStored: another client created it first
@@ -175,7 +176,7 @@ bool Engine::Fetch(std::string_view key, const FetchOptions& o, ItemRef* out, Fe
       const uint8_t add_state = won && !created ? mem::kStateWinTokenSent : 0;
       if (!ChangeMetaInPlace(location, item, set_expiry, touch_expiry, add_state)) {
         lock.unlock();
-        Outcome r = RewriteMeta(key, set_expiry, touch_expiry, add_state);
+        Outcome r = RewriteMeta(ks, key, set_expiry, touch_expiry, add_state);
         // Without memory for the change the item is read as it is; the token, which could not
         // be recorded, is not handed out. Anything else: it changed meanwhile, decide again.
         if (r == Outcome::kOutOfMemory) result->won = false;
@@ -205,7 +206,7 @@ void Engine::ReportSeen(const SeenState& seen, ItemRef* out) {
   out->last_access_ = seen.last_access;
 }
 
-Outcome Engine::Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime,
+Outcome Engine::Invalidate(Keyspace ks, std::string_view key, uint64_t cas_unique, bool set_exptime,
                            int64_t exptime) {
   if (key.empty() || key.size() > Store::kMaxKeyLength) return Outcome::kNotFound;
   const int64_t now = Now();
@@ -213,11 +214,11 @@ Outcome Engine::Invalidate(std::string_view key, uint64_t cas_unique, bool set_e
   bool expired = false;
   const uint32_t expiry = set_exptime ? AbsoluteExpiry(exptime, now, &expired) : 0;
   if (expired) {  // memcached marks it stale with an expiry already past: gone for readers
-    Outcome o = Delete(key, cas_unique);
+    Outcome o = Delete(ks, key, cas_unique);
     return o == Outcome::kDeleted ? Outcome::kStored : o;
   }
   InvalidateRewriter rewriter(cas_unique, set_exptime, expiry);
-  return Modify(key, rewriter);
+  return Modify(ks, key, rewriter);
 }
 
 }  // namespace cinch::store

@@ -63,12 +63,12 @@ class StalledCleanerTest : public ::testing::Test {
   }
 
   Outcome Set(std::string_view key, std::string_view value) {
-    return engine_->Write(SetMode::kSet, key, value, 0, 0, 0);
+    return engine_->Write(Keyspace{}, SetMode::kSet, key, value, 0, 0, 0);
   }
 
   std::optional<std::string> Get(std::string_view key) {
     ItemRef ref;
-    if (!engine_->Get(key, &ref, false)) return std::nullopt;
+    if (!engine_->Get(Keyspace{}, key, &ref, false)) return std::nullopt;
     return std::string(ref.value());
   }
 
@@ -92,14 +92,14 @@ TEST_F(StalledCleanerTest, WritesMakeRoomThemselves) {
     if (i % 8 != 7) continue;
     // Read-modify-writes (rewritten in full) need room too: append, incr, touch of an item
     // stored without an expiry. A cache may have evicted the key meanwhile, never refuse it.
-    Outcome appended = engine_->Write(SetMode::kAppend, Key(i - 1), "tail", 0, 0, 0);
+    Outcome appended = engine_->Write(Keyspace{}, SetMode::kAppend, Key(i - 1), "tail", 0, 0, 0);
     EXPECT_TRUE(appended == Outcome::kStored || appended == Outcome::kNotStored)
         << OutcomeName(appended);
     uint64_t value = 0;
-    Outcome incr = engine_->Arithmetic("counter", true, 1, &value, 0);
+    Outcome incr = engine_->Arithmetic(Keyspace{}, "counter", true, 1, &value, 0);
     if (incr == Outcome::kNotFound) incr = Set("counter", "0");
     EXPECT_EQ(incr, Outcome::kStored);
-    Outcome touched = engine_->Touch(Key(i - 2), 0);
+    Outcome touched = engine_->Touch(Keyspace{}, Key(i - 2), 0);
     EXPECT_TRUE(touched == Outcome::kTouched || touched == Outcome::kNotFound)
         << OutcomeName(touched);
   }
@@ -182,7 +182,7 @@ TEST_F(StalledCleanerTest, PinnedSegmentsDoNotStopAWriter) {
   Open(o);
   for (int i = 0; i < 40; ++i) ASSERT_EQ(Set(Key(i), Pattern(200, i)), Outcome::kStored);
   std::vector<ItemRef> pinned(40);
-  for (int i = 0; i < 40; ++i) ASSERT_TRUE(engine_->Get(Key(i), &pinned[i], false));
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(engine_->Get(Keyspace{}, Key(i), &pinned[i], false));
   auto stalled = engine_->TEST_HoldCleanerLock();
   const int n = static_cast<int>(4 * o.memory_limit / 200);
   for (int i = 40; i < n; ++i) ASSERT_EQ(Set(Key(i), Pattern(200, i)), Outcome::kStored) << i;
@@ -237,7 +237,7 @@ TEST_F(StalledCleanerTest, RandomOperationsMatchAMap) {
       model[key] = v;
     } else if (r < 55) {
       std::string d = value_of_size(1 + rng() % 50);
-      got = engine_->Write(SetMode::kAppend, key, d, 0, 0, 0);
+      got = engine_->Write(Keyspace{}, SetMode::kAppend, key, d, 0, 0, 0);
       auto it = model.find(key);
       if (got == Outcome::kStored) {
         ASSERT_NE(it, model.end()) << key << " came back after a delete";
@@ -253,7 +253,7 @@ TEST_F(StalledCleanerTest, RandomOperationsMatchAMap) {
       }
     } else if (r < 65) {
       uint64_t result = 0;
-      got = engine_->Arithmetic(key, true, 3, &result, 0);
+      got = engine_->Arithmetic(Keyspace{}, key, true, 3, &result, 0);
       ASSERT_NE(got, Outcome::kOutOfMemory) << "op " << op;
       auto it = model.find(key);
       if (got == Outcome::kNotFound) {
@@ -266,11 +266,11 @@ TEST_F(StalledCleanerTest, RandomOperationsMatchAMap) {
         it->second = n;
       }
     } else if (r < 72) {
-      got = engine_->Touch(key, 0);
+      got = engine_->Touch(Keyspace{}, key, 0);
       ASSERT_TRUE(got == Outcome::kTouched || got == Outcome::kNotFound) << OutcomeName(got);
       if (got == Outcome::kNotFound) model.erase(key);
     } else if (r < 80) {
-      got = engine_->Delete(key, 0);
+      got = engine_->Delete(Keyspace{}, key, 0);
       model.erase(key);
     }
     ASSERT_NO_FATAL_FAILURE(check(key));
@@ -300,7 +300,8 @@ TEST_F(StalledCleanerTest, WithoutEvictionAFullStoreStillSaysSo) {
   }
   for (int i = 0; i < stored; ++i) ASSERT_EQ(Get(Key(i)), Pattern(200, i)) << i;
   EXPECT_EQ(engine_->GetStats().evictions, 0u);
-  for (int i = 0; i < stored; i += 2) ASSERT_EQ(engine_->Delete(Key(i), 0), Outcome::kDeleted);
+  for (int i = 0; i < stored; i += 2)
+    ASSERT_EQ(engine_->Delete(Keyspace{}, Key(i), 0), Outcome::kDeleted);
   EXPECT_EQ(Set(Key(stored), Pattern(200, stored)), Outcome::kStored);
 }
 
@@ -315,21 +316,22 @@ TEST(HotKeyTest, LostRacesAreNotOutOfMemory) {
   o.space_wait_ms = 0;
   std::unique_ptr<Engine> engine;
   ASSERT_TRUE(Engine::Open(o, &engine).ok());
-  ASSERT_EQ(engine->Write(SetMode::kSet, "hot", "10", 0, 0, 0), Outcome::kStored);
+  ASSERT_EQ(engine->Write(Keyspace{}, SetMode::kSet, "hot", "10", 0, 0, 0), Outcome::kStored);
   int rivals = 0;
   engine->TEST_SetRewriteHook([&] {
     ++rivals;
-    ASSERT_EQ(engine->Write(SetMode::kSet, "hot", std::to_string(100 * rivals), 0, 0, 0),
-              Outcome::kStored);
+    ASSERT_EQ(
+        engine->Write(Keyspace{}, SetMode::kSet, "hot", std::to_string(100 * rivals), 0, 0, 0),
+        Outcome::kStored);
   });
   uint64_t value = 0;
-  ASSERT_EQ(engine->Arithmetic("hot", true, 1, &value, 0), Outcome::kStored);
+  ASSERT_EQ(engine->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0), Outcome::kStored);
   EXPECT_EQ(rivals, 1);
   EXPECT_EQ(value, 101u) << "decided again on the rival's version";
-  ASSERT_EQ(engine->Write(SetMode::kAppend, "hot", "x", 0, 0, 0), Outcome::kStored);
+  ASSERT_EQ(engine->Write(Keyspace{}, SetMode::kAppend, "hot", "x", 0, 0, 0), Outcome::kStored);
   EXPECT_EQ(rivals, 2);
   ItemRef ref;
-  ASSERT_TRUE(engine->Get("hot", &ref, false));
+  ASSERT_TRUE(engine->Get(Keyspace{}, "hot", &ref, false));
   EXPECT_EQ(ref.value(), "200x");
   EXPECT_EQ(engine->GetStats().out_of_memory, 0u);
 }
@@ -344,8 +346,8 @@ TEST(HotKeyTest, ContendedIncrAndAppendNeverFail) {
   o.space_wait_ms = 0;  // a refusal may not hide behind a wait
   std::unique_ptr<Engine> engine;
   ASSERT_TRUE(Engine::Open(o, &engine).ok());
-  ASSERT_EQ(engine->Write(SetMode::kSet, "hot", "0", 0, 0, 0), Outcome::kStored);
-  ASSERT_EQ(engine->Write(SetMode::kSet, "log", "", 0, 0, 0), Outcome::kStored);
+  ASSERT_EQ(engine->Write(Keyspace{}, SetMode::kSet, "hot", "0", 0, 0, 0), Outcome::kStored);
+  ASSERT_EQ(engine->Write(Keyspace{}, SetMode::kSet, "log", "", 0, 0, 0), Outcome::kStored);
   constexpr int kThreads = 4;
   constexpr int kOps = 20000;
   std::atomic<int> failures{0};
@@ -354,10 +356,11 @@ TEST(HotKeyTest, ContendedIncrAndAppendNeverFail) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kOps; ++i) {
         uint64_t value;
-        if (engine->Arithmetic("hot", true, 1, &value, 0) != Outcome::kStored) ++failures;
-        if (i % 16 == 0 &&
-            engine->Write(SetMode::kAppend, "log", std::string(1, static_cast<char>('a' + t)), 0, 0,
-                          0) != Outcome::kStored) {
+        if (engine->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0) != Outcome::kStored)
+          ++failures;
+        if (i % 16 == 0 && engine->Write(Keyspace{}, SetMode::kAppend, "log",
+                                         std::string(1, static_cast<char>('a' + t)), 0, 0,
+                                         0) != Outcome::kStored) {
           ++failures;
         }
       }
@@ -366,9 +369,9 @@ TEST(HotKeyTest, ContendedIncrAndAppendNeverFail) {
   for (std::thread& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
   ItemRef ref;
-  ASSERT_TRUE(engine->Get("hot", &ref, false));
+  ASSERT_TRUE(engine->Get(Keyspace{}, "hot", &ref, false));
   EXPECT_EQ(ref.value(), std::to_string(kThreads * kOps));
-  ASSERT_TRUE(engine->Get("log", &ref, false));
+  ASSERT_TRUE(engine->Get(Keyspace{}, "log", &ref, false));
   EXPECT_EQ(ref.value().size(), size_t{kThreads} * ((kOps + 15) / 16));
   EXPECT_EQ(engine->GetStats().out_of_memory, 0u);
 }
@@ -387,10 +390,12 @@ TEST_F(StalledCleanerTest, HotKeysOnAFullStoreAreNeverRefused) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kOps; ++i) {
         uint64_t value;
-        Outcome o1 = engine_->Arithmetic("hot", true, 1, &value, 0);
-        if (o1 == Outcome::kNotFound) o1 = engine_->Write(SetMode::kAdd, "hot", "0", 0, 0, 0);
-        Outcome o2 = engine_->Write(SetMode::kAppend, "log", "x", 0, 0, 0);
-        if (o2 == Outcome::kNotStored) o2 = engine_->Write(SetMode::kSet, "log", "", 0, 0, 0);
+        Outcome o1 = engine_->Arithmetic(Keyspace{}, "hot", true, 1, &value, 0);
+        if (o1 == Outcome::kNotFound)
+          o1 = engine_->Write(Keyspace{}, SetMode::kAdd, "hot", "0", 0, 0, 0);
+        Outcome o2 = engine_->Write(Keyspace{}, SetMode::kAppend, "log", "x", 0, 0, 0);
+        if (o2 == Outcome::kNotStored)
+          o2 = engine_->Write(Keyspace{}, SetMode::kSet, "log", "", 0, 0, 0);
         Outcome o3 = Set(Key(t * kOps + i), Pattern(150, i));
         for (Outcome got : {o1, o2, o3}) {
           if (got == Outcome::kOutOfMemory) ++refused;

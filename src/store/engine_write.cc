@@ -38,8 +38,9 @@ bool Engine::MayRetry(int attempt, Deadline& deadline) const {
 
 // --- reservations ---
 
-void Engine::OpenSegment(uint32_t segment, int head, bool jumbo) {
+void Engine::OpenSegment(uint32_t segment, int head, bool jumbo, uint16_t ks_id) {
   mem::SegmentMeta& m = pool_->meta(segment);
+  m.keyspace.store(ks_id, std::memory_order_relaxed);
   m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
   m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
@@ -56,8 +57,9 @@ void Engine::NoteExpiry(uint32_t segment, uint32_t expiry) {
   }
 }
 
-bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
-  int head_index = static_cast<int>(&head - heads_.get());
+bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, size_t size,
+                           Reservation* r) {
+  WriteHead& head = ks.heads[head_index];
   bool for_cleaner = IsMainHead(head_index);
   std::lock_guard<SpinLock> lock(head.lock);
   uint32_t sealed_tail = 0;
@@ -81,7 +83,7 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   }
   uint32_t segment = pool_->Allocate(for_cleaner);
   if (segment == mem::kNoSegment) return false;
-  OpenSegment(segment, head_index, false);
+  OpenSegment(segment, head_index, false, ks_id);
   head.segment = segment;
   mem::SegmentMeta& m = pool_->meta(segment);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
@@ -93,27 +95,28 @@ bool Engine::ReserveInHead(WriteHead& head, size_t size, Reservation* r) {
   return true;
 }
 
-bool Engine::ReserveJumbo(size_t size, Reservation* r, bool precharged) {
+bool Engine::ReserveJumbo(uint16_t ks_id, size_t size, Reservation* r, bool precharged) {
   uint32_t segment = pool_->AllocateJumbo(size, precharged);
   if (segment == mem::kNoSegment) return false;
   mem::SegmentMeta& m = pool_->meta(segment);
   // A jumbo segment is born sealed: the writer must be counted before the cleaner can see it.
   m.writers.store(1, std::memory_order_relaxed);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
-  OpenSegment(segment, 0, true);
+  OpenSegment(segment, 0, true, ks_id);
   *r = Reservation{segment, 0, m.base};
   return true;
 }
 
-bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline& deadline, Reservation* r) {
-  bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(size, deadline, r)
-                                    : ReserveInHead(WriterHead(cls), size, r);
+bool Engine::Reserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, uint32_t expiry,
+                     Deadline& deadline, Reservation* r) {
+  bool ok = size > jumbo_threshold_ ? ReserveJumboWaiting(ks_id, size, deadline, r)
+                                    : ReserveInHead(ks, ks_id, WriterHead(cls), size, r);
   // Memory freed may be taken by another writer first: retry, with eviction on for as long as
   // room is being made (no clock: a writer that is not scheduled for a while must not fail for
   // it), without eviction until the deadline, not a number of times (with a few busy threads,
   // any fixed count runs out within milliseconds).
   while (!ok && size <= jumbo_threshold_ && ReclaimSpace(0, deadline)) {
-    ok = ReserveInHead(WriterHead(cls), size, r);
+    ok = ReserveInHead(ks, ks_id, WriterHead(cls), size, r);
     if (!ok && !options_.eviction && deadline.Passed()) break;
   }
   if (!ok) return false;
@@ -121,22 +124,27 @@ bool Engine::Reserve(size_t size, int cls, uint32_t expiry, Deadline& deadline, 
   return true;
 }
 
-bool Engine::TryReserve(size_t size, int cls, Reservation* r) {
-  return size > jumbo_threshold_ ? ReserveJumbo(size, r, false)
-                                 : ReserveInHead(WriterHead(cls), size, r);
+bool Engine::TryReserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, Reservation* r) {
+  return size > jumbo_threshold_ ? ReserveJumbo(ks_id, size, r, false)
+                                 : ReserveInHead(ks, ks_id, WriterHead(cls), size, r);
 }
 
 // A jumbo item needs its whole size free at once, which writers of small items could keep
 // taking as the cleaner frees it; so the memory is claimed (charged) as soon as it is there.
-bool Engine::ReserveJumboWaiting(size_t size, Deadline& deadline, Reservation* r) {
-  if (ReserveJumbo(size, r, false)) return true;
+bool Engine::ReserveJumboWaiting(uint16_t ks_id, size_t size, Deadline& deadline, Reservation* r) {
+  if (ReserveJumbo(ks_id, size, r, false)) return true;
   size_t mapped = mem::RoundUpToPage(size);
-  while (ReclaimSpace(mapped, deadline)) {
-    if (accountant_.Available() >= mapped + pool_->reserve_bytes() &&
-        accountant_.TryCharge(mem::MemoryKind::kJumbo, mapped)) {
-      if (ReserveJumbo(size, r, true)) return true;
-      accountant_.Release(mem::MemoryKind::kJumbo, mapped);
-      return false;  // out of jumbo slots or address space
+  if (!ChargeWaiting(mem::MemoryKind::kJumbo, mapped, deadline)) return false;
+  if (ReserveJumbo(ks_id, size, r, true)) return true;
+  accountant_.Release(mem::MemoryKind::kJumbo, mapped);
+  return false;  // out of jumbo slots or address space
+}
+
+bool Engine::ChargeWaiting(mem::MemoryKind kind, size_t bytes, Deadline& deadline) {
+  while (ReclaimSpace(bytes, deadline)) {
+    if (accountant_.Available() >= bytes + pool_->reserve_bytes() &&
+        accountant_.TryCharge(kind, bytes)) {
+      return true;
     }
     if (!options_.eviction && deadline.Passed()) break;
   }
@@ -229,6 +237,7 @@ bool Engine::ReclaimInline(size_t bytes) {
   // Its own list of segments in use: the pass's (in_use_) is the cleaner lock's, which a
   // writer here does not hold.
   std::vector<uint32_t> in_use;
+  bool sealed_idle = false;
   for (int i = 0; i < kMaxInlineVictims; ++i) {
     pool_->InUse(&in_use);  // the last evacuation freed one and may have opened others
     // Flushed or expired segments first: emptying them copies nothing (after a flush_all, the
@@ -239,6 +248,12 @@ bool Engine::ReclaimInline(size_t bytes) {
     }
     bool evict = victim == mem::kNoSegment;
     if (evict) victim = PickEvictionVictim(in_use);
+    if (victim == mem::kNoSegment && !sealed_idle) {
+      // Nothing sealed to clean: open segments of keyspaces gone quiet may hold the memory.
+      sealed_idle = true;
+      SealIdleHeads(now, /*short_of_memory=*/true);
+      continue;
+    }
     if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
     if (!Claim(victim)) continue;          // another cleaner took it: pick again
     writer_reclaims_.fetch_add(1, std::memory_order_relaxed);
@@ -262,11 +277,12 @@ void Engine::NoteSpaceFreed() {
 
 // --- set, add, replace, cas ---
 
-Outcome Engine::PreCheck(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique) {
+Outcome Engine::PreCheck(SetMode mode, uint64_t hash, Keyspace ks, std::string_view key,
+                         uint64_t cas_unique) {
   index::Shard& shard = index_->ShardFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item);
   return WriteCondition(mode, slot, item, cas_unique);
 }
 
@@ -292,13 +308,13 @@ Outcome Engine::WriteCondition(SetMode mode, const uint64_t* slot, const mem::It
 
 // A write whose expiry is already past is accepted and immediately invisible, as in memcached:
 // it removes the current item when its condition holds.
-Outcome Engine::WriteExpiredOnArrival(SetMode mode, uint64_t hash, std::string_view key,
-                                      uint64_t cas_unique) {
+Outcome Engine::WriteExpiredOnArrival(SetMode mode, uint64_t hash, Keyspace ks,
+                                      std::string_view key, uint64_t cas_unique) {
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, Now(), &item);
   Outcome o = WriteCondition(mode, slot, item, cas_unique);
   if (o != Outcome::kStored || slot == nullptr) return o;
   Unlink(shard, c, slot, item);
@@ -322,8 +338,9 @@ Outcome Engine::InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location
   return Outcome::kOutOfMemory;
 }
 
-Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint64_t cas_unique,
-                        const Reservation& r, bool* retry, size_t* need_bytes) {
+Outcome Engine::Publish(SetMode mode, uint64_t hash, Keyspace ks, std::string_view key,
+                        uint64_t cas_unique, const Reservation& r, bool* retry,
+                        size_t* need_bytes) {
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
@@ -334,7 +351,7 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, std::string_view key, uint6
   }
   mem::ItemView old;
   const int64_t now = Now();
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old);
   if (Outcome o = WriteCondition(mode, slot, old, cas_unique); o != Outcome::kStored) return o;
   uint64_t location = Location(r.segment, r.offset);
   mem::ItemView item = mem::DecodeItem(r.data);
@@ -359,12 +376,12 @@ void Engine::NoteWriteTime(uint32_t segment, int64_t now) {
   if (t.load(std::memory_order_relaxed) != seconds) t.store(seconds, std::memory_order_relaxed);
 }
 
-Outcome Engine::PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint64_t cas_unique,
-                                       SetMode* mode, mem::ItemMeta* meta) {
+Outcome Engine::PrepareInvalidatingCas(Keyspace ks, uint64_t hash, std::string_view key,
+                                       uint64_t cas_unique, SetMode* mode, mem::ItemMeta* meta) {
   index::Shard& shard = index_->ShardFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t cas = CasOf(index::SlotLocation(*slot), item);
   if (cas == cas_unique) {
@@ -379,57 +396,67 @@ Outcome Engine::PrepareInvalidatingCas(uint64_t hash, std::string_view key, uint
   return Outcome::kStored;
 }
 
-Outcome Engine::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
-                      int64_t exptime, uint64_t cas_unique, bool binary_key) {
-  return WriteItem(mode, key, value, flags, exptime, cas_unique,
+Outcome Engine::Write(Keyspace ks, SetMode mode, std::string_view key, std::string_view value,
+                      uint32_t flags, int64_t exptime, uint64_t cas_unique, bool binary_key) {
+  return WriteItem(ks, mode, key, value, flags, exptime, cas_unique,
                    binary_key ? mem::kStateBinaryKey : 0);
 }
 
-Outcome Engine::WriteItem(SetMode mode, std::string_view key, std::string_view value,
+Outcome Engine::WriteItem(Keyspace ks, SetMode mode, std::string_view key, std::string_view value,
                           uint32_t flags, int64_t exptime, uint64_t cas_unique, uint8_t state) {
   if (!ValidKey(key)) return Outcome::kNotStored;
   if (mode == SetMode::kAppend || mode == SetMode::kPrepend) {
-    Outcome o = Concatenate(key, value, mode == SetMode::kAppend, cas_unique);
+    Outcome o = Concatenate(ks, key, value, mode == SetMode::kAppend, cas_unique);
     return o == Outcome::kNotFound ? Outcome::kNotStored : o;
   }
   int64_t now = Now();
   MaybeFlushDue(now);
-  uint64_t hash = HashKey(key);
+  uint64_t hash = HashKey(key, ks.id);
   index_->PrefetchHome(hash);  // the index miss overlaps reserving and encoding the item
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   mem::ItemMeta meta{flags, expiry, 0, state};
   size_t size = mem::ItemSize(key.size(), value.size(), meta);
   if (size > options_.max_item_size) {
-    if (mode == SetMode::kSet) Delete(key, 0);  // memcached drops the stale value too
+    if (mode == SetMode::kSet) Delete(ks, key, 0);  // memcached drops the stale value too
     return Outcome::kTooLarge;
   }
   if (mode == SetMode::kCasInvalidate) {
-    Outcome o = PrepareInvalidatingCas(hash, key, cas_unique, &mode, &meta);
+    Outcome o = PrepareInvalidatingCas(ks, hash, key, cas_unique, &mode, &meta);
     if (o != Outcome::kStored) return o;
     expired = expired && mode == SetMode::kCas;  // a stale store keeps the item's expiry
-    expiry = meta.expiry;
-    size = mem::ItemSize(key.size(), value.size(), meta);
   }
-  if (expired) return WriteExpiredOnArrival(mode, hash, key, cas_unique);
+  return WriteDecided(ks, mode, hash, key, value, nullptr, meta, expired, cas_unique, now);
+}
+
+Outcome Engine::WriteDecided(Keyspace ks, SetMode mode, uint64_t hash, std::string_view key,
+                             std::string_view value, const char* encoded, const mem::ItemMeta& meta,
+                             bool expired, uint64_t cas_unique, int64_t now) {
+  if (expired) return WriteExpiredOnArrival(mode, hash, ks, key, cas_unique);
   if (mode != SetMode::kSet && mode != SetMode::kCasInvalidate) {
-    Outcome o = PreCheck(mode, hash, key, cas_unique);
+    Outcome o = PreCheck(mode, hash, ks, key, cas_unique);
     if (o != Outcome::kStored) return o;
   }
-  int cls = ExpiryClass(expiry, now);
+  const size_t size = mem::ItemSize(key.size(), value.size(), meta);
+  int cls = ExpiryClass(meta.expiry, now);
   Deadline deadline = SpaceDeadline();
-  for (int attempt = 0; MayRetry(attempt, deadline); ++attempt) {
+  KeyspaceState* state = KeyspaceFor(ks.id, deadline);
+  for (int attempt = 0; state != nullptr && MayRetry(attempt, deadline); ++attempt) {
     Reservation r;
-    if (!Reserve(size, cls, expiry, deadline, &r)) break;
-    mem::EncodeItem(r.data, key, value, meta);
+    if (!Reserve(*state, ks.id, size, cls, meta.expiry, deadline, &r)) break;
+    if (encoded != nullptr) {
+      std::memcpy(r.data, encoded, size);
+    } else {
+      mem::EncodeItem(r.data, key, value, meta);
+    }
     bool retry = false;
     size_t need_bytes = 0;
-    Outcome o = Publish(mode, hash, key, cas_unique, r, &retry, &need_bytes);
+    Outcome o = Publish(mode, hash, ks, key, cas_unique, r, &retry, &need_bytes);
     FinishReservation(r);
     if (!retry) return o;
     if (need_bytes != 0 && !ReclaimSpace(need_bytes, deadline)) break;
   }
-  if (mode == SetMode::kSet) Delete(key, 0);
+  if (mode == SetMode::kSet) Delete(ks, key, 0);
   out_of_memory_.fetch_add(1, std::memory_order_relaxed);
   return Outcome::kOutOfMemory;
 }
@@ -534,9 +561,9 @@ class TouchRewriter : public Engine::Rewriter {
 
 }  // namespace
 
-Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
+Outcome Engine::Modify(Keyspace ks, std::string_view key, Rewriter& rewriter) {
   if (!ValidKey(key)) return Outcome::kNotFound;
-  uint64_t hash = HashKey(key);
+  uint64_t hash = HashKey(key, ks.id);
   Deadline deadline = SpaceDeadline();
   int lost_races = 0;
   for (int attempt = 0;;) {
@@ -545,7 +572,7 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
     bool hold_lock = lost_races >= kOptimisticRewrites;
     Outcome outcome;
     size_t need_bytes = 0;
-    switch (RewriteOnce(key, hash, rewriter, hold_lock, &outcome, &need_bytes)) {
+    switch (RewriteOnce(ks, key, hash, rewriter, hold_lock, &outcome, &need_bytes)) {
       case RewriteStep::kDone:
         return outcome;
       case RewriteStep::kLostRace:
@@ -560,15 +587,16 @@ Outcome Engine::Modify(std::string_view key, Rewriter& rewriter) {
   return Outcome::kOutOfMemory;
 }
 
-Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rewriter& rewriter,
-                                        bool hold_lock, Outcome* outcome, size_t* need_bytes) {
+Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint64_t hash,
+                                        Rewriter& rewriter, bool hold_lock, Outcome* outcome,
+                                        size_t* need_bytes) {
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   int64_t now = Now();
   MaybeFlushDue(now);
   std::unique_lock<SpinLock> lock(shard.lock);
   mem::ItemView old;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &old);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old);
   if (slot == nullptr) {
     *outcome = Outcome::kNotFound;
     return RewriteStep::kDone;
@@ -590,7 +618,8 @@ Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rew
   old_pins.fetch_add(1, std::memory_order_acq_rel);
   if (!hold_lock) lock.unlock();
   Reservation r;
-  if (!TryReserve(size, ExpiryClass(rewriter.meta.expiry, now), &r)) {
+  // The keyspace exists: its item was just found.
+  if (!TryReserve(*FindKeyspace(ks.id), ks.id, size, ExpiryClass(rewriter.meta.expiry, now), &r)) {
     if (lock.owns_lock()) lock.unlock();
     old_pins.fetch_sub(1, std::memory_order_release);
     *need_bytes = size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0;
@@ -606,7 +635,7 @@ Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rew
   }
   bool published = false;
   mem::ItemView current;
-  slot = FindLive(shard, c, hash, key, Now(), &current);
+  slot = FindLive(shard, c, hash, ks, key, Now(), &current);
   bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
                   flush_gen_.load(std::memory_order_acquire);
   // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
@@ -633,16 +662,16 @@ Engine::RewriteStep Engine::RewriteOnce(std::string_view key, uint64_t hash, Rew
   return RewriteStep::kLostRace;  // changed, moved, expired or flushed meanwhile: decide again
 }
 
-Outcome Engine::Concatenate(std::string_view key, std::string_view data, bool append,
+Outcome Engine::Concatenate(Keyspace ks, std::string_view key, std::string_view data, bool append,
                             uint64_t cas_unique) {
   ConcatRewriter rewriter(data, append, cas_unique);
-  return Modify(key, rewriter);
+  return Modify(ks, key, rewriter);
 }
 
-Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint64_t* result,
-                           uint64_t cas_unique) {
+Outcome Engine::Arithmetic(Keyspace ks, std::string_view key, bool incr, uint64_t delta,
+                           uint64_t* result, uint64_t cas_unique) {
   ArithmeticRewriter rewriter(incr, delta, cas_unique);
-  Outcome o = Modify(key, rewriter);
+  Outcome o = Modify(ks, key, rewriter);
   if (o == Outcome::kStored && result != nullptr) *result = rewriter.result;
   return o;
 }
@@ -651,14 +680,14 @@ Outcome Engine::Arithmetic(std::string_view key, bool incr, uint64_t delta, uint
 // location (and so the CAS value) unchanged. "Never" is stored as the latest time there is.
 // With `out`, the touched version is also read (a hit) under the same shard lock. Returns
 // kTouched or kNotFound, or nothing when the item has no expiry field and must be rewritten.
-std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expiry, int64_t now,
-                                            ItemRef* out, bool with_cas, Miss* miss) {
-  uint64_t hash = HashKey(key);
+std::optional<Outcome> Engine::TouchInPlace(Keyspace ks, std::string_view key, uint32_t expiry,
+                                            int64_t now, ItemRef* out, bool with_cas, Miss* miss) {
+  uint64_t hash = HashKey(key, ks.id);
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, key, now, &item, miss);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, miss);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t location = index::SlotLocation(*slot);
   if (!mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
@@ -674,20 +703,22 @@ std::optional<Outcome> Engine::TouchInPlace(std::string_view key, uint32_t expir
   return Outcome::kTouched;
 }
 
-Outcome Engine::Touch(std::string_view key, int64_t exptime) {
+Outcome Engine::Touch(Keyspace ks, std::string_view key, int64_t exptime) {
   int64_t now = Now();
   MaybeFlushDue(now);
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
-  if (expired) return Delete(key, 0) == Outcome::kDeleted ? Outcome::kTouched : Outcome::kNotFound;
+  if (expired) {
+    return Delete(ks, key, 0) == Outcome::kDeleted ? Outcome::kTouched : Outcome::kNotFound;
+  }
   if (!ValidKey(key)) return Outcome::kNotFound;
-  if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, nullptr, false)) return *o;
+  if (std::optional<Outcome> o = TouchInPlace(ks, key, expiry, now, nullptr, false)) return *o;
   TouchRewriter rewriter(expiry);
-  return Modify(key, rewriter);
+  return Modify(ks, key, rewriter);
 }
 
-Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
-                            Miss* miss) {
+Outcome Engine::GetAndTouch(Keyspace ks, std::string_view key, int64_t exptime, ItemRef* out,
+                            bool with_cas, Miss* miss) {
   out->Reset();
   int64_t now = Now();
   MaybeFlushDue(now);
@@ -695,17 +726,19 @@ Outcome Engine::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out,
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
   if (!expired && ValidKey(key)) {
     // The common case: the reader gets exactly the version it touched, in one lookup.
-    if (std::optional<Outcome> o = TouchInPlace(key, expiry, now, out, with_cas, miss)) return *o;
+    if (std::optional<Outcome> o = TouchInPlace(ks, key, expiry, now, out, with_cas, miss)) {
+      return *o;
+    }
   }
   // Expired (a delete), or an item without an expiry field: rewritten, then read. The read
   // reports whether the item had been read before the touch (which counts as a read).
   ItemRef before;
   const bool was_fetched =
-      Read(key, &before, false, /*bump=*/false, miss) && before.fetched_before();
+      Read(ks, key, &before, false, /*bump=*/false, miss) && before.fetched_before();
   before.Reset();
-  Outcome o = Touch(key, exptime);
+  Outcome o = Touch(ks, key, exptime);
   if (o != Outcome::kTouched) return o;
-  if (!Get(key, out, with_cas)) return Outcome::kNotFound;
+  if (!Get(ks, key, out, with_cas)) return Outcome::kNotFound;
   out->fetched_before_ = was_fetched;
   return Outcome::kTouched;
 }

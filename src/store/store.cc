@@ -1,6 +1,7 @@
 // cinch::Store: the public face of store::Engine.
 #include "cinch/store.h"
 
+#include "common/check.h"
 #include "store/engine.h"
 
 namespace cinch {
@@ -34,6 +35,34 @@ void ItemRef::Reset() {
   expiry_ = 0;
   last_access_ = 0;
   fetched_before_ = stale_ = win_token_sent_ = binary_key_ = false;
+}
+
+ValueWriter& ValueWriter::operator=(ValueWriter&& other) noexcept {
+  if (this != &other) {
+    Abort();
+    engine_ = other.engine_;
+    item_ = other.item_;
+    value_ = other.value_;
+    size_ = other.size_;
+    item_size_ = other.item_size_;
+    segment_ = other.segment_;
+    keyspace_ = other.keyspace_;
+    add_ = other.add_;
+    expired_ = other.expired_;
+    other.engine_ = nullptr;
+    other.item_ = other.value_ = nullptr;
+    other.size_ = other.item_size_ = 0;
+  }
+  return *this;
+}
+
+Outcome ValueWriter::Commit() {
+  CINCH_CHECK(engine_ != nullptr);
+  return engine_->CommitWrite(this);
+}
+
+void ValueWriter::Abort() {
+  if (engine_ != nullptr) engine_->AbortWrite(this);
 }
 
 Store::Store(std::unique_ptr<store::Engine> engine) : engine_(std::move(engine)) {}
@@ -71,48 +100,104 @@ size_t Store::MinimumMemoryLimit(const Options& options) {
 
 Outcome Store::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
                      int64_t exptime, uint64_t cas_unique, bool binary_key) {
-  return engine_->Write(mode, key, value, flags, exptime, cas_unique, binary_key);
+  return engine_->Write(Keyspace{}, mode, key, value, flags, exptime, cas_unique, binary_key);
+}
+
+Outcome Store::Write(Keyspace keyspace, SetMode mode, std::string_view key, std::string_view value,
+                     uint32_t flags, int64_t exptime, uint64_t cas_unique, bool binary_key) {
+  return engine_->Write(keyspace, mode, key, value, flags, exptime, cas_unique, binary_key);
+}
+
+Outcome Store::BeginWrite(Keyspace keyspace, SetMode mode, std::string_view key, size_t value_size,
+                          uint32_t flags, int64_t exptime, ValueWriter* out) {
+  return engine_->BeginWrite(keyspace, mode, key, value_size, flags, exptime, out);
 }
 
 bool Store::Get(std::string_view key, ItemRef* out, bool with_cas, Miss* miss) {
-  return engine_->Get(key, out, with_cas, miss);
+  return engine_->Get(Keyspace{}, key, out, with_cas, miss);
+}
+
+bool Store::Get(Keyspace keyspace, std::string_view key, ItemRef* out, bool with_cas, Miss* miss) {
+  return engine_->Get(keyspace, key, out, with_cas, miss);
 }
 
 bool Store::Peek(std::string_view key, ItemRef* out, bool with_cas) {
-  return engine_->Read(key, out, with_cas, /*bump=*/false, nullptr);
+  return engine_->Read(Keyspace{}, key, out, with_cas, /*bump=*/false, nullptr);
+}
+
+bool Store::Peek(Keyspace keyspace, std::string_view key, ItemRef* out, bool with_cas) {
+  return engine_->Read(keyspace, key, out, with_cas, /*bump=*/false, nullptr);
 }
 
 bool Store::Fetch(std::string_view key, const FetchOptions& options, ItemRef* out,
                   FetchResult* result) {
-  return engine_->Fetch(key, options, out, result);
+  return engine_->Fetch(Keyspace{}, key, options, out, result);
+}
+
+bool Store::Fetch(Keyspace keyspace, std::string_view key, const FetchOptions& options,
+                  ItemRef* out, FetchResult* result) {
+  return engine_->Fetch(keyspace, key, options, out, result);
 }
 
 Outcome Store::GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas,
                            Miss* miss) {
-  return engine_->GetAndTouch(key, exptime, out, with_cas, miss);
+  return engine_->GetAndTouch(Keyspace{}, key, exptime, out, with_cas, miss);
 }
 
-Outcome Store::Touch(std::string_view key, int64_t exptime) { return engine_->Touch(key, exptime); }
+Outcome Store::GetAndTouch(Keyspace keyspace, std::string_view key, int64_t exptime, ItemRef* out,
+                           bool with_cas, Miss* miss) {
+  return engine_->GetAndTouch(keyspace, key, exptime, out, with_cas, miss);
+}
+
+Outcome Store::Touch(std::string_view key, int64_t exptime) {
+  return engine_->Touch(Keyspace{}, key, exptime);
+}
+
+Outcome Store::Touch(Keyspace keyspace, std::string_view key, int64_t exptime) {
+  return engine_->Touch(keyspace, key, exptime);
+}
 
 Outcome Store::Delete(std::string_view key, uint64_t cas_unique) {
-  return engine_->Delete(key, cas_unique);
+  return engine_->Delete(Keyspace{}, key, cas_unique);
+}
+
+Outcome Store::Delete(Keyspace keyspace, std::string_view key, uint64_t cas_unique) {
+  return engine_->Delete(keyspace, key, cas_unique);
 }
 
 Outcome Store::Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime,
                           int64_t exptime) {
-  return engine_->Invalidate(key, cas_unique, set_exptime, exptime);
+  return engine_->Invalidate(Keyspace{}, key, cas_unique, set_exptime, exptime);
+}
+
+Outcome Store::Invalidate(Keyspace keyspace, std::string_view key, uint64_t cas_unique,
+                          bool set_exptime, int64_t exptime) {
+  return engine_->Invalidate(keyspace, key, cas_unique, set_exptime, exptime);
 }
 
 Outcome Store::Incr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique) {
-  return engine_->Arithmetic(key, true, delta, result, cas_unique);
+  return engine_->Arithmetic(Keyspace{}, key, true, delta, result, cas_unique);
 }
 
 Outcome Store::Decr(std::string_view key, uint64_t delta, uint64_t* result, uint64_t cas_unique) {
-  return engine_->Arithmetic(key, false, delta, result, cas_unique);
+  return engine_->Arithmetic(Keyspace{}, key, false, delta, result, cas_unique);
+}
+
+Outcome Store::Incr(Keyspace keyspace, std::string_view key, uint64_t delta, uint64_t* result,
+                    uint64_t cas_unique) {
+  return engine_->Arithmetic(keyspace, key, true, delta, result, cas_unique);
+}
+
+Outcome Store::Decr(Keyspace keyspace, std::string_view key, uint64_t delta, uint64_t* result,
+                    uint64_t cas_unique) {
+  return engine_->Arithmetic(keyspace, key, false, delta, result, cas_unique);
 }
 
 void Store::FlushAll(int64_t delay_seconds) { engine_->FlushAll(delay_seconds); }
 StoreStats Store::GetStats() const { return engine_->GetStats(); }
+KeyspaceStats Store::GetKeyspaceStats(Keyspace keyspace) const {
+  return engine_->GetKeyspaceStats(keyspace);
+}
 bool Store::ChargeExternal(size_t bytes) { return engine_->ChargeExternal(bytes); }
 void Store::ReleaseExternal(size_t bytes) { engine_->ReleaseExternal(bytes); }
 void Store::RunCleanerOnce() { engine_->RunCleanerOnce(); }
