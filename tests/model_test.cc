@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <ostream>
@@ -376,8 +377,13 @@ class Differential {
       return false;
     }
     StoreStats st = store_->GetStats();
+    // Each keyspace beyond the first holds open segments of its own, a writer head's and a
+    // cleaner head's (one expiry class and one stripe on this tiny store), whose unwritten
+    // tails no cleaner can reclaim: count them as fixed too.
+    constexpr uint64_t kHeadsPerKeyspace = 2;
+    uint64_t extra_heads = kHeadsPerKeyspace * (std::size(kKeyspaces) - 1);
     uint64_t fixed = st.index_bytes + st.metadata_bytes + st.external_bytes +
-                     uint64_t{options_.reserve_segments} * options_.segment_size;
+                     (uint64_t{options_.reserve_segments} + extra_heads) * options_.segment_size;
     uint64_t usable = st.memory_limit > fixed ? st.memory_limit - fixed : 0;
     uint64_t live = Footprint(new_kv);
     for (const Pending& p : pending_) live += Footprint(p.key.size() + p.value.size());

@@ -154,13 +154,19 @@ uint32_t Engine::PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now)
   return mem::kNoSegment;
 }
 
-uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const {
+uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
+                                      const std::vector<uint16_t>* no_room) const {
   uint32_t best = mem::kNoSegment;
   int64_t best_live = 0;
   for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (pool_->IsJumbo(id) || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
         m.writers.load(std::memory_order_acquire) != 0) {
+      continue;
+    }
+    if (no_room != nullptr && !no_room->empty() &&
+        std::find(no_room->begin(), no_room->end(), m.keyspace.load(std::memory_order_relaxed)) !=
+            no_room->end()) {
       continue;
     }
     int64_t live = m.live_bytes.load(std::memory_order_relaxed);
@@ -235,6 +241,10 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   bool compaction_pays = true;
   int compactions = 0;
   int64_t window_gain = 0;  // bytes freed by compaction less the bytes it filled
+  // Keyspaces whose items found no room to move (eviction off): a keyspace moves items only
+  // into its own cleaner heads, and another keyspace's open cleaner segments may hold the
+  // free memory there is; compacting other keyspaces (into their heads' room) frees segments.
+  std::vector<uint16_t> no_room;
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
     pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
@@ -243,7 +253,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     }
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes)) break;
-      if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live);
+      if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live, &no_room);
     }
     bool evict = victim == mem::kNoSegment;
     if (evict) {
@@ -256,7 +266,10 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     bool emptied = Evacuate(victim, evict, now, ev);
     freed |= emptied;
     if (evict) continue;  // a victim not emptied kept a jumbo item for a second chance
-    if (!emptied) break;  // no room to move items
+    if (!emptied) {       // no room to move items: try the other keyspaces
+      no_room.push_back(pool_->meta(victim).keyspace.load(std::memory_order_relaxed));
+      continue;
+    }
     window_gain += ev.gain();
     if (++compactions % window == 0) {
       compaction_pays = window_gain > 0;

@@ -398,7 +398,9 @@ class Engine {
   int CompactionWindow() const;
   // The candidates below come from `ids`, a list of segments in use taken by the caller
   // (SegmentPool::InUse): a pass costs O(segments in use), not O(the limit's segments).
-  uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live) const;
+  // Skips the keyspaces in `no_room` (if given): a pass found no room to move their items.
+  uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
+                                const std::vector<uint16_t>* no_room = nullptr) const;
   // Live bytes over the capacity of regular segments in use.
   double StoreLiveRatio(const std::vector<uint32_t>& ids) const;
   uint64_t StoreLiveBytes(const std::vector<uint32_t>& ids) const;
