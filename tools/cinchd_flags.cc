@@ -409,6 +409,13 @@ Status ApplyIoUring(std::string_view v, ParseState* st) {
   return SetInt(v, "io_uring", 0, 1, &Options(st).loop.io_uring);
 }
 
+Status ApplyAcCheck(std::string_view v, ParseState* st) {
+  int on = 0;
+  Status s = SetInt(v, "ac_check", 0, 1, &on);
+  Options(st).ac_check = on != 0;
+  return s;
+}
+
 Status ApplyProcessReserve(std::string_view v, ParseState* st) {
   if (!ParseSize(v, &Options(st).process_reserve)) return Invalid("process_reserve", v);
   return Status::Ok();
@@ -449,6 +456,10 @@ const ExtendedKey kExtendedKeys[] = {
      ApplyProcessReserve},
     {"http_port", "<num>", Fate::kHonoured, "the same as --http-port", ApplyHttpPort},
     {"grpc_port", "<num>", Fate::kHonoured, "the same as --grpc-port", ApplyGrpcPort},
+    {"ac_check", "0|1", Fate::kHonoured,
+     "serve an action result only while its outputs are stored (default 1;\n"
+     "0 when a proxy shards the cache by digest)",
+     ApplyAcCheck},
     {"grpc_memory", "<sz>", Fate::kHonoured,
      "gRPC's share of -m, for its buffers (default 1/16 of -m, 4m..1g)", ApplyGrpcMemory},
     {"conn_memory", "<sz>", Fate::kHonoured,

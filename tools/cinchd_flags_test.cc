@@ -175,6 +175,13 @@ TEST(CinchdFlags, CinchExtendedKeys) {
   EXPECT_EQ(Parse({"-o", "conn_memory=8m"}).cl.server.connection_memory, size_t{8} << 20);
 }
 
+TEST(CinchdFlags, AcCheck) {
+  EXPECT_TRUE(Parse({}).cl.server.ac_check);
+  EXPECT_FALSE(Parse({"-o", "ac_check=0"}).cl.server.ac_check);
+  EXPECT_TRUE(Parse({"-o", "ac_check=1"}).cl.server.ac_check);
+  EXPECT_FALSE(Parse({"-o", "ac_check=2"}).status.ok());
+}
+
 TEST(CinchdFlags, HttpPort) {
   EXPECT_EQ(Parse({}).cl.server.http_port, 0);
   Parsed p = Parse({"--http-port", "8080"});

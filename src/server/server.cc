@@ -220,7 +220,8 @@ class Server::Impl {
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
-    build_cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), &checker_);
+    build_cache_ = std::make_unique<buildcache::BuildCache>(
+        store_.get(), options_.ac_check ? &checker_ : nullptr);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
     budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
                                                  ConnectionObjects(options_));

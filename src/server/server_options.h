@@ -42,6 +42,11 @@ struct ServerOptions {
   // messages of calls in flight), taken from the store like the connections' budget. 0 =
   // DefaultGrpcMemory(). Unused while grpc_port is 0.
   size_t grpc_memory = 0;
+  // -o ac_check: an action result is served only while every blob it references is in this
+  // cache (docs/http-cache.md). Off (0) for a cache sharded by digest across servers (haproxy
+  // `balance uri`), where a result's outputs live on other shards; bazel-remote's
+  // --disable_http_ac_validation.
+  bool ac_check = true;
 };
 
 }  // namespace cinch::server

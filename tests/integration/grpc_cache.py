@@ -485,6 +485,28 @@ def check_eviction(c, mods, args):
         cl.channel.close()
 
 
+def check_ac_check_off(c, mods, args):
+    """-o ac_check=0 (a cache sharded by digest): results are served whatever they reference."""
+    grpc_port, http_port = harness.free_port(), harness.free_port()
+    with harness.Server(args.server, SERVER_ARGS + ["-o", "ac_check=0", "--grpc-port",
+                                                    str(grpc_port), "--http-port",
+                                                    str(http_port)]):
+        cl = Client(mods, grpc_port)
+        result = cl.re.ActionResult(exit_code=0)
+        result.output_files.add(path="out", digest=cl.digest(b"an output on another shard"))
+        action = cl.digest(b"an action whose output is elsewhere")
+        cl.ac.UpdateActionResult(cl.re.UpdateActionResultRequest(
+            action_digest=action, action_result=result), timeout=30)
+        got = cl.code(lambda: cl.ac.GetActionResult(cl.re.GetActionResultRequest(
+            action_digest=action), timeout=30))
+        c.equal(got, "OK", "ac_check=0: a result whose output is absent is served (gRPC)")
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
+        conn.request("GET", "/ac/" + action.hash)
+        c.equal(conn.getresponse().status, 200, "ac_check=0: ... and over HTTP")
+        conn.close()
+        cl.channel.close()
+
+
 def main(args):
     harness.skip_unless_cinch(args, "gRPC front end")
     c = harness.Checker(args.verbose)
@@ -510,6 +532,7 @@ def main(args):
             if code != 0:
                 print(s.log()[-3000:])
         check_eviction(c, mods, args)
+        check_ac_check_off(c, mods, args)
     return c.finish()
 
 
