@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
 import harness  # noqa: E402
+from buildcache_throughput import drain  # noqa: E402
 
 BATCH = 2000
 
@@ -45,19 +46,6 @@ def wait_port(port, deadline=10.0):
     raise RuntimeError("port %d never answered" % port)
 
 
-def read_until(sock, count, marker):
-    """Reads until `count` occurrences of `marker` arrived."""
-    seen, buf = 0, b""
-    while seen < count:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise RuntimeError("server closed")
-        buf += chunk
-        seen += buf.count(marker)
-        buf = buf[buf.rfind(marker) + len(marker):] if marker in buf else buf[-len(marker):]
-    return seen
-
-
 def upload_http(port, n, seed, skip=0):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -67,12 +55,12 @@ def upload_http(port, n, seed, skip=0):
                      % (hexd.encode(), len(body), body))
         if len(batch) == BATCH:
             s.sendall(b"".join(batch))
-            read_until(s, len(batch), b"HTTP/1.1 200")
+            drain(s, len(batch), b"HTTP/1.1 200")
             sent += len(batch)
             batch = []
     if batch:
         s.sendall(b"".join(batch))
-        read_until(s, len(batch), b"HTTP/1.1 200")
+        drain(s, len(batch), b"HTTP/1.1 200")
     s.close()
 
 
@@ -85,7 +73,7 @@ def upload_memcached(port, n, seed, skip=0):
             s.sendall(b"".join(batch))
             batch = []
     s.sendall(b"".join(batch) + b"mn\r\n")
-    read_until(s, 1, b"MN\r\n")
+    drain(s, 1, b"MN\r\n")
     s.close()
 
 
