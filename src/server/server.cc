@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -16,8 +17,7 @@
 #include "net/fixed_budget.h"
 #include "net/listener.h"
 #include "net/server_loop.h"
-#include "reapi/action_result_checker.h"
-#include "reapi/grpc_server.h"
+#include "reapi/plugin.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
 
@@ -177,6 +177,20 @@ size_t DefaultConnectionMemory(const ServerOptions& o) {
   return ConnectionObjects(o) + buffers;
 }
 
+// The REAPI plugin (reapi/plugin.h): beside the executable, else where the build put it (tests
+// and bench binaries live elsewhere in the build tree).
+std::vector<std::string> PluginPaths() {
+  std::vector<std::string> paths;
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string dir(exe, static_cast<size_t>(n));
+    paths.push_back(dir.substr(0, dir.rfind('/') + 1) + reapi::kPluginFile);
+  }
+  paths.push_back(std::string(CINCH_REAPI_PLUGIN_DIR) + "/" + reapi::kPluginFile);
+  return paths;
+}
+
 size_t DefaultGrpcMemory(const ServerOptions& o) {
   return std::clamp(o.memory_limit / 16, size_t{4} << 20, size_t{1} << 30);
 }
@@ -191,6 +205,10 @@ class Server::Impl {
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     mallopt(M_TRIM_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
+    // Before measuring the process: the plugin's libraries are part of it from now on.
+    if (options_.grpc_port != 0 || (options_.http_port != 0 && options_.ac_check)) {
+      if (Status s = LoadPlugin(); !s.ok()) return s;
+    }
     context_.process_reserve = ProcessReserve(options_);
     context_.connection_memory = options_.connection_memory != 0
                                      ? options_.connection_memory
@@ -221,7 +239,7 @@ class Server::Impl {
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
     build_cache_ = std::make_unique<buildcache::BuildCache>(
-        store_.get(), options_.ac_check ? &checker_ : nullptr);
+        store_.get(), options_.ac_check && front_end_ ? front_end_->checker() : nullptr);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
     budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
                                                  ConnectionObjects(options_));
@@ -237,9 +255,9 @@ class Server::Impl {
 
   int port() const { return loop_ ? loop_->port() : 0; }
   int http_port() const { return http_loop_ ? http_loop_->port() : 0; }
-  int grpc_port() const { return grpc_ ? grpc_->port() : 0; }
+  int grpc_port() const { return front_end_ ? front_end_->grpc_port() : 0; }
   void Stop() {
-    if (grpc_) grpc_->Stop();
+    if (front_end_) front_end_->StopGrpc();
     if (loop_) loop_->Stop();
     if (http_loop_) http_loop_->Stop();
   }
@@ -252,18 +270,38 @@ class Server::Impl {
   Status StartGrpc(size_t grpc_memory) {
     reapi::GrpcOptions g = GrpcLimits(grpc_memory);
     if (Status s = GrpcAddresses(options_, &g.addresses); !s.ok()) return s;
-    grpc_ = std::make_unique<reapi::GrpcServer>(build_cache_.get());
-    return grpc_->Start(g);
+    return front_end_->StartGrpc(build_cache_.get(), g);
+  }
+
+  Status LoadPlugin() {
+    std::string errors;
+    for (const std::string& path : PluginPaths()) {
+      plugin_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (plugin_ != nullptr) break;
+      errors += std::string(dlerror()) + "; ";
+    }
+    if (plugin_ == nullptr) {
+      return Status::InvalidArgument("the build cache's REAPI module did not load (" + errors +
+                                     "it is needed by --grpc-port, and by --http-port unless "
+                                     "-o ac_check=0)");
+    }
+    auto entry = reinterpret_cast<reapi::NewFrontEndFn>(dlsym(plugin_, reapi::kPluginEntry));
+    if (entry == nullptr) return Status::InvalidArgument(std::string(reapi::kPluginFile) +
+                                                         " has no " + reapi::kPluginEntry);
+    front_end_.reset(entry());
+    return Status::Ok();
   }
 
   ServerOptions options_;
   OffsetClock clock_;
   std::unique_ptr<Store> store_;
-  // The build cache every front end serves (HTTP, gRPC); the checker makes an action result
-  // whose outputs were evicted a miss.
-  reapi::ProtoActionResultChecker checker_;
+  // The REAPI plugin, loaded when a build-cache port needs it: the checker (an action result
+  // whose outputs were evicted is a miss) and the gRPC front end. Never closed: gRPC's
+  // library state (threads, exit handlers) outlives the FrontEnd.
+  void* plugin_ = nullptr;
+  std::unique_ptr<reapi::FrontEnd> front_end_;
+  // The build cache every front end serves (HTTP, gRPC).
   std::unique_ptr<buildcache::BuildCache> build_cache_;
-  std::unique_ptr<reapi::GrpcServer> grpc_;
   ServerContext context_;
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;

@@ -1,0 +1,41 @@
+// The REAPI module as cinchd loads it: a shared object (cinch_reapi.so, beside the cinchd
+// binary) opened only when a build-cache port is asked for.
+//
+// Why a plugin: gRPC, protobuf and their dependencies add ~9 MiB of resident memory to a
+// process the moment they are linked (their code paged in by static initializers and
+// relocations), before any call. -m bounds the whole process, so a memcached-only cinchd at
+// -m 32 lost a third of its store to libraries it never used. Loaded on demand, they cost only
+// the servers that serve a build cache.
+//
+// The plugin's code reaches the rest of cinchd (BuildCache, Store, Status) through the
+// executable's exported symbols (cinchd is linked with ENABLE_EXPORTS); it links only the
+// generated code and gRPC/protobuf itself.
+//
+// Thread safety: as GrpcServer and ActionResultChecker.
+#pragma once
+
+#include "buildcache/build_cache.h"
+#include "cinch/status.h"
+#include "reapi/grpc_server.h"
+
+namespace cinch::reapi {
+
+// What the plugin gives cinchd: the ActionResult checker (HTTP and gRPC action-cache reads)
+// and the gRPC front end.
+class FrontEnd {
+ public:
+  virtual ~FrontEnd() = default;
+  virtual buildcache::ActionResultChecker* checker() = 0;
+  // Starts gRPC serving `cache`, which must outlive StopGrpc(). Once per FrontEnd.
+  virtual Status StartGrpc(buildcache::BuildCache* cache, const GrpcOptions& options) = 0;
+  virtual int grpc_port() const = 0;  // 0 when not started
+  virtual void StopGrpc() = 0;        // idempotent
+};
+
+// The shared object's file name and its one entry point, `FrontEnd* CinchReapiNewFrontEnd()`
+// (extern "C"; the caller owns the result and deletes it before closing the library).
+inline constexpr char kPluginFile[] = "cinch_reapi.so";
+inline constexpr char kPluginEntry[] = "CinchReapiNewFrontEnd";
+using NewFrontEndFn = FrontEnd* (*)();
+
+}  // namespace cinch::reapi
