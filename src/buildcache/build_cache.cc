@@ -103,9 +103,9 @@ BlobOutcome BuildCache::BeginUpload(Kind kind, const Digest& digest, int64_t siz
   out->limit_ = size == Digest::kUnknownSize ? max_blob_size() : static_cast<uint64_t>(size);
   out->present_ = kind == Kind::kCas && Contains(kind, digest);
   if (out->present_ || size == Digest::kUnknownSize) return BlobOutcome::kOk;
-  Outcome begun = store_->BeginWrite(KeyspaceOf(kind), ModeOf(kind), StoreKey(digest),
-                                     static_cast<size_t>(size), /*flags=*/0, /*exptime=*/0,
-                                     &out->writer_);
+  Outcome begun =
+      store_->BeginWrite(KeyspaceOf(kind), ModeOf(kind), StoreKey(digest),
+                         static_cast<size_t>(size), /*flags=*/0, /*exptime=*/0, &out->writer_);
   if (begun == Outcome::kNotStored) {  // a CAS blob stored since Contains: only hash
     out->present_ = true;
     return BlobOutcome::kOk;

@@ -108,8 +108,8 @@ TEST_F(BuildCacheTest, KeyIsTheBinaryDigestInTheKindsKeyspace) {
   ASSERT_TRUE(store_->Get(kCasKeyspace, d.bytes(), &ref));
   EXPECT_EQ(ref.value(), blob);
   EXPECT_EQ(ref.key().size(), 32u);
-  EXPECT_FALSE(store_->Get(d.bytes(), &ref));             // not among memcached's keys
-  EXPECT_FALSE(store_->Get(HexDigest(d), &ref));          // nor under the hex form
+  EXPECT_FALSE(store_->Get(d.bytes(), &ref));               // not among memcached's keys
+  EXPECT_FALSE(store_->Get(HexDigest(d), &ref));            // nor under the hex form
   EXPECT_FALSE(store_->Get(kAcKeyspace, d.bytes(), &ref));  // nor in the action cache
   // A blob of 40-128 bytes costs the compact 2-byte item header: no flags, expiry or state.
   std::string small = Blob(100, 3);

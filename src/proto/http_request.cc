@@ -66,6 +66,14 @@ HttpParseResult HttpRequestParser::ParseHead(std::string_view input) {
   std::string_view window = input.substr(0, std::min(input.size(), kMaxHead));
   size_t n = http_parser_execute(&parser_, &Settings(), window.data(), window.size());
   HttpParseResult r;
+  // CONNECT and protocol upgrades turn the rest of the stream into something else (the parser
+  // completes the message at the head, ignoring any Content-Length): a cache has no use for
+  // them, so they are malformed here, and the connection closes.
+  if (head_done_ && parser_.upgrade != 0) {
+    r.event = HttpEvent::kError;
+    r.error = HttpParseError::kMalformed;
+    return r;
+  }
   if (head_done_ && HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
     http_parser_pause(&parser_, 0);
     CaptureHead();

@@ -49,7 +49,8 @@ enum class HttpEvent : uint8_t { kNeedMore, kHead, kBody, kEnd, kError };
 
 enum class HttpParseError : uint8_t {
   kNone,
-  kMalformed,     // anything libhttp-parser refuses (bad syntax, bad lengths, both framings...)
+  kMalformed,     // anything libhttp-parser refuses (bad syntax, bad lengths, both framings...),
+                  // and CONNECT or an Upgrade (the stream would stop being HTTP requests)
   kHeadTooLarge,  // no complete head within kMaxHead bytes
 };
 

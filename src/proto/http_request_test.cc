@@ -146,6 +146,11 @@ TEST(HttpRequestParserTest, Errors) {
             "ERROR " + std::to_string(malformed));
   EXPECT_EQ(RunAllWays("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").back(),
             "ERROR " + std::to_string(malformed));
+  // CONNECT and upgrades: the parser would end the message at the head, body or not.
+  EXPECT_EQ(RunAllWays("CONNECT h:1 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello").back(),
+            "ERROR " + std::to_string(malformed));
+  EXPECT_EQ(RunAllWays("GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n").back(),
+            "ERROR " + std::to_string(malformed));
   std::string long_head = "GET / HTTP/1.1\r\nX: " + std::string(HttpRequestParser::kMaxHead, 'a');
   EXPECT_EQ(Feed(long_head, 1000).back(), "ERROR " + std::to_string(too_large));
   // Just under the limit is fine.

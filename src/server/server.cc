@@ -286,8 +286,9 @@ class Server::Impl {
                                      "-o ac_check=0)");
     }
     auto entry = reinterpret_cast<reapi::NewFrontEndFn>(dlsym(plugin_, reapi::kPluginEntry));
-    if (entry == nullptr) return Status::InvalidArgument(std::string(reapi::kPluginFile) +
-                                                         " has no " + reapi::kPluginEntry);
+    if (entry == nullptr)
+      return Status::InvalidArgument(std::string(reapi::kPluginFile) + " has no " +
+                                     reapi::kPluginEntry);
     front_end_.reset(entry());
     return Status::Ok();
   }
