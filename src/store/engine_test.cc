@@ -43,17 +43,9 @@ class StalledCleanerTest : public ::testing::Test {
   // pass runs in a writer, unless the test holds the cleaner lock. No write may wait for
   // memory: with eviction on, a writer needs no other thread to make room.
   Options Tiny(bool eviction) {
-    Options o;
+    Options o = test::TinyOptions(&clock_, /*extra_segments=*/32, eviction);
+    EXPECT_GT(o.memory_limit, 0u);
     o.space_wait_ms = 0;
-    o.segment_size = 4 * kKiB;
-    o.max_item_size = 4 * kKiB;
-    o.index_shards = 1;
-    o.eviction = eviction;
-    o.background_cleaner = false;
-    o.clock = &clock_;
-    size_t min_limit = Store::MinimumMemoryLimit(o);
-    EXPECT_GT(min_limit, 0u);
-    o.memory_limit = min_limit + 32 * o.segment_size;
     return o;
   }
 

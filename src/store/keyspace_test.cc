@@ -50,15 +50,7 @@ class KeyspaceTest : public ::testing::Test {
 
   // 4 KiB segments, `extra_segments` above the minimum Open accepts.
   Options TinyOptions(size_t extra_segments, bool eviction) {
-    Options o;
-    o.segment_size = 4 * kKiB;
-    o.max_item_size = 4 * kKiB;
-    o.index_shards = 1;
-    o.eviction = eviction;
-    o.background_cleaner = false;
-    o.clock = &clock_;
-    o.memory_limit = Store::MinimumMemoryLimit(o) + extra_segments * o.segment_size;
-    return o;
+    return test::TinyOptions(&clock_, extra_segments, eviction);
   }
 
   void Open(const Options& options) {

@@ -49,16 +49,8 @@ class StoreTest : public ::testing::Test {
 
   // A tiny store: 4 KiB segments, `extra_segments` segments above the minimum Open accepts.
   Options TinyOptions(size_t extra_segments, bool eviction) {
-    Options o;
-    o.segment_size = 4 * kKiB;
-    o.max_item_size = 4 * kKiB;
-    o.index_shards = 1;
-    o.eviction = eviction;
-    o.background_cleaner = false;
-    o.clock = &clock_;
-    size_t min_limit = Store::MinimumMemoryLimit(o);
-    EXPECT_GT(min_limit, 0u) << "no memory_limit up to 4 GiB accepted";
-    o.memory_limit = min_limit + extra_segments * o.segment_size;
+    Options o = test::TinyOptions(&clock_, extra_segments, eviction);
+    EXPECT_GT(o.memory_limit, 0u) << "no memory_limit up to 4 GiB accepted";
     return o;
   }
 

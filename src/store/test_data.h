@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "cinch/options.h"
+#include "cinch/store.h"
+
 namespace cinch::test {
 
 // A deterministic, non-repeating filler so that a misplaced byte shows up as a mismatch.
@@ -21,5 +24,21 @@ inline std::string Pattern(size_t size, uint32_t seed) {
 }
 
 inline std::string Key(int i) { return "key:" + std::to_string(i); }
+
+// A tiny store for tests that want eviction and compaction all the time: 4 KiB segments, one
+// index shard, no background cleaner, `extra_segments` segments above the smallest limit Open
+// accepts (0 if there is none: Open then fails).
+inline Options TinyOptions(const Clock* clock, size_t extra_segments, bool eviction) {
+  Options o;
+  o.segment_size = 4 * 1024;
+  o.max_item_size = 4 * 1024;
+  o.index_shards = 1;
+  o.eviction = eviction;
+  o.background_cleaner = false;
+  o.clock = clock;
+  size_t min_limit = Store::MinimumMemoryLimit(o);
+  o.memory_limit = min_limit == 0 ? 0 : min_limit + extra_segments * o.segment_size;
+  return o;
+}
 
 }  // namespace cinch::test
