@@ -3,10 +3,18 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace cinch {
 
 class Clock;
+
+// One file of the file tier (docs/file-tier.md): memcached's `-o ext_path=PATH:SIZE`.
+struct TierFile {
+  std::string path;
+  uint64_t size = 0;  // bytes; rounded down to whole segments
+};
 
 struct Options {
   // Hard bound on everything the store keeps resident: segments, index, segment metadata and
@@ -47,6 +55,12 @@ struct Options {
 
   // Number of index shards (a power of two); 0 picks one from memory_limit.
   uint32_t index_shards = 0;
+
+  // The file tier: when memory is full, cold segments are written to these files instead of
+  // being evicted, and items are evicted only once the files are full too. Empty: no tier.
+  // The files are scratch space: created or truncated by Open, never synced, never read back
+  // by a later Open. Memory limit plus tier sizes stay within 1 TiB (40-bit locations).
+  std::vector<TierFile> tier_files;
 
   // Time source; nullptr means SystemClock::Default(). Not owned; must outlive the store.
   const Clock* clock = nullptr;

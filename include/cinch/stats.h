@@ -53,6 +53,19 @@ struct StoreStats {
   uint64_t writer_space_waits = 0;
   uint64_t get_hits = 0;
   uint64_t get_misses = 0;
+
+  // The file tier (Options::tier_files; all 0 without one).
+  uint64_t tier_capacity_bytes = 0;  // sum of the files' usable sizes
+  uint64_t tier_used_bytes = 0;      // bytes of file segments holding items
+  uint64_t tier_items = 0;           // live items whose bytes are on file
+  uint64_t tier_item_bytes = 0;      // their key + value bytes
+  uint64_t tier_reads = 0;           // reads from the files (pread calls)
+  uint64_t tier_read_bytes = 0;
+  uint64_t tier_writes = 0;          // segments written to the files
+  uint64_t tier_write_bytes = 0;
+  uint64_t tier_promotions = 0;      // items brought back into memory
+  uint64_t tier_compactions = 0;     // file segments compacted
+  uint64_t tier_evictions = 0;       // live items dropped from the files (files full)
 };
 
 }  // namespace cinch

@@ -323,6 +323,21 @@ class Store {
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
 
+  // The file tier (Options::tier_files, docs/file-tier.md). Every method above works on items
+  // whose bytes are on file, but reading them blocks the calling thread on the disk. A server
+  // running event loops asks InFileTier first and, when it says yes, calls Promote on another
+  // thread before the operation, so that the operation finds the item in memory.
+  //
+  // Whether an operation on `key` now may have to read the file tier (its item, or an item of
+  // another key that the index cannot tell from it without reading, is on file). Never blocks;
+  // false without a tier.
+  bool InFileTier(Keyspace keyspace, std::string_view key) const;
+  // Brings `key`'s item from the file tier into memory if it is there, so that an operation on
+  // the key right after finds it in memory (unless it was written back to the file meanwhile).
+  // Blocks on the disk: call it off an event loop. Counts no hit or miss. Without a tier, or
+  // when the item is in memory or absent, does nothing.
+  void Promote(Keyspace keyspace, std::string_view key);
+
   // Runs one full cleaner pass on the calling thread (expiry, compaction, give-back).
   void RunCleanerOnce();
 

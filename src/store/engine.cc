@@ -88,6 +88,7 @@ Status Engine::Init() {
       o.max_item_size > o.memory_limit / 2) {
     return Status::InvalidArgument("max_item_size must be in [64 B, memory_limit / 2]");
   }
+  if (!o.tier_files.empty()) return Status::InvalidArgument("the file tier is not built yet");
   // 2^40 locations: the arena's bytes, then one per jumbo slot (mem/segment_pool.h).
   constexpr uint64_t kLocations = uint64_t{1} << index::kLocationBits;
   if (o.memory_limit > kLocations) {

@@ -120,6 +120,9 @@ class Engine {
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();
   const Options& options() const { return options_; }
+  // The file tier (not built yet: Init refuses tier files).
+  bool InFileTier(Keyspace /*ks*/, std::string_view /*key*/) const { return false; }
+  void Promote(Keyspace /*ks*/, std::string_view /*key*/) {}
 
   // Holds the cleaner lock as a pass would, for tests: while held, the store behaves as if a
   // cleaner pass were running on a thread that is not scheduled.

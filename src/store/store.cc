@@ -201,6 +201,12 @@ KeyspaceStats Store::GetKeyspaceStats(Keyspace keyspace) const {
 bool Store::ChargeExternal(size_t bytes) { return engine_->ChargeExternal(bytes); }
 void Store::ReleaseExternal(size_t bytes) { engine_->ReleaseExternal(bytes); }
 void Store::RunCleanerOnce() { engine_->RunCleanerOnce(); }
+
+bool Store::InFileTier(Keyspace keyspace, std::string_view key) const {
+  return engine_->InFileTier(keyspace, key);
+}
+
+void Store::Promote(Keyspace keyspace, std::string_view key) { engine_->Promote(keyspace, key); }
 const Options& Store::options() const { return engine_->options(); }
 
 }  // namespace cinch
