@@ -281,7 +281,8 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
 }
 
 uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
-                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss) {
+                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss,
+                           bool promote) {
   uint64_t on_file = index::kLocationMask + 1;  // none
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
     const char* p = ItemAt(location);
@@ -302,7 +303,7 @@ uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_
     return true;
   });
   if (slot == nullptr && on_file <= index::kLocationMask) [[unlikely]] {
-    return FindOnFile(shard, counters, hash, ks, key, now, item, miss, on_file);
+    return FindOnFile(shard, counters, hash, ks, key, now, item, miss, on_file, promote);
   }
   return LiveOrDrop(shard, counters, slot, now, item, miss);
 }
@@ -431,7 +432,7 @@ Outcome Engine::Delete(Keyspace ks, std::string_view key, uint64_t cas_unique) {
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, nullptr, /*promote=*/false);
   if (slot == nullptr) return Outcome::kNotFound;
   if (cas_unique != 0 && CasOf(index::SlotLocation(*slot), item) != cas_unique) {
     return Outcome::kExists;

@@ -169,12 +169,15 @@ class Engine {
   uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
   bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
   // Finds the live, unexpired item of `key` in keyspace `ks`; removes an expired or flushed one
-  // it meets, and says so in *miss (if given) when it returns null. The item found is in
-  // memory: one whose bytes are on file is promoted first (FindOnFile), for which the shard
-  // lock is released and taken again (slot pointers of the shard from before are invalid).
-  // REQUIRES: the shard's lock held.
+  // it meets, and says so in *miss (if given) when it returns null. An item whose bytes are on
+  // file is read first (FindOnFile), for which the shard lock is released and taken again (slot
+  // pointers of the shard from before are invalid); it is promoted into memory, unless
+  // `promote` is false (a caller that only decides on it, drops or replaces it: delete, set,
+  // add's check): the slot then stays at its file location and *item points into a buffer of
+  // the calling thread, valid until its next lookup. REQUIRES: the shard's lock held.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
-                     std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr);
+                     std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr,
+                     bool promote = true);
   // The end of FindLive once the index has answered: drops a stale item.
   uint64_t* LiveOrDrop(index::Shard& shard, ShardCounters& counters, uint64_t* slot, int64_t now,
                        mem::ItemView* item, Miss* miss);
@@ -377,13 +380,15 @@ class Engine {
   // them) and none in memory. Reads them until one is the key, promotes it, and finds again.
   uint64_t* FindOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                        std::string_view key, int64_t now, mem::ItemView* item, Miss* miss,
-                       uint64_t candidate);
-  enum class Resolution { kOtherKey, kPromoted, kRetry, kGone };
+                       uint64_t candidate, bool promote);
+  // kFound: the key's item, left on file (promote false).
+  enum class Resolution { kOtherKey, kPromoted, kFound, kRetry, kGone };
   // Reads the item at on-file `location` (the shard lock released meanwhile): another key's, or
   // the key's, which is then promoted (kPromoted; kRetry: it changed meanwhile) or, when stale
   // or no memory can be had for it, dropped (kGone, *why says which).
   Resolution ResolveOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
-                           std::string_view key, uint64_t location, int64_t now, Miss* why);
+                           std::string_view key, uint64_t location, int64_t now, Miss* why,
+                           bool promote, mem::ItemView* item);
   // A free file segment for a demotion: freeing empty or stale ones, compacting a sparse one or
   // (with eviction on) evicting the oldest if none is free. kNoSegment if none can be had.
   uint32_t TakeFileSegment(int64_t now);

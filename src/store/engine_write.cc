@@ -290,7 +290,8 @@ Outcome Engine::PreCheck(SetMode mode, uint64_t hash, Keyspace ks, std::string_v
   index::Shard& shard = index_->ShardFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item, nullptr,
+                            /*promote=*/false);
   return WriteCondition(mode, slot, item, cas_unique);
 }
 
@@ -322,7 +323,7 @@ Outcome Engine::WriteExpiredOnArrival(SetMode mode, uint64_t hash, Keyspace ks,
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, Now(), &item, nullptr, /*promote=*/false);
   Outcome o = WriteCondition(mode, slot, item, cas_unique);
   if (o != Outcome::kStored || slot == nullptr) return o;
   Unlink(shard, c, slot, item);
@@ -355,7 +356,7 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, Keyspace ks, std::string_vi
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView old;
   const int64_t now = Now();
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old, nullptr, /*promote=*/false);
   // After FindLive, which may have released the lock to read the file tier.
   if (pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) !=
       flush_gen_.load(std::memory_order_acquire)) {
@@ -391,7 +392,8 @@ Outcome Engine::PrepareInvalidatingCas(Keyspace ks, uint64_t hash, std::string_v
   index::Shard& shard = index_->ShardFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item, nullptr,
+                            /*promote=*/false);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t cas = CasOf(index::SlotLocation(*slot), item);
   if (cas == cas_unique) {

@@ -131,15 +131,18 @@ mem::ItemView Engine::ItemOrRead(uint64_t location, std::string* buf) const {
 
 uint64_t* Engine::FindOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash,
                              Keyspace ks, std::string_view key, int64_t now, mem::ItemView* item,
-                             Miss* miss, uint64_t candidate) {
+                             Miss* miss, uint64_t candidate, bool promote) {
   std::vector<uint64_t> other_keys;  // on-file locations read and found to hold other keys
   Miss gone = Miss::kAbsent;         // why the key's item was dropped, if it was
   for (;;) {
     Miss why = Miss::kAbsent;
-    switch (ResolveOnFile(shard, counters, hash, ks, key, candidate, now, &why)) {
+    switch (ResolveOnFile(shard, counters, hash, ks, key, candidate, now, &why, promote, item)) {
       case Resolution::kOtherKey:
         other_keys.push_back(candidate);
         break;
+      case Resolution::kFound:
+        if (miss != nullptr) *miss = Miss::kNone;
+        return index_->FindLocation(shard, hash, candidate);  // there: checked under the lock
       case Resolution::kGone:
         gone = why;
         break;
@@ -173,7 +176,8 @@ uint64_t* Engine::FindOnFile(index::Shard& shard, ShardCounters& counters, uint6
 
 Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, uint64_t hash,
                                          Keyspace ks, std::string_view key, uint64_t location,
-                                         int64_t now, Miss* why) {
+                                         int64_t now, Miss* why, bool promote,
+                                         mem::ItemView* item) {
   const uint32_t id = SegmentOf(location);
   mem::SegmentMeta& fm = pool_->meta(id);
   const uint64_t* found = index_->FindLocation(shard, hash, location);
@@ -202,6 +206,16 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
       Unlink(shard, c, slot, v);
     }
     return finish(Resolution::kGone);
+  }
+  if (!promote) {
+    // The caller decides on it, drops or replaces it: no copy in memory. Its view lives in a
+    // buffer of this thread until the thread's next lookup of an item on file.
+    thread_local std::string kept;
+    shard.lock.lock();
+    if (index_->FindLocation(shard, hash, location) == nullptr) return finish(Resolution::kRetry);
+    kept.swap(buf);
+    *item = mem::DecodeItem(kept.data());
+    return finish(Resolution::kFound);
   }
   // Promotion: a copy in a cleaner head (the main FIFO: it was read again), made as the
   // cleaner moves an item (the CAS value written down if a client has seen it).
