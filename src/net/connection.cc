@@ -27,7 +27,7 @@ Connection::Connection(int fd, std::unique_ptr<Session> session, const Connectio
 
 Connection::~Connection() {
   CINCH_CHECK(env_.ring == nullptr || !io_pending());  // the kernel may still use the buffers
-  CINCH_CHECK(!waiting_);  // another thread may still read the input
+  CINCH_CHECK(!waiting_);                              // another thread may still read the input
   out_.Clear();  // release callbacks may refer to the session: they run first
   session_.reset();
   in_.Free();
