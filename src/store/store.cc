@@ -79,6 +79,7 @@ Status Store::Open(const Options& options, std::unique_ptr<Store>* store) {
 size_t Store::MinimumMemoryLimit(const Options& options) {
   Options base = options;
   base.background_cleaner = false;
+  base.tier_files.clear();  // the files do not change what memory needs (and are not opened)
   auto accepts = [&](size_t segments) {
     Options o = base;
     o.memory_limit = segments * o.segment_size;
