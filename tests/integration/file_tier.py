@@ -2,14 +2,16 @@
 """The file tier (-o ext_path=PATH:SIZE, memcached's extstore syntax) end to end, at CI sizes
 (cinch-specific: memcached's extstore keeps a small part of what this writes, so it skips there).
 
-  fill:     -m 16 -o ext_path=DIR/tier:64m; one pipelining client writes ~60 MB of
+  fill:     -m 24 -o ext_path=DIR/tier:80m; one pipelining client writes ~60 MB of
             self-verifying values (200 B .. 100 KiB, log-uniform; the value, its length and the
-            flags follow from the key) while VmRSS is sampled every 20 ms.
+            flags follow from the key), then a third of them again, while VmRSS is sampled
+            every 20 ms.
   read:     every key read back (pymemcache, batches of gets): >= 95 % present, 0 corrupt
             (wrong bytes, length or flags); RSS <= -m throughout.
   cas:      the CAS value `gets` gave right after the write is the one it gives after the item
             went to the file and came back; `cas` with it stores, a stale one answers EXISTS.
-  stats:    tier_writes, tier_reads, tier_promotions, tier_waits moved; extstore names shown.
+  stats:    tier_writes, tier_reads, tier_promotions, tier_compactions, tier_waits moved;
+            extstore names shown.
   flood:    while one connection floods sets, another's gets of file-resident keys are all
             answered, correctly; the server keeps running.
   errors:   an ext_path in a missing directory, a size without a unit, a file smaller than one
@@ -29,8 +31,8 @@ import harness
 from memory_limit import RssSampler
 
 SANITIZED = bool(os.environ.get("CINCH_SANITIZE"))
-LIMIT_MIB = 16
-TIER_MIB = 64
+LIMIT_MIB = 24
+TIER_MIB = 80
 TOTAL_BYTES = 60 * 1000 * 1000
 MIN_SIZE, MAX_SIZE = 200, 100 * 1024
 BATCH = 32
@@ -229,11 +231,15 @@ def main(args):
                         early[k] = r[2]
                 stored += write_all(conn, keys[64:])
                 written = time.monotonic() - t0
+                # A third written again (same values): their old copies in the file are dead
+                # bytes, which the tier compacts away.
+                rewritten = write_all(conn, keys[64:len(keys) // 3])
+                c.equal(rewritten, len(keys) // 3 - 64, "every rewrite STORED")
                 st = conn.stats()
                 c.equal(stored, len(keys), "every set STORED")
                 c.check(int(st.get("tier_writes", 0)) > 0, "segments written to the file "
-                        "(tier_writes %s, tier_items %s)" % (st.get("tier_writes"),
-                                                             st.get("tier_items")))
+                        "(tier_writes %s, tier_items %s, evictions %s)" %
+                        (st.get("tier_writes"), st.get("tier_items"), st.get("evictions")))
                 for name in ("extstore_limit_maxbytes", "extstore_bytes_written",
                              "extstore_objects_used", "recache_from_extstore"):
                     c.check(name in st, "stats shows %s" % name)
@@ -249,11 +255,13 @@ def main(args):
                 check_flags(c, conn, keys[64:400])
                 check_cas(c, conn, early)
                 st = conn.stats()
-                for name in ("tier_reads", "tier_promotions", "tier_waits"):
+                for name in ("tier_reads", "tier_promotions", "tier_compactions", "tier_waits"):
                     c.check(int(st.get(name, 0)) > 0, "%s moved (%s)" % (name, st.get(name)))
-                c.note("tier: %s items on file, %s promotions, %s waits, %s sync reads" %
+                c.note("tier: %s items on file, %s promotions, %s waits, %s sync reads; "
+                       "%s evictions (%s from the file), %s file compactions" %
                        (st.get("tier_items"), st.get("tier_promotions"), st.get("tier_waits"),
-                        st.get("tier_sync_reads")))
+                        st.get("tier_sync_reads"), st.get("evictions"), st.get("tier_evictions"),
+                        st.get("tier_compactions")))
                 flood_and_read(c, server, keys)
             conn.close()
             if SANITIZED:
