@@ -4,7 +4,7 @@
 
   fill:     -m 24 -o ext_path=DIR/tier:80m; one pipelining client writes ~60 MB of
             self-verifying values (200 B .. 100 KiB, log-uniform; the value, its length and the
-            flags follow from the key), then a third of them again, while VmRSS is sampled
+            flags follow from the key), then two thirds of them again, while VmRSS is sampled
             every 20 ms.
   read:     every key read back (pymemcache, batches of gets): >= 95 % present, 0 corrupt
             (wrong bytes, length or flags); RSS <= -m throughout.
@@ -31,7 +31,10 @@ import harness
 from memory_limit import RssSampler
 
 SANITIZED = bool(os.environ.get("CINCH_SANITIZE"))
-LIMIT_MIB = 24
+# Under sanitizers the process's own share of -m is larger (shadow memory): a larger -m leaves the
+# store the same 1 MiB segments (at 512 KiB, values over 64 KiB would be jumbo items, which the
+# tier does not take: evicted rather than demoted). RSS is not checked there.
+LIMIT_MIB = 48 if SANITIZED else 24
 TIER_MIB = 80
 TOTAL_BYTES = 60 * 1000 * 1000
 MIN_SIZE, MAX_SIZE = 200, 100 * 1024
@@ -231,10 +234,10 @@ def main(args):
                         early[k] = r[2]
                 stored += write_all(conn, keys[64:])
                 written = time.monotonic() - t0
-                # A third written again (same values): their old copies in the file are dead
+                # Two thirds written again (same values): their old copies in the file are dead
                 # bytes, which the tier compacts away.
-                rewritten = write_all(conn, keys[64:len(keys) // 3])
-                c.equal(rewritten, len(keys) // 3 - 64, "every rewrite STORED")
+                again = keys[64:2 * len(keys) // 3]
+                c.equal(write_all(conn, again), len(again), "every rewrite STORED")
                 st = conn.stats()
                 c.equal(stored, len(keys), "every set STORED")
                 c.check(int(st.get("tier_writes", 0)) > 0, "segments written to the file "
@@ -255,8 +258,14 @@ def main(args):
                 check_flags(c, conn, keys[64:400])
                 check_cas(c, conn, early)
                 st = conn.stats()
-                for name in ("tier_reads", "tier_promotions", "tier_compactions", "tier_waits"):
+                for name in ("tier_reads", "tier_promotions", "tier_waits"):
                     c.check(int(st.get(name, 0)) > 0, "%s moved (%s)" % (name, st.get(name)))
+                # Under sanitizers the larger -m leaves the file room enough to need none.
+                if SANITIZED:
+                    c.skip("tier_compactions moved", "a larger -m under sanitizers")
+                else:
+                    c.check(int(st.get("tier_compactions", 0)) > 0,
+                            "tier_compactions moved (%s)" % st.get("tier_compactions"))
                 c.note("tier: %s items on file, %s promotions, %s waits, %s sync reads; "
                        "%s evictions (%s from the file), %s file compactions" %
                        (st.get("tier_items"), st.get("tier_promotions"), st.get("tier_waits"),
@@ -274,6 +283,11 @@ def main(args):
             c.check(server.alive(), "the server is still running")
             c.check(harness.Conn(server.port).call(b"version\r\n").startswith(b"VERSION"),
                     "and answers")
+            # The I/O threads stop after the workers; sanitizer builds report here too.
+            code = server.stop()
+            c.equal(code, 0, "exit status on SIGTERM")
+            if code != 0:
+                c.note(server.log()[-3000:])
     return c.finish()
 
 
