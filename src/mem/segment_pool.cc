@@ -31,7 +31,15 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
   p->file_first_ = config.regular_count + config.jumbo_count;
   p->file_base_ = (p->jumbo_base_ + config.jumbo_count + config.segment_size - 1) &
                   ~uint64_t{config.segment_size - 1};
-  p->files_.reset(new FileSlot[config.file_count]);
+  // The file segments' backing state: 16 bytes each, charged with the metadata.
+  if (config.file_count > 0) {
+    size_t bytes = sizeof(FileSlot) * size_t{config.file_count};
+    if (!accountant->TryCharge(MemoryKind::kMetadata, bytes)) {
+      return Status::InvalidArgument("no room for the file tier's segment table");
+    }
+    p->metadata_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    p->files_.reset(new FileSlot[config.file_count]);
+  }
   p->fresh_file_ = p->file_first_;
   p->metas_bytes_ = RoundUpToPage(sizeof(SegmentMeta) * size_t{p->total_count()});
   p->metas_ = reinterpret_cast<SegmentMeta*>(MapNoReserve(p->metas_bytes_));

@@ -398,14 +398,19 @@ bool Engine::Read(Keyspace ks, std::string_view key, ItemRef* out, bool with_cas
   return true;
 }
 
-void Engine::ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
+void Engine::ReadHit(uint64_t* slot, const mem::ItemView& found, ShardCounters& c, ItemRef* out,
                      bool with_cas, bool bump) {
   ShardCounters::Inc(c.hits);
   uint64_t location = index::SlotLocation(*slot);
+  mem::ItemView item = found;
   if (bump) {
     uint32_t freq = index::SlotFreq(*slot);
     if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
-    // Items in the file tier are immutable (docs/file-tier.md): their H bit stays as it is.
+    // An item being written to the file tier is immutable (docs/file-tier.md): its first read
+    // copies it back into memory (from the RAM segment still backing it), where H is set.
+    if (!item.meta.fetched && pool_->IsFileLocation(location)) [[unlikely]] {
+      location = MoveOffFile(slot, item, c, &item);
+    }
     if (!item.meta.fetched && !pool_->IsFileLocation(location)) {
       mem::MarkFetched(const_cast<char*>(ItemAt(location)));
     }

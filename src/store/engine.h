@@ -399,6 +399,11 @@ class Engine {
   // their slots, writes the bytes, withdraws the RAM backing behind a barrier. Afterwards no
   // slot points into `segment`. False if the write failed (its items were dropped).
   bool Demote(uint32_t segment, uint32_t file);
+  // Copies the item of `slot`, at a file location whose bytes are in memory (a file segment
+  // being written), into a cleaner head, so that it can be changed in place; returns its
+  // location (unchanged if there was no room) and *moved, its view. REQUIRES: shard lock.
+  uint64_t MoveOffFile(uint64_t* slot, const mem::ItemView& item, ShardCounters& c,
+                       mem::ItemView* moved);
   // Returns once every critical section of every index shard begun before has ended.
   void QuiescenceBarrier();
   void TierStats(StoreStats* s) const;

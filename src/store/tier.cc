@@ -214,9 +214,12 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
   Deadline deadline = SpaceDeadline();
   Reservation r;
   bool reserved = ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  // Bounded by the deadline even with eviction on (unlike a write): the caller may hold a
+  // reservation of its own (Publish), and a store whose RAM is all open heads and pending
+  // writes would otherwise make room forever without this copy finding any.
   while (!reserved && ReclaimSpace(0, deadline)) {
     reserved = ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
-    if (!reserved && !options_.eviction && deadline.Passed()) break;
+    if (!reserved && deadline.Passed()) break;
   }
   // Last resort before dropping the item: the cleaner's reserve (a pass gives it back).
   if (!reserved) reserved = ReserveInHead(state, ks.id, head, size, &r);
@@ -279,6 +282,18 @@ void Engine::Promote(Keyspace ks, std::string_view key) {
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
   FindLive(shard, CountersFor(hash), hash, ks, key, now, &item);
+}
+
+uint64_t Engine::MoveOffFile(uint64_t* slot, const mem::ItemView& item, ShardCounters& c,
+                             mem::ItemView* moved) {
+  const uint64_t location = index::SlotLocation(*slot);
+  Evacuation ev;
+  if (Relocate(slot, item, location, /*evict=*/false, Now(), c, ev) != MoveResult::kMoved) {
+    return location;  // no room: it stays as it is (a flushed copy: the next lookup drops it)
+  }
+  const uint64_t to = index::SlotLocation(*slot);
+  *moved = mem::DecodeItem(ItemAt(to));
+  return to;
 }
 
 // --- demotion ---
