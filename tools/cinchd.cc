@@ -57,8 +57,13 @@ void PrintListeners(const cinch::server::ServerOptions& o, int port, int http_po
   if (http_port != 0) {
     std::fprintf(stderr, "cinchd: HTTP build cache on port %d of the same hosts\n", http_port);
   }
-  std::fprintf(stderr, "cinchd: -m %zu MiB, %d threads, -c %d\n", o.memory_limit >> 20,
-               o.loop.threads, o.loop.max_connections);
+  std::string tier;
+  for (const cinch::TierFile& f : o.store.tier_files) {
+    tier += (tier.empty() ? ", file tier " : " + ") + f.path + " (" + std::to_string(f.size >> 20) +
+            " MiB)";
+  }
+  std::fprintf(stderr, "cinchd: -m %zu MiB, %d threads, -c %d%s\n", o.memory_limit >> 20,
+               o.loop.threads, o.loop.max_connections, tier.c_str());
 }
 
 }  // namespace

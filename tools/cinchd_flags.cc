@@ -278,6 +278,37 @@ Status ApplyLicense(std::string_view, ParseState* st) {
   return Status::Ok();
 }
 
+// -o ext_path=PATH:SIZE[:BUCKET], memcached's extstore syntax: SIZE is a whole number with a
+// unit, k, m, g, t (memcached's own m, g, t and p; p is beyond the 1 TiB cinch can address),
+// in any case. memcached accepts only its default bucket, and so does cinch.
+Status ApplyExtPath(std::string_view v, ParseState* st) {
+  const std::string_view usage = "ext_path=PATH:SIZE, e.g. ext_path=/var/tmp/cinch:2g";
+  const size_t colon = v.find(':');
+  if (colon == 0 || colon == std::string_view::npos) return Invalid("-o ext_path", v, usage);
+  TierFile file;
+  file.path = std::string(v.substr(0, colon));
+  std::string_view size = v.substr(colon + 1);
+  const size_t bucket = size.find(':');
+  if (bucket != std::string_view::npos) {
+    return Status::InvalidArgument("-o ext_path=" + std::string(v) +
+                                   ": only the default bucket is supported (as in memcached)");
+  }
+  if (size.size() < 2) return Invalid("-o ext_path size", size, "a number and k, m, g or t");
+  const char unit = static_cast<char>(std::tolower(static_cast<unsigned char>(size.back())));
+  const int shift = unit == 'k' ? 10 : unit == 'm' ? 20 : unit == 'g' ? 30 : unit == 't' ? 40 : -1;
+  long long n = 0;
+  if (shift < 0 || !ParseInt(size.substr(0, size.size() - 1), 1, 1LL << 40, &n) ||
+      static_cast<unsigned long long>(n) > (1ULL << 40) >> shift) {
+    return Invalid("-o ext_path size", size, "a number and k, m, g or t, up to 1t");
+  }
+  file.size = static_cast<uint64_t>(n) << shift;
+  for (const TierFile& f : Options(st).store.tier_files) {
+    if (f.path == file.path) return Invalid("-o ext_path", v, "that file is given twice");
+  }
+  Options(st).store.tier_files.push_back(std::move(file));
+  return Status::Ok();
+}
+
 Status ApplyNothing(std::string_view, ParseState*) { return Status::Ok(); }
 
 Status ApplyExtended(std::string_view v, ParseState* st);
@@ -433,7 +464,7 @@ Status ApplyConnMemory(std::string_view v, ParseState* st) {
 
 constexpr const char* kSlabs = "slab and LRU tuning: cinch has no slab classes or LRU lists";
 constexpr const char* kHash = "hash table tuning: cinch's index sizes itself";
-constexpr const char* kExtstore = "extstore: cinch keeps items in memory only";
+constexpr const char* kExtstore = "extstore tuning: cinch's file tier (ext_path) sizes itself";
 constexpr const char* kTls = "TLS is not supported";
 constexpr const char* kLogs = "watch logging is not supported";
 
@@ -511,7 +542,11 @@ const ExtendedKey kExtendedKeys[] = {
     {"temporary_ttl", "<s>", Fate::kIgnored, kSlabs, nullptr},
     {"watcher_logbuf_size", "<kb>", Fate::kIgnored, kLogs, nullptr},
     {"worker_logbuf_size", "<kb>", Fate::kIgnored, kLogs, nullptr},
-    {"ext_path", "<path>", Fate::kIgnored, kExtstore, nullptr},
+    {"ext_path", "<path:size>", Fate::kHonoured,
+     "file tier: cold items move to this file (size: 512m, 2g, 1t...)\n"
+     "instead of being evicted while it has room; repeat for more files.\n"
+     "Scratch space: truncated at start, never synced",
+     ApplyExtPath},
     {"ext_page_size", "<mb>", Fate::kIgnored, kExtstore, nullptr},
     {"ext_wbuf_size", "<mb>", Fate::kIgnored, kExtstore, nullptr},
     {"ext_threads", "<n>", Fate::kIgnored, kExtstore, nullptr},
@@ -630,6 +665,14 @@ Status Finish(ParseState* st) {
                  std::to_string(o.store.max_item_size >> 10) + " KiB");
   }
   o.loop.read_buffer_max = o.store.max_item_size + 4096;
+  for (const TierFile& f : o.store.tier_files) {
+    if (f.size < o.store.segment_size) {
+      return Status::InvalidArgument("-o ext_path=" + f.path + ": " + std::to_string(f.size >> 10) +
+                                     " KiB is less than one segment (" +
+                                     std::to_string(o.store.segment_size >> 10) +
+                                     " KiB, -o segment_size)");
+    }
+  }
   return Status::Ok();
 }
 

@@ -126,7 +126,7 @@ TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
                     "-U",
                     "11211",
                     "-o",
-                    "slab_chunk_max=512,hashpower=20,lru_crawler,ext_path=/x:1G",
+                    "slab_chunk_max=512,hashpower=20,lru_crawler,ext_threads=4",
                     "-o",
                     "slab_chunk_max=256"});
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
@@ -173,6 +173,40 @@ TEST(CinchdFlags, CinchExtendedKeys) {
   EXPECT_TRUE(p.cl.warnings.empty());
   EXPECT_FALSE(Parse({"-o", "io_uring=2"}).status.ok());
   EXPECT_EQ(Parse({"-o", "conn_memory=8m"}).cl.server.connection_memory, size_t{8} << 20);
+}
+
+// memcached's extstore syntax: PATH:SIZE with a unit, several files, one -o or many.
+TEST(CinchdFlags, ExtPathFileTier) {
+  Parsed p = Parse({"-o", "ext_path=/tmp/a:64m,ext_path=/tmp/b:2G", "-o", "ext_path=/t/c:1t", "-o",
+                    "ext_path=/t/d:4096k"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  const std::vector<TierFile>& files = p.cl.server.store.tier_files;
+  ASSERT_EQ(files.size(), 4u);
+  EXPECT_EQ(files[0].path, "/tmp/a");
+  EXPECT_EQ(files[0].size, uint64_t{64} << 20);
+  EXPECT_EQ(files[1].size, uint64_t{2} << 30);
+  EXPECT_EQ(files[2].size, uint64_t{1} << 40);
+  EXPECT_EQ(files[3].size, uint64_t{4} << 20);
+  EXPECT_TRUE(p.cl.warnings.empty());
+  EXPECT_TRUE(Parse({}).cl.server.store.tier_files.empty());
+  for (const char* bad :
+       {"ext_path=/tmp/a", "ext_path=:64m", "ext_path=/tmp/a:", "ext_path=/tmp/a:64",
+        "ext_path=/tmp/a:m", "ext_path=/tmp/a:1.5g", "ext_path=/tmp/a:64x", "ext_path=/tmp/a:2t",
+        "ext_path=/tmp/a:1p", "ext_path=/tmp/a:64m:compact", "ext_path=/tmp/a:0m",
+        "ext_path=/tmp/a:64m,ext_path=/tmp/a:1g"}) {
+    Parsed q = Parse({"-o", bad});
+    EXPECT_FALSE(q.status.ok()) << bad;
+    EXPECT_NE(q.status.message().find("ext_path"), std::string::npos) << q.status.message();
+  }
+  // Smaller than one segment.
+  Parsed small = Parse({"-o", "ext_path=/tmp/a:512k"});
+  EXPECT_FALSE(small.status.ok());
+  EXPECT_NE(small.status.message().find("less than one segment"), std::string::npos);
+  EXPECT_TRUE(Parse({"-o", "segment_size=256k,ext_path=/tmp/a:512k"}).status.ok());
+  // Extstore's tuning keys are still accepted with a warning.
+  Parsed tuned = Parse({"-o", "ext_path=/tmp/a:1g,ext_page_size=8"});
+  ASSERT_TRUE(tuned.status.ok());
+  EXPECT_EQ(tuned.cl.warnings.size(), 1u);
 }
 
 TEST(CinchdFlags, AcCheck) {

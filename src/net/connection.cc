@@ -21,10 +21,13 @@ Connection::Connection(int fd, std::unique_ptr<Session> session, const Connectio
       in_(env.meter, env.buffers),
       out_(env.pool, env.meter),
       parked_(env.ring != nullptr),
-      last_progress_(*env.now) {}
+      last_progress_(*env.now) {
+  if (session_ != nullptr) session_->SetResumer(this);
+}
 
 Connection::~Connection() {
   CINCH_CHECK(env_.ring == nullptr || !io_pending());  // the kernel may still use the buffers
+  CINCH_CHECK(!waiting_);                              // another thread may still read the input
   out_.Clear();  // release callbacks may refer to the session: they run first
   session_.reset();
   in_.Free();
@@ -54,6 +57,8 @@ Connection::Action Connection::Drive() {
       if (written >= kMaxWritePerTurn) return Action::kYield;
       if (Flush(&written) == Step::kClose) return Action::kClose;
     }
+    // Parked for the session's work on another thread: Resume() brings us back.
+    if (waiting_) return Action::kIdle;
     if (closing_) {
       if (!out_.empty()) return Action::kIdle;  // EPOLLOUT brings us back
       shutdown(fd_, SHUT_WR);
@@ -134,7 +139,12 @@ void Connection::RunSession() {
   const size_t limit = OutputLimit();
   SessionResult r = session_->OnInput(in_.data(), &out_, limit);
   CINCH_CHECK(r.consumed <= in_.size());
-  in_.Consume(r.consumed);
+  in_.Consume(r.consumed);  // moves no byte: a waiting session's work may read the rest
+  if (r.wait) {
+    CINCH_CHECK(!r.close && r.swallow == 0);
+    waiting_ = true;  // unprocessed_ stays set: the session runs again once resumed
+    return;
+  }
   if (r.swallow > 0) {
     swallow_ += r.swallow;
     Discard();
@@ -221,6 +231,7 @@ void Connection::QueuePoll() {
 }
 
 void Connection::Park(bool force) {
+  if (waiting_) return;  // its input must stay where it is
   const bool idle = !active_;
   active_ = false;
   if (!idle && !force) return;
@@ -235,7 +246,7 @@ void Connection::Park(bool force) {
 
 bool Connection::Stalled(std::chrono::milliseconds holding,
                          std::chrono::milliseconds unread) const {
-  if (closing_ || cancelled_) return false;
+  if (closing_ || cancelled_ || waiting_) return false;  // waiting: the disk, not the client
   const auto still = *env_.now - last_progress_;
   if (!out_.empty()) return still >= unread;
   return !in_.empty() && in_.capacity() > env_.options->read_buffer_initial && still >= holding;
@@ -298,6 +309,7 @@ void Connection::OnSent(int res) {
 void Connection::CancelIo() {
   if (cancelled_) return;
   cancelled_ = true;
+  if (env_.ring == nullptr) return;
   const uintptr_t self = reinterpret_cast<uintptr_t>(this);
   if (receiving_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kReceive, 0);
   if (!writable_) io_uring_prep_cancel64(env_.ring->Get(Uring::kCancel), self | Uring::kSend, 0);
@@ -338,6 +350,22 @@ bool Connection::GrowOrClose(Action* action) {
       return true;
   }
   return true;
+}
+
+void ResumeQueue::Push(Connection* c) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c->resume_next = head_;
+    head_ = c;
+  }
+  uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;  // EAGAIN: the counter is already non-zero, the worker wakes anyway
+}
+
+Connection* ResumeQueue::TakeAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(head_, nullptr);
 }
 
 }  // namespace cinch::net

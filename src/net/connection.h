@@ -40,7 +40,15 @@
 // connection with requests in flight cannot be freed: the worker cancels them (CancelIo) and frees
 // it once both completed.
 //
-// Thread safety: owned by one worker thread.
+// Waiting on another thread (SessionResult::wait; the server promotes items from its file tier
+// that way): the connection is *waiting*. Drive writes queued output and returns kIdle; nothing
+// is read, the session is not called, the read buffer is neither moved nor shrunk (Park and
+// Stalled leave it alone). Resume() (any thread) puts it on its worker's ResumeQueue and wakes
+// the worker, which calls OnResumed() and drives it: the session gets the same input again. A
+// waiting connection that is closed (client gone, server stopping) is kept by the worker, like
+// one with io_uring requests in flight, and freed once resumed.
+//
+// Thread safety: owned by one worker thread, except Resume().
 #pragma once
 
 #include <sys/socket.h>
@@ -51,6 +59,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "net/intrusive_list.h"
 #include "net/memory_meter.h"
@@ -75,6 +84,26 @@ struct WorkerCounters {
   }
 };
 
+class Connection;
+
+// Connections resumed by other threads (Resumer::Resume) for their worker to drive. An
+// intrusive list: pushing allocates nothing.
+class ResumeQueue {
+ public:
+  // The worker's eventfd, written after each push so that its poll returns.
+  void set_wake_fd(int fd) { wake_fd_ = fd; }
+  // Any thread.
+  void Push(Connection* c);
+  // The worker: every connection pushed so far, in no particular order, linked through
+  // Connection::resume_next.
+  Connection* TakeAll();
+
+ private:
+  std::mutex mu_;
+  Connection* head_ = nullptr;
+  int wake_fd_ = -1;
+};
+
 // What the connections of one worker share.
 struct ConnectionEnv {
   const LoopOptions* options;
@@ -84,6 +113,7 @@ struct ConnectionEnv {
   WorkerCounters* counters;
   Uring* ring;                                       // null: epoll mode
   const std::chrono::steady_clock::time_point* now;  // the worker's clock, read once a turn
+  ResumeQueue* resumed;
 };
 
 // List tags: every connection is in its worker's list of all connections, and in at most one
@@ -91,7 +121,7 @@ struct ConnectionEnv {
 struct AllTag {};
 struct ScheduleTag {};
 
-class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
+class Connection final : public ListLink<AllTag>, public ListLink<ScheduleTag>, public Resumer {
  public:
   static constexpr int kMaxReadsPerTurn = 16;
   static constexpr uint64_t kMaxWritePerTurn = 256 * 1024;  // epoll: then yield
@@ -136,9 +166,19 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   // such connections, so that they cannot keep the others waiting for ever (hostile.py
   // close_mid_value: fifty clients each leave half of a 1 MB value behind).
   bool Stalled(std::chrono::milliseconds holding, std::chrono::milliseconds unread) const;
-  // io_uring mode: asks the kernel to cancel what is in flight (completions still follow).
+  // Closed by the worker: io_uring mode asks the kernel to cancel what is in flight
+  // (completions still follow). The connection is freed once nothing is in flight and it is
+  // not waiting.
   void CancelIo();
   bool cancelled() const { return cancelled_; }
+
+  // Waiting for its session's work on another thread (SessionResult::wait).
+  bool waiting() const { return waiting_; }
+  // Resumer: any thread.
+  void Resume() override { env_.resumed->Push(this); }
+  // The worker, for a connection taken from its ResumeQueue.
+  void OnResumed() { waiting_ = false; }
+  Connection* resume_next = nullptr;  // ResumeQueue's link
 
  private:
   enum class Step { kContinue, kStop, kClose };
@@ -177,7 +217,8 @@ class Connection : public ListLink<AllTag>, public ListLink<ScheduleTag> {
   bool polling_ = false;      // io_uring: a poll for input is in flight
   bool parked_ = false;       // io_uring: poll for input before the next receive
   bool active_ = false;       // input arrived since the last Park call
-  bool cancelled_ = false;    // io_uring: CancelIo() was called
+  bool cancelled_ = false;    // CancelIo() was called: closed, freed once nothing is pending
+  bool waiting_ = false;      // the session waits for another thread (SessionResult::wait)
   msghdr send_msg_{};         // io_uring: the sendmsg in flight (writable_ false)
   iovec send_iov_[kSendIov];
   std::chrono::steady_clock::time_point starved_since_{};  // first failed charge; {}: none

@@ -5,6 +5,8 @@
 //   SWALLOW <n>     -> OK\r\n, then n input bytes are discarded
 //   DATA <n>        -> reads n bytes of Pattern() after the line, GOT <n>\r\n (BAD if wrong)
 //   CLOSE           -> closes after the output is written
+//   WAIT <text>     -> the session waits (SessionResult::wait) until the test resumes it,
+//                      then <text> WOKE\r\n
 #include "net/server_loop.h"
 
 #include <arpa/inet.h>
@@ -24,6 +26,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,10 +65,13 @@ class ToySession final : public Session {
   explicit ToySession(ToyFactory* f) : f_(f) {}
   SessionResult OnInput(std::string_view input, Output* out, size_t output_limit) override;
   size_t WantedInput() const override;
+  void SetResumer(Resumer* resumer) override { resumer_ = resumer; }
 
  private:
   ToyFactory* f_;
   size_t wanted_ = 0;
+  Resumer* resumer_ = nullptr;
+  bool resumed_ = false;  // the next WAIT line is the one that waited: it runs now
 };
 
 struct ToyFactory final : public SessionFactory {
@@ -76,9 +82,31 @@ struct ToyFactory final : public SessionFactory {
   size_t SessionBytes() const override { return sizeof(ToySession); }
   static void Release(void* arg) { static_cast<ToyFactory*>(arg)->refs_out.fetch_sub(1); }
 
+  // WAIT: the resumers of waiting sessions, resumed by the test as another thread would.
+  void Park(Resumer* r) {
+    std::lock_guard<std::mutex> lock(mu);
+    parked.push_back(r);
+    waits.fetch_add(1);
+  }
+  size_t ParkedCount() {
+    std::lock_guard<std::mutex> lock(mu);
+    return parked.size();
+  }
+  void ResumeAll() {
+    std::vector<Resumer*> all;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      all.swap(parked);
+    }
+    for (Resumer* r : all) r->Resume();
+  }
+
   std::atomic<int64_t> refs_out{0};  // references queued and not yet released
   std::atomic<int> sessions{0};
   size_t max_wanted = size_t{4} << 20;
+  std::mutex mu;
+  std::vector<Resumer*> parked;
+  std::atomic<int> waits{0};
 };
 
 SessionResult ToySession::OnInput(std::string_view input, Output* out, size_t output_limit) {
@@ -102,6 +130,16 @@ SessionResult ToySession::OnInput(std::string_view input, Output* out, size_t ou
       size_t n = ParseSize(line.substr(4));
       f_->refs_out.fetch_add(1);
       out->AppendReference(std::string_view(Pattern()).substr(0, n), &ToyFactory::Release, f_);
+    } else if (line.starts_with("WAIT ")) {
+      if (!resumed_) {
+        resumed_ = true;
+        f_->Park(resumer_);
+        r.wait = true;
+        break;  // pos: this line is offered again once resumed
+      }
+      resumed_ = false;
+      out->Append(line.substr(5));
+      out->Append(" WOKE\r\n");
     } else if (line == "CLOSE") {
       r.close = true;
       pos = next;
@@ -737,6 +775,102 @@ TEST_P(ServerLoopTest, ManyConcurrentClients) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_TRUE(WaitUntil([&] { return Stats().total_connections == 8; }));
   ExpectAllReleased();
+}
+
+// A session waiting on another thread holds up its own connection only: requests pipelined
+// behind the wait wait too, the worker's other connections are served, and the connection goes
+// on, in order, once resumed.
+TEST_P(ServerLoopTest, WaitingSessionParksOnlyItsConnection) {
+  options.threads = 1;  // both clients on the one worker
+  Start();
+  Client a = Connect();
+  Client b = Connect();
+  a.Send("PING\nWAIT one\nPING\nWAIT two\nECHO end\n");
+  EXPECT_EQ(a.Read(6), "PONG\r\n");  // output before the wait is written
+  ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));
+  EXPECT_EQ(b.Call("PING\n", 6), "PONG\r\n");
+  EXPECT_EQ(b.Call("ECHO b\n", 3), "b\r\n");
+  char byte;
+  EXPECT_EQ(recv(a.fd(), &byte, 1, MSG_DONTWAIT), -1) << "nothing behind the wait ran";
+  EXPECT_EQ(factory.waits.load(), 1);
+  factory.ResumeAll();
+  ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));  // the second WAIT
+  EXPECT_EQ(a.Read(16), "one WOKE\r\nPONG\r\n");
+  factory.ResumeAll();
+  EXPECT_EQ(a.Read(15), "two WOKE\r\nend\r\n");
+  EXPECT_EQ(factory.waits.load(), 2);
+  a.Close();
+  b.Close();
+  ExpectAllReleased();
+}
+
+// Resumed from other threads as fast as they come (as the server's I/O threads do), with many
+// clients pipelining waits: every reply arrives, in order.
+TEST_P(ServerLoopTest, ManyClientsPipelineWaitsResumedByAnotherThread) {
+  Start();
+  std::atomic<bool> done{false};
+  std::thread resumer([&] {
+    while (!done.load()) {
+      factory.ResumeAll();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::vector<std::thread> clients;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      Client c = Client::Tcp(loop->port());
+      std::string request, want;
+      for (int i = 0; i < 50; ++i) {
+        std::string id = std::to_string(t) + "." + std::to_string(i);
+        request += "WAIT " + id + "\nECHO " + id + "\n";
+        want += id + " WOKE\r\n" + id + "\r\n";
+      }
+      if (c.Call(request, want.size()) != want) failures.fetch_add(1);
+    });
+  }
+  for (auto& c : clients) c.join();
+  done.store(true);
+  resumer.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(factory.waits.load(), 200);
+  ExpectAllReleased();
+}
+
+// A client that leaves while its session waits: the connection is freed once resumed (the
+// other thread may read its input until then), not before, and not leaked.
+TEST_P(ServerLoopTest, ClientGoneWhileWaitingIsFreedOnResume) {
+  Start();
+  {
+    Client c = Connect();
+    c.Send("WAIT gone\n");
+    ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));
+  }
+  Client other = Connect();
+  EXPECT_EQ(other.Call("PING\n", 6), "PONG\r\n");
+  other.Close();
+  EXPECT_TRUE(WaitUntil([&] { return Stats().curr_connections == 1; }));
+  EXPECT_EQ(Stats().curr_connections, 1u) << "the waiting connection is kept";
+  factory.ResumeAll();
+  ExpectAllReleased();
+}
+
+// Stopping the loop while a session waits: the worker finishes once the wait is resumed.
+TEST_P(ServerLoopTest, StopWaitsForWaitingSessions) {
+  Start();
+  Client c = Connect();
+  c.Send("WAIT stop\n");
+  ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));
+  loop->Stop();
+  std::atomic<bool> stopped{false};
+  std::thread waiter([&] {
+    loop->Wait();
+    stopped.store(true);
+  });
+  factory.ResumeAll();
+  waiter.join();
+  EXPECT_TRUE(stopped.load());
+  EXPECT_EQ(budget.used.load(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Io, ServerLoopTest, ::testing::Bool(),

@@ -37,6 +37,26 @@ struct SessionResult {
   size_t swallow = 0;      // discard this many further input bytes before calling again
   bool close = false;      // close the connection once the output is written
   bool need_more = false;  // the rest of the input is an incomplete request
+  // The session handed work to another thread (e.g. a disk read) before it can run its next
+  // request, and that thread will call Resumer::Resume() once done. Until then the connection
+  // is parked: it writes the output already queued but neither reads nor calls the session,
+  // and its unconsumed input stays in place, unmoved, so the other thread may read it. Its
+  // other connections keep running on the worker. Then the session is called again with the
+  // same unconsumed input. Not with `close` or `swallow`.
+  bool wait = false;
+};
+
+// How a session that waits (SessionResult::wait) has its connection driven again.
+// Implemented by the connection; valid for the session's whole life.
+class Resumer {
+ public:
+  // Any thread, exactly once per wait, after the work is done (it must not touch the session
+  // or its input afterwards). The connection, even one closed meanwhile, stays allocated
+  // until this call.
+  virtual void Resume() = 0;
+
+ protected:
+  ~Resumer() = default;
 };
 
 class Session {
@@ -49,6 +69,9 @@ class Session {
   // The largest input the session may need buffered to make progress (e.g. a storage
   // command's whole data block); the connection grows its read buffer up to this.
   virtual size_t WantedInput() const = 0;
+  // Called once by the connection before the first OnInput. A session that never waits
+  // ignores it.
+  virtual void SetResumer(Resumer* resumer) { (void)resumer; }
 };
 
 class SessionFactory {

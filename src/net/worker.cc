@@ -39,7 +39,7 @@ Worker::Worker(Shared* shared)
       meter_(shared->budget),
       pool_(&meter_, kMaxCachedChunks),
       buffers_(&meter_, shared->options.read_buffer_initial, kMaxCachedBuffers),
-      env_{&shared->options, &meter_, &pool_, &buffers_, &counters_, nullptr, &now_} {}
+      env_{&shared->options, &meter_, &pool_, &buffers_, &counters_, nullptr, &now_, &resumed_} {}
 
 Worker::~Worker() {
   while (Connection* c = all_.Front()) Destroy(c);
@@ -59,6 +59,7 @@ Status Worker::Init() {
     env_.ring = &ring_;
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) return Errno("eventfd");
+    resumed_.set_wake_fd(wake_fd_);
     accepting_.assign(shared_->listeners.entries().size(), 0);
     listening_ = true;  // the accepts are queued by Run, on the ring's own thread
     shared_->listening_workers.fetch_add(1, std::memory_order_relaxed);
@@ -68,6 +69,7 @@ Status Worker::Init() {
   if (epoll_fd_ < 0) return Errno("epoll_create1");
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return Errno("eventfd");
+  resumed_.set_wake_fd(wake_fd_);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kWakeTag;
@@ -97,7 +99,6 @@ void Worker::Run() {
     ArmWake();
     if (listening_) AddListeners();
   }
-  epoll_event events[kMaxEvents];
   park_at_ = Clock::now() + std::chrono::milliseconds(kParkIntervalMs);
   while (true) {
     if (!draining_ && shared_->stop.load(std::memory_order_acquire)) BeginDrain();
@@ -113,17 +114,8 @@ void Worker::Run() {
       ParkIdle(false);
     }
     if (draining_ && (all_.empty() || now >= drain_deadline_)) break;
-    if (uring_) {
-      ring_.SubmitAndWait(PollTimeoutMs(now));
-      ring_.ForEachCompletion([this](uint64_t data, int res) { Complete(data, res); });
-    } else {
-      int n = epoll_wait(epoll_fd_, events, kMaxEvents, PollTimeoutMs(now));
-      if (n < 0) {
-        CINCH_CHECK(errno == EINTR);
-        n = 0;
-      }
-      for (int i = 0; i < n; ++i) Dispatch(events[i].events, events[i].data.u64);
-    }
+    Poll(PollTimeoutMs(now));
+    RunResumed();
     RunList(&ready_);
     if (!retry_.empty() || listeners_paused_) {
       now = Clock::now();
@@ -137,9 +129,55 @@ void Worker::Run() {
   }
   // Drain timeout: whatever is still unwritten is dropped (references released).
   while (Connection* c = all_.Front()) Destroy(c);
+  AwaitResumes();
   if (uring_) FinishUring();
   pool_.Trim();
   buffers_.Trim();
+}
+
+void Worker::Poll(int timeout_ms) {
+  if (uring_) {
+    ring_.SubmitAndWait(timeout_ms);
+    ring_.ForEachCompletion([this](uint64_t data, int res) { Complete(data, res); });
+    return;
+  }
+  epoll_event events[kMaxEvents];
+  int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+  if (n < 0) {
+    CINCH_CHECK(errno == EINTR);
+    n = 0;
+  }
+  for (int i = 0; i < n; ++i) Dispatch(events[i].events, events[i].data.u64);
+}
+
+void Worker::RunResumed() {
+  Connection* next = resumed_.TakeAll();
+  while (Connection* c = next) {
+    next = c->resume_next;
+    c->resume_next = nullptr;
+    c->OnResumed();
+    if (c->cancelled()) {  // closed while it waited
+      if (!uring_ || !c->io_pending()) Free(c);
+      continue;
+    }
+    ConnList::Remove(c);
+    Act(c, c->Drive());
+  }
+}
+
+// The threads that resume connections run until every loop has stopped, and each wait ends
+// once its work is done (a disk read), so this ends; there is no safe time limit: the other
+// thread may still read the connection's input.
+void Worker::AwaitResumes() {
+  auto waiting = [this] {
+    bool any = false;
+    zombies_.ForEach([&any](Connection* c) { any = any || c->waiting(); });
+    return any;
+  };
+  while (waiting()) {
+    Poll(100);
+    RunResumed();
+  }
 }
 
 void Worker::FinishUring() {
@@ -185,7 +223,7 @@ void Worker::Complete(uint64_t user_data, int res) {
     c->OnPolled(res);
   }
   if (c->cancelled()) {  // closed already: free it once nothing is in flight
-    if (!c->io_pending()) Free(c);
+    if (!c->io_pending() && !c->waiting()) Free(c);
     return;
   }
   ConnList::Remove(c);  // whatever it was scheduled for, it is driven now
@@ -349,7 +387,9 @@ void Worker::Act(Connection* c, Connection::Action action) {
 void Worker::Destroy(Connection* c) {
   ConnList::Remove(c);
   IntrusiveList<Connection, AllTag>::Remove(c);
-  if (uring_ && c->io_pending()) {
+  if (c->waiting() || (uring_ && c->io_pending())) {
+    // epoll: no more events for it (the socket is closed only when it is freed).
+    if (!uring_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd(), nullptr);
     c->CancelIo();
     zombies_.PushBack(c);
     return;

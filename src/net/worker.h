@@ -20,7 +20,14 @@
 // completed; only then is it freed and its memory released. On exit the worker cancels what
 // remains and waits for every completion before the buffers go away.
 //
-// Thread safety: Run() on the worker's own thread; Wake() and counters from any thread.
+// Connections waiting on another thread (SessionResult::wait, connection.h) come back through
+// the worker's ResumeQueue: the resuming thread pushes the connection and writes the eventfd,
+// and the worker drives what was pushed after each poll. A waiting connection that is closed
+// is kept in zombies_ until resumed; on exit the worker waits for every such resume (the
+// server keeps the resuming threads running until the loops have stopped).
+//
+// Thread safety: Run() on the worker's own thread; Wake(), the ResumeQueue and counters from
+// any thread.
 #pragma once
 
 #include <atomic>
@@ -102,6 +109,11 @@ class Worker {
   void ArmAccept(size_t listener);
   void FinishUring();
   void RunList(ConnList* list);
+  // Drives the connections resumed by other threads; frees the closed ones.
+  void RunResumed();
+  // On exit: waits until no closed connection waits for another thread.
+  void AwaitResumes();
+  void Poll(int timeout_ms);
   void AddListeners();
   void RemoveListeners();
   // Parks the connections waiting on their clients (not scheduled to run).
@@ -123,6 +135,7 @@ class Worker {
   ChunkPool pool_;
   BufferPool buffers_;
   WorkerCounters counters_;
+  ResumeQueue resumed_;
   ConnectionEnv env_;
   IntrusiveList<Connection, AllTag> all_;
   ConnList ready_;

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <utility>
 
 #include "common/check.h"
 #include "common/version.h"
@@ -81,14 +82,21 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   size_t pos = 0;
   while (pos < input.size() && out->pending() < output_limit) {
     std::string_view rest = input.substr(pos);
-    proto::ParseResult pr = in_partial_get_ ? proto::ParseGetContinuation(rest, limits_, &request_)
-                                            : proto::ParseRequest(rest, limits_, &request_);
+    proto::ParseResult pr;
+    const bool resumed = std::exchange(tier_waited_, false);
+    if (resumed) {
+      CINCH_CHECK(rest.data() == tier_waited_at_);  // the connection kept the input in place
+      pr = tier_waited_parse_;
+    } else {
+      pr = in_partial_get_ ? proto::ParseGetContinuation(rest, limits_, &request_)
+                           : proto::ParseRequest(rest, limits_, &request_);
+    }
     if (pr.status == ParseStatus::kNeedMore) {
       result.need_more = true;
       break;
     }
-    pos += pr.consumed;
     if (pr.status == ParseStatus::kError) {
+      pos += pr.consumed;
       in_partial_get_ = false;
       if (pr.error == proto::Error::kTooLarge) DropRefusedSet(request_);
       if (!pr.noreply) out->Append(proto::ErrorLine(pr.error));
@@ -104,6 +112,16 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       }
       continue;
     }
+    if (context_->promoter != nullptr && NeedsFileTier(request_)) {
+      if (!resumed) {
+        WaitForFileTier(rest, pr);
+        result.wait = true;
+        break;
+      }
+      // Written back to the file since it was promoted: the store reads it on this thread.
+      ThreadCounters::Add(counters_->tier_sync_reads);
+    }
+    pos += pr.consumed;
     if (IsRetrieval(request_.command)) {
       std::string_view left = Retrieve(request_, out, output_limit);
       if (!left.empty()) {  // output full: take the line up again at its next key
@@ -121,6 +139,58 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   }
   result.consumed = pos;
   return result;
+}
+
+bool MemcacheSession::NeedsFileTier(const proto::Request& r) {
+  TierPromoter::Job& job = tier_job_;
+  job.keyspace = Keyspace{};
+  switch (r.command) {
+    case Command::kGet:
+    case Command::kGets:
+    case Command::kGat:
+    case Command::kGats:
+      job.keys = r.keys;
+      job.form = TierKeys::kList;
+      break;
+    case Command::kSet:
+    case Command::kAdd:
+    case Command::kReplace:
+    case Command::kAppend:
+    case Command::kPrepend:
+    case Command::kCas:
+    case Command::kDelete:
+    case Command::kIncr:
+    case Command::kDecr:
+    case Command::kTouch:
+      job.keys = r.key;
+      job.form = TierKeys::kOne;
+      break;
+    case Command::kMetaGet:
+    case Command::kMetaSet:
+    case Command::kMetaDelete:
+    case Command::kMetaArithmetic:
+    case Command::kMetaDebug:
+      job.keys = r.key;
+      job.form = TierKeys::kOne;
+      for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
+        if (r.meta_flags[i].letter == 'b') job.form = TierKeys::kBase64;
+      }
+      break;
+    default:
+      return false;
+  }
+  bool any = false;
+  ForEachTierKey(job.keys, job.form,
+                 [&](std::string_view key) { any = any || store_->InFileTier(job.keyspace, key); });
+  return any;
+}
+
+void MemcacheSession::WaitForFileTier(std::string_view at, const proto::ParseResult& pr) {
+  tier_waited_ = true;
+  tier_waited_at_ = at.data();
+  tier_waited_parse_ = pr;
+  ThreadCounters::Add(counters_->tier_waits);
+  context_->promoter->Submit(&tier_job_);
 }
 
 bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {

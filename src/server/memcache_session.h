@@ -6,6 +6,9 @@
 // most kMaxPins guards are held per connection (further values are copied), and the output
 // limit bounds how long a non-reading client can keep them: it is not read from until it reads.
 //
+// With a file tier (ServerContext::promoter), a request whose keys the store may have to read
+// from the file waits (net::SessionResult::wait) while an I/O thread promotes them, then runs.
+//
 // Thread safety: used by one worker thread only (see net::Session).
 #pragma once
 
@@ -18,6 +21,7 @@
 #include "net/session.h"
 #include "proto/request.h"
 #include "server/server_context.h"
+#include "server/tier_promoter.h"
 
 namespace cinch::server {
 
@@ -28,6 +32,7 @@ class MemcacheSession final : public net::Session {
   net::SessionResult OnInput(std::string_view input, net::Output* out,
                              size_t output_limit) override;
   size_t WantedInput() const override;
+  void SetResumer(net::Resumer* resumer) override { tier_job_.done = resumer; }
 
  private:
   static constexpr int kMaxPins = 16;
@@ -36,6 +41,12 @@ class MemcacheSession final : public net::Session {
     MemcacheSession* owner = nullptr;
     bool busy = false;
   };
+
+  // File tier: true when `r` names a key the store may have to read from the file; then the
+  // keys are in tier_job_ (not yet submitted).
+  bool NeedsFileTier(const proto::Request& r);
+  // Hands the request's keys to the I/O threads: the session waits for them.
+  void WaitForFileTier(std::string_view at, const proto::ParseResult& pr);
 
   // Runs one parsed request. Returns false when the connection must close (quit).
   bool Execute(const proto::Request& r, net::Output* out);
@@ -75,6 +86,13 @@ class MemcacheSession final : public net::Session {
   bool in_partial_get_ = false;
   std::array<Pin, kMaxPins> pins_;
   int pins_busy_ = 0;
+  // The request that waited for the file tier, as parsed then (parsing again is not idempotent
+  // for a get line taken up again): it starts at tier_waited_at_, where the connection keeps
+  // the input until resumed.
+  TierPromoter::Job tier_job_;
+  bool tier_waited_ = false;
+  const char* tier_waited_at_ = nullptr;
+  proto::ParseResult tier_waited_parse_;
 };
 
 class MemcacheSessionFactory final : public net::SessionFactory {

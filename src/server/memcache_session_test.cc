@@ -2,9 +2,14 @@
 #include "server/memcache_session.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/version.h"
@@ -46,10 +51,10 @@ class SessionTest : public ::testing::Test {
     session_.reset();
   }
 
-  void Open(ServerOptions options) {
+  void Open(ServerOptions options, size_t memory_limit = 32 << 20) {
     session_.reset();
     options_ = options;
-    options_.store.memory_limit = 32 << 20;
+    options_.store.memory_limit = memory_limit;
     options_.store.clock = &clock_;
     options_.store.background_cleaner = false;
     ASSERT_TRUE(Store::Open(options_.store, &store_).ok());
@@ -282,6 +287,130 @@ TEST_F(SessionTest, LongGetLineStopsAtTheOutputLimit) {
   want += "END\r\nVERSION ";
   ASSERT_EQ(replies.substr(0, want.size()), want);
   EXPECT_EQ(replies.find("END", want.size()), std::string::npos);  // one END, at the end
+}
+
+// The file tier: a request naming a key whose item is on file does not run on the worker. The
+// session waits (SessionResult::wait, nothing consumed) while the I/O thread promotes the key,
+// and once resumed runs the request, parsed before, on the same input.
+class CountingResumer final : public net::Resumer {
+ public:
+  void Resume() override { resumes.fetch_add(1); }
+  std::atomic<int> resumes{0};
+};
+
+class FileTierSessionTest : public SessionTest {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/cinch-session-tier-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    ServerOptions o;
+    o.store.segment_size = 64 * 1024;
+    o.store.tier_files.push_back({dir_ + "/tier", 8 << 20});
+    Open(o, 2 << 20);
+    promoter_ = std::make_unique<TierPromoter>(store_.get(), 1);
+    context_->promoter = promoter_.get();
+    session_->SetResumer(&resumer_);
+  }
+  void TearDown() override {
+    SessionTest::TearDown();
+    promoter_.reset();
+    store_.reset();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+  static std::string Value(int i) {
+    return std::string(900 + i % 200, static_cast<char>('a' + i % 26));
+  }
+  // Writes until some items are on file; returns how many keys were written.
+  int Fill() {
+    int n = 0;
+    while (n < 20000 && store_->GetStats().tier_items < 500) {
+      std::string v = Value(n);
+      EXPECT_EQ(Send("set k" + std::to_string(n) + " " + std::to_string(n) + " 0 " +
+                     std::to_string(v.size()) + "\r\n" + v + "\r\n"),
+                "STORED\r\n");
+      ++n;
+    }
+    return n;
+  }
+  int OnFile(int written) {
+    for (int i = 0; i < written; ++i) {
+      if (store_->InFileTier(Keyspace{}, "k" + std::to_string(i))) return i;
+    }
+    return -1;
+  }
+  // Runs `request` as the connection would: waits for the resume when the session waits.
+  std::string SendWaiting(const std::string& request, bool* waited) {
+    pending_ = request;
+    *waited = false;
+    std::string replies;
+    while (!pending_.empty()) {
+      const int before = resumer_.resumes.load();
+      net::SessionResult r = session_->OnInput(pending_, &out_, 1 << 20);
+      pending_.erase(0, r.consumed);
+      if (r.wait) {
+        EXPECT_EQ(r.consumed, 0u);
+        *waited = true;
+        for (int i = 0; i < 10000 && resumer_.resumes.load() == before; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        EXPECT_EQ(resumer_.resumes.load(), before + 1);
+        continue;
+      }
+      if (r.consumed == 0) break;
+    }
+    out_.Flush();
+    return out_.Take();
+  }
+
+  std::string dir_;
+  std::unique_ptr<TierPromoter> promoter_;
+  CountingResumer resumer_;
+};
+
+TEST_F(FileTierSessionTest, GetOfAFileItemWaitsThenAnswers) {
+  const int written = Fill();
+  const int i = OnFile(written);
+  ASSERT_GE(i, 0) << "nothing went to the file";
+  const std::string key = "k" + std::to_string(i);
+  bool waited = false;
+  const std::string v = Value(i);
+  EXPECT_EQ(SendWaiting("get " + key + "\r\n", &waited), "VALUE " + key + " " + std::to_string(i) +
+                                                             " " + std::to_string(v.size()) +
+                                                             "\r\n" + v + "\r\nEND\r\n");
+  EXPECT_TRUE(waited);
+  EXPECT_FALSE(store_->InFileTier(Keyspace{}, key)) << "promoted";
+  EXPECT_GE(store_->GetStats().tier_promotions, 1u);
+  // In memory now: no wait.
+  EXPECT_EQ(SendWaiting("get " + key + "\r\n", &waited).substr(0, 6), "VALUE ");
+  EXPECT_FALSE(waited);
+  Counters c = context_->counters.Sum();
+  EXPECT_EQ(c.tier_waits, 1u);
+}
+
+TEST_F(FileTierSessionTest, EveryKeyedCommandWaitsForTheFile) {
+  const int written = Fill();
+  const std::vector<std::string> commands = {
+      "set @ 0 0 1\r\nx\r\n", "delete @\r\n",   "touch @ 100\r\n", "mg @ v\r\n",
+      "md @ q\r\nmn\r\n",     "gets a @ b\r\n", "incr @ 1\r\n",    "me @\r\n"};
+  int from = 0;
+  for (const std::string& command : commands) {
+    int i = -1;
+    for (int j = from; j < written && i < 0; ++j) {
+      if (store_->InFileTier(Keyspace{}, "k" + std::to_string(j))) i = j;
+    }
+    if (i < 0) break;  // ran out of file items: what ran is checked
+    from = i + 1;
+    std::string request = command;
+    request.replace(request.find('@'), 1, "k" + std::to_string(i));
+    bool waited = false;
+    std::string reply = SendWaiting(request, &waited);
+    EXPECT_TRUE(waited) << request;
+    EXPECT_FALSE(reply.empty()) << request;
+    EXPECT_EQ(reply.find("SERVER_ERROR"), std::string::npos) << request << reply;
+    EXPECT_NE(reply, "ERROR\r\n") << request;
+  }
+  EXPECT_EQ(context_->counters.Sum().tier_sync_reads, 0u);
 }
 
 }  // namespace

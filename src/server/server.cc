@@ -1,12 +1,15 @@
 #include "server/server.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "buildcache/build_cache.h"
@@ -20,6 +23,7 @@
 #include "reapi/plugin.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
+#include "server/tier_promoter.h"
 
 namespace cinch::server {
 
@@ -39,6 +43,7 @@ size_t ResidentBytes() {
 // libraries, heap so far), the part of each worker's stack it will touch, each worker's
 // io_uring, and slack for the allocator's own pages (its arenas keep some freed memory).
 size_t ProcessReserve(const ServerOptions& o) {
+  const size_t tier_threads = o.store.tier_files.empty() ? 0 : TierPromoter::kThreads;
   if (o.process_reserve != 0) return o.process_reserve;
   constexpr size_t kStackTouched = 256 * 1024;
   constexpr size_t kAllocatorSlack = 3 << 20;
@@ -46,8 +51,9 @@ size_t ProcessReserve(const ServerOptions& o) {
   // --grpc-port at -m 64), is not resident yet when the rest is measured.
   constexpr size_t kGrpcBaseline = 4 << 20;
   const size_t workers = static_cast<size_t>(o.loop.threads) * (o.http_port != 0 ? 2 : 1);
-  return ResidentBytes() + (workers + 2) * kStackTouched + workers * net::IoUringBytes(o.loop) +
-         kAllocatorSlack + (o.grpc_port != 0 ? kGrpcBaseline : 0);
+  return ResidentBytes() + (workers + 2 + tier_threads) * kStackTouched +
+         workers * net::IoUringBytes(o.loop) + kAllocatorSlack +
+         (o.grpc_port != 0 ? kGrpcBaseline : 0);
 }
 
 // Smallest segments and store a small -m falls back to (see SizeStore).
@@ -60,8 +66,11 @@ std::string Mib(size_t bytes) {
   return text;
 }
 
+// Without the file tier: whatever the tier's own conditions, the memory it leaves must hold this.
 size_t MinimumStore(const Options& o) {
-  size_t m = Store::MinimumMemoryLimit(o);
+  Options memory = o;
+  memory.tier_files.clear();
+  size_t m = Store::MinimumMemoryLimit(memory);
   return m == 0 ? SIZE_MAX : m;
 }
 
@@ -93,6 +102,20 @@ std::string SizeStore(ServerOptions* o, size_t reserve, size_t connections) {
          Mib(reserve) + ") and its connections (" + Mib(connections) + ") plus the smallest " +
          "store (" + Mib(store.memory_limit) + " in " + std::to_string(store.segment_size >> 10) +
          " KiB segments): resident memory may reach " + Mib(fixed + store.memory_limit);
+}
+
+// Each file of the tier can be created (the store truncates it to its size): a path in a
+// missing directory or without write permission is named here, before the store opens.
+Status CheckTierFiles(const Options& o) {
+  for (const TierFile& f : o.tier_files) {
+    int fd = open(f.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status::InvalidArgument("-o ext_path=" + f.path + ": cannot create the file (" +
+                                     std::strerror(errno) + ")");
+    }
+    close(fd);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -220,11 +243,16 @@ class Server::Impl {
           std::to_string(ConnectionObjects(options_) >> 10) + " KiB for the connections and " +
           std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
+    if (Status s = CheckTierFiles(options_.store); !s.ok()) return s;
     std::string warning = SizeStore(&options_, context_.process_reserve,
                                     context_.connection_memory + GrpcMemory(options_));
     if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
     Status s = Store::Open(options_.store, &store_);
+    if (!s.ok() && !options_.store.tier_files.empty() &&
+        options_.store.memory_limit >= MinimumStore(options_.store)) {
+      return Status::InvalidArgument("the file tier (-o ext_path): " + s.message());
+    }
     if (!s.ok()) {
       return Status::InvalidArgument(
           "memory limit " + std::to_string(options_.memory_limit >> 20) + " MiB leaves " +
@@ -238,6 +266,10 @@ class Server::Impl {
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
     context_.verbosity.store(options_.verbosity);
+    if (!options_.store.tier_files.empty()) {
+      promoter_ = std::make_unique<TierPromoter>(store_.get());
+      context_.promoter = promoter_.get();
+    }
     build_cache_ = std::make_unique<buildcache::BuildCache>(
         store_.get(), options_.ac_check && front_end_ ? front_end_->checker() : nullptr);
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
@@ -264,6 +296,8 @@ class Server::Impl {
   void Wait() {
     if (loop_) loop_->Wait();
     if (http_loop_) http_loop_->Wait();
+    // Only now: stopping workers wait for the resumes of the connections that wait for it.
+    if (promoter_) promoter_->Stop();
   }
 
  private:
@@ -310,6 +344,8 @@ class Server::Impl {
   http::HttpStats http_stats_;
   std::unique_ptr<http::HttpSessionFactory> http_factory_;
   std::unique_ptr<net::ServerLoop> http_loop_;
+  // After the loops: destroyed (its threads joined) before them.
+  std::unique_ptr<TierPromoter> promoter_;
 
   // The HTTP cache's loop: its own sessions, the same connection budget as memcached's.
   Status StartHttp() {

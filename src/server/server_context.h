@@ -15,6 +15,10 @@
 #include "server/server_stats.h"
 
 namespace cinch::server {
+class TierPromoter;
+}
+
+namespace cinch::server {
 
 struct ServerContext {
   Store* store = nullptr;
@@ -30,6 +34,8 @@ struct ServerContext {
   const http::HttpStats* http_stats = nullptr;
   size_t process_reserve = 0;    // bytes of -m for the process itself
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
+  // The file tier's I/O threads (tier_promoter.h); null without a file tier.
+  TierPromoter* promoter = nullptr;
 };
 
 }  // namespace cinch::server

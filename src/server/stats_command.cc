@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -9,6 +10,7 @@
 #include "proto/errors.h"
 #include "server/memcache_session.h"
 #include "server/reply_format.h"
+#include "server/tier_promoter.h"
 
 namespace cinch::server {
 
@@ -59,6 +61,45 @@ void HttpStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(put_errors);
   CINCH_STAT(errors);
 #undef CINCH_STAT
+}
+
+// The file tier's counters, by cinch's names (docs/file-tier.md).
+void TierCounters(const StoreStats& st, StatWriter* w) {
+#define CINCH_STAT(name) w->Add(#name, st.name)
+  CINCH_STAT(tier_capacity_bytes);
+  CINCH_STAT(tier_used_bytes);
+  CINCH_STAT(tier_items);
+  CINCH_STAT(tier_item_bytes);
+  CINCH_STAT(tier_reads);
+  CINCH_STAT(tier_read_bytes);
+  CINCH_STAT(tier_writes);
+  CINCH_STAT(tier_write_bytes);
+  CINCH_STAT(tier_promotions);
+  CINCH_STAT(tier_compactions);
+  CINCH_STAT(tier_evictions);
+#undef CINCH_STAT
+}
+
+// With a file tier (-o ext_path): its counters, then memcached's extstore names for those that
+// mean the same thing (a file segment is extstore's page; cinch keeps no per-object write or
+// compaction-rescue counts, so those names are left out rather than faked).
+void TierStats(const ServerContext& ctx, const StoreStats& st, const Counters& c, StatWriter* w) {
+  TierCounters(st, w);
+  w->Add("tier_waits", c.tier_waits);            // requests that waited for the I/O threads
+  w->Add("tier_sync_reads", c.tier_sync_reads);  // ran still needing the file: read in place
+  w->Add("tier_io_queue", ctx.promoter->queued());
+  const uint64_t page = st.segment_size == 0 ? 1 : st.segment_size;
+  w->Add("recache_from_extstore", st.tier_promotions);
+  w->Add("extstore_pages_free",
+         (st.tier_capacity_bytes - std::min(st.tier_used_bytes, st.tier_capacity_bytes)) / page);
+  w->Add("extstore_pages_used", st.tier_used_bytes / page);
+  w->Add("extstore_objects_evicted", st.tier_evictions);
+  w->Add("extstore_objects_used", st.tier_items);
+  w->Add("extstore_bytes_written", st.tier_write_bytes);
+  w->Add("extstore_bytes_read", st.tier_read_bytes);
+  w->Add("extstore_bytes_used", st.tier_item_bytes);
+  w->Add("extstore_limit_maxbytes", st.tier_capacity_bytes);
+  w->Add("extstore_io_queue", ctx.promoter->queued());
 }
 
 void GeneralStats(const ServerContext& ctx, StatWriter* w) {
@@ -114,6 +155,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("expired_unfetched", st.expirations_reclaimed);
   w->Add("store_too_large", c.store_too_large);
   w->Add("store_no_memory", c.store_no_memory);
+  if (ctx.promoter != nullptr) TierStats(ctx, st, c, w);
   if (ctx.http_stats != nullptr) HttpStats(ctx, w);
 }
 
@@ -184,6 +226,7 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(writer_reclaims);
   CINCH_STAT(writer_space_waits);
 #undef CINCH_STAT
+  TierCounters(st, w);
   // Both loops charge the same budget.
   uint64_t http_buffers = ctx.http_loop != nullptr ? ctx.http_loop->GetStats().buffer_bytes : 0;
   w->Add("connection_buffer_bytes", loop.buffer_bytes + http_buffers);
