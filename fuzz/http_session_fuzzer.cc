@@ -7,20 +7,21 @@
 // The store is tiny (4 KiB segments, 1 MiB) so eviction and 413 happen.
 //
 // Checked (FUZZ_CHECK, plus ASan/UBSan and the session's own CINCH_CHECKs):
-//   - OnInput consumes at most its input and makes progress unless it needs more input,
-//     closes, or stopped because the output is full;
+//   - the Session contract as a connection sees it (session_driver.h): progress of OnInput,
+//     references readable when "written" and all released before the session goes; and
+//     nothing swallowed, only an unfinished request head left for more input;
 //   - the output is a sequence of well-formed responses ("HTTP/1.1 <code> <reason>", headers,
 //     a body of exactly Content-Length bytes, none for HEAD or 100), one final response per
 //     request in request order (the requests are those a separate parser finds in the stream);
 //   - a 200 to a GET of /cas/<h> carries bytes whose sha256 is h: a blob is never served under
-//     a digest it does not have, whatever was PUT;
-//   - references are readable when drained and all released before the session goes.
+//     a digest it does not have, whatever was PUT.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "buildcache/build_cache.h"
@@ -30,46 +31,10 @@
 #include "http/cache_path.h"
 #include "http/http_session.h"
 #include "proto/http_request.h"
+#include "session_driver.h"
 
 namespace cinch::http {
 namespace {
-
-// Copies are kept; references are read only when drained, then released.
-class QueueOutput final : public net::Output {
- public:
-  void Append(std::string_view bytes) override {
-    parts_.push_back({std::string(bytes), {}, nullptr, nullptr});
-    pending_ += bytes.size();
-  }
-  void AppendReference(std::string_view bytes, ReleaseFn release, void* arg) override {
-    FUZZ_CHECK(release != nullptr);
-    parts_.push_back({{}, bytes, release, arg});
-    pending_ += bytes.size();
-  }
-  size_t pending() const override { return pending_; }
-  void Drain(std::string* sink) {
-    for (Part& p : parts_) {
-      if (p.release == nullptr) {
-        sink->append(p.copy);
-      } else {
-        sink->append(p.ref.data(), p.ref.size());
-        p.release(p.arg);
-      }
-    }
-    parts_.clear();
-    pending_ = 0;
-  }
-
- private:
-  struct Part {
-    std::string copy;
-    std::string_view ref;
-    ReleaseFn release;
-    void* arg;
-  };
-  std::vector<Part> parts_;
-  size_t pending_ = 0;
-};
 
 struct RequestSeen {
   proto::HttpMethod method;
@@ -145,10 +110,31 @@ void CheckResponses(std::string_view out, const std::vector<RequestSeen>& reques
   }
 }
 
+// The HTTP session's side of the contract, and its responses paired with the requests seen.
+class ResponseChecks final : public fuzz::SessionChecks {
+ public:
+  explicit ResponseChecks(std::vector<RequestSeen> requests) : requests_(std::move(requests)) {}
+
+  void CheckResult(const net::Session& session, const net::SessionResult& r,
+                   std::string_view input) override {
+    FUZZ_CHECK(r.swallow == 0);
+    // Only an unfinished head is left for more input: bodies stream through.
+    FUZZ_CHECK(!r.need_more || input.size() - r.consumed < session.WantedInput());
+  }
+  void CheckOutput(std::string_view output, bool final) override {
+    CheckResponses(output, requests_, &checked_, &answered_, final);
+  }
+
+ private:
+  std::vector<RequestSeen> requests_;
+  size_t checked_ = 0;   // output bytes already checked
+  size_t answered_ = 0;  // requests answered by a final response
+};
+
+// An HttpSession on a tiny store, as one connection of a server with these settings.
 class Client {
  public:
-  Client(uint8_t selector, std::vector<RequestSeen> requests)
-      : output_limit_(selector & 2 ? 64 : size_t{1} << 20), requests_(std::move(requests)) {
+  Client(uint8_t selector, std::vector<RequestSeen> requests) : checks_(std::move(requests)) {
     Options o;
     o.segment_size = 4096;
     o.max_item_size = selector & 4 ? 4096 : 1024;
@@ -158,46 +144,19 @@ class Client {
     cache_ = std::make_unique<buildcache::BuildCache>(store_.get(), nullptr);
     HttpOptions options;
     options.zero_copy_min = selector & 1 ? 16 : 64 * 1024;
-    session_ = std::make_unique<HttpSession>(cache_.get(), options, &stats_);
+    const size_t output_limit = selector & 2 ? 64 : size_t{1} << 20;
+    driver_ = std::make_unique<fuzz::SessionDriver>(
+        std::make_unique<HttpSession>(cache_.get(), options, &stats_), output_limit, &checks_);
   }
 
-  ~Client() {
-    out_.Drain(&responses_);  // the connection releases every reference before the session
-    session_.reset();
-    CheckResponses(responses_, requests_, &checked_, &answered_, /*final_check=*/true);
-  }
-
-  void Receive(std::string_view bytes) {
-    if (closed_) return;
-    pending_.append(bytes);
-    while (!pending_.empty() && !closed_) {
-      const net::SessionResult r = session_->OnInput(pending_, &out_, output_limit_);
-      FUZZ_CHECK(r.consumed <= pending_.size() && r.swallow == 0);
-      // Only an unfinished head is left for more input: bodies stream through.
-      FUZZ_CHECK(!r.need_more || pending_.size() - r.consumed < session_->WantedInput());
-      pending_.erase(0, r.consumed);
-      closed_ = r.close;
-      const bool output_full = out_.pending() >= output_limit_;
-      FUZZ_CHECK(r.consumed > 0 || r.need_more || r.close || output_full);
-      out_.Drain(&responses_);
-      CheckResponses(responses_, requests_, &checked_, &answered_, /*final_check=*/false);
-      if (r.need_more) break;
-    }
-  }
+  void Receive(std::string_view bytes) { driver_->Receive(bytes); }
 
  private:
-  size_t output_limit_;
-  std::vector<RequestSeen> requests_;
+  ResponseChecks checks_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<buildcache::BuildCache> cache_;
   HttpStats stats_;
-  std::unique_ptr<HttpSession> session_;
-  QueueOutput out_;
-  std::string pending_;
-  bool closed_ = false;
-  std::string responses_;
-  size_t checked_ = 0;
-  size_t answered_ = 0;
+  std::unique_ptr<fuzz::SessionDriver> driver_;  // destroyed first: the session uses the rest
 };
 
 }  // namespace

@@ -6,74 +6,30 @@
 // store is small (4 KiB segments, 1 KiB items) so that eviction and too-large values happen.
 //
 // Checked (FUZZ_CHECK, plus ASan/UBSan and the session's own CINCH_CHECKs):
-//   - OnInput consumes at most its input and always makes progress unless it needs more input,
-//     closes, or stopped because the output is full;
+//   - the Session contract as a connection sees it (session_driver.h): progress of OnInput,
+//     references readable when "written" and all released before the session is destroyed;
 //   - the output is a sequence of well-formed replies: lines ending in "\r\n" that start like a
-//     memcached reply, VALUE/VA lines followed by exactly the announced bytes and "\r\n";
-//   - values queued by reference are still readable when "written" (at the next drain) and every
-//     reference is released before the session is destroyed.
+//     memcached reply, VALUE/VA lines followed by exactly the announced bytes and "\r\n".
 // The clock is the server's (real time + debugtime offset), so expiry may vary between runs.
 #include <fuzzer/FuzzedDataProvider.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "cinch/clock.h"
 #include "cinch/store.h"
 #include "fuzz_check.h"
-#include "net/session.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
 #include "server/server_options.h"
+#include "session_driver.h"
 
 namespace cinch::server {
 namespace {
-
-// Queues bytes like the connection's output queue: copies are kept, references are read only
-// when drained (the "write to the socket"), then released.
-class QueueOutput final : public net::Output {
- public:
-  void Append(std::string_view bytes) override {
-    parts_.push_back({std::string(bytes), {}, nullptr, nullptr});
-    pending_ += bytes.size();
-  }
-  void AppendReference(std::string_view bytes, ReleaseFn release, void* arg) override {
-    FUZZ_CHECK(release != nullptr);
-    parts_.push_back({{}, bytes, release, arg});
-    pending_ += bytes.size();
-  }
-  size_t pending() const override { return pending_; }
-
-  // Writes everything queued to `sink` and releases the references.
-  void Drain(std::string* sink) {
-    for (Part& p : parts_) {
-      if (p.release == nullptr) {
-        sink->append(p.copy);
-      } else {
-        sink->append(p.ref.data(), p.ref.size());
-        p.release(p.arg);
-      }
-    }
-    parts_.clear();
-    pending_ = 0;
-  }
-
- private:
-  struct Part {
-    std::string copy;
-    std::string_view ref;
-    ReleaseFn release;
-    void* arg;
-  };
-  std::vector<Part> parts_;
-  size_t pending_ = 0;
-};
 
 bool IsDigits(std::string_view s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
@@ -140,58 +96,39 @@ ServerOptions PickOptions(uint8_t selector, OffsetClock* clock) {
   return o;
 }
 
+// The replies must be well formed, each checked once.
+class ReplyChecks final : public fuzz::SessionChecks {
+ public:
+  void CheckOutput(std::string_view output, bool final) override {
+    CheckReplies(output, &checked_);
+  }
+
+ private:
+  size_t checked_ = 0;  // output bytes already checked
+};
+
+// A MemcacheSession on a small store, as one connection of a server with these settings.
 class Client {
  public:
-  Client(uint8_t selector) : options_(PickOptions(selector, &clock_)) {
-    output_limit_ = selector & 16 ? 64 : size_t{1} << 20;
+  explicit Client(uint8_t selector) : options_(PickOptions(selector, &clock_)) {
     FUZZ_CHECK(Store::Open(options_.store, &store_).ok());
     context_.store = store_.get();
     context_.options = &options_;
     context_.clock = &clock_;
-    session_ = std::make_unique<MemcacheSession>(&context_);
+    const size_t output_limit = selector & 16 ? 64 : size_t{1} << 20;
+    driver_ = std::make_unique<fuzz::SessionDriver>(std::make_unique<MemcacheSession>(&context_),
+                                                    output_limit, &checks_);
   }
 
-  ~Client() {
-    out_.Drain(&replies_);  // the connection releases every reference before the session
-    CheckReplies(replies_, &checked_);
-    session_.reset();
-  }
-
-  // One read of `bytes` from the socket.
-  void Receive(std::string_view bytes) {
-    if (closed_) return;
-    const size_t skip = std::min(swallow_, bytes.size());
-    swallow_ -= skip;
-    pending_.append(bytes.substr(skip));
-    while (!pending_.empty() && !closed_) {
-      const net::SessionResult r = session_->OnInput(pending_, &out_, output_limit_);
-      FUZZ_CHECK(r.consumed <= pending_.size());
-      pending_.erase(0, r.consumed);
-      const size_t drop = std::min(r.swallow, pending_.size());
-      pending_.erase(0, drop);
-      swallow_ += r.swallow - drop;
-      closed_ = r.close;
-      const bool output_full = out_.pending() >= output_limit_;
-      FUZZ_CHECK(r.consumed > 0 || r.swallow > 0 || r.need_more || r.close || output_full);
-      out_.Drain(&replies_);
-      CheckReplies(replies_, &checked_);
-      if (r.need_more) break;
-    }
-  }
+  void Receive(std::string_view bytes) { driver_->Receive(bytes); }
 
  private:
   OffsetClock clock_;
   ServerOptions options_;
   std::unique_ptr<Store> store_;
   ServerContext context_;
-  std::unique_ptr<MemcacheSession> session_;
-  QueueOutput out_;
-  size_t output_limit_;
-  std::string pending_;  // read and not consumed
-  size_t swallow_ = 0;
-  bool closed_ = false;
-  std::string replies_;
-  size_t checked_ = 0;  // replies_ bytes already checked
+  ReplyChecks checks_;
+  std::unique_ptr<fuzz::SessionDriver> driver_;  // destroyed first: the session uses the rest
 };
 
 }  // namespace

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (preset "fuzz", clang) and runs them:
+# Builds the libFuzzer targets (preset "fuzz", clang; the list is build/fuzz/fuzz/targets.txt,
+# written by fuzz/CMakeLists.txt) and runs them:
 #   1. as a regression test: every target once over fuzz/regressions/<target>/ and its seed
 #      corpus fuzz/corpus/<target>/ (-runs=0);
-#   2. as a timed fuzz run: each target for [seconds] (default 60), one after the other, from a
-#      copy of its corpus (the tree is never written, except on a crash).
+#   2. as a timed fuzz run: each target for [seconds] (default 60) from a copy of its corpus (the
+#      tree is never written, except on a crash). libFuzzer is single-threaded, so as many
+#      targets run at once as there are cores (CINCH_FUZZ_JOBS, default nproc): each still gets
+#      a core for its whole time.
 # A crash, leak, timeout or out-of-memory input is copied into fuzz/regressions/<target>/, to be
 # fixed and kept there; the script then exits non-zero (after running the other targets; a
 # target that fails its replay is not fuzzed again).
@@ -14,10 +17,10 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-((${#targets[@]})) || targets=(text_parser_fuzzer meta_parser_fuzzer engine_fuzzer session_fuzzer
-                              http_parser_fuzzer http_session_fuzzer)
+parallel="${CINCH_FUZZ_JOBS:-$(nproc)}"
 
 cmake --preset fuzz >/dev/null
+((${#targets[@]})) || mapfile -t targets <build/fuzz/fuzz/targets.txt
 cmake --build --preset fuzz -j"$(nproc)" --target "${targets[@]}"
 bin=build/fuzz/fuzz
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1}"
@@ -50,17 +53,31 @@ for target in "${targets[@]}"; do
   fi
 done
 
+# Fuzzes one target (in the background); its exit status goes to $work/<target>/status.
+fuzz_one() {
+  local target="$1" dict=() rc=0
+  cp "fuzz/corpus/$target"/* "$work/$target/corpus/"
+  find "fuzz/regressions/$target" -type f ! -name README.md -exec cp {} "$work/$target/corpus/" \;
+  [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
+  "$bin/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 "${dict[@]}" -artifact_prefix="$work/$target/artifacts/" \
+    "$work/$target/corpus" >"$work/$target/fuzz.log" 2>&1 || rc=$?
+  echo "$rc" >"$work/$target/status"
+}
+
+fuzzing=()
 for target in "${targets[@]}"; do
   # A target that failed its replay would only find the same input again.
   [[ " ${failed[*]} " == *" $target "* ]] && continue
+  while (($(jobs -rp | wc -l) >= parallel)); do wait -n || true; done
   echo "=== fuzz: $target: fuzzing for ${seconds}s"
-  cp "fuzz/corpus/$target"/* "$work/$target/corpus/"
-  find "fuzz/regressions/$target" -type f ! -name README.md -exec cp {} "$work/$target/corpus/" \;
-  dict=()
-  [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
-  if "$bin/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
-      -print_final_stats=1 "${dict[@]}" -artifact_prefix="$work/$target/artifacts/" \
-      "$work/$target/corpus" >"$work/$target/fuzz.log" 2>&1; then
+  fuzz_one "$target" &
+  fuzzing+=("$target")
+done
+wait
+
+for target in "${fuzzing[@]}"; do
+  if [ "$(cat "$work/$target/status" 2>/dev/null)" = 0 ]; then
     grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
       "$work/$target/fuzz.log" | sed "s/^/fuzz: $target: /"
   else

@@ -3,7 +3,8 @@
 #   1. release build: all tests;
 #   2. ASan + UBSan build: all tests;
 #   3. TSan build: the concurrency tests (label "concurrency", incl. the network layer), the
-#      store's unit tests, and the server's (label "server": unit and integration);
+#      store's unit tests, and the server's (label "server": unit and integration); the preset
+#      picks them (CINCH_TEST_LABELS), and builds only those;
 #   4. fuzz (clang): the libFuzzer targets replay their regressions and seeds, then fuzz for
 #      CINCH_FUZZ_SECONDS (default 60) each (scripts/fuzz.sh).
 # Exits non-zero as soon as a leg fails. Legs can be picked: scripts/test.sh release tsan
@@ -19,7 +20,6 @@ for leg in "${legs[@]}"; do
   cmake --preset "$leg" >/dev/null
   cmake --build --preset "$leg" -j"$jobs"
   case "$leg" in
-    tsan) ctest --preset tsan -j"$jobs" -L 'concurrency|store|server|net' ;;
     fuzz) scripts/fuzz.sh "${CINCH_FUZZ_SECONDS:-60}" ;;
     *) ctest --preset "$leg" -j"$jobs" ;;
   esac
