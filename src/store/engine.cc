@@ -16,8 +16,8 @@ namespace cinch::store {
 namespace {
 
 constexpr int64_t kRelativeExpiryLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
-constexpr uint32_t kMaxBucketsPerShard = 16384;  // 1 MiB of slots per shard
-constexpr size_t kMinItemBytesEstimate = 16;     // sizes the shard count
+constexpr uint32_t kMaxBucketsPerShard = 16384;              // 1 MiB of slots per shard
+constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard count
 // Every shard holds at least one table page from Open on, so the shard count is the floor of
 // index memory: 4096 shards are 16 MiB. Beyond it shards grow larger instead (rebuilds stall
 // one shard longer, tags filter less), up to 2^16 buckets of 4 MiB: 2^31 items in all.
@@ -66,13 +66,17 @@ Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
   std::unique_ptr<Engine> e(new Engine(options));
   Status s = e->Init();
   if (!s.ok()) return s;
-  if (options.background_cleaner)
-    e->cleaner_thread_ = std::thread([p = e.get()] {
-      pthread_setname_np(pthread_self(), "cinch-cleaner");  // as top -H and gdb show it
-      p->CleanerThread();
-    });
+  e->StartCleanerThread();
   *engine = std::move(e);
   return Status::Ok();
+}
+
+void Engine::StartCleanerThread() {
+  if (!options_.background_cleaner) return;
+  cleaner_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "cinch-cleaner");  // as top -H and gdb show it
+    CleanerThread();
+  });
 }
 
 Status Engine::Init() {

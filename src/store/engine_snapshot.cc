@@ -1,0 +1,511 @@
+// Engine: saving the live items to a snapshot file and loading one into a fresh store
+// (src/store/snapshot.h has the format, docs/restart-format.md the crash-safety argument).
+//
+// Saving walks every segment in use as the cleaner does (each item's slot looked up by its
+// location under its shard lock) and writes the segment's bytes with pwrite straight from the
+// arena or the jumbo mapping: no copy of the heap, and no memory beyond a 64 KiB buffer of live
+// entries. Loading reads each record's bytes straight into a free segment, verifies the
+// checksum and the structure, and only then inserts its live items' slots.
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/check.h"
+#include "common/hash.h"
+#include "store/engine.h"
+#include "store/snapshot.h"
+
+namespace cinch::store {
+
+namespace {
+
+using snapshot::FileHeader;
+using snapshot::RecordHeader;
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::IoError(what + " " + path + ": " + std::strerror(errno));
+}
+
+bool PwriteAll(int fd, const void* data, size_t size, uint64_t offset) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = pwrite(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+bool PreadAll(int fd, void* data, size_t size, uint64_t offset) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = pread(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+uint64_t RandomId() {
+  uint64_t id = 0;
+  if (getrandom(&id, sizeof(id), 0) != sizeof(id)) {
+    id = static_cast<uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^
+         static_cast<uint64_t>(time(nullptr));
+  }
+  return id;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string Mib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+}  // namespace
+
+// --- saving ---
+
+class SnapshotWriter {
+ public:
+  SnapshotWriter(Engine* e, int fd, uint64_t id) : e_(e), fd_(fd), id_(id) {}
+
+  // Writes the record of `segment` at *pos, if it holds live items; advances *pos.
+  bool WriteSegment(uint32_t segment, int64_t now, uint32_t gen, uint64_t* pos) {
+    mem::SegmentMeta& m = e_->pool_->meta(segment);
+    const mem::SegState state = m.state.load(std::memory_order_acquire);
+    if (state == mem::SegState::kFree || state == mem::SegState::kDraining) return true;
+    const uint32_t length = m.write_offset.load(std::memory_order_acquire);
+    if (length == 0 || m.live_items.load(std::memory_order_acquire) == 0 ||
+        m.flush_gen.load(std::memory_order_relaxed) != gen) {
+      return true;  // nothing live, or every item flushed
+    }
+    RecordHeader h{};
+    h.magic = snapshot::kRecordMagic;
+    h.type = snapshot::kTypeSegment;
+    h.jumbo = e_->pool_->IsJumbo(segment) ? 1 : 0;
+    h.main_fifo = !h.jumbo && e_->IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
+    h.snapshot_id = id_;
+    h.open_seq = m.open_seq.load(std::memory_order_relaxed);
+    h.keyspace = m.keyspace.load(std::memory_order_relaxed);
+    h.write_time = m.write_time.load(std::memory_order_relaxed);
+    h.length = length;
+    list_pos_ = *pos + sizeof(RecordHeader);
+    count_ = 0;
+    used_ = 0;
+    hash_.emplace();
+    if (!Walk(segment, m, length, now)) return false;
+    if (count_ == 0) return true;
+    if (!Flush()) return false;
+    // The bytes as they are in memory: no copy.
+    const uint64_t bytes_pos = list_pos_;
+    if (!PwriteAll(fd_, m.base, length, bytes_pos)) return false;
+    hash_->Add(m.base, length);
+    h.live_count = count_;
+    h.checksum = hash_->Finish(h);
+    if (!PwriteAll(fd_, &h, sizeof(h), *pos)) return false;
+    *pos = bytes_pos + length;
+    ++records_;
+    items_ += count_;
+    return true;
+  }
+
+  bool WriteTrailer(uint64_t pos) {
+    RecordHeader t{};
+    t.magic = snapshot::kRecordMagic;
+    t.type = snapshot::kTypeTrailer;
+    t.snapshot_id = id_;
+    t.open_seq = records_;
+    snapshot::RecordHash hash;
+    t.checksum = hash.Finish(t);
+    return PwriteAll(fd_, &t, sizeof(t), pos);
+  }
+
+  uint64_t records() const { return records_; }
+  uint64_t items() const { return items_; }
+
+ private:
+  // Lists the live items of the segment (as the cleaner finds them: the slot that points at
+  // the item's location), writing the list as it fills.
+  bool Walk(uint32_t segment, mem::SegmentMeta& m, uint32_t length, int64_t now) {
+    const uint16_t ks = m.keyspace.load(std::memory_order_relaxed);
+    for (uint32_t offset = 0; offset < length;) {
+      const char* p = m.base + offset;
+      mem::ItemView v = mem::DecodeItem(p, /*read_meta=*/false);
+      const uint64_t hash = HashKey(v.key, ks);
+      index::Shard& shard = e_->index_->ShardFor(hash);
+      {
+        std::lock_guard<SpinLock> lock(shard.lock);
+        const uint64_t location = e_->Location(segment, offset);
+        if (const uint64_t* slot = e_->index_->FindLocation(shard, hash, location)) {
+          mem::ItemView item = mem::DecodeItem(p);
+          if (item.meta.expiry == 0 || item.meta.expiry > now) {
+            buffer_[used_++] =
+                snapshot::LiveEntry(offset, index::SlotFreq(*slot), index::SlotCasExposed(*slot));
+            ++count_;
+          }
+        }
+      }
+      if (used_ == kBuffer && !Flush()) return false;
+      offset += static_cast<uint32_t>(v.size);
+    }
+    return true;
+  }
+
+  bool Flush() {
+    if (used_ == 0) return true;
+    const size_t bytes = used_ * sizeof(uint32_t);
+    if (!PwriteAll(fd_, buffer_, bytes, list_pos_)) return false;
+    hash_->Add(buffer_, bytes);
+    list_pos_ += bytes;
+    used_ = 0;
+    return true;
+  }
+
+  static constexpr size_t kBuffer = 16384;  // 64 KiB of live entries
+  Engine* e_;
+  int fd_;
+  uint64_t id_;
+  std::optional<snapshot::RecordHash> hash_;
+  uint32_t buffer_[kBuffer];
+  size_t used_ = 0;
+  uint32_t count_ = 0;
+  uint64_t list_pos_ = 0;
+  uint64_t records_ = 0;
+  uint64_t items_ = 0;
+};
+
+Status Engine::SaveTo(const std::string& path, uint64_t memory_limit) {
+  // No cleaner pass moves or frees a segment while it is written.
+  std::lock_guard<std::mutex> cleaner(cleaner_mu_);
+  const int64_t now = Now();
+  MaybeFlushDue(now);
+  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return Errno("cannot create", path);
+  FileHeader h{};
+  std::memcpy(h.magic, snapshot::kMagic, sizeof(h.magic));
+  h.version = snapshot::kFormatVersion;
+  h.header_size = sizeof(FileHeader);
+  h.segment_size = pool_->segment_size();
+  h.memory_limit = memory_limit;
+  h.snapshot_id = RandomId();
+  h.next_open_seq = open_seq_.load(std::memory_order_relaxed);
+  h.saved_at = static_cast<uint32_t>(now);
+  h.checksum = snapshot::HeaderChecksum(h);
+  h.state = snapshot::kStateWriting;
+  if (!PwriteAll(fd.get(), &h, sizeof(h), 0)) return Errno("cannot write", path);
+
+  auto writer = std::make_unique<SnapshotWriter>(this, fd.get(), h.snapshot_id);
+  const uint32_t gen = flush_gen_.load(std::memory_order_acquire);
+  std::vector<uint32_t> ids;
+  pool_->InUse(&ids);
+  std::sort(ids.begin(), ids.end());
+  uint64_t pos = sizeof(FileHeader);
+  for (uint32_t id : ids) {
+    if (!writer->WriteSegment(id, now, gen, &pos)) return Errno("cannot write", path);
+  }
+  if (!writer->WriteTrailer(pos)) return Errno("cannot write", path);
+  // The records are on disk before the header says so.
+  if (fdatasync(fd.get()) != 0) return Errno("cannot sync", path);
+  const uint32_t clean = snapshot::kStateClean;
+  if (!PwriteAll(fd.get(), &clean, sizeof(clean), snapshot::kStateOffset) ||
+      fdatasync(fd.get()) != 0) {
+    return Errno("cannot mark clean", path);
+  }
+  return Status::Ok();
+}
+
+// --- loading ---
+
+class SnapshotReader {
+ public:
+  SnapshotReader(Engine* e, int fd, uint64_t file_size, RestoreReport* report)
+      : e_(e), fd_(fd), size_(file_size), report_(report) {}
+
+  // Checks the header; false (with the report's result and message) if the file is not to be
+  // loaded.
+  bool ReadHeader(uint64_t memory_limit) {
+    using Result = RestoreReport::Result;
+    if (size_ == 0) return Refuse(Result::kEmpty, "empty (a save was stopped before it began)");
+    if (size_ < sizeof(FileHeader) || !PreadAll(fd_, &h_, sizeof(h_), 0) ||
+        std::memcmp(h_.magic, snapshot::kMagic, sizeof(h_.magic)) != 0) {
+      return Refuse(Result::kNotSnapshot, "not a cinch memory file");
+    }
+    if (h_.version != snapshot::kFormatVersion || h_.header_size != sizeof(FileHeader)) {
+      return Refuse(Result::kOtherConfig, "format version " + std::to_string(h_.version) +
+                                              ", this cinch reads version " +
+                                              std::to_string(snapshot::kFormatVersion));
+    }
+    if (h_.checksum != snapshot::HeaderChecksum(h_)) {
+      return Refuse(Result::kNotSnapshot, "damaged header (checksum mismatch)");
+    }
+    if (h_.segment_size != e_->pool_->segment_size()) {
+      return Refuse(Result::kOtherConfig,
+                    "saved with segments of " + std::to_string(h_.segment_size >> 10) +
+                        " KiB, this store has " + std::to_string(e_->pool_->segment_size() >> 10) +
+                        " KiB");
+    }
+    if (h_.memory_limit != memory_limit) {
+      return Refuse(Result::kOtherConfig, "saved under a memory limit of " + Mib(h_.memory_limit) +
+                                              ", this one is " + Mib(memory_limit));
+    }
+    if (h_.state == snapshot::kStateConsumed) {
+      return Refuse(Result::kConsumed,
+                    "loaded once already and not saved since (the process was killed or "
+                    "crashed): stale");
+    }
+    if (h_.state != snapshot::kStateClean && h_.state != snapshot::kStateWriting) {
+      return Refuse(Result::kNotSnapshot, "damaged header (unknown state)");
+    }
+    return true;
+  }
+
+  void LoadRecords() {
+    const int shift = e_->pool_->segment_shift();
+    const uint64_t max_seq = uint64_t{1} << (64 - shift);
+    uint64_t pos = sizeof(FileHeader);
+    bool trailer = false;
+    uint64_t seen = 0;
+    while (pos + sizeof(RecordHeader) <= size_) {
+      RecordHeader r;
+      if (!PreadAll(fd_, &r, sizeof(r), pos) || r.magic != snapshot::kRecordMagic ||
+          r.snapshot_id != h_.snapshot_id) {
+        break;  // the end of what was written, or damage: nothing after it can be placed
+      }
+      if (r.type == snapshot::kTypeTrailer) {
+        snapshot::RecordHash hash;
+        trailer = hash.Finish(r) == r.checksum && r.open_seq == seen &&
+                  pos + sizeof(RecordHeader) == size_;
+        break;
+      }
+      ++seen;
+      const uint64_t end = pos + sizeof(RecordHeader) + uint64_t{r.live_count} * 4 + r.length;
+      if (r.type != snapshot::kTypeSegment || end > size_) {
+        Refused(r.live_count);
+        break;
+      }
+      if (r.open_seq == 0 || r.open_seq >= max_seq || !seqs_.insert(r.open_seq).second ||
+          !LoadRecord(r, pos + sizeof(RecordHeader))) {
+        Refused(r.live_count);
+      } else {
+        next_seq_ = std::max(next_seq_, r.open_seq);
+      }
+      pos = end;
+    }
+    if (h_.next_open_seq < max_seq) next_seq_ = std::max(next_seq_, h_.next_open_seq);
+    e_->open_seq_.store(next_seq_, std::memory_order_relaxed);
+    complete_ = h_.state == snapshot::kStateClean && trailer && report_->records_refused == 0;
+  }
+
+  // Marks the file consumed (and syncs): it is never loaded again, whatever happens next.
+  bool Consume() {
+    const uint32_t consumed = snapshot::kStateConsumed;
+    return PwriteAll(fd_, &consumed, sizeof(consumed), snapshot::kStateOffset) &&
+           fdatasync(fd_) == 0;
+  }
+
+  void Summarize() {
+    RestoreReport& r = *report_;
+    r.result = complete_ ? RestoreReport::Result::kLoaded : RestoreReport::Result::kPartial;
+    std::string what = std::to_string(r.items) + " items (" + Mib(r.key_value_bytes) +
+                       " of keys and values) in " + std::to_string(r.segments) + " segments";
+    if (complete_) {
+      r.message = "loaded " + what;
+    } else {
+      r.message =
+          std::string("loaded what verified of a ") +
+          (h_.state == snapshot::kStateWriting ? "save that did not finish" : "damaged file") +
+          ": " + what + "; " + std::to_string(r.records_refused) + " segment records refused (" +
+          std::to_string(r.items_refused) + " items)";
+    }
+    if (r.expired > 0) r.message += "; " + std::to_string(r.expired) + " expired while down";
+  }
+
+ private:
+  bool Refuse(RestoreReport::Result result, const std::string& why) {
+    report_->result = result;
+    report_->message = why;
+    return false;
+  }
+
+  void Refused(uint64_t items) {
+    ++report_->records_refused;
+    report_->items_refused += items;
+  }
+
+  // Loads one segment record whose list starts at `pos`; false if refused.
+  bool LoadRecord(const RecordHeader& r, uint64_t pos) {
+    mem::SegmentPool& pool = *e_->pool_;
+    const bool jumbo = r.jumbo != 0;
+    if (r.jumbo > 1 || r.main_fifo > 1 || r.length == 0 || r.live_count == 0 ||
+        (jumbo ? r.live_count != 1 || r.length > e_->options_.memory_limit / 2
+               : r.length > pool.segment_size())) {
+      return false;
+    }
+    list_.resize(r.live_count);
+    if (!PreadAll(fd_, list_.data(), list_.size() * 4, pos)) return false;
+    const uint32_t segment = jumbo ? pool.AllocateJumbo(r.length) : pool.Allocate(false);
+    if (segment == mem::kNoSegment) return false;  // does not fit
+    mem::SegmentMeta& m = pool.meta(segment);
+    if (!PreadAll(fd_, m.base, r.length, pos + list_.size() * 4) || !Verify(r, m.base) ||
+        (e_->FindKeyspace(r.keyspace) == nullptr && e_->TryCreateKeyspace(r.keyspace) == nullptr)) {
+      pool.Free(segment);
+      return false;
+    }
+    m.keyspace.store(r.keyspace, std::memory_order_relaxed);
+    m.open_seq.store(r.open_seq, std::memory_order_relaxed);
+    m.flush_gen.store(e_->flush_gen_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    m.write_time.store(r.write_time, std::memory_order_relaxed);
+    m.head.store(static_cast<uint8_t>(r.main_fifo ? e_->CleanerHead(0) : 0),
+                 std::memory_order_relaxed);
+    m.write_offset.store(r.length, std::memory_order_relaxed);
+    m.max_expiry.store(0, std::memory_order_relaxed);
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);
+    if (InsertItems(segment, m) == 0) {
+      m.state.store(mem::SegState::kFree, std::memory_order_relaxed);
+      pool.Free(segment);
+    } else {
+      ++report_->segments;
+    }
+    return true;
+  }
+
+  bool Verify(const RecordHeader& r, const char* bytes) {
+    snapshot::RecordHash hash;
+    hash.Add(list_.data(), list_.size() * 4);
+    hash.Add(bytes, r.length);
+    if (hash.Finish(r) != r.checksum) return false;
+    for (uint32_t e : list_) {
+      if (!snapshot::EntryValid(e)) return false;
+    }
+    return snapshot::CheckSegment(std::string_view(bytes, r.length), list_.data(),
+                                  static_cast<uint32_t>(list_.size()),
+                                  [](uint32_t, const mem::ItemView&) {});
+  }
+
+  // Inserts the slots of the record's live items; returns how many. Items go in batches whose
+  // index buckets are prefetched first: each insert is a random access into the index, and
+  // overlapping those misses makes loading about twice as fast.
+  uint32_t InsertItems(uint32_t segment, mem::SegmentMeta& m) {
+    const Keyspace ks{m.keyspace.load(std::memory_order_relaxed)};
+    uint32_t inserted = 0;
+    uint32_t max_expiry = 0;
+    constexpr size_t kBatch = 16;
+    uint64_t hashes[kBatch];
+    mem::ItemView views[kBatch];
+    for (size_t first = 0; first < list_.size(); first += kBatch) {
+      const size_t n = std::min(kBatch, list_.size() - first);
+      for (size_t i = 0; i < n; ++i) {
+        views[i] = mem::DecodeItem(m.base + snapshot::EntryOffset(list_[first + i]));
+        hashes[i] = HashKey(views[i].key, ks.id);
+        e_->index_->PrefetchHome(hashes[i]);
+      }
+      for (size_t i = 0; i < n; ++i) {
+        const mem::ItemView& v = views[i];
+        if (v.meta.expiry != 0 && v.meta.expiry <= now_) {
+          ++report_->expired;
+          continue;
+        }
+        const uint32_t entry = list_[first + i];
+        if (!Insert(ks, segment, snapshot::EntryOffset(entry), entry, hashes[i], v)) {
+          ++report_->items_refused;
+          continue;
+        }
+        ++inserted;
+        max_expiry = std::max(max_expiry, v.meta.expiry == 0 ? mem::kNeverExpires : v.meta.expiry);
+        ++report_->items;
+        report_->key_value_bytes += v.key.size() + v.value.size();
+      }
+    }
+    m.max_expiry.store(max_expiry, std::memory_order_relaxed);
+    return inserted;
+  }
+
+  // Inserts one item's slot unless its key is there already (a file may name a key twice).
+  bool Insert(Keyspace ks, uint32_t segment, uint32_t offset, uint32_t entry, uint64_t hash,
+              const mem::ItemView& v) {
+    index::Shard& shard = e_->index_->ShardFor(hash);
+    ShardCounters& c = e_->CountersFor(hash);
+    std::lock_guard<SpinLock> lock(shard.lock);
+    const uint64_t location = e_->Location(segment, offset);
+    mem::ItemView other;
+    if (e_->FindLive(shard, c, hash, ks, v.key, now_, &other) != nullptr) return false;
+    if (e_->index_->Insert(shard, hash, location, snapshot::EntryFreq(entry)) !=
+        index::HashIndex::InsertResult::kOk) {
+      return false;  // the index has no room for it
+    }
+    if (snapshot::EntryCas(entry)) {
+      *e_->index_->FindLocation(shard, hash, location) |= index::kCasExposedBit;
+    }
+    e_->AccountLive(location, v, +1, c);
+    return true;
+  }
+
+  Engine* e_;
+  int fd_;
+  uint64_t size_;
+  RestoreReport* report_;
+  FileHeader h_{};
+  const int64_t now_ = e_->Now();
+  std::vector<uint32_t> list_;
+  std::unordered_set<uint64_t> seqs_;
+  uint64_t next_seq_ = 0;
+  bool complete_ = false;
+};
+
+Status Engine::OpenFrom(const Options& options, const std::string& path, uint64_t memory_limit,
+                        std::unique_ptr<Engine>* engine, RestoreReport* report) {
+  RestoreReport ignored;
+  if (report == nullptr) report = &ignored;
+  *report = RestoreReport{};
+  std::unique_ptr<Engine> e(new Engine(options));
+  if (Status s = e->Init(); !s.ok()) return s;
+  Fd fd(open(path.c_str(), O_RDWR | O_CLOEXEC));
+  struct stat st {};
+  if (fd.get() < 0 || fstat(fd.get(), &st) != 0) {
+    const bool absent = errno == ENOENT;
+    report->result = absent ? RestoreReport::Result::kNoFile : RestoreReport::Result::kIoError;
+    report->message = absent ? "no file" : std::string("cannot open: ") + std::strerror(errno);
+  } else {
+    SnapshotReader reader(e.get(), fd.get(), static_cast<uint64_t>(st.st_size), report);
+    if (reader.ReadHeader(memory_limit)) {
+      reader.LoadRecords();
+      // Before anything is served from it.
+      if (!reader.Consume()) return Errno("cannot mark consumed", path);
+      reader.Summarize();
+    }
+  }
+  e->StartCleanerThread();
+  *engine = std::move(e);
+  return Status::Ok();
+}
+
+}  // namespace cinch::store
