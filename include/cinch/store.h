@@ -220,7 +220,7 @@ struct RestoreReport {
     kLoaded,       // a complete snapshot: every item not expired since is back
     kPartial,      // a save that did not finish, or damaged records: what verified is back
     kNoFile,       // no file at the path: an empty store
-    kEmpty,        // an empty file (a save killed before it wrote anything): an empty store
+    kEmpty,        // an empty file (nothing saved in it, or a save killed at once): empty store
     kConsumed,     // loaded once already (the store ran since: kill -9 or a crash): empty store
     kOtherConfig,  // another format version, segment size or memory limit: empty store
     kNotSnapshot,  // not a snapshot file at all (no magic, or a damaged header): empty store

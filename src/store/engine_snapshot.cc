@@ -254,7 +254,7 @@ class SnapshotReader {
   // loaded.
   bool ReadHeader(uint64_t memory_limit) {
     using Result = RestoreReport::Result;
-    if (size_ == 0) return Refuse(Result::kEmpty, "empty (a save was stopped before it began)");
+    if (size_ == 0) return Refuse(Result::kEmpty, "empty (nothing was saved in it)");
     if (size_ < sizeof(FileHeader) || !PreadAll(fd_, &h_, sizeof(h_), 0) ||
         std::memcmp(h_.magic, snapshot::kMagic, sizeof(h_.magic)) != 0) {
       return Refuse(Result::kNotSnapshot, "not a cinch memory file");
