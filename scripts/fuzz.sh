@@ -15,7 +15,7 @@ seconds="${1:-60}"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
 ((${#targets[@]})) || targets=(text_parser_fuzzer meta_parser_fuzzer engine_fuzzer session_fuzzer
-                              http_parser_fuzzer http_session_fuzzer)
+                              http_parser_fuzzer http_session_fuzzer snapshot_fuzzer)
 
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$(nproc)" --target "${targets[@]}"

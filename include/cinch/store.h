@@ -223,7 +223,8 @@ struct RestoreReport {
     kEmpty,        // an empty file (nothing saved in it, or a save killed at once): empty store
     kConsumed,     // loaded once already (the store ran since: kill -9 or a crash): empty store
     kOtherConfig,  // another format version, segment size or memory limit: empty store
-    kNotSnapshot,  // not a snapshot file at all (no magic, or a damaged header): empty store
+    kNotSnapshot,  // not a snapshot file at all (no magic): an empty store
+    kDamaged,      // a snapshot whose header is damaged: an empty store
     kIoError,      // the file could not be read: an empty store
   };
   Result result = Result::kNoFile;

@@ -265,7 +265,7 @@ class SnapshotReader {
                                               std::to_string(snapshot::kFormatVersion));
     }
     if (h_.checksum != snapshot::HeaderChecksum(h_)) {
-      return Refuse(Result::kNotSnapshot, "damaged header (checksum mismatch)");
+      return Refuse(Result::kDamaged, "damaged header (checksum mismatch)");
     }
     if (h_.segment_size != e_->pool_->segment_size()) {
       return Refuse(Result::kOtherConfig,
@@ -283,7 +283,7 @@ class SnapshotReader {
                     "crashed): stale");
     }
     if (h_.state != snapshot::kStateClean && h_.state != snapshot::kStateWriting) {
-      return Refuse(Result::kNotSnapshot, "damaged header (unknown state)");
+      return Refuse(Result::kDamaged, "damaged header (unknown state)");
     }
     return true;
   }
