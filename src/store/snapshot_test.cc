@@ -399,6 +399,15 @@ TEST_F(SnapshotTest, LoadStopsWhereTheMemoryEnds) {
   EXPECT_LE(store_->GetStats().resident_bytes, small.memory_limit);
 }
 
+TEST_F(SnapshotTest, UnwritableAndUnreadablePaths) {
+  Open();
+  Fill(10);
+  EXPECT_FALSE(store_->SaveTo(dir_ + "/no/such/dir/memory").ok());
+  RestoreReport report = Restore(StoreOptions(), dir_);  // a directory
+  EXPECT_EQ(report.result, Result::kIoError) << report.message;
+  EXPECT_EQ(store_->GetStats().items, 0u);
+}
+
 TEST_F(SnapshotTest, AnEmptyStoreRoundTrips) {
   Open();
   Save();
