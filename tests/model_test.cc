@@ -19,13 +19,18 @@
 // (Store::BeginWrite) run beside everything else: up to four outstanding, filled in two halves
 // at their beginning and end, then committed or aborted; the model learns a value at its commit.
 //
-// Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds.
+// Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds,
+// and a few with a tiny file tier (docs/file-tier.md): RAM evicts to the file, reads promote
+// from it, and the file compacts and evicts, all the time. Tier variants run with eviction on
+// only: with eviction off, a read that finds no memory to promote an item into drops it (a
+// documented limit), which this test would rightly call a lost key.
 // With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
 // message lists the last operations before it.
 //
 // CINCH_MODEL_OPS overrides the number of operations per variant.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -68,6 +73,13 @@ namespace {
 constexpr int64_t kThirtyDays = 2592000;
 constexpr size_t kSegmentSize = 4096;
 constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open accepts
+// The tier variants: 16 KiB segments, so that values of up to kMaxValue are stored in segments
+// (jumbo items are evicted, never written to the file), few of them in RAM, and a file small
+// beside the key space (600 keys of up to 2000 bytes), so that it fills up and its segments
+// are compacted and evicted too.
+constexpr size_t kTierSegmentSize = 16384;
+constexpr size_t kTierExtraSegments = 6;
+constexpr size_t kTierSegments = 6;
 constexpr uint16_t kKeyspaces[] = {0, 1, 700};
 constexpr size_t kKeyCount = 600;      // 200 keys, each in every keyspace
 constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this
@@ -134,10 +146,11 @@ struct Variant {
   bool eviction;
   bool background_cleaner;
   uint64_t seed;
+  bool tier = false;  // a file tier of kTierSegments: demotion, promotion, file compaction
 };
 
 void PrintTo(const Variant& v, std::ostream* os) {
-  *os << (v.eviction ? "eviction" : "no eviction") << ", "
+  *os << (v.tier ? "file tier, " : "") << (v.eviction ? "eviction" : "no eviction") << ", "
       << (v.background_cleaner ? "background cleaner" : "inline cleaner") << ", seed " << v.seed;
 }
 
@@ -1149,7 +1162,7 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   const Variant v = GetParam();
   ManualClock clock;
   Options o;
-  o.segment_size = kSegmentSize;
+  o.segment_size = v.tier ? kTierSegmentSize : kSegmentSize;
   o.max_item_size = 64 * 1024;
   o.index_shards = 1;
   o.eviction = v.eviction;
@@ -1158,7 +1171,19 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   o.clock = &clock;
   const size_t min_limit = Store::MinimumMemoryLimit(o);
   ASSERT_GT(min_limit, 0u);
-  o.memory_limit = min_limit + kExtraSegments * kSegmentSize;
+  o.memory_limit = min_limit + (v.tier ? kTierExtraSegments : kExtraSegments) * o.segment_size;
+  std::string tier_path;
+  if (v.tier) {
+    tier_path = ::testing::TempDir() + "/cinch_model_tier_" + std::to_string(getpid()) + "_" +
+                std::to_string(v.seed) + ".data";
+    o.tier_files.push_back(TierFile{tier_path, kTierSegments * kTierSegmentSize});
+  }
+  struct RemoveFile {  // declared before the store: removes the file after the store is gone
+    std::string path;
+    ~RemoveFile() {
+      if (!path.empty()) std::remove(path.c_str());
+    }
+  } remove_tier{tier_path};
 
   std::unique_ptr<Store> store;
   Status s = Store::Open(o, &store);
@@ -1183,10 +1208,21 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
       st.relocated_items, st.segments_compacted, st.expirations_reclaimed, st.flushed_items,
       st.index_resizes, st.items, st.resident_bytes, st.writer_cleaner_passes, st.writer_reclaims,
       st.writer_space_waits);
+  if (v.tier) {
+    std::printf("          tier: writes %" PRIu64 ", reads %" PRIu64 ", promotions %" PRIu64
+                ", compactions %" PRIu64 ", evictions %" PRIu64 ", items %" PRIu64 "\n",
+                st.tier_writes, st.tier_reads, st.tier_promotions, st.tier_compactions,
+                st.tier_evictions, st.tier_items);
+  }
   if (diff.failed()) return;
   EXPECT_LE(st.resident_bytes, o.memory_limit);
   // The heap is tiny on purpose: the run must have made the cleaner work.
   EXPECT_GT(st.relocated_items, 0u) << "compaction never ran";
+  if (v.tier) {
+    EXPECT_GT(st.tier_writes, 0u) << "demotion never ran";
+    EXPECT_GT(st.tier_promotions, 0u) << "promotion never ran";
+    EXPECT_GT(st.tier_compactions + st.tier_evictions, 0u) << "the file never filled up";
+  }
   if (v.eviction) {
     EXPECT_GT(st.evictions, 0u) << "eviction never ran";
     EXPECT_EQ(diff.out_of_memory(), 0);
@@ -1198,7 +1234,7 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
 }
 
 std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
-  return std::string(info.param.eviction ? "Evict" : "NoEvict") +
+  return std::string(info.param.tier ? "Tier" : "") + (info.param.eviction ? "Evict" : "NoEvict") +
          (info.param.background_cleaner ? "BackgroundCleaner" : "InlineCleaner") + "Seed" +
          std::to_string(info.param.seed);
 }
@@ -1206,7 +1242,11 @@ std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
 INSTANTIATE_TEST_SUITE_P(Variants, ModelTest,
                          ::testing::Values(Variant{true, false, 1}, Variant{true, false, 2},
                                            Variant{false, false, 1}, Variant{false, false, 2},
-                                           Variant{true, true, 3}, Variant{false, true, 3}),
+                                           Variant{true, true, 3}, Variant{false, true, 3},
+                                           Variant{true, false, 4, true},
+                                           Variant{true, false, 5, true},
+                                           Variant{true, true, 6, true},
+                                           Variant{true, true, 7, true}),
                          VariantName);
 
 }  // namespace

@@ -58,7 +58,7 @@ struct StoreStats {
   uint64_t tier_capacity_bytes = 0;  // sum of the files' usable sizes
   uint64_t tier_used_bytes = 0;      // bytes of file segments holding items
   uint64_t tier_items = 0;           // live items whose bytes are on file
-  uint64_t tier_item_bytes = 0;      // their key + value bytes
+  uint64_t tier_item_bytes = 0;      // their bytes on file (item headers included)
   uint64_t tier_reads = 0;           // reads from the files (pread calls)
   uint64_t tier_read_bytes = 0;
   uint64_t tier_writes = 0;          // segments written to the files

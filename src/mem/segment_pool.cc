@@ -28,6 +28,19 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
   p->arena_ = MapNoReserve(p->arena_bytes_);
   if (p->arena_ == nullptr) return Status::IoError("mmap of the segment arena failed");
   p->jumbo_base_ = uint64_t{config.regular_count} << p->segment_shift_;
+  p->file_first_ = config.regular_count + config.jumbo_count;
+  p->file_base_ = (p->jumbo_base_ + config.jumbo_count + config.segment_size - 1) &
+                  ~uint64_t{config.segment_size - 1};
+  // The file segments' backing state: 16 bytes each, charged with the metadata.
+  if (config.file_count > 0) {
+    size_t bytes = sizeof(FileSlot) * size_t{config.file_count};
+    if (!accountant->TryCharge(MemoryKind::kMetadata, bytes)) {
+      return Status::InvalidArgument("no room for the file tier's segment table");
+    }
+    p->metadata_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    p->files_.reset(new FileSlot[config.file_count]);
+  }
+  p->fresh_file_ = p->file_first_;
   p->metas_bytes_ = RoundUpToPage(sizeof(SegmentMeta) * size_t{p->total_count()});
   p->metas_ = reinterpret_cast<SegmentMeta*>(MapNoReserve(p->metas_bytes_));
   if (p->metas_ == nullptr) return Status::IoError("mmap of the segment table failed");
@@ -39,7 +52,7 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
 }
 
 SegmentPool::~SegmentPool() {
-  for (uint32_t id = config_.regular_count; id < fresh_jumbo_; ++id) {
+  for (uint32_t id = config_.regular_count; id < fresh_jumbo_; ++id) {  // jumbo mappings
     SegmentMeta& m = metas_[id];
     if (m.base != nullptr) munmap(m.base, m.capacity);
   }
@@ -63,7 +76,7 @@ bool SegmentPool::EnsureMetaPage(uint32_t id) {
   uint32_t end = std::min<uint32_t>(first + static_cast<uint32_t>(per_page), total_count());
   for (uint32_t i = first; i < end; ++i) {
     SegmentMeta* m = new (&metas_[i]) SegmentMeta;
-    if (!IsJumbo(i)) {
+    if (i < config_.regular_count) {
       m->base = arena_ + size_t{i} * config_.segment_size;
       m->capacity = static_cast<uint32_t>(config_.segment_size);
     }
@@ -143,7 +156,7 @@ uint32_t SegmentPool::AllocateJumbo(size_t bytes, bool precharged) {
   uint32_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (jumbo_free_.empty() && fresh_jumbo_ == total_count()) return kNoSegment;
+    if (jumbo_free_.empty() && fresh_jumbo_ == file_first_) return kNoSegment;
     if (!precharged && (accountant_->Available() < mapped + reserve_bytes() ||
                         !accountant_->TryCharge(MemoryKind::kJumbo, mapped))) {
       return kNoSegment;
@@ -152,7 +165,7 @@ uint32_t SegmentPool::AllocateJumbo(size_t bytes, bool precharged) {
       id = jumbo_free_.back();
       jumbo_free_.pop_back();
     } else {
-      id = TakeFresh(&fresh_jumbo_, total_count());
+      id = TakeFresh(&fresh_jumbo_, file_first_);
       if (id == kNoSegment) {
         if (!precharged) accountant_->Release(MemoryKind::kJumbo, mapped);
         return kNoSegment;
@@ -190,6 +203,13 @@ void SegmentPool::Free(uint32_t id) {
   m.max_expiry.store(0, std::memory_order_relaxed);
   m.writers.store(0, std::memory_order_relaxed);
   m.state.store(SegState::kFree, std::memory_order_release);
+  if (IsFile(id)) {
+    m.capacity = 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    file_free_.push_back(id);
+    --files_in_use_;
+    return;
+  }
   if (IsJumbo(id)) {
     size_t mapped = m.capacity;
     munmap(m.base, mapped);
@@ -215,6 +235,34 @@ void SegmentPool::Free(uint32_t id) {
 }  // namespace cinch::mem
 
 namespace cinch::mem {
+
+uint32_t SegmentPool::AllocateFile() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint32_t id;
+  if (!file_free_.empty()) {
+    // Lowest first, as regular ids: the metadata pages in use follow the most ever used.
+    auto lowest = std::min_element(file_free_.begin(), file_free_.end());
+    id = *lowest;
+    *lowest = file_free_.back();
+    file_free_.pop_back();
+  } else {
+    id = TakeFresh(&fresh_file_, total_count());
+    if (id == kNoSegment) return kNoSegment;
+  }
+  metas_[id].capacity = static_cast<uint32_t>(config_.segment_size);
+  ++files_in_use_;
+  return id;
+}
+
+uint32_t SegmentPool::file_high_water() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fresh_file_;
+}
+
+uint32_t SegmentPool::files_in_use() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return files_in_use_;
+}
 
 size_t SegmentPool::TrimResident() {
   std::lock_guard<std::mutex> lock(mu_);

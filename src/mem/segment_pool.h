@@ -10,16 +10,25 @@
 // the cleaner walks what is in use rather than the whole table.
 //
 // Locations (the index's 40 bits, docs/index.md) number the bytes of the arena, then the jumbo
-// slots, one value each (a jumbo item always starts at offset 0):
+// slots, one value each (a jumbo item always starts at offset 0), then the bytes of the file
+// tier's segments (docs/file-tier.md), from file_base, the first segment boundary past the
+// jumbo slots:
 //
-//   0                          jumbo_base = regular_count << segment_shift      jumbo_base + J
-//   +-------------------------------------------------------+------------------------+
-//   | regular: (id << segment_shift) | offset  (arena bytes) | jumbo: jumbo_base + j  |
-//   +-------------------------------------------------------+------------------------+
+//   0                  jumbo_base = regular_count << shift          file_base          file_end
+//   +----------------------------------------+-------------------+--+---------------------+
+//   | regular: (id << shift) | offset        | jumbo: base + j   |  | file: (f << shift)  |
+//   |          (arena bytes)                 |                   |  |        | offset     |
+//   +----------------------------------------+-------------------+--+---------------------+
 //
 // so a regular item's address is arena + location (no table lookup), and 2^40 locations cover
-// 1 TiB of segments plus their jumbo slots (the engine trims regular_count where they would not
-// fit).
+// 1 TiB of segments, their jumbo slots and file segments (the engine trims regular_count where
+// they would not fit, and refuses tier files that do not).
+//
+// File segments have ids too, after the jumbo slots, and metadata entries like the others (live
+// counts, open_seq, keyspace, flush generation, expiry: every fact the engine reads about an
+// item's segment), but no memory of their own: while one is being written (demotion), the RAM
+// segment it copies "backs" it, and ItemAt of its locations resolves there; afterwards ItemAt
+// returns nullptr (the bytes are on file only). File ids are not listed by InUse.
 //
 // Free regular segments are given back to the OS (madvise MADV_DONTNEED) except up to
 // `keep_resident` of them, which stay charged and resident so a busy store does not page-fault
@@ -92,6 +101,7 @@ class SegmentPool {
     uint32_t jumbo_count;    // jumbo slots
     uint32_t keep_resident;  // free segments kept resident
     uint32_t reserve;        // free segments only the cleaner may take
+    uint32_t file_count = 0;  // file tier segments
   };
 
   // Reserves address space for the segments and their metadata table; charges nothing.
@@ -102,34 +112,71 @@ class SegmentPool {
   size_t segment_size() const { return config_.segment_size; }
   int segment_shift() const { return segment_shift_; }
   uint32_t regular_count() const { return config_.regular_count; }
-  uint32_t total_count() const { return config_.regular_count + config_.jumbo_count; }
+  uint32_t total_count() const {
+    return config_.regular_count + config_.jumbo_count + config_.file_count;
+  }
   SegmentMeta& meta(uint32_t id) { return metas_[id]; }
   // Whether `id` is a jumbo slot (an out-of-line item) rather than a regular segment.
-  bool IsJumbo(uint32_t id) const { return id >= config_.regular_count; }
+  bool IsJumbo(uint32_t id) const { return id >= config_.regular_count && id < file_first_; }
+  // Whether `id` is a file tier segment.
+  bool IsFile(uint32_t id) const { return id >= file_first_; }
+  uint32_t file_first() const { return file_first_; }
+  uint32_t file_count() const { return config_.file_count; }
+  bool IsFileLocation(uint64_t location) const { return location >= file_base_; }
   const SegmentMeta& meta(uint32_t id) const { return metas_[id]; }
   // Pages of the metadata table charged so far (every id handed out has its page charged).
   size_t metadata_bytes() const { return metadata_bytes_.load(std::memory_order_relaxed); }
 
   // Locations: see the diagram above. REQUIRES: offset == 0 for a jumbo id.
   uint64_t Location(uint32_t id, uint32_t offset) const {
-    return id < config_.regular_count ? (uint64_t{id} << segment_shift_) | offset
-                                      : jumbo_base_ + (id - config_.regular_count);
+    if (id < config_.regular_count) return (uint64_t{id} << segment_shift_) | offset;
+    if (id < file_first_) return jumbo_base_ + (id - config_.regular_count);
+    return file_base_ + (uint64_t{id - file_first_} << segment_shift_) + offset;
   }
   uint32_t SegmentOf(uint64_t location) const {
-    return location < jumbo_base_
-               ? static_cast<uint32_t>(location >> segment_shift_)
-               : config_.regular_count + static_cast<uint32_t>(location - jumbo_base_);
+    if (location < jumbo_base_) return static_cast<uint32_t>(location >> segment_shift_);
+    if (location < file_base_) {
+      return config_.regular_count + static_cast<uint32_t>(location - jumbo_base_);
+    }
+    return file_first_ + static_cast<uint32_t>((location - file_base_) >> segment_shift_);
   }
   uint32_t OffsetOf(uint64_t location) const {
-    return location < jumbo_base_ ? static_cast<uint32_t>(location & (config_.segment_size - 1))
-                                  : 0;
+    // file_base is a multiple of the segment size.
+    return location < jumbo_base_ || location >= file_base_
+               ? static_cast<uint32_t>(location & (config_.segment_size - 1))
+               : 0;
   }
-  // The first byte of the item at `location`.
+  // The first byte of the item at `location`; nullptr for an item whose bytes are on file only.
   char* ItemAt(uint64_t location) const {
-    return location < jumbo_base_ ? arena_ + location : metas_[SegmentOf(location)].base;
+    if (location < jumbo_base_) return arena_ + location;
+    if (location < file_base_) return metas_[SegmentOf(location)].base;
+    char* mem = files_[SegmentOf(location) - file_first_].memory.load(std::memory_order_acquire);
+    return mem == nullptr ? nullptr : mem + OffsetOf(location);
   }
-  // One past the largest location: regular_count << segment_shift plus the jumbo slots.
-  uint64_t location_end() const { return jumbo_base_ + config_.jumbo_count; }
+  // One past the largest location: the jumbo slots' end, or with a tier the file segments'.
+  uint64_t location_end() const {
+    return config_.file_count == 0 ? jumbo_base_ + config_.jumbo_count
+                                   : file_base_ + (uint64_t{config_.file_count} << segment_shift_);
+  }
+
+  // --- file segments (docs/file-tier.md) ---
+  // Takes a free file segment (state kFree), or returns kNoSegment. Freed by Free.
+  uint32_t AllocateFile();
+  // File segment `id` is backed by RAM segment `ram` (kNoSegment: no longer): its items'
+  // bytes are read from there. Memory and backing id are separate steps so that a reader
+  // that saw the memory can still find the segment to pin after it is withdrawn.
+  void SetFileMemory(uint32_t id, char* memory) {
+    files_[id - file_first_].memory.store(memory, std::memory_order_release);
+  }
+  void SetFileBacking(uint32_t id, uint32_t ram) {
+    files_[id - file_first_].backing.store(ram, std::memory_order_release);
+  }
+  uint32_t FileBacking(uint32_t id) const {
+    return files_[id - file_first_].backing.load(std::memory_order_acquire);
+  }
+  // File ids below this have been handed out at least once (their metadata exists).
+  uint32_t file_high_water() const;
+  uint32_t files_in_use() const;
 
   // Replaces *ids with the ids now in use (handed out and not freed since), in no set order.
   // O(ids in use). An id listed may be freed by another thread right after.
@@ -181,6 +228,13 @@ class SegmentPool {
   char* arena_ = nullptr;
   size_t arena_bytes_ = 0;
   uint64_t jumbo_base_ = 0;  // location of jumbo slot 0
+  uint64_t file_base_ = 0;   // location of file segment 0's first byte
+  uint32_t file_first_ = 0;  // id of file segment 0
+  struct FileSlot {
+    std::atomic<char*> memory{nullptr};
+    std::atomic<uint32_t> backing{kNoSegment};
+  };
+  std::unique_ptr<FileSlot[]> files_;  // file_count entries
   SegmentMeta* metas_ = nullptr;  // a reservation of total_count() entries
   size_t metas_bytes_ = 0;        // its size, page rounded
   std::atomic<size_t> metadata_bytes_{0};  // charged pages of it
@@ -192,6 +246,9 @@ class SegmentPool {
   std::vector<uint32_t> resident_free_;  // charged, pages may be resident
   std::vector<uint32_t> released_free_;  // freed, not charged, no resident pages
   std::vector<uint32_t> jumbo_free_;     // freed jumbo slots
+  uint32_t fresh_file_ = 0;              // file ids below this have been handed out
+  std::vector<uint32_t> file_free_;      // freed file segments
+  uint32_t files_in_use_ = 0;
   std::vector<uint32_t> in_use_;         // ids handed out and not freed
   std::atomic<uint64_t> bytes_released_{0};
 };

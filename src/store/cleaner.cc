@@ -116,6 +116,7 @@ void Engine::SealIdleHeads(int64_t now, bool short_of_memory) {
 
 bool Engine::FreeEmptyAndExpired(int64_t now, bool short_of_memory) {
   SealIdleHeads(now, short_of_memory);
+  FreeStaleFileSegments(now);
   bool freed = false;
   uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   pool_->InUse(&in_use_);
@@ -256,13 +257,22 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live, &no_room);
     }
     bool evict = victim == mem::kNoSegment;
+    // With a file tier, the victim's items go to a file segment rather than away (eviction
+    // off: only then).
+    uint32_t file = mem::kNoSegment;
     if (evict) {
-      if (!options_.eviction) break;
+      if (!options_.eviction && !HasTier()) break;
       victim = PickEvictionVictim(in_use_);
       if (victim == mem::kNoSegment) break;
+      if (HasTier() && !pool_->IsJumbo(victim)) file = TakeFileSegment(now);
+      if (file == mem::kNoSegment && !options_.eviction) break;
     }
-    if (!Claim(victim)) continue;  // a writer making room took it first
+    if (!Claim(victim)) {  // a writer making room took it first
+      if (file != mem::kNoSegment) pool_->Free(file);
+      continue;
+    }
     Evacuation ev;
+    ev.file_segment = file;
     bool emptied = Evacuate(victim, evict, now, ev);
     freed |= emptied;
     if (evict) continue;  // a victim not emptied kept a jumbo item for a second chance
@@ -319,13 +329,25 @@ bool Engine::Evacuate(uint32_t segment, bool evict, int64_t now, Evacuation& ev)
     }
     mem::ItemView item;
     if (!EvacuateItem(segment, offset, evict, ev, &keep_budget, now, &item)) {
+      if (ev.file_segment != mem::kNoSegment) pool_->Free(ev.file_segment);
       m.state.store(mem::SegState::kSealed, std::memory_order_release);
       return false;
     }
     offset += static_cast<uint32_t>(item.size);
   }
+  // With a file tier, what an eviction did not keep in RAM is written to the file.
+  bool demoted = false;
+  if (ev.file_segment != mem::kNoSegment) {
+    if (m.live_items.load(std::memory_order_acquire) != 0) {
+      demoted = Demote(segment, ev.file_segment);
+    } else {
+      pool_->Free(ev.file_segment);  // nothing left to write
+    }
+  }
   CINCH_CHECK(m.live_items.load(std::memory_order_acquire) == 0);
-  (evict ? segments_evicted_ : segments_compacted_).fetch_add(1, std::memory_order_relaxed);
+  if (!demoted) {
+    (evict ? segments_evicted_ : segments_compacted_).fetch_add(1, std::memory_order_relaxed);
+  }
   DrainOrFree(segment);
   return true;
 }
@@ -355,6 +377,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuat
     return false;
   }
   if (evict && (freq == 0 || item->size > *keep_budget)) {
+    if (ev.file_segment != mem::kNoSegment) return true;  // stays: it goes to the file tier
     Unlink(shard, c, slot, *item);
     evictions_.fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -368,8 +391,12 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuat
       Unlink(shard, c, slot, *item);
       return true;
     case MoveResult::kNoRoom:
-      // A writer's compaction with no room stops: it evicts by policy instead.
-      if (!options_.eviction || (ev.by == Cleaner::kWriter && !evict)) return false;
+      if (ev.file_segment != mem::kNoSegment) return true;  // goes to the file tier instead
+      // A writer's compaction with no room stops: it evicts by policy instead. So does every
+      // compaction with a file tier: the segment goes to the file (or is evicted) by policy.
+      if (!options_.eviction || (!evict && (ev.by == Cleaner::kWriter || HasTier()))) {
+        return false;
+      }
       Unlink(shard, c, slot, *item);  // nowhere to move it: a cache may drop it
       evictions_.fetch_add(1, std::memory_order_relaxed);
       return true;

@@ -3,6 +3,7 @@
 #include "store/engine.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -60,6 +61,7 @@ Engine::~Engine() {
   }
   wake_cv_.notify_all();
   if (cleaner_thread_.joinable()) cleaner_thread_.join();
+  for (const TierFileHandle& file : tier_files_) close(file.fd);
 }
 
 Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
@@ -92,7 +94,6 @@ Status Engine::Init() {
       o.max_item_size > o.memory_limit / 2) {
     return Status::InvalidArgument("max_item_size must be in [64 B, memory_limit / 2]");
   }
-  if (!o.tier_files.empty()) return Status::InvalidArgument("the file tier is not built yet");
   // 2^40 locations: the arena's bytes, then one per jumbo slot (mem/segment_pool.h).
   constexpr uint64_t kLocations = uint64_t{1} << index::kLocationBits;
   if (o.memory_limit > kLocations) {
@@ -116,13 +117,29 @@ Status Engine::Init() {
     return Status::InvalidArgument("memory_limit too small: need at least " +
                                    std::to_string(minimum) + " segments");
   }
-  mem::SegmentPool::Config pc{o.segment_size, regular, static_cast<uint32_t>(jumbo), reserve,
-                              reserve};
+  // The file tier's segments take the locations after the jumbo slots (docs/file-tier.md).
+  uint64_t file_segments = 0;
+  for (const TierFile& file : o.tier_files) {
+    if ((file.size >> shift) == 0) {
+      return Status::InvalidArgument("tier file " + file.path + " is smaller than a segment");
+    }
+    file_segments += file.size >> shift;
+  }
+  const uint64_t file_base =
+      ((uint64_t{regular} << shift) + jumbo + o.segment_size - 1) & ~uint64_t{o.segment_size - 1};
+  if (file_base + (file_segments << shift) > kLocations || file_segments > UINT32_MAX / 2) {
+    return Status::InvalidArgument(
+        "memory_limit plus tier files above 1 TiB (40-bit item locations)");
+  }
+  mem::SegmentPool::Config pc{o.segment_size, regular, static_cast<uint32_t>(jumbo),
+                              reserve,        reserve, static_cast<uint32_t>(file_segments)};
   Status s = mem::SegmentPool::Create(pc, &accountant_, &pool_);
   if (!s.ok()) return s;
   CINCH_CHECK(pool_->location_end() <= kLocations);
   uint32_t shards = o.index_shards != 0 ? o.index_shards : AutoShards(o.memory_limit);
-  index::HashIndex::Config ic{shards, MaxBucketsPerShard(o.memory_limit, shards),
+  // Items on file need index slots too: a shard may grow as for a limit of RAM plus files.
+  index::HashIndex::Config ic{shards,
+                              MaxBucketsPerShard(o.memory_limit + (file_segments << shift), shards),
                               pool_->reserve_bytes()};
   s = index::HashIndex::Create(ic, &accountant_, &index_);
   if (!s.ok()) return s;
@@ -132,7 +149,7 @@ Status Engine::Init() {
     return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
                                    std::to_string(minimum) + " segments");
   }
-  return Status::Ok();
+  return HasTier() ? OpenTierFiles() : Status::Ok();
 }
 
 // --- keyspaces ---
@@ -268,9 +285,15 @@ void Engine::Unlink(index::Shard& shard, ShardCounters& counters, uint64_t* slot
 }
 
 uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
-                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss) {
+                           std::string_view key, int64_t now, mem::ItemView* item, Miss* miss,
+                           bool promote) {
+  uint64_t on_file = index::kLocationMask + 1;  // none
   uint64_t* slot = index_->Find(shard, hash, [&](uint64_t location) {
     const char* p = ItemAt(location);
+    if (p == nullptr) [[unlikely]] {  // on file: the key cannot be compared without reading
+      on_file = location;
+      return false;
+    }
     // An item of a few dozen bytes usually spans two cache lines. The key is compared and the
     // value read only after the header is decoded: fetch the next line now, with the header,
     // rather than one memory latency later (a get that reads a 32 B value's last byte: 11 %
@@ -283,6 +306,14 @@ uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_
     *item = v;
     return true;
   });
+  if (slot == nullptr && on_file <= index::kLocationMask) [[unlikely]] {
+    return FindOnFile(shard, counters, hash, ks, key, now, item, miss, on_file, promote);
+  }
+  return LiveOrDrop(shard, counters, slot, now, item, miss);
+}
+
+uint64_t* Engine::LiveOrDrop(index::Shard& shard, ShardCounters& counters, uint64_t* slot,
+                             int64_t now, mem::ItemView* item, Miss* miss) {
   if (slot == nullptr) {
     if (miss != nullptr) *miss = Miss::kAbsent;
     return nullptr;
@@ -300,8 +331,9 @@ uint64_t* Engine::FindLive(index::Shard& shard, ShardCounters& counters, uint64_
 void Engine::FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out) {
   out->Reset();
   mem::SegmentMeta& m = pool_->meta(SegmentOf(location));
-  m.pins.fetch_add(1, std::memory_order_acq_rel);
-  out->pin_ = &m.pins;
+  std::atomic<uint32_t>& pins = PinsOf(location);  // m's, unless a RAM segment backs it
+  pins.fetch_add(1, std::memory_order_acq_rel);
+  out->pin_ = &pins;
   out->key_ = item.key;
   out->value_ = item.value;
   out->flags_ = item.meta.flags;
@@ -371,14 +403,22 @@ bool Engine::Read(Keyspace ks, std::string_view key, ItemRef* out, bool with_cas
   return true;
 }
 
-void Engine::ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
+void Engine::ReadHit(uint64_t* slot, const mem::ItemView& found, ShardCounters& c, ItemRef* out,
                      bool with_cas, bool bump) {
   ShardCounters::Inc(c.hits);
   uint64_t location = index::SlotLocation(*slot);
+  mem::ItemView item = found;
   if (bump) {
     uint32_t freq = index::SlotFreq(*slot);
     if (freq < index::kMaxFreq) *slot = index::WithFreq(*slot, freq + 1);
-    if (!item.meta.fetched) mem::MarkFetched(const_cast<char*>(ItemAt(location)));
+    // An item being written to the file tier is immutable (docs/file-tier.md): its first read
+    // copies it back into memory (from the RAM segment still backing it), where H is set.
+    if (!item.meta.fetched && pool_->IsFileLocation(location)) [[unlikely]] {
+      location = MoveOffFile(slot, item, c, &item);
+    }
+    if (!item.meta.fetched && !pool_->IsFileLocation(location)) {
+      mem::MarkFetched(const_cast<char*>(ItemAt(location)));
+    }
   }
   FillRef(location, item, out);
   if (with_cas) {
@@ -396,7 +436,7 @@ Outcome Engine::Delete(Keyspace ks, std::string_view key, uint64_t cas_unique) {
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, nullptr, /*promote=*/false);
   if (slot == nullptr) return Outcome::kNotFound;
   if (cas_unique != 0 && CasOf(index::SlotLocation(*slot), item) != cas_unique) {
     return Outcome::kExists;
@@ -513,6 +553,7 @@ StoreStats Engine::GetStats() const {
   s.writer_cleaner_passes = writer_cleaner_passes_.load(std::memory_order_relaxed);
   s.writer_reclaims = writer_reclaims_.load(std::memory_order_relaxed);
   s.writer_space_waits = writer_space_waits_.load(std::memory_order_relaxed);
+  TierStats(&s);
   return s;
 }
 

@@ -126,9 +126,9 @@ class Engine {
   Status SaveTo(const std::string& path, uint64_t memory_limit);
   static Status OpenFrom(const Options& options, const std::string& path, uint64_t memory_limit,
                          std::unique_ptr<Engine>* engine, RestoreReport* report);
-  // The file tier (not built yet: Init refuses tier files).
-  bool InFileTier(Keyspace /*ks*/, std::string_view /*key*/) const { return false; }
-  void Promote(Keyspace /*ks*/, std::string_view /*key*/) {}
+  // The file tier (tier.cc, docs/file-tier.md): see Store::InFileTier and Store::Promote.
+  bool InFileTier(Keyspace ks, std::string_view key) const;
+  void Promote(Keyspace ks, std::string_view key);
 
   // Holds the cleaner lock as a pass would, for tests: while held, the store behaves as if a
   // cleaner pass were running on a thread that is not scheduled.
@@ -178,9 +178,28 @@ class Engine {
   uint64_t CasOf(uint64_t location, const mem::ItemView& item) const;
   bool IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const;
   // Finds the live, unexpired item of `key` in keyspace `ks`; removes an expired or flushed one
-  // it meets, and says so in *miss (if given) when it returns null.
+  // it meets, and says so in *miss (if given) when it returns null. An item whose bytes are on
+  // file is read first (FindOnFile), for which the shard lock is released and taken again (slot
+  // pointers of the shard from before are invalid); it is promoted into memory, unless
+  // `promote` is false (a caller that only decides on it, drops or replaces it: delete, set,
+  // add's check): the slot then stays at its file location and *item points into a buffer of
+  // the calling thread, valid until its next lookup. REQUIRES: the shard's lock held.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
-                     std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr);
+                     std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr,
+                     bool promote = true);
+  // The end of FindLive once the index has answered: drops a stale item.
+  uint64_t* LiveOrDrop(index::Shard& shard, ShardCounters& counters, uint64_t* slot, int64_t now,
+                       mem::ItemView* item, Miss* miss);
+  // The pin count that keeps the bytes at `location` readable: its segment's, or for a file
+  // segment being written, that of the RAM segment backing it. REQUIRES: the item's shard lock,
+  // and ItemAt(location) non-null in the same critical section.
+  std::atomic<uint32_t>& PinsOf(uint64_t location) {
+    uint32_t segment = SegmentOf(location);
+    if (pool_->IsFile(segment)) [[unlikely]] {
+      if (uint32_t ram = pool_->FileBacking(segment); ram != mem::kNoSegment) segment = ram;
+    }
+    return pool_->meta(segment).pins;
+  }
   uint16_t KeyspaceOf(uint64_t location) const {
     return pool_->meta(SegmentOf(location)).keyspace.load(std::memory_order_relaxed);
   }
@@ -288,7 +307,10 @@ class Engine {
                Deadline& deadline, Reservation* r);
   // Reserves without making room. Safe under a shard lock.
   bool TryReserve(KeyspaceState& ks, uint16_t ks_id, size_t size, int cls, Reservation* r);
-  bool ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head, size_t size, Reservation* r);
+  // In `head`; the cleaner's heads may take the reserve, unless `as_writer` (a promotion from
+  // the file tier, which fills a cleaner head but is no cleaning).
+  bool ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head, size_t size, Reservation* r,
+                     bool as_writer = false);
   bool ReserveJumbo(uint16_t ks_id, size_t size, Reservation* r, bool precharged);
   bool ReserveJumboWaiting(uint16_t ks_id, size_t size, Deadline& deadline, Reservation* r);
   // Charges `bytes` of `kind`, making room as a jumbo item does. False at the deadline.
@@ -353,6 +375,53 @@ class Engine {
   void ReleaseWrite(ValueWriter* w, bool published);
   void DropJumboReservation(uint32_t segment);
 
+  // --- file tier (tier.cc, docs/file-tier.md) ---
+  bool HasTier() const { return pool_->file_count() != 0; }
+  Status OpenTierFiles();
+  // Where file segment `id` starts: its file and the offset in it.
+  void FilePosition(uint32_t id, int* fd, uint64_t* offset) const;
+  // Reads the item at an on-file `location` into *buf; *item points into it.
+  bool ReadFileItem(uint64_t location, std::string* buf, mem::ItemView* item) const;
+  // The item at `location`, read from the file if it is there (into *buf). Blocks on the disk
+  // for an on-file item: only for rare paths (a full index shard's eviction).
+  mem::ItemView ItemOrRead(uint64_t location, std::string* buf) const;
+  // FindLive's slow path: the index holds tag matches at on-file locations (`candidate` one of
+  // them) and none in memory. Reads them until one is the key, promotes it, and finds again.
+  uint64_t* FindOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
+                       std::string_view key, int64_t now, mem::ItemView* item, Miss* miss,
+                       uint64_t candidate, bool promote);
+  // kFound: the key's item, left on file (promote false).
+  enum class Resolution { kOtherKey, kPromoted, kFound, kRetry, kGone };
+  // Reads the item at on-file `location` (the shard lock released meanwhile): another key's, or
+  // the key's, which is then promoted (kPromoted; kRetry: it changed meanwhile) or, when stale
+  // or no memory can be had for it, dropped (kGone, *why says which).
+  Resolution ResolveOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
+                           std::string_view key, uint64_t location, int64_t now, Miss* why,
+                           bool promote, mem::ItemView* item);
+  // A free file segment for a demotion: freeing empty or stale ones, compacting a sparse one or
+  // (with eviction on) evicting the oldest if none is free. kNoSegment if none can be had.
+  uint32_t TakeFileSegment(int64_t now);
+  enum class FileClean { kEmpty, kDrop, kCompact, kEvict };
+  // A file segment to free and how, or kNoSegment. REQUIRES: tier_mu_ held.
+  uint32_t PickFileVictim(int64_t now, FileClean* how) const;
+  // Drops (stale; kEvict: every item) or moves into RAM (kCompact) the live items of a claimed
+  // file segment, reading it sequentially, then frees it. REQUIRES: tier_mu_ held.
+  void EmptyFileSegment(uint32_t id, FileClean how, int64_t now);
+  // A pass's share: frees empty, expired and flushed file segments.
+  void FreeStaleFileSegments(int64_t now);
+  // Writes claimed RAM segment `segment`'s live items to free file segment `file`: repoints
+  // their slots, writes the bytes, withdraws the RAM backing behind a barrier. Afterwards no
+  // slot points into `segment`. False if the write failed (its items were dropped).
+  bool Demote(uint32_t segment, uint32_t file);
+  // Copies the item of `slot`, at a file location whose bytes are in memory (a file segment
+  // being written), into a cleaner head, so that it can be changed in place; returns its
+  // location (unchanged if there was no room) and *moved, its view. REQUIRES: shard lock.
+  uint64_t MoveOffFile(uint64_t* slot, const mem::ItemView& item, ShardCounters& c,
+                       mem::ItemView* moved);
+  // Returns once every critical section of every index shard begun before has ended.
+  void QuiescenceBarrier();
+  void TierStats(StoreStats* s) const;
+
   // --- cleaner (cleaner.cc) ---
   void CleanerThread();
   // One pass; with `want_bytes` > 0 (a writer short of memory) it frees only until that much
@@ -392,6 +461,9 @@ class Engine {
     int64_t bytes_filled = 0;
     // What emptying the segment gained (if it was emptied).
     int64_t gain() const { return capacity - bytes_filled; }
+    // Eviction with a file tier: a free file segment the items not kept in RAM go to, instead
+    // of being evicted (kNoSegment: evicted).
+    uint32_t file_segment = mem::kNoSegment;
   };
   // REQUIRES: `segment` claimed.
   bool Evacuate(uint32_t segment, bool evict, int64_t now, Evacuation& ev);
@@ -483,6 +555,26 @@ class Engine {
   std::atomic<uint64_t> writer_reclaims_{0};
   std::atomic<uint64_t> writer_space_waits_{0};
   std::atomic<uint64_t> pending_writes_{0};
+
+  // The file tier (tier.cc). Files: open from Init on, closed by the destructor.
+  struct TierFileHandle {
+    int fd = -1;
+    uint32_t first = 0;  // file segment ids [first, first + count) are in this file
+    uint32_t count = 0;
+  };
+  std::vector<TierFileHandle> tier_files_;
+  // One thread at a time frees file segments (they are read through one scratch buffer).
+  // Lock order: cleaner_mu_ -> tier_mu_ -> shard lock.
+  std::mutex tier_mu_;
+  std::unique_ptr<char[]> tier_scratch_;  // guarded by tier_mu_; charged as metadata
+  size_t tier_scratch_bytes_ = 0;
+  mutable std::atomic<uint64_t> tier_reads_{0};
+  mutable std::atomic<uint64_t> tier_read_bytes_{0};
+  std::atomic<uint64_t> tier_writes_{0};
+  std::atomic<uint64_t> tier_write_bytes_{0};
+  std::atomic<uint64_t> tier_promotions_{0};
+  std::atomic<uint64_t> tier_compactions_{0};
+  std::atomic<uint64_t> tier_evictions_{0};
 };
 
 template <typename Seal>

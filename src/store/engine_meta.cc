@@ -87,6 +87,9 @@ bool Engine::ChangeMetaInPlace(uint64_t location, const mem::ItemView& item, boo
   if ((set_expiry && item.meta.expiry == 0) || (add_state != 0 && item.meta.state == 0)) {
     return false;  // the field is missing: rewrite
   }
+  if (!set_expiry && add_state == 0) return true;  // nothing changes
+  // An item in the file tier is immutable (docs/file-tier.md): rewritten into memory.
+  if (pool_->IsFileLocation(location)) return false;
   char* p = const_cast<char*>(ItemAt(location));
   if (set_expiry) {
     CINCH_CHECK(mem::SetExpiryInPlace(p, expiry == 0 ? kStoredNever : expiry));
@@ -184,7 +187,8 @@ bool Engine::Fetch(Keyspace ks, std::string_view key, const FetchOptions& o, Ite
         continue;
       }
       decided = true;
-      item = mem::DecodeItem(ItemAt(location));
+      // Changed in place, or unchanged (only then may it be in the file tier).
+      if (!pool_->IsFileLocation(location)) item = mem::DecodeItem(ItemAt(location));
     }
     ReadHit(slot, item, c, out, o.with_cas, !o.no_bump);
     ReportSeen(seen, out);

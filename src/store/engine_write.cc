@@ -58,9 +58,9 @@ void Engine::NoteExpiry(uint32_t segment, uint32_t expiry) {
 }
 
 bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, size_t size,
-                           Reservation* r) {
+                           Reservation* r, bool as_writer) {
   WriteHead& head = ks.heads[head_index];
-  bool for_cleaner = IsMainHead(head_index);
+  bool for_cleaner = IsMainHead(head_index) && !as_writer;
   std::lock_guard<SpinLock> lock(head.lock);
   uint32_t sealed_tail = 0;
   if (head.segment != mem::kNoSegment) {
@@ -255,9 +255,17 @@ bool Engine::ReclaimInline(size_t bytes) {
       continue;
     }
     if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
-    if (!Claim(victim)) continue;          // another cleaner took it: pick again
+    // With a file tier, the victim's items go to a file segment rather than away: the writer
+    // waits for that write (backpressure).
+    uint32_t file = mem::kNoSegment;
+    if (evict && HasTier() && !pool_->IsJumbo(victim)) file = TakeFileSegment(now);
+    if (!Claim(victim)) {  // another cleaner took it: pick again
+      if (file != mem::kNoSegment) pool_->Free(file);
+      continue;
+    }
     writer_reclaims_.fetch_add(1, std::memory_order_relaxed);
     Evacuation ev{Cleaner::kWriter};
+    ev.file_segment = file;
     bool emptied = Evacuate(victim, evict, now, ev);
     if (!evict) {
       gain += ev.gain();
@@ -282,7 +290,8 @@ Outcome Engine::PreCheck(SetMode mode, uint64_t hash, Keyspace ks, std::string_v
   index::Shard& shard = index_->ShardFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item, nullptr,
+                            /*promote=*/false);
   return WriteCondition(mode, slot, item, cas_unique);
 }
 
@@ -314,7 +323,7 @@ Outcome Engine::WriteExpiredOnArrival(SetMode mode, uint64_t hash, Keyspace ks,
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, Now(), &item, nullptr, /*promote=*/false);
   Outcome o = WriteCondition(mode, slot, item, cas_unique);
   if (o != Outcome::kStored || slot == nullptr) return o;
   Unlink(shard, c, slot, item);
@@ -328,7 +337,8 @@ Outcome Engine::InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location
   if (result == Result::kFull && options_.eviction) {
     uint64_t* victim = index_->ColdestInHome(shard, hash);
     CINCH_CHECK(victim != nullptr);
-    Unlink(shard, CountersFor(hash), victim, mem::DecodeItem(ItemAt(index::SlotLocation(*victim))));
+    std::string on_file;  // the victim's bytes, if they are on file (read under the lock: rare)
+    Unlink(shard, CountersFor(hash), victim, ItemOrRead(index::SlotLocation(*victim), &on_file));
     evictions_.fetch_add(1, std::memory_order_relaxed);
     result = index_->Insert(shard, hash, location, freq);
   }
@@ -344,14 +354,15 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, Keyspace ks, std::string_vi
   index::Shard& shard = index_->ShardFor(hash);
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
+  mem::ItemView old;
+  const int64_t now = Now();
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old, nullptr, /*promote=*/false);
+  // After FindLive, which may have released the lock to read the file tier.
   if (pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) !=
       flush_gen_.load(std::memory_order_acquire)) {
     *retry = true;  // a flush_all passed while the item was written; write it again
     return Outcome::kStored;
   }
-  mem::ItemView old;
-  const int64_t now = Now();
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old);
   if (Outcome o = WriteCondition(mode, slot, old, cas_unique); o != Outcome::kStored) return o;
   uint64_t location = Location(r.segment, r.offset);
   mem::ItemView item = mem::DecodeItem(r.data);
@@ -381,7 +392,8 @@ Outcome Engine::PrepareInvalidatingCas(Keyspace ks, uint64_t hash, std::string_v
   index::Shard& shard = index_->ShardFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item);
+  uint64_t* slot = FindLive(shard, CountersFor(hash), hash, ks, key, Now(), &item, nullptr,
+                            /*promote=*/false);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t cas = CasOf(index::SlotLocation(*slot), item);
   if (cas == cas_unique) {
@@ -614,7 +626,7 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
   // room is made here: a pin held meanwhile can keep the very segment a cleaner would free
   // (and a shard lock, every cleaner touching the shard). Without space, let go, make room,
   // and decide again.
-  std::atomic<uint32_t>& old_pins = pool_->meta(SegmentOf(old_location)).pins;
+  std::atomic<uint32_t>& old_pins = PinsOf(old_location);
   old_pins.fetch_add(1, std::memory_order_acq_rel);
   if (!hold_lock) lock.unlock();
   Reservation r;
@@ -690,6 +702,8 @@ std::optional<Outcome> Engine::TouchInPlace(Keyspace ks, std::string_view key, u
   uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, miss);
   if (slot == nullptr) return Outcome::kNotFound;
   uint64_t location = index::SlotLocation(*slot);
+  // An item in the file tier is immutable (docs/file-tier.md): rewritten into memory.
+  if (pool_->IsFileLocation(location)) return std::nullopt;
   if (!mem::SetExpiryInPlace(const_cast<char*>(ItemAt(location)),
                              expiry == 0 ? kStoredNever : expiry)) {
     return std::nullopt;

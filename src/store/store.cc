@@ -96,6 +96,7 @@ Status Store::SaveTo(const std::string& path, const SnapshotOptions& snapshot) {
 size_t Store::MinimumMemoryLimit(const Options& options) {
   Options base = options;
   base.background_cleaner = false;
+  base.tier_files.clear();  // the files do not change what memory needs (and are not opened)
   auto accepts = [&](size_t segments) {
     Options o = base;
     o.memory_limit = segments * o.segment_size;

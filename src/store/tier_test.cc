@@ -1,0 +1,450 @@
+// The file tier (docs/file-tier.md): items demoted to a file when memory is full read back
+// exactly, every operation works on them, and the file's own cleaning (freeing, compaction,
+// eviction when full) keeps the index right. Tiny stores (4 KiB segments) so that demotion
+// happens after a few hundred items; the tier files live in the test temp dir and are removed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "cinch/clock.h"
+#include "cinch/options.h"
+#include "cinch/stats.h"
+#include "cinch/status.h"
+#include "cinch/store.h"
+#include "store/test_data.h"
+
+namespace cinch {
+
+static void PrintTo(Outcome outcome, std::ostream* os) { *os << OutcomeName(outcome); }
+
+namespace {
+
+using test::Key;
+using test::Pattern;
+
+constexpr size_t kSegment = 4096;
+
+// A value that says which key and version it is: a reader can check any value it gets.
+std::string ValueFor(int key, uint32_t version, size_t size) {
+  return Pattern(size, static_cast<uint32_t>(key) * 7919u + version);
+}
+
+class TierTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    store_.reset();
+    for (const std::string& path : paths_) std::remove(path.c_str());
+  }
+
+  std::string TempPath() {
+    static std::atomic<int> counter{0};
+    std::string path = ::testing::TempDir() + "/cinch_tier_" + std::to_string(getpid()) + "_" +
+                       std::to_string(counter.fetch_add(1)) + ".data";
+    paths_.push_back(path);
+    return path;
+  }
+
+  // `file_segments` of file tier in `files` files, RAM 32 segments above the minimum.
+  Options TierOptions(size_t file_segments, bool eviction = true, int files = 1) {
+    Options o = test::TinyOptions(&clock_, /*extra_segments=*/32, eviction);
+    for (int i = 0; i < files; ++i) {
+      o.tier_files.push_back(TierFile{TempPath(), file_segments / files * kSegment});
+    }
+    return o;
+  }
+
+  void Open(const Options& o) {
+    Status s = Store::Open(o, &store_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  std::optional<std::string> Get(std::string_view key, Keyspace ks = {}) {
+    ItemRef ref;
+    if (!store_->Get(ks, key, &ref)) return std::nullopt;
+    return std::string(ref.value());
+  }
+
+  // Writes keys [first, first + n) of `size` bytes (version 0).
+  void Fill(int first, int n, size_t size, Keyspace ks = {}) {
+    for (int i = first; i < first + n; ++i) {
+      ASSERT_EQ(store_->Write(ks, SetMode::kSet, Key(i), ValueFor(i, 0, size), 0, 0, 0),
+                Outcome::kStored);
+    }
+  }
+
+  // Keys of [0, n) whose items are on file now.
+  std::vector<int> OnFile(int n, Keyspace ks = {}) {
+    std::vector<int> keys;
+    for (int i = 0; i < n; ++i) {
+      if (store_->InFileTier(ks, Key(i))) keys.push_back(i);
+    }
+    return keys;
+  }
+
+  ManualClock clock_;
+  std::unique_ptr<Store> store_;
+  std::vector<std::string> paths_;
+};
+
+TEST_F(TierTest, OpenChecksItsFiles) {
+  Options o = TierOptions(64);
+  o.tier_files[0].size = kSegment - 1;
+  std::unique_ptr<Store> store;
+  EXPECT_FALSE(Store::Open(o, &store).ok());  // smaller than a segment
+  o = TierOptions(64);
+  o.tier_files[0].path = ::testing::TempDir() + "/no/such/dir/tier.data";
+  EXPECT_FALSE(Store::Open(o, &store).ok());
+  o = TierOptions(64);
+  o.tier_files[0].size = uint64_t{1} << 40;  // with the RAM, past 40-bit locations
+  EXPECT_FALSE(Store::Open(o, &store).ok());
+}
+
+// Values, flags, expiry and CAS values come back exactly from the file, and reading an item
+// promotes it.
+TEST_F(TierTest, DemotedItemsReadBackExactly) {
+  Open(TierOptions(512));
+  const int n = 2000;  // ~300 KiB of items: several times the RAM
+  std::vector<uint64_t> cas(n, 0);
+  const int64_t expiry = clock_.NowSeconds() + 3600;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, 40 + i % 200), 1000u + i,
+                            i % 3 == 0 ? expiry : 0, 0),
+              Outcome::kStored);
+    if (i % 10 == 0) {  // a client sees these CAS values right after the write
+      ItemRef ref;
+      ASSERT_TRUE(store_->Peek(Key(i), &ref, /*with_cas=*/true));
+      cas[i] = ref.cas();
+    }
+  }
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.tier_writes, 0u);
+  EXPECT_GT(s.tier_items, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.items, static_cast<uint64_t>(n));
+  std::vector<int> on_file = OnFile(n);
+  ASSERT_GT(on_file.size(), static_cast<size_t>(n / 2));
+  for (int i = 0; i < n; ++i) {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Get(Key(i), &ref, /*with_cas=*/true)) << i;
+    EXPECT_EQ(ref.value(), ValueFor(i, 0, 40 + i % 200)) << i;
+    EXPECT_EQ(ref.flags(), 1000u + i);
+    EXPECT_EQ(ref.expiry(), i % 3 == 0 ? expiry : 0);
+    if (cas[i] != 0) EXPECT_EQ(ref.cas(), cas[i]) << i;
+  }
+  s = store_->GetStats();
+  EXPECT_GT(s.tier_promotions, 0u);
+  EXPECT_GT(s.tier_reads, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  // A CAS handed out for an item on file is the one it keeps when promoted.
+  Fill(n, 1500, 100);
+  on_file = OnFile(n);
+  ASSERT_FALSE(on_file.empty());
+  const int k = on_file.front();
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get(Key(k), &ref, true));
+  const uint64_t seen = ref.cas();
+  ref.Reset();
+  EXPECT_EQ(store_->Write(SetMode::kCas, Key(k), "new", 0, 0, seen), Outcome::kStored);
+  EXPECT_EQ(Get(Key(k)), "new");
+}
+
+TEST_F(TierTest, PromoteBringsAnItemBack) {
+  Open(TierOptions(512));
+  Fill(0, 2000, 100);
+  std::vector<int> on_file = OnFile(2000);
+  ASSERT_FALSE(on_file.empty());
+  const int k = on_file[on_file.size() / 2];
+  const uint64_t promotions = store_->GetStats().tier_promotions;
+  const uint64_t hits = store_->GetStats().get_hits;
+  store_->Promote(Keyspace{}, Key(k));
+  EXPECT_FALSE(store_->InFileTier(Keyspace{}, Key(k)));
+  EXPECT_EQ(store_->GetStats().tier_promotions, promotions + 1);
+  EXPECT_EQ(store_->GetStats().get_hits, hits);  // Promote counts no hit
+  EXPECT_EQ(Get(Key(k)), ValueFor(k, 0, 100));
+  store_->Promote(Keyspace{}, "absent");  // nothing to do
+  EXPECT_FALSE(store_->InFileTier(Keyspace{}, "absent"));
+}
+
+// Every operation works on an item whose bytes are on file; in-place changes (touch, meta
+// state) rewrite it into memory.
+TEST_F(TierTest, OperationsOnItemsOnFile) {
+  Open(TierOptions(512));
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), std::to_string(i * 10), 7, 0, 0),
+              Outcome::kStored);
+  }
+  Fill(n, 1000, 120);  // push the numbers out to the file
+  std::vector<int> on_file = OnFile(n);
+  ASSERT_GE(on_file.size(), 12u);
+  auto next = [&] {
+    int k = on_file.back();
+    on_file.pop_back();
+    EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(k)));
+    return k;
+  };
+  // A set or delete reads the old item (to tell its key) but does not bring it back first.
+  const uint64_t promotions = store_->GetStats().tier_promotions;
+  int k = next();
+  EXPECT_EQ(store_->Write(SetMode::kSet, Key(k), "over", 0, 0, 0), Outcome::kStored);
+  const int deleted = next();
+  EXPECT_EQ(store_->Delete(Key(deleted)), Outcome::kDeleted);
+  EXPECT_EQ(store_->GetStats().tier_promotions, promotions);
+  EXPECT_EQ(Get(Key(k)), "over");
+  EXPECT_EQ(Get(Key(deleted)), std::nullopt);
+  k = next();
+  EXPECT_EQ(store_->Write(SetMode::kAdd, Key(k), "x", 0, 0, 0), Outcome::kNotStored);
+  k = next();
+  EXPECT_EQ(store_->Write(SetMode::kReplace, Key(k), "r", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(k)), "r");
+  k = next();
+  uint64_t result = 0;
+  EXPECT_EQ(store_->Incr(Key(k), 5, &result), Outcome::kStored);
+  EXPECT_EQ(result, static_cast<uint64_t>(k * 10 + 5));
+  k = next();
+  EXPECT_EQ(store_->Write(SetMode::kAppend, Key(k), "+a", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(k)), std::to_string(k * 10) + "+a");
+  k = next();
+  EXPECT_EQ(store_->Write(SetMode::kCas, Key(k), "c", 0, 0, 12345), Outcome::kExists);
+  EXPECT_EQ(Get(Key(k)), std::to_string(k * 10));
+  k = next();
+  EXPECT_EQ(store_->Touch(Key(k), 100), Outcome::kTouched);
+  {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Get(Key(k), &ref));
+    EXPECT_EQ(ref.expiry(), clock_.NowSeconds() + 100);
+    EXPECT_EQ(ref.flags(), 7u);
+  }
+  k = next();
+  {
+    ItemRef ref;
+    EXPECT_EQ(store_->GetAndTouch(Key(k), 200, &ref), Outcome::kTouched);
+    EXPECT_EQ(ref.value(), std::to_string(k * 10));
+    EXPECT_EQ(ref.expiry(), clock_.NowSeconds() + 200);
+  }
+  k = next();
+  EXPECT_EQ(store_->Invalidate(Key(k), 0, false, 0), Outcome::kStored);
+  {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Get(Key(k), &ref));
+    EXPECT_TRUE(ref.stale());
+  }
+  k = next();
+  {
+    FetchOptions fo;
+    fo.touch = true;
+    fo.exptime = 300;
+    ItemRef ref;
+    FetchResult fr;
+    ASSERT_TRUE(store_->Fetch(Key(k), fo, &ref, &fr));
+    EXPECT_EQ(ref.value(), std::to_string(k * 10));
+    EXPECT_EQ(ref.expiry(), clock_.NowSeconds() + 300);
+  }
+  k = next();
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, Key(k), "p-", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(k)), "p-" + std::to_string(k * 10));
+  EXPECT_EQ(store_->GetStats().evictions, 0u);
+}
+
+TEST_F(TierTest, ExpiryAndFlushOfItemsOnFile) {
+  Open(TierOptions(512));
+  const int n = 1500;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, 100), 0, i % 2 ? 60 : 0, 0),
+              Outcome::kStored);
+  }
+  std::vector<int> on_file = OnFile(n);
+  ASSERT_GE(on_file.size(), 10u);
+  clock_.Advance(61);
+  int expired_seen = 0;
+  for (int k : on_file) {
+    ItemRef ref;
+    Miss miss = Miss::kNone;
+    bool hit = store_->Get(Keyspace{}, Key(k), &ref, false, &miss);
+    if (k % 2) {
+      // Expired: dropped by this read, or with its whole file segment by a cleaner pass that
+      // an earlier read's promotion ran (these items have segments of their own).
+      EXPECT_FALSE(hit) << k;
+      EXPECT_TRUE(miss == Miss::kExpired || miss == Miss::kAbsent) << k;
+      expired_seen += miss == Miss::kExpired;
+    } else {
+      ASSERT_TRUE(hit) << k;
+      EXPECT_EQ(ref.value(), ValueFor(k, 0, 100));
+    }
+  }
+  EXPECT_GT(expired_seen + store_->GetStats().expirations_reclaimed, 0u);
+  store_->FlushAll();
+  on_file = OnFile(n);
+  for (int i = 0; i < n; ++i) EXPECT_EQ(Get(Key(i)), std::nullopt) << i;
+  // The cleaner frees the flushed file segments.
+  store_->RunCleanerOnce();
+  StoreStats s = store_->GetStats();
+  EXPECT_EQ(s.tier_items, 0u);
+  EXPECT_EQ(s.tier_used_bytes, 0u);
+  EXPECT_EQ(s.items, 0u);
+  // And the tier takes new items after the flush.
+  Fill(0, n, 100);
+  EXPECT_GT(store_->GetStats().tier_items, 0u);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(Get(Key(i)), ValueFor(i, 0, 100)) << i;
+}
+
+TEST_F(TierTest, KeyspacesStayApartOnFile) {
+  Open(TierOptions(1024));
+  const int n = 1500;
+  for (int i = 0; i < n; ++i) {
+    for (uint16_t ks = 0; ks < 3; ++ks) {
+      ASSERT_EQ(store_->Write(Keyspace{ks}, SetMode::kSet, Key(i), ValueFor(i, ks, 60), ks, 0, 0),
+                Outcome::kStored);
+    }
+  }
+  EXPECT_FALSE(OnFile(n, Keyspace{1}).empty());
+  EXPECT_FALSE(OnFile(n, Keyspace{0}).empty());
+  EXPECT_EQ(store_->GetKeyspaceStats(Keyspace{2}).items, static_cast<uint64_t>(n));
+  for (int i = 0; i < n; ++i) {
+    for (uint16_t ks = 0; ks < 3; ++ks) {
+      ItemRef ref;
+      ASSERT_TRUE(store_->Get(Keyspace{ks}, Key(i), &ref)) << i << " " << ks;
+      EXPECT_EQ(ref.value(), ValueFor(i, ks, 60));
+      EXPECT_EQ(ref.flags(), ks);
+    }
+  }
+  EXPECT_EQ(store_->Delete(Keyspace{1}, Key(5)), Outcome::kDeleted);
+  EXPECT_EQ(Get(Key(5), Keyspace{2}), ValueFor(5, 2, 60));
+  EXPECT_EQ(store_->GetStats().evictions, 0u);
+}
+
+// A file that fills up: its oldest segments are evicted (or sparse ones compacted); what is
+// left reads back exactly, and the counters agree with the index.
+TEST_F(TierTest, FileFullEvictsFromTheFile) {
+  Open(TierOptions(32, true, /*files=*/2));  // two files of 16 segments
+  const int n = 6000;
+  Fill(0, n, 100);
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.tier_evictions, 0u);
+  EXPECT_EQ(s.tier_capacity_bytes, 32 * kSegment);
+  EXPECT_LE(s.tier_used_bytes, s.tier_capacity_bytes);
+  int present = 0;
+  for (int i = 0; i < n; ++i) {
+    std::optional<std::string> v = Get(Key(i));
+    if (!v) continue;
+    ++present;
+    EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+  }
+  s = store_->GetStats();
+  EXPECT_LE(s.tier_items, s.items);
+  EXPECT_GT(present, n / 10);
+  // The newest items are all there (the oldest leave first).
+  for (int i = n - 100; i < n; ++i) EXPECT_EQ(Get(Key(i)), ValueFor(i, 0, 100)) << i;
+}
+
+// Items deleted or overwritten leave file segments sparse: they are compacted (live items
+// back into memory, written again with others) rather than the oldest evicted.
+TEST_F(TierTest, SparseFileSegmentsAreCompacted) {
+  Open(TierOptions(64));
+  const int n = 2500;
+  Fill(0, n, 100);
+  ASSERT_GT(store_->GetStats().tier_items, 0u);
+  // Delete three keys in four: each is read from the file first.
+  for (int i = 0; i < n; ++i) {
+    if (i % 4 != 0) store_->Delete(Key(i));
+  }
+  const uint64_t evictions_before = store_->GetStats().tier_evictions;
+  Fill(n, 3000, 100);
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.tier_compactions, 0u);
+  int kept = 0;
+  for (int i = 0; i < n; i += 4) {
+    std::optional<std::string> v = Get(Key(i));
+    if (!v) continue;
+    ++kept;
+    EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+  }
+  for (int i = n; i < n + 3000; ++i) {
+    std::optional<std::string> v = Get(Key(i));
+    if (v) EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+  }
+  EXPECT_GT(kept, 0);
+  (void)evictions_before;
+}
+
+// With eviction off, the file still takes what memory cannot hold; a store full of both answers
+// kOutOfMemory rather than dropping what it holds. Only a read that finds no memory to bring an
+// item back drops it (docs/file-tier.md, limits).
+TEST_F(TierTest, EvictionOffFillsTheFileThenRefuses) {
+  Open(TierOptions(32, /*eviction=*/false));
+  int stored = 0;
+  for (int i = 0; i < 20000; ++i) {
+    Outcome o = store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, 100), 0, 0, 0);
+    if (o == Outcome::kOutOfMemory) break;
+    ASSERT_EQ(o, Outcome::kStored);
+    ++stored;
+  }
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.tier_items, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_LT(stored, 20000);
+  int present = 0;
+  for (int i = 0; i < stored; ++i) {
+    std::optional<std::string> v = Get(Key(i));
+    if (!v) continue;
+    ++present;
+    EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+  }
+  s = store_->GetStats();
+  EXPECT_EQ(s.evictions, s.tier_evictions);  // only reads without memory dropped anything
+  EXPECT_EQ(static_cast<uint64_t>(stored - present), s.tier_evictions);
+  EXPECT_GT(present, 0);
+}
+
+// Readers and writers while the background cleaner demotes, promotes, compacts and evicts:
+// every value read is one that was written for its key.
+TEST_F(TierTest, ConcurrentReadersAndWriters) {
+  Options o = TierOptions(96);
+  o.background_cleaner = true;
+  o.cleaner_interval_ms = 1;
+  Open(o);
+  constexpr int kKeys = 3000;
+  constexpr int kOpsPerThread = 20000;
+  std::atomic<int> bad{0};
+  auto worker = [&](int id) {
+    std::mt19937 rng(id);
+    for (int op = 0; op < kOpsPerThread; ++op) {
+      int k = static_cast<int>(rng() % kKeys);
+      size_t size = 20 + k % 150;
+      if (rng() % 3 == 0) {
+        uint32_t version = rng() % 1000;
+        store_->Write(SetMode::kSet, Key(k), ValueFor(k, version, size), version, 0, 0);
+      } else if (rng() % 8 == 0) {
+        store_->Delete(Key(k));
+      } else {
+        ItemRef ref;
+        if (store_->Get(Key(k), &ref) && ref.value() != ValueFor(k, ref.flags(), size)) ++bad;
+      }
+      if (op % 500 == 0) store_->InFileTier(Keyspace{}, Key(k));
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back(worker, t);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.tier_writes, 0u);
+  EXPECT_GT(s.tier_promotions, 0u);
+  for (int k = 0; k < kKeys; ++k) {
+    ItemRef ref;
+    if (store_->Get(Key(k), &ref)) EXPECT_EQ(ref.value(), ValueFor(k, ref.flags(), 20 + k % 150));
+  }
+}
+
+}  // namespace
+}  // namespace cinch
