@@ -234,6 +234,13 @@ struct RestoreReport {
   uint64_t expired = 0;          // items that expired while the store was down (not loaded)
   uint64_t records_refused = 0;  // records that failed a check (checksum, structure) or did not fit
   uint64_t items_refused = 0;    // items of refused records, and duplicates of loaded keys
+  // Of the items loaded, those whose bytes went to the file tier (Options::tier_files): saved
+  // from it, or beyond what memory holds.
+  uint64_t items_on_file = 0;
+  // Of the refused records and items, those that did not fit: no room in memory nor in the
+  // file tier (a store with a smaller memory limit or tier, or none).
+  uint64_t records_no_room = 0;
+  uint64_t items_no_room = 0;
   std::string message;           // one line for a log: what was loaded, or why not
   // Whether items were loaded from the file (kLoaded or kPartial).
   bool loaded() const { return result == Result::kLoaded || result == Result::kPartial; }
@@ -256,7 +263,9 @@ class Store {
   // another format, segment size or memory limit (snapshot.memory_limit), one consumed
   // already, or garbage leaves the store empty, and *report says why (report may be null).
   // Items that expired meanwhile are not loaded; keys, values, flags, CAS values, expiry
-  // (absolute), keyspaces and eviction order come back as saved. Once items are loaded the
+  // (absolute), keyspaces and eviction order come back as saved. With a file tier, items saved
+  // from the tier go back to it, and items that memory cannot hold go to it too; what fits in
+  // neither is counted in *report (records_no_room, items_no_room), never silently dropped. Once items are loaded the
   // file is marked consumed (and synced) before this returns, so a store that later dies
   // without saving never brings back this older state. Fails only when Open would, or when
   // the file could not be marked consumed (then no store is returned).
@@ -388,9 +397,10 @@ class Store {
 
   // Writes every live item to the file at `path` (created or truncated), straight from the
   // store's memory (no copy), with a checksum per segment, then syncs it and marks it clean
-  // (docs/restart-format.md). Needs no memory beyond a small fixed buffer. Holds off the
-  // cleaner while it runs. REQUIRES: no other thread uses the store meanwhile (a server saves
-  // after its workers stopped): the snapshot is then exact.
+  // (docs/restart-format.md). Items on the file tier are copied from their file through the
+  // tier's buffer (already counted in the memory limit). Needs no memory beyond a small fixed
+  // buffer. Holds off the cleaner while it runs. REQUIRES: no other thread uses the store
+  // meanwhile (a server saves after its workers stopped): the snapshot is then exact.
   Status SaveTo(const std::string& path, const SnapshotOptions& snapshot = {});
 
   // Runs one full cleaner pass on the calling thread (expiry, compaction, give-back).

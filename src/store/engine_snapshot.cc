@@ -4,8 +4,12 @@
 // Saving walks every segment in use as the cleaner does (each item's slot looked up by its
 // location under its shard lock) and writes the segment's bytes with pwrite straight from the
 // arena or the jumbo mapping: no copy of the heap, and no memory beyond a 64 KiB buffer of live
-// entries. Loading reads each record's bytes straight into a free segment, verifies the
-// checksum and the structure, and only then inserts its live items' slots.
+// entries. Segments on the file tier are read from their file through the tier's scratch buffer
+// (segment_size / 8 + 4 KiB, charged as metadata): once to list their live items, once to copy
+// their bytes. Loading reads each record's bytes straight into a free segment, verifies the
+// checksum and the structure, and only then inserts its live items' slots; with a file tier,
+// records saved from it, and records memory cannot hold, are copied into file segments through
+// the same buffer and verified there.
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -93,6 +97,51 @@ std::string Mib(uint64_t bytes) {
   return text;
 }
 
+// Reads the items of a segment stored in a file (a tier file segment), in increasing offsets,
+// through a caller's buffer: a window of the segment's bytes, reloaded at an item that does not
+// fit in it. Items are decoded without trusting them (snapshot::DecodeItemChecked): an item
+// larger than the buffer, or bytes that are no item, fail.
+class ItemWindow {
+ public:
+  ItemWindow(int fd, uint64_t position, size_t length, char* buf, size_t size)
+      : fd_(fd), position_(position), length_(length), buf_(buf), size_(size) {}
+
+  // The item at `offset` (not below the previous one's), valid until the next call.
+  bool At(size_t offset, mem::ItemView* v) {
+    if (offset >= length_) return false;
+    if (offset < start_ || offset >= end_) {
+      if (!Load(offset)) return false;
+    }
+    if (snapshot::DecodeItemChecked(buf_ + (offset - start_), end_ - offset, v)) return true;
+    // The item may go on past the window: load the window from it.
+    if (offset == start_ || !Load(offset)) return false;
+    return snapshot::DecodeItemChecked(buf_, end_ - offset, v);
+  }
+
+  uint64_t reads() const { return reads_; }
+  uint64_t read_bytes() const { return read_bytes_; }
+
+ private:
+  bool Load(size_t offset) {
+    const size_t n = std::min(size_, length_ - offset);
+    if (!PreadAll(fd_, buf_, n, position_ + offset)) return false;
+    start_ = offset;
+    end_ = offset + n;
+    ++reads_;
+    read_bytes_ += n;
+    return true;
+  }
+
+  int fd_;
+  uint64_t position_;  // of the segment in the file
+  size_t length_;      // of the segment's bytes
+  char* buf_;
+  size_t size_;
+  size_t start_ = 0, end_ = 0;  // the segment's bytes [start_, end_) are in buf_
+  uint64_t reads_ = 0;
+  uint64_t read_bytes_ = 0;
+};
+
 }  // namespace
 
 // --- saving ---
@@ -101,11 +150,18 @@ class SnapshotWriter {
  public:
   SnapshotWriter(Engine* e, int fd, uint64_t id) : e_(e), fd_(fd), id_(id) {}
 
-  // Writes the record of `segment` at *pos, if it holds live items; advances *pos.
+  // Writes the record of `segment` (in memory, or on the file tier) at *pos, if it holds live
+  // items; advances *pos.
   bool WriteSegment(uint32_t segment, int64_t now, uint32_t gen, uint64_t* pos) {
     mem::SegmentMeta& m = e_->pool_->meta(segment);
     const mem::SegState state = m.state.load(std::memory_order_acquire);
-    if (state == mem::SegState::kFree || state == mem::SegState::kDraining) return true;
+    const bool on_file = e_->pool_->IsFile(segment);
+    // A file segment is on file once sealed (being written or emptied it would be kCleaning:
+    // neither runs during a save, which holds off the cleaner and the tier's cleaning).
+    if (on_file ? state != mem::SegState::kSealed
+                : state == mem::SegState::kFree || state == mem::SegState::kDraining) {
+      return true;
+    }
     const uint32_t length = m.write_offset.load(std::memory_order_acquire);
     if (length == 0 || m.live_items.load(std::memory_order_acquire) == 0 ||
         m.flush_gen.load(std::memory_order_relaxed) != gen) {
@@ -116,6 +172,7 @@ class SnapshotWriter {
     h.type = snapshot::kTypeSegment;
     h.jumbo = e_->pool_->IsJumbo(segment) ? 1 : 0;
     h.main_fifo = !h.jumbo && e_->IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
+    h.on_file = on_file ? 1 : 0;
     h.snapshot_id = id_;
     h.open_seq = m.open_seq.load(std::memory_order_relaxed);
     h.keyspace = m.keyspace.load(std::memory_order_relaxed);
@@ -125,13 +182,19 @@ class SnapshotWriter {
     count_ = 0;
     used_ = 0;
     hash_.emplace();
-    if (!Walk(segment, m, length, now)) return false;
+    if (!(on_file ? WalkFile(segment, m, length, now) : Walk(segment, m, length, now))) {
+      return false;
+    }
     if (count_ == 0) return true;
     if (!Flush()) return false;
-    // The bytes as they are in memory: no copy.
     const uint64_t bytes_pos = list_pos_;
-    if (!PwriteAll(fd_, m.base, length, bytes_pos)) return false;
-    hash_->Add(m.base, length);
+    if (on_file) {
+      if (!CopyFromFile(segment, length, bytes_pos)) return false;
+    } else {
+      // The bytes as they are in memory: no copy.
+      if (!PwriteAll(fd_, m.base, length, bytes_pos)) return false;
+      hash_->Add(m.base, length);
+    }
     h.live_count = count_;
     h.checksum = hash_->Finish(h);
     if (!PwriteAll(fd_, &h, sizeof(h), *pos)) return false;
@@ -182,6 +245,47 @@ class SnapshotWriter {
     return true;
   }
 
+  // Walk for a segment on the file tier: its items read in order through the tier's buffer.
+  bool WalkFile(uint32_t segment, mem::SegmentMeta& m, uint32_t length, int64_t now) {
+    const uint16_t ks = m.keyspace.load(std::memory_order_relaxed);
+    int fd;
+    uint64_t position;
+    e_->FilePosition(segment, &fd, &position);
+    ItemWindow window(fd, position, length, e_->tier_scratch_.get(), e_->tier_scratch_bytes_);
+    bool ok = true;
+    for (uint32_t offset = 0; ok && offset < length;) {
+      mem::ItemView v;
+      ok = window.At(offset, &v);  // false: a read error (the tier wrote these bytes itself)
+      if (!ok) break;
+      const char* p = v.key.data() - v.header_size;
+      if (IsLive(segment, p, offset, HashKey(v.key, ks), now)) ++count_;
+      if (used_ == kBuffer) ok = Flush();
+      offset += static_cast<uint32_t>(v.size);
+    }
+    e_->tier_reads_.fetch_add(window.reads(), std::memory_order_relaxed);
+    e_->tier_read_bytes_.fetch_add(window.read_bytes(), std::memory_order_relaxed);
+    return ok;
+  }
+
+  // Copies a file segment's bytes [0, length) to the snapshot at `to` through the tier's
+  // buffer, adding them to the record's checksum.
+  bool CopyFromFile(uint32_t segment, uint32_t length, uint64_t to) {
+    int fd;
+    uint64_t position;
+    e_->FilePosition(segment, &fd, &position);
+    char* buf = e_->tier_scratch_.get();
+    for (uint32_t offset = 0; offset < length;) {
+      const size_t n = std::min<size_t>(e_->tier_scratch_bytes_, length - offset);
+      if (!PreadAll(fd, buf, n, position + offset)) return false;
+      e_->tier_reads_.fetch_add(1, std::memory_order_relaxed);
+      e_->tier_read_bytes_.fetch_add(n, std::memory_order_relaxed);
+      hash_->Add(buf, n);
+      if (!PwriteAll(fd_, buf, n, to + offset)) return false;
+      offset += static_cast<uint32_t>(n);
+    }
+    return true;
+  }
+
   // Whether the item at `offset` is live (a slot points at it) and unexpired; lists it if so.
   bool IsLive(uint32_t segment, const char* p, uint32_t offset, uint64_t hash, int64_t now) {
     index::Shard& shard = e_->index_->ShardFor(hash);
@@ -219,8 +323,11 @@ class SnapshotWriter {
 };
 
 Status Engine::SaveTo(const std::string& path, uint64_t memory_limit) {
-  // No cleaner pass moves or frees a segment while it is written.
+  // No cleaner pass moves or frees a segment while it is written, and no file segment is
+  // emptied (the tier's buffer is the save's while it reads file segments).
   std::lock_guard<std::mutex> cleaner(cleaner_mu_);
+  std::unique_lock<std::mutex> tier(tier_mu_, std::defer_lock);
+  if (HasTier()) tier.lock();
   const int64_t now = Now();
   MaybeFlushDue(now);
   Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -246,6 +353,13 @@ Status Engine::SaveTo(const std::string& path, uint64_t memory_limit) {
   uint64_t pos = sizeof(FileHeader);
   for (uint32_t id : ids) {
     if (!writer->WriteSegment(id, now, gen, &pos)) return Errno("cannot write", path);
+  }
+  // Then the file tier's segments (after memory's: a load fills memory first).
+  if (HasTier()) {
+    const uint32_t end = pool_->file_high_water();
+    for (uint32_t id = pool_->file_first(); id < end; ++id) {
+      if (!writer->WriteSegment(id, now, gen, &pos)) return Errno("cannot write", path);
+    }
   }
   if (!writer->WriteTrailer(pos)) return Errno("cannot write", path);
   // The records are on disk before the header says so.
@@ -341,11 +455,13 @@ class SnapshotReader {
       }
       pos = end;
     }
+    ChargeFileMetadata(jobs);
     ReserveIndex(items);
     RunJobs(jobs);
     if (h_.next_open_seq < max_seq) next_seq = std::max(next_seq, h_.next_open_seq);
     e_->open_seq_.store(next_seq, std::memory_order_relaxed);
-    complete_ = h_.state == snapshot::kStateClean && trailer && report_->records_refused == 0;
+    whole_file_ = h_.state == snapshot::kStateClean && trailer;
+    complete_ = whole_file_ && report_->records_refused == 0;
   }
 
   // Marks the file consumed (and syncs): it is never loaded again, whatever happens next.
@@ -360,14 +476,22 @@ class SnapshotReader {
     r.result = complete_ ? RestoreReport::Result::kLoaded : RestoreReport::Result::kPartial;
     std::string what = std::to_string(r.items) + " items (" + Mib(r.key_value_bytes) +
                        " of keys and values) in " + std::to_string(r.segments) + " segments";
+    if (r.items_on_file > 0) what += ", " + std::to_string(r.items_on_file) + " on the file tier";
+    const std::string no_room =
+        std::to_string(r.records_no_room) + " segment records (" +
+        std::to_string(r.items_no_room) + " items) did not fit in memory" +
+        (e_->HasTier() ? " nor the file tier" : " (no file tier)");
     if (complete_) {
       r.message = "loaded " + what;
+    } else if (whole_file_ && r.records_refused == r.records_no_room) {
+      r.message = "loaded what fits: " + what + "; " + no_room;
     } else {
       r.message =
           std::string("loaded what verified of a ") +
           (h_.state == snapshot::kStateWriting ? "save that did not finish" : "damaged file") +
           ": " + what + "; " + std::to_string(r.records_refused) + " segment records refused (" +
           std::to_string(r.items_refused) + " items)";
+      if (r.records_no_room > 0) r.message += ", of which " + no_room;
     }
     if (r.expired > 0) r.message += "; " + std::to_string(r.expired) + " expired while down";
   }
@@ -394,6 +518,24 @@ class SnapshotReader {
     RestoreReport tally;
   };
 
+  // Charges the metadata of the file segments the records may go to, up front: memory loaded
+  // full (to the cleaner's reserve) would leave none for it, and a record that memory cannot
+  // hold would then find no file segment either. Taking a fresh file segment charges its
+  // metadata page; giving it back keeps the page.
+  void ChargeFileMetadata(const std::vector<Job>& jobs) {
+    if (!e_->HasTier()) return;
+    mem::SegmentPool& pool = *e_->pool_;
+    const size_t regular = static_cast<size_t>(std::count_if(
+        jobs.begin(), jobs.end(), [](const Job& j) { return j.header.jumbo == 0; }));
+    std::vector<uint32_t> taken;
+    for (size_t i = 0; i < std::min<size_t>(regular, pool.file_count()); ++i) {
+      const uint32_t id = pool.AllocateFile();
+      if (id == mem::kNoSegment) break;
+      taken.push_back(id);
+    }
+    for (uint32_t id : taken) pool.Free(id);
+  }
+
   // Sizes every index shard for `items` (what the records say they hold, at most what their
   // bytes could), so that loading rebuilds no shard: growing step by step as writes do would
   // rebuild each one a few dozen times (a third of the loading time).
@@ -419,8 +561,19 @@ class SnapshotReader {
     std::atomic<size_t> next{0};
     auto work = [&](Loader& l) {
       for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < jobs.size();) {
-        if (!LoadRecord(l, jobs[i].header, jobs[i].pos))
-          Refused(l.tally, jobs[i].header.live_count);
+        const uint32_t items = jobs[i].header.live_count;
+        switch (LoadRecord(l, jobs[i].header, jobs[i].pos)) {
+          case Load::kLoaded:
+            break;
+          case Load::kNoRoom:
+            ++l.tally.records_no_room;
+            l.tally.items_no_room += items;
+            Refused(l.tally, items);
+            break;
+          case Load::kRefused:
+            Refused(l.tally, items);
+            break;
+        }
       }
     };
     std::vector<std::thread> helpers;
@@ -434,28 +587,129 @@ class SnapshotReader {
       report_->expired += l.tally.expired;
       report_->records_refused += l.tally.records_refused;
       report_->items_refused += l.tally.items_refused;
+      report_->items_on_file += l.tally.items_on_file;
+      report_->records_no_room += l.tally.records_no_room;
+      report_->items_no_room += l.tally.items_no_room;
     }
   }
 
-  // Loads one segment record whose list starts at `pos`; false if refused.
-  bool LoadRecord(Loader& l, const RecordHeader& r, uint64_t pos) {
+  enum class Load { kLoaded, kRefused, kNoRoom };
+
+  // Loads one segment record whose list starts at `pos`. With a file tier, a record saved from
+  // it goes back to it, and one that memory cannot hold goes to it; jumbo records only to
+  // memory (the tier holds regular segments).
+  Load LoadRecord(Loader& l, const RecordHeader& r, uint64_t pos) {
     mem::SegmentPool& pool = *e_->pool_;
     const bool jumbo = r.jumbo != 0;
-    if (r.jumbo > 1 || r.main_fifo > 1 || r.length == 0 || r.live_count == 0 ||
+    if (r.jumbo > 1 || r.main_fifo > 1 || r.on_file > 1 || (jumbo && r.on_file) ||
+        r.length == 0 || r.live_count == 0 ||
         (jumbo ? r.live_count != 1 || r.length > e_->options_.memory_limit / 2
                : r.length > pool.segment_size())) {
-      return false;
+      return Load::kRefused;
     }
     l.list.resize(r.live_count);
-    if (!PreadAll(fd_, l.list.data(), l.list.size() * 4, pos)) return false;
+    if (!PreadAll(fd_, l.list.data(), l.list.size() * 4, pos)) return Load::kRefused;
+    const bool tier = e_->HasTier() && !jumbo;
+    if (tier && r.on_file) {
+      if (Load to_file = LoadToFile(l, r, pos); to_file != Load::kNoRoom) return to_file;
+    }
     const uint32_t segment = jumbo ? pool.AllocateJumbo(r.length) : pool.Allocate(false);
-    if (segment == mem::kNoSegment) return false;  // does not fit
+    if (segment == mem::kNoSegment) {
+      return tier && !r.on_file ? LoadToFile(l, r, pos) : Load::kNoRoom;
+    }
     mem::SegmentMeta& m = pool.meta(segment);
     if (!PreadAll(fd_, m.base, r.length, pos + l.list.size() * 4) || !Verify(l, r, m.base) ||
-        (e_->FindKeyspace(r.keyspace) == nullptr && e_->TryCreateKeyspace(r.keyspace) == nullptr)) {
+        !HaveKeyspace(r.keyspace)) {
       pool.Free(segment);
-      return false;
+      return Load::kRefused;
     }
+    Describe(r, m);
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);
+    if (InsertItems(l, segment, m) == 0) {
+      m.state.store(mem::SegState::kFree, std::memory_order_relaxed);
+      pool.Free(segment);
+    } else {
+      ++l.tally.segments;
+    }
+    return Load::kLoaded;
+  }
+
+  // Loads a record into a file segment of the tier: its bytes copied through the tier's buffer
+  // (one loader at a time), checksum and structure verified by reading them back from the
+  // file, then its items' slots inserted. kNoRoom if no file segment is free.
+  Load LoadToFile(Loader& l, const RecordHeader& r, uint64_t pos) {
+    mem::SegmentPool& pool = *e_->pool_;
+    std::lock_guard<std::mutex> lock(e_->tier_mu_);
+    const uint32_t segment = pool.AllocateFile();
+    if (segment == mem::kNoSegment) return Load::kNoRoom;
+    int fd;
+    uint64_t position;
+    e_->FilePosition(segment, &fd, &position);
+    char* buf = e_->tier_scratch_.get();
+    const size_t size = e_->tier_scratch_bytes_;
+    snapshot::RecordHash hash;
+    hash.Add(l.list.data(), l.list.size() * 4);
+    const uint64_t bytes_pos = pos + l.list.size() * 4;
+    bool ok = true;
+    for (uint32_t offset = 0; ok && offset < r.length;) {
+      const size_t n = std::min<size_t>(size, r.length - offset);
+      ok = PreadAll(fd_, buf, n, bytes_pos + offset);
+      if (ok) hash.Add(buf, n);
+      ok = ok && PwriteAll(fd, buf, n, position + offset);
+      offset += static_cast<uint32_t>(n);
+    }
+    if (ok) {
+      e_->tier_writes_.fetch_add(1, std::memory_order_relaxed);
+      e_->tier_write_bytes_.fetch_add(r.length, std::memory_order_relaxed);
+    }
+    ItemWindow window(fd, position, r.length, buf, size);
+    auto decode = [&](size_t offset, mem::ItemView* v) { return window.At(offset, v); };
+    ok = ok && hash.Finish(r) == r.checksum && ValidEntries(l) &&
+         snapshot::CheckItems(r.length, l.list.data(), static_cast<uint32_t>(l.list.size()),
+                              decode, [](uint32_t, const mem::ItemView&) {}) &&
+         HaveKeyspace(r.keyspace);
+    mem::SegmentMeta& m = pool.meta(segment);
+    uint32_t inserted = 0;
+    if (ok) {
+      Describe(r, m);
+      m.state.store(mem::SegState::kSealed, std::memory_order_release);
+      const Keyspace ks{r.keyspace};
+      uint32_t max_expiry = 0;
+      for (uint32_t entry : l.list) {
+        mem::ItemView v;
+        const uint32_t offset = snapshot::EntryOffset(entry);
+        if (!window.At(offset, &v)) {  // verified already: a read error
+          ++l.tally.items_refused;
+          continue;
+        }
+        if (v.meta.expiry != 0 && v.meta.expiry <= now_) {
+          ++l.tally.expired;
+          continue;
+        }
+        if (!Insert(ks, segment, offset, entry, HashKey(v.key, ks.id), v)) {
+          ++l.tally.items_refused;
+          continue;
+        }
+        ++inserted;
+        max_expiry = std::max(max_expiry, v.meta.expiry == 0 ? mem::kNeverExpires : v.meta.expiry);
+        ++l.tally.items;
+        ++l.tally.items_on_file;
+        l.tally.key_value_bytes += v.key.size() + v.value.size();
+      }
+      m.max_expiry.store(max_expiry, std::memory_order_relaxed);
+    }
+    e_->tier_reads_.fetch_add(window.reads(), std::memory_order_relaxed);
+    e_->tier_read_bytes_.fetch_add(window.read_bytes(), std::memory_order_relaxed);
+    if (inserted == 0) {
+      pool.Free(segment);  // no slot points into it: nobody can have pinned it
+      return ok ? Load::kLoaded : Load::kRefused;
+    }
+    ++l.tally.segments;
+    return Load::kLoaded;
+  }
+
+  // The facts of a loaded segment that lookups and the cleaner read (its state is set after).
+  void Describe(const RecordHeader& r, mem::SegmentMeta& m) {
     m.keyspace.store(r.keyspace, std::memory_order_relaxed);
     m.open_seq.store(r.open_seq, std::memory_order_relaxed);
     m.flush_gen.store(e_->flush_gen_.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -464,12 +718,15 @@ class SnapshotReader {
                  std::memory_order_relaxed);
     m.write_offset.store(r.length, std::memory_order_relaxed);
     m.max_expiry.store(0, std::memory_order_relaxed);
-    m.state.store(mem::SegState::kSealed, std::memory_order_release);
-    if (InsertItems(l, segment, m) == 0) {
-      m.state.store(mem::SegState::kFree, std::memory_order_relaxed);
-      pool.Free(segment);
-    } else {
-      ++l.tally.segments;
+  }
+
+  bool HaveKeyspace(uint16_t id) {
+    return e_->FindKeyspace(id) != nullptr || e_->TryCreateKeyspace(id) != nullptr;
+  }
+
+  static bool ValidEntries(const Loader& l) {
+    for (uint32_t e : l.list) {
+      if (!snapshot::EntryValid(e)) return false;
     }
     return true;
   }
@@ -478,10 +735,7 @@ class SnapshotReader {
     snapshot::RecordHash hash;
     hash.Add(l.list.data(), l.list.size() * 4);
     hash.Add(bytes, r.length);
-    if (hash.Finish(r) != r.checksum) return false;
-    for (uint32_t e : l.list) {
-      if (!snapshot::EntryValid(e)) return false;
-    }
+    if (hash.Finish(r) != r.checksum || !ValidEntries(l)) return false;
     return snapshot::CheckSegment(std::string_view(bytes, r.length), l.list.data(),
                                   static_cast<uint32_t>(l.list.size()),
                                   [](uint32_t, const mem::ItemView&) {});
@@ -535,7 +789,12 @@ class SnapshotReader {
     std::lock_guard<SpinLock> lock(shard.lock);
     const uint64_t location = e_->Location(segment, offset);
     mem::ItemView other;
-    if (e_->FindLive(shard, c, hash, ks, v.key, now_, &other) != nullptr) return false;
+    // Without promotion: a key met on file is only compared (a promotion could make room by
+    // demoting, which takes the tier's lock a loader to the file holds).
+    if (e_->FindLive(shard, c, hash, ks, v.key, now_, &other, nullptr, /*promote=*/false) !=
+        nullptr) {
+      return false;
+    }
     if (e_->index_->Insert(shard, hash, location, snapshot::EntryFreq(entry)) !=
         index::HashIndex::InsertResult::kOk) {
       return false;  // the index has no room for it
@@ -553,6 +812,7 @@ class SnapshotReader {
   RestoreReport* report_;
   FileHeader h_{};
   const int64_t now_ = e_->Now();
+  bool whole_file_ = false;  // a clean save, read to its trailer
   bool complete_ = false;
 };
 

@@ -63,7 +63,7 @@ struct RecordHeader {
   uint8_t type;
   uint8_t main_fifo;  // filled by the cleaner (S3-FIFO's main queue), else a writer (small)
   uint8_t jumbo;      // one out-of-line item (docs/item-format.md)
-  uint8_t reserved;
+  uint8_t on_file;    // the bytes were on the file tier (docs/file-tier.md): a hint for loading
   uint64_t snapshot_id;
   uint64_t open_seq;  // kept: derived CAS values are open_seq << shift | offset
   uint16_t keyspace;
@@ -109,17 +109,18 @@ class RecordHash {
 // header or the item does not fit, or the key is not 1..250 bytes. Else *v as mem::DecodeItem.
 bool DecodeItemChecked(const char* p, size_t avail, mem::ItemView* v);
 
-// Whether `bytes` is a sequence of whole items from offset 0 to its end (what a segment always
-// is: docs/item-format.md), and every live entry (strictly increasing) starts one of them.
-// Calls visit(entry, item) for each live one.
-template <typename Visit>
-bool CheckSegment(std::string_view bytes, const uint32_t* live, uint32_t live_count,
-                  Visit&& visit) {
+// Whether a segment of `length` bytes is a sequence of whole items from offset 0 to its end
+// (what a segment always is: docs/item-format.md), and every live entry (strictly increasing)
+// starts one of them. decode(offset, &view) decodes the item at an offset without trusting it
+// (false: it does not fit or is no item); calls visit(entry, item) for each live one.
+template <typename Decode, typename Visit>
+bool CheckItems(size_t length, const uint32_t* live, uint32_t live_count, Decode&& decode,
+                Visit&& visit) {
   size_t pos = 0;
   uint32_t next = 0;
-  while (pos < bytes.size()) {
+  while (pos < length) {
     mem::ItemView v;
-    if (!DecodeItemChecked(bytes.data() + pos, bytes.size() - pos, &v)) return false;
+    if (!decode(pos, &v)) return false;
     if (next < live_count && EntryOffset(live[next]) == pos) {
       visit(live[next], v);
       ++next;
@@ -128,6 +129,18 @@ bool CheckSegment(std::string_view bytes, const uint32_t* live, uint32_t live_co
     pos += v.size;
   }
   return next == live_count;
+}
+
+// CheckItems of a segment's bytes in memory.
+template <typename Visit>
+bool CheckSegment(std::string_view bytes, const uint32_t* live, uint32_t live_count,
+                  Visit&& visit) {
+  return CheckItems(
+      bytes.size(), live, live_count,
+      [&](size_t pos, mem::ItemView* v) {
+        return DecodeItemChecked(bytes.data() + pos, bytes.size() - pos, v);
+      },
+      visit);
 }
 
 }  // namespace cinch::store::snapshot

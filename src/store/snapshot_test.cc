@@ -62,6 +62,8 @@ class SnapshotTest : public ::testing::Test {
     path_ = dir_ + "/memory";
   }
   ~SnapshotTest() override {
+    store_.reset();
+    for (const std::string& tier : tiers_) std::remove(tier.c_str());
     std::remove(path_.c_str());
     std::remove((path_ + ".copy").c_str());
     rmdir(dir_.c_str());
@@ -125,6 +127,14 @@ class SnapshotTest : public ::testing::Test {
   // Every item the store returns is the model's; returns how many it returned. No item outside
   // the model and `extra` is counted (the stats say how many items there are).
   size_t Check(const Model& model, size_t extra = 0) {
+    size_t found = CheckFound(model);
+    EXPECT_EQ(store_->GetStats().items, found + extra);
+    return found;
+  }
+
+  // Check without the count: in a store whose memory and file tier are both full, reading an
+  // item on file promotes it, which may evict others.
+  size_t CheckFound(const Model& model) {
     size_t found = 0;
     for (const auto& [k, want] : model) {
       ItemRef ref;
@@ -135,7 +145,6 @@ class SnapshotTest : public ::testing::Test {
       EXPECT_EQ(ref.cas(), want.cas) << k.second;
       EXPECT_EQ(ref.expiry(), want.expiry) << k.second;
     }
-    EXPECT_EQ(store_->GetStats().items, found + extra);
     return found;
   }
 
@@ -161,7 +170,64 @@ class SnapshotTest : public ::testing::Test {
     Check(model, extra + 1);
   }
 
+  // Tiny stores (4 KiB segments, RAM `extra` segments above the minimum) with a file tier of
+  // `tier_segments` (none if 0) in this test's directory.
+  Options TierOptions(size_t extra, size_t tier_segments) {
+    Options o = test::TinyOptions(&clock_, extra, /*eviction=*/true);
+    if (tier_segments > 0) {
+      tiers_.push_back(dir_ + "/tier" + std::to_string(tiers_.size()));
+      o.tier_files.push_back(TierFile{tiers_.back(), tier_segments * o.segment_size});
+    }
+    return o;
+  }
+
+  // Writes n items of 40 to 400 bytes (flags, some expiring at an absolute time, every CAS
+  // value seen by a client right after its write), overwrites and deletes some; returns the
+  // model of what is stored. The store evicts nothing (checked).
+  Model FillTiny(int n) {
+    std::mt19937 rng(11);
+    const Keyspace spaces[] = {Keyspace{0}, Keyspace{3}};
+    Model model;
+    for (int i = 0; i < n; ++i) {
+      const Keyspace ks = spaces[i % 2];
+      const std::string key = test::Key(i);
+      const int64_t exptime = i % 9 == 0 ? clock_.NowSeconds() + 86400 : 0;
+      const uint32_t flags = i % 4 == 0 ? static_cast<uint32_t>(rng()) : 0;
+      std::string value = test::Pattern(40 + rng() % 360, static_cast<uint32_t>(i));
+      Put(ks, key, value, flags, exptime);
+      ItemRef ref;
+      EXPECT_TRUE(store_->Peek(ks, key, &ref, /*with_cas=*/true));
+      model[{ks.id, key}] = {value, flags, ref.cas(), exptime};
+    }
+    // Items on file too by now: their overwritten and deleted versions are dead bytes there.
+    for (int i = 0; i < n; i += 13) {
+      const Keyspace ks = spaces[i % 2];
+      if (i % 2 == 0) {
+        EXPECT_EQ(store_->Delete(ks, test::Key(i)), Outcome::kDeleted);
+        model.erase({ks.id, test::Key(i)});
+      } else {
+        std::string value = test::Pattern(100, static_cast<uint32_t>(i) + 7);
+        Put(ks, test::Key(i), value, 5, 0);
+        ItemRef ref;
+        EXPECT_TRUE(store_->Peek(ks, test::Key(i), &ref, /*with_cas=*/true));
+        model[{ks.id, test::Key(i)}] = {value, 5, ref.cas(), 0};
+      }
+    }
+    EXPECT_EQ(store_->GetStats().evictions, 0u);
+    EXPECT_EQ(store_->GetStats().items, model.size());
+    return model;
+  }
+
+  RestoreReport RestoreTagged(const Options& o, uint64_t memory_limit) {
+    RestoreReport report;
+    store_.reset();
+    Status s = Store::OpenFrom(o, path_, SnapshotOptions{memory_limit}, &store_, &report);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return report;
+  }
+
   ManualClock clock_{1'700'000'000};
+  std::vector<std::string> tiers_;
   std::string dir_;
   std::string path_;
   std::unique_ptr<Store> store_;
@@ -414,6 +480,136 @@ TEST_F(SnapshotTest, AnEmptyStoreRoundTrips) {
   RestoreReport report = Restore(StoreOptions(), path_);
   EXPECT_EQ(report.result, Result::kLoaded) << report.message;
   EXPECT_EQ(report.items, 0u);
+}
+
+// --- with a file tier (docs/file-tier.md) ---
+
+// A tiny RAM with most items on the tier file: a save reads them from the file, a load into
+// the same configuration puts them back there, and every item comes back exactly.
+TEST_F(SnapshotTest, ItemsOnTheFileTierSurviveARestart) {
+  const Options o = TierOptions(/*extra=*/64, /*tier_segments=*/1024);
+  ASSERT_TRUE(Store::Open(o, &store_).ok());
+  Model model = FillTiny(6000);
+  StoreStats before = store_->GetStats();
+  ASSERT_GT(before.tier_items, model.size() / 2);  // most items are on file
+  const uint64_t reads = before.tier_reads;
+  Save();
+  EXPECT_GT(store_->GetStats().tier_reads, reads);  // the save read them from the file
+  EXPECT_EQ(store_->GetStats().tier_promotions, before.tier_promotions);  // without promoting
+
+  RestoreReport report = Restore(o, path_);
+  EXPECT_EQ(report.result, Result::kLoaded) << report.message;
+  EXPECT_EQ(report.items, model.size());
+  EXPECT_EQ(report.records_refused, 0u);
+  EXPECT_EQ(report.records_no_room, 0u);
+  EXPECT_GT(report.items_on_file, model.size() / 2);
+  EXPECT_NE(report.message.find("on the file tier"), std::string::npos) << report.message;
+  StoreStats after = store_->GetStats();
+  EXPECT_EQ(after.tier_items, report.items_on_file);
+  EXPECT_LE(after.resident_bytes, o.memory_limit);
+  EXPECT_EQ(Check(model), model.size());  // reads promote, demote, compact the file as usual
+  // It saves and loads again, whole, after all that movement.
+  Save();
+  report = Restore(o, path_);
+  EXPECT_EQ(report.result, Result::kLoaded) << report.message;
+  EXPECT_EQ(Check(model), model.size());
+  Exercise(model);
+}
+
+// Items saved from the tier whose time ran out while the store was down are not loaded.
+TEST_F(SnapshotTest, TierItemsThatExpiredWhileDownAreGone) {
+  const Options o = TierOptions(64, 1024);
+  ASSERT_TRUE(Store::Open(o, &store_).ok());
+  Model model = FillTiny(3000);
+  ASSERT_GT(store_->GetStats().tier_items, 0u);
+  Save();
+  clock_.Advance(86400 + 1);
+  size_t expired = 0;
+  for (auto it = model.begin(); it != model.end();) {
+    if (it->second.expiry != 0) {
+      ++expired;
+      it = model.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  ASSERT_GT(expired, 0u);
+  RestoreReport report = Restore(o, path_);
+  EXPECT_EQ(report.result, Result::kLoaded) << report.message;
+  EXPECT_EQ(report.expired, expired);
+  EXPECT_EQ(report.items, model.size());
+  EXPECT_EQ(Check(model), model.size());
+}
+
+// A snapshot of a large RAM loaded into a small RAM with a tier: what memory cannot hold goes
+// to the file, nothing is dropped.
+TEST_F(SnapshotTest, WhatMemoryCannotHoldGoesToTheTier) {
+  const Options big = TierOptions(/*extra=*/512, 0);
+  ASSERT_TRUE(Store::Open(big, &store_).ok());
+  Model model = FillTiny(6000);
+  ASSERT_EQ(store_->GetStats().tier_items, 0u);
+  Save();
+  const Options small = TierOptions(/*extra=*/64, /*tier_segments=*/1024);
+  RestoreReport report = RestoreTagged(small, big.memory_limit);
+  EXPECT_EQ(report.result, Result::kLoaded) << report.message;
+  EXPECT_EQ(report.items, model.size());
+  EXPECT_EQ(report.records_no_room, 0u);
+  EXPECT_GT(report.items_on_file, model.size() / 2);
+  EXPECT_LE(store_->GetStats().resident_bytes, small.memory_limit);
+  EXPECT_EQ(Check(model), model.size());
+}
+
+// Into a store without a tier, or with a smaller one: what fits is loaded (exactly), the rest
+// is counted as not fitting and the report says so.
+TEST_F(SnapshotTest, ASmallerTierOrNoneLoadsWhatFits) {
+  const Options o = TierOptions(64, 1024);
+  ASSERT_TRUE(Store::Open(o, &store_).ok());
+  Model model = FillTiny(6000);
+  ASSERT_GT(store_->GetStats().tier_items, model.size() / 2);
+  Save();
+  const std::string saved = ReadFile(path_);
+
+  for (size_t tier_segments : {size_t{0}, size_t{16}}) {
+    SCOPED_TRACE(tier_segments);
+    WriteFile(path_, saved);  // loading marks the file consumed
+    const Options smaller = TierOptions(64, tier_segments);
+    RestoreReport report = RestoreTagged(smaller, o.memory_limit);
+    EXPECT_EQ(report.result, Result::kPartial) << report.message;
+    EXPECT_GT(report.items, 0u);
+    EXPECT_GT(report.records_no_room, 0u);
+    EXPECT_EQ(report.records_refused, report.records_no_room);  // nothing was damaged
+    EXPECT_EQ(report.items + report.items_no_room, model.size());
+    EXPECT_EQ(report.items_on_file > 0, tier_segments > 0);
+    EXPECT_NE(report.message.find("did not fit"), std::string::npos) << report.message;
+    EXPECT_NE(report.message.find(tier_segments > 0 ? "nor the file tier" : "no file tier"),
+              std::string::npos)
+        << report.message;
+    EXPECT_LE(store_->GetStats().resident_bytes, smaller.memory_limit);
+    EXPECT_EQ(store_->GetStats().items, report.items);
+    const size_t found = CheckFound(model);
+    EXPECT_LE(found, report.items);
+    if (tier_segments == 0) EXPECT_EQ(found, report.items);  // no reads from a file
+  }
+}
+
+// A record from the tier is verified on the file it is copied to: a flipped byte in it never
+// yields a wrong value.
+TEST_F(SnapshotTest, ADamagedTierRecordIsRefused) {
+  const Options o = TierOptions(64, 1024);
+  ASSERT_TRUE(Store::Open(o, &store_).ok());
+  Model model = FillTiny(3000);
+  Save();
+  std::string saved = ReadFile(path_);
+  // A byte near the end: in the last record, one saved from the tier.
+  saved[saved.size() - sizeof(store::snapshot::RecordHeader) - 100] ^= 0x20;
+  WriteFile(path_, saved);
+  RestoreReport report = Restore(o, path_);
+  EXPECT_EQ(report.result, Result::kPartial) << report.message;
+  EXPECT_EQ(report.records_refused, 1u);
+  EXPECT_EQ(report.records_no_room, 0u);
+  EXPECT_GT(report.items_on_file, 0u);
+  EXPECT_EQ(Check(model), report.items);
+  EXPECT_EQ(report.items + report.items_refused, model.size());
 }
 
 }  // namespace
