@@ -1239,15 +1239,13 @@ std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
          std::to_string(info.param.seed);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, ModelTest,
-                         ::testing::Values(Variant{true, false, 1}, Variant{true, false, 2},
-                                           Variant{false, false, 1}, Variant{false, false, 2},
-                                           Variant{true, true, 3}, Variant{false, true, 3},
-                                           Variant{true, false, 4, true},
-                                           Variant{true, false, 5, true},
-                                           Variant{true, true, 6, true},
-                                           Variant{true, true, 7, true}),
-                         VariantName);
+INSTANTIATE_TEST_SUITE_P(
+    Variants, ModelTest,
+    ::testing::Values(Variant{true, false, 1}, Variant{true, false, 2}, Variant{false, false, 1},
+                      Variant{false, false, 2}, Variant{true, true, 3}, Variant{false, true, 3},
+                      Variant{true, false, 4, true}, Variant{true, false, 5, true},
+                      Variant{true, true, 6, true}, Variant{true, true, 7, true}),
+    VariantName);
 
 }  // namespace
 }  // namespace cinch

@@ -113,6 +113,59 @@ TEST(SegmentPoolTest, ChargesMetadataPagesAsIdsAreFirstUsed) {
   EXPECT_EQ(a.total(), a.ByKind(MemoryKind::kSegments)) << "metadata released with the pool";
 }
 
+// File tier segments: ids after the jumbo slots, locations from the first segment boundary past
+// the jumbo slots, no memory of their own but what backs them while they are written.
+TEST(SegmentPoolTest, FileSegmentsLayoutAndBacking) {
+  Accountant a(kNoLimit);
+  SegmentPool::Config config = MakeConfig(8, 3, 0, 0);
+  config.file_count = 4;
+  auto pool = MustCreate(config, &a);
+  EXPECT_EQ(pool->total_count(), 15u);
+  EXPECT_EQ(pool->file_first(), 11u);
+  EXPECT_EQ(pool->location_end(), 9 * kSeg + 4 * kSeg) << "file_base: 8 segments + 3 slots, "
+                                                          "rounded up to a segment";
+  EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), pool->metadata_bytes());
+  for (uint32_t f = 0; f < 4; ++f) {
+    uint32_t id = pool->AllocateFile();
+    ASSERT_EQ(id, 11 + f) << "lowest first";
+    EXPECT_TRUE(pool->IsFile(id));
+    EXPECT_FALSE(pool->IsJumbo(id));
+    EXPECT_EQ(pool->FileBacking(id), kNoSegment);
+    for (uint32_t offset : {0u, 7u, static_cast<uint32_t>(kSeg - 1)}) {
+      uint64_t location = pool->Location(id, offset);
+      EXPECT_EQ(location, 9 * kSeg + uint64_t{f} * kSeg + offset);
+      EXPECT_TRUE(pool->IsFileLocation(location));
+      EXPECT_EQ(pool->SegmentOf(location), id);
+      EXPECT_EQ(pool->OffsetOf(location), offset);
+      EXPECT_EQ(pool->ItemAt(location), nullptr) << "on file only";
+    }
+  }
+  EXPECT_EQ(pool->AllocateFile(), kNoSegment);
+  EXPECT_EQ(pool->files_in_use(), 4u);
+  EXPECT_FALSE(pool->IsFileLocation(pool->Location(7, kSeg - 1)));
+  EXPECT_FALSE(pool->IsFileLocation(pool->Location(10, 0)));
+  // Backed by a RAM segment while written: its locations resolve into that segment's bytes.
+  uint32_t ram = pool->Allocate(true);
+  pool->SetFileBacking(12, ram);
+  pool->SetFileMemory(12, pool->meta(ram).base);
+  EXPECT_EQ(pool->ItemAt(pool->Location(12, 100)), pool->meta(ram).base + 100);
+  EXPECT_EQ(pool->FileBacking(12), ram);
+  pool->SetFileMemory(12, nullptr);
+  EXPECT_EQ(pool->ItemAt(pool->Location(12, 100)), nullptr);
+  pool->SetFileBacking(12, kNoSegment);
+  // Freed file segments are handed out again, lowest first; they are never listed in use.
+  std::vector<uint32_t> in_use;
+  pool->InUse(&in_use);
+  EXPECT_EQ(in_use, std::vector<uint32_t>{ram});
+  pool->Free(14);
+  pool->Free(12);
+  EXPECT_EQ(pool->files_in_use(), 2u);
+  EXPECT_EQ(pool->AllocateFile(), 12u);
+  EXPECT_EQ(pool->AllocateFile(), 14u);
+  EXPECT_EQ(pool->file_high_water(), 15u);
+  pool->Free(ram);
+}
+
 TEST(SegmentPoolTest, MetadataPageIsChargedWithinTheLimit) {
   // Memory for exactly one segment: the metadata page does not fit beside it.
   Accountant a(kSeg);

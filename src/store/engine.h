@@ -8,10 +8,13 @@
 // segment before unlocking. See docs/cleaner.md for how segments come back and
 // docs/keyspaces.md for keyspaces and streaming writes.
 //
-// Lock order: cleaner_mu_ -> shard lock -> keyspace_mu_ -> head lock -> pool mutex;
+// Lock order: cleaner_mu_ -> tier_mu_ -> shard lock -> keyspace_mu_ -> head lock -> pool mutex;
 // drain_mu_ -> pool mutex; space_mu_ and wake_mu_ last. Nothing waits for memory while holding a
 // shard or head lock, and no write waits on cleaner_mu_ for memory: a writer short of it frees some
 // itself (docs/cleaner.md).
+//
+// With a file tier (docs/file-tier.md), a lookup that meets an item on file reads it with the
+// shard lock released (FindLive), and a demotion writes a segment with no lock held.
 //
 // Thread safety: every public method is safe from any thread.
 #pragma once

@@ -433,9 +433,20 @@ TEST_F(TierTest, ConcurrentReadersAndWriters) {
       if (op % 500 == 0) store_->InFileTier(Keyspace{}, Key(k));
     }
   };
+  // What a server does: ask InFileTier, and Promote on another thread before the operation.
+  std::atomic<bool> done{false};
+  std::thread promoter([&] {
+    std::mt19937 rng(99);
+    while (!done.load(std::memory_order_relaxed)) {
+      int k = static_cast<int>(rng() % kKeys);
+      if (store_->InFileTier(Keyspace{}, Key(k))) store_->Promote(Keyspace{}, Key(k));
+    }
+  });
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) threads.emplace_back(worker, t);
   for (std::thread& t : threads) t.join();
+  done = true;
+  promoter.join();
   EXPECT_EQ(bad.load(), 0);
   StoreStats s = store_->GetStats();
   EXPECT_GT(s.tier_writes, 0u);
