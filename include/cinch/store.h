@@ -234,6 +234,7 @@ struct RestoreReport {
   uint64_t expired = 0;          // items that expired while the store was down (not loaded)
   uint64_t records_refused = 0;  // records that failed a check (checksum, structure) or did not fit
   uint64_t items_refused = 0;    // items of refused records, and duplicates of loaded keys
+  std::string message;           // one line for a log: what was loaded, or why not
   // Of the items loaded, those whose bytes went to the file tier (Options::tier_files): saved
   // from it, or beyond what memory holds.
   uint64_t items_on_file = 0;
@@ -241,7 +242,6 @@ struct RestoreReport {
   // file tier (a store with a smaller memory limit or tier, or none).
   uint64_t records_no_room = 0;
   uint64_t items_no_room = 0;
-  std::string message;           // one line for a log: what was loaded, or why not
   // Whether items were loaded from the file (kLoaded or kPartial).
   bool loaded() const { return result == Result::kLoaded || result == Result::kPartial; }
 };
@@ -265,10 +265,10 @@ class Store {
   // Items that expired meanwhile are not loaded; keys, values, flags, CAS values, expiry
   // (absolute), keyspaces and eviction order come back as saved. With a file tier, items saved
   // from the tier go back to it, and items that memory cannot hold go to it too; what fits in
-  // neither is counted in *report (records_no_room, items_no_room), never silently dropped. Once items are loaded the
-  // file is marked consumed (and synced) before this returns, so a store that later dies
-  // without saving never brings back this older state. Fails only when Open would, or when
-  // the file could not be marked consumed (then no store is returned).
+  // neither is counted in *report (records_no_room, items_no_room), never silently dropped. Once
+  // items are loaded the file is marked consumed (and synced) before this returns, so a store that
+  // later dies without saving never brings back this older state. Fails only when Open would, or
+  // when the file could not be marked consumed (then no store is returned).
   static Status OpenFrom(const Options& options, const std::string& path,
                          const SnapshotOptions& snapshot, std::unique_ptr<Store>* store,
                          RestoreReport* report);

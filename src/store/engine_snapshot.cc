@@ -477,10 +477,9 @@ class SnapshotReader {
     std::string what = std::to_string(r.items) + " items (" + Mib(r.key_value_bytes) +
                        " of keys and values) in " + std::to_string(r.segments) + " segments";
     if (r.items_on_file > 0) what += ", " + std::to_string(r.items_on_file) + " on the file tier";
-    const std::string no_room =
-        std::to_string(r.records_no_room) + " segment records (" +
-        std::to_string(r.items_no_room) + " items) did not fit in memory" +
-        (e_->HasTier() ? " nor the file tier" : " (no file tier)");
+    const std::string no_room = std::to_string(r.records_no_room) + " segment records (" +
+                                std::to_string(r.items_no_room) + " items) did not fit in memory" +
+                                (e_->HasTier() ? " nor the file tier" : " (no file tier)");
     if (complete_) {
       r.message = "loaded " + what;
     } else if (whole_file_ && r.records_refused == r.records_no_room) {
@@ -608,8 +607,8 @@ class SnapshotReader {
   Load LoadRecord(Loader& l, const RecordHeader& r, uint64_t pos) {
     mem::SegmentPool& pool = *e_->pool_;
     const bool jumbo = r.jumbo != 0;
-    if (r.jumbo > 1 || r.main_fifo > 1 || r.on_file > 1 || (jumbo && r.on_file) ||
-        r.length == 0 || r.live_count == 0 ||
+    if (r.jumbo > 1 || r.main_fifo > 1 || r.on_file > 1 || (jumbo && r.on_file) || r.length == 0 ||
+        r.live_count == 0 ||
         (jumbo ? r.live_count != 1 || r.length > e_->options_.memory_limit / 2
                : r.length > pool.segment_size())) {
       return Load::kRefused;
@@ -672,8 +671,8 @@ class SnapshotReader {
     ItemWindow window(fd, position, r.length, buf, size);
     auto decode = [&](size_t offset, mem::ItemView* v) { return window.At(offset, v); };
     ok = ok && hash.Finish(r) == r.checksum && ValidEntries(l) &&
-         snapshot::CheckItems(r.length, l.list.data(), static_cast<uint32_t>(l.list.size()),
-                              decode, [](uint32_t, const mem::ItemView&) {}) &&
+         snapshot::CheckItems(r.length, l.list.data(), static_cast<uint32_t>(l.list.size()), decode,
+                              [](uint32_t, const mem::ItemView&) {}) &&
          HaveKeyspace(r.keyspace);
     mem::SegmentMeta& m = pool.meta(segment);
     uint32_t inserted = 0;
