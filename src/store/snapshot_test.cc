@@ -588,7 +588,9 @@ TEST_F(SnapshotTest, ASmallerTierOrNoneLoadsWhatFits) {
     EXPECT_EQ(store_->GetStats().items, report.items);
     const size_t found = CheckFound(model);
     EXPECT_LE(found, report.items);
-    if (tier_segments == 0) EXPECT_EQ(found, report.items);  // no reads from a file
+    if (tier_segments == 0) {
+      EXPECT_EQ(found, report.items);  // no reads from a file
+    }
   }
 }
 
