@@ -455,8 +455,8 @@ class SnapshotReader {
       }
       pos = end;
     }
+    ReserveIndex(items);  // first: every item loaded needs a slot, wherever its bytes go
     ChargeFileMetadata(jobs);
-    ReserveIndex(items);
     RunJobs(jobs);
     if (h_.next_open_seq < max_seq) next_seq = std::max(next_seq, h_.next_open_seq);
     e_->open_seq_.store(next_seq, std::memory_order_relaxed);
