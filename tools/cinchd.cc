@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "cinchd_flags.h"
@@ -102,6 +103,7 @@ int main(int argc, char** argv) {
   if (cl.daemonize) {
     // Paths are read after the daemon leaves the current directory.
     cl.pid_file = server::AbsolutePath(cl.pid_file);
+    options.memory_file = server::AbsolutePath(options.memory_file);
     options.loop.unix_socket = server::AbsolutePath(options.loop.unix_socket);
     // memcached keeps the directory for core files (-r) and stderr for -v.
     if (s = daemon.Start(cl.core_dumps, options.verbosity > 0); !s.ok()) return Exit(s);
@@ -112,6 +114,10 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  // -e: SIGUSR1 is memcached's graceful stop that keeps the items; cinchd keeps them on
+  // SIGTERM and SIGINT too. Without -e, SIGUSR1 keeps its default action.
+  const bool keep_items = !options.memory_file.empty();
+  if (keep_items) sigaddset(&stop_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);  // memcached does not stop on SIGHUP either
@@ -135,8 +141,13 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  if (keep_items) {
+    std::fprintf(stderr, "cinchd: %s: stopping, then saving the items to %s\n", strsignal(sig),
+                 options.memory_file.c_str());
+  }
   srv.Stop();
   srv.Wait();
+  const bool saved = srv.SaveMemoryFile().ok();
   if (!cl.pid_file.empty()) server::RemovePidFile(cl.pid_file);
-  return 0;
+  return saved ? 0 : 1;
 }

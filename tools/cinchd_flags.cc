@@ -248,6 +248,12 @@ Status ApplyPidFile(std::string_view v, ParseState* st) {
   return Status::Ok();
 }
 
+Status ApplyMemoryFile(std::string_view v, ParseState* st) {
+  if (v.empty()) return Status::InvalidArgument("-e needs a file name");
+  Options(st).memory_file = std::string(v);
+  return Status::Ok();
+}
+
 Status ApplyUser(std::string_view v, ParseState* st) {
   st->out->user = std::string(v);
   return Status::Ok();
@@ -384,8 +390,10 @@ const Flag kFlags[] = {
      "a connection's turn is bounded by cinch's event loop itself", nullptr},
     {'A', "enable-shutdown", Arg::kNone, nullptr, Fate::kIgnored,
      "the shutdown command is not supported (stop cinchd with SIGTERM)", nullptr},
-    {'e', "memory-file", Arg::kRequired, "<file>", Fate::kIgnored,
-     "items are not kept across restarts", nullptr},
+    {'e', "memory-file", Arg::kRequired, "<file>", Fate::kHonoured,
+     "keep the items across restarts in <file>: loaded at start if it is\n"
+     "there, written on SIGTERM or SIGUSR1 (docs/restart-format.md)",
+     ApplyMemoryFile},
     {'N', "napi-ids", Arg::kRequired, "<num>", Fate::kIgnored,
      "NAPI-based thread selection is not supported", nullptr},
     {'S', "enable-sasl", Arg::kNone, nullptr, Fate::kRefused, "SASL is not supported", nullptr},

@@ -108,29 +108,12 @@ TEST(CinchdFlags, HonouredFlags) {
 }
 
 TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
-  Parsed p = Parse({"-k",
-                    "-n",
-                    "48",
-                    "-f",
-                    "1.25",
-                    "-L",
-                    "-D",
-                    ":",
-                    "-R",
-                    "20",
-                    "-A",
-                    "-e",
-                    "/tmp/x",
-                    "-N",
-                    "2",
-                    "-U",
-                    "11211",
-                    "-o",
-                    "slab_chunk_max=512,hashpower=20,lru_crawler,ext_threads=4",
-                    "-o",
-                    "slab_chunk_max=256"});
+  Parsed p =
+      Parse({"-k", "-n", "48", "-f", "1.25", "-L", "-D", ":", "-R", "20", "-A", "-N", "2", "-U",
+             "11211", "-o", "slab_chunk_max=512,hashpower=20,lru_crawler,ext_threads=4", "-o",
+             "slab_chunk_max=256"});
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
-  EXPECT_EQ(p.cl.warnings.size(), 14u);
+  EXPECT_EQ(p.cl.warnings.size(), 13u);
   for (const std::string& w : p.cl.warnings) {
     EXPECT_NE(w.find(" ignored: "), std::string::npos) << w;
     EXPECT_EQ(w.find('\n'), std::string::npos) << w;

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -204,6 +205,47 @@ class ValueWriter {
   bool expired_ = false;  // written with an exptime already past: a delete when committed
 };
 
+// Ties a snapshot file (Store::SaveTo, Store::OpenFrom; docs/restart-format.md) to the
+// configuration it was saved under: a file saved under another is refused.
+struct SnapshotOptions {
+  // The memory limit the file belongs to. 0: Options::memory_limit. An embedder that sizes the
+  // store from a limit of its own (cinchd sizes it from -m less what the process needs) passes
+  // that limit, which stays the same from one start to the next.
+  uint64_t memory_limit = 0;
+};
+
+// What Store::OpenFrom did with the file.
+struct RestoreReport {
+  enum class Result {
+    kLoaded,       // a complete snapshot: every item not expired since is back
+    kPartial,      // a save that did not finish, or damaged records: what verified is back
+    kNoFile,       // no file at the path: an empty store
+    kEmpty,        // an empty file (nothing saved in it, or a save killed at once): empty store
+    kConsumed,     // loaded once already (the store ran since: kill -9 or a crash): empty store
+    kOtherConfig,  // another format version, segment size or memory limit: empty store
+    kNotSnapshot,  // not a snapshot file at all (no magic): an empty store
+    kDamaged,      // a snapshot whose header is damaged: an empty store
+    kIoError,      // the file could not be read: an empty store
+  };
+  Result result = Result::kNoFile;
+  uint64_t items = 0;            // items loaded
+  uint64_t key_value_bytes = 0;  // their key + value bytes
+  uint64_t segments = 0;         // segment records loaded
+  uint64_t expired = 0;          // items that expired while the store was down (not loaded)
+  uint64_t records_refused = 0;  // records that failed a check (checksum, structure) or did not fit
+  uint64_t items_refused = 0;    // items of refused records, and duplicates of loaded keys
+  std::string message;           // one line for a log: what was loaded, or why not
+  // Of the items loaded, those whose bytes went to the file tier (Options::tier_files): saved
+  // from it, or beyond what memory holds.
+  uint64_t items_on_file = 0;
+  // Of the refused records and items, those that did not fit: no room in memory nor in the
+  // file tier (a store with a smaller memory limit or tier, or none).
+  uint64_t records_no_room = 0;
+  uint64_t items_no_room = 0;
+  // Whether items were loaded from the file (kLoaded or kPartial).
+  bool loaded() const { return result == Result::kLoaded || result == Result::kPartial; }
+};
+
 class Store {
  public:
   static constexpr size_t kMaxKeyLength = 250;
@@ -215,6 +257,21 @@ class Store {
   // options as given (index, segment table and reserve segments must fit); 0 if none up to
   // 2^20 segments does.
   static size_t MinimumMemoryLimit(const Options& options);
+
+  // Opens a store and loads the snapshot at `path` (written by SaveTo) into it. The file is
+  // never trusted: a record is loaded only when its checksum and structure verify; a file of
+  // another format, segment size or memory limit (snapshot.memory_limit), one consumed
+  // already, or garbage leaves the store empty, and *report says why (report may be null).
+  // Items that expired meanwhile are not loaded; keys, values, flags, CAS values, expiry
+  // (absolute), keyspaces and eviction order come back as saved. With a file tier, items saved
+  // from the tier go back to it, and items that memory cannot hold go to it too; what fits in
+  // neither is counted in *report (records_no_room, items_no_room), never silently dropped. Once
+  // items are loaded the file is marked consumed (and synced) before this returns, so a store that
+  // later dies without saving never brings back this older state. Fails only when Open would, or
+  // when the file could not be marked consumed (then no store is returned).
+  static Status OpenFrom(const Options& options, const std::string& path,
+                         const SnapshotOptions& snapshot, std::unique_ptr<Store>* store,
+                         RestoreReport* report);
 
   ~Store();
   Store(const Store&) = delete;
@@ -337,6 +394,14 @@ class Store {
   // Blocks on the disk: call it off an event loop. Counts no hit or miss. Without a tier, or
   // when the item is in memory or absent, does nothing.
   void Promote(Keyspace keyspace, std::string_view key);
+
+  // Writes every live item to the file at `path` (created or truncated), straight from the
+  // store's memory (no copy), with a checksum per segment, then syncs it and marks it clean
+  // (docs/restart-format.md). Items on the file tier are copied from their file through the
+  // tier's buffer (already counted in the memory limit). Needs no memory beyond a small fixed
+  // buffer. Holds off the cleaner while it runs. REQUIRES: no other thread uses the store
+  // meanwhile (a server saves after its workers stopped): the snapshot is then exact.
+  Status SaveTo(const std::string& path, const SnapshotOptions& snapshot = {});
 
   // Runs one full cleaner pass on the calling thread (expiry, compaction, give-back).
   void RunCleanerOnce();

@@ -146,6 +146,12 @@ HashIndex::InsertResult HashIndex::Insert(Shard& shard, uint64_t hash, uint64_t 
   return InsertResult::kOk;
 }
 
+bool HashIndex::Reserve(Shard& shard, uint32_t items) {
+  uint32_t want =
+      std::min(RoundUpToPage(items / kTargetLoad / kSlotsPerBucket), config_.max_buckets_per_shard);
+  return want <= shard.buckets || Rebuild(shard, want);
+}
+
 uint64_t* HashIndex::ColdestInHome(Shard& shard, uint64_t hash) {
   uint64_t* coldest = nullptr;
   for (uint64_t& slot : shard.table[Home(shard, TagOf(hash))].slots) {

@@ -143,6 +143,10 @@ class HashIndex {
   // kNoMemory: the shard must grow but the limit has no room; kFull: the shard is at its
   // maximum size. REQUIRES: shard.lock held.
   InsertResult Insert(Shard& shard, uint64_t hash, uint64_t location, uint32_t freq);
+  // Grows the shard, if it is smaller, to hold `items` live slots at the target load, so that
+  // inserting that many rebuilds it no more (a store loading a snapshot knows its item count).
+  // False if the memory is short. REQUIRES: shard.lock held.
+  bool Reserve(Shard& shard, uint32_t items);
   // The live slot with the lowest freq in `hash`'s home bucket (a victim when the shard is at
   // its maximum size), or nullptr. REQUIRES: shard.lock held.
   uint64_t* ColdestInHome(Shard& shard, uint64_t hash);

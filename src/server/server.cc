@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -248,7 +249,8 @@ class Server::Impl {
                                     context_.connection_memory + GrpcMemory(options_));
     if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
     options_.store.clock = &clock_;
-    Status s = Store::Open(options_.store, &store_);
+    Status s = OpenStore();
+    if (!s.ok() && store_ != nullptr) return s;  // the memory file, not the options
     if (!s.ok() && !options_.store.tier_files.empty() &&
         options_.store.memory_limit >= MinimumStore(options_.store)) {
       return Status::InvalidArgument("the file tier (-o ext_path): " + s.message());
@@ -300,7 +302,66 @@ class Server::Impl {
     if (promoter_) promoter_->Stop();
   }
 
+  Status SaveMemoryFile() {
+    const std::string& path = options_.memory_file;
+    if (path.empty() || store_ == nullptr) return Status::Ok();
+    const StoreStats stats = store_->GetStats();
+    const auto start = std::chrono::steady_clock::now();
+    Status s = store_->SaveTo(path, Snapshot());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!s.ok()) {
+      std::fprintf(stderr, "cinchd: memory file %s: not saved: %s\n", path.c_str(),
+                   s.ToString().c_str());
+      return s;
+    }
+    std::fprintf(stderr,
+                 "cinchd: memory file %s: saved %llu items (%s of keys and values) in %.3f s\n",
+                 path.c_str(), static_cast<unsigned long long>(stats.items),
+                 Mib(stats.key_value_bytes).c_str(), seconds);
+    return Status::Ok();
+  }
+
  private:
+  // The memory file is tied to -m (the store's own limit is -m less what the process measured
+  // for itself at start, which differs a little from one start to the next).
+  SnapshotOptions Snapshot() const { return SnapshotOptions{options_.memory_limit}; }
+
+  // Opens the store, from the memory file (-e) when there is one. A file that is there but is
+  // not a memory file at all is refused (it would be overwritten at shutdown); any other file
+  // that cannot be loaded leaves the store empty, with a line in the log saying why. Fails
+  // with the store opened when the memory file is the problem.
+  Status OpenStore() {
+    const std::string& path = options_.memory_file;
+    if (path.empty()) return Store::Open(options_.store, &store_);
+    RestoreReport report;
+    const auto start = std::chrono::steady_clock::now();
+    Status s = Store::OpenFrom(options_.store, path, Snapshot(), &store_, &report);
+    if (!s.ok()) return s;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    using Result = RestoreReport::Result;
+    if (report.result == Result::kNotSnapshot) {
+      return Status::InvalidArgument("memory file " + path + ": " + report.message +
+                                     "; refusing to overwrite it (remove it, or name another)");
+    }
+    if (report.loaded()) {
+      std::fprintf(stderr, "cinchd: memory file %s: %s in %.3f s\n", path.c_str(),
+                   report.message.c_str(), seconds);
+    } else {
+      std::fprintf(stderr, "cinchd: memory file %s: %s: starting empty\n", path.c_str(),
+                   report.message.c_str());
+    }
+    // Written at shutdown: find out now if it cannot be.
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status::IoError("memory file " + path +
+                             ": cannot be written: " + std::strerror(errno));
+    }
+    close(fd);
+    return Status::Ok();
+  }
+
   Status StartGrpc(size_t grpc_memory) {
     reapi::GrpcOptions g = GrpcLimits(grpc_memory);
     if (Status s = GrpcAddresses(options_, &g.addresses); !s.ok()) return s;
@@ -374,6 +435,7 @@ Server::~Server() {
   }
 }
 Status Server::Start() { return impl_->Start(); }
+Status Server::SaveMemoryFile() { return impl_->SaveMemoryFile(); }
 int Server::port() const { return impl_->port(); }
 int Server::http_port() const { return impl_->http_port(); }
 int Server::grpc_port() const { return impl_->grpc_port(); }

@@ -41,6 +41,9 @@ class Server {
   int grpc_port() const;  // the gRPC port bound, 0 without one
   void Stop();
   void Wait();
+  // Writes the store to ServerOptions::memory_file (nothing without one) and logs it on
+  // stderr. REQUIRES: Stop() and Wait() returned (no worker uses the store).
+  Status SaveMemoryFile();
 
  private:
   class Impl;

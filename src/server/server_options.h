@@ -47,6 +47,10 @@ struct ServerOptions {
   // `balance uri`), where a result's outputs live on other shards; bazel-remote's
   // --disable_http_ac_validation.
   bool ac_check = true;
+  // -e: the memory file (docs/restart-format.md). Loaded at Start when present (the store
+  // then holds what was saved), written by Server::SaveMemoryFile after Stop and Wait.
+  // Empty: items are not kept across restarts.
+  std::string memory_file;
 };
 
 }  // namespace cinch::server

@@ -68,13 +68,17 @@ Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
   std::unique_ptr<Engine> e(new Engine(options));
   Status s = e->Init();
   if (!s.ok()) return s;
-  if (options.background_cleaner)
-    e->cleaner_thread_ = std::thread([p = e.get()] {
-      pthread_setname_np(pthread_self(), "cinch-cleaner");  // as top -H and gdb show it
-      p->CleanerThread();
-    });
+  e->StartCleanerThread();
   *engine = std::move(e);
   return Status::Ok();
+}
+
+void Engine::StartCleanerThread() {
+  if (!options_.background_cleaner) return;
+  cleaner_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "cinch-cleaner");  // as top -H and gdb show it
+    CleanerThread();
+  });
 }
 
 Status Engine::Init() {

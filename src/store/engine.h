@@ -124,6 +124,11 @@ class Engine {
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();
   const Options& options() const { return options_; }
+  // Snapshots (engine_snapshot.cc, docs/restart-format.md): Store::SaveTo and Store::OpenFrom,
+  // with the memory limit the file is tied to resolved.
+  Status SaveTo(const std::string& path, uint64_t memory_limit);
+  static Status OpenFrom(const Options& options, const std::string& path, uint64_t memory_limit,
+                         std::unique_ptr<Engine>* engine, RestoreReport* report);
   // The file tier (tier.cc, docs/file-tier.md): see Store::InFileTier and Store::Promote.
   bool InFileTier(Keyspace ks, std::string_view key) const;
   void Promote(Keyspace ks, std::string_view key);
@@ -158,8 +163,12 @@ class Engine {
   };
 
  private:
+  friend class SnapshotWriter;  // engine_snapshot.cc
+  friend class SnapshotReader;
+
   explicit Engine(const Options& options);
   Status Init();
+  void StartCleanerThread();
 
   // --- locations and items (engine.cc) ---
   // Locations are the pool's (mem/segment_pool.h): arena bytes, then one per jumbo slot.

@@ -76,6 +76,23 @@ Status Store::Open(const Options& options, std::unique_ptr<Store>* store) {
   return Status::Ok();
 }
 
+Status Store::OpenFrom(const Options& options, const std::string& path,
+                       const SnapshotOptions& snapshot, std::unique_ptr<Store>* store,
+                       RestoreReport* report) {
+  std::unique_ptr<store::Engine> engine;
+  const uint64_t limit = snapshot.memory_limit != 0 ? snapshot.memory_limit : options.memory_limit;
+  Status s = store::Engine::OpenFrom(options, path, limit, &engine, report);
+  if (!s.ok()) return s;
+  store->reset(new Store(std::move(engine)));
+  return Status::Ok();
+}
+
+Status Store::SaveTo(const std::string& path, const SnapshotOptions& snapshot) {
+  const uint64_t limit =
+      snapshot.memory_limit != 0 ? snapshot.memory_limit : engine_->options().memory_limit;
+  return engine_->SaveTo(path, limit);
+}
+
 size_t Store::MinimumMemoryLimit(const Options& options) {
   Options base = options;
   base.background_cleaner = false;
