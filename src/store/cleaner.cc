@@ -436,8 +436,7 @@ Engine::MoveResult Engine::Relocate(uint64_t* slot, const mem::ItemView& item, u
     return MoveResult::kFlushed;
   }
   uint64_t new_location = Location(r.segment, r.offset);
-  MoveLive(location, item.size, new_location, size,
-           static_cast<int64_t>(header) - static_cast<int64_t>(item.header_size), c);
+  MoveLive(location, item.size, item.header_size, new_location, size, header, c);
   uint32_t freq = index::SlotFreq(*slot);
   *slot = index::WithLocation(evict ? index::WithFreq(*slot, freq - 1) : *slot, new_location);
   FinishReservation(r);
