@@ -264,7 +264,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       if (!options_.eviction && !HasTier()) break;
       victim = PickEvictionVictim(in_use_);
       if (victim == mem::kNoSegment) break;
-      if (HasTier() && !pool_->IsJumbo(victim)) file = TakeFileSegment(now);
+      if (HasTier() && Demotable(victim)) file = TakeFileSegment(now);
       if (file == mem::kNoSegment && !options_.eviction) break;
     }
     if (!Claim(victim)) {  // a writer making room took it first

@@ -414,6 +414,13 @@ class Engine {
   Resolution ResolveOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                            std::string_view key, uint64_t location, int64_t now, Miss* why,
                            bool promote, mem::ItemView* item);
+  // Whether an eviction victim's items can go to a file segment: a regular segment's, or a
+  // jumbo item that fits one (written at its offset 0).
+  bool Demotable(uint32_t segment) const {
+    return !pool_->IsJumbo(segment) ||
+           pool_->meta(segment).write_offset.load(std::memory_order_relaxed) <=
+               pool_->segment_size();
+  }
   // A free file segment for a demotion: freeing empty or stale ones, compacting a sparse one or
   // (with eviction on) evicting the oldest if none is free. kNoSegment if none can be had.
   uint32_t TakeFileSegment(int64_t now);
@@ -596,6 +603,7 @@ class Engine {
   struct FileSegmentState {
     std::atomic<int64_t> header_bytes{0};  // of its live items (NoteFileHeaders)
     std::atomic<bool> lost{false};         // a read failed: its items are to be dropped
+    std::atomic<bool> jumbo{false};        // it holds a jumbo item (never compacted)
   };
   std::unique_ptr<FileSegmentState[]> file_state_;
 };

@@ -258,7 +258,7 @@ bool Engine::ReclaimInline(size_t bytes) {
     // With a file tier, the victim's items go to a file segment rather than away: the writer
     // waits for that write (backpressure).
     uint32_t file = mem::kNoSegment;
-    if (evict && HasTier() && !pool_->IsJumbo(victim)) file = TakeFileSegment(now);
+    if (evict && HasTier() && Demotable(victim)) file = TakeFileSegment(now);
     if (!Claim(victim)) {  // another cleaner took it: pick again
       if (file != mem::kNoSegment) pool_->Free(file);
       continue;

@@ -288,16 +288,22 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
   const int head = CleanerHead(ExpiryClass(meta.expiry, now));
   Deadline deadline = SpaceDeadline();
   Reservation r;
-  bool reserved = ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  // A jumbo item (demoted from its own mapping) comes back into a mapping of its own.
+  const bool jumbo = size > jumbo_threshold_;
+  auto reserve = [&] {
+    return jumbo ? ReserveJumbo(ks.id, size, &r, /*precharged=*/false)
+                 : ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  };
+  bool reserved = reserve();
   // Bounded by the deadline even with eviction on (unlike a write): the caller may hold a
   // reservation of its own (Publish), and a store whose RAM is all open heads and pending
   // writes would otherwise make room forever without this copy finding any.
-  while (!reserved && ReclaimSpace(0, deadline)) {
-    reserved = ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  while (!reserved && ReclaimSpace(jumbo ? mem::RoundUpToPage(size) : 0, deadline)) {
+    reserved = reserve();
     if (!reserved && deadline.Passed()) break;
   }
   // Last resort before dropping the item: the cleaner's reserve (a pass gives it back).
-  if (!reserved) reserved = ReserveInHead(state, ks.id, head, size, &r);
+  if (!reserved && !jumbo) reserved = ReserveInHead(state, ks.id, head, size, &r);
   if (!reserved) {
     // No memory to bring it back: a cache may drop it (as if it had been evicted).
     shard.lock.lock();
@@ -396,6 +402,8 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
   f.write_offset.store(end, std::memory_order_relaxed);
   f.state.store(mem::SegState::kCleaning, std::memory_order_release);
   file_state_[file - pool_->file_first()].lost.store(false, std::memory_order_relaxed);
+  file_state_[file - pool_->file_first()].jumbo.store(pool_->IsJumbo(segment),
+                                                     std::memory_order_relaxed);
   pool_->SetFileBacking(file, segment);
   pool_->SetFileMemory(file, s.base);
   // 1. Repoint every live item (under its shard lock) from the RAM segment to the file
@@ -488,7 +496,10 @@ uint32_t Engine::PickFileVictim(int64_t now, FileClean* how) const {
       return id;
     }
     int64_t live = m.live_bytes.load(std::memory_order_relaxed);
-    if (emptiest == mem::kNoSegment || live < emptiest_live) {
+    // A jumbo item compacted would come back into a mapping of its own, then go to a file
+    // segment of its own again: nothing gained.
+    const bool jumbo = file_state_[id - pool_->file_first()].jumbo.load(std::memory_order_relaxed);
+    if (!jumbo && (emptiest == mem::kNoSegment || live < emptiest_live)) {
       emptiest = id;
       emptiest_live = live;
     }
@@ -548,7 +559,13 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
       lost = true;
       break;
     }
-    if (offset + item.size > window_end) {
+    std::string jumbo;  // a jumbo item (alone in its file segment) is larger than the buffer
+    if (item.size > tier_scratch_bytes_) {
+      if (!ReadFileItem(Location(id, offset), &jumbo, &item)) {
+        lost = true;
+        break;
+      }
+    } else if (offset + item.size > window_end) {
       if (!load(offset)) {
         lost = true;
         break;

@@ -323,6 +323,89 @@ TEST_F(TierTest, KeyspacesStayApartOnFile) {
   EXPECT_EQ(store_->GetStats().evictions, 0u);
 }
 
+// Jumbo items (above an eighth of a segment, each in a mapping of its own) whose size fits a
+// file segment are demoted as segments are, one per file segment: they read back exactly
+// (value, flags, CAS) and can be overwritten and deleted while on file.
+void CheckJumboItemsOnFile(Store* store, int n, size_t min_value, size_t max_value) {
+  auto size_of = [&](int i) { return min_value + (uint64_t{7919} * i) % (max_value - min_value); };
+  std::vector<uint64_t> cas(n, 0);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store->Write(SetMode::kSet, Key(i), ValueFor(i, 0, size_of(i)), 100u + i, 0, 0),
+              Outcome::kStored);
+    if (i % 3 == 0) {  // a client sees these CAS values right after the write
+      ItemRef ref;
+      ASSERT_TRUE(store->Peek(Key(i), &ref, /*with_cas=*/true));
+      cas[i] = ref.cas();
+    }
+  }
+  StoreStats s = store->GetStats();
+  EXPECT_GT(s.tier_writes, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.items, static_cast<uint64_t>(n));
+  std::vector<int> on_file;
+  for (int i = 0; i < n; ++i) {
+    if (store->InFileTier(Keyspace{}, Key(i))) on_file.push_back(i);
+  }
+  ASSERT_GT(on_file.size(), static_cast<size_t>(n / 2));
+  EXPECT_EQ(s.tier_items, on_file.size());
+  // Changed while on file: one overwritten (another jumbo value), one deleted.
+  const int overwritten = on_file[0], deleted = on_file[1];
+  ASSERT_EQ(store->Write(SetMode::kSet, Key(overwritten), ValueFor(overwritten, 1, max_value), 7,
+                         0, 0),
+            Outcome::kStored);
+  EXPECT_EQ(store->Delete(Key(deleted)), Outcome::kDeleted);
+  for (int i = 0; i < n; ++i) {
+    ItemRef ref;
+    if (i == deleted) {
+      EXPECT_FALSE(store->Get(Key(i), &ref));
+      continue;
+    }
+    ASSERT_TRUE(store->Get(Key(i), &ref, /*with_cas=*/true)) << i;
+    if (i == overwritten) {
+      EXPECT_EQ(ref.value(), ValueFor(i, 1, max_value));
+      EXPECT_EQ(ref.flags(), 7u);
+      continue;
+    }
+    EXPECT_EQ(ref.value(), ValueFor(i, 0, size_of(i))) << i;
+    EXPECT_EQ(ref.flags(), 100u + i);
+    if (cas[i] != 0) EXPECT_EQ(ref.cas(), cas[i]) << i;
+  }
+  s = store->GetStats();
+  EXPECT_GT(s.tier_promotions, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.items, static_cast<uint64_t>(n - 1));
+}
+
+TEST_F(TierTest, JumboItemsAreDemoted) {
+  Open(TierOptions(512));  // 4 KiB segments: jumbo above 512 B
+  CheckJumboItemsOnFile(store_.get(), 300, 600, 3800);
+}
+
+TEST_F(TierTest, JumboItemsOfLargeSegmentsAreDemoted) {
+  Options o;  // the default segment and item sizes (1 MiB): 200 KiB values are jumbo items
+  o.index_shards = 1;
+  o.background_cleaner = false;
+  o.clock = &clock_;
+  o.memory_limit = Store::MinimumMemoryLimit(o) + 4 * o.segment_size;
+  o.tier_files.push_back(TierFile{TempPath(), 128 * o.segment_size});
+  Open(o);
+  // ~24 MiB of values through a few MiB of RAM: each jumbo item takes a file segment.
+  CheckJumboItemsOnFile(store_.get(), 120, 150 * 1024, 250 * 1024);
+}
+
+// A jumbo item larger than a segment cannot go to a file segment: it is evicted.
+TEST_F(TierTest, JumboItemsLargerThanASegmentAreEvicted) {
+  Options o = TierOptions(512);
+  o.max_item_size = 4 * kSegment;
+  Open(o);
+  const int n = 200;
+  Fill(0, n, 2 * kSegment);
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.evictions, 0u);
+  EXPECT_EQ(s.tier_writes, 0u);
+  EXPECT_TRUE(OnFile(n).empty());
+}
+
 // A tier file changed behind the store's back (truncated: reads come back short, or read
 // zeros where later writes left a hole) loses items, not the process: each lost item is a
 // miss counted in tier_io_errors, the counters agree with what is left, and the store keeps
