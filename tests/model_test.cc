@@ -73,13 +73,14 @@ namespace {
 constexpr int64_t kThirtyDays = 2592000;
 constexpr size_t kSegmentSize = 4096;
 constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open accepts
-// The tier variants: 16 KiB segments, so that values of up to kMaxValue are stored in segments
-// (jumbo items are evicted, never written to the file), few of them in RAM, and a file small
-// beside the key space (600 keys of up to 2000 bytes), so that it fills up and its segments
-// are compacted and evicted too.
-constexpr size_t kTierSegmentSize = 16384;
-constexpr size_t kTierExtraSegments = 6;
-constexpr size_t kTierSegments = 6;
+// The tier variants: 8 KiB segments, so that values above 1 KiB (a tenth of RandomValue's, and
+// appends up to kMaxValue) are jumbo items that fit a file segment and are demoted and
+// promoted too (streamed values above 8 KiB are evicted: they fit none), few segments in RAM,
+// and a file small beside the key space (600 keys of up to 2000 bytes; a jumbo item takes a
+// file segment of its own), so that it fills up and its segments are compacted and evicted.
+constexpr size_t kTierSegmentSize = 8192;
+constexpr size_t kTierExtraSegments = 12;
+constexpr size_t kTierSegments = 12;
 constexpr uint16_t kKeyspaces[] = {0, 1, 700};
 constexpr size_t kKeyCount = 600;      // 200 keys, each in every keyspace
 constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this

@@ -156,6 +156,18 @@ inline size_t EncodeItem(char* dst, std::string_view key, std::string_view value
   return h + key.size() + value.size();
 }
 
+// The most bytes an item header takes (the extended form with every field).
+constexpr size_t kMaxItemHeader = 2 + 4 + 4 + 4 + 8 + 1;
+
+// Whether the bytes at p may start an item (its key is not empty): a check of bytes read back
+// from a file before DecodeItem, which CHECK-fails on them. p has kMaxItemHeader bytes.
+inline bool MayStartItem(const char* p) {
+  using namespace item_internal;
+  uint8_t info = LoadByte(p);
+  uint8_t klen_byte = LoadByte(p + 1);
+  return ((info & kCompactBit) ? (klen_byte & kCompactMask) : klen_byte) != 0;
+}
+
 // Decodes the item starting at p. CHECK-fails on bytes that are not an item header.
 // The expiry field, the state byte and the H bit may change in place under the key's index
 // shard lock; callers not holding that lock pass read_meta = false and get the layout only

@@ -264,7 +264,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       if (!options_.eviction && !HasTier()) break;
       victim = PickEvictionVictim(in_use_);
       if (victim == mem::kNoSegment) break;
-      if (HasTier() && !pool_->IsJumbo(victim)) file = TakeFileSegment(now);
+      if (HasTier() && Demotable(victim)) file = TakeFileSegment(now);
       if (file == mem::kNoSegment && !options_.eviction) break;
     }
     if (!Claim(victim)) {  // a writer making room took it first
@@ -436,8 +436,7 @@ Engine::MoveResult Engine::Relocate(uint64_t* slot, const mem::ItemView& item, u
     return MoveResult::kFlushed;
   }
   uint64_t new_location = Location(r.segment, r.offset);
-  MoveLive(location, item.size, new_location, size,
-           static_cast<int64_t>(header) - static_cast<int64_t>(item.header_size), c);
+  MoveLive(location, item.size, item.header_size, new_location, size, header, c);
   uint32_t freq = index::SlotFreq(*slot);
   *slot = index::WithLocation(evict ? index::WithFreq(*slot, freq - 1) : *slot, new_location);
   FinishReservation(r);

@@ -252,6 +252,7 @@ void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
   ShardCounters::Add(c.items, sign);
   ShardCounters::Add(c.kv_bytes, sign * static_cast<int64_t>(item.key.size() + item.value.size()));
   ShardCounters::Add(c.header_bytes, sign * static_cast<int64_t>(item.header_size));
+  NoteFileHeaders(SegmentOf(location), sign * static_cast<int64_t>(item.header_size));
   if (uint16_t id = m.keyspace.load(std::memory_order_relaxed); id != 0) {
     KeyspaceState* ks = FindKeyspace(id);  // exists: its segment was opened for it
     ks->items.fetch_add(sign, std::memory_order_relaxed);
@@ -261,14 +262,17 @@ void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign,
   }
 }
 
-void Engine::MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size,
-                      int64_t header_delta, ShardCounters& c) {
+void Engine::MoveLive(uint64_t from, size_t from_size, size_t from_header, uint64_t to,
+                      size_t to_size, size_t to_header, ShardCounters& c) {
+  const int64_t header_delta = static_cast<int64_t>(to_header) - static_cast<int64_t>(from_header);
   mem::SegmentMeta& src = pool_->meta(SegmentOf(from));
   mem::SegmentMeta& dst = pool_->meta(SegmentOf(to));
   dst.live_bytes.fetch_add(static_cast<int64_t>(to_size), std::memory_order_relaxed);
   dst.live_items.fetch_add(1, std::memory_order_relaxed);
   src.live_bytes.fetch_sub(static_cast<int64_t>(from_size), std::memory_order_relaxed);
   src.live_items.fetch_sub(1, std::memory_order_release);
+  NoteFileHeaders(SegmentOf(from), -static_cast<int64_t>(from_header));
+  NoteFileHeaders(SegmentOf(to), static_cast<int64_t>(to_header));
   if (header_delta != 0) ShardCounters::Add(c.header_bytes, header_delta);
   // A move stays in its keyspace (the cleaner moves an item only into a segment of its own).
   CINCH_DCHECK(src.keyspace.load(std::memory_order_relaxed) ==

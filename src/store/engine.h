@@ -211,9 +211,9 @@ class Engine {
               const mem::ItemView& item);
   void AccountLive(uint64_t location, const mem::ItemView& item, int sign, ShardCounters& c);
   // The same item moved from one location to another: only segment counters (and the header
-  // size, if the move added an explicit CAS) change.
-  void MoveLive(uint64_t from, size_t from_size, uint64_t to, size_t to_size, int64_t header_delta,
-                ShardCounters& c);
+  // size, if the move added an explicit CAS) change. Sizes are whole items and their headers.
+  void MoveLive(uint64_t from, size_t from_size, size_t from_header, uint64_t to, size_t to_size,
+                size_t to_header, ShardCounters& c);
   ShardCounters& CountersFor(uint64_t hash) {
     return counters_[hash & (index_->shard_count() - 1)];
   }
@@ -383,24 +383,53 @@ class Engine {
   Status OpenTierFiles();
   // Where file segment `id` starts: its file and the offset in it.
   void FilePosition(uint32_t id, int* fd, uint64_t* offset) const;
-  // Reads the item at an on-file `location` into *buf; *item points into it.
+  // Reads the item at an on-file `location` into *buf; *item points into it. False on an I/O
+  // error, a short read or bytes that cannot be the item there (a file changed behind us).
   bool ReadFileItem(uint64_t location, std::string* buf, mem::ItemView* item) const;
   // The item at `location`, read from the file if it is there (into *buf). Blocks on the disk
-  // for an on-file item: only for rare paths (a full index shard's eviction).
-  mem::ItemView ItemOrRead(uint64_t location, std::string* buf) const;
+  // for an on-file item: only for rare paths (a full index shard's eviction). False if it
+  // could not be read.
+  bool ItemOrRead(uint64_t location, std::string* buf, mem::ItemView* item) const;
+  // Header bytes of the live items of file segments, which a segment lost to an I/O error
+  // cannot read back to drop its items from the counters.
+  void NoteFileHeaders(uint32_t segment, int64_t delta) {
+    if (pool_->IsFile(segment)) [[unlikely]] {
+      file_state_[segment - pool_->file_first()].header_bytes.fetch_add(
+          delta, std::memory_order_relaxed);
+    }
+  }
+  // File segment `id` could not be read (or its bytes are wrong): its items are lost. Marks it
+  // so that it is dropped (here if it can be claimed, else by whoever cleans it or by the next
+  // cleaner pass) and counts the I/O error. REQUIRES: no shard lock held.
+  void FailFileSegment(uint32_t id);
+  // The same, where it cannot be dropped (under a shard lock): the next cleaner pass drops it.
+  void MarkFileSegmentLost(uint32_t id) {
+    file_state_[id - pool_->file_first()].lost.store(true, std::memory_order_release);
+  }
+  // Unlinks every slot still pointing into lost file segment `id` (claimed), drops what is left
+  // of its items from the counters (as tier_io_errors) and frees it. REQUIRES: no shard lock.
+  void DropLostFileSegment(uint32_t id);
   // FindLive's slow path: the index holds tag matches at on-file locations (`candidate` one of
   // them) and none in memory. Reads them until one is the key, promotes it, and finds again.
   uint64_t* FindOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                        std::string_view key, int64_t now, mem::ItemView* item, Miss* miss,
                        uint64_t candidate, bool promote);
   // kFound: the key's item, left on file (promote false).
-  enum class Resolution { kOtherKey, kPromoted, kFound, kRetry, kGone };
+  // kUnreadable: the file could not be read (the item is lost; a miss).
+  enum class Resolution { kOtherKey, kPromoted, kFound, kRetry, kGone, kUnreadable };
   // Reads the item at on-file `location` (the shard lock released meanwhile): another key's, or
   // the key's, which is then promoted (kPromoted; kRetry: it changed meanwhile) or, when stale
   // or no memory can be had for it, dropped (kGone, *why says which).
   Resolution ResolveOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                            std::string_view key, uint64_t location, int64_t now, Miss* why,
                            bool promote, mem::ItemView* item);
+  // Whether an eviction victim's items can go to a file segment: a regular segment's, or a
+  // jumbo item that fits one (written at its offset 0).
+  bool Demotable(uint32_t segment) const {
+    return !pool_->IsJumbo(segment) ||
+           pool_->meta(segment).write_offset.load(std::memory_order_relaxed) <=
+               pool_->segment_size();
+  }
   // A free file segment for a demotion: freeing empty or stale ones, compacting a sparse one or
   // (with eviction on) evicting the oldest if none is free. kNoSegment if none can be had.
   uint32_t TakeFileSegment(int64_t now);
@@ -578,6 +607,14 @@ class Engine {
   std::atomic<uint64_t> tier_promotions_{0};
   std::atomic<uint64_t> tier_compactions_{0};
   std::atomic<uint64_t> tier_evictions_{0};
+  std::atomic<uint64_t> tier_io_errors_{0};
+  // Per file segment (index: id - file_first), charged as metadata.
+  struct FileSegmentState {
+    std::atomic<int64_t> header_bytes{0};  // of its live items (NoteFileHeaders)
+    std::atomic<bool> lost{false};         // a read failed: its items are to be dropped
+    std::atomic<bool> jumbo{false};        // it holds a jumbo item (never compacted)
+  };
+  std::unique_ptr<FileSegmentState[]> file_state_;
 };
 
 template <typename Seal>

@@ -258,7 +258,7 @@ bool Engine::ReclaimInline(size_t bytes) {
     // With a file tier, the victim's items go to a file segment rather than away: the writer
     // waits for that write (backpressure).
     uint32_t file = mem::kNoSegment;
-    if (evict && HasTier() && !pool_->IsJumbo(victim)) file = TakeFileSegment(now);
+    if (evict && HasTier() && Demotable(victim)) file = TakeFileSegment(now);
     if (!Claim(victim)) {  // another cleaner took it: pick again
       if (file != mem::kNoSegment) pool_->Free(file);
       continue;
@@ -338,7 +338,14 @@ Outcome Engine::InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location
     uint64_t* victim = index_->ColdestInHome(shard, hash);
     CINCH_CHECK(victim != nullptr);
     std::string on_file;  // the victim's bytes, if they are on file (read under the lock: rare)
-    Unlink(shard, CountersFor(hash), victim, ItemOrRead(index::SlotLocation(*victim), &on_file));
+    mem::ItemView item;
+    if (ItemOrRead(index::SlotLocation(*victim), &on_file, &item)) {
+      Unlink(shard, CountersFor(hash), victim, item);
+    } else {
+      // Lost to an I/O error: its counters are dropped with the rest of its file segment's.
+      MarkFileSegmentLost(SegmentOf(index::SlotLocation(*victim)));
+      index_->Erase(shard, victim);
+    }
     evictions_.fetch_add(1, std::memory_order_relaxed);
     result = index_->Insert(shard, hash, location, freq);
   }

@@ -72,13 +72,16 @@ Status Engine::OpenTierFiles() {
     next += count;
   }
   // Emptying a file segment reads it through this buffer: an item (at most an eighth of a
-  // segment) and the header of the next always fit.
+  // segment) and the header of the next always fit (plus room to decode a header at its end).
   tier_scratch_bytes_ = jumbo_threshold_ + kFirstRead;
-  if (accountant_.Available() < tier_scratch_bytes_ + pool_->reserve_bytes() ||
-      !accountant_.TryCharge(mem::MemoryKind::kMetadata, tier_scratch_bytes_)) {
+  const size_t charge = tier_scratch_bytes_ + mem::kMaxItemHeader +
+                        size_t{pool_->file_count()} * sizeof(FileSegmentState);
+  if (accountant_.Available() < charge + pool_->reserve_bytes() ||
+      !accountant_.TryCharge(mem::MemoryKind::kMetadata, charge)) {
     return Status::InvalidArgument("memory_limit too small for the file tier's buffer");
   }
-  tier_scratch_.reset(new char[tier_scratch_bytes_]);
+  tier_scratch_.reset(new char[tier_scratch_bytes_ + mem::kMaxItemHeader]());
+  file_state_.reset(new FileSegmentState[pool_->file_count()]);
   return Status::Ok();
 }
 
@@ -106,9 +109,13 @@ bool Engine::ReadFileItem(uint64_t location, std::string* buf, mem::ItemView* it
   if (!PreadFull(fd, buf->data(), first, base + offset)) return false;
   tier_reads_.fetch_add(1, std::memory_order_relaxed);
   tier_read_bytes_.fetch_add(first, std::memory_order_relaxed);
+  // The bytes may not be an item (the file was changed behind the store): check before
+  // decoding, with zeros past a short item so that decoding reads no further.
+  buf->resize(std::max(first, mem::kMaxItemHeader));
+  if (!mem::MayStartItem(buf->data())) return false;
   *item = mem::DecodeItem(buf->data());
+  if (item->size > end - offset) return false;
   if (item->size > first) {
-    if (offset + item->size > end) return false;
     buf->resize(item->size);
     if (!PreadFull(fd, buf->data() + first, item->size - first, base + offset + first)) {
       return false;
@@ -120,11 +127,56 @@ bool Engine::ReadFileItem(uint64_t location, std::string* buf, mem::ItemView* it
   return true;
 }
 
-mem::ItemView Engine::ItemOrRead(uint64_t location, std::string* buf) const {
-  if (const char* p = ItemAt(location)) return mem::DecodeItem(p);
-  mem::ItemView item;
-  CINCH_CHECK(ReadFileItem(location, buf, &item) && "read error on a tier file");
-  return item;
+bool Engine::ItemOrRead(uint64_t location, std::string* buf, mem::ItemView* item) const {
+  if (const char* p = ItemAt(location)) {
+    *item = mem::DecodeItem(p);
+    return true;
+  }
+  return ReadFileItem(location, buf, item);
+}
+
+// --- I/O errors ---
+
+void Engine::FailFileSegment(uint32_t id) {
+  file_state_[id - pool_->file_first()].lost.store(true, std::memory_order_release);
+  if (Claim(id)) DropLostFileSegment(id);
+}
+
+void Engine::DropLostFileSegment(uint32_t id) {
+  mem::SegmentMeta& m = pool_->meta(id);
+  FileSegmentState& fs = file_state_[id - pool_->file_first()];
+  const uint64_t begin = Location(id, 0);
+  const uint64_t end = begin + pool_->segment_size();
+  for (uint32_t i = 0; i < index_->shard_count(); ++i) {
+    index::Shard& shard = index_->shard(i);
+    std::lock_guard<SpinLock> lock(shard.lock);
+    index_->EraseIf(shard, [&](uint64_t location) { return location >= begin && location < end; });
+  }
+  // No slot points into it any more: its counters are final. Its items' sizes cannot be read,
+  // so they leave the counters as sums (shard 0's take the shard counters' share: stats add
+  // them up).
+  const int64_t items = m.live_items.load(std::memory_order_acquire);
+  const int64_t bytes = m.live_bytes.load(std::memory_order_relaxed);
+  const int64_t headers = fs.header_bytes.load(std::memory_order_relaxed);
+  {
+    std::lock_guard<SpinLock> lock(index_->shard(0).lock);
+    ShardCounters& c = counters_[0];
+    ShardCounters::Add(c.items, -items);
+    ShardCounters::Add(c.kv_bytes, headers - bytes);
+    ShardCounters::Add(c.header_bytes, -headers);
+  }
+  if (uint16_t ks = m.keyspace.load(std::memory_order_relaxed); ks != 0) {
+    KeyspaceState* state = FindKeyspace(ks);
+    state->items.fetch_sub(items, std::memory_order_relaxed);
+    state->kv_bytes.fetch_add(headers - bytes, std::memory_order_relaxed);
+    state->item_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  }
+  m.live_items.store(0, std::memory_order_release);
+  m.live_bytes.store(0, std::memory_order_relaxed);
+  fs.header_bytes.store(0, std::memory_order_relaxed);
+  fs.lost.store(false, std::memory_order_relaxed);
+  tier_io_errors_.fetch_add(static_cast<uint64_t>(items), std::memory_order_relaxed);
+  DrainOrFree(id);  // readers still reading it (pinned) keep it until they are done
 }
 
 // --- reads of items on file ---
@@ -138,6 +190,7 @@ uint64_t* Engine::FindOnFile(index::Shard& shard, ShardCounters& counters, uint6
     Miss why = Miss::kAbsent;
     switch (ResolveOnFile(shard, counters, hash, ks, key, candidate, now, &why, promote, item)) {
       case Resolution::kOtherKey:
+      case Resolution::kUnreadable:  // lost: its slot is gone, or will be; a miss
         other_keys.push_back(candidate);
         break;
       case Resolution::kFound:
@@ -183,16 +236,24 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
   const uint64_t* found = index_->FindLocation(shard, hash, location);
   CINCH_CHECK(found != nullptr);
   const bool exposed = index::SlotCasExposed(*found);
+  const uint32_t tag = index::SlotTag(*found);
   // The pin keeps the file segment from being freed and written again while it is read.
   fm.pins.fetch_add(1, std::memory_order_acq_rel);
   shard.lock.unlock();
   std::string buf;
   mem::ItemView v;
-  CINCH_CHECK(ReadFileItem(location, &buf, &v) && "read error on a tier file");
   auto finish = [&](Resolution r) {
     fm.pins.fetch_sub(1, std::memory_order_release);
     return r;
   };
+  // A failed or short read, or bytes whose key is not of the slot's tag (the file was changed
+  // behind the store): the segment's items are lost, not the process.
+  if (!ReadFileItem(location, &buf, &v) ||
+      index::TagOf(HashKey(v.key, fm.keyspace.load(std::memory_order_relaxed))) != tag) {
+    FailFileSegment(id);
+    shard.lock.lock();
+    return finish(Resolution::kUnreadable);
+  }
   if (v.key != key || fm.keyspace.load(std::memory_order_relaxed) != ks.id) {
     shard.lock.lock();
     return finish(Resolution::kOtherKey);
@@ -227,16 +288,22 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
   const int head = CleanerHead(ExpiryClass(meta.expiry, now));
   Deadline deadline = SpaceDeadline();
   Reservation r;
-  bool reserved = ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  // A jumbo item (demoted from its own mapping) comes back into a mapping of its own.
+  const bool jumbo = size > jumbo_threshold_;
+  auto reserve = [&] {
+    return jumbo ? ReserveJumbo(ks.id, size, &r, /*precharged=*/false)
+                 : ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  };
+  bool reserved = reserve();
   // Bounded by the deadline even with eviction on (unlike a write): the caller may hold a
   // reservation of its own (Publish), and a store whose RAM is all open heads and pending
   // writes would otherwise make room forever without this copy finding any.
-  while (!reserved && ReclaimSpace(0, deadline)) {
-    reserved = ReserveInHead(state, ks.id, head, size, &r, /*as_writer=*/true);
+  while (!reserved && ReclaimSpace(jumbo ? mem::RoundUpToPage(size) : 0, deadline)) {
+    reserved = reserve();
     if (!reserved && deadline.Passed()) break;
   }
   // Last resort before dropping the item: the cleaner's reserve (a pass gives it back).
-  if (!reserved) reserved = ReserveInHead(state, ks.id, head, size, &r);
+  if (!reserved && !jumbo) reserved = ReserveInHead(state, ks.id, head, size, &r);
   if (!reserved) {
     // No memory to bring it back: a cache may drop it (as if it had been evicted).
     shard.lock.lock();
@@ -260,8 +327,7 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
                         fm.flush_gen.load(std::memory_order_relaxed);
   if (slot != nullptr && same_gen && (meta.cas != 0 || !index::SlotCasExposed(*slot))) {
     const uint64_t to = Location(r.segment, r.offset);
-    MoveLive(location, v.size, to, size,
-             static_cast<int64_t>(header) - static_cast<int64_t>(v.header_size), c);
+    MoveLive(location, v.size, v.header_size, to, size, header, c);
     *slot = index::WithLocation(*slot, to);
     tier_promotions_.fetch_add(1, std::memory_order_relaxed);
     result = Resolution::kPromoted;
@@ -335,6 +401,9 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
   f.head.store(s.head.load(std::memory_order_relaxed), std::memory_order_relaxed);
   f.write_offset.store(end, std::memory_order_relaxed);
   f.state.store(mem::SegState::kCleaning, std::memory_order_release);
+  file_state_[file - pool_->file_first()].lost.store(false, std::memory_order_relaxed);
+  file_state_[file - pool_->file_first()].jumbo.store(pool_->IsJumbo(segment),
+                                                     std::memory_order_relaxed);
   pool_->SetFileBacking(file, segment);
   pool_->SetFileMemory(file, s.base);
   // 1. Repoint every live item (under its shard lock) from the RAM segment to the file
@@ -345,15 +414,16 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
       const uint64_t hash = HashKey(item.key, ks);
       index::Shard& shard = index_->ShardFor(hash);
       std::lock_guard<SpinLock> lock(shard.lock);
-      visit(shard, CountersFor(hash), hash, offset, item.size);
+      visit(shard, CountersFor(hash), hash, offset, item);
       offset += static_cast<uint32_t>(item.size);
     }
   };
-  walk([&](index::Shard& shard, ShardCounters& c, uint64_t hash, uint32_t offset, size_t size) {
+  walk([&](index::Shard& shard, ShardCounters& c, uint64_t hash, uint32_t offset,
+           const mem::ItemView& item) {
     const uint64_t from = Location(segment, offset);
     if (uint64_t* slot = index_->FindLocation(shard, hash, from)) {
       const uint64_t to = Location(file, offset);
-      MoveLive(from, size, to, size, 0, c);
+      MoveLive(from, item.size, item.header_size, to, item.size, item.header_size, c);
       *slot = index::WithLocation(*slot, to);
     }
   });
@@ -368,11 +438,13 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
     tier_write_bytes_.fetch_add(end, std::memory_order_relaxed);
   } else {
     // Nothing reliable on file (a full disk, an I/O error): drop the items, as eviction would.
-    walk([&](index::Shard& shard, ShardCounters& c, uint64_t hash, uint32_t offset, size_t) {
+    walk([&](index::Shard& shard, ShardCounters& c, uint64_t hash, uint32_t offset,
+             const mem::ItemView&) {
       if (uint64_t* slot = index_->FindLocation(shard, hash, Location(file, offset))) {
         Unlink(shard, c, slot, mem::DecodeItem(s.base + offset));
         evictions_.fetch_add(1, std::memory_order_relaxed);
         tier_evictions_.fetch_add(1, std::memory_order_relaxed);
+        tier_io_errors_.fetch_add(1, std::memory_order_relaxed);
       }
     });
   }
@@ -424,7 +496,10 @@ uint32_t Engine::PickFileVictim(int64_t now, FileClean* how) const {
       return id;
     }
     int64_t live = m.live_bytes.load(std::memory_order_relaxed);
-    if (emptiest == mem::kNoSegment || live < emptiest_live) {
+    // A jumbo item compacted would come back into a mapping of its own, then go to a file
+    // segment of its own again: nothing gained.
+    const bool jumbo = file_state_[id - pool_->file_first()].jumbo.load(std::memory_order_relaxed);
+    if (!jumbo && (emptiest == mem::kNoSegment || live < emptiest_live)) {
       emptiest = id;
       emptiest_live = live;
     }
@@ -457,19 +532,44 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
   uint32_t window = 0, window_end = 0;  // the segment's bytes [window, window_end) are in buf
   auto load = [&](uint32_t offset) {
     const size_t n = std::min<size_t>(tier_scratch_bytes_, end - offset);
-    CINCH_CHECK(PreadFull(fd, buf, n, position + offset) && "read error on a tier file");
+    if (!PreadFull(fd, buf, n, position + offset)) return false;
     tier_reads_.fetch_add(1, std::memory_order_relaxed);
     tier_read_bytes_.fetch_add(n, std::memory_order_relaxed);
     window = offset;
     window_end = static_cast<uint32_t>(offset + n);
+    std::memset(buf + n, 0, mem::kMaxItemHeader);  // a header cut short decodes no further
+    return true;
   };
+  // A failed or short read, or bytes that are not items (the file was changed behind the
+  // store): what is left of its items is lost.
+  bool lost = false;
   for (uint32_t offset = 0; how != FileClean::kEmpty && offset < end;) {
     if (offset < window || offset + std::min<size_t>(kFirstRead, end - offset) > window_end) {
-      load(offset);
+      if (!load(offset)) {
+        lost = true;
+        break;
+      }
+    }
+    if (!mem::MayStartItem(buf + (offset - window))) {
+      lost = true;
+      break;
     }
     mem::ItemView item = mem::DecodeItem(buf + (offset - window));
-    if (offset + item.size > window_end) {
-      load(offset);
+    if (item.size > end - offset) {
+      lost = true;
+      break;
+    }
+    std::string jumbo;  // a jumbo item (alone in its file segment) is larger than the buffer
+    if (item.size > tier_scratch_bytes_) {
+      if (!ReadFileItem(Location(id, offset), &jumbo, &item)) {
+        lost = true;
+        break;
+      }
+    } else if (offset + item.size > window_end) {
+      if (!load(offset)) {
+        lost = true;
+        break;
+      }
       item = mem::DecodeItem(buf);
     }
     const uint64_t location = Location(id, offset);
@@ -502,6 +602,10 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
     }
     offset += static_cast<uint32_t>(item.size);
   }
+  if (lost || file_state_[id - pool_->file_first()].lost.load(std::memory_order_acquire)) {
+    DropLostFileSegment(id);
+    return;
+  }
   if (how == FileClean::kCompact) tier_compactions_.fetch_add(1, std::memory_order_relaxed);
   CINCH_CHECK(m.live_items.load(std::memory_order_acquire) == 0);
   DrainOrFree(id);  // readers reading it (pinned) keep it until they are done
@@ -517,7 +621,9 @@ void Engine::FreeStaleFileSegments(int64_t now) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed) continue;
     const bool empty = m.live_items.load(std::memory_order_acquire) == 0;
-    if ((empty || AllStale(m, gen, now)) && Claim(id)) {
+    if (file_state_[id - pool_->file_first()].lost.load(std::memory_order_acquire)) {
+      if (Claim(id)) DropLostFileSegment(id);  // a read failed where it could not be dropped
+    } else if ((empty || AllStale(m, gen, now)) && Claim(id)) {
       EmptyFileSegment(id, empty ? FileClean::kEmpty : FileClean::kDrop, now);
     }
   }
@@ -541,6 +647,7 @@ void Engine::TierStats(StoreStats* s) const {
   s->tier_promotions = tier_promotions_.load(std::memory_order_relaxed);
   s->tier_compactions = tier_compactions_.load(std::memory_order_relaxed);
   s->tier_evictions = tier_evictions_.load(std::memory_order_relaxed);
+  s->tier_io_errors = tier_io_errors_.load(std::memory_order_relaxed);
 }
 
 }  // namespace cinch::store

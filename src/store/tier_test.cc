@@ -323,6 +323,177 @@ TEST_F(TierTest, KeyspacesStayApartOnFile) {
   EXPECT_EQ(store_->GetStats().evictions, 0u);
 }
 
+// Jumbo items (above an eighth of a segment, each in a mapping of its own) whose size fits a
+// file segment are demoted as segments are, one per file segment: they read back exactly
+// (value, flags, CAS) and can be overwritten and deleted while on file.
+void CheckJumboItemsOnFile(Store* store, int n, size_t min_value, size_t max_value) {
+  auto size_of = [&](int i) { return min_value + (uint64_t{7919} * i) % (max_value - min_value); };
+  std::vector<uint64_t> cas(n, 0);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store->Write(SetMode::kSet, Key(i), ValueFor(i, 0, size_of(i)), 100u + i, 0, 0),
+              Outcome::kStored);
+    if (i % 3 == 0) {  // a client sees these CAS values right after the write
+      ItemRef ref;
+      ASSERT_TRUE(store->Peek(Key(i), &ref, /*with_cas=*/true));
+      cas[i] = ref.cas();
+    }
+  }
+  StoreStats s = store->GetStats();
+  EXPECT_GT(s.tier_writes, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.items, static_cast<uint64_t>(n));
+  std::vector<int> on_file;
+  for (int i = 0; i < n; ++i) {
+    if (store->InFileTier(Keyspace{}, Key(i))) on_file.push_back(i);
+  }
+  ASSERT_GT(on_file.size(), static_cast<size_t>(n / 2));
+  EXPECT_EQ(s.tier_items, on_file.size());
+  // Changed while on file: one overwritten (another jumbo value), one deleted.
+  const int overwritten = on_file[0], deleted = on_file[1];
+  ASSERT_EQ(store->Write(SetMode::kSet, Key(overwritten), ValueFor(overwritten, 1, max_value), 7,
+                         0, 0),
+            Outcome::kStored);
+  EXPECT_EQ(store->Delete(Key(deleted)), Outcome::kDeleted);
+  for (int i = 0; i < n; ++i) {
+    ItemRef ref;
+    if (i == deleted) {
+      EXPECT_FALSE(store->Get(Key(i), &ref));
+      continue;
+    }
+    ASSERT_TRUE(store->Get(Key(i), &ref, /*with_cas=*/true)) << i;
+    if (i == overwritten) {
+      EXPECT_EQ(ref.value(), ValueFor(i, 1, max_value));
+      EXPECT_EQ(ref.flags(), 7u);
+      continue;
+    }
+    EXPECT_EQ(ref.value(), ValueFor(i, 0, size_of(i))) << i;
+    EXPECT_EQ(ref.flags(), 100u + i);
+    if (cas[i] != 0) EXPECT_EQ(ref.cas(), cas[i]) << i;
+  }
+  s = store->GetStats();
+  EXPECT_GT(s.tier_promotions, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.items, static_cast<uint64_t>(n - 1));
+}
+
+TEST_F(TierTest, JumboItemsAreDemoted) {
+  Open(TierOptions(512));  // 4 KiB segments: jumbo above 512 B
+  CheckJumboItemsOnFile(store_.get(), 300, 600, 3800);
+}
+
+TEST_F(TierTest, JumboItemsOfLargeSegmentsAreDemoted) {
+  Options o;  // the default segment and item sizes (1 MiB): 200 KiB values are jumbo items
+  o.index_shards = 1;
+  o.background_cleaner = false;
+  o.clock = &clock_;
+  o.memory_limit = Store::MinimumMemoryLimit(o) + 4 * o.segment_size;
+  o.tier_files.push_back(TierFile{TempPath(), 128 * o.segment_size});
+  Open(o);
+  // ~24 MiB of values through a few MiB of RAM: each jumbo item takes a file segment.
+  CheckJumboItemsOnFile(store_.get(), 120, 150 * 1024, 250 * 1024);
+}
+
+// A jumbo item larger than a segment cannot go to a file segment: it is evicted.
+TEST_F(TierTest, JumboItemsLargerThanASegmentAreEvicted) {
+  Options o = TierOptions(512);
+  o.max_item_size = 4 * kSegment;
+  Open(o);
+  const int n = 200;
+  Fill(0, n, 2 * kSegment);
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.evictions, 0u);
+  EXPECT_EQ(s.tier_writes, 0u);
+  EXPECT_TRUE(OnFile(n).empty());
+}
+
+// A tier file changed behind the store's back (truncated: reads come back short, or read
+// zeros where later writes left a hole) loses items, not the process: each lost item is a
+// miss counted in tier_io_errors, the counters agree with what is left, and the store keeps
+// demoting to and reading from the file.
+TEST_F(TierTest, TruncatedFileMakesMisses) {
+  Options o = TierOptions(512);
+  const std::string path = o.tier_files[0].path;
+  Open(o);
+  const int n = 3000;
+  const size_t size = 100;
+  Fill(0, n, size);
+  const std::vector<int> on_file = OnFile(n);
+  ASSERT_GT(on_file.size(), 1000u);
+  const StoreStats before = store_->GetStats();
+  EXPECT_EQ(before.tier_io_errors, 0u);
+  // Cut the file in half: the segments past the cut read short.
+  const uint64_t used = before.tier_used_bytes;
+  ASSERT_GE(used, 8 * kSegment);
+  ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(used / 2)), 0);
+  // New items are demoted past the old ones, so the file grows again: the cut half is a hole
+  // of zeros now, which the store must not take for items.
+  Fill(n, n, size);
+  ASSERT_GT(store_->GetStats().tier_writes, before.tier_writes);
+  int kept = 0, lost = 0;
+  for (int i : on_file) {
+    std::optional<std::string> v = Get(Key(i));
+    if (v) {
+      EXPECT_EQ(*v, ValueFor(i, 0, size)) << i;
+      ++kept;
+    } else {
+      ++lost;
+    }
+  }
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(lost, 0);
+  StoreStats s = store_->GetStats();
+  EXPECT_EQ(s.tier_io_errors, static_cast<uint64_t>(lost));
+  // Every other item is there, exact, and the counters are those of what is left.
+  uint64_t items = 0, kv_bytes = 0;
+  for (int i = 0; i < 2 * n; ++i) {
+    std::optional<std::string> v = Get(Key(i));
+    if (!v) continue;
+    EXPECT_EQ(*v, ValueFor(i, 0, size)) << i;
+    ++items;
+    kv_bytes += Key(i).size() + size;
+  }
+  EXPECT_EQ(items, static_cast<uint64_t>(2 * n - lost));
+  s = store_->GetStats();
+  EXPECT_EQ(s.items, items);
+  EXPECT_EQ(s.key_value_bytes, kv_bytes);
+  EXPECT_EQ(s.evictions, 0u);
+  // And it goes on: overwrite everything, read it all back from RAM and file.
+  for (int i = 0; i < 2 * n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 1, size), 0, 0, 0),
+              Outcome::kStored);
+  }
+  EXPECT_FALSE(OnFile(2 * n).empty());
+  for (int i = 0; i < 2 * n; ++i) ASSERT_EQ(Get(Key(i)), ValueFor(i, 1, size)) << i;
+  s = store_->GetStats();
+  EXPECT_EQ(s.items, static_cast<uint64_t>(2 * n));
+  EXPECT_EQ(s.tier_io_errors, static_cast<uint64_t>(lost));
+}
+
+// A file emptied behind the store while it must clean its file segments to go on (a small
+// file: compaction and eviction read segments back): the reads fail, the segments' items are
+// dropped, and writes and reads go on.
+TEST_F(TierTest, TruncatedFileWhileTheFileIsFull) {
+  Options o = TierOptions(16);
+  const std::string path = o.tier_files[0].path;
+  Open(o);
+  const int n = 3000;
+  Fill(0, n, 100);
+  ASSERT_FALSE(OnFile(n).empty());
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  Fill(n, n, 100);  // demotions that must free file segments: read short, dropped
+  StoreStats s = store_->GetStats();
+  EXPECT_GT(s.tier_io_errors, 0u);
+  EXPECT_LE(s.tier_items, s.items);
+  // The last keys written are in RAM or on file, written after the cut: all readable.
+  for (int i = 2 * n - 200; i < 2 * n; ++i) ASSERT_EQ(Get(Key(i)), ValueFor(i, 0, 100)) << i;
+  for (int i = 0; i < n; ++i) {
+    std::optional<std::string> v = Get(Key(i));
+    if (v) {
+      EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+    }
+  }
+}
+
 // A file that fills up: its oldest segments are evicted (or sparse ones compacted); what is
 // left reads back exactly, and the counters agree with the index.
 TEST_F(TierTest, FileFullEvictsFromTheFile) {
@@ -371,7 +542,9 @@ TEST_F(TierTest, SparseFileSegmentsAreCompacted) {
   }
   for (int i = n; i < n + 3000; ++i) {
     std::optional<std::string> v = Get(Key(i));
-    if (v) EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+    if (v) {
+      EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+    }
   }
   EXPECT_GT(kept, 0);
   (void)evictions_before;
