@@ -77,6 +77,7 @@ void TierCounters(const StoreStats& st, StatWriter* w) {
   CINCH_STAT(tier_promotions);
   CINCH_STAT(tier_compactions);
   CINCH_STAT(tier_evictions);
+  CINCH_STAT(tier_io_errors);
 #undef CINCH_STAT
 }
 
