@@ -12,12 +12,12 @@ struct StoreStats {
 
   // Memory, in bytes. resident_bytes is what the store charges against memory_limit.
   uint64_t memory_limit = 0;
-  uint64_t resident_bytes = 0;     // everything below plus external_bytes
-  uint64_t segment_bytes = 0;      // resident segments (in use or held free in reserve)
-  uint64_t jumbo_bytes = 0;        // out-of-line items, page rounded
-  uint64_t index_bytes = 0;        // resident index pages
-  uint64_t metadata_bytes = 0;     // segment table and other fixed metadata
-  uint64_t external_bytes = 0;     // charged by the embedder (e.g. server buffers)
+  uint64_t resident_bytes = 0;  // everything below plus external_bytes
+  uint64_t segment_bytes = 0;   // resident segments (in use or held free in reserve)
+  uint64_t jumbo_bytes = 0;     // out-of-line items, page rounded
+  uint64_t index_bytes = 0;     // resident index pages
+  uint64_t metadata_bytes = 0;  // segment table and other fixed metadata
+  uint64_t external_bytes = 0;  // charged by the embedder (e.g. server buffers)
   // Heap buffers of streaming writes not yet committed (values of up to an eighth of a segment;
   // larger ones are reserved in place and count in jumbo_bytes).
   uint64_t staging_bytes = 0;
@@ -61,12 +61,12 @@ struct StoreStats {
   uint64_t tier_item_bytes = 0;      // their bytes on file (item headers included)
   uint64_t tier_reads = 0;           // reads from the files (pread calls)
   uint64_t tier_read_bytes = 0;
-  uint64_t tier_writes = 0;          // segments written to the files
+  uint64_t tier_writes = 0;  // segments written to the files
   uint64_t tier_write_bytes = 0;
-  uint64_t tier_promotions = 0;      // items brought back into memory
-  uint64_t tier_compactions = 0;     // file segments compacted
-  uint64_t tier_evictions = 0;       // live items dropped from the files (files full)
-  uint64_t tier_io_errors = 0;       // live items lost to failed or short file reads and writes
+  uint64_t tier_promotions = 0;   // items brought back into memory
+  uint64_t tier_compactions = 0;  // file segments compacted
+  uint64_t tier_evictions = 0;    // live items dropped from the files (files full)
+  uint64_t tier_io_errors = 0;    // live items lost to failed or short file reads and writes
 };
 
 }  // namespace cinch

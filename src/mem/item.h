@@ -11,7 +11,8 @@
 //
 //   extended form (info bit 7 = 0):
 //     +-----------------------------+------+-------------+---------+----------+-------+---------+-----+-------+
-//     | 0 H S cas exp flg vlen_sz-1 | klen | vlen 1..4 B | [flags] | [expiry] | [cas] | [state] | key | value |
+//     | 0 H S cas exp flg vlen_sz-1 | klen | vlen 1..4 B | [flags] | [expiry] | [cas] | [state] |
+//     key | value |
 //     +-----------------------------+------+-------------+---------+----------+-------+---------+-----+-------+
 //       flags: u32, expiry: u32 absolute Unix seconds, cas: u64 (all little endian, unaligned),
 //       state: u8 (kStateStale, kStateWinTokenSent, kStateBinaryKey)

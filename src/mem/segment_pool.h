@@ -97,10 +97,10 @@ class SegmentPool {
  public:
   struct Config {
     size_t segment_size;
-    uint32_t regular_count;  // segments in the reservation
-    uint32_t jumbo_count;    // jumbo slots
-    uint32_t keep_resident;  // free segments kept resident
-    uint32_t reserve;        // free segments only the cleaner may take
+    uint32_t regular_count;   // segments in the reservation
+    uint32_t jumbo_count;     // jumbo slots
+    uint32_t keep_resident;   // free segments kept resident
+    uint32_t reserve;         // free segments only the cleaner may take
     uint32_t file_count = 0;  // file tier segments
   };
 
@@ -234,9 +234,9 @@ class SegmentPool {
     std::atomic<char*> memory{nullptr};
     std::atomic<uint32_t> backing{kNoSegment};
   };
-  std::unique_ptr<FileSlot[]> files_;  // file_count entries
-  SegmentMeta* metas_ = nullptr;  // a reservation of total_count() entries
-  size_t metas_bytes_ = 0;        // its size, page rounded
+  std::unique_ptr<FileSlot[]> files_;      // file_count entries
+  SegmentMeta* metas_ = nullptr;           // a reservation of total_count() entries
+  size_t metas_bytes_ = 0;                 // its size, page rounded
   std::atomic<size_t> metadata_bytes_{0};  // charged pages of it
 
   mutable std::mutex mu_;
@@ -249,7 +249,7 @@ class SegmentPool {
   uint32_t fresh_file_ = 0;              // file ids below this have been handed out
   std::vector<uint32_t> file_free_;      // freed file segments
   uint32_t files_in_use_ = 0;
-  std::vector<uint32_t> in_use_;         // ids handed out and not freed
+  std::vector<uint32_t> in_use_;  // ids handed out and not freed
   std::atomic<uint64_t> bytes_released_{0};
 };
 

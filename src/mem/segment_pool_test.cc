@@ -106,7 +106,8 @@ TEST(SegmentPoolTest, ChargesMetadataPagesAsIdsAreFirstUsed) {
     // The first jumbo slot sits in the table's last page.
     uint32_t jumbo = pool->AllocateJumbo(kPage);
     ASSERT_EQ(jumbo, config.regular_count);
-    EXPECT_EQ(pool->metadata_bytes(), 3 * kPage + (3 * per_page * sizeof(SegmentMeta) % kPage ? kPage : 0));
+    EXPECT_EQ(pool->metadata_bytes(),
+              3 * kPage + (3 * per_page * sizeof(SegmentMeta) % kPage ? kPage : 0));
     EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), pool->metadata_bytes());
     pool->Free(jumbo);
   }

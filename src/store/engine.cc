@@ -17,8 +17,8 @@ namespace cinch::store {
 namespace {
 
 constexpr int64_t kRelativeExpiryLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
-constexpr uint32_t kMaxBucketsPerShard = 16384;  // 1 MiB of slots per shard
-constexpr size_t kMinItemBytesEstimate = 16;     // sizes the shard count
+constexpr uint32_t kMaxBucketsPerShard = 16384;              // 1 MiB of slots per shard
+constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard count
 // Every shard holds at least one table page from Open on, so the shard count is the floor of
 // index memory: 4096 shards are 16 MiB. Beyond it shards grow larger instead (rebuilds stall
 // one shard longer, tags filter less), up to 2^16 buckets of 4 MiB: 2^31 items in all.

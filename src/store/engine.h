@@ -394,8 +394,8 @@ class Engine {
   // cannot read back to drop its items from the counters.
   void NoteFileHeaders(uint32_t segment, int64_t delta) {
     if (pool_->IsFile(segment)) [[unlikely]] {
-      file_state_[segment - pool_->file_first()].header_bytes.fetch_add(
-          delta, std::memory_order_relaxed);
+      file_state_[segment - pool_->file_first()].header_bytes.fetch_add(delta,
+                                                                        std::memory_order_relaxed);
     }
   }
   // File segment `id` could not be read (or its bytes are wrong): its items are lost. Marks it
@@ -426,9 +426,8 @@ class Engine {
   // Whether an eviction victim's items can go to a file segment: a regular segment's, or a
   // jumbo item that fits one (written at its offset 0).
   bool Demotable(uint32_t segment) const {
-    return !pool_->IsJumbo(segment) ||
-           pool_->meta(segment).write_offset.load(std::memory_order_relaxed) <=
-               pool_->segment_size();
+    return !pool_->IsJumbo(segment) || pool_->meta(segment).write_offset.load(
+                                           std::memory_order_relaxed) <= pool_->segment_size();
   }
   // A free file segment for a demotion: freeing empty or stale ones, compacting a sparse one or
   // (with eviction on) evicting the oldest if none is free. kNoSegment if none can be had.

@@ -69,8 +69,8 @@ bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, si
     // A segment of an older flush generation (a flush_all has begun and not sealed this head
     // yet) takes no more items: they would be stale at once. A cleaner moving an item written
     // since the flush would drop it (Relocate), a writer would write it again (Publish).
-    bool current = m.flush_gen.load(std::memory_order_relaxed) ==
-                   flush_gen_.load(std::memory_order_acquire);
+    bool current =
+        m.flush_gen.load(std::memory_order_relaxed) == flush_gen_.load(std::memory_order_acquire);
     if (current && offset + size <= m.capacity) {
       m.write_offset.store(static_cast<uint32_t>(offset + size), std::memory_order_relaxed);
       m.writers.fetch_add(1, std::memory_order_relaxed);

@@ -403,7 +403,7 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
   f.state.store(mem::SegState::kCleaning, std::memory_order_release);
   file_state_[file - pool_->file_first()].lost.store(false, std::memory_order_relaxed);
   file_state_[file - pool_->file_first()].jumbo.store(pool_->IsJumbo(segment),
-                                                     std::memory_order_relaxed);
+                                                      std::memory_order_relaxed);
   pool_->SetFileBacking(file, segment);
   pool_->SetFileMemory(file, s.base);
   // 1. Repoint every live item (under its shard lock) from the RAM segment to the file

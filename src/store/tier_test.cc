@@ -350,9 +350,9 @@ void CheckJumboItemsOnFile(Store* store, int n, size_t min_value, size_t max_val
   EXPECT_EQ(s.tier_items, on_file.size());
   // Changed while on file: one overwritten (another jumbo value), one deleted.
   const int overwritten = on_file[0], deleted = on_file[1];
-  ASSERT_EQ(store->Write(SetMode::kSet, Key(overwritten), ValueFor(overwritten, 1, max_value), 7,
-                         0, 0),
-            Outcome::kStored);
+  ASSERT_EQ(
+      store->Write(SetMode::kSet, Key(overwritten), ValueFor(overwritten, 1, max_value), 7, 0, 0),
+      Outcome::kStored);
   EXPECT_EQ(store->Delete(Key(deleted)), Outcome::kDeleted);
   for (int i = 0; i < n; ++i) {
     ItemRef ref;
