@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/file_io.h"
 #include "common/hash.h"
 #include "store/engine.h"
 
@@ -29,30 +30,6 @@ constexpr double kFileCompactMaxLive = 0.5;
 // Rounds of freeing file segments for one demotion (another thread may take what was freed).
 constexpr int kFileAttempts = 4;
 constexpr uint64_t kNoLocation = index::kLocationMask + 1;
-
-bool PreadFull(int fd, char* buf, size_t n, uint64_t offset) {
-  while (n > 0) {
-    ssize_t r = pread(fd, buf, n, static_cast<off_t>(offset));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
-  return true;
-}
-
-bool PwriteFull(int fd, const char* buf, size_t n, uint64_t offset) {
-  while (n > 0) {
-    ssize_t r = pwrite(fd, buf, n, static_cast<off_t>(offset));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -106,7 +83,7 @@ bool Engine::ReadFileItem(uint64_t location, std::string* buf, mem::ItemView* it
   FilePosition(id, &fd, &base);
   size_t first = std::min<size_t>(kFirstRead, end - offset);
   buf->resize(first);
-  if (!PreadFull(fd, buf->data(), first, base + offset)) return false;
+  if (!PreadAll(fd, buf->data(), first, base + offset)) return false;
   tier_reads_.fetch_add(1, std::memory_order_relaxed);
   tier_read_bytes_.fetch_add(first, std::memory_order_relaxed);
   // The bytes may not be an item (the file was changed behind the store): check before
@@ -117,7 +94,7 @@ bool Engine::ReadFileItem(uint64_t location, std::string* buf, mem::ItemView* it
   if (item->size > end - offset) return false;
   if (item->size > first) {
     buf->resize(item->size);
-    if (!PreadFull(fd, buf->data() + first, item->size - first, base + offset + first)) {
+    if (!PreadAll(fd, buf->data() + first, item->size - first, base + offset + first)) {
       return false;
     }
     tier_reads_.fetch_add(1, std::memory_order_relaxed);
@@ -432,7 +409,7 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
   int fd;
   uint64_t position;
   FilePosition(file, &fd, &position);
-  const bool written = PwriteFull(fd, s.base, end, position);
+  const bool written = PwriteAll(fd, s.base, end, position);
   if (written) {
     tier_writes_.fetch_add(1, std::memory_order_relaxed);
     tier_write_bytes_.fetch_add(end, std::memory_order_relaxed);
@@ -532,7 +509,7 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
   uint32_t window = 0, window_end = 0;  // the segment's bytes [window, window_end) are in buf
   auto load = [&](uint32_t offset) {
     const size_t n = std::min<size_t>(tier_scratch_bytes_, end - offset);
-    if (!PreadFull(fd, buf, n, position + offset)) return false;
+    if (!PreadAll(fd, buf, n, position + offset)) return false;
     tier_reads_.fetch_add(1, std::memory_order_relaxed);
     tier_read_bytes_.fetch_add(n, std::memory_order_relaxed);
     window = offset;
