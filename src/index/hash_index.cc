@@ -73,10 +73,10 @@ Bucket* HashIndex::Region(uint32_t shard_id, uint8_t which) const {
   return reinterpret_cast<Bucket*>(regions_ + region_bytes_ * (2 * size_t{shard_id} + which));
 }
 
-void HashIndex::Place(uint64_t* slots, uint32_t buckets, uint64_t slot) {
-  uint32_t n = buckets * kSlotsPerBucket;
-  uint32_t i = HomeSlot(buckets, slot);
-  for (uint32_t d = 0;; ++d) {
+void HashIndex::PlaceFrom(uint64_t* slots, uint32_t buckets, uint32_t i, uint32_t d,
+                          uint64_t slot) {
+  const uint32_t n = buckets * kSlotsPerBucket;
+  for (;; ++d) {
     uint64_t& here = slots[i];
     if (here == kEmptySlot) {
       here = slot;
@@ -129,18 +129,21 @@ bool HashIndex::Rebuild(Shard& shard, uint32_t buckets) {
   return true;
 }
 
+HashIndex::InsertResult HashIndex::Grow(Shard& shard) {
+  uint32_t want = std::min(RoundUpToPage((shard.live + 1) / kTargetLoad / kSlotsPerBucket),
+                           config_.max_buckets_per_shard);
+  bool grown = want > shard.buckets && Rebuild(shard, want);
+  bool at_max = shard.buckets >= config_.max_buckets_per_shard;
+  // A shard at its maximum size fills up completely before it refuses.
+  if (!grown && (!at_max || shard.live >= shard.slot_count())) {
+    return at_max ? InsertResult::kFull : InsertResult::kNoMemory;
+  }
+  return InsertResult::kOk;
+}
+
 HashIndex::InsertResult HashIndex::Insert(Shard& shard, uint64_t hash, uint64_t location,
                                           uint32_t freq) {
-  if (shard.live + 1 > kMaxLoad * shard.slot_count()) {
-    uint32_t want = std::min(RoundUpToPage((shard.live + 1) / kTargetLoad / kSlotsPerBucket),
-                             config_.max_buckets_per_shard);
-    bool grown = want > shard.buckets && Rebuild(shard, want);
-    bool at_max = shard.buckets >= config_.max_buckets_per_shard;
-    // A shard at its maximum size fills up completely before it refuses.
-    if (!grown && (!at_max || shard.live >= shard.slot_count())) {
-      return at_max ? InsertResult::kFull : InsertResult::kNoMemory;
-    }
-  }
+  if (InsertResult room = MakeRoom(shard); room != InsertResult::kOk) return room;
   Place(shard.slots(), shard.buckets, MakeSlot(TagOf(hash), freq, location));
   ++shard.live;
   return InsertResult::kOk;

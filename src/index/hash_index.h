@@ -112,7 +112,7 @@ class HashIndex {
   static constexpr double kMaxLoad = 0.95;     // grow when live slots would pass this
   static constexpr double kTargetLoad = 0.90;  // load right after growing
 
-  enum class InsertResult { kOk, kNoMemory, kFull };
+  enum class InsertResult { kOk, kNoMemory, kFull, kExists };
 
   static Status Create(const Config& config, mem::Accountant* accountant,
                        std::unique_ptr<HashIndex>* index);
@@ -143,6 +143,13 @@ class HashIndex {
   // kNoMemory: the shard must grow but the limit has no room; kFull: the shard is at its
   // maximum size. REQUIRES: shard.lock held.
   InsertResult Insert(Shard& shard, uint64_t hash, uint64_t location, uint32_t freq);
+  // Adds `slot` (MakeSlot of the key's tag, with its freq and cas bits) unless the key is there
+  // already: one probe both looks for the key and finds the slot's place, where Find and then
+  // Insert walk the run twice. Live slots of the tag met on the way are passed to
+  // matches(location); the first for which it is true stops the insert (kExists, the index
+  // unchanged). May rebuild the shard first, as Insert. REQUIRES: shard.lock held.
+  template <typename Matches>
+  InsertResult InsertIfAbsent(Shard& shard, uint64_t slot, Matches&& matches);
   // Grows the shard, if it is smaller, to hold `items` live slots at the target load, so that
   // inserting that many rebuilds it no more (a store loading a snapshot knows its item count).
   // False if the memory is short. REQUIRES: shard.lock held.
@@ -183,7 +190,18 @@ class HashIndex {
     return i >= home ? i - home : i + buckets * kSlotsPerBucket - home;
   }
   // Robin Hood insertion of a live slot into a table of `buckets` with at least one empty slot.
-  static void Place(uint64_t* slots, uint32_t buckets, uint64_t slot);
+  static void Place(uint64_t* slots, uint32_t buckets, uint64_t slot) {
+    PlaceFrom(slots, buckets, HomeSlot(buckets, slot), 0, slot);
+  }
+  // Place, from position i, which is d slots past the home of `slot`, where the probe for it
+  // has not yet met an empty slot nor one closer to its home.
+  static void PlaceFrom(uint64_t* slots, uint32_t buckets, uint32_t i, uint32_t d, uint64_t slot);
+  // Grows a shard that one more slot would load past kMaxLoad: kOk if the slot fits now.
+  InsertResult MakeRoom(Shard& shard) {
+    if (shard.live + 1 > kMaxLoad * shard.slot_count()) [[unlikely]] return Grow(shard);
+    return InsertResult::kOk;
+  }
+  InsertResult Grow(Shard& shard);
   // Empties position i and shifts the rest of its run back.
   static void RemoveAt(uint64_t* slots, uint32_t buckets, uint32_t i);
   Bucket* Region(uint32_t shard_id, uint8_t which) const;
@@ -216,6 +234,27 @@ uint64_t* HashIndex::Find(Shard& shard, uint64_t hash, Matches&& matches) {
     if (++i == n) i = 0;
   }
   return nullptr;
+}
+
+template <typename Matches>
+HashIndex::InsertResult HashIndex::InsertIfAbsent(Shard& shard, uint64_t slot, Matches&& matches) {
+  if (InsertResult room = MakeRoom(shard); room != InsertResult::kOk) return room;
+  const uint32_t tag = SlotTag(slot);
+  const uint32_t n = shard.slot_count();
+  uint64_t* slots = shard.slots();
+  uint32_t i = Home(shard, tag) * kSlotsPerBucket;
+  // Find's walk; where Find would stop (the key is absent), the slot goes. MakeRoom left an
+  // empty slot, so the walk ends.
+  uint32_t d = 0;
+  for (;; ++d) {
+    const uint64_t here = slots[i];
+    if (here == kEmptySlot || Displacement(shard.buckets, i, here) < d) break;
+    if (SlotTag(here) == tag && matches(SlotLocation(here))) return InsertResult::kExists;
+    if (++i == n) i = 0;
+  }
+  PlaceFrom(slots, shard.buckets, i, d, slot);
+  ++shard.live;
+  return InsertResult::kOk;
 }
 
 template <typename Drop>

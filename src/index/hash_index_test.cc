@@ -86,6 +86,26 @@ class IndexHarness {
     return r;
   }
 
+  // InsertIfAbsent of `key` (which may be present): the model's matches, as Find's.
+  InsertResult InsertIfAbsent(uint64_t key, uint32_t freq = 0, bool cas = false) {
+    uint64_t location = next_location_++;
+    Shard& shard = ShardOf(key);
+    std::lock_guard<SpinLock> lock(shard.lock);
+    uint64_t slot = MakeSlot(TagOf(HashOf(key)), freq, location) | (cas ? kCasExposedBit : 0);
+    InsertResult r = index_->InsertIfAbsent(shard, slot, [this, key](uint64_t l) {
+      auto it = key_at_.find(l);
+      return it != key_at_.end() && it->second == key;
+    });
+    if (r == InsertResult::kOk) {
+      EXPECT_FALSE(Contains(key)) << "key " << key << " inserted twice";
+      location_of_[key] = location;
+      key_at_[location] = key;
+    } else if (r == InsertResult::kExists) {
+      EXPECT_TRUE(Contains(key)) << "key " << key << " said present";
+    }
+    return r;
+  }
+
   void Erase(uint64_t key) {
     Shard& shard = ShardOf(key);
     std::lock_guard<SpinLock> lock(shard.lock);
@@ -360,6 +380,75 @@ TEST(HashIndexTest, MatchesPredicateSeparatesKeysWithTheSameHash) {
   EXPECT_EQ(h.index().Find(shard, kHash, [](uint64_t) { return false; }), nullptr);
   EXPECT_EQ(h.index().FindLocation(shard, HashWithTag(778), h.locations().at(7)), nullptr)
       << "a location under another tag must not match";
+}
+
+// InsertIfAbsent makes the table Find + Insert would: same slots in the same places (Robin Hood
+// order fixes them), growing the same way; present keys are refused and change nothing.
+TEST(HashIndexTest, InsertIfAbsentBuildsTheTableOfFindThenInsert) {
+  IndexHarness one_walk({2, 1024, 0}, kNoLimit, std::nullopt);
+  IndexHarness two_walks({2, 1024, 0}, kNoLimit, std::nullopt);
+  std::mt19937_64 rng(7);
+  // Few distinct tags, so runs are long and a key often meets slots of its own tag.
+  for (uint64_t key = 0; key < 6000; ++key) {
+    const uint64_t hash = HashWithTag(1 + static_cast<uint32_t>(rng() % 500), rng() & 1);
+    one_walk.SetHash(key, hash);
+    two_walks.SetHash(key, hash);
+  }
+  size_t refused = 0;
+  for (int op = 0; op < 12000; ++op) {
+    const uint64_t key = rng() % 6000;
+    const uint32_t freq = static_cast<uint32_t>(rng() % 4);
+    const InsertResult r = one_walk.InsertIfAbsent(key, freq);
+    if (two_walks.Lookup(key) != 0) {
+      ASSERT_EQ(r, InsertResult::kExists) << "key " << key;
+      ++refused;
+    } else {
+      ASSERT_EQ(r, InsertResult::kOk) << "key " << key;
+      ASSERT_EQ(two_walks.Insert(key, freq), InsertResult::kOk);
+    }
+  }
+  EXPECT_GT(refused, 1000u);
+  one_walk.CheckConsistent();
+  two_walks.CheckConsistent();
+  for (uint32_t i = 0; i < 2; ++i) {
+    Shard& a = one_walk.index().shard(i);
+    Shard& b = two_walks.index().shard(i);
+    ASSERT_EQ(a.buckets, b.buckets);
+    ASSERT_GT(a.buckets, HashIndex::kBucketsPerPage) << "the shards grew meanwhile";
+    ASSERT_EQ(a.live, b.live);
+    for (uint32_t j = 0; j < a.slot_count(); ++j) {
+      // Locations differ (each harness numbers its own); tags, bits and places do not.
+      ASSERT_EQ(a.slots()[j] & ~kLocationMask, b.slots()[j] & ~kLocationMask) << "slot " << j;
+      ASSERT_EQ(a.slots()[j] == kEmptySlot, b.slots()[j] == kEmptySlot) << "slot " << j;
+    }
+  }
+}
+
+TEST(HashIndexTest, InsertIfAbsentFindsTheKeyAnywhereInItsRun) {
+  IndexHarness h({1, 64, 0}, kNoLimit, std::nullopt);
+  const uint64_t kHash = HashWithTag(777, 0);
+  for (uint64_t key = 0; key < 30; ++key) h.SetHash(key, kHash);
+  for (uint64_t key = 0; key < 30; ++key) {
+    ASSERT_EQ(h.InsertIfAbsent(key, 1, /*cas=*/key % 2 == 1), InsertResult::kOk);
+  }
+  // 30 equal tags spill over four buckets: the last is found at the run's end.
+  for (uint64_t key = 0; key < 30; ++key) {
+    ASSERT_EQ(h.InsertIfAbsent(key), InsertResult::kExists) << key;
+    const uint64_t slot = h.Lookup(key);
+    EXPECT_EQ(SlotFreq(slot), 1u);
+    EXPECT_EQ(SlotCasExposed(slot), key % 2 == 1);
+  }
+  EXPECT_EQ(h.index().shard(0).live, 30u);
+  h.CheckConsistent();
+}
+
+TEST(HashIndexTest, InsertIfAbsentRefusesLikeInsertWhenTheShardIsFull) {
+  IndexHarness h({1, 64, 0}, kNoLimit, std::nullopt);  // one page: 512 slots at most
+  uint64_t key = 0;
+  while (h.InsertIfAbsent(key) == InsertResult::kOk) ++key;
+  EXPECT_EQ(h.InsertIfAbsent(key), InsertResult::kFull);
+  EXPECT_EQ(key, 64u * kSlotsPerBucket) << "a shard at its maximum fills up before it refuses";
+  h.CheckConsistent();
 }
 
 TEST(HashIndexTest, HashWithZeroTopBitsIsStillLive) {
