@@ -6,8 +6,8 @@
 // target does not fail the run: the exit status is 1 only when a workload read a wrong value
 // (verification failure) or could not open a store, 2 on bad flags, 0 otherwise.
 //
-//   cinch_bench [--benchmarks=overhead,w1,...,w8,release,throughput,zipf] [--quick]
-//               [--threads=1,2]
+//   cinch_bench [--benchmarks=overhead,w1,...,w8,release,throughput,zipf,restart] [--quick]
+//               [--threads=1,2] [--restart-items=N] [--restart-dir=PATH] [--restart-runs=N]
 //
 // See bench/README.md for what each workload does and which target it checks.
 //
@@ -15,6 +15,9 @@
 // checked byte for byte without keeping a copy.
 
 #include <malloc.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -57,6 +60,9 @@ struct Config {
   std::vector<std::string> benchmarks;  // in the order given
   bool quick = false;                   // smaller sizes and durations, for CI and smoke runs
   std::vector<int> threads = {1, 2};    // thread counts of the throughput workload
+  uint64_t restart_items = 0;           // items of the restart workload (0: its default)
+  std::string restart_dir = "/dev/shm";  // where the restart workload writes its file
+  int restart_runs = 3;
 };
 
 // What workloads share: the configuration and the rows of the LSM summary printed at the end.
@@ -1424,6 +1430,97 @@ bool RunZipf(Context& context) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// restart: Store::SaveTo and Store::OpenFrom of small items (docs/restart-format.md).
+
+constexpr size_t kRestartValueSize = 32;
+
+// CPU time of the whole process (every thread), in seconds.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+std::string MedianSpread(std::vector<double> v, const char* format) {
+  std::sort(v.begin(), v.end());
+  return Format(format, v[v.size() / 2]) + " (" + Format(format, v.front()) + "-" +
+         Format(format, v.back()) + ")";
+}
+
+// Fills a store with n items of 32-byte values, then saves it and opens a new store from the
+// file, `runs` times (each load consumes the file; the next save is of the loaded store), and
+// checks every item after each load. The load is what a restart of cinchd waits for.
+bool RunRestart(Context& context) {
+  const Config& config = context.config;
+  const uint64_t n = config.restart_items != 0 ? config.restart_items
+                     : config.quick             ? 200'000
+                                                : 1'000'000;
+  Options options;
+  // The items take ~55 B each with their index slot: room for all of them, nothing evicted.
+  options.memory_limit = std::max<uint64_t>(256 * kMiB, (n * 110 + kMiB - 1) / kMiB * kMiB);
+  const std::string path = config.restart_dir + "/cinch_bench_restart." + std::to_string(getpid());
+  auto value_size = [](uint64_t) { return kRestartValueSize; };
+  std::printf("%s items, keys 8-16 B, values %zu B, memory_limit %s, file %s, %d runs\n\n",
+              Count(n).c_str(), kRestartValueSize, Mib(options.memory_limit).c_str(), path.c_str(),
+              config.restart_runs);
+  TrimHeap();
+  const uint64_t rss_base = ReadRssBytes();
+  auto store = OpenStore(options);
+  if (!store) return false;
+  if (uint64_t failed = LoadSequential(*store, n, value_size); failed != 0) {
+    std::printf("%s writes not stored\n", Count(failed).c_str());
+    return false;
+  }
+  std::vector<double> save_s, load_s, load_cpu, file_mib, rss_mib;
+  VerifyTally last;
+  bool ok = true;
+  for (int run = 0; run < config.restart_runs && ok; ++run) {
+    Stopwatch save;
+    Status status = store->SaveTo(path);
+    save_s.push_back(save.Seconds());
+    store.reset();
+    struct stat st {};
+    if (!status.ok() || stat(path.c_str(), &st) != 0) {
+      std::printf("SaveTo failed: %s\n", status.ToString().c_str());
+      ok = false;
+      break;
+    }
+    file_mib.push_back(static_cast<double>(st.st_size) / kMiB);
+    TrimHeap();
+    RestoreReport report;
+    const double cpu = ProcessCpuSeconds();
+    Stopwatch load;
+    status = Store::OpenFrom(options, path, SnapshotOptions{}, &store, &report);
+    load_s.push_back(load.Seconds());
+    load_cpu.push_back(ProcessCpuSeconds() - cpu);
+    rss_mib.push_back(static_cast<double>(RssDelta(ReadRssBytes(), rss_base)) / kMiB);
+    if (!status.ok() || report.result != RestoreReport::Result::kLoaded) {
+      std::printf("OpenFrom: %s; %s\n", status.ToString().c_str(), report.message.c_str());
+      ok = false;
+      break;
+    }
+    last = VerifySequential(*store, n, value_size);
+    ok = last.wrong == 0 && last.missing == 0;
+  }
+  unlink(path.c_str());
+  if (load_s.empty()) return false;
+  Table table({"load (s)", "load CPU (s)", "save (s)", "file", "RSS after load", "target"});
+  std::vector<double> per_1e7;
+  for (double s : load_s) per_1e7.push_back(s * 1e7 / static_cast<double>(n));
+  std::sort(per_1e7.begin(), per_1e7.end());
+  table.AddRow({MedianSpread(load_s, "%.3f"), MedianSpread(load_cpu, "%.3f"),
+                MedianSpread(save_s, "%.3f"), Format("%.1f MiB", file_mib.back()),
+                Format("%.1f MiB", rss_mib.back()),
+                Format("<= 1 s per 10^7 items: %.2f s, %s", per_1e7[per_1e7.size() / 2],
+                       Verdict(per_1e7[per_1e7.size() / 2] <= 1.0).c_str())});
+  table.Print();
+  std::printf("verify after the last load: %s correct, %s missing, %s wrong\n\n",
+              Count(last.correct).c_str(), Count(last.missing).c_str(), Count(last.wrong).c_str());
+  return ok;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Registry, flags and main.
 
 struct Workload {
@@ -1446,6 +1543,7 @@ const std::vector<Workload>& Registry() {
     r->push_back({"release", "memory given back after delete-all / FlushAll", RunRelease});
     r->push_back({"throughput", "get/set throughput vs mutex + unordered_map", RunThroughput});
     r->push_back({"zipf", "Zipf(0.99) cache-aside miss ratio vs exact LRU", RunZipf});
+    r->push_back({"restart", "save to a memory file and load it back (warm restart)", RunRestart});
     return r;
   }();
   return *registry;
@@ -1472,6 +1570,7 @@ std::vector<std::string> SplitList(std::string_view list) {
 void PrintUsage() {
   std::fprintf(stderr,
                "usage: cinch_bench [--benchmarks=name,...] [--quick] [--threads=1,2]\n"
+               "                   [--restart-items=N] [--restart-dir=PATH] [--restart-runs=N]\n"
                "workloads (default: all, in this order):\n");
   for (const Workload& w : Registry()) {
     std::fprintf(stderr, "  %-11s %s\n", w.name.c_str(), w.summary.c_str());
@@ -1497,6 +1596,14 @@ bool ParseFlags(int argc, char** argv, Config* config) {
       config->benchmarks = SplitList(arg.substr(13));
     } else if (arg.starts_with("--threads=")) {
       if (!ParseThreads(arg.substr(10), &config->threads)) return false;
+    } else if (arg.starts_with("--restart-items=")) {
+      config->restart_items = std::strtoull(arg.data() + 16, nullptr, 10);
+      if (config->restart_items == 0) return false;
+    } else if (arg.starts_with("--restart-dir=")) {
+      config->restart_dir = arg.substr(14);
+    } else if (arg.starts_with("--restart-runs=")) {
+      config->restart_runs = std::atoi(arg.data() + 15);
+      if (config->restart_runs < 1 || config->restart_runs > 100) return false;
     } else {
       return false;
     }
