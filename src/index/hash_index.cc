@@ -155,6 +155,10 @@ bool HashIndex::Reserve(Shard& shard, uint32_t items) {
   return want <= shard.buckets || Rebuild(shard, want);
 }
 
+void HashIndex::Populate(Shard& shard) {
+  mem::PopulateForWrite(reinterpret_cast<char*>(shard.table), TableBytes(shard.buckets));
+}
+
 uint64_t* HashIndex::ColdestInHome(Shard& shard, uint64_t hash) {
   uint64_t* coldest = nullptr;
   for (uint64_t& slot : shard.table[Home(shard, TagOf(hash))].slots) {

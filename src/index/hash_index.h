@@ -154,6 +154,12 @@ class HashIndex {
   // inserting that many rebuilds it no more (a store loading a snapshot knows its item count).
   // False if the memory is short. REQUIRES: shard.lock held.
   bool Reserve(Shard& shard, uint32_t items);
+  // Makes the shard's table resident and writable at once (mem::PopulateForWrite), for a caller
+  // about to fill it: inserts then take no page faults (a first read of an untouched page maps
+  // the shared zero page, and the write after it faults again to replace it, with a TLB
+  // shootdown on every other core the process runs on). The table is charged already.
+  // REQUIRES: shard.lock held.
+  void Populate(Shard& shard);
   // The live slot with the lowest freq in `hash`'s home bucket (a victim when the shard is at
   // its maximum size), or nullptr. REQUIRES: shard.lock held.
   uint64_t* ColdestInHome(Shard& shard, uint64_t hash);
@@ -198,7 +204,9 @@ class HashIndex {
   static void PlaceFrom(uint64_t* slots, uint32_t buckets, uint32_t i, uint32_t d, uint64_t slot);
   // Grows a shard that one more slot would load past kMaxLoad: kOk if the slot fits now.
   InsertResult MakeRoom(Shard& shard) {
-    if (shard.live + 1 > kMaxLoad * shard.slot_count()) [[unlikely]] return Grow(shard);
+    if (shard.live + 1 > kMaxLoad * shard.slot_count()) [[unlikely]] {
+      return Grow(shard);
+    }
     return InsertResult::kOk;
   }
   InsertResult Grow(Shard& shard);

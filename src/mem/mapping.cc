@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdint>
+
 namespace cinch::mem {
 
 size_t PageSize() {
@@ -23,6 +25,18 @@ char* MapNoReserve(size_t bytes) {
     return nullptr;
   }
   return static_cast<char*>(p);
+}
+
+void PopulateForWrite(char* p, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = PageSize();
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes + page - 1) & ~(page - 1);
+  (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 }  // namespace cinch::mem

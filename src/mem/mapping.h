@@ -26,4 +26,10 @@ size_t RoundUpToPage(size_t bytes);
 // MADV_NOHUGEPAGE. Returns nullptr when either fails. Give it back with munmap.
 char* MapNoReserve(size_t bytes);
 
+// Makes the pages of [p, p + bytes) resident and writable in one call (MADV_POPULATE_WRITE),
+// as writing them would one page fault at a time: for memory about to be filled whole by a
+// read(2), whose copy would otherwise stop at every page. The caller has charged the memory.
+// A kernel without it (before 5.14) leaves the pages to fault as they are written.
+void PopulateForWrite(char* p, size_t bytes);
+
 }  // namespace cinch::mem
