@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -29,6 +30,7 @@
 #include "common/check.h"
 #include "common/file_io.h"
 #include "common/hash.h"
+#include "mem/mapping.h"
 #include "store/engine.h"
 #include "store/snapshot.h"
 
@@ -486,10 +488,28 @@ class SnapshotReader {
     RecordHeader header;
     uint64_t pos;  // of its live list
   };
+  // An item InsertItems is about to insert.
+  struct Pending {
+    uint64_t hash;
+    uint64_t kv_bytes;
+    uint32_t entry;  // its live entry: offset, freq and cas bits
+    uint32_t header_bytes;
+  };
   // One loading thread's scratch and counts (merged into the report at the end).
   struct Loader {
     std::vector<uint32_t> list;
     RestoreReport tally;
+    // InsertItems' chunk of items (kChunk, sorted through `spare`: 384 KiB in all) and the
+    // runs of it put off.
+    std::vector<Pending> pending, spare;
+    std::vector<std::pair<uint32_t, uint32_t>> deferred;
+    uint32_t first_shard = 0;  // where this thread's sweeps of the index start
+  };
+  // What the items inserted add to the counters.
+  struct Totals {
+    uint32_t items = 0;
+    uint64_t kv_bytes = 0;
+    uint64_t header_bytes = 0;
   };
 
   // Charges the metadata of the file segments the records will go to, up front: memory loaded
@@ -530,6 +550,7 @@ class SnapshotReader {
       if (!index.Reserve(shard, static_cast<uint32_t>(std::min<uint64_t>(per_shard, UINT32_MAX)))) {
         return;  // memory is short: loading grows the shards as it goes
       }
+      index.Populate(shard);
     }
   }
 
@@ -539,6 +560,10 @@ class SnapshotReader {
     const unsigned threads = static_cast<unsigned>(std::min<size_t>(
         {std::max(1u, std::thread::hardware_concurrency()), kMaxThreads, jobs.size()}));
     std::vector<Loader> loaders(std::max(threads, 1u));
+    for (size_t t = 0; t < loaders.size(); ++t) {
+      loaders[t].first_shard =
+          static_cast<uint32_t>(t * e_->index_->shard_count() / loaders.size());
+    }
     std::atomic<size_t> next{0};
     auto work = [&](Loader& l) {
       for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < jobs.size();) {
@@ -599,6 +624,7 @@ class SnapshotReader {
       return tier && !r.on_file ? LoadToFile(l, r, pos) : Load::kNoRoom;
     }
     mem::SegmentMeta& m = pool.meta(segment);
+    mem::PopulateForWrite(m.base, r.length);
     if (!PreadAll(fd_, m.base, r.length, pos + l.list.size() * 4) || !Verify(l, r, m.base) ||
         !HaveKeyspace(r.keyspace)) {
       pool.Free(segment);
@@ -667,10 +693,16 @@ class SnapshotReader {
           ++l.tally.expired;
           continue;
         }
-        if (!Insert(ks, segment, offset, entry, HashKey(v.key, ks.id), v)) {
+        const uint64_t hash = HashKey(v.key, ks.id);
+        index::Shard& shard = e_->index_->ShardFor(hash);
+        ShardCounters& c = e_->CountersFor(hash);
+        std::lock_guard<SpinLock> lock(shard.lock);
+        const uint64_t location = e_->Location(segment, offset);
+        if (!InsertSlot(shard, hash, ks, location, entry, v.key.data() - v.header_size)) {
           ++l.tally.items_refused;
           continue;
         }
+        e_->AccountLive(location, v, +1, c);
         ++inserted;
         max_expiry = std::max(max_expiry, v.meta.expiry == 0 ? mem::kNeverExpires : v.meta.expiry);
         ++l.tally.items;
@@ -722,70 +754,155 @@ class SnapshotReader {
                                   [](uint32_t, const mem::ItemView&) {});
   }
 
-  // Inserts the slots of the record's live items; returns how many. Items go in batches whose
-  // index buckets are prefetched first: each insert is a random access into the index, and
-  // overlapping those misses makes loading about twice as fast.
+  // Inserts the slots of the record's live items; returns how many. The items go a chunk at a
+  // time: decoded and hashed in the segment's order, then inserted in the order of their place
+  // in the index (shard, then home bucket), so that the inserts sweep the index's memory in
+  // one direction instead of each missing the cache and the TLB at a random place, and a
+  // shard's lock is taken, and its counters added to, once for all of the chunk's items in it.
   uint32_t InsertItems(Loader& l, uint32_t segment, mem::SegmentMeta& m) {
-    const std::vector<uint32_t>& list = l.list;
-    RestoreReport& tally = l.tally;
     const Keyspace ks{m.keyspace.load(std::memory_order_relaxed)};
-    uint32_t inserted = 0;
+    l.pending.resize(kChunk);
+    l.spare.resize(kChunk);
+    Totals record;
     uint32_t max_expiry = 0;
-    constexpr size_t kBatch = 16;
-    uint64_t hashes[kBatch];
-    mem::ItemView views[kBatch];
-    for (size_t first = 0; first < list.size(); first += kBatch) {
-      const size_t n = std::min(kBatch, list.size() - first);
-      for (size_t i = 0; i < n; ++i) {
-        views[i] = mem::DecodeItem(m.base + snapshot::EntryOffset(list[first + i]));
-        hashes[i] = HashKey(views[i].key, ks.id);
-        e_->index_->PrefetchHome(hashes[i]);
-      }
-      for (size_t i = 0; i < n; ++i) {
-        const mem::ItemView& v = views[i];
+    for (size_t first = 0; first < l.list.size(); first += kChunk) {
+      const size_t end = std::min<size_t>(l.list.size(), first + kChunk);
+      uint32_t n = 0;
+      for (size_t i = first; i < end; ++i) {
+        const mem::ItemView v = mem::DecodeItem(m.base + snapshot::EntryOffset(l.list[i]));
         if (v.meta.expiry != 0 && v.meta.expiry <= now_) {
-          ++tally.expired;
+          ++l.tally.expired;
           continue;
         }
-        const uint32_t entry = list[first + i];
-        if (!Insert(ks, segment, snapshot::EntryOffset(entry), entry, hashes[i], v)) {
-          ++tally.items_refused;
-          continue;
-        }
-        ++inserted;
+        // An upper bound, as the cleaner needs: items refused below are counted too.
         max_expiry = std::max(max_expiry, v.meta.expiry == 0 ? mem::kNeverExpires : v.meta.expiry);
-        ++tally.items;
-        tally.key_value_bytes += v.key.size() + v.value.size();
+        l.pending[n++] = Pending{HashKey(v.key, ks.id), v.key.size() + v.value.size(), l.list[i],
+                                 static_cast<uint32_t>(v.header_size)};
       }
+      SortByPlace(l, n);
+      InsertSorted(l, n, ks, segment, m.base, &record);
     }
+    // The segment is this thread's until its items are in (the cleaner starts after loading):
+    // its counters are added once.
+    m.live_items.fetch_add(record.items, std::memory_order_relaxed);
+    m.live_bytes.fetch_add(static_cast<int64_t>(record.kv_bytes + record.header_bytes),
+                           std::memory_order_relaxed);
     m.max_expiry.store(max_expiry, std::memory_order_relaxed);
-    return inserted;
+    if (ks.id != 0) {
+      KeyspaceState* state = e_->FindKeyspace(ks.id);  // HaveKeyspace made it
+      state->items.fetch_add(record.items, std::memory_order_relaxed);
+      state->kv_bytes.fetch_add(static_cast<int64_t>(record.kv_bytes), std::memory_order_relaxed);
+      state->item_bytes.fetch_add(static_cast<int64_t>(record.kv_bytes + record.header_bytes),
+                                  std::memory_order_relaxed);
+    }
+    l.tally.items += record.items;
+    l.tally.key_value_bytes += record.kv_bytes;
+    return record.items;
   }
 
-  // Inserts one item's slot unless its key is there already (a file may name a key twice).
-  bool Insert(Keyspace ks, uint32_t segment, uint32_t offset, uint32_t entry, uint64_t hash,
-              const mem::ItemView& v) {
-    index::Shard& shard = e_->index_->ShardFor(hash);
-    ShardCounters& c = e_->CountersFor(hash);
-    std::lock_guard<SpinLock> lock(shard.lock);
-    const uint64_t location = e_->Location(segment, offset);
-    mem::ItemView other;
-    // Without promotion: a key met on file is only compared (a promotion could make room by
-    // demoting, which takes the tier's lock a loader to the file holds).
-    if (e_->FindLive(shard, c, hash, ks, v.key, now_, &other, nullptr, /*promote=*/false) !=
-        nullptr) {
-      return false;
+  // Orders the chunk's n items in l.pending by place in the index: by the top 16 bits of
+  // (shard, tag), the order of the home buckets, with two passes of a radix sort.
+  void SortByPlace(Loader& l, uint32_t n) {
+    const uint64_t mask = e_->index_->shard_count() - 1;
+    const int shift = std::popcount(mask) + index::kTagBits - 16;
+    auto place = [&](const Pending& p) {
+      return static_cast<uint32_t>((((p.hash & mask) << index::kTagBits) | index::TagOf(p.hash)) >>
+                                   shift);
+    };
+    for (int digit : {0, 8}) {
+      uint32_t starts[257] = {};
+      for (uint32_t j = 0; j < n; ++j) ++starts[((place(l.pending[j]) >> digit) & 255) + 1];
+      for (int b = 0; b < 256; ++b) starts[b + 1] += starts[b];
+      for (uint32_t j = 0; j < n; ++j) {
+        l.spare[starts[(place(l.pending[j]) >> digit) & 255]++] = l.pending[j];
+      }
+      std::swap(l.pending, l.spare);
     }
-    if (e_->index_->Insert(shard, hash, location, snapshot::EntryFreq(entry)) !=
-        index::HashIndex::InsertResult::kOk) {
-      return false;  // the index has no room for it
-    }
-    if (snapshot::EntryCas(entry)) {
-      *e_->index_->FindLocation(shard, hash, location) |= index::kCasExposedBit;
-    }
-    e_->AccountLive(location, v, +1, c);
-    return true;
   }
+
+  // Inserts the sorted chunk shard by shard, from this thread's first shard on (the loading
+  // threads start their sweeps apart). A shard whose lock another thread holds is put off to
+  // the end of the sweep rather than waited for: two threads that met would otherwise go on in
+  // step, one waiting at every shard for the other.
+  void InsertSorted(Loader& l, uint32_t n, Keyspace ks, uint32_t segment, const char* base,
+                    Totals* record) {
+    index::HashIndex& index = *e_->index_;
+    const uint64_t mask = index.shard_count() - 1;
+    uint32_t start = 0;
+    while (start < n && (l.pending[start].hash & mask) < l.first_shard) ++start;
+    if (start == n) start = 0;
+    l.deferred.clear();
+    for (uint32_t k = start, done = 0; done < n;) {
+      uint32_t end = k + 1;
+      while (end < n && ((l.pending[end].hash ^ l.pending[k].hash) & mask) == 0) ++end;
+      index::Shard& shard = index.ShardFor(l.pending[k].hash);
+      if (shard.lock.try_lock()) {
+        InsertRun(l, n, k, end, ks, segment, base, record);
+        shard.lock.unlock();
+      } else {
+        l.deferred.emplace_back(k, end);
+      }
+      done += end - k;
+      k = end == n ? 0 : end;
+    }
+    for (const auto& [k, end] : l.deferred) {
+      index::Shard& shard = index.ShardFor(l.pending[k].hash);
+      std::lock_guard<SpinLock> lock(shard.lock);
+      InsertRun(l, n, k, end, ks, segment, base, record);
+    }
+  }
+
+  // Inserts the items [k, end) of the chunk's n, all of one shard. REQUIRES: its lock held.
+  void InsertRun(Loader& l, uint32_t n, uint32_t k, uint32_t end, Keyspace ks, uint32_t segment,
+                 const char* base, Totals* record) {
+    constexpr uint32_t kAhead = 8;  // inserts whose home bucket is being loaded meanwhile
+    index::Shard& shard = e_->index_->ShardFor(l.pending[k].hash);
+    ShardCounters& c = e_->CountersFor(l.pending[k].hash);
+    Totals run;
+    for (; k < end; ++k) {
+      if (k + kAhead < n) e_->index_->PrefetchHome(l.pending[k + kAhead].hash);
+      const Pending& p = l.pending[k];
+      const uint32_t offset = snapshot::EntryOffset(p.entry);
+      if (!InsertSlot(shard, p.hash, ks, e_->Location(segment, offset), p.entry, base + offset)) {
+        ++l.tally.items_refused;
+        continue;
+      }
+      ++run.items;
+      run.kv_bytes += p.kv_bytes;
+      run.header_bytes += p.header_bytes;
+    }
+    ShardCounters::Add(c.items, run.items);
+    ShardCounters::Add(c.kv_bytes, static_cast<int64_t>(run.kv_bytes));
+    ShardCounters::Add(c.header_bytes, static_cast<int64_t>(run.header_bytes));
+    record->items += run.items;
+    record->kv_bytes += run.kv_bytes;
+    record->header_bytes += run.header_bytes;
+  }
+
+  // Inserts the slot of the item at `item` (its bytes, for its key) unless its key is there
+  // already (a file may name one twice): false if it is, or if the index has no room. Slots of
+  // the same tag are compared by key and keyspace; one on the file tier (loaded by LoadToFile)
+  // is read for it, with the shard's lock held: nothing is served yet, and letting the lock go
+  // would let another loader insert the key meanwhile. One that cannot be read refuses the
+  // item: the key's absence is not proven. A slot inserted by this load is never stale (not
+  // expired at now_, of this flush generation): the same key is a duplicate.
+  // REQUIRES: shard.lock held.
+  bool InsertSlot(index::Shard& shard, uint64_t hash, Keyspace ks, uint64_t location,
+                  uint32_t entry, const char* item) {
+    const uint64_t slot =
+        index::MakeSlot(index::TagOf(hash), snapshot::EntryFreq(entry), location) |
+        (snapshot::EntryCas(entry) ? index::kCasExposedBit : 0);
+    auto same_key = [&](uint64_t other) {
+      const std::string_view key = mem::DecodeItem(item, /*read_meta=*/false).key;
+      std::string read;  // an item on file is read into it (no allocation otherwise)
+      mem::ItemView v;
+      if (!e_->ItemOrRead(other, &read, &v)) return true;
+      return v.key == key && e_->KeyspaceOf(other) == ks.id;
+    };
+    return e_->index_->InsertIfAbsent(shard, slot, same_key) == index::HashIndex::InsertResult::kOk;
+  }
+
+  static constexpr uint32_t kChunk = 8192;  // items inserted in one sorted sweep
 
   Engine* e_;
   int fd_;
