@@ -57,10 +57,10 @@ constexpr uint64_t kMiB = 1024 * kKiB;
 // Run configuration and shared results.
 
 struct Config {
-  std::vector<std::string> benchmarks;  // in the order given
-  bool quick = false;                   // smaller sizes and durations, for CI and smoke runs
-  std::vector<int> threads = {1, 2};    // thread counts of the throughput workload
-  uint64_t restart_items = 0;           // items of the restart workload (0: its default)
+  std::vector<std::string> benchmarks;   // in the order given
+  bool quick = false;                    // smaller sizes and durations, for CI and smoke runs
+  std::vector<int> threads = {1, 2};     // thread counts of the throughput workload
+  uint64_t restart_items = 0;            // items of the restart workload (0: its default)
   std::string restart_dir = "/dev/shm";  // where the restart workload writes its file
   int restart_runs = 3;
 };
@@ -1454,8 +1454,8 @@ std::string MedianSpread(std::vector<double> v, const char* format) {
 bool RunRestart(Context& context) {
   const Config& config = context.config;
   const uint64_t n = config.restart_items != 0 ? config.restart_items
-                     : config.quick             ? 200'000
-                                                : 1'000'000;
+                     : config.quick            ? 200'000
+                                               : 1'000'000;
   Options options;
   // The items take ~55 B each with their index slot: room for all of them, nothing evicted.
   options.memory_limit = std::max<uint64_t>(256 * kMiB, (n * 110 + kMiB - 1) / kMiB * kMiB);
