@@ -2,6 +2,7 @@
 // packets parsed by proto/binary.h, run on the same store calls and counters as the text
 // commands, answered the way memcached 1.6.18's proto_bin.c answers them.
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -23,10 +24,12 @@ namespace {
 // memcached's binary exptime meaning "do not create the item on an incr/decr miss".
 constexpr uint32_t kNoInitialValue = 0xffffffff;
 
-// A response: header, then up to three parts (extras, key, value), copied.
+// A response: header, extras and key in one piece (at most 24 + 20 + 250 bytes), then the
+// value, copied.
 void Respond(net::Output* out, const bin::Request& r, Status status, uint64_t cas,
              std::string_view extras = {}, std::string_view key = {}, std::string_view value = {}) {
-  char head[bin::kHeaderSize];
+  char head[bin::kHeaderSize + bin::kMaxExtras + bin::kMaxKeySize];
+  CINCH_CHECK(extras.size() <= bin::kMaxExtras && key.size() <= bin::kMaxKeySize);
   bin::EncodeResponseHeader(
       {.opcode = r.opcode,
        .status = status,
@@ -36,9 +39,9 @@ void Respond(net::Output* out, const bin::Request& r, Status status, uint64_t ca
        .opaque = r.opaque,
        .cas = cas},
       head);
-  out->Append(std::string_view(head, sizeof(head)));
-  if (!extras.empty()) out->Append(extras);
-  if (!key.empty()) out->Append(key);
+  if (!extras.empty()) std::memcpy(head + bin::kHeaderSize, extras.data(), extras.size());
+  if (!key.empty()) std::memcpy(head + bin::kHeaderSize + extras.size(), key.data(), key.size());
+  out->Append(std::string_view(head, bin::kHeaderSize + extras.size() + key.size()));
   if (!value.empty()) out->Append(value);
 }
 
@@ -265,7 +268,8 @@ void MemcacheSession::BinaryGet(const bin::Request& r, net::Output* out) {
   bin::StoreBig32(ref.flags(), flags);
   const std::string_view key = with_key ? r.key : std::string_view();
   const std::string_view value = with_value ? ref.value() : std::string_view();
-  char head[bin::kHeaderSize];
+  // The header announces the value, which follows by reference when large.
+  char head[bin::kHeaderSize + sizeof(flags) + bin::kMaxKeySize];
   bin::EncodeResponseHeader(
       {.opcode = r.opcode,
        .status = Status::kSuccess,
@@ -275,9 +279,9 @@ void MemcacheSession::BinaryGet(const bin::Request& r, net::Output* out) {
        .opaque = r.opaque,
        .cas = ref.cas()},
       head);
-  out->Append(std::string_view(head, sizeof(head)));
-  out->Append(std::string_view(flags, sizeof(flags)));
-  if (!key.empty()) out->Append(key);
+  std::memcpy(head + bin::kHeaderSize, flags, sizeof(flags));
+  if (!key.empty()) std::memcpy(head + bin::kHeaderSize + sizeof(flags), key.data(), key.size());
+  out->Append(std::string_view(head, bin::kHeaderSize + sizeof(flags) + key.size()));
   if (value.empty()) return ref.Reset();
   AppendValue(&ref, out, /*crlf=*/false);
 }
