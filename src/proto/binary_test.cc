@@ -158,6 +158,18 @@ TEST(BinaryParser, ValueOverTheItemLimitIsTooLargeWithoutBufferingIt) {
   EXPECT_LE(ok.size(), MaxPacketSize(limits));
 }
 
+TEST(BinaryParser, AValueOfGigabytesIsTooLargeOnItsHeader) {
+  Request r;
+  for (uint32_t body : {0x40000000u, 0xfffffff0u}) {
+    std::string p = Packet(0x01, SetExtras(0, 0), "k", "", 0, 0, body);
+    ParseResult pr = ParseRequest(p, {}, &r);
+    ASSERT_EQ(pr.status, ParseStatus::kError);
+    EXPECT_EQ(pr.error, Error::kTooLarge);
+    EXPECT_FALSE(pr.close);
+    EXPECT_EQ(pr.swallow, body - 9u);
+  }
+}
+
 TEST(BinaryParser, HugeBodyOfAFixedShapeCommandIsRefusedOnTheHeader) {
   std::string p = Packet(0x00, "", "foo", "", 0, 0, /*bodylen=*/0x7fffffff);
   Request r;
