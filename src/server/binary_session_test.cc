@@ -350,6 +350,13 @@ TEST_F(BinarySessionTest, TextAfterBinaryClosesAndAsciiOnlyRefusesBinary) {
   Open(ascii);
   EXPECT_EQ(SendRaw(Packet(Opcode::kNoop)), "ERROR\r\n");
   EXPECT_TRUE(closed_);
+  ServerOptions binary;
+  binary.protocol = ServerOptions::Protocol::kBinary;
+  Open(binary);
+  EXPECT_EQ(SendRaw("version\r\n"), "");  // -B binary: a text connection is closed
+  EXPECT_TRUE(closed_);
+  Open(binary);
+  EXPECT_EQ(One(Packet(Opcode::kNoop)).status, Status::kSuccess);
 }
 
 TEST_F(BinarySessionTest, SplitAtEveryByteGivesTheSameResponses) {
