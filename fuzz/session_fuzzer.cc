@@ -9,7 +9,9 @@
 //   - the Session contract as a connection sees it (session_driver.h): progress of OnInput,
 //     references readable when "written" and all released before the session is destroyed;
 //   - the output is a sequence of well-formed replies: lines ending in "\r\n" that start like a
-//     memcached reply, VALUE/VA lines followed by exactly the announced bytes and "\r\n".
+//     memcached reply, VALUE/VA lines followed by exactly the announced bytes and "\r\n"; or,
+//     on a connection that began with byte 0x80 (the binary protocol), response packets: magic
+//     0x81, extras + key within the body, and the whole output made of complete packets.
 // The clock is the server's (real time + debugtime offset), so expiry may vary between runs.
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -23,6 +25,7 @@
 #include "cinch/clock.h"
 #include "cinch/store.h"
 #include "fuzz_check.h"
+#include "proto/binary.h"
 #include "server/memcache_session.h"
 #include "server/server_context.h"
 #include "server/server_options.h"
@@ -82,6 +85,23 @@ void CheckReplies(std::string_view out, size_t* pos) {
   }
 }
 
+// Checks the binary response packets in `out` from *pos on; all must be complete.
+void CheckPackets(std::string_view out, size_t* pos) {
+  namespace bin = proto::binary;
+  while (*pos < out.size()) {
+    FUZZ_CHECK(out.size() - *pos >= bin::kHeaderSize);
+    const char* h = out.data() + *pos;
+    FUZZ_CHECK(static_cast<uint8_t>(h[0]) == bin::kResponseMagic);
+    const size_t keylen = (static_cast<uint8_t>(h[2]) << 8) | static_cast<uint8_t>(h[3]);
+    const size_t extlen = static_cast<uint8_t>(h[4]);
+    const size_t body = bin::LoadBig32(h + 8);
+    FUZZ_CHECK(extlen + keylen <= body);
+    FUZZ_CHECK(keylen <= bin::kMaxKeySize);
+    FUZZ_CHECK(out.size() - *pos - bin::kHeaderSize >= body);
+    *pos += bin::kHeaderSize + body;
+  }
+}
+
 ServerOptions PickOptions(uint8_t selector, OffsetClock* clock) {
   ServerOptions o;
   o.cas_enabled = !(selector & 1);
@@ -100,7 +120,11 @@ ServerOptions PickOptions(uint8_t selector, OffsetClock* clock) {
 class ReplyChecks final : public fuzz::SessionChecks {
  public:
   void CheckOutput(std::string_view output, bool final) override {
-    CheckReplies(output, &checked_);
+    if (!output.empty() && static_cast<uint8_t>(output[0]) == proto::binary::kResponseMagic) {
+      CheckPackets(output, &checked_);
+    } else {
+      CheckReplies(output, &checked_);
+    }
   }
 
  private:

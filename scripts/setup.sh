@@ -6,7 +6,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake g++ pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev liburing-dev
-  memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
+  memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc python3-binary-memcached
+  netcat-openbsd
   clang-14 libclang-rt-14-dev
   libssl-dev libhttp-parser-dev curl
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc bazel-bootstrap-source

@@ -230,12 +230,18 @@ Status ApplyNoFlush(std::string_view, ParseState* st) {
   return Status::Ok();
 }
 
-Status ApplyProtocol(std::string_view v, ParseState*) {
-  if (v == "ascii" || v == "auto") return Status::Ok();
-  if (v == "binary") {
-    return Status::InvalidArgument("-B binary: the binary protocol is not supported (ascii only)");
+Status ApplyProtocol(std::string_view v, ParseState* st) {
+  using P = server::ServerOptions::Protocol;
+  if (v == "auto") {
+    Options(st).protocol = P::kAuto;
+  } else if (v == "ascii") {
+    Options(st).protocol = P::kAscii;
+  } else if (v == "binary") {
+    Options(st).protocol = P::kBinary;
+  } else {
+    return Invalid("protocol", v, "one of auto, binary or ascii");
   }
-  return Invalid("protocol", v, "one of auto, binary or ascii");
+  return Status::Ok();
 }
 
 Status ApplyDaemon(std::string_view, ParseState* st) {
@@ -353,7 +359,7 @@ const Flag kFlags[] = {
     {'F', "disable-flush-all", Arg::kNone, nullptr, Fate::kHonoured, "disable flush_all command",
      ApplyNoFlush},
     {'B', "protocol", Arg::kRequired, "<name>", Fate::kHonoured,
-     "ascii or auto (default); binary is not supported", ApplyProtocol},
+     "auto (default: by the first byte), ascii or binary", ApplyProtocol},
     {'d', "daemon", Arg::kNone, nullptr, Fate::kHonoured,
      "run as a daemon; the command returns once the server listens", ApplyDaemon},
     {'P', "pidfile", Arg::kRequired, "<file>", Fate::kHonoured,

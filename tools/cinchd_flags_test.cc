@@ -104,7 +104,10 @@ TEST(CinchdFlags, HonouredFlags) {
   EXPECT_FALSE(o.flush_enabled);
   EXPECT_TRUE(p.cl.core_dumps);
   EXPECT_EQ(o.store.max_item_size, size_t{2} << 20);
+  EXPECT_EQ(o.protocol, server::ServerOptions::Protocol::kAscii);
   EXPECT_TRUE(p.cl.warnings.empty());
+  EXPECT_EQ(Parse({"-B", "binary"}).cl.server.protocol, server::ServerOptions::Protocol::kBinary);
+  EXPECT_EQ(Parse({}).cl.server.protocol, server::ServerOptions::Protocol::kAuto);
 }
 
 TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
@@ -124,7 +127,6 @@ TEST(CinchdFlags, UnsafeOrUnknownOptionsFail) {
   for (auto args : {std::vector<const char*>{"-Z"},
                     {"-S"},
                     {"-Y", "/tmp/auth"},
-                    {"-B", "binary"},
                     {"-B", "nonsense"},
                     {"-o", "proxy_config=x"},
                     {"-o", "no_such_key=1"},

@@ -74,10 +74,23 @@ MemcacheSession::MemcacheSession(ServerContext* context)
 // The connection releases every queued reference before it destroys its session.
 MemcacheSession::~MemcacheSession() { CINCH_CHECK(pins_busy_ == 0); }
 
-size_t MemcacheSession::WantedInput() const { return limits_.max_item_size + limits_.max_line + 2; }
+size_t MemcacheSession::WantedInput() const {
+  if (protocol_ == Protocol::kBinary) {
+    return proto::binary::MaxPacketSize({.max_item_size = limits_.max_item_size});
+  }
+  return limits_.max_item_size + limits_.max_line + 2;
+}
 
 net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output* out,
                                             size_t output_limit) {
+  if (protocol_ == Protocol::kUndecided && !input.empty()) {
+    using P = ServerOptions::Protocol;
+    const P allowed = context_->options->protocol;
+    const bool magic = static_cast<uint8_t>(input[0]) == proto::binary::kRequestMagic;
+    protocol_ = allowed == P::kBinary || (allowed == P::kAuto && magic) ? Protocol::kBinary
+                                                                        : Protocol::kText;
+  }
+  if (protocol_ == Protocol::kBinary) return BinaryInput(input, out, output_limit);
   net::SessionResult result;
   size_t pos = 0;
   while (pos < input.size() && out->pending() < output_limit) {
@@ -310,7 +323,7 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
   return {};
 }
 
-void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
+void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out, bool crlf) {
   std::string_view value = ref->value();
   if (value.size() >= context_->options->zero_copy_min && pins_busy_ < kMaxPins) {
     for (Pin& p : pins_) {
@@ -319,13 +332,13 @@ void MemcacheSession::AppendValue(ItemRef* ref, net::Output* out) {
       ++pins_busy_;
       p.ref = std::move(*ref);
       out->AppendReference(value, &MemcacheSession::ReleasePin, &p);
-      out->Append(proto::reply::kCrlf);
+      if (crlf) out->Append(proto::reply::kCrlf);
       ThreadCounters::Add(counters_->zero_copy_values);
       return;
     }
   }
   out->Append(value);
-  out->Append(proto::reply::kCrlf);
+  if (crlf) out->Append(proto::reply::kCrlf);
   ref->Reset();
   ThreadCounters::Add(counters_->copied_values);
 }

@@ -1,5 +1,6 @@
-// One client connection speaking memcached's text and meta protocols: parses requests with
-// src/proto, runs them on the store, writes replies to the connection's output.
+// One client connection speaking memcached's text and meta protocols, or its binary protocol
+// (chosen by the connection's first byte, as memcached does: 0x80 is binary): parses requests
+// with src/proto, runs them on the store, writes replies to the connection's output.
 //
 // Values of at least ServerOptions::zero_copy_min bytes are queued by reference while a read
 // guard (ItemRef) pins them; the guard is released as soon as the bytes are on the socket. At
@@ -19,6 +20,7 @@
 
 #include "cinch/store.h"
 #include "net/session.h"
+#include "proto/binary.h"
 #include "proto/request.h"
 #include "server/server_context.h"
 #include "server/tier_promoter.h"
@@ -71,8 +73,28 @@ class MemcacheSession final : public net::Session {
   void MetaDebug(const proto::Request& r, net::Output* out);
   void DropRefusedSet(const proto::Request& r);
 
+  // Binary protocol (binary_commands.cc). BinaryInput is OnInput for a binary connection;
+  // ExecuteBinary returns false when the connection must close (quit, a refused packet).
+  net::SessionResult BinaryInput(std::string_view input, net::Output* out, size_t output_limit);
+  bool BinaryRefused(const proto::binary::ParseResult& pr, net::Output* out);
+  // As NeedsFileTier, for a binary request (its key, into tier_job_).
+  bool BinaryNeedsFileTier(const proto::binary::Request& r);
+  bool ExecuteBinary(const proto::binary::Request& r, net::Output* out);
+  void BinaryGet(const proto::binary::Request& r, net::Output* out);
+  void BinaryStore(const proto::binary::Request& r, net::Output* out);
+  void BinaryDelete(const proto::binary::Request& r, net::Output* out);
+  void BinaryArithmetic(const proto::binary::Request& r, net::Output* out);
+  void BinaryFlush(const proto::binary::Request& r, net::Output* out);
+  void BinaryStats(const proto::binary::Request& r, net::Output* out);
+  void BinarySasl(const proto::binary::Request& r, net::Output* out);
+  // The SASL seam: whether connections must authenticate, and the check of a PLAIN login
+  // (the users table is wired in here).
+  bool SaslEnabled() const;
+  bool SaslLogin(std::string_view user, std::string_view password);
+
   // Writes a value: by reference (pinned) when large, copied otherwise. Takes the guard.
-  void AppendValue(ItemRef* ref, net::Output* out);
+  // The text protocol ends it with "\r\n" (crlf), the binary one does not.
+  void AppendValue(ItemRef* ref, net::Output* out, bool crlf = true);
   static void ReleasePin(void* arg);
   void Reply(net::Output* out, std::string_view line, bool noreply) {
     if (!noreply) out->Append(line);
@@ -82,6 +104,11 @@ class MemcacheSession final : public net::Session {
   ::cinch::Store* const store_;
   ThreadCounters* const counters_;
   const proto::ParserLimits limits_;
+  // The keyspace every store call of this connection uses (a tenant's after authentication).
+  Keyspace keyspace_ = {};
+  enum class Protocol : uint8_t { kUndecided, kText, kBinary };
+  Protocol protocol_ = Protocol::kUndecided;
+  bool sasl_authenticated_ = false;
   proto::Request request_;
   bool in_partial_get_ = false;
   std::array<Pin, kMaxPins> pins_;

@@ -23,6 +23,10 @@ struct ServerOptions {
   bool flush_enabled = true;       // -F turns it off
   bool debugtime_enabled = false;  // -o debugtime=1: the "debugtime <seconds>" command
   int verbosity = 0;               // -v, -vv
+  // -B: which protocols a connection may speak. kAuto picks by the first byte (0x80: binary),
+  // kAscii answers a binary packet with an error and closes, kBinary closes a text connection.
+  enum class Protocol : uint8_t { kAuto, kAscii, kBinary };
+  Protocol protocol = Protocol::kAuto;
   // Values at least this long are written to the socket straight from the store's read
   // guard (no copy); shorter ones are copied into the output buffer.
   size_t zero_copy_min = 4096;

@@ -182,7 +182,10 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("cas_enabled", std::string_view(o.cas_enabled ? "yes" : "no"));
   w->Add("item_size_max", o.store.max_item_size);
   w->Add("flush_enabled", std::string_view(o.flush_enabled ? "yes" : "no"));
-  w->Add("binding_protocol", std::string_view("ascii"));
+  w->Add("binding_protocol",
+         std::string_view(o.protocol == ServerOptions::Protocol::kAuto    ? "auto-negotiate"
+                          : o.protocol == ServerOptions::Protocol::kAscii ? "ascii"
+                                                                          : "binary"));
   w->Add("segment_size", o.store.segment_size);
   w->Add("store_memory_limit", o.store.memory_limit);
   w->Add("process_reserve", ctx.process_reserve);

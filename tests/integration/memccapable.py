@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""libmemcached's conformance suite, ASCII protocol only: `memccapable -a` against the server.
+"""libmemcached's conformance suite against the server: every test, ASCII and binary protocol.
 
 Each of its tests prints "[pass]", "[fail]" or "[skipped]"; any failure, a non-zero exit status
 or no passing test at all fails this script. memccapable flushes the server it is given.
@@ -21,7 +21,7 @@ def main(args):
         c.check(False, "memccapable is installed (Debian package libmemcached-tools)")
         return c.finish()
     with harness.Server(args.server, SERVER_ARGS) as server:
-        cmd = [tool, "-a", "-t", "5", "-h", "127.0.0.1", "-p", str(server.port)]
+        cmd = [tool, "-t", "5", "-h", "127.0.0.1", "-p", str(server.port)]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=45)
         except subprocess.TimeoutExpired as e:

@@ -70,8 +70,9 @@ void Connection::QueueSet(uint32_t key, uint32_t version, uint64_t start_ns,
   size_t n = EncodeSetPrefix(protocol_, {name, kKeyBytes}, size, out);
   codec.Write(key, version, out + n);
   n += size;
-  std::memcpy(out + n, kValueTrailer.data(), kValueTrailer.size());
-  send_end_ += n + kValueTrailer.size();
+  const std::string_view trailer = ValueTrailer(protocol_);
+  std::memcpy(out + n, trailer.data(), trailer.size());
+  send_end_ += n + trailer.size();
   PushSlot(Op::kSet, key, start_ns).version = version;
 }
 

@@ -150,5 +150,34 @@ TEST(ProtocolTest, RespRequestsAndReplies) {
   EXPECT_EQ(r.outcome, Outcome::kOk);
 }
 
+TEST(ProtocolTest, MemcacheBinaryRequestsAndReplies) {
+  char buf[256];
+  const std::string get(buf, EncodeGet(Protocol::kMemcacheBinary, "k1", buf));
+  ASSERT_EQ(get.size(), 26u);
+  EXPECT_EQ(static_cast<uint8_t>(get[0]), 0x80);
+  EXPECT_EQ(get[1], 0x0c);  // getk
+  EXPECT_EQ(get.substr(24), "k1");
+  const std::string set(buf, EncodeSetPrefix(Protocol::kMemcacheBinary, "k1", 5, buf));
+  ASSERT_EQ(set.size(), 24u + 8 + 2);
+  EXPECT_EQ(set[4], 8);    // extras: flags, exptime
+  EXPECT_EQ(set[11], 15);  // body: 8 + 2 + 5
+  EXPECT_EQ(ValueTrailer(Protocol::kMemcacheBinary), "");
+  // getk hit: extras (flags), key, value.
+  std::string hit("\x81\x0c\x00\x02\x04\x00\x00\x00\x00\x00\x00\x0b", 12);
+  hit += std::string(12, '\0') + std::string(4, '\0') + "k1hello";
+  Reply r;
+  EXPECT_EQ(ParseReply(Protocol::kMemcacheBinary, Op::kGet, hit, &r), 35);
+  EXPECT_EQ(r.outcome, Outcome::kHit);
+  EXPECT_EQ(r.key, "k1");
+  EXPECT_EQ(r.value, "hello");
+  EXPECT_EQ(ParseReply(Protocol::kMemcacheBinary, Op::kGet, hit.substr(0, 30), &r), 0);
+  std::string miss("\x81\x0c\x00\x02\x00\x00\x00\x01\x00\x00\x00\x02", 12);
+  miss += std::string(12, '\0') + "k1";
+  EXPECT_EQ(ParseReply(Protocol::kMemcacheBinary, Op::kGet, miss, &r), 26);
+  EXPECT_EQ(r.outcome, Outcome::kMiss);
+  EXPECT_EQ(
+      ParseReply(Protocol::kMemcacheBinary, Op::kGet, "get k1\r\n" + std::string(20, ' '), &r), -1);
+}
+
 }  // namespace
 }  // namespace cinch::load

@@ -35,10 +35,10 @@ constexpr int kExitFailed = 3;
 void Usage(FILE* f) {
   std::fprintf(
       f,
-      "cinch_load: load generator for memcached (text protocol) and Redis (RESP) servers\n"
+      "cinch_load: load generator for memcached (text and binary protocols) and Redis (RESP)\n"
       "usage: cinch_load [options]\n"
       "  -s, --server=HOST:PORT       server (default 127.0.0.1:11211)\n"
-      "  -P, --protocol=NAME          memcache (default) or resp\n"
+      "  -P, --protocol=NAME          memcache (default), memcache-binary or resp\n"
       "  -w, --workload=NAME          mixed (default), churn (RAMCloud W1-W8), fill or\n"
       "                               shift (a cache whose values change size)\n"
       " mixed:\n"
@@ -179,10 +179,15 @@ Flags ParseFlags(int argc, char** argv) {
     switch (c) {
       case 's': f.server = a; break;
       case 'P':
-        if (std::strcmp(a, "memcache") != 0 && std::strcmp(a, "resp") != 0) {
-          Die("--protocol must be memcache or resp");
+        if (std::strcmp(a, "memcache") == 0) {
+          f.protocol = Protocol::kMemcache;
+        } else if (std::strcmp(a, "memcache-binary") == 0) {
+          f.protocol = Protocol::kMemcacheBinary;
+        } else if (std::strcmp(a, "resp") == 0) {
+          f.protocol = Protocol::kResp;
+        } else {
+          Die("--protocol must be memcache, memcache-binary or resp");
         }
-        f.protocol = std::strcmp(a, "resp") == 0 ? Protocol::kResp : Protocol::kMemcache;
         break;
       case 'w': f.workload = a; break;
       case 't': f.threads = static_cast<int>(ToDouble("threads", a, 1, 256)); break;
@@ -272,7 +277,16 @@ std::string FlushServer(const sockaddr_in& address, Protocol protocol) {
 
 const char* IoName(IoMode m) { return m == IoMode::kUring ? "uring" : "epoll"; }
 
-const char* ProtocolName(Protocol p) { return p == Protocol::kResp ? "resp" : "memcache"; }
+const char* ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kResp:
+      return "resp";
+    case Protocol::kMemcacheBinary:
+      return "memcache-binary";
+    default:
+      return "memcache";
+  }
+}
 
 // "key":{"p50":..,"p99":..,"p999":..,"max":..,"mean":..} in microseconds.
 std::string LatencyJson(const char* key, const Histogram& h) {

@@ -1,5 +1,6 @@
 #include "load/protocol.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -124,9 +125,81 @@ long ParseResp(Op op, std::string_view data, Reply* r) {
   return static_cast<long>(end);
 }
 
+// memcached's binary protocol: a 24-byte header (magic 0x80, opcode, key length, extras
+// length, body length; big-endian), then extras, key, value. Replies: magic 0x81 and a status.
+constexpr size_t kBinaryHeader = 24;
+constexpr uint8_t kGetK = 0x0c, kSet = 0x01, kDelete = 0x04, kFlush = 0x08;
+
+void Big32(uint32_t v, char* p) {
+  for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xff);
+}
+
+uint32_t LoadBig32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];
+}
+
+size_t BinaryHeader(uint8_t opcode, std::string_view key, uint8_t extlen, uint32_t value_size,
+                    char* out) {
+  std::memset(out, 0, kBinaryHeader + extlen);
+  out[0] = static_cast<char>(0x80);
+  out[1] = static_cast<char>(opcode);
+  out[2] = static_cast<char>(key.size() >> 8);
+  out[3] = static_cast<char>(key.size() & 0xff);
+  out[4] = static_cast<char>(extlen);
+  Big32(static_cast<uint32_t>(extlen + key.size() + value_size), out + 8);
+  return kBinaryHeader + extlen + Append(out + kBinaryHeader + extlen, key);
+}
+
+long ParseBinary(Op op, std::string_view data, Reply* r) {
+  if (data.size() < kBinaryHeader) return 0;
+  if (static_cast<uint8_t>(data[0]) != 0x81) return Fail(data.substr(0, kBinaryHeader), r);
+  const size_t keylen = (static_cast<uint8_t>(data[2]) << 8) | static_cast<uint8_t>(data[3]);
+  const size_t extlen = static_cast<uint8_t>(data[4]);
+  const uint16_t status =
+      static_cast<uint16_t>((static_cast<uint8_t>(data[6]) << 8) | static_cast<uint8_t>(data[7]));
+  const size_t body = LoadBig32(data.data() + 8);
+  if (data.size() < kBinaryHeader + body) return 0;
+  const std::string_view b = data.substr(kBinaryHeader, body);
+  const long total = static_cast<long>(kBinaryHeader + body);
+  r->value = b.substr(std::min(b.size(), extlen + keylen));
+  switch (status) {
+    case 0x00:
+      r->outcome = op == Op::kGet      ? Outcome::kHit
+                   : op == Op::kSet    ? Outcome::kStored
+                   : op == Op::kDelete ? Outcome::kDeleted
+                                       : Outcome::kOk;
+      if (op == Op::kGet) r->key = b.substr(extlen, keylen);
+      return total;
+    case 0x01:  // not found
+      if (op == Op::kGet || op == Op::kDelete) {
+        r->outcome = op == Op::kGet ? Outcome::kMiss : Outcome::kNotFound;
+        return total;
+      }
+      break;
+    case 0x03:  // too large
+    case 0x05:  // not stored
+    case 0x82:  // out of memory
+      if (op == Op::kSet) {
+        r->outcome = Outcome::kNotStored;
+        return total;
+      }
+      break;
+    default:
+      break;
+  }
+  r->outcome = Outcome::kError;  // the server refused: counted, the stream stays in sync
+  return total;
+}
+
 }  // namespace
 
+std::string_view ValueTrailer(Protocol p) {
+  return p == Protocol::kMemcacheBinary ? std::string_view() : std::string_view("\r\n");
+}
+
 size_t EncodeGet(Protocol p, std::string_view key, char* out) {
+  if (p == Protocol::kMemcacheBinary) return BinaryHeader(kGetK, key, 0, 0, out);
   if (p == Protocol::kResp) {
     size_t n = Append(out, "*2\r\n$3\r\nGET\r\n");
     return n + RespBulk(out + n, key);
@@ -137,6 +210,7 @@ size_t EncodeGet(Protocol p, std::string_view key, char* out) {
 }
 
 size_t EncodeDelete(Protocol p, std::string_view key, char* out) {
+  if (p == Protocol::kMemcacheBinary) return BinaryHeader(kDelete, key, 0, 0, out);
   if (p == Protocol::kResp) {
     size_t n = Append(out, "*2\r\n$3\r\nDEL\r\n");
     return n + RespBulk(out + n, key);
@@ -147,10 +221,13 @@ size_t EncodeDelete(Protocol p, std::string_view key, char* out) {
 }
 
 size_t EncodeFlush(Protocol p, char* out) {
+  if (p == Protocol::kMemcacheBinary) return BinaryHeader(kFlush, {}, 0, 0, out);
   return Append(out, p == Protocol::kResp ? "*1\r\n$8\r\nFLUSHALL\r\n" : "flush_all\r\n");
 }
 
 size_t EncodeSetPrefix(Protocol p, std::string_view key, uint32_t value_size, char* out) {
+  // Extras: flags 0, exptime 0.
+  if (p == Protocol::kMemcacheBinary) return BinaryHeader(kSet, key, 8, value_size, out);
   size_t n = 0;
   if (p == Protocol::kResp) {
     n = Append(out, "*3\r\n$3\r\nSET\r\n");
@@ -167,7 +244,14 @@ size_t EncodeSetPrefix(Protocol p, std::string_view key, uint32_t value_size, ch
 
 long ParseReply(Protocol p, Op op, std::string_view data, Reply* reply) {
   *reply = Reply();
-  return p == Protocol::kResp ? ParseResp(op, data, reply) : ParseMemcache(op, data, reply);
+  switch (p) {
+    case Protocol::kResp:
+      return ParseResp(op, data, reply);
+    case Protocol::kMemcacheBinary:
+      return ParseBinary(op, data, reply);
+    default:
+      return ParseMemcache(op, data, reply);
+  }
 }
 
 }  // namespace cinch::load

@@ -1,8 +1,8 @@
-// Request encoding and reply parsing for the two protocols cinch_load speaks: memcached's text
-// protocol and Redis's RESP2. Pure functions over byte buffers: no sockets, no allocation.
+// Request encoding and reply parsing for the protocols cinch_load speaks: memcached's text and
+// binary protocols and Redis's RESP2. Pure functions over byte buffers: no sockets, no allocation.
 //
 // Requests are written in three steps so a value is generated straight into the send buffer:
-// a prefix (everything up to the value), the value, then kValueTrailer.
+// a prefix (everything up to the value), the value, then ValueTrailer(protocol).
 #pragma once
 
 #include <cstddef>
@@ -11,10 +11,11 @@
 
 namespace cinch::load {
 
-enum class Protocol : uint8_t { kMemcache, kResp };
+enum class Protocol : uint8_t { kMemcache, kResp, kMemcacheBinary };
 enum class Op : uint8_t { kGet, kSet, kDelete, kFlush };
 
-inline constexpr std::string_view kValueTrailer = "\r\n";
+// What follows a set's value: "\r\n", nothing in the binary protocol.
+std::string_view ValueTrailer(Protocol p);
 // Room any prefix below needs, beyond the key.
 inline constexpr size_t kMaxPrefixOverhead = 64;
 
@@ -23,7 +24,7 @@ inline constexpr size_t kMaxPrefixOverhead = 64;
 size_t EncodeGet(Protocol p, std::string_view key, char* out);
 size_t EncodeDelete(Protocol p, std::string_view key, char* out);
 size_t EncodeFlush(Protocol p, char* out);
-// Everything of a set before its `value_size` value bytes; kValueTrailer follows the value.
+// Everything of a set before its `value_size` value bytes; ValueTrailer() follows the value.
 size_t EncodeSetPrefix(Protocol p, std::string_view key, uint32_t value_size, char* out);
 
 enum class Outcome : uint8_t {
@@ -40,7 +41,7 @@ enum class Outcome : uint8_t {
 struct Reply {
   Outcome outcome = Outcome::kError;
   std::string_view value;  // kHit: the value; kError, kNotStored: the server's line
-  std::string_view key;    // kHit, memcached only: the key the server named
+  std::string_view key;    // kHit, memcached only: the key the server named (binary: getk)
 };
 
 // Parses the reply to one request of kind `op` at the front of `data`. Returns the bytes the
