@@ -143,7 +143,7 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
 
 bool MemcacheSession::NeedsFileTier(const proto::Request& r) {
   TierPromoter::Job& job = tier_job_;
-  job.keyspace = Keyspace{};
+  job.keyspace = keyspace_;
   switch (r.command) {
     case Command::kGet:
     case Command::kGets:
@@ -278,11 +278,12 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
     Miss miss = Miss::kNone;
     if (touch && r.exptime < 0) {
       // memcached returns the item, then lets the negative exptime expire it.
-      hit = store_->Get(key, &ref, ask_cas, &miss);
-      if (hit) (void)store_->Touch(key, r.exptime);
+      hit = store_->Get(keyspace_, key, &ref, ask_cas, &miss);
+      if (hit) (void)store_->Touch(keyspace_, key, r.exptime);
     } else {
-      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas, &miss) == Outcome::kTouched
-                  : store_->Get(key, &ref, ask_cas, &miss);
+      hit = touch ? store_->GetAndTouch(keyspace_, key, r.exptime, &ref, ask_cas, &miss) ==
+                        Outcome::kTouched
+                  : store_->Get(keyspace_, key, &ref, ask_cas, &miss);
     }
     if (!hit) {
       ThreadCounters::Add(counters_->get_misses);
@@ -346,11 +347,12 @@ void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
     // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS, or
     // NOT_FOUND when there is no item.
     ItemRef ref;
-    const bool exists = store_->Peek(r.key, &ref);
+    const bool exists = store_->Peek(keyspace_, r.key, &ref);
     ThreadCounters::Add(exists ? counters_->cas_badval : counters_->cas_misses);
     return Reply(out, exists ? proto::reply::kExists : proto::reply::kNotFound, r.noreply);
   }
-  Outcome o = store_->Write(mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
+  Outcome o =
+      store_->Write(keyspace_, mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
   if (mode == SetMode::kCas) {
     if (o == Outcome::kStored) ThreadCounters::Add(counters_->cas_hits);
     if (o == Outcome::kExists) ThreadCounters::Add(counters_->cas_badval);
@@ -369,7 +371,7 @@ void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
 }
 
 void MemcacheSession::Delete(const proto::Request& r, net::Output* out) {
-  Outcome o = store_->Delete(r.key);
+  Outcome o = store_->Delete(keyspace_, r.key);
   bool deleted = o == Outcome::kDeleted;
   ThreadCounters::Add(deleted ? counters_->delete_hits : counters_->delete_misses);
   Reply(out, deleted ? proto::reply::kDeleted : proto::reply::kNotFound, r.noreply);
@@ -378,7 +380,8 @@ void MemcacheSession::Delete(const proto::Request& r, net::Output* out) {
 void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
   const bool incr = r.command == Command::kIncr;
   uint64_t value = 0;
-  Outcome o = incr ? store_->Incr(r.key, r.delta, &value) : store_->Decr(r.key, r.delta, &value);
+  Outcome o = incr ? store_->Incr(keyspace_, r.key, r.delta, &value)
+                   : store_->Decr(keyspace_, r.key, r.delta, &value);
   switch (o) {
     case Outcome::kStored: {
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
@@ -401,7 +404,7 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
 
 void MemcacheSession::Touch(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_touch);
-  Outcome o = store_->Touch(r.key, r.exptime);
+  Outcome o = store_->Touch(keyspace_, r.key, r.exptime);
   if (o == Outcome::kOutOfMemory) return out->Append(proto::reply::kOutOfMemoryStoring);
   bool touched = o == Outcome::kTouched;
   ThreadCounters::Add(touched ? counters_->touch_hits : counters_->touch_misses);

@@ -82,6 +82,9 @@ class MemcacheSession final : public net::Session {
   ::cinch::Store* const store_;
   ThreadCounters* const counters_;
   const proto::ParserLimits limits_;
+  // Every store call uses it: Keyspace{}, memcached's keys, until a connection authenticates
+  // as a user with a keyspace of its own.
+  Keyspace keyspace_;
   proto::Request request_;
   bool in_partial_get_ = false;
   std::array<Pin, kMaxPins> pins_;
