@@ -118,9 +118,12 @@ int main(int argc, char** argv) {
   // SIGTERM and SIGINT too. Without -e, SIGUSR1 keeps its default action.
   const bool keep_items = !options.memory_file.empty();
   if (keep_items) sigaddset(&stop_signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGHUP reloads the auth file (-Y), as in memcached; without one it is ignored (memcached
+  // does not stop on it either).
+  sigset_t waited = stop_signals;
+  sigaddset(&waited, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &waited, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);  // memcached does not stop on SIGHUP either
 
   server::Server srv(options);
   cinch::Status started = srv.Start();
@@ -140,7 +143,16 @@ int main(int argc, char** argv) {
   daemon.Ready();
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
+    if (options.auth_file.empty()) continue;
+    cinch::Status reloaded = srv.ReloadUsers();
+    if (reloaded.ok()) {
+      std::fprintf(stderr, "cinchd: SIGHUP: reloaded %s\n", options.auth_file.c_str());
+    } else {
+      std::fprintf(stderr, "cinchd: SIGHUP: %s; the users loaded before stay\n",
+                   reloaded.message().c_str());
+    }
+  }
   if (keep_items) {
     std::fprintf(stderr, "cinchd: %s: stopping, then saving the items to %s\n", strsignal(sig),
                  options.memory_file.c_str());

@@ -8,7 +8,9 @@
 #include "common/check.h"
 #include "common/version.h"
 #include "proto/errors.h"
+#include "proto/text_auth.h"
 #include "server/reply_format.h"
+#include "server/users.h"
 
 namespace cinch::server {
 
@@ -82,6 +84,12 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   size_t pos = 0;
   while (pos < input.size() && out->pending() < output_limit) {
     std::string_view rest = input.substr(pos);
+    if (NeedsAuthentication()) {
+      size_t used = 0;
+      if (!Authenticate(rest, out, &result, &used)) break;
+      pos += used;
+      continue;
+    }
     proto::ParseResult pr;
     const bool resumed = std::exchange(tier_waited_, false);
     if (resumed) {
@@ -139,6 +147,46 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   }
   result.consumed = pos;
   return result;
+}
+
+bool MemcacheSession::Authenticate(std::string_view input, net::Output* out,
+                                   net::SessionResult* result, size_t* consumed) {
+  const proto::AuthParse a = proto::ParseTextAuth(input, limits_.max_item_size);
+  *consumed = a.consumed;
+  switch (a.status) {
+    case proto::AuthStatus::kNeedMore:
+      result->need_more = true;
+      return false;
+    case proto::AuthStatus::kClose:
+      result->close = true;
+      return false;
+    case proto::AuthStatus::kUnauthenticated:
+      out->Append(proto::reply::kUnauthenticated);
+      return true;
+    case proto::AuthStatus::kBadTermination:
+      out->Append(proto::reply::kAuthBadTermination);
+      return true;
+    case proto::AuthStatus::kBadFormat:
+      out->Append(proto::reply::kAuthBadFormat);
+      return true;
+    case proto::AuthStatus::kCredentials:
+      break;
+  }
+  ThreadCounters::Add(counters_->auth_cmds);
+  std::shared_ptr<const User> user = context_->users->Authenticate(a.user, a.password);
+  if (user == nullptr) {
+    ThreadCounters::Add(counters_->auth_errors);
+    out->Append(proto::reply::kAuthFailure);
+    return true;
+  }
+  keyspace_ = user->keyspace;
+  auth_generation_ = user->generation;
+  out->Append(proto::reply::kStored);
+  return true;
+}
+
+bool MemcacheSession::StillAllowed() const {
+  return auth_generation_ == 0 || context_->users->StillValid(auth_generation_);
 }
 
 bool MemcacheSession::NeedsFileTier(const proto::Request& r) {
