@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
     cl.pid_file = server::AbsolutePath(cl.pid_file);
     options.memory_file = server::AbsolutePath(options.memory_file);
     options.loop.unix_socket = server::AbsolutePath(options.loop.unix_socket);
+    options.auth_file = server::AbsolutePath(options.auth_file);  // SIGHUP reads it again
     // memcached keeps the directory for core files (-r) and stderr for -v.
     if (s = daemon.Start(cl.core_dumps, options.verbosity > 0); !s.ok()) return Exit(s);
   }
