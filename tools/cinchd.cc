@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
     cl.pid_file = server::AbsolutePath(cl.pid_file);
     options.memory_file = server::AbsolutePath(options.memory_file);
     options.loop.unix_socket = server::AbsolutePath(options.loop.unix_socket);
+    options.auth_file = server::AbsolutePath(options.auth_file);  // SIGHUP reads it again
     // memcached keeps the directory for core files (-r) and stderr for -v.
     if (s = daemon.Start(cl.core_dumps, options.verbosity > 0); !s.ok()) return Exit(s);
   }
@@ -118,9 +119,12 @@ int main(int argc, char** argv) {
   // SIGTERM and SIGINT too. Without -e, SIGUSR1 keeps its default action.
   const bool keep_items = !options.memory_file.empty();
   if (keep_items) sigaddset(&stop_signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGHUP reloads the auth file (-Y), as in memcached; without one it is ignored (memcached
+  // does not stop on it either).
+  sigset_t waited = stop_signals;
+  sigaddset(&waited, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &waited, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);  // memcached does not stop on SIGHUP either
 
   server::Server srv(options);
   cinch::Status started = srv.Start();
@@ -140,7 +144,16 @@ int main(int argc, char** argv) {
   daemon.Ready();
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
+    if (options.auth_file.empty()) continue;
+    cinch::Status reloaded = srv.ReloadUsers();
+    if (reloaded.ok()) {
+      std::fprintf(stderr, "cinchd: SIGHUP: reloaded %s\n", options.auth_file.c_str());
+    } else {
+      std::fprintf(stderr, "cinchd: SIGHUP: %s; the users loaded before stay\n",
+                   reloaded.message().c_str());
+    }
+  }
   if (keep_items) {
     std::fprintf(stderr, "cinchd: %s: stopping, then saving the items to %s\n", strsignal(sig),
                  options.memory_file.c_str());

@@ -260,6 +260,17 @@ Status ApplyMemoryFile(std::string_view v, ParseState* st) {
   return Status::Ok();
 }
 
+Status ApplyAuthFile(std::string_view v, ParseState* st) {
+  if (v.empty()) return Status::InvalidArgument("-Y needs a file name");
+  Options(st).auth_file = std::string(v);
+  return Status::Ok();
+}
+
+Status ApplySasl(std::string_view, ParseState* st) {
+  Options(st).require_sasl = true;
+  return Status::Ok();
+}
+
 Status ApplyUser(std::string_view v, ParseState* st) {
   st->out->user = std::string(v);
   return Status::Ok();
@@ -402,9 +413,15 @@ const Flag kFlags[] = {
      ApplyMemoryFile},
     {'N', "napi-ids", Arg::kRequired, "<num>", Fate::kIgnored,
      "NAPI-based thread selection is not supported", nullptr},
-    {'S', "enable-sasl", Arg::kNone, nullptr, Fate::kRefused, "SASL is not supported", nullptr},
-    {'Y', "auth-file", Arg::kRequired, "<file>", Fate::kRefused,
-     "ascii authentication is not supported", nullptr},
+    {'S', "enable-sasl", Arg::kNone, nullptr, Fate::kHonoured,
+     "require SASL: accepted with -Y, whose file SASL PLAIN is checked\n"
+     "against (no libsasl2; docs/auth.md)",
+     ApplySasl},
+    {'Y', "auth-file", Arg::kRequired, "<file>", Fate::kHonoured,
+     "every connection authenticates first, as user:password of <file>\n"
+     "(text: memcached's set; binary: SASL PLAIN); user:password:QUOTA\n"
+     "gives a user a keyspace of its own; SIGHUP reloads (docs/auth.md)",
+     ApplyAuthFile},
     {'Z', "enable-ssl", Arg::kNone, nullptr, Fate::kRefused, "TLS is not supported", nullptr},
     // cinch's own (long options only).
     {kLongOnlyHttpPort, "http-port", Arg::kRequired, "<num>", Fate::kHonoured,
@@ -665,6 +682,15 @@ Status Finish(ParseState* st) {
   if (o.grpc_port != 0 && (o.grpc_port == o.loop.port || o.grpc_port == o.http_port)) {
     return Status::InvalidArgument(
         "--grpc-port must differ from the memcached (-p) and HTTP ports");
+  }
+  if (o.require_sasl && o.auth_file.empty()) {
+    return Status::InvalidArgument(
+        "-S needs -Y <file>: cinch checks SASL PLAIN against the auth file (no libsasl2)");
+  }
+  if (!o.auth_file.empty() && (o.http_port != 0 || o.grpc_port != 0)) {
+    return Status::InvalidArgument(
+        "-Y authenticates the memcached port only: the build-cache ports (--http-port, "
+        "--grpc-port) would be open to anyone");
   }
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {

@@ -126,7 +126,8 @@ TEST(CinchdFlags, IgnoredFlagsWarnOnceEach) {
 TEST(CinchdFlags, UnsafeOrUnknownOptionsFail) {
   for (auto args : {std::vector<const char*>{"-Z"},
                     {"-S"},
-                    {"-Y", "/tmp/auth"},
+                    {"-Y", ""},
+                    {"-Y", "/tmp/auth", "--http-port", "8080"},
                     {"-B", "nonsense"},
                     {"-o", "proxy_config=x"},
                     {"-o", "no_such_key=1"},
@@ -238,4 +239,18 @@ TEST(CinchdFlags, HelpAndVersion) {
 }
 
 }  // namespace
+TEST(CinchdFlags, AuthFileAndSasl) {
+  Parsed p = Parse({"-Y", "/etc/cinch/users"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_EQ(p.cl.server.auth_file, "/etc/cinch/users");
+  EXPECT_FALSE(p.cl.server.require_sasl);
+  p = Parse({"-S", "--auth-file=/etc/cinch/users"});
+  ASSERT_TRUE(p.status.ok()) << p.status.ToString();
+  EXPECT_TRUE(p.cl.server.require_sasl);
+  EXPECT_EQ(p.cl.server.auth_file, "/etc/cinch/users");
+  p = Parse({"-S"});
+  EXPECT_FALSE(p.status.ok());
+  EXPECT_NE(p.status.message().find("-Y"), std::string::npos) << p.status.message();
+}
+
 }  // namespace cinch::tools

@@ -142,6 +142,7 @@ class Connection final : public ListLink<AllTag>, public ListLink<ScheduleTag>, 
   ~Connection();
 
   int fd() const { return fd_; }
+  bool StillAllowed() const { return session_->StillAllowed(); }
 
   void OnEvents(uint32_t epoll_events);
   Action Drive();

@@ -88,6 +88,12 @@ class ServerLoop::Impl {
     for (auto& w : workers_) w->Wake();
   }
 
+  void RecheckSessions() {
+    std::lock_guard<std::mutex> lock(mu_);
+    shared_.recheck.fetch_add(1, std::memory_order_release);
+    for (auto& w : workers_) w->Wake();
+  }
+
   void Wait() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -182,5 +188,6 @@ int ServerLoop::port() const { return impl_->port(); }
 void ServerLoop::Stop() { impl_->Stop(); }
 void ServerLoop::Wait() { impl_->Wait(); }
 LoopStats ServerLoop::GetStats() const { return impl_->GetStats(); }
+void ServerLoop::RecheckSessions() { impl_->RecheckSessions(); }
 
 }  // namespace cinch::net

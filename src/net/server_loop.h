@@ -86,6 +86,9 @@ class ServerLoop {
   void Stop();
   void Wait();
   LoopStats GetStats() const;
+  // Any thread: every worker asks each of its connections' sessions Session::StillAllowed on
+  // its next turn (woken now) and closes those that say false, idle ones included.
+  void RecheckSessions();
 
  private:
   class Impl;

@@ -7,6 +7,8 @@
 //   CLOSE           -> closes after the output is written
 //   WAIT <text>     -> the session waits (SessionResult::wait) until the test resumes it,
 //                      then <text> WOKE\r\n
+//   TAG <n>         -> OK\r\n; the session is no longer allowed (Session::StillAllowed) once
+//                      the factory's revoked_tag is n
 #include "net/server_loop.h"
 
 #include <arpa/inet.h>
@@ -66,9 +68,11 @@ class ToySession final : public Session {
   SessionResult OnInput(std::string_view input, Output* out, size_t output_limit) override;
   size_t WantedInput() const override;
   void SetResumer(Resumer* resumer) override { resumer_ = resumer; }
+  bool StillAllowed() const override;
 
  private:
   ToyFactory* f_;
+  int tag_ = -1;
   size_t wanted_ = 0;
   Resumer* resumer_ = nullptr;
   bool resumed_ = false;  // the next WAIT line is the one that waited: it runs now
@@ -107,7 +111,10 @@ struct ToyFactory final : public SessionFactory {
   std::mutex mu;
   std::vector<Resumer*> parked;
   std::atomic<int> waits{0};
+  std::atomic<int> revoked_tag{-1};
 };
+
+bool ToySession::StillAllowed() const { return tag_ < 0 || tag_ != f_->revoked_tag.load(); }
 
 SessionResult ToySession::OnInput(std::string_view input, Output* out, size_t output_limit) {
   SessionResult r;
@@ -140,6 +147,9 @@ SessionResult ToySession::OnInput(std::string_view input, Output* out, size_t ou
       resumed_ = false;
       out->Append(line.substr(5));
       out->Append(" WOKE\r\n");
+    } else if (line.starts_with("TAG ")) {
+      tag_ = static_cast<int>(ParseSize(line.substr(4)));
+      out->Append("OK\r\n");
     } else if (line == "CLOSE") {
       r.close = true;
       pos = next;
@@ -278,6 +288,15 @@ class Client {
     return out;
   }
   std::string ReadToEof() { return Read(size_t{1} << 40); }
+  // Whether the server closed the connection (EOF before any byte, an error, or the timeout).
+  bool ClosedByPeer() {
+    char c;
+    ssize_t got;
+    do {
+      got = recv(fd_, &c, 1, 0);
+    } while (got < 0 && errno == EINTR);
+    return got == 0 || (got < 0 && errno == ECONNRESET);
+  }
   // One round trip.
   std::string Call(std::string_view request, size_t reply_size) {
     Send(request);
@@ -871,6 +890,24 @@ TEST_P(ServerLoopTest, StopWaitsForWaitingSessions) {
   waiter.join();
   EXPECT_TRUE(stopped.load());
   EXPECT_EQ(budget.used.load(), 0);
+}
+
+TEST_P(ServerLoopTest, RecheckClosesRevokedSessionsOnly) {
+  Start();
+  Client idle = Connect(), kept = Connect(), waiting = Connect();
+  ASSERT_EQ(idle.Call("TAG 1\n", 4), "OK\r\n");
+  ASSERT_EQ(kept.Call("TAG 2\n", 4), "OK\r\n");
+  ASSERT_EQ(waiting.Call("TAG 1\n", 4), "OK\r\n");
+  waiting.Send("WAIT w\n");
+  ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));
+  factory.revoked_tag.store(1);
+  loop->RecheckSessions();
+  EXPECT_TRUE(idle.ClosedByPeer());  // although it sent nothing
+  EXPECT_EQ(kept.Call("PING\n", 6), "PONG\r\n");
+  factory.ResumeAll();  // the closed waiting connection's socket closes once it is resumed
+  EXPECT_TRUE(waiting.ClosedByPeer());
+  ASSERT_TRUE(WaitUntil([&] { return loop->GetStats().curr_connections == 1; }));
+  EXPECT_EQ(kept.Call("PING\n", 6), "PONG\r\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Io, ServerLoopTest, ::testing::Bool(),

@@ -72,6 +72,11 @@ class Session {
   // Called once by the connection before the first OnInput. A session that never waits
   // ignores it.
   virtual void SetResumer(Resumer* resumer) { (void)resumer; }
+  // Whether the connection may stay open: false once what it authenticated with was revoked
+  // (a user removed from the server's table). Asked by the worker after
+  // ServerLoop::RecheckSessions; a connection whose session says false is closed at once, idle
+  // or not.
+  virtual bool StillAllowed() const { return true; }
 };
 
 class SessionFactory {

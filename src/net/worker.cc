@@ -116,6 +116,7 @@ void Worker::Run() {
     if (draining_ && (all_.empty() || now >= drain_deadline_)) break;
     Poll(PollTimeoutMs(now));
     RunResumed();
+    if (shared_->recheck.load(std::memory_order_acquire) != recheck_seen_) CloseRevoked();
     RunList(&ready_);
     if (!retry_.empty() || listeners_paused_) {
       now = Clock::now();
@@ -481,6 +482,15 @@ void Worker::BeginDrain() {
     ConnList::Remove(c);
     ready_.PushBack(c);
   });
+}
+
+void Worker::CloseRevoked() {
+  recheck_seen_ = shared_->recheck.load(std::memory_order_acquire);
+  std::vector<Connection*> revoked;
+  all_.ForEach([&](Connection* c) {
+    if (!c->StillAllowed()) revoked.push_back(c);
+  });
+  for (Connection* c : revoked) Destroy(c);
 }
 
 }  // namespace cinch::net

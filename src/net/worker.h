@@ -59,6 +59,7 @@ struct Shared {
   std::atomic<bool> stop{false};
   std::atomic<int> connections{0};        // all workers: enforces max_connections
   std::atomic<int> listening_workers{0};  // workers with the listeners in their epoll
+  std::atomic<uint64_t> recheck{0};       // ServerLoop::RecheckSessions calls so far
 };
 
 class Worker {
@@ -119,6 +120,8 @@ class Worker {
   // Parks the connections waiting on their clients (not scheduled to run).
   void ParkIdle(bool force);
   void BeginDrain();
+  // Closes the connections whose session is no longer allowed (Session::StillAllowed).
+  void CloseRevoked();
   int PollTimeoutMs(Clock::time_point now) const;
 
   Shared* const shared_;
@@ -149,6 +152,7 @@ class Worker {
   bool listeners_paused_ = false;
   Clock::time_point resume_listeners_at_;
   bool draining_ = false;
+  uint64_t recheck_seen_ = 0;  // Shared::recheck when this worker last rechecked
   Clock::time_point drain_deadline_;
 };
 

@@ -73,6 +73,15 @@ inline constexpr std::string_view kOutOfMemoryVivify =
 inline constexpr std::string_view kShutdownDisabled = "ERROR: shutdown not enabled\r\n";
 inline constexpr std::string_view kFlushDisabled = "CLIENT_ERROR flush_all not allowed\r\n";  // -F
 
+// Authentication (-Y): memcached's replies before a connection has authenticated. A good
+// `set` of "<user> <password>" is answered kStored.
+inline constexpr std::string_view kUnauthenticated = "CLIENT_ERROR unauthenticated\r\n";
+inline constexpr std::string_view kAuthFailure = "CLIENT_ERROR authentication failure\r\n";
+inline constexpr std::string_view kAuthBadFormat =
+    "CLIENT_ERROR bad authentication token format\r\n";
+inline constexpr std::string_view kAuthBadTermination =
+    "CLIENT_ERROR bad command line termination\r\n";
+
 // Meta errors.
 inline constexpr std::string_view kMetaInvalidFlag = "CLIENT_ERROR invalid flag\r\n";
 inline constexpr std::string_view kMetaDuplicateFlag = "CLIENT_ERROR duplicate flag\r\n";

@@ -8,7 +8,9 @@
 #include "common/check.h"
 #include "common/version.h"
 #include "proto/errors.h"
+#include "proto/text_auth.h"
 #include "server/reply_format.h"
+#include "server/users.h"
 
 namespace cinch::server {
 
@@ -95,6 +97,12 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   size_t pos = 0;
   while (pos < input.size() && out->pending() < output_limit) {
     std::string_view rest = input.substr(pos);
+    if (NeedsAuthentication()) {
+      size_t used = 0;
+      if (!Authenticate(rest, out, &result, &used)) break;
+      pos += used;
+      continue;
+    }
     proto::ParseResult pr;
     const bool resumed = std::exchange(tier_waited_, false);
     if (resumed) {
@@ -154,9 +162,49 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   return result;
 }
 
+bool MemcacheSession::Authenticate(std::string_view input, net::Output* out,
+                                   net::SessionResult* result, size_t* consumed) {
+  const proto::AuthParse a = proto::ParseTextAuth(input, limits_.max_item_size);
+  *consumed = a.consumed;
+  switch (a.status) {
+    case proto::AuthStatus::kNeedMore:
+      result->need_more = true;
+      return false;
+    case proto::AuthStatus::kClose:
+      result->close = true;
+      return false;
+    case proto::AuthStatus::kUnauthenticated:
+      out->Append(proto::reply::kUnauthenticated);
+      return true;
+    case proto::AuthStatus::kBadTermination:
+      out->Append(proto::reply::kAuthBadTermination);
+      return true;
+    case proto::AuthStatus::kBadFormat:
+      out->Append(proto::reply::kAuthBadFormat);
+      return true;
+    case proto::AuthStatus::kCredentials:
+      break;
+  }
+  ThreadCounters::Add(counters_->auth_cmds);
+  std::shared_ptr<const User> user = context_->users->Authenticate(a.user, a.password);
+  if (user == nullptr) {
+    ThreadCounters::Add(counters_->auth_errors);
+    out->Append(proto::reply::kAuthFailure);
+    return true;
+  }
+  keyspace_ = user->keyspace;
+  auth_generation_ = user->generation;
+  out->Append(proto::reply::kStored);
+  return true;
+}
+
+bool MemcacheSession::StillAllowed() const {
+  return auth_generation_ == 0 || context_->users->StillValid(auth_generation_);
+}
+
 bool MemcacheSession::NeedsFileTier(const proto::Request& r) {
   TierPromoter::Job& job = tier_job_;
-  job.keyspace = Keyspace{};
+  job.keyspace = keyspace_;
   switch (r.command) {
     case Command::kGet:
     case Command::kGets:
@@ -291,11 +339,12 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
     Miss miss = Miss::kNone;
     if (touch && r.exptime < 0) {
       // memcached returns the item, then lets the negative exptime expire it.
-      hit = store_->Get(key, &ref, ask_cas, &miss);
-      if (hit) (void)store_->Touch(key, r.exptime);
+      hit = store_->Get(keyspace_, key, &ref, ask_cas, &miss);
+      if (hit) (void)store_->Touch(keyspace_, key, r.exptime);
     } else {
-      hit = touch ? store_->GetAndTouch(key, r.exptime, &ref, ask_cas, &miss) == Outcome::kTouched
-                  : store_->Get(key, &ref, ask_cas, &miss);
+      hit = touch ? store_->GetAndTouch(keyspace_, key, r.exptime, &ref, ask_cas, &miss) ==
+                        Outcome::kTouched
+                  : store_->Get(keyspace_, key, &ref, ask_cas, &miss);
     }
     if (!hit) {
       ThreadCounters::Add(counters_->get_misses);
@@ -359,11 +408,12 @@ void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
     // Without CAS no item has a CAS value a client could hold: memcached answers EXISTS, or
     // NOT_FOUND when there is no item.
     ItemRef ref;
-    const bool exists = store_->Peek(r.key, &ref);
+    const bool exists = store_->Peek(keyspace_, r.key, &ref);
     ThreadCounters::Add(exists ? counters_->cas_badval : counters_->cas_misses);
     return Reply(out, exists ? proto::reply::kExists : proto::reply::kNotFound, r.noreply);
   }
-  Outcome o = store_->Write(mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
+  Outcome o =
+      store_->Write(keyspace_, mode, r.key, r.data, r.client_flags, r.exptime, r.cas_unique);
   if (mode == SetMode::kCas) {
     if (o == Outcome::kStored) ThreadCounters::Add(counters_->cas_hits);
     if (o == Outcome::kExists) ThreadCounters::Add(counters_->cas_badval);
@@ -382,7 +432,7 @@ void MemcacheSession::Store(const proto::Request& r, net::Output* out) {
 }
 
 void MemcacheSession::Delete(const proto::Request& r, net::Output* out) {
-  Outcome o = store_->Delete(r.key);
+  Outcome o = store_->Delete(keyspace_, r.key);
   bool deleted = o == Outcome::kDeleted;
   ThreadCounters::Add(deleted ? counters_->delete_hits : counters_->delete_misses);
   Reply(out, deleted ? proto::reply::kDeleted : proto::reply::kNotFound, r.noreply);
@@ -391,7 +441,8 @@ void MemcacheSession::Delete(const proto::Request& r, net::Output* out) {
 void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
   const bool incr = r.command == Command::kIncr;
   uint64_t value = 0;
-  Outcome o = incr ? store_->Incr(r.key, r.delta, &value) : store_->Decr(r.key, r.delta, &value);
+  Outcome o = incr ? store_->Incr(keyspace_, r.key, r.delta, &value)
+                   : store_->Decr(keyspace_, r.key, r.delta, &value);
   switch (o) {
     case Outcome::kStored: {
       ThreadCounters::Add(incr ? counters_->incr_hits : counters_->decr_hits);
@@ -414,7 +465,7 @@ void MemcacheSession::Arithmetic(const proto::Request& r, net::Output* out) {
 
 void MemcacheSession::Touch(const proto::Request& r, net::Output* out) {
   ThreadCounters::Add(counters_->cmd_touch);
-  Outcome o = store_->Touch(r.key, r.exptime);
+  Outcome o = store_->Touch(keyspace_, r.key, r.exptime);
   if (o == Outcome::kOutOfMemory) return out->Append(proto::reply::kOutOfMemoryStoring);
   bool touched = o == Outcome::kTouched;
   ThreadCounters::Add(touched ? counters_->touch_hits : counters_->touch_misses);

@@ -10,6 +10,10 @@
 // With a file tier (ServerContext::promoter), a request whose keys the store may have to read
 // from the file waits (net::SessionResult::wait) while an I/O thread promotes them, then runs.
 //
+// With an auth file (ServerContext::users), a connection must authenticate first (memcached's
+// text authentication, proto/text_auth.h; docs/auth.md); its user's keyspace is then the one
+// every command uses (keyspace_), and the connection is closed when a reload revokes the user.
+//
 // Thread safety: used by one worker thread only (see net::Session).
 #pragma once
 
@@ -35,6 +39,7 @@ class MemcacheSession final : public net::Session {
                              size_t output_limit) override;
   size_t WantedInput() const override;
   void SetResumer(net::Resumer* resumer) override { tier_job_.done = resumer; }
+  bool StillAllowed() const override;
 
  private:
   static constexpr int kMaxPins = 16;
@@ -49,6 +54,12 @@ class MemcacheSession final : public net::Session {
   bool NeedsFileTier(const proto::Request& r);
   // Hands the request's keys to the I/O threads: the session waits for them.
   void WaitForFileTier(std::string_view at, const proto::ParseResult& pr);
+
+  // Before authentication: the exchange at the start of `input`; its bytes consumed, or false
+  // when the session needs more input or must close (result says which).
+  bool Authenticate(std::string_view input, net::Output* out, net::SessionResult* result,
+                    size_t* consumed);
+  bool NeedsAuthentication() const { return context_->users != nullptr && auth_generation_ == 0; }
 
   // Runs one parsed request. Returns false when the connection must close (quit).
   bool Execute(const proto::Request& r, net::Output* out);
@@ -104,8 +115,9 @@ class MemcacheSession final : public net::Session {
   ::cinch::Store* const store_;
   ThreadCounters* const counters_;
   const proto::ParserLimits limits_;
-  // The keyspace every store call of this connection uses (a tenant's after authentication).
-  Keyspace keyspace_ = {};
+  // Every store call uses it: the authenticated user's keyspace; Keyspace{} without one.
+  Keyspace keyspace_;
+  uint64_t auth_generation_ = 0;  // User::generation once authenticated; 0: not
   enum class Protocol : uint8_t { kUndecided, kText, kBinary };
   Protocol protocol_ = Protocol::kUndecided;
   bool sasl_authenticated_ = false;

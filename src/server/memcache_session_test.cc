@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/version.h"
+#include "server/users.h"
 
 namespace cinch::server {
 namespace {
@@ -411,6 +412,94 @@ TEST_F(FileTierSessionTest, EveryKeyedCommandWaitsForTheFile) {
     EXPECT_NE(reply, "ERROR\r\n") << request;
   }
   EXPECT_EQ(context_->counters.Sum().tier_sync_reads, 0u);
+}
+
+// -Y: memcached's text authentication, then every command in the user's keyspace.
+class AuthSessionTest : public SessionTest {
+ protected:
+  void SetUp() override {
+    SessionTest::SetUp();
+    std::vector<AuthEntry> entries;
+    ASSERT_TRUE(ParseAuthFile("alice:secret\nbob:pw\nten1:t1:8\nten2:t2:8\n", &entries).ok());
+    ASSERT_TRUE(users_.Load(entries).ok());
+    context_->users = &users_;
+  }
+  // A new connection (the same store and users).
+  void Reconnect() {
+    out_.Flush();
+    session_ = std::make_unique<MemcacheSession>(context_.get());
+    pending_.clear();
+    closed_ = false;
+  }
+  std::string Login(std::string_view user, std::string_view password) {
+    std::string data = std::string(user) + " " + std::string(password);
+    return Send("set auth 0 0 " + std::to_string(data.size()) + "\r\n" + data + "\r\n");
+  }
+
+  UserTable users_;
+};
+
+TEST_F(AuthSessionTest, NothingBeforeAuthentication) {
+  for (std::string_view c : {"get k\r\n", "version\r\n", "stats\r\n", "mg k v\r\n", "mn\r\n",
+                             "quit\r\n", "flush_all\r\n", "bogus\r\n"}) {
+    EXPECT_EQ(Send(c), "CLIENT_ERROR unauthenticated\r\n") << c;
+    EXPECT_FALSE(closed_) << c;
+  }
+  // A pipeline: one reply each, and the data line of a refused storage command is a line too.
+  EXPECT_EQ(Send("add k 0 0 12\r\nalice secret\r\n"),
+            "CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n");
+  EXPECT_EQ(Login("alice", "wrong"), "CLIENT_ERROR authentication failure\r\n");
+  EXPECT_EQ(Login("alice", ""), "CLIENT_ERROR bad authentication token format\r\n");
+  EXPECT_EQ(Send("get k\r\n"), "CLIENT_ERROR unauthenticated\r\n");
+  Counters c = context_->counters.Sum();
+  EXPECT_EQ(c.auth_cmds, 1u);
+  EXPECT_EQ(c.auth_errors, 1u);
+  EXPECT_EQ(c.cmd_get, 0u);
+}
+
+TEST_F(AuthSessionTest, AuthenticatedSessionRunsCommands) {
+  EXPECT_EQ(Send("set auth 0 0 12\r\nalice secret\r\nset k 0 0 1\r\nv\r\nget k auth\r\n"),
+            "STORED\r\nSTORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n");         // nothing stored by auth
+  EXPECT_EQ(Send("set auth 0 0 11\r\nalice wrong\r\n"), "STORED\r\n");  // an ordinary set now
+  EXPECT_EQ(context_->counters.Sum().auth_cmds, 1u);
+}
+
+TEST_F(AuthSessionTest, TenantsHaveTheirOwnKeyspaces) {
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  EXPECT_EQ(Send("set k 0 0 2\r\nt1\r\nms m 2\r\nm1\r\n"), "STORED\r\nHD\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten2", "t2"), "STORED\r\n");
+  EXPECT_EQ(Send("get k\r\nmg m v\r\n"), "END\r\nEN\r\n");
+  EXPECT_EQ(Send("set k 0 0 2\r\nt2\r\nincr k 1\r\n"),
+            "STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("alice", "secret"), "STORED\r\n");
+  EXPECT_EQ(Send("set k 0 0 1\r\nd\r\n"), "STORED\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("bob", "pw"), "STORED\r\n");  // no quota: the default keyspace, alice's
+  EXPECT_EQ(Send("get k\r\n"), "VALUE k 0 1\r\nd\r\nEND\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  EXPECT_EQ(Send("get k\r\nmg m v\r\ndelete k\r\n"),
+            "VALUE k 0 2\r\nt1\r\nEND\r\nVA 2\r\nm1\r\nDELETED\r\n");
+  const uint16_t id = users_.Authenticate("ten2", "t2")->keyspace.id;
+  ItemRef ref;
+  ASSERT_TRUE(store_->Peek(Keyspace{id}, "k", &ref));
+  EXPECT_EQ(ref.value(), "t2");
+}
+
+TEST_F(AuthSessionTest, ReloadRevokesOnlyRemovedUsers) {
+  EXPECT_TRUE(session_->StillAllowed());  // not authenticated: nothing to revoke
+  ASSERT_EQ(Login("bob", "pw"), "STORED\r\n");
+  auto alice = std::make_unique<MemcacheSession>(context_.get());
+  FakeOutput alice_out;
+  alice->OnInput("set a 0 0 12\r\nalice secret\r\n", &alice_out, 1 << 20);
+  ASSERT_EQ(alice_out.Take(), "STORED\r\n");
+  std::vector<AuthEntry> entries;
+  ASSERT_TRUE(ParseAuthFile("alice:secret\ncarol:new\n", &entries).ok());
+  ASSERT_TRUE(users_.Load(entries).ok());
+  EXPECT_FALSE(session_->StillAllowed());
+  EXPECT_TRUE(alice->StillAllowed());
 }
 
 }  // namespace

@@ -176,7 +176,7 @@ void MemcacheSession::MetaGet(const proto::Request& r, net::Output* out) {
   o.recache_after_touch = t_at < FlagIndex(r, 'R');
   ItemRef ref;
   FetchResult fr;
-  if (!store_->Fetch(a.key, o, &ref, &fr)) {
+  if (!store_->Fetch(keyspace_, a.key, o, &ref, &fr)) {
     ThreadCounters::Add(counters_->cmd_get);
     ThreadCounters::Add(counters_->get_misses);
     if (fr.miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
@@ -296,10 +296,10 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
     // Without CAS (-C) memcached drops the value of C: a CAS store compares nothing and is
     // refused (EX, or NF on a missing key); append and prepend ignore it.
     ItemRef ref;
-    o = store_->Peek(a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
+    o = store_->Peek(keyspace_, a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
   } else {
     if (!context_->options->cas_enabled) compare = 0;
-    o = store_->Write(mode, a.key, r.data, a.client_flags, a.ttl, compare, a.base64);
+    o = store_->Write(keyspace_, mode, a.key, r.data, a.client_flags, a.ttl, compare, a.base64);
   }
   switch (o) {
     case Outcome::kStored:
@@ -326,7 +326,7 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
     // The new CAS value, read back: another client may have written the key in between, in
     // which case this is that client's value (documented in docs/server.md).
     ItemRef ref;
-    if (store_->Peek(a.key, &ref, true)) cas = ref.cas();
+    if (store_->Peek(keyspace_, a.key, &ref, true)) cas = ref.cas();
   }
   LineBuilder line;
   line.Append(StoreCode(o));
@@ -349,10 +349,10 @@ void MemcacheSession::MetaDelete(const proto::Request& r, net::Output* out) {
   if (a.has_compare && compare == 0 && context_->options->cas_enabled) {
     // No item has the CAS value 0, so C0 never matches (memcached compares it like any other).
     ItemRef ref;
-    o = store_->Peek(a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
+    o = store_->Peek(keyspace_, a.key, &ref) ? Outcome::kExists : Outcome::kNotFound;
   } else {
-    o = a.invalidate ? store_->Invalidate(a.key, compare, a.has_ttl, a.ttl)
-                     : store_->Delete(a.key, compare);
+    o = a.invalidate ? store_->Invalidate(keyspace_, a.key, compare, a.has_ttl, a.ttl)
+                     : store_->Delete(keyspace_, a.key, compare);
   }
   if (o == Outcome::kOutOfMemory) return out->Append(proto::reply::kOutOfMemory);
   const bool done = o == Outcome::kDeleted || o == Outcome::kStored;
@@ -392,12 +392,12 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
   Outcome o = Outcome::kNotFound;
   bool created = false;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    o = incr ? store_->Incr(a.key, a.delta, &value, a.compare_cas)
-             : store_->Decr(a.key, a.delta, &value, a.compare_cas);
+    o = incr ? store_->Incr(keyspace_, a.key, a.delta, &value, a.compare_cas)
+             : store_->Decr(keyspace_, a.key, a.delta, &value, a.compare_cas);
     if (o != Outcome::kNotFound || !a.has_vivify) break;
     // Created on a miss with the initial value, delta not applied (as memcached).
     std::string initial = std::to_string(a.initial);
-    o = store_->Write(SetMode::kAdd, a.key, initial, 0, a.vivify_ttl);
+    o = store_->Write(keyspace_, SetMode::kAdd, a.key, initial, 0, a.vivify_ttl);
     if (o == Outcome::kStored) {
       value = a.initial;
       created = true;
@@ -433,12 +433,12 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
     line.Append(proto::reply::kCrlf);
     return out->Append(line.view());
   }
-  if (a.has_ttl) (void)store_->Touch(a.key, a.ttl);
+  if (a.has_ttl) (void)store_->Touch(keyspace_, a.key, a.ttl);
   // memcached hides a success with q, but not the reply to a miss that created the item.
   if (a.quiet && !created) return;
   ItemRef ref;
   if (Wants(r, 't') || Wants(r, 'c')) {
-    (void)store_->Peek(a.key, &ref, Wants(r, 'c') && context_->options->cas_enabled);
+    (void)store_->Peek(keyspace_, a.key, &ref, Wants(r, 'c') && context_->options->cas_enabled);
   }
   LineBuilder number;
   number.Number(value);
@@ -479,13 +479,13 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
 // value it would have replaced, as memcached does, so no client reads the stale one.
 void MemcacheSession::DropRefusedSet(const proto::Request& r) {
   if (r.command == proto::Command::kSet) {
-    store_->Delete(r.key);
+    store_->Delete(keyspace_, r.key);
     return;
   }
   if (r.command != proto::Command::kMetaSet) return;
   MetaArgs a;
   if (!DecodeArgs(r, &a)) return;
-  if (a.mode == 0 || a.mode == 'S' || a.mode == 's') store_->Delete(a.key);
+  if (a.mode == 0 || a.mode == 'S' || a.mode == 's') store_->Delete(keyspace_, a.key);
 }
 
 // me: memcached prints "exp" as now - expiry (so negative for a future expiry, -1 for none)
@@ -500,7 +500,7 @@ void MemcacheSession::MetaDebug(const proto::Request& r, net::Output* out) {
     key = std::string_view(decoded, n);
   }
   ItemRef ref;
-  if (!store_->Peek(key, &ref, context_->options->cas_enabled)) {
+  if (!store_->Peek(keyspace_, key, &ref, context_->options->cas_enabled)) {
     return out->Append(proto::reply::kMetaMiss);
   }
   const int64_t now = context_->clock->NowSeconds();

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "buildcache/build_cache.h"
 #include "cinch/clock.h"
@@ -25,6 +26,7 @@
 #include "server/memcache_session.h"
 #include "server/server_context.h"
 #include "server/tier_promoter.h"
+#include "server/users.h"
 
 namespace cinch::server {
 
@@ -233,6 +235,7 @@ class Server::Impl {
     if (options_.grpc_port != 0 || (options_.http_port != 0 && options_.ac_check)) {
       if (Status s = LoadPlugin(); !s.ok()) return s;
     }
+    if (Status s = LoadUsers(); !s.ok()) return s;
     context_.process_reserve = ProcessReserve(options_);
     context_.connection_memory = options_.connection_memory != 0
                                      ? options_.connection_memory
@@ -264,6 +267,7 @@ class Server::Impl {
           s.message() + "); raise -m or lower -I");
     }
     context_.store = store_.get();
+    if (users_ != nullptr) ApplyQuotas(users_->Quotas());
     context_.options = &options_;
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
@@ -285,6 +289,15 @@ class Server::Impl {
     s = loop_->Start();
     if (!s.ok() || options_.http_port == 0) return s;
     return StartHttp();
+  }
+
+  Status ReloadUsers() {
+    if (users_ == nullptr) return Status::InvalidArgument("no auth file (-Y)");
+    Status s = users_->LoadFile(options_.auth_file);
+    if (!s.ok()) return s;
+    ApplyQuotas(users_->Quotas());
+    loop_->RecheckSessions();
+    return Status::Ok();
   }
 
   int port() const { return loop_ ? loop_->port() : 0; }
@@ -399,6 +412,8 @@ class Server::Impl {
   // The build cache every front end serves (HTTP, gRPC).
   std::unique_ptr<buildcache::BuildCache> build_cache_;
   ServerContext context_;
+  std::unique_ptr<UserTable> users_;          // -Y; outlives the loops' sessions
+  std::vector<KeyspaceQuota> tenant_quotas_;  // as last applied
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
@@ -407,6 +422,20 @@ class Server::Impl {
   std::unique_ptr<net::ServerLoop> http_loop_;
   // After the loops: destroyed (its threads joined) before them.
   std::unique_ptr<TierPromoter> promoter_;
+
+  // -Y: the users, loaded before anything else starts (a bad file stops the start).
+  Status LoadUsers() {
+    if (options_.auth_file.empty()) return Status::Ok();
+    users_ = std::make_unique<UserTable>();
+    if (Status s = users_->LoadFile(options_.auth_file); !s.ok()) return s;
+    context_.users = users_.get();
+    return Status::Ok();
+  }
+
+  // The tenants' quotas (users with a keyspace of their own), after each load of the auth
+  // file. The store bounds each keyspace once it has per-keyspace quotas
+  // (Store::SetKeyspaceQuota, docs/keyspaces.md); this is where they are handed to it.
+  void ApplyQuotas(const std::vector<KeyspaceQuota>& quotas) { tenant_quotas_ = quotas; }
 
   // The HTTP cache's loop: its own sessions, the same connection budget as memcached's.
   Status StartHttp() {
@@ -436,6 +465,7 @@ Server::~Server() {
 }
 Status Server::Start() { return impl_->Start(); }
 Status Server::SaveMemoryFile() { return impl_->SaveMemoryFile(); }
+Status Server::ReloadUsers() { return impl_->ReloadUsers(); }
 int Server::port() const { return impl_->port(); }
 int Server::http_port() const { return impl_->http_port(); }
 int Server::grpc_port() const { return impl_->grpc_port(); }

@@ -41,6 +41,10 @@ class Server {
   int grpc_port() const;  // the gRPC port bound, 0 without one
   void Stop();
   void Wait();
+  // SIGHUP: reads ServerOptions::auth_file again. On success the new users take effect for
+  // new authentications, the connections of users removed or changed are closed (idle ones
+  // too) and the others stay; on error nothing changes. Any thread, after Start.
+  Status ReloadUsers();
   // Writes the store to ServerOptions::memory_file (nothing without one) and logs it on
   // stderr. REQUIRES: Stop() and Wait() returned (no worker uses the store).
   Status SaveMemoryFile();

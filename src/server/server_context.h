@@ -16,6 +16,7 @@
 
 namespace cinch::server {
 class TierPromoter;
+class UserTable;
 }
 
 namespace cinch::server {
@@ -36,6 +37,9 @@ struct ServerContext {
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
   // The file tier's I/O threads (tier_promoter.h); null without a file tier.
   TierPromoter* promoter = nullptr;
+  // The users of the -Y auth file (users.h); null without one: then no connection
+  // authenticates and every command uses the default keyspace.
+  UserTable* users = nullptr;
 };
 
 }  // namespace cinch::server

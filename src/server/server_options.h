@@ -55,6 +55,13 @@ struct ServerOptions {
   // then holds what was saved), written by Server::SaveMemoryFile after Stop and Wait.
   // Empty: items are not kept across restarts.
   std::string memory_file;
+  // -Y: memcached's auth file (docs/auth.md). Empty: no authentication. When set, every
+  // connection authenticates before any other command (text: memcached's `set` of
+  // "<user> <password>"; binary: SASL PLAIN), and SIGHUP reloads it.
+  std::string auth_file;
+  // -S: memcached's "require SASL"; cinch checks SASL PLAIN against the -Y file (no libsasl2),
+  // so -S needs -Y. Shown as auth_enabled_sasl.
+  bool require_sasl = false;
 };
 
 }  // namespace cinch::server

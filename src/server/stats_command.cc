@@ -143,6 +143,8 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(cas_badval);
   CINCH_STAT(touch_hits);
   CINCH_STAT(touch_misses);
+  CINCH_STAT(auth_cmds);
+  CINCH_STAT(auth_errors);
 #undef CINCH_STAT
   w->Add("bytes_read", loop.bytes_read);
   w->Add("bytes_written", loop.bytes_written);
@@ -192,6 +194,8 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("connection_memory", ctx.connection_memory);
   w->Add("debugtime", std::string_view(o.debugtime_enabled ? "yes" : "no"));
   // Workers on io_uring; fewer than num_threads when the kernel refused it (or -o io_uring=0).
+  w->Add("auth_enabled_sasl", std::string_view(o.require_sasl ? "yes" : "no"));
+  w->Add("auth_enabled_ascii", std::string_view(o.auth_file.empty() ? "no" : o.auth_file));
   w->Add("io_uring_workers", ctx.loop != nullptr ? ctx.loop->GetStats().io_uring_workers : 0);
 }
 
