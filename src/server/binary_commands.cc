@@ -12,6 +12,7 @@
 #include "proto/errors.h"
 #include "server/memcache_session.h"
 #include "server/tier_promoter.h"
+#include "server/users.h"
 
 namespace cinch::server {
 
@@ -165,7 +166,7 @@ bool MemcacheSession::BinaryRefused(const bin::ParseResult& pr, net::Output* out
     default:
       break;
   }
-  if (SaslEnabled() && !sasl_authenticated_ && !AllowedBeforeAuth(bin::BaseOpcode(r.opcode))) {
+  if (NeedsAuthentication() && !AllowedBeforeAuth(bin::BaseOpcode(r.opcode))) {
     Error(out, r, Status::kAuthError);
     return false;
   }
@@ -181,7 +182,7 @@ bool MemcacheSession::BinaryRefused(const bin::ParseResult& pr, net::Output* out
 
 bool MemcacheSession::ExecuteBinary(const bin::Request& r, net::Output* out) {
   const Opcode base = bin::BaseOpcode(r.opcode);
-  if (SaslEnabled() && !sasl_authenticated_ && !AllowedBeforeAuth(base)) {
+  if (NeedsAuthentication() && !AllowedBeforeAuth(base)) {
     Error(out, r, Status::kAuthError);
     return false;
   }
@@ -448,18 +449,23 @@ void MemcacheSession::BinarySasl(const bin::Request& r, net::Output* out) {
   const bool ok = base == Opcode::kSaslAuth && r.key == bin::kSaslMechanisms &&
                   bin::ParseSaslPlain(r.value, &plain) && SaslLogin(plain.user, plain.password);
   if (!ok) return Error(out, r, Status::kAuthError);
-  sasl_authenticated_ = true;
   Success(out, r, 0, bin::kSaslAuthenticated);
 }
 
-// Without a users table (-Y/-S) SASL is off; with one, these ask it (and a login sets the
-// session's keyspace to the user's).
-bool MemcacheSession::SaslEnabled() const { return false; }
+// Without a users table (-Y/-S) SASL is off; with one, a PLAIN login is checked against it as
+// the text protocol's authentication is, and sets the session's keyspace to the user's.
+bool MemcacheSession::SaslEnabled() const { return context_->users != nullptr; }
 
 bool MemcacheSession::SaslLogin(std::string_view user, std::string_view password) {
-  (void)user;
-  (void)password;
-  return false;
+  ThreadCounters::Add(counters_->auth_cmds);
+  std::shared_ptr<const User> u = context_->users->Authenticate(user, password);
+  if (u == nullptr) {
+    ThreadCounters::Add(counters_->auth_errors);
+    return false;
+  }
+  keyspace_ = u->keyspace;
+  auth_generation_ = u->generation;
+  return true;
 }
 
 }  // namespace cinch::server

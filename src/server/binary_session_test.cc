@@ -9,6 +9,7 @@
 #include "common/version.h"
 #include "proto/binary.h"
 #include "server/memcache_session.h"
+#include "server/users.h"
 
 namespace cinch::server {
 namespace {
@@ -307,6 +308,54 @@ TEST_F(BinarySessionTest, UnknownOpcodesAndSaslWithoutUsersAreUnknownCommands) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(rs[i].status, Status::kUnknownCommand) << i;
   EXPECT_EQ(rs[4].value, kServerVersion);
   EXPECT_FALSE(closed_);
+}
+
+// With an auth file, binary connections authenticate with SASL PLAIN against it (memcached's
+// -S, checked against -Y's users here): VERSION and the SASL commands are served first, a bad
+// login fails without closing, any other command first fails and closes; a tenant's items are
+// its own.
+TEST_F(BinarySessionTest, SaslPlainAgainstTheAuthFile) {
+  UserTable users;
+  ASSERT_TRUE(users.Load({{"alice", "pw", 0}, {"ten", "tp", 16 << 20}}).ok());
+  context_->users = &users;
+  auto connect = [&] {
+    session_ = std::make_unique<MemcacheSession>(context_.get());
+    pending_.clear();
+    swallow_ = 0;
+    closed_ = false;
+  };
+  auto plain = [](std::string_view user, std::string_view password) {
+    return Packet(Opcode::kSaslAuth, {}, "PLAIN",
+                  std::string(1, '\0') + std::string(user) + '\0' + std::string(password));
+  };
+  connect();
+  EXPECT_EQ(One(Packet(Opcode::kVersion)).value, kServerVersion);
+  EXPECT_EQ(One(Packet(Opcode::kSaslListMechs)).value, "PLAIN");
+  EXPECT_EQ(One(plain("ten", "wrong")).status, Status::kAuthError);
+  EXPECT_EQ(One(plain("nobody", "tp")).status, Status::kAuthError);
+  EXPECT_EQ(One(Packet(Opcode::kSaslAuth, {}, "CRAM-MD5", "x")).status, Status::kAuthError);
+  EXPECT_FALSE(closed_);
+  Response ok = One(plain("ten", "tp"));
+  EXPECT_EQ(ok.status, Status::kSuccess);
+  EXPECT_EQ(ok.value, "Authenticated");
+  EXPECT_EQ(One(Set(Opcode::kSet, "k", "tenant's")).status, Status::kSuccess);
+  EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).value, "tenant's");
+
+  connect();  // alice shares the default keyspace: the tenant's key is not there
+  EXPECT_EQ(One(plain("alice", "pw")).status, Status::kSuccess);
+  EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).status, Status::kKeyNotFound);
+  EXPECT_EQ(One(Set(Opcode::kSet, "k", "alice's")).status, Status::kSuccess);
+
+  connect();
+  EXPECT_EQ(One(plain("ten", "tp")).status, Status::kSuccess);
+  EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).value, "tenant's");
+
+  connect();  // nothing before authentication
+  Response refused = One(Packet(Opcode::kGet, {}, "k"));
+  EXPECT_EQ(refused.status, Status::kAuthError);
+  EXPECT_TRUE(refused.value.find("k") == std::string::npos);
+  EXPECT_TRUE(closed_);
+  context_->users = nullptr;
 }
 
 TEST_F(BinarySessionTest, StatsGroupsAndTheirTerminator) {

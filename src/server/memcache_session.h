@@ -98,8 +98,8 @@ class MemcacheSession final : public net::Session {
   void BinaryFlush(const proto::binary::Request& r, net::Output* out);
   void BinaryStats(const proto::binary::Request& r, net::Output* out);
   void BinarySasl(const proto::binary::Request& r, net::Output* out);
-  // The SASL seam: whether connections must authenticate, and the check of a PLAIN login
-  // (the users table is wired in here).
+  // SASL: on with a users table (-Y); a PLAIN login is checked against it like the text
+  // protocol's authentication and takes the user's keyspace.
   bool SaslEnabled() const;
   bool SaslLogin(std::string_view user, std::string_view password);
 
@@ -120,7 +120,6 @@ class MemcacheSession final : public net::Session {
   uint64_t auth_generation_ = 0;  // User::generation once authenticated; 0: not
   enum class Protocol : uint8_t { kUndecided, kText, kBinary };
   Protocol protocol_ = Protocol::kUndecided;
-  bool sasl_authenticated_ = false;
   proto::Request request_;
   bool in_partial_get_ = false;
   std::array<Pin, kMaxPins> pins_;
