@@ -89,6 +89,10 @@ struct KeyspaceState {
   // Engine::default_flush_gen_ instead (beside the store's, on the hot path).
   std::atomic<uint32_t> flush_gen{0};
   std::atomic<int64_t> flush_deadline{0};  // a pending delayed FlushAll(keyspace); 0: none
+  // When a write over the quota last found nothing stale to drop (eviction off), and the
+  // bytes used then (Engine::ReclaimStaleInQuota).
+  std::atomic<int64_t> fruitless_at{0};
+  std::atomic<int64_t> fruitless_used{0};
 };
 
 // A region reserved in a segment for one item; pins the segment until published or dropped.
@@ -364,6 +368,9 @@ class Engine {
     uint64_t quota = ks.quota.load(std::memory_order_relaxed);
     return quota != 0 && QuotaUsed(ks) + growth > static_cast<int64_t>(quota);
   }
+  // With eviction off: drops the keyspace's expired and flushed items by compacting its sealed
+  // segments, until `growth` more bytes fit. False if they do not.
+  bool ReclaimStaleInQuota(KeyspaceState& ks, uint16_t ks_id, int64_t growth);
   // Evicts one segment of keyspace `ks_id` (its oldest, S3-FIFO), sealing its idle open heads
   // first if it has no sealed one. False if none could be claimed.
   bool EvictFromKeyspace(uint16_t ks_id, int64_t now);

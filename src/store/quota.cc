@@ -34,7 +34,8 @@ void Engine::SetKeyspaceQuota(Keyspace ks, size_t bytes) {
 
 bool Engine::FitQuota(KeyspaceState& ks, uint16_t ks_id, int64_t growth, Deadline& deadline) {
   if (!OverQuota(ks, growth)) return true;
-  if (!options_.eviction || growth > static_cast<int64_t>(ks.quota.load())) return false;
+  if (growth > static_cast<int64_t>(ks.quota.load())) return false;
+  if (!options_.eviction) return ReclaimStaleInQuota(ks, ks_id, growth);
   while (OverQuota(ks, growth)) {
     if (EvictFromKeyspace(ks_id, Now())) continue;
     // Nothing of the keyspace could be claimed now: its segments are being cleaned by another
@@ -43,6 +44,32 @@ bool Engine::FitQuota(KeyspaceState& ks, uint16_t ks_id, int64_t growth, Deadlin
     std::this_thread::yield();
   }
   return true;
+}
+
+// Expired and flushed items count until a cleaner drops them. With eviction off, a keyspace at
+// its quota compacts its own sealed segments, which drops them and keeps every live item. A
+// compaction that freed nothing is not repeated within the same second unless the keyspace's
+// items changed (expiry moves with the clock only).
+bool Engine::ReclaimStaleInQuota(KeyspaceState& ks, uint16_t ks_id, int64_t growth) {
+  const int64_t now = Now();
+  const int64_t used = QuotaUsed(ks);
+  if (ks.fruitless_at.load(std::memory_order_relaxed) == now &&
+      used >= ks.fruitless_used.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  std::vector<uint32_t> ids;
+  pool_->InUse(&ids);
+  for (uint32_t id : ids) {
+    if (!OverQuota(ks, growth)) return true;
+    const mem::SegmentMeta& m = pool_->meta(id);
+    if (m.keyspace.load(std::memory_order_relaxed) != ks_id || !Claim(id)) continue;
+    Evacuation ev{Cleaner::kWriter};
+    Evacuate(id, /*evict=*/false, now, ev);
+  }
+  if (!OverQuota(ks, growth)) return true;
+  ks.fruitless_used.store(QuotaUsed(ks), std::memory_order_relaxed);
+  ks.fruitless_at.store(now, std::memory_order_relaxed);
+  return false;
 }
 
 bool Engine::EvictFromKeyspace(uint16_t ks_id, int64_t now) {
