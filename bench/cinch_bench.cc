@@ -314,10 +314,11 @@ void ReportWrong(std::string_view key, std::string_view got, uint32_t version, s
 }
 
 // Reads the key of `id` and compares it with the value of (id, version, size).
-Found CheckValue(Store& store, uint64_t id, uint32_t version, size_t size, ValueMaker& maker) {
+Found CheckValue(Store& store, uint64_t id, uint32_t version, size_t size, ValueMaker& maker,
+                 Keyspace ks = {}) {
   Key key(id);
   ItemRef ref;
-  if (!store.Get(key.view(), &ref)) return Found::kMissing;
+  if (!store.Get(ks, key.view(), &ref)) return Found::kMissing;
   if (ref.key() == key.view() && ref.value() == maker.Make(id, version, size)) {
     return Found::kCorrect;
   }
@@ -349,23 +350,34 @@ struct VerifyTally {
 
 // Sets ids [0, count) to version-0 values of value_size(id) bytes; returns the number of
 // writes that were not stored.
+// The keyspace of object `id`: 0, or with `keyspaces` > 0 one of that many tenant keyspaces
+// (ids from 16, as cinchd gives tenants), round robin.
+Keyspace KeyspaceOf(uint64_t id, uint32_t keyspaces) {
+  return keyspaces == 0 ? Keyspace{} : Keyspace{static_cast<uint16_t>(16 + id % keyspaces)};
+}
+
 uint64_t LoadSequential(Store& store, uint64_t count,
-                        const std::function<size_t(uint64_t)>& value_size) {
+                        const std::function<size_t(uint64_t)>& value_size,
+                        uint32_t keyspaces = 0) {
   ValueMaker maker;
   uint64_t failed = 0;
   for (uint64_t id = 0; id < count; ++id) {
     Key key(id);
-    if (store.Set(key.view(), maker.Make(id, 0, value_size(id))) != Outcome::kStored) ++failed;
+    if (store.Write(KeyspaceOf(id, keyspaces), SetMode::kSet, key.view(),
+                    maker.Make(id, 0, value_size(id)), 0, 0) != Outcome::kStored) {
+      ++failed;
+    }
   }
   return failed;
 }
 
 VerifyTally VerifySequential(Store& store, uint64_t count,
-                             const std::function<size_t(uint64_t)>& value_size) {
+                             const std::function<size_t(uint64_t)>& value_size,
+                             uint32_t keyspaces = 0) {
   ValueMaker maker;
   VerifyTally tally;
   for (uint64_t id = 0; id < count; ++id) {
-    tally.Add(CheckValue(store, id, 0, value_size(id), maker));
+    tally.Add(CheckValue(store, id, 0, value_size(id), maker, KeyspaceOf(id, keyspaces)));
   }
   return tally;
 }
@@ -442,25 +454,133 @@ void PrintOverhead(const StoreStats& s, int64_t rss_growth, const VerifyTally& t
               Count(tally.wrong).c_str(), Count(kOverheadObjects).c_str());
 }
 
-bool RunOverhead(Context&) {
+// `keyspaces` > 0: the objects are spread round robin over that many tenant keyspaces, each
+// holding open segments of its own.
+bool RunOverheadIn(uint32_t keyspaces) {
   Options options;
   options.memory_limit = 512 * kMiB;  // ~2.7x the payload: nothing may be evicted
   auto value_size = [](uint64_t) { return kOverheadValueSize; };
-  std::printf("%s objects, keys 8-16 B, values %zu B, memory_limit %s, segment_size %s\n\n",
+  std::printf("%s objects, keys 8-16 B, values %zu B, memory_limit %s, segment_size %s",
               Count(kOverheadObjects).c_str(), kOverheadValueSize,
               Mib(options.memory_limit).c_str(), Mib(options.segment_size).c_str());
+  if (keyspaces > 0) std::printf(", %u keyspaces (round robin)", keyspaces);
+  std::printf("\n\n");
   TrimHeap();
   uint64_t rss_before = ReadRssBytes();
   auto store = OpenStore(options);
   if (!store) return false;
   Stopwatch watch;
-  uint64_t failed = LoadSequential(*store, kOverheadObjects, value_size);
+  uint64_t failed = LoadSequential(*store, kOverheadObjects, value_size, keyspaces);
   double load_seconds = watch.Seconds();
   StoreStats stats = store->GetStats();
   int64_t rss_growth = RssDelta(ReadRssBytes(), rss_before);
-  VerifyTally tally = VerifySequential(*store, kOverheadObjects, value_size);
+  VerifyTally tally = VerifySequential(*store, kOverheadObjects, value_size, keyspaces);
   PrintOverhead(stats, rss_growth, tally, failed, load_seconds);
   return tally.wrong == 0 && tally.missing == 0;
+}
+
+bool RunOverhead(Context&) { return RunOverheadIn(0); }
+
+constexpr uint32_t kOverheadTenants = 1000;
+bool RunOverheadTenants(Context&) { return RunOverheadIn(kOverheadTenants); }
+
+// ---------------------------------------------------------------------------------------------
+// quiet-tenant: the get latency of a quiet keyspace (5 MB, read at random) alone, then while a
+// noisy keyspace writes as fast as one thread can at its quota of 16 MiB (evicting its own
+// items all the time). Engine level: one reader thread, one writer thread, no network.
+
+struct LatencySummary {
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // microseconds
+};
+
+LatencySummary Summarize(std::vector<uint32_t>& ns) {
+  std::sort(ns.begin(), ns.end());
+  auto at = [&](double q) {
+    return ns.empty() ? 0.0 : ns[std::min(ns.size() - 1, static_cast<size_t>(q * ns.size()))] / 1e3;
+  };
+  return {at(0.5), at(0.99), at(0.999), ns.empty() ? 0.0 : ns.back() / 1e3};
+}
+
+bool RunQuietTenant(Context& context) {
+  constexpr Keyspace kNoisy{16}, kQuiet{17};
+  constexpr uint64_t kQuietItems = 50'000;  // 5 MB of 100-byte values
+  constexpr size_t kQuietValue = 100, kNoisyValue = 1000;
+  const uint64_t gets = context.config.quick ? 300'000 : 2'000'000;
+  Options options;
+  options.memory_limit = 64 * kMiB;
+  auto store = OpenStore(options);
+  if (!store) return false;
+  store->SetKeyspaceQuota(kNoisy, 16 * kMiB);
+  ValueMaker maker;
+  for (uint64_t id = 0; id < kQuietItems; ++id) {
+    Key key(id);
+    store->Write(kQuiet, SetMode::kSet, key.view(), maker.Make(id, 0, kQuietValue), 0, 0);
+  }
+  auto read_quiet = [&](std::vector<uint32_t>* ns, uint64_t* missing) {
+    std::mt19937_64 rng(42);
+    ns->reserve(gets);
+    for (uint64_t i = 0; i < gets; ++i) {
+      Key key(rng() % kQuietItems);
+      ItemRef ref;
+      auto start = std::chrono::steady_clock::now();
+      bool hit = store->Get(kQuiet, key.view(), &ref);
+      auto end = std::chrono::steady_clock::now();
+      *missing += !hit;
+      ns->push_back(static_cast<uint32_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count()));
+    }
+  };
+  Table table({"quiet keyspace gets", "p50 us", "p99 us", "p99.9 us", "max us", "misses",
+               "noisy writes/s", "noisy evictions"});
+  for (bool noisy : {false, true}) {
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> written{0};
+    std::thread writer;
+    const uint64_t evictions_before = store->GetKeyspaceStats(kNoisy).evictions;
+    if (noisy) {
+      writer = std::thread([&] {
+        ValueMaker m;
+        for (uint64_t id = 0; !stop.load(std::memory_order_relaxed); ++id) {
+          Key key(id);
+          store->Write(kNoisy, SetMode::kSet, key.view(), m.Make(id, 0, kNoisyValue), 0, 0);
+          written.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+      // Until the noisy keyspace is at its quota and evicting.
+      while (store->GetKeyspaceStats(kNoisy).evictions == evictions_before) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    std::vector<uint32_t> ns;
+    uint64_t missing = 0;
+    const uint64_t written_before = written.load();
+    const uint64_t evicting_before = store->GetKeyspaceStats(kNoisy).evictions;
+    Stopwatch watch;
+    read_quiet(&ns, &missing);
+    const double seconds = watch.Seconds();
+    const uint64_t writes = written.load() - written_before;
+    const uint64_t evicted = store->GetKeyspaceStats(kNoisy).evictions - evicting_before;
+    stop = true;
+    if (writer.joinable()) writer.join();
+    LatencySummary l = Summarize(ns);
+    table.AddRow({noisy ? "beside a noisy keyspace at its quota" : "alone",
+                  Format("%.2f", l.p50), Format("%.2f", l.p99), Format("%.2f", l.p999),
+                  Format("%.0f", l.max), Count(missing),
+                  noisy ? Count(static_cast<uint64_t>(writes / seconds)) : "-",
+                  noisy ? Count(evicted) : "-"});
+    if (missing != 0) {
+      table.Print();
+      std::printf("FAIL: the quiet keyspace lost items\n");
+      return false;
+    }
+  }
+  table.Print();
+  KeyspaceStats n = store->GetKeyspaceStats(kNoisy);
+  std::printf("noisy keyspace: item_bytes %s of quota %s; quiet keyspace: %s items, %s evicted\n\n",
+              Mib(n.item_bytes).c_str(), Mib(n.quota).c_str(),
+              Count(store->GetKeyspaceStats(kQuiet).items).c_str(),
+              Count(store->GetKeyspaceStats(kQuiet).evictions).c_str());
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1534,6 +1654,9 @@ const std::vector<Workload>& Registry() {
   static const std::vector<Workload>* registry = [] {
     auto* r = new std::vector<Workload>;
     r->push_back({"overhead", "memory overhead per object, 2M small objects", RunOverhead});
+    r->push_back({"overhead-tenants", "the same over 1,000 tenant keyspaces", RunOverheadTenants});
+    r->push_back({"quiet-tenant", "get latency of a quiet keyspace beside one at its quota",
+                  RunQuietTenant});
     for (const LsmSpec& spec : kLsmSpecs) {
       r->push_back({spec.name,
                     Format("RAMCloud LSM workload %s, %.0f %% deleted", SizesLabel(spec).c_str(),

@@ -19,6 +19,10 @@
 // (Store::BeginWrite) run beside everything else: up to four outstanding, filled in two halves
 // at their beginning and end, then committed or aborted; the model learns a value at its commit.
 //
+// Quota variants (docs/keyspaces.md, "Quotas") bound keyspaces 1 and 700 to a few segments
+// each, so that they evict their own items (or, with eviction off, refuse writes) all the time,
+// and half of the flushes are of one keyspace (FlushAll(keyspace, delay)).
+//
 // Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds,
 // and a few with a tiny file tier (docs/file-tier.md): RAM evicts to the file, reads promote
 // from it, and the file compacts and evicts, all the time. Tier variants run with eviction on
@@ -148,10 +152,14 @@ struct Variant {
   bool background_cleaner;
   uint64_t seed;
   bool tier = false;  // a file tier of kTierSegments: demotion, promotion, file compaction
+  bool quotas = false;  // kQuotas on keyspaces 1 and 700
 };
 
+// The quota variants' quotas, in segments of kSegmentSize.
+constexpr std::pair<uint16_t, size_t> kQuotas[] = {{1, 3}, {700, 6}};
+
 void PrintTo(const Variant& v, std::ostream* os) {
-  *os << (v.tier ? "file tier, " : "") << (v.eviction ? "eviction" : "no eviction") << ", "
+  *os << (v.tier ? "file tier, " : "") << (v.quotas ? "quotas, " : "") << (v.eviction ? "eviction" : "no eviction") << ", "
       << (v.background_cleaner ? "background cleaner" : "inline cleaner") << ", seed " << v.seed;
 }
 
@@ -386,10 +394,14 @@ class Differential {
   // kOutOfMemory is acceptable only with eviction off and a genuinely full store.
   bool OomAllowed(size_t new_kv) {
     ++oom_;
+    // A quota that the keyspace's pending streaming writes and this write cannot share: no
+    // eviction makes room (pending writes cannot be evicted).
+    if (variant_.quotas && PendingOverQuota(op_ks_, new_kv)) return true;
     if (variant_.eviction) {
       Fail("kOutOfMemory with eviction enabled");
       return false;
     }
+    if (variant_.quotas && KeyspaceAtQuota(op_ks_, new_kv)) return true;
     StoreStats st = store_->GetStats();
     // Each keyspace beyond the first holds open segments of its own, a writer head's and a
     // cleaner head's (one expiry class and one stripe on this tiny store), whose unwritten
@@ -414,6 +426,42 @@ class Differential {
         << ", store items " << st.items << ", model items " << model_.size() << ")";
     Fail(msg.str());
     return false;
+  }
+
+  size_t QuotaOf(uint16_t ks) const {
+    for (const auto& [id, segments] : kQuotas) {
+      if (id == ks) return segments * kSegmentSize;
+    }
+    return 0;
+  }
+
+  bool PendingOverQuota(uint16_t ks, size_t new_kv) const {
+    const size_t quota = QuotaOf(ks);
+    if (quota == 0) return false;
+    uint64_t bytes = new_kv + kMaxItemHeader;
+    for (const Pending& p : pending_) {
+      if (Ks(p.key).id == ks) bytes += p.key.size() - 2 + p.value.size() + kMaxItemHeader;
+    }
+    return bytes > quota;
+  }
+
+  // Whether keyspace `ks` has a quota that its live data (the model's, with a write of
+  // `new_kv` bytes more) fills at least half of. Item bytes count whole: jumbo items are no
+  // larger against a quota, which counts the items as stored.
+  bool KeyspaceAtQuota(uint16_t ks, size_t new_kv) {
+    const size_t quota = QuotaOf(ks);
+    if (quota == 0) return false;
+    uint64_t live = new_kv + kMaxItemHeader;
+    const int64_t now = Now();
+    for (const auto& [k, e] : model_) {
+      if (Ks(k).id == ks && (e.expiry == 0 || e.expiry > now)) {
+        live += k.size() - 2 + e.value.size() + kMaxItemHeader;
+      }
+    }
+    for (const Pending& p : pending_) {
+      if (Ks(p.key).id == ks) live += p.key.size() - 2 + p.value.size() + kMaxItemHeader;
+    }
+    return 2 * live >= quota;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -538,6 +586,7 @@ class Differential {
     if (OneIn(100)) return AdvanceClock();
     if (OneIn(flush_one_in_)) return Flush();
     const size_t ki = RandomKeyIndex();
+    op_ks_ = Ks(keys_[ki]).id;
     const uint64_t r = Uniform(1000);
     const uint64_t del = variant_.eviction ? 60 : 140;  // without eviction, deletes make room
     if (r < 230) return DoGet(ki, "get");
@@ -571,7 +620,8 @@ class Differential {
     if (flush_deadline_ != 0 && next >= flush_deadline_) {
       for (auto it = model_.begin(); it != model_.end();) {
         auto cur = it++;
-        if (cur->second.stored_at < flush_deadline_) {
+        if (cur->second.stored_at < flush_deadline_ &&
+            (flush_ks_ < 0 || Ks(cur->first).id == flush_ks_)) {
           TraceKey(cur->first, "model: flushed (stored at " +
                                    std::to_string(cur->second.stored_at) + ", flush deadline " +
                                    std::to_string(flush_deadline_) + ")");
@@ -585,18 +635,34 @@ class Differential {
   void Flush() {
     if (flush_deadline_ != 0) return;  // one pending flush at a time
     const int64_t now = Now();
+    // Quota variants: half of the flushes are of one keyspace.
+    flush_ks_ = variant_.quotas && OneIn(2)
+                    ? kKeyspaces[Uniform(std::size(kKeyspaces))]
+                    : -1;
+    const std::string which =
+        flush_ks_ < 0 ? std::string() : " (keyspace " + std::to_string(flush_ks_) + ")";
     if (OneIn(2)) {
-      Note("flush_all");
-      store_->FlushAll(0);
+      Note("flush_all" + which);
+      if (flush_ks_ < 0) {
+        store_->FlushAll(0);
+      } else {
+        store_->FlushAll(Keyspace{static_cast<uint16_t>(flush_ks_)}, 0);
+      }
       for (auto it = model_.begin(); it != model_.end();) {
-        TraceKey(it->first, "model: flushed");
-        Forget(it++);
+        auto cur = it++;
+        if (flush_ks_ >= 0 && Ks(cur->first).id != flush_ks_) continue;
+        TraceKey(cur->first, "model: flushed");
+        Forget(cur);
       }
     } else {
       int64_t delay = 2 + static_cast<int64_t>(Uniform(30));
       Note("flush_all " + std::to_string(delay) + " (deadline " + std::to_string(now + delay) +
-           ")");
-      store_->FlushAll(delay);
+           ")" + which);
+      if (flush_ks_ < 0) {
+        store_->FlushAll(delay);
+      } else {
+        store_->FlushAll(Keyspace{static_cast<uint16_t>(flush_ks_)}, delay);
+      }
       flush_deadline_ = now + delay;
     }
   }
@@ -1145,6 +1211,8 @@ class Differential {
   std::unordered_map<std::string, Entry> model_;
   std::unordered_map<std::string, uint64_t> prev_cas_;  // CAS of the last superseded version
   int64_t flush_deadline_ = 0;                          // pending delayed flush_all, or 0
+  int flush_ks_ = -1;       // the keyspace of the last flush_all, or -1 for all of them
+  uint16_t op_ks_ = 0;      // the keyspace of the current operation's key
   uint64_t flush_one_in_ = 1;
   std::deque<std::string> history_;
   std::unordered_map<std::string, size_t> key_index_;
@@ -1189,6 +1257,11 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   std::unique_ptr<Store> store;
   Status s = Store::Open(o, &store);
   ASSERT_TRUE(s.ok()) << s.ToString();
+  if (v.quotas) {
+    for (const auto& [id, segments] : kQuotas) {
+      store->SetKeyspaceQuota(Keyspace{id}, segments * kSegmentSize);
+    }
+  }
 
   Differential diff(v, o, store.get(), &clock);
   diff.Run(OpsPerVariant());
@@ -1209,6 +1282,18 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
       st.relocated_items, st.segments_compacted, st.expirations_reclaimed, st.flushed_items,
       st.index_resizes, st.items, st.resident_bytes, st.writer_cleaner_passes, st.writer_reclaims,
       st.writer_space_waits);
+  if (v.quotas) {
+    for (const auto& [id, segments] : kQuotas) {
+      const KeyspaceStats ks = store->GetKeyspaceStats(Keyspace{id});
+      std::printf("          keyspace %u: quota %" PRIu64 ", item_bytes %" PRIu64
+                  ", evictions %" PRIu64 ", flushes %" PRIu64 "\n",
+                  id, ks.quota, ks.item_bytes, ks.evictions, ks.flushes);
+      if (!diff.failed()) {
+        EXPECT_LE(ks.item_bytes, ks.quota + 2 * kMaxValue) << "keyspace " << id;
+        if (v.eviction) EXPECT_GT(ks.evictions, 0u) << "keyspace " << id;
+      }
+    }
+  }
   if (v.tier) {
     std::printf("          tier: writes %" PRIu64 ", reads %" PRIu64 ", promotions %" PRIu64
                 ", compactions %" PRIu64 ", evictions %" PRIu64 ", items %" PRIu64 "\n",
@@ -1226,7 +1311,8 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   }
   if (v.eviction) {
     EXPECT_GT(st.evictions, 0u) << "eviction never ran";
-    EXPECT_EQ(diff.out_of_memory(), 0);
+    // With quotas, only where pending streaming writes fill the quota (OomAllowed).
+    if (!v.quotas) EXPECT_EQ(diff.out_of_memory(), 0);
   } else {
     EXPECT_EQ(st.evictions, 0u);
     EXPECT_EQ(diff.lost(), 0);
@@ -1235,7 +1321,8 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
 }
 
 std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
-  return std::string(info.param.tier ? "Tier" : "") + (info.param.eviction ? "Evict" : "NoEvict") +
+  return std::string(info.param.tier ? "Tier" : "") + (info.param.quotas ? "Quotas" : "") +
+         (info.param.eviction ? "Evict" : "NoEvict") +
          (info.param.background_cleaner ? "BackgroundCleaner" : "InlineCleaner") + "Seed" +
          std::to_string(info.param.seed);
 }
@@ -1245,7 +1332,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Variant{true, false, 1}, Variant{true, false, 2}, Variant{false, false, 1},
                       Variant{false, false, 2}, Variant{true, true, 3}, Variant{false, true, 3},
                       Variant{true, false, 4, true}, Variant{true, false, 5, true},
-                      Variant{true, true, 6, true}, Variant{true, true, 7, true}),
+                      Variant{true, true, 6, true}, Variant{true, true, 7, true},
+                      Variant{true, false, 8, false, true}, Variant{true, false, 9, false, true},
+                      Variant{false, false, 8, false, true}, Variant{true, true, 10, false, true},
+                      Variant{false, true, 10, false, true}),
     VariantName);
 
 }  // namespace

@@ -47,13 +47,23 @@ struct Keyspace {
   friend bool operator==(Keyspace a, Keyspace b) { return a.id == b.id; }
 };
 
-// What one keyspace holds now (Store::GetKeyspaceStats).
+// What one keyspace holds now, and its counters since the store opened
+// (Store::GetKeyspaceStats). A tenant's memcached `stats` are these: curr_items = items,
+// bytes = item_bytes, limit_maxbytes = quota (or the store's limit when 0).
 struct KeyspaceStats {
   uint64_t items = 0;            // live items (expired ones not yet reclaimed count)
   uint64_t key_value_bytes = 0;  // sum of their key + value lengths
   uint64_t item_bytes = 0;       // the same items with their headers, as stored
   // Bytes reserved by streaming writes (ValueWriter) not yet committed or aborted.
   uint64_t pending_write_bytes = 0;
+  // Store::SetKeyspaceQuota's bound on item_bytes + pending_write_bytes; 0: none.
+  uint64_t quota = 0;
+  uint64_t get_hits = 0;    // reads that found an item (as StoreStats::get_hits)
+  uint64_t get_misses = 0;  // reads that found none
+  // Live items dropped to make room, for any reason: the keyspace's quota, or the store's
+  // memory limit (StoreStats::evictions counts both, for every keyspace).
+  uint64_t evictions = 0;
+  uint64_t flushes = 0;  // FlushAll(keyspace, ...) that took effect (not the store-wide ones)
 };
 
 // A read handle on one item: key and value are read in place, without copying.
@@ -364,10 +374,26 @@ class Store {
                uint64_t cas_unique = 0);
 
   // Invalidates every item stored before now + delay_seconds (memcached's flush_all [delay]),
-  // in every keyspace (a flush of one keyspace does not exist yet; docs/keyspaces.md).
-  // From then on, no operation sees them; the cleaner removes them and frees their memory
-  // later (items in GetStats falls then), so the call costs O(1), not O(items).
+  // in every keyspace. From then on, no operation sees them; the cleaner removes them and
+  // frees their memory later (items in GetStats falls then), so the call costs O(1), not
+  // O(items).
   void FlushAll(int64_t delay_seconds = 0);
+  // The same for the items of one keyspace only (a tenant's flush_all): the other keyspaces'
+  // items, and their pending delayed flushes, are untouched. A later call for the same
+  // keyspace replaces a pending delayed one (a delay of 0 cancels it), as in memcached.
+  void FlushAll(Keyspace keyspace, int64_t delay_seconds);
+
+  // Bounds the bytes of one keyspace's items (KeyspaceStats::item_bytes, headers included,
+  // plus pending_write_bytes) to `bytes`; 0 removes the bound (the default). A write that
+  // would take the keyspace over its quota first evicts that keyspace's own coldest items
+  // (S3-FIFO order, a segment at a time), never another keyspace's; with eviction off it
+  // answers kOutOfMemory instead. Writes in flight at the same moment may pass the bound by
+  // their own sizes. Lowering a quota below what the keyspace holds evicts down to it at once
+  // (eviction on) or refuses its writes until deletes bring it under (eviction off).
+  // Quotas may add up to more than memory_limit (overcommit): the limit still holds, and when
+  // the whole store must evict, it takes first from the keyspace furthest above its fair share
+  // of memory (its quota, scaled down by the overcommit); see docs/keyspaces.md.
+  void SetKeyspaceQuota(Keyspace keyspace, size_t bytes);
 
   StoreStats GetStats() const;
   // Counters of one keyspace. Cheap (no walk), but not a consistent snapshot with GetStats.

@@ -66,6 +66,7 @@ bool Engine::CleanerPass(size_t want_bytes) {
   if (deadline != 0 && now >= deadline && flush_deadline_.compare_exchange_strong(deadline, 0)) {
     FlushNow();
   }
+  RunDueKeyspaceFlushes(now);
   FreeDrained();
   bool freed = FreeEmptyAndExpired(now, want_bytes > 0 || NeedSpace(0));
   // With eviction off, a full store would repeat the same fruitless compaction for every
@@ -118,7 +119,6 @@ bool Engine::FreeEmptyAndExpired(int64_t now, bool short_of_memory) {
   SealIdleHeads(now, short_of_memory);
   FreeStaleFileSegments(now);
   bool freed = false;
-  uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   pool_->InUse(&in_use_);
   for (uint32_t id : in_use_) {
     mem::SegmentMeta& m = pool_->meta(id);
@@ -132,23 +132,22 @@ bool Engine::FreeEmptyAndExpired(int64_t now, bool short_of_memory) {
       freed = true;
       continue;
     }
-    if (AllStale(m, gen, now) && Claim(id)) freed |= Evacuate(id, false, now);
+    if (AllStale(m, now) && Claim(id)) freed |= Evacuate(id, false, now);
   }
   return freed;
 }
 
-bool Engine::AllStale(const mem::SegmentMeta& m, uint32_t gen, int64_t now) const {
-  if (m.flush_gen.load(std::memory_order_relaxed) != gen) return true;
+bool Engine::AllStale(const mem::SegmentMeta& m, int64_t now) const {
+  if (!IsCurrent(m)) return true;
   uint32_t max_expiry = m.max_expiry.load(std::memory_order_relaxed);
   return max_expiry != mem::kNeverExpires && max_expiry != 0 && max_expiry <= now;
 }
 
 uint32_t Engine::PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now) const {
-  uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) == mem::SegState::kSealed &&
-        m.writers.load(std::memory_order_acquire) == 0 && AllStale(m, gen, now)) {
+        m.writers.load(std::memory_order_acquire) == 0 && AllStale(m, now)) {
       return id;
     }
   }
@@ -206,7 +205,23 @@ double Engine::StoreLiveRatio(const std::vector<uint32_t>& ids) const {
 // least kSmallShare of the sealed segments, else of the "main" FIFO (items that earned a second
 // chance). As in S3-FIFO, an item read once is dropped soon unless it is read again, while items
 // read repeatedly live on in the main FIFO.
+// With quotas (docs/keyspaces.md, "Quotas"): first from the keyspace furthest above its fair
+// share, then from keyspaces without a quota, then from the quota'd keyspace fullest relative
+// to its share; a keyspace under its share loses items only when no other has any to lose.
 uint32_t Engine::PickEvictionVictim(const std::vector<uint32_t>& ids) const {
+  if (quota_count_.load(std::memory_order_relaxed) != 0) {
+    ShareChoice choice = ChooseByShare(ids);
+    for (int ks : {choice.over, kWithoutQuota, choice.fullest}) {
+      if (ks == kAnyKeyspace) continue;
+      if (uint32_t victim = PickEvictionVictimOf(ids, ks); victim != mem::kNoSegment) {
+        return victim;
+      }
+    }
+  }
+  return PickEvictionVictimOf(ids, kAnyKeyspace);
+}
+
+uint32_t Engine::PickEvictionVictimOf(const std::vector<uint32_t>& ids, int ks_id) const {
   constexpr double kSmallShare = 0.1;
   uint32_t oldest[2] = {mem::kNoSegment, mem::kNoSegment};
   uint64_t oldest_seq[2] = {0, 0};
@@ -214,7 +229,8 @@ uint32_t Engine::PickEvictionVictim(const std::vector<uint32_t>& ids) const {
   for (uint32_t id : ids) {
     const mem::SegmentMeta& m = pool_->meta(id);
     if (m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
-        m.writers.load(std::memory_order_acquire) != 0) {
+        m.writers.load(std::memory_order_acquire) != 0 ||
+        !InKeyspaces(m.keyspace.load(std::memory_order_relaxed), ks_id)) {
       continue;
     }
     int fifo = !pool_->IsJumbo(id) && IsMainHead(m.head.load(std::memory_order_relaxed)) ? 1 : 0;
@@ -379,7 +395,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuat
   if (evict && (freq == 0 || item->size > *keep_budget)) {
     if (ev.file_segment != mem::kNoSegment) return true;  // stays: it goes to the file tier
     Unlink(shard, c, slot, *item);
-    evictions_.fetch_add(1, std::memory_order_relaxed);
+    CountEviction(ks);
     return true;
   }
   switch (Relocate(slot, *item, location, evict, now, c, ev)) {
@@ -398,7 +414,7 @@ bool Engine::EvacuateItem(uint32_t segment, uint32_t offset, bool evict, Evacuat
         return false;
       }
       Unlink(shard, c, slot, *item);  // nowhere to move it: a cache may drop it
-      evictions_.fetch_add(1, std::memory_order_relaxed);
+      CountEviction(ks);
       return true;
   }
   return true;

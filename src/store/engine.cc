@@ -158,15 +158,17 @@ namespace {
 size_t KeyspaceBytes(int heads) { return sizeof(KeyspaceState) + sizeof(WriteHead) * heads; }
 }  // namespace
 
-KeyspaceState* Engine::TryCreateKeyspace(uint16_t id) {
+KeyspaceState* Engine::TryCreateKeyspace(uint16_t id, bool force) {
   std::lock_guard<std::mutex> lock(keyspace_mu_);
   if (KeyspaceState* ks = FindKeyspace(id)) return ks;  // created meanwhile
   Leaf* leaf = keyspace_dir_[id >> 8].load(std::memory_order_relaxed);
   // Keyspace 0 (created by Init) is part of the engine's fixed state, like the engine object;
   // the others are charged, as there may be thousands.
   size_t bytes = id == 0 ? 0 : KeyspaceBytes(head_count()) + (leaf == nullptr ? sizeof(Leaf) : 0);
-  if (bytes > 0 && (accountant_.Available() < bytes + pool_->reserve_bytes() ||
-                    !accountant_.TryCharge(mem::MemoryKind::kMetadata, bytes))) {
+  if (force) {
+    accountant_.ForceCharge(mem::MemoryKind::kMetadata, bytes);
+  } else if (bytes > 0 && (accountant_.Available() < bytes + pool_->reserve_bytes() ||
+                           !accountant_.TryCharge(mem::MemoryKind::kMetadata, bytes))) {
     return nullptr;
   }
   if (leaf == nullptr) {
@@ -190,24 +192,51 @@ KeyspaceState* Engine::KeyspaceFor(uint16_t id, Deadline& deadline) {
   }
 }
 
+KeyspaceState* Engine::EnsureKeyspace(uint16_t id) {
+  Deadline deadline = SpaceDeadline();
+  if (KeyspaceState* state = KeyspaceFor(id, deadline)) return state;
+  return TryCreateKeyspace(id, /*force=*/true);
+}
+
+namespace {
+
+uint64_t Load(const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); }
+uint64_t Load(const std::atomic<int64_t>& v) {
+  return static_cast<uint64_t>(std::max<int64_t>(v.load(std::memory_order_relaxed), 0));
+}
+
+// The fields every keyspace keeps in its KeyspaceState (keyspace 0 too).
+void FillOwnStats(const KeyspaceState& state, KeyspaceStats* out) {
+  out->pending_write_bytes = Load(state.pending_bytes);
+  out->quota = Load(state.quota);
+  out->flushes = Load(state.flushes);
+}
+
+}  // namespace
+
 KeyspaceStats Engine::GetKeyspaceStats(Keyspace ks) const {
   KeyspaceStats out;
   if (ks.id != 0) {
     const KeyspaceState* state = FindKeyspace(ks.id);
     if (state == nullptr) return out;
-    out.items = static_cast<uint64_t>(state->items.load(std::memory_order_relaxed));
-    out.key_value_bytes = static_cast<uint64_t>(state->kv_bytes.load(std::memory_order_relaxed));
-    out.item_bytes = static_cast<uint64_t>(state->item_bytes.load(std::memory_order_relaxed));
-    out.pending_write_bytes =
-        static_cast<uint64_t>(state->pending_bytes.load(std::memory_order_relaxed));
+    out.items = Load(state->items);
+    out.key_value_bytes = Load(state->kv_bytes);
+    out.item_bytes = Load(state->item_bytes);
+    out.get_hits = Load(state->hits);
+    out.get_misses = Load(state->misses);
+    out.evictions = Load(state->evictions);
+    FillOwnStats(*state, &out);
     return out;
   }
-  // Keyspace 0 keeps no counters of its own (its items are counted on the hot path by the
-  // shard counters only): the store's totals less every other keyspace's.
+  // Keyspace 0 keeps no counters of its own (its items, hits and misses are counted on the hot
+  // path by the shard counters only): the store's totals less every other keyspace's.
   StoreStats all = GetStats();
   int64_t items = static_cast<int64_t>(all.items);
   int64_t kv = static_cast<int64_t>(all.key_value_bytes);
   int64_t bytes = static_cast<int64_t>(all.key_value_bytes + all.item_header_bytes);
+  int64_t hits = static_cast<int64_t>(all.get_hits);
+  int64_t misses = static_cast<int64_t>(all.get_misses);
+  int64_t evictions = static_cast<int64_t>(all.evictions);
   {
     std::lock_guard<std::mutex> lock(keyspace_mu_);
     for (const std::unique_ptr<KeyspaceState>& state : keyspaces_) {
@@ -215,13 +244,19 @@ KeyspaceStats Engine::GetKeyspaceStats(Keyspace ks) const {
       items -= state->items.load(std::memory_order_relaxed);
       kv -= state->kv_bytes.load(std::memory_order_relaxed);
       bytes -= state->item_bytes.load(std::memory_order_relaxed);
+      hits -= static_cast<int64_t>(Load(state->hits));
+      misses -= static_cast<int64_t>(Load(state->misses));
+      evictions -= static_cast<int64_t>(Load(state->evictions));
     }
   }
-  out.items = static_cast<uint64_t>(std::max<int64_t>(items, 0));
-  out.key_value_bytes = static_cast<uint64_t>(std::max<int64_t>(kv, 0));
-  out.item_bytes = static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
-  out.pending_write_bytes =
-      static_cast<uint64_t>(default_keyspace_->pending_bytes.load(std::memory_order_relaxed));
+  auto floor0 = [](int64_t v) { return static_cast<uint64_t>(std::max<int64_t>(v, 0)); };
+  out.items = floor0(items);
+  out.key_value_bytes = floor0(kv);
+  out.item_bytes = floor0(bytes);
+  out.get_hits = floor0(hits);
+  out.get_misses = floor0(misses);
+  out.evictions = floor0(evictions);
+  FillOwnStats(*default_keyspace_, &out);
   return out;
 }
 
@@ -235,8 +270,7 @@ uint64_t Engine::CasOf(uint64_t location, const mem::ItemView& item) const {
 
 bool Engine::IsStale(uint64_t location, const mem::ItemView& item, int64_t now) const {
   if (item.meta.expiry != 0 && item.meta.expiry <= now) return true;
-  const mem::SegmentMeta& m = pool_->meta(SegmentOf(location));
-  return m.flush_gen.load(std::memory_order_relaxed) != flush_gen_.load(std::memory_order_acquire);
+  return !IsCurrent(pool_->meta(SegmentOf(location)));
 }
 
 void Engine::AccountLive(uint64_t location, const mem::ItemView& item, int sign, ShardCounters& c) {
@@ -399,17 +433,18 @@ bool Engine::Read(Keyspace ks, std::string_view key, ItemRef* out, bool with_cas
   mem::ItemView item;
   uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, miss);
   if (slot == nullptr) {
-    ShardCounters::Inc(c.misses);
+    CountMiss(c, ks);
     return false;
   }
   if (miss != nullptr) *miss = Miss::kNone;
-  ReadHit(slot, item, c, out, with_cas, bump);
+  ReadHit(ks, slot, item, c, out, with_cas, bump);
   return true;
 }
 
-void Engine::ReadHit(uint64_t* slot, const mem::ItemView& found, ShardCounters& c, ItemRef* out,
-                     bool with_cas, bool bump) {
+void Engine::ReadHit(Keyspace ks, uint64_t* slot, const mem::ItemView& found, ShardCounters& c,
+                     ItemRef* out, bool with_cas, bool bump) {
   ShardCounters::Inc(c.hits);
+  if (ks.id != 0) CountFor(ks.id, &KeyspaceState::hits);
   uint64_t location = index::SlotLocation(*slot);
   mem::ItemView item = found;
   if (bump) {
@@ -464,10 +499,71 @@ void Engine::FlushAll(int64_t delay_seconds) {
 }
 
 void Engine::MaybeFlushDue(int64_t now) {
+  if (int64_t due = keyspace_flush_due_.load(std::memory_order_relaxed); due != 0 && now >= due)
+      [[unlikely]] {
+    RunDueKeyspaceFlushes(now);
+  }
   int64_t deadline = flush_deadline_.load(std::memory_order_relaxed);
   if (deadline == 0 || now < deadline) return;
   if (!flush_deadline_.compare_exchange_strong(deadline, 0)) return;
   FlushNow();
+}
+
+// A keyspace's flush_all: its own generation, so that only its segments become stale.
+void Engine::FlushKeyspace(Keyspace ks, int64_t delay_seconds) {
+  KeyspaceState* state = EnsureKeyspace(ks.id);
+  const int64_t now = Now();
+  // As FlushAll: a delayed flush that came due takes effect before it is replaced.
+  MaybeFlushDue(now);
+  if (delay_seconds > 0) {
+    state->flush_deadline.store(now + delay_seconds);
+    NoteKeyspaceFlushDue(now + delay_seconds);
+    return;
+  }
+  state->flush_deadline.store(0);
+  FlushKeyspaceNow(ks.id);
+}
+
+void Engine::NoteKeyspaceFlushDue(int64_t deadline) {
+  int64_t due = keyspace_flush_due_.load();
+  while ((due == 0 || deadline < due) && !keyspace_flush_due_.compare_exchange_weak(due, deadline)) {
+  }
+}
+
+// Whoever takes the due mark runs every flush due and marks the earliest still pending; a
+// delayed flush set meanwhile marks itself (NoteKeyspaceFlushDue), after storing its deadline,
+// so either this scan sees it or its mark survives.
+void Engine::RunDueKeyspaceFlushes(int64_t now) {
+  int64_t due = keyspace_flush_due_.load();
+  if (due == 0 || now < due || !keyspace_flush_due_.compare_exchange_strong(due, 0)) return;
+  std::vector<uint16_t> flush;
+  int64_t next = 0;
+  {
+    std::lock_guard<std::mutex> lock(keyspace_mu_);
+    for (size_t i = 0; i < keyspaces_.size(); ++i) {
+      std::atomic<int64_t>& deadline = keyspaces_[i]->flush_deadline;
+      int64_t d = deadline.load();
+      if (d == 0) continue;
+      if (d <= now && deadline.compare_exchange_strong(d, 0)) {
+        flush.push_back(keyspace_ids_[i]);
+      } else if (d > now && (next == 0 || d < next)) {
+        next = d;
+      }
+    }
+  }
+  for (uint16_t id : flush) FlushKeyspaceNow(id);
+  if (next != 0) NoteKeyspaceFlushDue(next);
+}
+
+void Engine::FlushKeyspaceNow(uint16_t ks_id) {
+  KeyspaceState* state = FindKeyspace(ks_id);
+  std::atomic<uint32_t>& gen = ks_id == 0 ? default_flush_gen_ : state->flush_gen;
+  gen.fetch_add(1, std::memory_order_acq_rel);
+  state->flushes.fetch_add(1, std::memory_order_relaxed);
+  // As FlushNow, for this keyspace's heads only: its writes go to segments of the new
+  // generation, and the cleaner can take the old ones.
+  SealHeadsOf(*state, [](const mem::SegmentMeta&) { return true; });
+  WakeCleaner();
 }
 
 // O(heads), whatever the number of items: from the new generation on, every item of an older

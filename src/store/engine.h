@@ -68,9 +68,10 @@ struct alignas(64) WriteHead {
   uint32_t segment = mem::kNoSegment;
 };
 
-// The write heads and counters of one keyspace, created with its first write and kept for the
-// life of the store (charged as metadata: ~2.5 KiB on a large store). Items of keyspace 0 are
-// counted by the shard counters only; the others here as well, for GetKeyspaceStats.
+// The write heads and counters of one keyspace, created with its first write (or its quota,
+// or flush) and kept for the life of the store (charged as metadata: ~2.5 KiB on a large
+// store). Items, hits, misses and evictions of keyspace 0 are counted by the shard counters
+// only; the others here as well, for GetKeyspaceStats.
 struct KeyspaceState {
   explicit KeyspaceState(int heads) : heads(new WriteHead[heads]) {}
   std::unique_ptr<WriteHead[]> heads;  // as Engine's head layout: writer heads, cleaner heads
@@ -78,6 +79,20 @@ struct KeyspaceState {
   std::atomic<int64_t> kv_bytes{0};
   std::atomic<int64_t> item_bytes{0};
   std::atomic<int64_t> pending_bytes{0};  // reserved by unfinished streaming writes
+  std::atomic<uint64_t> quota{0};         // bytes; 0: none (docs/keyspaces.md, "Quotas")
+  std::atomic<uint64_t> hits{0};
+  std::atomic<uint64_t> misses{0};
+  std::atomic<uint64_t> evictions{0};
+  std::atomic<uint64_t> flushes{0};
+  // The keyspace's own flush generation, added to the store's: a segment of the keyspace is
+  // current while its flush_gen equals the sum (Engine::GenOf). Keyspace 0 uses
+  // Engine::default_flush_gen_ instead (beside the store's, on the hot path).
+  std::atomic<uint32_t> flush_gen{0};
+  std::atomic<int64_t> flush_deadline{0};  // a pending delayed FlushAll(keyspace); 0: none
+  // When a write over the quota last found nothing stale to drop (eviction off), and the
+  // bytes used then (Engine::ReclaimStaleInQuota).
+  std::atomic<int64_t> fruitless_at{0};
+  std::atomic<int64_t> fruitless_used{0};
 };
 
 // A region reserved in a segment for one item; pins the segment until published or dropped.
@@ -118,6 +133,8 @@ class Engine {
   Outcome CommitWrite(ValueWriter* w);
   void AbortWrite(ValueWriter* w);
   void FlushAll(int64_t delay_seconds);
+  void FlushKeyspace(Keyspace ks, int64_t delay_seconds);
+  void SetKeyspaceQuota(Keyspace ks, size_t bytes);
   StoreStats GetStats() const;
   KeyspaceStats GetKeyspaceStats(Keyspace ks) const;
   bool ChargeExternal(size_t bytes);
@@ -218,13 +235,28 @@ class Engine {
     return counters_[hash & (index_->shard_count() - 1)];
   }
   void FillRef(uint64_t location, const mem::ItemView& item, ItemRef* out);
+  // Per-keyspace counters beside the shard counters (keyspace 0 has only those).
+  void CountMiss(ShardCounters& c, Keyspace ks) {
+    ShardCounters::Inc(c.misses);
+    if (ks.id != 0) CountFor(ks.id, &KeyspaceState::misses);
+  }
+  // An item of keyspace `ks_id` was evicted.
+  void CountEviction(uint16_t ks_id) {
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    if (ks_id != 0) CountFor(ks_id, &KeyspaceState::evictions);
+  }
+  void CountFor(uint16_t id, std::atomic<uint64_t> KeyspaceState::* counter) {
+    if (KeyspaceState* state = FindKeyspace(id)) {
+      (state->*counter).fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   std::optional<Outcome> TouchInPlace(Keyspace ks, std::string_view key, uint32_t expiry,
                                       int64_t now, ItemRef* out, bool with_cas,
                                       Miss* miss = nullptr);
   // A read hit on `slot`: counts it, fills *out and, with `bump`, records the access (the
   // eviction frequency and the item's "hit before" bit). REQUIRES: shard lock.
-  void ReadHit(uint64_t* slot, const mem::ItemView& item, ShardCounters& c, ItemRef* out,
-               bool with_cas, bool bump = true);
+  void ReadHit(Keyspace ks, uint64_t* slot, const mem::ItemView& item, ShardCounters& c,
+               ItemRef* out, bool with_cas, bool bump = true);
   // Fetch's changes to a found item: a new expiry and/or state bits. In place when the item has
   // the fields; else false, and the caller rewrites it (RewriteMeta). REQUIRES: shard lock.
   bool ChangeMetaInPlace(uint64_t location, const mem::ItemView& item, bool set_expiry,
@@ -257,12 +289,31 @@ class Engine {
   // An expiry field that was touched to "never" in place holds this (Feb 2106).
   static constexpr uint32_t kStoredNever = mem::kNeverExpires - 1;
   int64_t Now() const { return clock_->NowSeconds(); }
+  // The flush generation segments of keyspace `ks_id` are opened in now: the store's (bumped
+  // by FlushAll) plus the keyspace's own (bumped by FlushAll(keyspace)). Both only grow, so
+  // either flush changes the sum; a segment whose flush_gen differs holds only stale items.
+  uint32_t GenOf(uint16_t ks_id) const {
+    uint32_t gen = flush_gen_.load(std::memory_order_acquire);
+    if (ks_id == 0) return gen + default_flush_gen_.load(std::memory_order_acquire);
+    const KeyspaceState* state = FindKeyspace(ks_id);
+    return state == nullptr ? gen : gen + state->flush_gen.load(std::memory_order_acquire);
+  }
+  bool IsCurrent(const mem::SegmentMeta& m) const {
+    return m.flush_gen.load(std::memory_order_relaxed) ==
+           GenOf(m.keyspace.load(std::memory_order_relaxed));
+  }
   // Converts memcached's exptime to an absolute expiry; *expired when it is already past.
   static uint32_t AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired);
   int ExpiryClass(uint32_t expiry, int64_t now) const;
   void MaybeFlushDue(int64_t now);
   // Starts a new flush generation: O(heads); the cleaner drops the flushed items later.
   void FlushNow();
+  // The same for one keyspace: O(its heads).
+  void FlushKeyspaceNow(uint16_t ks_id);
+  // Runs the delayed per-keyspace flushes due by `now` (keyspace_flush_due_).
+  void RunDueKeyspaceFlushes(int64_t now);
+  // Lowers keyspace_flush_due_ to `deadline` if it is earlier (0: none pending).
+  void NoteKeyspaceFlushDue(int64_t deadline);
   // Wakes the background cleaner thread, if there is one, for a pass now.
   void WakeCleaner();
 
@@ -297,7 +348,52 @@ class Engine {
   // The state of keyspace `id`, created (and its memory charged) if needed; null if the memory
   // cannot be found until `deadline`. REQUIRES: no shard lock held.
   KeyspaceState* KeyspaceFor(uint16_t id, Deadline& deadline);
-  KeyspaceState* TryCreateKeyspace(uint16_t id);
+  KeyspaceState* TryCreateKeyspace(uint16_t id, bool force = false);
+  // KeyspaceFor for the control calls (quota, flush), which cannot fail: when no memory can
+  // be found for the state, it is charged beyond the limit (a few KiB).
+  KeyspaceState* EnsureKeyspace(uint16_t id);
+
+  // --- quotas (quota.cc, docs/keyspaces.md "Quotas") ---
+  // Bytes a keyspace's quota counts: its items as stored and its pending streaming writes.
+  static int64_t QuotaUsed(const KeyspaceState& ks) {
+    return ks.item_bytes.load(std::memory_order_relaxed) +
+           ks.pending_bytes.load(std::memory_order_relaxed);
+  }
+  // Makes room within the keyspace's quota for `growth` more bytes: evicts the keyspace's own
+  // coldest segments (eviction on) until they fit. True if they fit (or there is no quota);
+  // false with eviction off, for an item larger than the quota, or at the deadline.
+  // REQUIRES: no shard lock held.
+  bool FitQuota(KeyspaceState& ks, uint16_t ks_id, int64_t growth, Deadline& deadline);
+  bool OverQuota(const KeyspaceState& ks, int64_t growth) const {
+    uint64_t quota = ks.quota.load(std::memory_order_relaxed);
+    return quota != 0 && QuotaUsed(ks) + growth > static_cast<int64_t>(quota);
+  }
+  // With eviction off: drops the keyspace's expired and flushed items by compacting its sealed
+  // segments, until `growth` more bytes fit. False if they do not.
+  bool ReclaimStaleInQuota(KeyspaceState& ks, uint16_t ks_id, int64_t growth);
+  // Evicts one segment of keyspace `ks_id` (its oldest, S3-FIFO), sealing its idle open heads
+  // first if it has no sealed one. False if none could be claimed.
+  bool EvictFromKeyspace(uint16_t ks_id, int64_t now);
+  // Choices of eviction by fair share (PickEvictionVictim), among the keyspaces with a quota:
+  // the one whose segments exceed its fair share of memory the most (its quota, scaled down
+  // when the quotas add up to more than the memory there is), and the one whose segments fill
+  // the largest fraction of its share. kAnyKeyspace: none. `ids`: the segments in use.
+  struct ShareChoice {
+    int over = kAnyKeyspace;
+    int fullest = kAnyKeyspace;
+  };
+  ShareChoice ChooseByShare(const std::vector<uint32_t>& ids) const;
+  // Keyspace filters of PickEvictionVictimOf, beside a keyspace's id.
+  static constexpr int kAnyKeyspace = -1;
+  static constexpr int kWithoutQuota = -2;
+  bool InKeyspaces(uint16_t ks_id, int filter) const {
+    if (filter == kAnyKeyspace) return true;
+    if (filter == kWithoutQuota) {
+      const KeyspaceState* state = FindKeyspace(ks_id);
+      return state == nullptr || state->quota.load(std::memory_order_relaxed) == 0;
+    }
+    return ks_id == filter;
+  }
 
   // Whether a write that made room but lost it (to another writer, a flush_all passing) tries
   // again. With eviction on, always: each retry follows memory freed, and the data to evict is
@@ -365,10 +461,11 @@ class Engine {
   Outcome WriteExpiredOnArrival(SetMode mode, uint64_t hash, Keyspace ks, std::string_view key,
                                 uint64_t cas_unique);
   Outcome Modify(Keyspace ks, std::string_view key, Rewriter& rewriter);
-  enum class RewriteStep { kDone, kLostRace, kNoMemory };
+  enum class RewriteStep { kDone, kLostRace, kNoMemory, kOverQuota };
   // One attempt of Modify. With `hold_lock` the shard lock is held from reading the old
   // version to publishing the new one, so the attempt cannot lose a race. kNoMemory:
-  // *need_bytes to make room for (0: a segment).
+  // *need_bytes to make room for (0: a segment); kOverQuota: the keyspace's quota has no room
+  // for *need_bytes more.
   RewriteStep RewriteOnce(Keyspace ks, std::string_view key, uint64_t hash, Rewriter& rewriter,
                           bool hold_lock, Outcome* outcome, size_t* need_bytes);
   Outcome Concatenate(Keyspace ks, std::string_view key, std::string_view data, bool append,
@@ -463,10 +560,13 @@ class Engine {
   // Seals every head's open segment, in every keyspace, for which seal(meta) is true.
   template <typename Seal>
   void SealHeads(Seal&& seal);
+  // The same for one keyspace's heads. Needs no keyspace_mu_.
+  template <typename Seal>
+  void SealHeadsOf(KeyspaceState& ks, Seal&& seal);
   bool FreeEmptyAndExpired(int64_t now, bool short_of_memory);
-  // Whether every item of the segment is stale: written before the flush generation `gen`, or
-  // expired by `now`.
-  bool AllStale(const mem::SegmentMeta& m, uint32_t gen, int64_t now) const;
+  // Whether every item of the segment is stale: written before its keyspace's current flush
+  // generation (GenOf), or expired by `now`.
+  bool AllStale(const mem::SegmentMeta& m, int64_t now) const;
   // A sealed segment no writer is filling whose every item is stale (flushed or expired), or
   // kNoSegment: emptying it copies nothing.
   uint32_t PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now) const;
@@ -520,7 +620,11 @@ class Engine {
   // Live bytes over the capacity of regular segments in use.
   double StoreLiveRatio(const std::vector<uint32_t>& ids) const;
   uint64_t StoreLiveBytes(const std::vector<uint32_t>& ids) const;
+  // With quotas set, from the keyspace furthest over its fair share first (KeyspaceOverShare).
   uint32_t PickEvictionVictim(const std::vector<uint32_t>& ids) const;
+  // The S3-FIFO victim among the segments of keyspace `ks_id`, or of the keyspaces a filter
+  // (kAnyKeyspace, kWithoutQuota) names.
+  uint32_t PickEvictionVictimOf(const std::vector<uint32_t>& ids, int ks_id) const;
   // REQUIRES: cleaner_mu_ held (uses in_use_).
   bool CompactOrEvict(size_t want_bytes, int64_t now);
 
@@ -548,9 +652,14 @@ class Engine {
   std::vector<std::unique_ptr<Leaf>> leaves_;
   std::vector<std::unique_ptr<KeyspaceState>> keyspaces_;
   std::vector<uint16_t> keyspace_ids_;  // parallel to keyspaces_
+  std::vector<uint16_t> quota_ids_;      // keyspaces with a quota (guarded by keyspace_mu_)
+  std::atomic<int> quota_count_{0};      // quota_ids_.size(), read without the lock
   std::atomic<uint64_t> open_seq_{0};
   std::atomic<uint32_t> flush_gen_{1};
+  std::atomic<uint32_t> default_flush_gen_{0};  // keyspace 0's own (GenOf)
   std::atomic<int64_t> flush_deadline_{0};  // pending delayed flush_all; 0 = none
+  // The earliest pending delayed FlushAll(keyspace) deadline; 0: none.
+  std::atomic<int64_t> keyspace_flush_due_{0};
 
   // The cleaner: one pass at a time, on the background thread or in a writer; beside it,
   // writers short of memory clean segments they claim (Claim) without this lock.
@@ -617,19 +726,22 @@ class Engine {
 };
 
 template <typename Seal>
+void Engine::SealHeadsOf(KeyspaceState& ks, Seal&& seal) {
+  for (int i = 0; i < head_count(); ++i) {
+    WriteHead& head = ks.heads[i];
+    std::lock_guard<SpinLock> lock(head.lock);
+    if (head.segment == mem::kNoSegment) continue;
+    mem::SegmentMeta& m = pool_->meta(head.segment);
+    if (!seal(m)) continue;
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);
+    head.segment = mem::kNoSegment;
+  }
+}
+
+template <typename Seal>
 void Engine::SealHeads(Seal&& seal) {
   std::lock_guard<std::mutex> keyspaces(keyspace_mu_);
-  for (const std::unique_ptr<KeyspaceState>& ks : keyspaces_) {
-    for (int i = 0; i < head_count(); ++i) {
-      WriteHead& head = ks->heads[i];
-      std::lock_guard<SpinLock> lock(head.lock);
-      if (head.segment == mem::kNoSegment) continue;
-      mem::SegmentMeta& m = pool_->meta(head.segment);
-      if (!seal(m)) continue;
-      m.state.store(mem::SegState::kSealed, std::memory_order_release);
-      head.segment = mem::kNoSegment;
-    }
-  }
+  for (const std::unique_ptr<KeyspaceState>& ks : keyspaces_) SealHeadsOf(*ks, seal);
 }
 
 }  // namespace cinch::store

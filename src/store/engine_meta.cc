@@ -137,7 +137,7 @@ bool Engine::Fetch(Keyspace ks, std::string_view key, const FetchOptions& o, Ite
     Miss miss = Miss::kNone;
     uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, &miss);
     if (slot == nullptr) {
-      ShardCounters::Inc(c.misses);
+      CountMiss(c, ks);
       if (!o.vivify || created || decided) {
         result->miss = miss;
         result->won = false;
@@ -190,7 +190,7 @@ bool Engine::Fetch(Keyspace ks, std::string_view key, const FetchOptions& o, Ite
       // Changed in place, or unchanged (only then may it be in the file tier).
       if (!pool_->IsFileLocation(location)) item = mem::DecodeItem(ItemAt(location));
     }
-    ReadHit(slot, item, c, out, o.with_cas, !o.no_bump);
+    ReadHit(ks, slot, item, c, out, o.with_cas, !o.no_bump);
     ReportSeen(seen, out);
     // A negative T: the reader gets the item, later readers do not (memcached sets it expired).
     if ((o.touch && touch_expired && !created) || (created && vivify_expired)) {

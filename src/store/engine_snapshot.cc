@@ -129,7 +129,7 @@ class SnapshotWriter {
 
   // Writes the record of `segment` (in memory, or on the file tier) at *pos, if it holds live
   // items; advances *pos.
-  bool WriteSegment(uint32_t segment, int64_t now, uint32_t gen, uint64_t* pos) {
+  bool WriteSegment(uint32_t segment, int64_t now, uint64_t* pos) {
     mem::SegmentMeta& m = e_->pool_->meta(segment);
     const mem::SegState state = m.state.load(std::memory_order_acquire);
     const bool on_file = e_->pool_->IsFile(segment);
@@ -141,7 +141,7 @@ class SnapshotWriter {
     }
     const uint32_t length = m.write_offset.load(std::memory_order_acquire);
     if (length == 0 || m.live_items.load(std::memory_order_acquire) == 0 ||
-        m.flush_gen.load(std::memory_order_relaxed) != gen) {
+        !e_->IsCurrent(m)) {
       return true;  // nothing live, or every item flushed
     }
     RecordHeader h{};
@@ -323,19 +323,18 @@ Status Engine::SaveTo(const std::string& path, uint64_t memory_limit) {
   if (!PwriteAll(fd.get(), &h, sizeof(h), 0)) return Errno("cannot write", path);
 
   auto writer = std::make_unique<SnapshotWriter>(this, fd.get(), h.snapshot_id);
-  const uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   std::vector<uint32_t> ids;
   pool_->InUse(&ids);
   std::sort(ids.begin(), ids.end());
   uint64_t pos = sizeof(FileHeader);
   for (uint32_t id : ids) {
-    if (!writer->WriteSegment(id, now, gen, &pos)) return Errno("cannot write", path);
+    if (!writer->WriteSegment(id, now, &pos)) return Errno("cannot write", path);
   }
   // Then the file tier's segments (after memory's: a load fills memory first).
   if (HasTier()) {
     const uint32_t end = pool_->file_high_water();
     for (uint32_t id = pool_->file_first(); id < end; ++id) {
-      if (!writer->WriteSegment(id, now, gen, &pos)) return Errno("cannot write", path);
+      if (!writer->WriteSegment(id, now, &pos)) return Errno("cannot write", path);
     }
   }
   if (!writer->WriteTrailer(pos)) return Errno("cannot write", path);
@@ -725,7 +724,7 @@ class SnapshotReader {
   void Describe(const RecordHeader& r, mem::SegmentMeta& m) {
     m.keyspace.store(r.keyspace, std::memory_order_relaxed);
     m.open_seq.store(r.open_seq, std::memory_order_relaxed);
-    m.flush_gen.store(e_->flush_gen_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    m.flush_gen.store(e_->GenOf(r.keyspace), std::memory_order_relaxed);
     m.write_time.store(r.write_time, std::memory_order_relaxed);
     m.head.store(static_cast<uint8_t>(r.main_fifo ? e_->CleanerHead(0) : 0),
                  std::memory_order_relaxed);

@@ -45,6 +45,9 @@ Outcome Engine::BeginWrite(Keyspace ks, SetMode mode, std::string_view key, size
   }
   Deadline deadline = SpaceDeadline();
   KeyspaceState* state = KeyspaceFor(ks.id, deadline);
+  if (state != nullptr && !FitQuota(*state, ks.id, static_cast<int64_t>(size), deadline)) {
+    state = nullptr;  // out of quota: as out of memory
+  }
   char* item = nullptr;
   uint32_t segment = mem::kNoSegment;
   if (state != nullptr && size > jumbo_threshold_) {
@@ -103,8 +106,7 @@ Outcome Engine::CommitWrite(ValueWriter* w) {
     for (;;) {
       // Stored now, so after any flush_all since BeginWrite: the item joins the current flush
       // generation. Safe: no cleaner looks at the segment while it has a writer.
-      pool_->meta(r.segment).flush_gen.store(flush_gen_.load(std::memory_order_acquire),
-                                             std::memory_order_relaxed);
+      pool_->meta(r.segment).flush_gen.store(GenOf(ks.id), std::memory_order_relaxed);
       bool retry = false;
       size_t need_bytes = 0;
       o = Publish(mode, hash, ks, item.key, 0, r, &retry, &need_bytes);

@@ -43,7 +43,7 @@ void Engine::OpenSegment(uint32_t segment, int head, bool jumbo, uint16_t ks_id)
   m.keyspace.store(ks_id, std::memory_order_relaxed);
   m.open_seq.store(open_seq_.fetch_add(1, std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
-  m.flush_gen.store(flush_gen_.load(std::memory_order_acquire), std::memory_order_relaxed);
+  m.flush_gen.store(GenOf(ks_id), std::memory_order_relaxed);
   m.write_time.store(static_cast<uint32_t>(Now()), std::memory_order_relaxed);
   m.head.store(static_cast<uint8_t>(head), std::memory_order_relaxed);
   m.state.store(jumbo ? mem::SegState::kSealed : mem::SegState::kOpen, std::memory_order_release);
@@ -69,9 +69,7 @@ bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, si
     // A segment of an older flush generation (a flush_all has begun and not sealed this head
     // yet) takes no more items: they would be stale at once. A cleaner moving an item written
     // since the flush would drop it (Relocate), a writer would write it again (Publish).
-    bool current =
-        m.flush_gen.load(std::memory_order_relaxed) == flush_gen_.load(std::memory_order_acquire);
-    if (current && offset + size <= m.capacity) {
+    if (IsCurrent(m) && offset + size <= m.capacity) {
       m.write_offset.store(static_cast<uint32_t>(offset + size), std::memory_order_relaxed);
       m.writers.fetch_add(1, std::memory_order_relaxed);
       *r = Reservation{head.segment, offset, m.base + offset};
@@ -339,6 +337,7 @@ Outcome Engine::InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location
     CINCH_CHECK(victim != nullptr);
     std::string on_file;  // the victim's bytes, if they are on file (read under the lock: rare)
     mem::ItemView item;
+    const uint16_t victim_ks = KeyspaceOf(index::SlotLocation(*victim));
     if (ItemOrRead(index::SlotLocation(*victim), &on_file, &item)) {
       Unlink(shard, CountersFor(hash), victim, item);
     } else {
@@ -346,7 +345,7 @@ Outcome Engine::InsertSlot(index::Shard& shard, uint64_t hash, uint64_t location
       MarkFileSegmentLost(SegmentOf(index::SlotLocation(*victim)));
       index_->Erase(shard, victim);
     }
-    evictions_.fetch_add(1, std::memory_order_relaxed);
+    CountEviction(victim_ks);
     result = index_->Insert(shard, hash, location, freq);
   }
   if (result == Result::kOk) return Outcome::kStored;
@@ -365,8 +364,7 @@ Outcome Engine::Publish(SetMode mode, uint64_t hash, Keyspace ks, std::string_vi
   const int64_t now = Now();
   uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old, nullptr, /*promote=*/false);
   // After FindLive, which may have released the lock to read the file tier.
-  if (pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) !=
-      flush_gen_.load(std::memory_order_acquire)) {
+  if (!IsCurrent(pool_->meta(r.segment))) {
     *retry = true;  // a flush_all passed while the item was written; write it again
     return Outcome::kStored;
   }
@@ -460,6 +458,11 @@ Outcome Engine::WriteDecided(Keyspace ks, SetMode mode, uint64_t hash, std::stri
   int cls = ExpiryClass(meta.expiry, now);
   Deadline deadline = SpaceDeadline();
   KeyspaceState* state = KeyspaceFor(ks.id, deadline);
+  // A streaming write's staged item (`encoded`) was counted against the quota at BeginWrite.
+  if (state != nullptr && encoded == nullptr &&
+      !FitQuota(*state, ks.id, static_cast<int64_t>(size), deadline)) {
+    state = nullptr;  // out of quota: as out of memory
+  }
   for (int attempt = 0; state != nullptr && MayRetry(attempt, deadline); ++attempt) {
     Reservation r;
     if (!Reserve(*state, ks.id, size, cls, meta.expiry, deadline, &r)) break;
@@ -599,6 +602,13 @@ Outcome Engine::Modify(Keyspace ks, std::string_view key, Rewriter& rewriter) {
         continue;
       case RewriteStep::kNoMemory:
         break;
+      case RewriteStep::kOverQuota:
+        // need_bytes: the growth. The keyspace exists: its item was found.
+        if (FitQuota(*FindKeyspace(ks.id), ks.id, static_cast<int64_t>(need_bytes), deadline)) {
+          continue;
+        }
+        out_of_memory_.fetch_add(1, std::memory_order_relaxed);
+        return Outcome::kOutOfMemory;
     }
     if (!MayRetry(attempt++, deadline) || !ReclaimSpace(need_bytes, deadline)) break;
   }
@@ -633,12 +643,19 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
   // room is made here: a pin held meanwhile can keep the very segment a cleaner would free
   // (and a shard lock, every cleaner touching the shard). Without space, let go, make room,
   // and decide again.
+  // The keyspace exists: its item was just found. The new version replaces the old one: the
+  // quota needs room for the difference only.
+  KeyspaceState& state = *FindKeyspace(ks.id);
+  if (const int64_t growth = static_cast<int64_t>(size) - static_cast<int64_t>(old.size);
+      growth > 0 && OverQuota(state, growth)) {
+    *need_bytes = static_cast<size_t>(growth);
+    return RewriteStep::kOverQuota;
+  }
   std::atomic<uint32_t>& old_pins = PinsOf(old_location);
   old_pins.fetch_add(1, std::memory_order_acq_rel);
   if (!hold_lock) lock.unlock();
   Reservation r;
-  // The keyspace exists: its item was just found.
-  if (!TryReserve(*FindKeyspace(ks.id), ks.id, size, ExpiryClass(rewriter.meta.expiry, now), &r)) {
+  if (!TryReserve(state, ks.id, size, ExpiryClass(rewriter.meta.expiry, now), &r)) {
     if (lock.owns_lock()) lock.unlock();
     old_pins.fetch_sub(1, std::memory_order_release);
     *need_bytes = size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0;
@@ -655,8 +672,7 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
   bool published = false;
   mem::ItemView current;
   slot = FindLive(shard, c, hash, ks, key, Now(), &current);
-  bool same_gen = pool_->meta(r.segment).flush_gen.load(std::memory_order_relaxed) ==
-                  flush_gen_.load(std::memory_order_acquire);
+  bool same_gen = IsCurrent(pool_->meta(r.segment));
   // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
   // version would be lost: decide again on the current version then.
   const bool same_meta = slot != nullptr && current.meta.expiry == old.meta.expiry &&
@@ -717,7 +733,7 @@ std::optional<Outcome> Engine::TouchInPlace(Keyspace ks, std::string_view key, u
   }
   NoteExpiry(SegmentOf(location), expiry);
   if (out != nullptr) {
-    ReadHit(slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
+    ReadHit(ks, slot, mem::DecodeItem(ItemAt(location)), c, out, with_cas);
   } else if (!item.meta.fetched) {
     mem::MarkFetched(const_cast<char*>(ItemAt(location)));  // a touch is an access too
   }

@@ -212,6 +212,14 @@ Outcome Store::Decr(Keyspace keyspace, std::string_view key, uint64_t delta, uin
 }
 
 void Store::FlushAll(int64_t delay_seconds) { engine_->FlushAll(delay_seconds); }
+
+void Store::FlushAll(Keyspace keyspace, int64_t delay_seconds) {
+  engine_->FlushKeyspace(keyspace, delay_seconds);
+}
+
+void Store::SetKeyspaceQuota(Keyspace keyspace, size_t bytes) {
+  engine_->SetKeyspaceQuota(keyspace, bytes);
+}
 StoreStats Store::GetStats() const { return engine_->GetStats(); }
 KeyspaceStats Store::GetKeyspaceStats(Keyspace keyspace) const {
   return engine_->GetKeyspaceStats(keyspace);

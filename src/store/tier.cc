@@ -286,7 +286,7 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
     shard.lock.lock();
     if (uint64_t* slot = index_->FindLocation(shard, hash, location)) {
       Unlink(shard, c, slot, v);
-      evictions_.fetch_add(1, std::memory_order_relaxed);
+      CountEviction(ks.id);
       tier_evictions_.fetch_add(1, std::memory_order_relaxed);
     }
     return finish(Resolution::kGone);
@@ -419,7 +419,7 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
              const mem::ItemView&) {
       if (uint64_t* slot = index_->FindLocation(shard, hash, Location(file, offset))) {
         Unlink(shard, c, slot, mem::DecodeItem(s.base + offset));
-        evictions_.fetch_add(1, std::memory_order_relaxed);
+        CountEviction(KeyspaceOf(Location(file, offset)));
         tier_evictions_.fetch_add(1, std::memory_order_relaxed);
         tier_io_errors_.fetch_add(1, std::memory_order_relaxed);
       }
@@ -456,7 +456,6 @@ uint32_t Engine::TakeFileSegment(int64_t now) {
 }
 
 uint32_t Engine::PickFileVictim(int64_t now, FileClean* how) const {
-  const uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   const uint32_t end = pool_->file_high_water();
   uint32_t emptiest = mem::kNoSegment, oldest = mem::kNoSegment;
   int64_t emptiest_live = 0;
@@ -468,7 +467,7 @@ uint32_t Engine::PickFileVictim(int64_t now, FileClean* how) const {
       *how = FileClean::kEmpty;
       return id;
     }
-    if (AllStale(m, gen, now)) {
+    if (AllStale(m, now)) {
       *how = FileClean::kDrop;
       return id;
     }
@@ -571,7 +570,7 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
             Unlink(shard, c, slot, item);
           } else if (moved == MoveResult::kNoRoom) {
             Unlink(shard, c, slot, item);
-            evictions_.fetch_add(1, std::memory_order_relaxed);
+            CountEviction(ks);
             tier_evictions_.fetch_add(1, std::memory_order_relaxed);
           }
         }
@@ -592,7 +591,6 @@ void Engine::FreeStaleFileSegments(int64_t now) {
   if (!HasTier()) return;
   std::unique_lock<std::mutex> lock(tier_mu_, std::try_to_lock);
   if (!lock.owns_lock()) return;  // a demotion is freeing file segments: next pass
-  const uint32_t gen = flush_gen_.load(std::memory_order_acquire);
   const uint32_t end = pool_->file_high_water();
   for (uint32_t id = pool_->file_first(); id < end; ++id) {
     const mem::SegmentMeta& m = pool_->meta(id);
@@ -600,7 +598,7 @@ void Engine::FreeStaleFileSegments(int64_t now) {
     const bool empty = m.live_items.load(std::memory_order_acquire) == 0;
     if (file_state_[id - pool_->file_first()].lost.load(std::memory_order_acquire)) {
       if (Claim(id)) DropLostFileSegment(id);  // a read failed where it could not be dropped
-    } else if ((empty || AllStale(m, gen, now)) && Claim(id)) {
+    } else if ((empty || AllStale(m, now)) && Claim(id)) {
       EmptyFileSegment(id, empty ? FileClean::kEmpty : FileClean::kDrop, now);
     }
   }
