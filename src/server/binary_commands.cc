@@ -409,7 +409,7 @@ void MemcacheSession::BinaryFlush(const bin::Request& r, net::Output* out) {
   if (!context_->options->flush_enabled) return Error(out, r, Status::kAuthError);
   ThreadCounters::Add(counters_->cmd_flush);
   const int64_t delay = r.extras.size() == 4 ? bin::LoadBig32(r.extras.data()) : 0;
-  store_->FlushAll(delay);
+  Flush(delay);
   Success(out, r);
 }
 

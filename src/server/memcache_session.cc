@@ -475,8 +475,13 @@ void MemcacheSession::Touch(const proto::Request& r, net::Output* out) {
 void MemcacheSession::FlushAll(const proto::Request& r, net::Output* out) {
   if (!context_->options->flush_enabled) return out->Append(proto::reply::kFlushDisabled);
   ThreadCounters::Add(counters_->cmd_flush);
-  store_->FlushAll(r.has_number ? r.number : 0);
+  Flush(r.has_number ? r.number : 0);
   Reply(out, proto::reply::kOk, r.noreply);
+}
+
+void MemcacheSession::Flush(int64_t delay_seconds) {
+  if (context_->users == nullptr) return store_->FlushAll(delay_seconds);
+  store_->FlushAll(keyspace_, delay_seconds);
 }
 
 void MemcacheSession::DebugTime(const proto::Request& r, net::Output* out) {

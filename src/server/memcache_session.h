@@ -72,6 +72,9 @@ class MemcacheSession final : public net::Session {
   void Delete(const proto::Request& r, net::Output* out);
   void Arithmetic(const proto::Request& r, net::Output* out);
   void Touch(const proto::Request& r, net::Output* out);
+  // flush_all: every item without an auth file; with one, the items of the session's
+  // keyspace only (a tenant's, or the default keyspace its users share).
+  void Flush(int64_t delay_seconds);
   void FlushAll(const proto::Request& r, net::Output* out);
   void Stats(const proto::Request& r, net::Output* out);
   void DebugTime(const proto::Request& r, net::Output* out);

@@ -488,6 +488,38 @@ TEST_F(AuthSessionTest, TenantsHaveTheirOwnKeyspaces) {
   EXPECT_EQ(ref.value(), "t2");
 }
 
+// A tenant's flush_all flushes its own keyspace, and its stats are its keyspace's figures;
+// with an auth file, a default-keyspace user's flush_all leaves the tenants' items.
+TEST_F(AuthSessionTest, TenantsFlushAndStatsTheirOwn) {
+  const uint16_t ten1 = users_.Authenticate("ten1", "t1")->keyspace.id;
+  store_->SetKeyspaceQuota(Keyspace{ten1}, 8 << 20);
+  ASSERT_EQ(Login("alice", "secret"), "STORED\r\n");
+  ASSERT_EQ(Send("set a 0 0 1\r\na\r\n"), "STORED\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten2", "t2"), "STORED\r\n");
+  ASSERT_EQ(Send("set b 0 0 1\r\nb\r\n"), "STORED\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  ASSERT_EQ(Send("set x 0 0 3\r\nxyz\r\nset y 0 0 1\r\ny\r\nget x nope\r\n"),
+            "STORED\r\nSTORED\r\nVALUE x 0 3\r\nxyz\r\nEND\r\n");
+  std::string stats = Send("stats\r\n");
+  EXPECT_NE(stats.find("STAT curr_items 2\r\n"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("STAT limit_maxbytes 8388608\r\n"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("STAT get_hits 1\r\nSTAT get_misses 1\r\n"), std::string::npos) << stats;
+  EXPECT_EQ(stats.find("STAT curr_connections"), std::string::npos) << stats;
+  EXPECT_EQ(Send("flush_all\r\nget x y\r\nstats\r\n").find("END\r\nSTAT pid"), 4u);
+  EXPECT_EQ(store_->GetKeyspaceStats(Keyspace{ten1}).flushes, 1u);
+  Reconnect();
+  ASSERT_EQ(Login("ten2", "t2"), "STORED\r\n");
+  EXPECT_EQ(Send("get b\r\n"), "VALUE b 0 1\r\nb\r\nEND\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("bob", "pw"), "STORED\r\n");
+  EXPECT_EQ(Send("get a\r\nflush_all\r\nget a\r\n"), "VALUE a 0 1\r\na\r\nEND\r\nOK\r\nEND\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten2", "t2"), "STORED\r\n");
+  EXPECT_EQ(Send("get b\r\n"), "VALUE b 0 1\r\nb\r\nEND\r\n");
+}
+
 TEST_F(AuthSessionTest, ReloadRevokesOnlyRemovedUsers) {
   EXPECT_TRUE(session_->StillAllowed());  // not authenticated: nothing to revoke
   ASSERT_EQ(Login("bob", "pw"), "STORED\r\n");

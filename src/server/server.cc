@@ -433,9 +433,21 @@ class Server::Impl {
   }
 
   // The tenants' quotas (users with a keyspace of their own), after each load of the auth
-  // file. The store bounds each keyspace once it has per-keyspace quotas
-  // (Store::SetKeyspaceQuota, docs/keyspaces.md); this is where they are handed to it.
-  void ApplyQuotas(const std::vector<KeyspaceQuota>& quotas) { tenant_quotas_ = quotas; }
+  // file, handed to the store (Store::SetKeyspaceQuota, docs/keyspaces.md). A keyspace whose
+  // tenant is gone (removed, or left without a quota) is flushed and unbounded: its items could
+  // never be read again, and its id is not reused.
+  void ApplyQuotas(const std::vector<KeyspaceQuota>& quotas) {
+    for (const KeyspaceQuota& q : quotas) store_->SetKeyspaceQuota(q.keyspace, q.quota);
+    for (const KeyspaceQuota& old : tenant_quotas_) {
+      const bool kept = std::any_of(quotas.begin(), quotas.end(), [&](const KeyspaceQuota& q) {
+        return q.keyspace == old.keyspace;
+      });
+      if (kept) continue;
+      store_->FlushAll(old.keyspace, 0);
+      store_->SetKeyspaceQuota(old.keyspace, 0);
+    }
+    tenant_quotas_ = quotas;
+  }
 
   // The HTTP cache's loop: its own sessions, the same connection budget as memcached's.
   Status StartHttp() {

@@ -17,7 +17,7 @@
 namespace cinch::server {
 class TierPromoter;
 class UserTable;
-}
+}  // namespace cinch::server
 
 namespace cinch::server {
 

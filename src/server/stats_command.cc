@@ -11,6 +11,7 @@
 #include "server/memcache_session.h"
 #include "server/reply_format.h"
 #include "server/tier_promoter.h"
+#include "server/users.h"
 
 namespace cinch::server {
 
@@ -162,6 +163,25 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   if (ctx.http_stats != nullptr) HttpStats(ctx, w);
 }
 
+// A tenant's "stats" (a user of the auth file with a quota): the figures of its own keyspace
+// under memcached's names, and the server's identity; nothing of the other tenants'.
+void TenantStats(const ServerContext& ctx, Keyspace keyspace, StatWriter* w) {
+  const int64_t now = ctx.clock->NowSeconds();
+  const KeyspaceStats ks = ctx.store->GetKeyspaceStats(keyspace);
+  w->Add("pid", static_cast<int64_t>(getpid()));
+  w->Add("uptime", now - ctx.started_at);
+  w->Add("time", now);
+  w->Add("version", kServerVersion);
+  w->Add("pointer_size", 64);
+  w->Add("cmd_get", ks.get_hits + ks.get_misses);
+  w->Add("get_hits", ks.get_hits);
+  w->Add("get_misses", ks.get_misses);
+  w->Add("limit_maxbytes", ks.quota != 0 ? ks.quota : ctx.options->memory_limit);
+  w->Add("bytes", ks.item_bytes);
+  w->Add("curr_items", ks.items);
+  w->Add("evictions", ks.evictions);
+}
+
 void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
   std::string inter;  // memcached shows its -l arguments joined by commas
@@ -249,7 +269,9 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
 
 void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
   StatWriter w(out);
-  if (r.stats_arg.empty()) {
+  if (r.stats_arg.empty() && keyspace_.id >= kFirstTenantKeyspace) {
+    TenantStats(*context_, keyspace_, &w);
+  } else if (r.stats_arg.empty()) {
     GeneralStats(*context_, &w);
   } else if (r.stats_arg == "settings") {
     SettingsStats(*context_, &w);
