@@ -267,7 +267,10 @@ class Server::Impl {
           s.message() + "); raise -m or lower -I");
     }
     context_.store = store_.get();
-    if (users_ != nullptr) ApplyQuotas(users_->Quotas());
+    if (users_ != nullptr) {
+      ApplyQuotas(users_->Quotas());
+      DropOrphanKeyspaces();
+    }
     context_.options = &options_;
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
@@ -318,6 +321,15 @@ class Server::Impl {
   Status SaveMemoryFile() {
     const std::string& path = options_.memory_file;
     if (path.empty() || store_ == nullptr) return Status::Ok();
+    if (users_ != nullptr) {
+      // Before the items: a memory file whose tenants' ids are not known is not trusted with
+      // them at the next start (DropOrphanKeyspaces).
+      if (Status s = SaveTenantIdsFile(TenantIdsPath(), users_->GetTenantIds()); !s.ok()) {
+        std::fprintf(stderr, "cinchd: memory file %s: not saved: %s\n", path.c_str(),
+                     s.message().c_str());
+        return s;
+      }
+    }
     const StoreStats stats = store_->GetStats();
     const auto start = std::chrono::steady_clock::now();
     Status s = store_->SaveTo(path, Snapshot());
@@ -414,6 +426,7 @@ class Server::Impl {
   ServerContext context_;
   std::unique_ptr<UserTable> users_;          // -Y; outlives the loops' sessions
   std::vector<KeyspaceQuota> tenant_quotas_;  // as last applied
+  TenantIds seeded_tenants_;                  // read from TenantIdsPath() at start
   std::unique_ptr<MemcacheSessionFactory> factory_;
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
@@ -427,9 +440,48 @@ class Server::Impl {
   Status LoadUsers() {
     if (options_.auth_file.empty()) return Status::Ok();
     users_ = std::make_unique<UserTable>();
+    if (!options_.memory_file.empty()) {
+      // The tenants' keyspace ids of the run that saved the memory file, so that each tenant
+      // finds its own items again whatever the order of the auth file's lines now.
+      Status s = LoadTenantIdsFile(TenantIdsPath(), &seeded_tenants_);
+      if (s.ok()) s = users_->SeedTenantIds(seeded_tenants_);
+      if (!s.ok()) {
+        std::fprintf(stderr, "cinchd: %s: ignored: %s\n", TenantIdsPath().c_str(),
+                     s.message().c_str());
+        seeded_tenants_.clear();
+      }
+    }
     if (Status s = users_->LoadFile(options_.auth_file); !s.ok()) return s;
     context_.users = users_.get();
     return Status::Ok();
+  }
+
+  std::string TenantIdsPath() const { return options_.memory_file + ".tenants"; }
+
+  // After a warm restart: the items of a tenant keyspace are served only to the tenant that
+  // had that keyspace when they were saved (the ids of <memory file>.tenants). Every other
+  // tenant keyspace holding items (a tenant removed while the server was down, or ids that
+  // were not saved) is flushed, so that no tenant ever reads another's items.
+  void DropOrphanKeyspaces() {
+    if (options_.memory_file.empty()) return;
+    std::vector<bool> trusted(UINT16_MAX + 1, false);
+    const std::vector<KeyspaceQuota> current = users_->Quotas();
+    for (const auto& [name, id] : seeded_tenants_) {
+      for (const KeyspaceQuota& q : current) trusted[id] = trusted[id] || q.keyspace.id == id;
+    }
+    int dropped = 0;
+    for (uint32_t id = kFirstTenantKeyspace; id <= UINT16_MAX; ++id) {
+      const Keyspace ks{static_cast<uint16_t>(id)};
+      if (trusted[id] || store_->GetKeyspaceStats(ks).items == 0) continue;
+      store_->FlushAll(ks, 0);
+      ++dropped;
+    }
+    if (dropped > 0) {
+      std::fprintf(stderr,
+                   "cinchd: memory file %s: the items of %d tenant keyspaces whose tenant is not "
+                   "known (not in %s, or removed from the auth file) are dropped\n",
+                   options_.memory_file.c_str(), dropped, TenantIdsPath().c_str());
+    }
   }
 
   // The tenants' quotas (users with a keyspace of their own), after each load of the auth

@@ -1,8 +1,12 @@
 #include "server/users.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "buildcache/sha256.h"
 
@@ -110,6 +114,94 @@ std::vector<KeyspaceQuota> UserTable::Quotas() const {
     if (entry.user.quota != 0) quotas.push_back({entry.user.keyspace, entry.user.quota});
   }
   return quotas;
+}
+
+TenantIds UserTable::GetTenantIds() const {
+  std::lock_guard<std::mutex> lock(load_mu_);
+  TenantIds ids(tenant_ids_.begin(), tenant_ids_.end());
+  std::sort(ids.begin(), ids.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  return ids;
+}
+
+Status UserTable::SeedTenantIds(const TenantIds& ids) {
+  std::lock_guard<std::mutex> lock(load_mu_);
+  std::unordered_map<std::string, uint16_t> seeded;
+  std::unordered_set<uint16_t> used;
+  uint32_t next = kFirstTenantKeyspace;
+  for (const auto& [name, id] : ids) {
+    if (id < kFirstTenantKeyspace || !used.insert(id).second || !seeded.emplace(name, id).second) {
+      return Status::InvalidArgument("tenant ids: " + name + " " + std::to_string(id) +
+                                     " is a duplicate or below " +
+                                     std::to_string(kFirstTenantKeyspace));
+    }
+    next = std::max<uint32_t>(next, id + 1u);
+  }
+  tenant_ids_ = std::move(seeded);
+  next_tenant_id_ = next;
+  return Status::Ok();
+}
+
+std::string FormatTenantIds(const TenantIds& ids) {
+  std::string out = "cinch-tenants 1\n";
+  for (const auto& [name, id] : ids) out += std::to_string(id) + " " + name + "\n";
+  return out;
+}
+
+Status ParseTenantIds(std::string_view text, TenantIds* ids) {
+  constexpr std::string_view kHeader = "cinch-tenants 1\n";
+  if (text.substr(0, kHeader.size()) != kHeader) {
+    return Status::InvalidArgument("tenant ids: not a cinch-tenants 1 file");
+  }
+  text.remove_prefix(kHeader.size());
+  ids->clear();
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    if (end == std::string_view::npos) return Status::InvalidArgument("tenant ids: a torn line");
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end + 1);
+    const size_t space = line.find(' ');
+    uint32_t id = 0;
+    bool digits = space != 0 && space != std::string_view::npos && space <= 5;
+    for (size_t i = 0; digits && i < space; ++i) {
+      digits = line[i] >= '0' && line[i] <= '9';
+      id = id * 10 + static_cast<uint32_t>(line[i] - '0');
+    }
+    if (!digits || id > UINT16_MAX) {
+      return Status::InvalidArgument("tenant ids: bad line '" + std::string(line) + "'");
+    }
+    ids->emplace_back(std::string(line.substr(space + 1)), static_cast<uint16_t>(id));
+  }
+  return Status::Ok();
+}
+
+Status SaveTenantIdsFile(const std::string& path, const TenantIds& ids) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << FormatTenantIds(ids);
+    out.close();
+    if (!out) return Status::IoError("could not write " + tmp + ": " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IoError("could not rename " + tmp + " to " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+Status LoadTenantIdsFile(const std::string& path, TenantIds* ids) {
+  ids->clear();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return Status::Ok();  // no ids
+    return Status::IoError("could not open " + path + ": " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Status::IoError("could not read " + path);
+  Status s = ParseTenantIds(text.str(), ids);
+  if (!s.ok()) ids->clear();
+  return s;
 }
 
 size_t UserTable::size() const { return Current()->by_name.size(); }

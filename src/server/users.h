@@ -25,6 +25,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "cinch/status.h"
@@ -52,6 +53,19 @@ struct KeyspaceQuota {
   size_t quota = 0;
 };
 
+// Tenant names and their keyspace ids (UserTable::GetTenantIds).
+using TenantIds = std::vector<std::pair<std::string, uint16_t>>;
+
+// The tenant ids as a file beside cinchd's memory file (-e): a first line "cinch-tenants 1",
+// then "<id> <name>" a line. A name holds no newline (auth file lines end at one).
+std::string FormatTenantIds(const TenantIds& ids);
+// Fails on anything FormatTenantIds does not write.
+Status ParseTenantIds(std::string_view text, TenantIds* ids);
+// The same as a file: written whole to a temporary file, then renamed over `path`. Reading a
+// path that does not exist gives no ids, and so does one that fails.
+Status SaveTenantIdsFile(const std::string& path, const TenantIds& ids);
+Status LoadTenantIdsFile(const std::string& path, TenantIds* ids);
+
 // Compares a and b in time that depends on their lengths only, never on where they differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
@@ -74,6 +88,13 @@ class UserTable {
   bool StillValid(uint64_t generation) const;
   // Every tenant's keyspace and quota, for the store.
   std::vector<KeyspaceQuota> Quotas() const;
+
+  // Every name this table has given a keyspace id, removed tenants' too (their ids are not
+  // reused), sorted by id: what a warm restart needs to give each tenant its own items back.
+  TenantIds GetTenantIds() const;
+  // Before the first Load: these names keep these ids, and new tenants get ids above them.
+  // Fails, seeding nothing, on an id below kFirstTenantKeyspace or one given twice.
+  Status SeedTenantIds(const TenantIds& ids);
   size_t size() const;
 
  private:
@@ -95,7 +116,7 @@ class UserTable {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;  // guarded by mu_
   // Load's own state, under load_mu_ (one load at a time).
-  std::mutex load_mu_;
+  mutable std::mutex load_mu_;
   std::unordered_map<std::string, uint16_t> tenant_ids_;
   uint32_t next_tenant_id_ = kFirstTenantKeyspace;
   uint64_t next_generation_ = 1;

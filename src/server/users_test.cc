@@ -98,5 +98,41 @@ TEST(UserTable, BadFileKeepsTheUsers) {
   EXPECT_NE(t.Authenticate("alice", "secret"), nullptr);
 }
 
+// A warm restart's ids: the same names get the same keyspaces whatever the order of the new
+// file, a removed tenant's id is not handed out, new tenants get ids above the seeded ones.
+TEST(UserTable, SeededTenantIdsSurviveARestart) {
+  UserTable before;
+  ASSERT_TRUE(before.Load(Entries("a:pw:8\nb b:pw:8\nc:pw:8\nplain:pw\n")).ok());
+  const TenantIds saved = before.GetTenantIds();
+  ASSERT_EQ(saved.size(), 3u);
+  EXPECT_EQ(saved[0], (std::pair<std::string, uint16_t>("a", kFirstTenantKeyspace)));
+  TenantIds parsed;
+  ASSERT_TRUE(ParseTenantIds(FormatTenantIds(saved), &parsed).ok());
+  EXPECT_EQ(parsed, saved);
+
+  UserTable after;
+  ASSERT_TRUE(after.SeedTenantIds(parsed).ok());
+  ASSERT_TRUE(after.Load(Entries("new:pw:8\nc:pw:8\nb b:pw:8\n")).ok());
+  EXPECT_EQ(after.Authenticate("c", "pw")->keyspace, before.Authenticate("c", "pw")->keyspace);
+  EXPECT_EQ(after.Authenticate("b b", "pw")->keyspace, before.Authenticate("b b", "pw")->keyspace);
+  EXPECT_EQ(after.Authenticate("new", "pw")->keyspace.id, kFirstTenantKeyspace + 3);
+  EXPECT_EQ(after.GetTenantIds().size(), 4u);  // a's id stays taken
+}
+
+TEST(UserTable, BadTenantIdsAreRefused) {
+  TenantIds ids;
+  for (std::string_view bad :
+       {"", "cinch-tenants 2\n", "cinch-tenants 1\n16 a", "cinch-tenants 1\nx a\n",
+        "cinch-tenants 1\n65536 a\n", "cinch-tenants 1\n 16 a\n", "cinch-tenants 1\n16\n"}) {
+    EXPECT_FALSE(ParseTenantIds(bad, &ids).ok()) << bad;
+  }
+  UserTable t;
+  EXPECT_FALSE(t.SeedTenantIds({{"a", 15}}).ok());
+  EXPECT_FALSE(t.SeedTenantIds({{"a", 16}, {"b", 16}}).ok());
+  EXPECT_FALSE(t.SeedTenantIds({{"a", 16}, {"a", 17}}).ok());
+  ASSERT_TRUE(ParseTenantIds("cinch-tenants 1\n", &ids).ok());
+  EXPECT_TRUE(ids.empty());
+}
+
 }  // namespace
 }  // namespace cinch::server

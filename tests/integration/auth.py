@@ -9,6 +9,8 @@
   * pymemcache authenticates the memcached way (a set of "<user> <password>") and then works;
   * users with a quota get keyspaces of their own (the same key in two tenants is two items),
     users without one share the default keyspace;
+  * with -e, each tenant gets its own items back after a restart (<file>.tenants keeps the
+    tenants' keyspace ids), a removed tenant's items are dropped;
   * SIGHUP reloads the file: an added user may log in, a removed user's idle connection is
     closed (and so is that of a user whose password changed), the others' connections stay
     and keep working; a bad file changes nothing.
@@ -230,6 +232,52 @@ def check_reload(c, server):
     c.check(server.alive(), "the server still runs")
 
 
+def check_restart(c, args, tmp):
+    """-e with tenants: after a restart each tenant gets its own items back, whatever the order
+    of the file's lines now; a tenant removed while the server was down leaves nothing a new
+    tenant could read; without the saved ids no tenant item is trusted."""
+    auth_file, memory = os.path.join(tmp, "restart-users"), os.path.join(tmp, "memory")
+    write(auth_file, b"ten1:t1:16\nten2:t2:16\nalice:secret\n")
+    server = harness.Server(args.server, SERVER_ARGS + ["-Y", auth_file, "-e", memory])
+
+    def restart_with(users, what):
+        c.equal(server.stop(), 0, "cinchd saves and exits 0 (%s)" % what)
+        write(auth_file, users)
+        server.start()
+
+    def get_as(user, password, key):
+        with server.conn() as conn:
+            c.equal(login(conn, user, password), b"STORED\r\n", "%s logs in" % user.decode())
+            return conn.get(key)
+
+    try:
+        server.start()
+        for user, password, value in ((b"ten1", b"t1", b"one"), (b"ten2", b"t2", b"two"),
+                                      (b"alice", b"secret", b"shared")):
+            with server.conn() as conn:
+                login(conn, user, password)
+                c.equal(conn.set(b"k", value), b"STORED", "%s stores k" % user.decode())
+        restart_with(b"alice:secret\nten2:t2:16\nten1:t1:16\n", "lines swapped")
+        c.equal(get_as(b"ten1", b"t1", b"k"), b"one", "ten1 gets its own k back")
+        c.equal(get_as(b"ten2", b"t2", b"k"), b"two", "ten2 gets its own k back")
+        c.equal(get_as(b"alice", b"secret", b"k"), b"shared", "alice gets the default k back")
+        restart_with(b"ten3:t3:16\nten1:t1:16\nten4:t4:16\n", "ten2 removed, two added")
+        c.equal(get_as(b"ten1", b"t1", b"k"), b"one", "ten1's k survives a second restart")
+        c.equal(get_as(b"ten3", b"t3", b"k"), None, "a new tenant reads nothing of ten2's")
+        c.equal(get_as(b"ten4", b"t4", b"k"), None, "nor does another")
+        c.check("tenant keyspaces" in server.log(), "the dropped keyspace is logged",
+                server.log()[-400:])
+        c.equal(server.stop(), 0, "cinchd saves and exits 0")
+        os.unlink(memory + ".tenants")
+        write(auth_file, b"ten4:t4:16\nten3:t3:16\nten1:t1:16\n")
+        server.start()
+        for user, password in ((b"ten1", b"t1"), (b"ten3", b"t3"), (b"ten4", b"t4")):
+            c.equal(get_as(user, password, b"k"), None,
+                    "without the saved ids %s reads no tenant item" % user.decode())
+    finally:
+        server.stop()
+
+
 def check_start(c, args, tmp):
     """A missing or malformed file, or -S without -Y, stops the start with a message."""
     bad = os.path.join(tmp, "bad")
@@ -265,6 +313,7 @@ def main(args):
         if harness.is_memcached(args.server):
             return c.finish()
         check_start(c, args, tmp)
+        check_restart(c, args, tmp)
         write(auth_file, TENANT_USERS)
         with harness.Server(args.server, SERVER_ARGS + ["-Y", auth_file]) as server:
             server.auth_file = auth_file
