@@ -8,6 +8,7 @@
 //
 //   cinch_bench [--benchmarks=overhead,w1,...,w8,release,throughput,zipf,restart] [--quick]
 //               [--threads=1,2] [--restart-items=N] [--restart-dir=PATH] [--restart-runs=N]
+//               [--segment-size=BYTES]
 //
 // See bench/README.md for what each workload does and which target it checks.
 //
@@ -21,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
@@ -63,6 +65,7 @@ struct Config {
   uint64_t restart_items = 0;            // items of the restart workload (0: its default)
   std::string restart_dir = "/dev/shm";  // where the restart workload writes its file
   int restart_runs = 3;
+  size_t segment_size = 0;  // of the overhead workloads (0: Options' default)
 };
 
 // What workloads share: the configuration and the rows of the LSM summary printed at the end.
@@ -357,8 +360,7 @@ Keyspace KeyspaceOf(uint64_t id, uint32_t keyspaces) {
 }
 
 uint64_t LoadSequential(Store& store, uint64_t count,
-                        const std::function<size_t(uint64_t)>& value_size,
-                        uint32_t keyspaces = 0) {
+                        const std::function<size_t(uint64_t)>& value_size, uint32_t keyspaces = 0) {
   ValueMaker maker;
   uint64_t failed = 0;
   for (uint64_t id = 0; id < count; ++id) {
@@ -456,9 +458,10 @@ void PrintOverhead(const StoreStats& s, int64_t rss_growth, const VerifyTally& t
 
 // `keyspaces` > 0: the objects are spread round robin over that many tenant keyspaces, each
 // holding open segments of its own.
-bool RunOverheadIn(uint32_t keyspaces) {
+bool RunOverheadIn(const Config& config, uint32_t keyspaces) {
   Options options;
   options.memory_limit = 512 * kMiB;  // ~2.7x the payload: nothing may be evicted
+  if (config.segment_size != 0) options.segment_size = config.segment_size;
   auto value_size = [](uint64_t) { return kOverheadValueSize; };
   std::printf("%s objects, keys 8-16 B, values %zu B, memory_limit %s, segment_size %s",
               Count(kOverheadObjects).c_str(), kOverheadValueSize,
@@ -479,10 +482,12 @@ bool RunOverheadIn(uint32_t keyspaces) {
   return tally.wrong == 0 && tally.missing == 0;
 }
 
-bool RunOverhead(Context&) { return RunOverheadIn(0); }
+bool RunOverhead(Context& context) { return RunOverheadIn(context.config, 0); }
 
 constexpr uint32_t kOverheadTenants = 1000;
-bool RunOverheadTenants(Context&) { return RunOverheadIn(kOverheadTenants); }
+bool RunOverheadTenants(Context& context) {
+  return RunOverheadIn(context.config, kOverheadTenants);
+}
 
 // ---------------------------------------------------------------------------------------------
 // quiet-tenant: the get latency of a quiet keyspace (5 MB, read at random) alone, then while a
@@ -563,10 +568,9 @@ bool RunQuietTenant(Context& context) {
     stop = true;
     if (writer.joinable()) writer.join();
     LatencySummary l = Summarize(ns);
-    table.AddRow({noisy ? "beside a noisy keyspace at its quota" : "alone",
-                  Format("%.2f", l.p50), Format("%.2f", l.p99), Format("%.2f", l.p999),
-                  Format("%.0f", l.max), Count(missing),
-                  noisy ? Count(static_cast<uint64_t>(writes / seconds)) : "-",
+    table.AddRow({noisy ? "beside a noisy keyspace at its quota" : "alone", Format("%.2f", l.p50),
+                  Format("%.2f", l.p99), Format("%.2f", l.p999), Format("%.0f", l.max),
+                  Count(missing), noisy ? Count(static_cast<uint64_t>(writes / seconds)) : "-",
                   noisy ? Count(evicted) : "-"});
     if (missing != 0) {
       table.Print();
@@ -1170,8 +1174,8 @@ struct PairedResult {
   double MedianRatio() const { return ratios[ratios.size() / 2]; }
 };
 
-PairedResult RunPaired(ThroughputStores& stores, const std::vector<Key>& keys,
-                       double read_fraction, int threads, double seconds, int slices) {
+PairedResult RunPaired(ThroughputStores& stores, const std::vector<Key>& keys, double read_fraction,
+                       int threads, double seconds, int slices) {
   PairedResult r;
   for (int i = 0; i < slices; ++i) {
     uint64_t seed = 0x7e57 + 7919 * static_cast<uint64_t>(i);
@@ -1264,8 +1268,8 @@ bool RunThroughput(Context& context) {
       table.AddRow({Format("%.0f/%.0f", 100 * read_fraction, 100 - 100 * read_fraction),
                     std::to_string(threads), Format("%.2f", r.cinch.mops),
                     Format("%.2f", r.map.mops), Format("%.2fx", r.MedianRatio()),
-                    Format("%.2f-%.2f", r.ratios.front(), r.ratios.back()),
-                    HitRate(r.cinch.tally), HitRate(r.map.tally)});
+                    Format("%.2f-%.2f", r.ratios.front(), r.ratios.back()), HitRate(r.cinch.tally),
+                    HitRate(r.map.tally)});
       wrong += r.cinch.tally.wrong + r.map.tally.wrong;
     }
   }
@@ -1694,6 +1698,7 @@ void PrintUsage() {
   std::fprintf(stderr,
                "usage: cinch_bench [--benchmarks=name,...] [--quick] [--threads=1,2]\n"
                "                   [--restart-items=N] [--restart-dir=PATH] [--restart-runs=N]\n"
+               "                   [--segment-size=BYTES] (of overhead and overhead-tenants)\n"
                "workloads (default: all, in this order):\n");
   for (const Workload& w : Registry()) {
     std::fprintf(stderr, "  %-11s %s\n", w.name.c_str(), w.summary.c_str());
@@ -1724,6 +1729,9 @@ bool ParseFlags(int argc, char** argv, Config* config) {
       if (config->restart_items == 0) return false;
     } else if (arg.starts_with("--restart-dir=")) {
       config->restart_dir = arg.substr(14);
+    } else if (arg.starts_with("--segment-size=")) {
+      config->segment_size = std::strtoull(arg.data() + 15, nullptr, 10);
+      if (!std::has_single_bit(config->segment_size)) return false;
     } else if (arg.starts_with("--restart-runs=")) {
       config->restart_runs = std::atoi(arg.data() + 15);
       if (config->restart_runs < 1 || config->restart_runs > 100) return false;
