@@ -11,11 +11,12 @@
      tenant sees its own figures, a wrong password or none gets no statistics. (memcstat
      --binary without -Y is checked in binary.py.)
   4. Isolation at -m 64: tenant B stores a 5 MiB data set of verified values, tenant A (quota
-     16 MiB) then writes 200 MiB of 1-100 KiB values through pylibmc. Afterwards B's data set
-     is intact byte for byte, A's stats show limit_maxbytes = 16 MiB, bytes <= 16 MiB and
-     evictions > 0, the process's peak RSS (VmHWM) stayed within -m; A never read any of B's
-     keys; an unauthenticated client, text or binary, raw or through a client library, gets
-     no value and no statistics.
+     16 MiB) then writes 200 MiB of 1-100 kB values through pylibmc, and 48 MiB of 200-900 kB
+     ones (each in a segment of its own). Afterwards B's data set is intact byte for byte,
+     A's stats show limit_maxbytes = 16 MiB, bytes <= 16 MiB and evictions > 0, the
+     process's peak RSS (VmHWM) stayed within -m; A never read any of B's keys; an
+     unauthenticated client, text or binary, raw or through a client library, gets no value
+     and no statistics.
   5. SIGHUP: raising and lowering A's quota shows in its stats (and lowering evicts down to
      it); removing B closes B's connection and flushes B's keyspace, so B re-added finds its
      keyspace empty, while A's items stay.
@@ -23,8 +24,8 @@
      set succeeds, peak RSS within -m, each tenant within its quota and their sum within -m,
      none squeezed out by the others; a quiet fourth tenant under its fair share keeps its
      5 MiB data set whole.
-Under a sanitizer (CINCH_SANITIZE set) the RSS checks are off (shadow memory) and the volumes
-written are smaller; every other check stays. cinch-only: skips against memcached.
+Under a sanitizer (CINCH_SANITIZE set) the RSS checks are off (shadow memory); every other
+check stays. cinch-only: skips against memcached.
 """
 
 import os
@@ -38,7 +39,7 @@ import time
 import zlib
 
 import harness
-from binary import GET, NOOP, SASL_AUTH, STAT, pkt, read_responses_n
+from binary import GET, SASL_AUTH, STAT, pkt, read_responses_n
 
 MIB = 1 << 20
 LIMIT_MIB = 64
@@ -58,13 +59,17 @@ SANITIZED_ARGS = ["-o", "process_reserve=12m"] if SANITIZED else []
 
 # What tenant A writes at quota 16 MiB (200 MiB: 12.5x its quota, 3x the process's limit),
 # what each overcommitted tenant writes (2x its quota; 4.5x -m together), and B's data set.
-A_WRITES = (64 if SANITIZED else 200) * MIB
-OVERCOMMIT_WRITES = (48 if SANITIZED else 96) * MIB
+A_WRITES = 200 * MIB
+OVERCOMMIT_WRITES = 96 * MIB
 B_DATA = 5 * MIB
 MIN_VALUE, MAX_VALUE = 1000, 100 * 1000
+# Then A writes values too large for a segment's write head (over an eighth of a 1 MiB
+# segment: each gets a jumbo segment of its own, recorded as A's).
+LARGE_WRITES = 48 * MIB
+MIN_LARGE, MAX_LARGE = 200 * 1000, 900 * 1000
 BATCH = 32
 
-BLOB = random.Random(14).randbytes(4 * MAX_VALUE)
+BLOB = random.Random(14).randbytes(2 * MAX_LARGE)
 
 
 def value_for(key, size):
@@ -270,9 +275,9 @@ def b_data_set():
     return data
 
 
-def write_volume(client, prefix, volume, seed, errors):
-    """Writes `volume` bytes of MIN..MAX_VALUE values under prefix:N in batches; returns
-    the (key, size) list. A failed set is appended to `errors`."""
+def write_volume(client, prefix, volume, seed, errors, sizes=(MIN_VALUE, MAX_VALUE)):
+    """Writes `volume` bytes of values of `sizes` (min, max) under prefix:N in batches;
+    returns the (key, size) list. A failed set is appended to `errors`."""
     rng = random.Random(seed)
     written, sent, n = [], 0, 0
     while sent < volume and len(errors) < 20:
@@ -280,7 +285,7 @@ def write_volume(client, prefix, volume, seed, errors):
         for _ in range(BATCH):
             key = "%s:%d" % (prefix, n)
             n += 1
-            batch[key] = value_for(key, rng.randint(MIN_VALUE, MAX_VALUE))
+            batch[key] = value_for(key, rng.randint(*sizes))
             sent += len(batch[key])
         failed = client.set_multi(batch)
         if failed:
@@ -343,6 +348,7 @@ def check_isolation(c, server):
     errors = []
     start = time.monotonic()
     written = write_volume(ta, "a", A_WRITES, 1, errors)
+    written += write_volume(ta, "large", LARGE_WRITES, 3, errors, (MIN_LARGE, MAX_LARGE))
     took = time.monotonic() - start
     c.check(not errors, "A's sets all succeed", "\n     ".join(errors[:5]))
     c.note("A wrote %s in %d sets in %.1f s" % (mib(sum(s for _, s in written)), len(written),
@@ -505,6 +511,7 @@ def check_overcommit(c, args, tmp):
         quiet.disconnect_all()
         check_rss(c, server, "overcommit")
         c.check(server.alive(), "overcommit: server still running", server.log()[-2000:])
+        c.equal(server.stop(), 0, "overcommit: the server exits with 0 on SIGTERM")
 
 
 def main(args):
@@ -522,6 +529,8 @@ def main(args):
             b_data, a_written = check_isolation(c, server)
             check_reload(c, server, b_data, a_written)
             c.check(server.alive(), "server still running", server.log()[-2000:])
+            # SIGTERM: a clean exit (a sanitizer's report at exit would make it non-zero).
+            c.equal(server.stop(), 0, "the server exits with 0 on SIGTERM")
         check_overcommit(c, args, tmp)
     return c.finish()
 
