@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake g++ pkg-config
   libgtest-dev libgmock-dev googletest libbenchmark-dev libxxhash-dev liburing-dev
   memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc python3-binary-memcached
+  libsasl2-modules  # the PLAIN plugin libmemcached's SASL (pylibmc, memcstat) logs in with
   netcat-openbsd
   clang-14 libclang-rt-14-dev
   libssl-dev libhttp-parser-dev curl

@@ -520,6 +520,42 @@ TEST_F(AuthSessionTest, TenantsFlushAndStatsTheirOwn) {
   EXPECT_EQ(Send("get b\r\n"), "VALUE b 0 1\r\nb\r\nEND\r\n");
 }
 
+// A tenant's "stats reset" resets its own counters only: the server's, which the operator and
+// the default keyspace's users see, and the other tenants' stay.
+TEST_F(AuthSessionTest, TenantStatsResetIsItsOwn) {
+  for (const char* user : {"ten1", "ten2"}) {  // as the server's ApplyQuotas does
+    const std::string password = std::string("t") + user[3];
+    store_->SetKeyspaceQuota(users_.Authenticate(user, password)->keyspace, 8 << 20);
+  }
+  ASSERT_EQ(Login("alice", "secret"), "STORED\r\n");
+  ASSERT_EQ(Send("get a b\r\n"), "END\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten2", "t2"), "STORED\r\n");
+  ASSERT_EQ(Send("get c\r\n"), "END\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  ASSERT_EQ(Send("set x 0 0 1\r\nx\r\nget x y\r\n"), "STORED\r\nVALUE x 0 1\r\nx\r\nEND\r\n");
+  const uint64_t server_gets = context_->counters.Sum().cmd_get;
+  EXPECT_EQ(Send("stats reset\r\n"), "RESET\r\n");
+  std::string stats = Send("stats\r\n");
+  EXPECT_NE(stats.find("STAT cmd_get 0\r\nSTAT get_hits 0\r\nSTAT get_misses 0\r\n"),
+            std::string::npos)
+      << stats;
+  EXPECT_NE(stats.find("STAT curr_items 1\r\n"), std::string::npos) << stats;  // not a counter
+  EXPECT_EQ(context_->counters.Sum().cmd_get, server_gets);
+  ASSERT_EQ(Send("get x\r\n"), "VALUE x 0 1\r\nx\r\nEND\r\n");
+  EXPECT_NE(Send("stats\r\n").find("STAT cmd_get 1\r\nSTAT get_hits 1\r\nSTAT get_misses 0\r\n"),
+            std::string::npos);
+  Reconnect();
+  ASSERT_EQ(Login("ten2", "t2"), "STORED\r\n");
+  EXPECT_NE(Send("stats\r\n").find("STAT cmd_get 1\r\nSTAT get_hits 0\r\nSTAT get_misses 1\r\n"),
+            std::string::npos);
+  Reconnect();
+  ASSERT_EQ(Login("bob", "pw"), "STORED\r\n");
+  EXPECT_EQ(Send("stats reset\r\n"), "RESET\r\n");  // a default-keyspace user's: the server's
+  EXPECT_EQ(context_->counters.Sum().cmd_get, 0u);
+}
+
 TEST_F(AuthSessionTest, ReloadRevokesOnlyRemovedUsers) {
   EXPECT_TRUE(session_->StillAllowed());  // not authenticated: nothing to revoke
   ASSERT_EQ(Login("bob", "pw"), "STORED\r\n");

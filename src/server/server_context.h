@@ -26,7 +26,8 @@ struct ServerContext {
   const ServerOptions* options = nullptr;
   OffsetClock* clock = nullptr;  // the store's clock; debugtime shifts it
   CounterRegistry counters;
-  int64_t started_at = 0;  // clock seconds at start, for "uptime"
+  TenantResets tenant_resets;  // tenants' "stats reset", which leaves `counters` alone
+  int64_t started_at = 0;      // clock seconds at start, for "uptime"
   std::atomic<int> verbosity{0};
   // Filled in once the loop runs, for "stats".
   const net::ServerLoop* loop = nullptr;

@@ -45,4 +45,19 @@ void CounterRegistry::Reset() {
   for (ThreadCounters& t : all_) t.Reset();
 }
 
+KeyspaceStats TenantResets::Since(Keyspace keyspace, KeyspaceStats now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = base_.find(keyspace.id);
+  if (it == base_.end()) return now;
+  now.get_hits -= it->second.get_hits;
+  now.get_misses -= it->second.get_misses;
+  now.evictions -= it->second.evictions;
+  return now;
+}
+
+void TenantResets::Reset(Keyspace keyspace, const KeyspaceStats& now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  base_[keyspace.id] = Base{now.get_hits, now.get_misses, now.evictions};
+}
+
 }  // namespace cinch::server

@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <unordered_map>
+
+#include "cinch/store.h"
 
 namespace cinch::server {
 
@@ -57,6 +60,27 @@ class CounterRegistry {
   const uint64_t id_;
   mutable std::mutex mu_;
   std::deque<ThreadCounters> all_;  // deque: stable addresses
+};
+
+// What a tenant's "stats reset" resets. The store's counters of a keyspace only grow, so a
+// reset records them, and the tenant's "stats" show the counts since (Since); the server's
+// counters, which the operator and the default keyspace's users see, are not touched.
+// Thread-safe.
+class TenantResets {
+ public:
+  // `now` with its counters (get_hits, get_misses, evictions) less those at the keyspace's
+  // last reset; unchanged if it was never reset.
+  KeyspaceStats Since(Keyspace keyspace, KeyspaceStats now) const;
+  void Reset(Keyspace keyspace, const KeyspaceStats& now);
+
+ private:
+  struct Base {
+    uint64_t get_hits = 0;
+    uint64_t get_misses = 0;
+    uint64_t evictions = 0;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<uint16_t, Base> base_;
 };
 
 }  // namespace cinch::server

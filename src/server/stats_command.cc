@@ -167,7 +167,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
 // under memcached's names, and the server's identity; nothing of the other tenants'.
 void TenantStats(const ServerContext& ctx, Keyspace keyspace, StatWriter* w) {
   const int64_t now = ctx.clock->NowSeconds();
-  const KeyspaceStats ks = ctx.store->GetKeyspaceStats(keyspace);
+  const KeyspaceStats ks = ctx.tenant_resets.Since(keyspace, ctx.store->GetKeyspaceStats(keyspace));
   w->Add("pid", static_cast<int64_t>(getpid()));
   w->Add("uptime", now - ctx.started_at);
   w->Add("time", now);
@@ -269,7 +269,8 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
 
 void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
   StatWriter w(out);
-  if (r.stats_arg.empty() && keyspace_.id >= kFirstTenantKeyspace) {
+  const bool tenant = keyspace_.id >= kFirstTenantKeyspace;
+  if (r.stats_arg.empty() && tenant) {
     TenantStats(*context_, keyspace_, &w);
   } else if (r.stats_arg.empty()) {
     GeneralStats(*context_, &w);
@@ -277,6 +278,9 @@ void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
     SettingsStats(*context_, &w);
   } else if (r.stats_arg == "cinch") {
     CinchStats(*context_, &w);
+  } else if (r.stats_arg == "reset" && tenant) {  // its own counters, not the server's
+    context_->tenant_resets.Reset(keyspace_, context_->store->GetKeyspaceStats(keyspace_));
+    return out->Append(proto::reply::kReset);
   } else if (r.stats_arg == "reset") {
     context_->counters.Reset();
     return out->Append(proto::reply::kReset);
