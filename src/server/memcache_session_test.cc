@@ -507,6 +507,7 @@ TEST_F(AuthSessionTest, TenantsFlushAndStatsTheirOwn) {
   EXPECT_NE(stats.find("STAT limit_maxbytes 8388608\r\n"), std::string::npos) << stats;
   EXPECT_NE(stats.find("STAT get_hits 1\r\nSTAT get_misses 1\r\n"), std::string::npos) << stats;
   EXPECT_EQ(stats.find("STAT curr_connections"), std::string::npos) << stats;
+  EXPECT_EQ(Send("stats settings\r\nstats cinch\r\n"), "END\r\nEND\r\n");
   EXPECT_EQ(Send("flush_all\r\nget x y\r\nstats\r\n").find("END\r\nSTAT pid"), 4u);
   EXPECT_EQ(store_->GetKeyspaceStats(Keyspace{ten1}).flushes, 1u);
   Reconnect();

@@ -274,6 +274,9 @@ void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
     TenantStats(*context_, keyspace_, &w);
   } else if (r.stats_arg.empty()) {
     GeneralStats(*context_, &w);
+  } else if ((r.stats_arg == "settings" || r.stats_arg == "cinch") && tenant) {
+    // The server's settings (the auth file's path among them) and memory totals are the
+    // operator's: a tenant gets an empty list, as for the slab groups.
   } else if (r.stats_arg == "settings") {
     SettingsStats(*context_, &w);
   } else if (r.stats_arg == "cinch") {
