@@ -297,7 +297,10 @@ def check_with_tier(c, args, tmp):
                 conn.set(key, make_value(key, 1, rng.randint(8000, 24000)), i)
             before = gets_many(conn, keys)
             on_file = int(conn.stats().get("tier_items", "0"))
-        c.equal(len(before), len(keys), "tier: every item readable before the restart")
+        # The tier keeps at least 95 % here (tests/integration/file_tier.py); the restart must
+        # bring back every item that was there.
+        c.check(len(before) >= len(keys) * 95 // 100, "tier: items readable before the restart",
+                "%d of %d" % (len(before), len(keys)))
         c.check(on_file > len(keys) // 2, "tier: most items are on the file tier before the save",
                 "tier_items %d of %d" % (on_file, len(keys)))
         code, log = stop(server, signal.SIGTERM)
@@ -310,9 +313,9 @@ def check_with_tier(c, args, tmp):
             after = gets_many(conn, keys)
         c.check(on_file > 0, "tier: the load put items on the file tier again",
                 "tier_items %d" % on_file)
-        wrong = [k for k in keys if after.get(k) != before[k]]
+        wrong = [k for k in before if after.get(k) != before[k]]
         c.check(not wrong, "tier: every item back with the same value, flags and CAS",
-                "%d of %d differ or are missing, e.g. %r" % (len(wrong), len(keys), wrong[:3]))
+                "%d of %d differ or are missing, e.g. %r" % (len(wrong), len(before), wrong[:3]))
 
 
 def main(args):
