@@ -311,11 +311,16 @@ def check_with_tier(c, args, tmp):
         with server.conn(timeout=30) as conn:
             on_file = int(conn.stats().get("tier_items", "0"))
             after = gets_many(conn, keys)
+            st = conn.stats()
         c.check(on_file > 0, "tier: the load put items on the file tier again",
                 "tier_items %d" % on_file)
         wrong = [k for k in before if after.get(k) != before[k]]
+        missing = [k for k in wrong if k not in after]
         c.check(not wrong, "tier: every item back with the same value, flags and CAS",
-                "%d of %d differ or are missing, e.g. %r" % (len(wrong), len(before), wrong[:3]))
+                "%d of %d differ or are missing (%d missing), e.g. %r; %s; evictions %s, "
+                "tier_evictions %s, tier_io_errors %s" %
+                (len(wrong), len(before), len(missing), wrong[:3], m.group(0) if m else "",
+                 st.get("evictions"), st.get("tier_evictions"), st.get("tier_io_errors")))
 
 
 def main(args):
