@@ -264,8 +264,8 @@ class Store {
   // too small to hold the index, the segment table and the cleaner's reserve segments.
   static Status Open(const Options& options, std::unique_ptr<Store>* store);
   // The smallest memory_limit, a whole number of segments, that Open accepts with the other
-  // options as given (index, segment table and reserve segments must fit); 0 if none up to
-  // 2^20 segments does.
+  // options as given (index, segment table, reserve segments and the file tier's metadata must
+  // fit; the tier files are not opened); 0 if none up to 2^20 segments does.
   static size_t MinimumMemoryLimit(const Options& options);
 
   // Opens a store and loads the snapshot at `path` (written by SaveTo) into it. The file is

@@ -31,15 +31,8 @@ Status SegmentPool::Create(const Config& config, Accountant* accountant,
   p->file_first_ = config.regular_count + config.jumbo_count;
   p->file_base_ = (p->jumbo_base_ + config.jumbo_count + config.segment_size - 1) &
                   ~uint64_t{config.segment_size - 1};
-  // The file segments' backing state: 16 bytes each, charged with the metadata.
-  if (config.file_count > 0) {
-    size_t bytes = sizeof(FileSlot) * size_t{config.file_count};
-    if (!accountant->TryCharge(MemoryKind::kMetadata, bytes)) {
-      return Status::InvalidArgument("no room for the file tier's segment table");
-    }
-    p->metadata_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-    p->files_.reset(new FileSlot[config.file_count]);
-  }
+  // The file segments' backing state: charged by ChargeFileMetadata.
+  if (config.file_count > 0) p->files_.reset(new FileSlot[config.file_count]);
   p->fresh_file_ = p->file_first_;
   p->metas_bytes_ = RoundUpToPage(sizeof(SegmentMeta) * size_t{p->total_count()});
   p->metas_ = reinterpret_cast<SegmentMeta*>(MapNoReserve(p->metas_bytes_));
@@ -65,12 +58,24 @@ SegmentPool::~SegmentPool() {
 }
 
 bool SegmentPool::EnsureMetaPage(uint32_t id) {
-  size_t page = size_t{id} * sizeof(SegmentMeta) / PageSize();
-  uint64_t bit = uint64_t{1} << (page % 64);
-  if (meta_pages_[page / 64] & bit) return true;
+  size_t page = MetaPageOf(id);
+  if (MetaPageCharged(page)) return true;
   if (!accountant_->TryCharge(MemoryKind::kMetadata, PageSize())) return false;
   metadata_bytes_.fetch_add(PageSize(), std::memory_order_relaxed);
-  meta_pages_[page / 64] |= bit;
+  ConstructMetaPage(page);
+  return true;
+}
+
+size_t SegmentPool::MetaPageOf(uint32_t id) {
+  return size_t{id} * sizeof(SegmentMeta) / PageSize();
+}
+
+bool SegmentPool::MetaPageCharged(size_t page) const {
+  return (meta_pages_[page / 64] >> (page % 64)) & 1;
+}
+
+void SegmentPool::ConstructMetaPage(size_t page) {
+  meta_pages_[page / 64] |= uint64_t{1} << (page % 64);
   size_t per_page = PageSize() / sizeof(SegmentMeta);
   uint32_t first = static_cast<uint32_t>(page * per_page);
   uint32_t end = std::min<uint32_t>(first + static_cast<uint32_t>(per_page), total_count());
@@ -81,6 +86,32 @@ bool SegmentPool::EnsureMetaPage(uint32_t id) {
       m->capacity = static_cast<uint32_t>(config_.segment_size);
     }
   }
+}
+
+size_t SegmentPool::FileMetadataBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return UnchargedFileMetadata();
+}
+
+size_t SegmentPool::UnchargedFileMetadata() const {
+  if (config_.file_count == 0 || files_charged_) return 0;
+  size_t pages = 0;
+  for (size_t page = MetaPageOf(file_first_); page <= MetaPageOf(total_count() - 1); ++page) {
+    pages += MetaPageCharged(page) ? 0 : 1;
+  }
+  return pages * PageSize() + sizeof(FileSlot) * size_t{config_.file_count};
+}
+
+bool SegmentPool::ChargeFileMetadata() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t bytes = UnchargedFileMetadata();
+  if (bytes == 0) return true;
+  if (!accountant_->TryCharge(MemoryKind::kMetadata, bytes)) return false;
+  metadata_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  for (size_t page = MetaPageOf(file_first_); page <= MetaPageOf(total_count() - 1); ++page) {
+    if (!MetaPageCharged(page)) ConstructMetaPage(page);
+  }
+  files_charged_ = true;
   return true;
 }
 

@@ -7,7 +7,9 @@
 // a page of it is charged (kMetadata) and its entries constructed the first time an id in it is
 // handed out, so memory and work follow the segments in use, not the limit. Ids are handed out
 // lowest first (fresh ones only when no freed one is left), and the ids in use are listed, so
-// the cleaner walks what is in use rather than the whole table.
+// the cleaner walks what is in use rather than the whole table. The file segments' pages are
+// the exception: ChargeFileMetadata charges them all when the tier opens, since file segments
+// are taken when memory is full (a demotion) and must then need none.
 //
 // Locations (the index's 40 bits, docs/index.md) number the bytes of the arena, then the jumbo
 // slots, one value each (a jumbo item always starts at offset 0), then the bytes of the file
@@ -104,7 +106,8 @@ class SegmentPool {
     uint32_t file_count = 0;  // file tier segments
   };
 
-  // Reserves address space for the segments and their metadata table; charges nothing.
+  // Reserves address space for the segments and their metadata table; charges nothing (file
+  // segments' metadata included: see ChargeFileMetadata).
   static Status Create(const Config& config, Accountant* accountant,
                        std::unique_ptr<SegmentPool>* pool);
   ~SegmentPool();
@@ -160,7 +163,15 @@ class SegmentPool {
   }
 
   // --- file segments (docs/file-tier.md) ---
-  // Takes a free file segment (state kFree), or returns kNoSegment. Freed by Free.
+  // What ChargeFileMetadata charges: the metadata table's pages holding file ids (not yet
+  // charged) and 16 B of backing state per file segment; 0 once it has charged them.
+  size_t FileMetadataBytes() const;
+  // Charges, all or nothing, and constructs the metadata of every file segment, so that
+  // AllocateFile never needs memory (it runs when memory is full: a demotion). Returns false,
+  // charging nothing, if the limit has no room for it. REQUIRES: no file segment taken yet.
+  bool ChargeFileMetadata();
+  // Takes a free file segment (state kFree), or returns kNoSegment. Freed by Free. Charges
+  // nothing after ChargeFileMetadata (before it, the metadata page of a fresh id).
   uint32_t AllocateFile();
   // File segment `id` is backed by RAM segment `ram` (kNoSegment: no longer): its items'
   // bytes are read from there. Memory and backing id are separate steps so that a reader
@@ -211,6 +222,13 @@ class SegmentPool {
   // Charges and constructs the metadata page holding `id` if it is not yet; false if the
   // limit has no room for it. REQUIRES: mu_ held.
   bool EnsureMetaPage(uint32_t id);
+  static size_t MetaPageOf(uint32_t id);
+  // REQUIRES: mu_ held.
+  bool MetaPageCharged(size_t page) const;
+  // Marks `page` charged and constructs its entries. REQUIRES: mu_ held, the page charged.
+  void ConstructMetaPage(size_t page);
+  // FileMetadataBytes. REQUIRES: mu_ held.
+  size_t UnchargedFileMetadata() const;
   // Takes a never used id of [first, end) from *next, with its metadata page; kNoSegment if
   // none is left or the page cannot be charged. REQUIRES: mu_ held.
   uint32_t TakeFresh(uint32_t* next, uint32_t end);
@@ -248,6 +266,7 @@ class SegmentPool {
   std::vector<uint32_t> jumbo_free_;     // freed jumbo slots
   uint32_t fresh_file_ = 0;              // file ids below this have been handed out
   std::vector<uint32_t> file_free_;      // freed file segments
+  bool files_charged_ = false;           // by ChargeFileMetadata
   uint32_t files_in_use_ = 0;
   std::vector<uint32_t> in_use_;  // ids handed out and not freed
   std::atomic<uint64_t> bytes_released_{0};

@@ -177,6 +177,47 @@ TEST(SegmentPoolTest, MetadataPageIsChargedWithinTheLimit) {
   EXPECT_EQ(pool->free_count(), 4u);
 }
 
+// A demotion takes a file segment when memory is full: after ChargeFileMetadata (at open),
+// taking every file segment charges nothing, even with no byte of the limit left.
+TEST(SegmentPoolTest, FileMetadataIsChargedUpFront) {
+  const size_t per_page = kPage / sizeof(SegmentMeta);
+  // The file ids start in the jumbo slots' page and run over two more.
+  SegmentPool::Config config = MakeConfig(4, 2, 0, 0);
+  config.file_count = static_cast<uint32_t>(3 * per_page - 6 - per_page / 2);
+  const size_t table = 3 * kPage;
+  const size_t slots = 16 * size_t{config.file_count};
+  Accountant a(kSeg + table + slots);
+  auto pool = MustCreate(config, &a);
+  EXPECT_EQ(a.total(), 0u) << "Create charges nothing";
+  EXPECT_EQ(pool->FileMetadataBytes(), table + slots);
+  ASSERT_EQ(pool->Allocate(true), 0u) << "charges the first page, shared with the file ids";
+  EXPECT_EQ(pool->FileMetadataBytes(), 2 * kPage + slots);
+  ASSERT_TRUE(pool->ChargeFileMetadata());
+  EXPECT_EQ(pool->FileMetadataBytes(), 0u);
+  EXPECT_EQ(a.Available(), 0u);
+  EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), pool->metadata_bytes());
+  for (uint32_t f = 0; f < config.file_count; ++f) {
+    ASSERT_EQ(pool->AllocateFile(), pool->file_first() + f) << "with no memory left";
+  }
+  EXPECT_EQ(pool->AllocateFile(), kNoSegment);
+  EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), table + slots);
+  ASSERT_TRUE(pool->ChargeFileMetadata()) << "once is enough";
+  EXPECT_EQ(a.ByKind(MemoryKind::kMetadata), table + slots);
+}
+
+// All or nothing: a limit that holds part of it charges nothing.
+TEST(SegmentPoolTest, FileMetadataThatDoesNotFitChargesNothing) {
+  SegmentPool::Config config = MakeConfig(4, 2, 0, 0);
+  config.file_count = static_cast<uint32_t>(4 * kPage / sizeof(SegmentMeta));
+  Accountant a(2 * kPage);
+  auto pool = MustCreate(config, &a);
+  EXPECT_GT(pool->FileMetadataBytes(), 4 * kPage);
+  EXPECT_FALSE(pool->ChargeFileMetadata());
+  EXPECT_EQ(a.total(), 0u);
+  EXPECT_EQ(pool->metadata_bytes(), 0u);
+  EXPECT_GT(pool->FileMetadataBytes(), 4 * kPage) << "still all to charge";
+}
+
 TEST(SegmentPoolTest, LayoutOfIdsAndLocations) {
   Accountant a(kNoLimit);
   auto pool = MustCreate(MakeConfig(8, 3, 0, 0), &a);

@@ -73,6 +73,13 @@ Status Engine::Open(const Options& options, std::unique_ptr<Engine>* engine) {
   return Status::Ok();
 }
 
+bool Engine::Fits(const Options& options) {
+  Options o = options;
+  o.background_cleaner = false;
+  std::unique_ptr<Engine> e(new Engine(o));
+  return e->Init(/*open_files=*/false).ok();
+}
+
 void Engine::StartCleanerThread() {
   if (!options_.background_cleaner) return;
   cleaner_thread_ = std::thread([this] {
@@ -81,7 +88,7 @@ void Engine::StartCleanerThread() {
   });
 }
 
-Status Engine::Init() {
+Status Engine::Init(bool open_files) {
   const Options& o = options_;
   if (!std::has_single_bit(o.segment_size) || o.segment_size < 4096 ||
       o.segment_size > (size_t{64} << 20)) {
@@ -149,7 +156,7 @@ Status Engine::Init() {
     return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
                                    std::to_string(minimum) + " segments");
   }
-  return HasTier() ? OpenTierFiles() : Status::Ok();
+  return HasTier() ? OpenTierFiles(minimum, open_files) : Status::Ok();
 }
 
 // --- keyspaces ---

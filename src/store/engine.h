@@ -106,6 +106,9 @@ struct Reservation {
 class Engine {
  public:
   static Status Open(const Options& options, std::unique_ptr<Engine>* engine);
+  // Whether Open accepts `options`, found as Open would (the tier's memory included) but
+  // without touching the tier files or starting the cleaner thread.
+  static bool Fits(const Options& options);
   ~Engine();
 
   Outcome Write(Keyspace ks, SetMode mode, std::string_view key, std::string_view value,
@@ -184,7 +187,8 @@ class Engine {
   friend class SnapshotReader;
 
   explicit Engine(const Options& options);
-  Status Init();
+  // With `open_files` false (Fits), the tier's memory is charged but its files are not opened.
+  Status Init(bool open_files = true);
   void StartCleanerThread();
 
   // --- locations and items (engine.cc) ---
@@ -477,7 +481,10 @@ class Engine {
 
   // --- file tier (tier.cc, docs/file-tier.md) ---
   bool HasTier() const { return pool_->file_count() != 0; }
-  Status OpenTierFiles();
+  // Opens the tier files and charges the tier's memory, leaving room for `minimum_segments`.
+  Status OpenTierFiles(uint32_t minimum_segments, bool open_files);
+  // Why Open refuses a tier whose memory (`tier_bytes`) does not fit beside `memory_bytes`.
+  std::string TierTooLarge(size_t tier_bytes, size_t memory_bytes) const;
   // Where file segment `id` starts: its file and the offset in it.
   void FilePosition(uint32_t id, int* fd, uint64_t* offset) const;
   // Reads the item at an on-file `location` into *buf; *item points into it. False on an I/O

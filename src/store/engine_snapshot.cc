@@ -431,8 +431,7 @@ class SnapshotReader {
       }
       pos = end;
     }
-    ReserveIndex(items);  // first: every item loaded needs a slot, wherever its bytes go
-    ChargeFileMetadata(jobs);
+    ReserveIndex(items);  // the file segments' metadata was charged when the tier opened
     RunJobs(jobs);
     if (h_.next_open_seq < max_seq) next_seq = std::max(next_seq, h_.next_open_seq);
     e_->open_seq_.store(next_seq, std::memory_order_relaxed);
@@ -510,31 +509,6 @@ class SnapshotReader {
     uint64_t kv_bytes = 0;
     uint64_t header_bytes = 0;
   };
-
-  // Charges the metadata of the file segments the records will go to, up front: memory loaded
-  // full (to the cleaner's reserve) would leave none for it, and a record that memory cannot
-  // hold would then find no file segment either. Those are the records saved from the tier and
-  // the regular ones beyond what memory can take now. Taking a fresh file segment charges its
-  // metadata page; giving it back keeps the page.
-  void ChargeFileMetadata(const std::vector<Job>& jobs) {
-    if (!e_->HasTier()) return;
-    mem::SegmentPool& pool = *e_->pool_;
-    size_t on_file = 0, in_memory = 0;
-    for (const Job& j : jobs) {
-      if (j.header.jumbo == 0) ++(j.header.on_file ? on_file : in_memory);
-    }
-    const size_t room = pool.FreeCapacity();
-    const size_t reserve = pool.reserve_bytes() / pool.segment_size();
-    const size_t memory = room > reserve ? room - reserve : 0;
-    const size_t wanted = on_file + (in_memory > memory ? in_memory - memory : 0);
-    std::vector<uint32_t> taken;
-    for (size_t i = 0; i < std::min<size_t>(wanted, pool.file_count()); ++i) {
-      const uint32_t id = pool.AllocateFile();
-      if (id == mem::kNoSegment) break;
-      taken.push_back(id);
-    }
-    for (uint32_t id : taken) pool.Free(id);
-  }
 
   // Sizes every index shard for `items` (what the records say they hold, at most what their
   // bytes could), so that loading rebuilds no shard: growing step by step as writes do would

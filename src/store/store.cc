@@ -94,14 +94,10 @@ Status Store::SaveTo(const std::string& path, const SnapshotOptions& snapshot) {
 }
 
 size_t Store::MinimumMemoryLimit(const Options& options) {
-  Options base = options;
-  base.background_cleaner = false;
-  base.tier_files.clear();  // the files do not change what memory needs (and are not opened)
   auto accepts = [&](size_t segments) {
-    Options o = base;
+    Options o = options;
     o.memory_limit = segments * o.segment_size;
-    std::unique_ptr<store::Engine> engine;
-    return store::Engine::Open(o, &engine).ok();
+    return store::Engine::Fits(o);  // the tier's memory counts; its files are not opened
   };
   size_t lo = 0, hi = 1;  // accepts(lo) is false (assumed), accepts(hi) is true
   while (!accepts(hi)) {
@@ -113,7 +109,7 @@ size_t Store::MinimumMemoryLimit(const Options& options) {
     size_t mid = lo + (hi - lo) / 2;
     (accepts(mid) ? hi : lo) = mid;
   }
-  return hi * base.segment_size;
+  return hi * options.segment_size;
 }
 
 Outcome Store::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,

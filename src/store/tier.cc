@@ -35,7 +35,22 @@ constexpr uint64_t kNoLocation = index::kLocationMask + 1;
 
 // --- files ---
 
-Status Engine::OpenTierFiles() {
+Status Engine::OpenTierFiles(uint32_t minimum_segments, bool open_files) {
+  // Emptying a file segment reads it through this buffer: an item (at most an eighth of a
+  // segment) and the header of the next always fit (plus room to decode a header at its end).
+  tier_scratch_bytes_ = jumbo_threshold_ + kFirstRead;
+  // All charged now: a demotion takes a file segment when memory is full, so the file
+  // segments' metadata cannot wait for it. What is left must still hold the segments Open
+  // requires; a limit that cannot is refused (the tier is not cut short).
+  const size_t charge = tier_scratch_bytes_ + mem::kMaxItemHeader +
+                        size_t{pool_->file_count()} * sizeof(FileSegmentState);
+  const size_t tier_bytes = charge + pool_->FileMetadataBytes();
+  const size_t memory_bytes = size_t{minimum_segments} * pool_->segment_size();
+  if (accountant_.Available() < tier_bytes + memory_bytes ||
+      !accountant_.TryCharge(mem::MemoryKind::kMetadata, charge) || !pool_->ChargeFileMetadata()) {
+    return Status::InvalidArgument(TierTooLarge(tier_bytes, memory_bytes));
+  }
+  if (!open_files) return Status::Ok();
   const int shift = pool_->segment_shift();
   uint32_t next = pool_->file_first();
   for (const TierFile& file : options_.tier_files) {
@@ -48,18 +63,19 @@ Status Engine::OpenTierFiles() {
     tier_files_.push_back(TierFileHandle{fd, next, count});
     next += count;
   }
-  // Emptying a file segment reads it through this buffer: an item (at most an eighth of a
-  // segment) and the header of the next always fit (plus room to decode a header at its end).
-  tier_scratch_bytes_ = jumbo_threshold_ + kFirstRead;
-  const size_t charge = tier_scratch_bytes_ + mem::kMaxItemHeader +
-                        size_t{pool_->file_count()} * sizeof(FileSegmentState);
-  if (accountant_.Available() < charge + pool_->reserve_bytes() ||
-      !accountant_.TryCharge(mem::MemoryKind::kMetadata, charge)) {
-    return Status::InvalidArgument("memory_limit too small for the file tier's buffer");
-  }
   tier_scratch_.reset(new char[tier_scratch_bytes_ + mem::kMaxItemHeader]());
   file_state_.reset(new FileSegmentState[pool_->file_count()]);
   return Status::Ok();
+}
+
+std::string Engine::TierTooLarge(size_t tier_bytes, size_t memory_bytes) const {
+  auto kib = [](size_t bytes) { return std::to_string((bytes + 1023) >> 10) + " KiB"; };
+  return "memory_limit too small for the file tier: its " + std::to_string(pool_->file_count()) +
+         " segments of " + kib(pool_->segment_size()) + " need " + kib(tier_bytes) +
+         " of memory (their metadata and a read buffer) beside the " + kib(memory_bytes) +
+         " of segments the store needs, and " + kib(accountant_.Available()) +
+         " of the limit is left after the index: a smaller tier, larger segments or a larger " +
+         "limit";
 }
 
 void Engine::FilePosition(uint32_t id, int* fd, uint64_t* offset) const {

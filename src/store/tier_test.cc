@@ -54,12 +54,14 @@ class TierTest : public ::testing::Test {
     return path;
   }
 
-  // `file_segments` of file tier in `files` files, RAM 32 segments above the minimum.
+  // `file_segments` of file tier in `files` files, RAM 32 segments above the minimum (which
+  // holds the tier's metadata).
   Options TierOptions(size_t file_segments, bool eviction = true, int files = 1) {
-    Options o = test::TinyOptions(&clock_, /*extra_segments=*/32, eviction);
+    Options o = test::TinyOptions(&clock_, /*extra_segments=*/0, eviction);
     for (int i = 0; i < files; ++i) {
       o.tier_files.push_back(TierFile{TempPath(), file_segments / files * kSegment});
     }
+    o.memory_limit = Store::MinimumMemoryLimit(o) + 32 * kSegment;
     return o;
   }
 
@@ -107,6 +109,31 @@ TEST_F(TierTest, OpenChecksItsFiles) {
   o = TierOptions(64);
   o.tier_files[0].size = uint64_t{1} << 40;  // with the RAM, past 40-bit locations
   EXPECT_FALSE(Store::Open(o, &store).ok());
+}
+
+// The tier's memory (every file segment's metadata, its read buffer) is charged at open within
+// the limit: MinimumMemoryLimit counts it, and a limit that cannot hold it beside the segments
+// the store needs is refused, saying so (the tier files are left alone).
+TEST_F(TierTest, TierMemoryCountsAgainstTheLimit) {
+  Options o = TierOptions(4096);
+  const size_t minimum = Store::MinimumMemoryLimit(o);
+  Options no_tier = o;
+  no_tier.tier_files.clear();
+  const size_t without = Store::MinimumMemoryLimit(no_tier);
+  EXPECT_GE(minimum, without + 4096 * 64 + 4096 * 32) << "96 B per file segment at least";
+  o.memory_limit = minimum;
+  Open(o);
+  StoreStats s = store_->GetStats();
+  EXPECT_GE(s.metadata_bytes, 4096u * 96);
+  EXPECT_LE(s.resident_bytes, o.memory_limit);
+  store_.reset();
+  o.memory_limit = minimum - kSegment;
+  std::remove(o.tier_files[0].path.c_str());
+  Status st = Store::Open(o, &store_);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("too small for the file tier"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("4096 segments of 4 KiB"), std::string::npos) << st.message();
+  EXPECT_NE(access(o.tier_files[0].path.c_str(), F_OK), 0) << "a refused tier creates no file";
 }
 
 // Values, flags, expiry and CAS values come back exactly from the file, and reading an item
@@ -504,6 +531,10 @@ TEST_F(TierTest, FileFullEvictsFromTheFile) {
   EXPECT_GT(s.tier_evictions, 0u);
   EXPECT_EQ(s.tier_capacity_bytes, 32 * kSegment);
   EXPECT_LE(s.tier_used_bytes, s.tier_capacity_bytes);
+  // The newest items are all there (the oldest leave first). Checked before the reads below:
+  // each read of an item on file promotes it, and the demotions that make room for it send
+  // segments of items not read again to the file, where they are the oldest.
+  for (int i = n - 100; i < n; ++i) EXPECT_EQ(Get(Key(i)), ValueFor(i, 0, 100)) << i;
   int present = 0;
   for (int i = 0; i < n; ++i) {
     std::optional<std::string> v = Get(Key(i));
@@ -514,8 +545,6 @@ TEST_F(TierTest, FileFullEvictsFromTheFile) {
   s = store_->GetStats();
   EXPECT_LE(s.tier_items, s.items);
   EXPECT_GT(present, n / 10);
-  // The newest items are all there (the oldest leave first).
-  for (int i = n - 100; i < n; ++i) EXPECT_EQ(Get(Key(i)), ValueFor(i, 0, 100)) << i;
 }
 
 // Items deleted or overwritten leave file segments sparse: they are compacted (live items
@@ -628,6 +657,34 @@ TEST_F(TierTest, ConcurrentReadersAndWriters) {
     ItemRef ref;
     if (store_->Get(Key(k), &ref)) EXPECT_EQ(ref.value(), ValueFor(k, ref.flags(), 20 + k % 150));
   }
+}
+
+// Demotions run when memory is full. Taking a file segment must then need no memory: the
+// metadata of every file segment is charged when the tier opens, never by a demotion (one that
+// could not charge a metadata page found no file segment and evicted while the file had room).
+// Items read once get a second chance in the cleaner's heads, which takes the reserve.
+TEST_F(TierTest, TakingAFileSegmentNeedsNoMemory) {
+  Open(TierOptions(512));
+  StoreStats s = store_->GetStats();
+  EXPECT_GE(s.metadata_bytes, 512 * 64) << "every file segment's metadata, charged at open";
+  const int n = 1500;  // ~220 file segments of 4 KiB: four pages of their metadata
+  uint64_t metadata = 0;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, 500), 0, 0, 0), Outcome::kStored);
+    if (i % 2 == 0) Get(Key(i));
+    // The first segment taken charges the segment table's first page, which holds every RAM
+    // segment's entry (fewer than 64 of them).
+    if (i == 0) metadata = store_->GetStats().metadata_bytes;
+  }
+  ASSERT_LT(s.segments_total, 64u);
+  s = store_->GetStats();
+  ASSERT_GT(s.tier_used_bytes, 200 * kSegment);
+  EXPECT_LT(s.tier_used_bytes, s.tier_capacity_bytes);
+  EXPECT_EQ(s.metadata_bytes, metadata);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.items, static_cast<uint64_t>(n));
+  for (int i = 0; i < n; ++i) ASSERT_EQ(Get(Key(i)), ValueFor(i, 0, 500)) << i;
+  EXPECT_EQ(store_->GetStats().evictions, 0u);
 }
 
 }  // namespace

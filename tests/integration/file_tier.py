@@ -15,7 +15,8 @@
   flood:    while one connection floods sets, another's gets of file-resident keys are all
             answered, correctly; the server keeps running.
   errors:   an ext_path in a missing directory, a size without a unit, a file smaller than one
-            segment: cinchd exits non-zero naming the option.
+            segment, a file whose segments' metadata -m cannot hold: cinchd exits non-zero
+            naming the option.
 """
 
 import math
@@ -199,8 +200,10 @@ def flood_and_read(c, server, keys):
 def check_start_errors(c, server_path, tmp):
     for bad, what in (("%s/missing/dir/tier:64m" % tmp, "cannot create"),
                       ("%s/tier2:64" % tmp, "ext_path"),
-                      ("%s/tier3:512k" % tmp, "less than one segment")):
-        argv = [server_path, "-p", "0", "-U", "0", "-o", "ext_path=" + bad]
+                      ("%s/tier3:512k" % tmp, "less than one segment"),
+                      # ~96 B per 1 MiB file segment of memory, charged at start: 48 MiB of -m 64
+                      ("%s/tier4:512g" % tmp, "too small for the file tier")):
+        argv = [server_path, "-p", "0", "-U", "0", "-m", "64", "-o", "ext_path=" + bad]
         if os.geteuid() == 0:
             argv += ["-u", "root"]
         try:

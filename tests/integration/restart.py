@@ -4,6 +4,8 @@
   * items written, SIGTERM (and SIGUSR1), restart with the same -e: every item is back with the
     same value, flags and CAS (gets), exit status 0, and the log says what was saved and loaded;
   * items that expire while the server is down are gone;
+  * with a file tier (-o ext_path) holding most items, SIGTERM and a restart with the same -e and
+    ext_path bring back the items on file too, exact;
   * a file that is not a memory file is refused (cinchd does not start, the file is untouched);
   * kill -9 at random moments while a client writes, or while the server saves, 5 rounds: the
     server starts every round, says in its log what it loaded or why not, and every value it
@@ -280,6 +282,47 @@ def check_kill_rounds(c, args, path):
             server.stop()
 
 
+def check_with_tier(c, args, tmp):
+    """Most items on the file tier: a save reads them back from the file, a load puts what
+    memory cannot hold on the tier again (docs/restart-format.md)."""
+    path = os.path.join(tmp, "memory-tier")
+    limit = "48" if os.environ.get("CINCH_SANITIZE") else "24"
+    tier_args = ["-m", limit, "-t", "2", "-o", "ext_path=%s:96m" % os.path.join(tmp, "tier"),
+                 "-e", path]
+    rng = random.Random(7)
+    keys = [b"tier:%d" % i for i in range(3000)]
+    with harness.Server(args.server, tier_args) as server:
+        with server.conn(timeout=30) as conn:
+            for i, key in enumerate(keys):
+                conn.set(key, make_value(key, 1, rng.randint(8000, 24000)), i)
+            before = gets_many(conn, keys)
+            on_file = int(conn.stats().get("tier_items", "0"))
+        # The tier keeps at least 95 % here (tests/integration/file_tier.py); the restart must
+        # bring back every item that was there.
+        c.check(len(before) >= len(keys) * 95 // 100, "tier: items readable before the restart",
+                "%d of %d" % (len(before), len(keys)))
+        c.check(on_file > len(keys) // 2, "tier: most items are on the file tier before the save",
+                "tier_items %d of %d" % (on_file, len(keys)))
+        code, log = stop(server, signal.SIGTERM)
+        c.equal(code, 0, "tier: exit status")
+    with harness.Server(args.server, tier_args) as server:
+        m = wait_for_log(server, r"memory file .*: loaded (\d+) items")
+        c.check(m is not None, "tier: the log says what was loaded", server.log()[-500:])
+        with server.conn(timeout=30) as conn:
+            on_file = int(conn.stats().get("tier_items", "0"))
+            after = gets_many(conn, keys)
+            st = conn.stats()
+        c.check(on_file > 0, "tier: the load put items on the file tier again",
+                "tier_items %d" % on_file)
+        wrong = [k for k in before if after.get(k) != before[k]]
+        missing = [k for k in wrong if k not in after]
+        c.check(not wrong, "tier: every item back with the same value, flags and CAS",
+                "%d of %d differ or are missing (%d missing), e.g. %r; %s; evictions %s, "
+                "tier_evictions %s, tier_io_errors %s" %
+                (len(wrong), len(before), len(missing), wrong[:3], m.group(0) if m else "",
+                 st.get("evictions"), st.get("tier_evictions"), st.get("tier_io_errors")))
+
+
 def main(args):
     if harness.skip_unless_cinch(args, "cinchd's -e keeps items across kill -9 safely"):
         return harness.SKIP
@@ -288,6 +331,7 @@ def main(args):
         path = os.path.join(tmp, "memory")
         check_round_trip(c, args, path, signal.SIGTERM)
         check_round_trip(c, args, path, signal.SIGUSR1)
+        check_with_tier(c, args, tmp)
         check_not_a_memory_file(c, args, path)
         check_kill_rounds(c, args, path)
     return c.finish()
