@@ -490,6 +490,16 @@ class Server::Impl {
   // never be read again, and its id is not reused.
   void ApplyQuotas(const std::vector<KeyspaceQuota>& quotas) {
     for (const KeyspaceQuota& q : quotas) store_->SetKeyspaceQuota(q.keyspace, q.quota);
+    // Each tenant being written holds an open segment of its own (docs/keyspaces.md).
+    const uint64_t heads = uint64_t{quotas.size()} * options_.store.segment_size;
+    if (heads > options_.store.memory_limit / 4) {
+      std::fprintf(stderr,
+                   "cinchd: WARNING: %zu tenants with %zu KiB segments hold up to %s in open "
+                   "segments when all are written, more than a quarter of the store's %s; a "
+                   "smaller -o segment_size (e.g. 64k) wastes less\n",
+                   quotas.size(), options_.store.segment_size >> 10, Mib(heads).c_str(),
+                   Mib(options_.store.memory_limit).c_str());
+    }
     for (const KeyspaceQuota& old : tenant_quotas_) {
       const bool kept = std::any_of(quotas.begin(), quotas.end(), [&](const KeyspaceQuota& q) {
         return q.keyspace == old.keyspace;
