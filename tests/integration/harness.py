@@ -352,6 +352,15 @@ class Conn:
     def read_line(self, timeout=None):
         return self.read_until(b"\r\n", timeout)
 
+    def wait_data(self, timeout=10.0):
+        """Waits until something arrives, EOF or `timeout`; what arrived stays buffered."""
+        if self.buf or self.closed:
+            return
+        try:
+            self._fill(time.monotonic() + timeout)
+        except (Timeout, Closed):
+            pass
+
     def read_idle(self, idle=0.3, limit=5.0):
         """Everything that arrives until `idle` seconds pass quietly (or EOF, or `limit`)."""
         end = time.monotonic() + limit
