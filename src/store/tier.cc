@@ -444,11 +444,19 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
   // 3. Withdraw the RAM backing: lookups from now on read the file. The barrier waits out
   // every critical section that may have seen the backing (and pinned the RAM segment through
   // PinsOf before unlocking); the RAM segment then drains its pins as usual.
-  if (written) f.state.store(mem::SegState::kSealed, std::memory_order_release);
   pool_->SetFileMemory(file, nullptr);
   QuiescenceBarrier();
   pool_->SetFileBacking(file, mem::kNoSegment);
-  if (!written) DrainOrFree(file);
+  // 4. Only now can the file segment be cleaned (claimed, emptied, freed and taken by another
+  // demotion): sealed any earlier, a segment emptied meanwhile (its items all read back, or
+  // compacted when the files are full) could be demoted into again during the barrier, and the
+  // line above would then withdraw the new demotion's backing, whose readers would pin the
+  // file segment instead of the RAM segment whose bytes they read.
+  if (written) {
+    f.state.store(mem::SegState::kSealed, std::memory_order_release);
+  } else {
+    DrainOrFree(file);
+  }
   return written;
 }
 
