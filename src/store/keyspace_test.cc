@@ -295,5 +295,28 @@ TEST_F(KeyspaceTest, NewKeyspaceOnAFullStore) {
   EXPECT_LE(store_->GetStats().resident_bytes, o.memory_limit);
 }
 
+// More keyspaces written round robin than memory has segments for their open heads, with a
+// clock that does not move: no head is ever idle for kIdleSealSeconds. Every write must still
+// be stored at once (the coldest head gives up its tail), never wait for heads to go idle.
+TEST_F(KeyspaceTest, MoreBusyKeyspacesThanSegments) {
+  Options o = TinyOptions(/*extra_segments=*/8, /*eviction=*/true);
+  Open(o);
+  const uint64_t segments = o.memory_limit / o.segment_size;
+  const uint16_t keyspaces = static_cast<uint16_t>(2 * segments);
+  for (int round = 0; round < 4; ++round) {
+    for (uint16_t ks = 1; ks <= keyspaces; ++ks) {
+      const std::string key = "k" + std::to_string(round);
+      ASSERT_EQ(store_->Write(Keyspace{ks}, SetMode::kSet, key, Pattern(100, ks), 0, 0),
+                Outcome::kStored)
+          << "round " << round << " keyspace " << ks;
+      EXPECT_EQ(Value(Keyspace{ks}, key), Pattern(100, ks));
+    }
+  }
+  StoreStats st = store_->GetStats();
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_EQ(st.out_of_memory, 0u);
+}
+
 }  // namespace
 }  // namespace cinch
