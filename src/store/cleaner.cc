@@ -43,7 +43,7 @@ constexpr int64_t kIdleSealSeconds = 2;
 // (PickGainfulCompaction) before it gives up compacting.
 constexpr int kMaxRoomLookups = 4;
 // Heads sealed at once when nothing else is left to clean: at least this share of the open ones.
-constexpr size_t kColdSealShare = 16;
+constexpr size_t kRoomSealShare = 16;
 
 }  // namespace
 
@@ -120,7 +120,7 @@ void Engine::SealIdleHeads(int64_t now, bool short_of_memory) {
 }
 
 // More keyspaces being written than memory has room for their heads: nothing sealed is left to
-// clean, and every head was written within kIdleSealSeconds. Some heads are sealed, at least
+// clean, and every head was written within kIdleSealSeconds. Busy heads are sealed, at least
 // `count` and a share of those open, so that their items can be evicted (compaction would only
 // move them into new segments of their keyspaces: HasSibling). Those holding the fewest
 // live bytes go first (then the least recently written, then the oldest opened): each frees a
@@ -128,34 +128,34 @@ void Engine::SealIdleHeads(int64_t now, bool short_of_memory) {
 // the heads that have filled up, and the newest heads (of the keyspaces memory has no room
 // for) are the ones sealed and evicted, rather than every head in turn losing its items before
 // the round comes back to it. A batch, because each call walks every keyspace's open heads.
-size_t Engine::SealColdestHeads(size_t count) {
-  struct Cold {
+size_t Engine::SealHeadsForRoom(size_t count) {
+  struct Head {
     int64_t live_bytes;
     uint32_t write_time;
     uint64_t open_seq;
     const mem::SegmentMeta* meta;
   };
-  std::vector<Cold> cold;
+  std::vector<Head> open;
   SealHeads([&](const mem::SegmentMeta& m) {
     if (m.writers.load(std::memory_order_acquire) != 0 ||
         m.live_items.load(std::memory_order_acquire) == 0) {
       return false;
     }
-    cold.push_back({m.live_bytes.load(std::memory_order_relaxed),
+    open.push_back({m.live_bytes.load(std::memory_order_relaxed),
                     m.write_time.load(std::memory_order_relaxed),
                     m.open_seq.load(std::memory_order_relaxed), &m});
     return false;
   });
-  count = std::min(std::max(count, cold.size() / kColdSealShare), cold.size());
+  count = std::min(std::max(count, open.size() / kRoomSealShare), open.size());
   if (count == 0) return 0;
-  auto first = [](const Cold& a, const Cold& b) {
+  auto first = [](const Head& a, const Head& b) {
     return std::tuple(a.live_bytes, a.write_time, a.open_seq) <
            std::tuple(b.live_bytes, b.write_time, b.open_seq);
   };
-  std::nth_element(cold.begin(), cold.begin() + static_cast<ptrdiff_t>(count - 1), cold.end(),
+  std::nth_element(open.begin(), open.begin() + static_cast<ptrdiff_t>(count - 1), open.end(),
                    first);
   std::vector<const mem::SegmentMeta*> take;
-  for (size_t i = 0; i < count; ++i) take.push_back(cold[i].meta);
+  for (size_t i = 0; i < count; ++i) take.push_back(open[i].meta);
   std::sort(take.begin(), take.end());
   size_t sealed = 0;
   SealHeads([&](const mem::SegmentMeta& m) {
@@ -208,17 +208,15 @@ uint32_t Engine::PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now)
 
 uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
                                       const std::vector<uint16_t>* no_room) const {
-  static const std::vector<uint16_t> kNone;
-  const std::vector<uint16_t>& skip = no_room != nullptr ? *no_room : kNone;
-  uint32_t best = EmptiestSealed(ids, max_live, skip);
+  uint32_t best = EmptiestSealed(ids, max_live, no_room);
   if (best == mem::kNoSegment || !options_.eviction || HasSibling(best, ids, max_live)) {
     return best;
   }
-  return PickGainfulCompaction(ids, max_live, skip);
+  return PickGainfulCompaction(ids, max_live, no_room);
 }
 
 uint32_t Engine::EmptiestSealed(const std::vector<uint32_t>& ids, double max_live,
-                                const std::vector<uint16_t>& skip) const {
+                                const std::vector<uint16_t>* skip) const {
   uint32_t best = mem::kNoSegment;
   int64_t best_live = 0;
   for (uint32_t id : ids) {
@@ -232,14 +230,14 @@ uint32_t Engine::EmptiestSealed(const std::vector<uint32_t>& ids, double max_liv
   return best;
 }
 
-bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_t>& skip) const {
+bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_t>* skip) const {
   const mem::SegmentMeta& m = pool_->meta(id);
   if (pool_->IsJumbo(id) || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
       m.writers.load(std::memory_order_acquire) != 0) {
     return false;
   }
-  if (!skip.empty() && std::find(skip.begin(), skip.end(),
-                                 m.keyspace.load(std::memory_order_relaxed)) != skip.end()) {
+  if (skip != nullptr && std::find(skip->begin(), skip->end(),
+                                   m.keyspace.load(std::memory_order_relaxed)) != skip->end()) {
     return false;
   }
   return m.live_bytes.load(std::memory_order_relaxed) <=
@@ -250,7 +248,7 @@ bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_
 // they fit in room those heads already have open, or if other segments of the keyspace may be
 // compacted into the cleaner segment the move opens (the usual case: one keyspace, many
 // segments). Otherwise (the keyspace's other segments are all open heads: more keyspaces being
-// written than memory has room for their heads, each sealed in turn by SealColdestHeads) it
+// written than memory has room for their heads, each sealed in turn by SealHeadsForRoom) it
 // trades the victim for a new segment of the same keyspace holding the same items: nothing is
 // gained, and the next pass would do it again; such a victim is evicted instead. Without
 // eviction the trade is kept: compaction is the only way to make room, and no head is sealed
@@ -258,10 +256,9 @@ bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_
 bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
                         double max_live) const {
   const uint16_t ks = pool_->meta(victim).keyspace.load(std::memory_order_relaxed);
-  static const std::vector<uint16_t> kNone;
   for (uint32_t id : ids) {
     if (id != victim && pool_->meta(id).keyspace.load(std::memory_order_relaxed) == ks &&
-        Compactable(id, max_live, kNone)) {
+        Compactable(id, max_live, nullptr)) {
       return true;
     }
   }
@@ -273,7 +270,7 @@ bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
 // the emptiest few only: it takes the heads' locks). O(n log n) in the candidates; run only
 // when the emptiest segment of all is its keyspace's only one (many keyspaces, few segments).
 uint32_t Engine::PickGainfulCompaction(const std::vector<uint32_t>& ids, double max_live,
-                                       const std::vector<uint16_t>& skip) const {
+                                       const std::vector<uint16_t>* skip) const {
   struct Candidate {
     uint16_t ks;
     int64_t live;
@@ -407,8 +404,8 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   // into its own cleaner heads, and another keyspace's open cleaner segments may hold the
   // free memory there is; compacting other keyspaces (into their heads' room) frees segments.
   std::vector<uint16_t> no_room;
-  bool sealed_cold = false;
-  size_t cold_to_evict = 0;  // heads SealColdestHeads sealed, not yet evicted
+  bool sealed_busy = false;
+  size_t busy_to_evict = 0;  // heads SealHeadsForRoom sealed, not yet evicted
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
     pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
@@ -416,7 +413,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       victim = PickCompactionVictim(in_use_, kGiveBackMaxLive);
     }
     if (victim == mem::kNoSegment) {
-      if (!NeedSpace(want_bytes) && cold_to_evict == 0) break;
+      if (!NeedSpace(want_bytes) && busy_to_evict == 0) break;
       if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live, &no_room);
       // Nothing gains from compaction; it will not until the next pass (evictions free
       // segments, they do not make others compactable).
@@ -429,16 +426,16 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     if (evict) {
       if (!options_.eviction && !HasTier()) break;
       victim = PickEvictionVictim(in_use_);
-      if (victim == mem::kNoSegment && options_.eviction && !sealed_cold) {
+      if (victim == mem::kNoSegment && options_.eviction && !sealed_busy) {
         // Nothing sealed at all: the memory is in the open heads of more keyspaces being
         // written than it has room for (each written again within kIdleSealSeconds).
         // They were sealed to be evicted, the whole batch at once: the next writer short of
         // memory then finds sealed segments rather than walking the heads again.
-        sealed_cold = true;
-        cold_to_evict = SealColdestHeads(ColdSealCount());
-        if (cold_to_evict > 0) continue;
+        sealed_busy = true;
+        busy_to_evict = SealHeadsForRoom(RoomSealCount());
+        if (busy_to_evict > 0) continue;
       }
-      if (cold_to_evict > 0) --cold_to_evict;
+      if (busy_to_evict > 0) --busy_to_evict;
       if (victim == mem::kNoSegment) break;
       if (HasTier() && Demotable(victim)) file = TakeFileSegment(now);
       if (file == mem::kNoSegment && !options_.eviction) break;
@@ -471,7 +468,7 @@ uint32_t Engine::LowWater() const {
   return reserve + 1 + pool_->regular_count() / 128;
 }
 
-size_t Engine::ColdSealCount() const {
+size_t Engine::RoomSealCount() const {
   uint32_t free = pool_->FreeCapacity();
   return free < LowWater() ? LowWater() - free : 1;
 }

@@ -579,13 +579,13 @@ class Engine {
   // also those nobody has written to for kIdleSealSeconds (a keyspace gone quiet), so they can
   // be compacted or evicted.
   void SealIdleHeads(int64_t now, bool short_of_memory);
-  // Seals at least `count` (and a share) of the open segments written to longest ago among
-  // those holding items and no writer, whatever their age: the last resort of a cleaner that
-  // finds nothing sealed to clean (more keyspaces being written than memory has segments for
-  // their heads). Returns how many it sealed.
-  size_t SealColdestHeads(size_t count);
+  // Seals at least `count` (and 1/16) of the open segments holding items and no writer,
+  // whatever their age, those with the fewest live bytes first: the last resort of a cleaner
+  // that finds nothing sealed to clean (more keyspaces being written than memory has segments
+  // for their heads). Returns how many it sealed.
+  size_t SealHeadsForRoom(size_t count);
   // Segments short of the low-water mark NeedSpace keeps free (at least 1).
-  size_t ColdSealCount() const;
+  size_t RoomSealCount() const;
   // Free segments below which memory is short: the reserve, one for writers, a few more on
   // large stores.
   uint32_t LowWater() const;
@@ -635,14 +635,15 @@ class Engine {
   uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
                                 const std::vector<uint16_t>* no_room = nullptr) const;
   uint32_t EmptiestSealed(const std::vector<uint32_t>& ids, double max_live,
-                          const std::vector<uint16_t>& skip) const;
-  // Sealed, regular, no writer, at most `max_live` live, of a keyspace not in `skip`.
-  bool Compactable(uint32_t id, double max_live, const std::vector<uint16_t>& skip) const;
+                          const std::vector<uint16_t>* skip) const;
+  // Sealed, regular, no writer, at most `max_live` live, of a keyspace not in `skip` (if
+  // given).
+  bool Compactable(uint32_t id, double max_live, const std::vector<uint16_t>* skip) const;
   // Whether another compactable segment of the victim's keyspace may fill the cleaner segment
   // its compaction opens (see cleaner.cc).
   bool HasSibling(uint32_t victim, const std::vector<uint32_t>& ids, double max_live) const;
   uint32_t PickGainfulCompaction(const std::vector<uint32_t>& ids, double max_live,
-                                 const std::vector<uint16_t>& skip) const;
+                                 const std::vector<uint16_t>* skip) const;
   // Bytes left in the open segments of a keyspace's cleaner heads.
   int64_t CleanerRoom(uint16_t ks_id) const;
   // Live bytes over the capacity of regular segments in use.

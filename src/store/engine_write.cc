@@ -238,7 +238,7 @@ bool Engine::ReclaimInline(size_t bytes) {
   // writer here does not hold.
   std::vector<uint32_t> in_use;
   bool sealed_idle = false;
-  bool sealed_coldest = false;
+  bool sealed_busy = false;
   bool none_gains = false;  // no compaction frees memory (PickCompactionVictim found none)
   for (int i = 0; i < kMaxInlineVictims; ++i) {
     pool_->InUse(&in_use);  // the last evacuation freed one and may have opened others
@@ -260,12 +260,12 @@ bool Engine::ReclaimInline(size_t bytes) {
       none_gains = false;  // the quiet keyspaces' segments may compact together
       continue;
     }
-    if (victim == mem::kNoSegment && !sealed_coldest) {
+    if (victim == mem::kNoSegment && !sealed_busy) {
       // Still nothing: the memory is in the open segments of more keyspaces being written
-      // than it has room for. Waiting would not help (each is written again within 2 s);
-      // the coldest gives up its tail instead.
-      sealed_coldest = true;
-      if (SealColdestHeads(ColdSealCount()) > 0) continue;
+      // than it has room for. Waiting would not help (each is written again within 2 s):
+      // busy heads, the emptiest, give up their tails instead.
+      sealed_busy = true;
+      if (SealHeadsForRoom(RoomSealCount()) > 0) continue;
     }
     if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
     // With a file tier, the victim's items go to a file segment rather than away: the writer

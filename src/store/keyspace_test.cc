@@ -297,7 +297,7 @@ TEST_F(KeyspaceTest, NewKeyspaceOnAFullStore) {
 
 // More keyspaces written round robin than memory has segments for their open heads, with a
 // clock that does not move: no head is ever idle for kIdleSealSeconds. Every write must still
-// be stored at once (the coldest head gives up its tail), never wait for heads to go idle.
+// be stored at once (busy heads give up their tails), never wait for heads to go idle.
 TEST_F(KeyspaceTest, MoreBusyKeyspacesThanSegments) {
   Options o = TinyOptions(/*extra_segments=*/8, /*eviction=*/true);
   Open(o);
