@@ -426,11 +426,11 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     if (evict) {
       if (!options_.eviction && !HasTier()) break;
       victim = PickEvictionVictim(in_use_);
-      if (victim == mem::kNoSegment && options_.eviction && !sealed_busy) {
-        // Nothing sealed at all: the memory is in the open heads of more keyspaces being
-        // written than it has room for (each written again within kIdleSealSeconds).
-        // They were sealed to be evicted, the whole batch at once: the next writer short of
-        // memory then finds sealed segments rather than walking the heads again.
+      if (victim == mem::kNoSegment && options_.eviction && !sealed_busy && OnlyHeads(in_use_)) {
+        // Every segment is an open head: more keyspaces are being written than memory has
+        // room for their heads (each written again within kIdleSealSeconds). A batch of them
+        // is sealed and evicted at once, so the next writer short of memory does not walk
+        // the heads again.
         sealed_busy = true;
         busy_to_evict = SealHeadsForRoom(RoomSealCount());
         if (busy_to_evict > 0) continue;
@@ -460,6 +460,16 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     }
   }
   return freed;
+}
+
+bool Engine::OnlyHeads(const std::vector<uint32_t>& ids) const {
+  for (uint32_t id : ids) {
+    if (!pool_->IsJumbo(id) &&
+        pool_->meta(id).state.load(std::memory_order_acquire) != mem::SegState::kOpen) {
+      return false;
+    }
+  }
+  return true;
 }
 
 uint32_t Engine::LowWater() const {

@@ -584,6 +584,9 @@ class Engine {
   // that finds nothing sealed to clean (more keyspaces being written than memory has segments
   // for their heads). Returns how many it sealed.
   size_t SealHeadsForRoom(size_t count);
+  // Whether every regular segment in `ids` is open: none is sealed, being cleaned by another
+  // cleaner or waiting for readers, any of which frees memory without sealing busy heads.
+  bool OnlyHeads(const std::vector<uint32_t>& ids) const;
   // Segments short of the low-water mark NeedSpace keeps free (at least 1).
   size_t RoomSealCount() const;
   // Free segments below which memory is short: the reserve, one for writers, a few more on

@@ -260,7 +260,7 @@ bool Engine::ReclaimInline(size_t bytes) {
       none_gains = false;  // the quiet keyspaces' segments may compact together
       continue;
     }
-    if (victim == mem::kNoSegment && !sealed_busy) {
+    if (victim == mem::kNoSegment && !sealed_busy && OnlyHeads(in_use)) {
       // Still nothing: the memory is in the open segments of more keyspaces being written
       // than it has room for. Waiting would not help (each is written again within 2 s):
       // busy heads, the emptiest, give up their tails instead.
