@@ -39,9 +39,9 @@ constexpr int kMaxEvacuationsPerPass = 256;
 constexpr int kItemsBetweenYields = 256;
 // An open segment nobody has published into for this long is sealed when memory is short.
 constexpr int64_t kIdleSealSeconds = 2;
-// Keyspaces with a single compactable segment whose open cleaner room a pick looks up
+// Keyspaces with a single compactable segment whose cleaner heads a pick looks up
 // (PickGainfulCompaction) before it gives up compacting.
-constexpr int kMaxRoomLookups = 4;
+constexpr int kMaxHeadLookups = 4;
 // Heads sealed at once when nothing else is left to clean: at least this share of the open ones.
 constexpr size_t kRoomSealShare = 16;
 
@@ -244,15 +244,15 @@ bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_
          max_live * static_cast<double>(m.capacity);
 }
 
-// A compaction moves the victim's items into its keyspace's cleaner heads. It frees memory if
-// they fit in room those heads already have open, or if other segments of the keyspace may be
-// compacted into the cleaner segment the move opens (the usual case: one keyspace, many
-// segments). Otherwise (the keyspace's other segments are all open heads: more keyspaces being
-// written than memory has room for their heads, each sealed in turn by SealHeadsForRoom) it
-// trades the victim for a new segment of the same keyspace holding the same items: nothing is
-// gained, and the next pass would do it again; such a victim is evicted instead. Without
-// eviction the trade is kept: compaction is the only way to make room, and no head is sealed
-// before it is idle, so the cleaner segment opened stays to be filled by later moves.
+// A compaction moves the victim's items into its keyspace's cleaner heads. If the keyspace has
+// another compactable segment, or an open cleaner head, the cleaner segment the move fills or
+// opens will be filled further by later moves (the usual case: one keyspace, many segments).
+// Otherwise (every other segment of the keyspace is an open writer head: more keyspaces being
+// written than memory has room for their heads, each sealed in turn by SealHeadsForRoom, or a
+// quiet keyspace's heads sealed idle) it trades the victim for a new segment of the same
+// keyspace holding the same items, which is then sealed in its turn: nothing is gained, and
+// the next pass would do it again. Such a victim is evicted instead. Without eviction the
+// trade is kept: compaction is the only way to make room.
 bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
                         double max_live) const {
   const uint16_t ks = pool_->meta(victim).keyspace.load(std::memory_order_relaxed);
@@ -266,9 +266,9 @@ bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
 }
 
 // The emptiest compactable segment whose compaction frees memory: of a keyspace with another
-// compactable segment, or whose items fit in its keyspace's open cleaner room (looked up for
-// the emptiest few only: it takes the heads' locks). O(n log n) in the candidates; run only
-// when the emptiest segment of all is its keyspace's only one (many keyspaces, few segments).
+// compactable segment or an open cleaner head (looked up for the emptiest few only: it takes
+// the heads' locks). O(n log n) in the candidates; run only when the emptiest segment of all
+// is its keyspace's only one (many keyspaces, few segments).
 uint32_t Engine::PickGainfulCompaction(const std::vector<uint32_t>& ids, double max_live,
                                        const std::vector<uint16_t>* skip) const {
   struct Candidate {
@@ -297,28 +297,23 @@ uint32_t Engine::PickGainfulCompaction(const std::vector<uint32_t>& ids, double 
   }
   std::sort(firsts.begin(), firsts.end(),
             [](const auto& a, const auto& b) { return a.first.live < b.first.live; });
-  int room_lookups = 0;
+  int head_lookups = 0;
   for (const auto& [candidate, company] : firsts) {
     if (company) return candidate.id;
-    if (room_lookups++ < kMaxRoomLookups && candidate.live <= CleanerRoom(candidate.ks)) {
-      return candidate.id;
-    }
+    if (head_lookups++ < kMaxHeadLookups && HasCleanerHead(candidate.ks)) return candidate.id;
   }
   return mem::kNoSegment;  // compaction frees nothing here: evict
 }
 
-int64_t Engine::CleanerRoom(uint16_t ks_id) const {
+bool Engine::HasCleanerHead(uint16_t ks_id) const {
   KeyspaceState* ks = FindKeyspace(ks_id);
-  if (ks == nullptr) return 0;
-  int64_t room = 0;
+  if (ks == nullptr) return false;
   for (int cls = 0; cls < expiry_classes_; ++cls) {
     WriteHead& head = ks->heads[CleanerHead(cls)];
     std::lock_guard<SpinLock> lock(head.lock);
-    if (head.segment == mem::kNoSegment) continue;
-    const mem::SegmentMeta& m = pool_->meta(head.segment);
-    room += int64_t{m.capacity} - m.write_offset.load(std::memory_order_relaxed);
+    if (head.segment != mem::kNoSegment) return true;
   }
-  return room;
+  return false;
 }
 
 uint64_t Engine::StoreLiveBytes(const std::vector<uint32_t>& ids) const {

@@ -634,7 +634,7 @@ class Engine {
   // (SegmentPool::InUse): a pass costs O(segments in use), not O(the limit's segments).
   // Skips the keyspaces in `no_room` (if given): a pass found no room to move their items.
   // The emptiest sealed segment at most `max_live` live, of a keyspace not in `no_room`; with
-  // eviction on, one whose compaction frees memory (HasSibling, PickGainfulCompaction).
+  // eviction on, one whose compaction can free memory (HasSibling, PickGainfulCompaction).
   uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
                                 const std::vector<uint16_t>* no_room = nullptr) const;
   uint32_t EmptiestSealed(const std::vector<uint32_t>& ids, double max_live,
@@ -647,8 +647,8 @@ class Engine {
   bool HasSibling(uint32_t victim, const std::vector<uint32_t>& ids, double max_live) const;
   uint32_t PickGainfulCompaction(const std::vector<uint32_t>& ids, double max_live,
                                  const std::vector<uint16_t>* skip) const;
-  // Bytes left in the open segments of a keyspace's cleaner heads.
-  int64_t CleanerRoom(uint16_t ks_id) const;
+  // Whether a cleaner head of the keyspace holds an open segment.
+  bool HasCleanerHead(uint16_t ks_id) const;
   // Live bytes over the capacity of regular segments in use.
   double StoreLiveRatio(const std::vector<uint32_t>& ids) const;
   uint64_t StoreLiveBytes(const std::vector<uint32_t>& ids) const;
