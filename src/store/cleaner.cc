@@ -209,7 +209,10 @@ uint32_t Engine::PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now)
 uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
                                       const std::vector<uint16_t>* no_room) const {
   uint32_t best = EmptiestSealed(ids, max_live, no_room);
-  if (best == mem::kNoSegment || !options_.eviction || HasSibling(best, ids, max_live)) {
+  // Without eviction a compaction when memory is short is the only way to make room; give-back
+  // compaction (at most kGiveBackMaxLive live) is optional either way.
+  const bool must_gain = options_.eviction || max_live <= kGiveBackMaxLive;
+  if (best == mem::kNoSegment || !must_gain || HasSibling(best, ids, max_live)) {
     return best;
   }
   return PickGainfulCompaction(ids, max_live, no_room);

@@ -77,14 +77,19 @@ bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, si
     }
     m.state.store(mem::SegState::kSealed, std::memory_order_release);
     head.segment = mem::kNoSegment;
-    ks.open_heads.fetch_and(~(uint64_t{1} << head_index), std::memory_order_relaxed);
     sealed_tail = m.capacity - offset;
   }
+  // Set before the head holds a segment, so that a walk of the heads (SealHeadsOf) that has
+  // not passed this one yet finds it.
+  const uint64_t bit = uint64_t{1} << head_index;
+  ks.open_heads.fetch_or(bit, std::memory_order_acq_rel);
   uint32_t segment = pool_->Allocate(for_cleaner);
-  if (segment == mem::kNoSegment) return false;
+  if (segment == mem::kNoSegment) {
+    ks.open_heads.fetch_and(~bit, std::memory_order_relaxed);
+    return false;
+  }
   OpenSegment(segment, head_index, false, ks_id);
   head.segment = segment;
-  ks.open_heads.fetch_or(uint64_t{1} << head_index, std::memory_order_release);
   mem::SegmentMeta& m = pool_->meta(segment);
   m.write_offset.store(static_cast<uint32_t>(size), std::memory_order_relaxed);
   m.writers.fetch_add(1, std::memory_order_relaxed);
