@@ -254,8 +254,9 @@ bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_
 // written than memory has room for their heads, each sealed in turn by SealHeadsForRoom, or a
 // quiet keyspace's heads sealed idle) it trades the victim for a new segment of the same
 // keyspace holding the same items, which is then sealed in its turn: nothing is gained, and
-// the next pass would do it again. Such a victim is evicted instead. Without eviction the
-// trade is kept: compaction is the only way to make room.
+// the next pass would do it again. Such a victim is evicted instead, and give-back compaction
+// passes over it. Without eviction, when memory is short, the trade is kept: compaction is the
+// only way to make room.
 bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
                         double max_live) const {
   const uint16_t ks = pool_->meta(victim).keyspace.load(std::memory_order_relaxed);
