@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "common/check.h"
 #include "common/hash.h"
@@ -37,6 +39,11 @@ constexpr int kMaxEvacuationsPerPass = 256;
 constexpr int kItemsBetweenYields = 256;
 // An open segment nobody has published into for this long is sealed when memory is short.
 constexpr int64_t kIdleSealSeconds = 2;
+// Keyspaces with a single compactable segment whose cleaner heads a pick looks up
+// (PickGainfulCompaction) before it gives up compacting.
+constexpr int kMaxHeadLookups = 4;
+// Heads sealed at once when nothing else is left to clean: at least this share of the open ones.
+constexpr size_t kRoomSealShare = 16;
 
 }  // namespace
 
@@ -91,10 +98,7 @@ bool Engine::CleanerPass(size_t want_bytes) {
 }
 
 bool Engine::NeedSpace(size_t want_bytes) const {
-  uint32_t reserve = static_cast<uint32_t>(pool_->reserve_bytes() / pool_->segment_size());
-  // Keep one segment beyond the reserve for writers, a few more on large stores.
-  uint32_t low_water = reserve + 1 + pool_->regular_count() / 128;
-  if (pool_->FreeCapacity() < low_water) return true;
+  if (pool_->FreeCapacity() < LowWater()) return true;
   if (want_bytes == 0) return false;
   size_t available =
       accountant_.Available() + size_t{pool_->resident_free()} * pool_->segment_size();
@@ -113,6 +117,54 @@ void Engine::SealIdleHeads(int64_t now, bool short_of_memory) {
     return short_of_memory &&
            int64_t{m.write_time.load(std::memory_order_relaxed)} + kIdleSealSeconds <= now;
   });
+}
+
+// More keyspaces being written than memory has room for their heads: nothing sealed is left to
+// clean, and every head was written within kIdleSealSeconds. Busy heads are sealed, at least
+// `count` and a share of those open, so that their items can be evicted (compaction would only
+// move them into new segments of their keyspaces: HasSibling). Those holding the fewest
+// live bytes go first (then the least recently written, then the oldest opened): each frees a
+// segment, and these lose the fewest items for it. Keyspaces written round robin thus keep
+// the heads that have filled up, and the newest heads (of the keyspaces memory has no room
+// for) are the ones sealed and evicted, rather than every head in turn losing its items before
+// the round comes back to it. A batch, because each call walks every keyspace's open heads.
+size_t Engine::SealHeadsForRoom(size_t count) {
+  struct Head {
+    int64_t live_bytes;
+    uint32_t write_time;
+    uint64_t open_seq;
+    const mem::SegmentMeta* meta;
+  };
+  std::vector<Head> open;
+  SealHeads([&](const mem::SegmentMeta& m) {
+    if (m.writers.load(std::memory_order_acquire) != 0 ||
+        m.live_items.load(std::memory_order_acquire) == 0) {
+      return false;
+    }
+    open.push_back({m.live_bytes.load(std::memory_order_relaxed),
+                    m.write_time.load(std::memory_order_relaxed),
+                    m.open_seq.load(std::memory_order_relaxed), &m});
+    return false;
+  });
+  count = std::min(std::max(count, open.size() / kRoomSealShare), open.size());
+  if (count == 0) return 0;
+  auto first = [](const Head& a, const Head& b) {
+    return std::tuple(a.live_bytes, a.write_time, a.open_seq) <
+           std::tuple(b.live_bytes, b.write_time, b.open_seq);
+  };
+  std::nth_element(open.begin(), open.begin() + static_cast<ptrdiff_t>(count - 1), open.end(),
+                   first);
+  std::vector<const mem::SegmentMeta*> take;
+  for (size_t i = 0; i < count; ++i) take.push_back(open[i].meta);
+  std::sort(take.begin(), take.end());
+  size_t sealed = 0;
+  SealHeads([&](const mem::SegmentMeta& m) {
+    const bool seal = std::binary_search(take.begin(), take.end(), &m) &&
+                      m.writers.load(std::memory_order_acquire) == 0;
+    sealed += seal ? 1 : 0;
+    return seal;
+  });
+  return sealed;
 }
 
 bool Engine::FreeEmptyAndExpired(int64_t now, bool short_of_memory) {
@@ -156,27 +208,116 @@ uint32_t Engine::PickStaleSegment(const std::vector<uint32_t>& ids, int64_t now)
 
 uint32_t Engine::PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
                                       const std::vector<uint16_t>* no_room) const {
+  uint32_t best = EmptiestSealed(ids, max_live, no_room);
+  // Without eviction a compaction when memory is short is the only way to make room; give-back
+  // compaction (at most kGiveBackMaxLive live) is optional either way.
+  const bool must_gain = options_.eviction || max_live <= kGiveBackMaxLive;
+  if (best == mem::kNoSegment || !must_gain || HasSibling(best, ids, max_live)) {
+    return best;
+  }
+  return PickGainfulCompaction(ids, max_live, no_room);
+}
+
+uint32_t Engine::EmptiestSealed(const std::vector<uint32_t>& ids, double max_live,
+                                const std::vector<uint16_t>* skip) const {
   uint32_t best = mem::kNoSegment;
   int64_t best_live = 0;
   for (uint32_t id : ids) {
-    const mem::SegmentMeta& m = pool_->meta(id);
-    if (pool_->IsJumbo(id) || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
-        m.writers.load(std::memory_order_acquire) != 0) {
-      continue;
-    }
-    if (no_room != nullptr && !no_room->empty() &&
-        std::find(no_room->begin(), no_room->end(), m.keyspace.load(std::memory_order_relaxed)) !=
-            no_room->end()) {
-      continue;
-    }
-    int64_t live = m.live_bytes.load(std::memory_order_relaxed);
-    if (live > max_live * static_cast<double>(m.capacity)) continue;
+    if (!Compactable(id, max_live, skip)) continue;
+    int64_t live = pool_->meta(id).live_bytes.load(std::memory_order_relaxed);
     if (best == mem::kNoSegment || live < best_live) {
       best = id;
       best_live = live;
     }
   }
   return best;
+}
+
+bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_t>* skip) const {
+  const mem::SegmentMeta& m = pool_->meta(id);
+  if (pool_->IsJumbo(id) || m.state.load(std::memory_order_acquire) != mem::SegState::kSealed ||
+      m.writers.load(std::memory_order_acquire) != 0) {
+    return false;
+  }
+  if (skip != nullptr && std::find(skip->begin(), skip->end(),
+                                   m.keyspace.load(std::memory_order_relaxed)) != skip->end()) {
+    return false;
+  }
+  return m.live_bytes.load(std::memory_order_relaxed) <=
+         max_live * static_cast<double>(m.capacity);
+}
+
+// A compaction moves the victim's items into its keyspace's cleaner heads. If the keyspace has
+// another compactable segment, or an open cleaner head, the cleaner segment the move fills or
+// opens will be filled further by later moves (the usual case: one keyspace, many segments).
+// Otherwise (every other segment of the keyspace is an open writer head: more keyspaces being
+// written than memory has room for their heads, each sealed in turn by SealHeadsForRoom, or a
+// quiet keyspace's heads sealed idle) it trades the victim for a new segment of the same
+// keyspace holding the same items, which is then sealed in its turn: nothing is gained, and
+// the next pass would do it again. Such a victim is evicted instead, and give-back compaction
+// passes over it. Without eviction, when memory is short, the trade is kept: compaction is the
+// only way to make room.
+bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
+                        double max_live) const {
+  const uint16_t ks = pool_->meta(victim).keyspace.load(std::memory_order_relaxed);
+  for (uint32_t id : ids) {
+    if (id != victim && pool_->meta(id).keyspace.load(std::memory_order_relaxed) == ks &&
+        Compactable(id, max_live, nullptr)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The emptiest compactable segment whose compaction frees memory: of a keyspace with another
+// compactable segment or an open cleaner head (looked up for the emptiest few only: it takes
+// the heads' locks). O(n log n) in the candidates; run only when the emptiest segment of all
+// is its keyspace's only one (many keyspaces, few segments).
+uint32_t Engine::PickGainfulCompaction(const std::vector<uint32_t>& ids, double max_live,
+                                       const std::vector<uint16_t>* skip) const {
+  struct Candidate {
+    uint16_t ks;
+    int64_t live;
+    uint32_t id;
+  };
+  std::vector<Candidate> c;
+  for (uint32_t id : ids) {
+    if (!Compactable(id, max_live, skip)) continue;
+    const mem::SegmentMeta& m = pool_->meta(id);
+    c.push_back({m.keyspace.load(std::memory_order_relaxed),
+                 m.live_bytes.load(std::memory_order_relaxed), id});
+  }
+  std::sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
+    return std::pair(a.ks, a.live) < std::pair(b.ks, b.live);
+  });
+  // Each keyspace's emptiest, and whether it has company.
+  std::vector<std::pair<Candidate, bool>> firsts;
+  for (size_t i = 0; i < c.size(); ++i) {
+    if (i > 0 && c[i].ks == c[i - 1].ks) {
+      firsts.back().second = true;
+      continue;
+    }
+    firsts.push_back({c[i], false});
+  }
+  std::sort(firsts.begin(), firsts.end(),
+            [](const auto& a, const auto& b) { return a.first.live < b.first.live; });
+  int head_lookups = 0;
+  for (const auto& [candidate, company] : firsts) {
+    if (company) return candidate.id;
+    if (head_lookups++ < kMaxHeadLookups && HasCleanerHead(candidate.ks)) return candidate.id;
+  }
+  return mem::kNoSegment;  // compaction frees nothing here: evict
+}
+
+bool Engine::HasCleanerHead(uint16_t ks_id) const {
+  KeyspaceState* ks = FindKeyspace(ks_id);
+  if (ks == nullptr) return false;
+  for (int cls = 0; cls < expiry_classes_; ++cls) {
+    WriteHead& head = ks->heads[CleanerHead(cls)];
+    std::lock_guard<SpinLock> lock(head.lock);
+    if (head.segment != mem::kNoSegment) return true;
+  }
+  return false;
 }
 
 uint64_t Engine::StoreLiveBytes(const std::vector<uint32_t>& ids) const {
@@ -262,6 +403,8 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   // into its own cleaner heads, and another keyspace's open cleaner segments may hold the
   // free memory there is; compacting other keyspaces (into their heads' room) frees segments.
   std::vector<uint16_t> no_room;
+  bool sealed_busy = false;
+  size_t busy_to_evict = 0;  // heads SealHeadsForRoom sealed, not yet evicted
   for (int i = 0; i < kMaxEvacuationsPerPass; ++i) {
     pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
@@ -269,8 +412,11 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       victim = PickCompactionVictim(in_use_, kGiveBackMaxLive);
     }
     if (victim == mem::kNoSegment) {
-      if (!NeedSpace(want_bytes)) break;
+      if (!NeedSpace(want_bytes) && busy_to_evict == 0) break;
       if (compaction_pays) victim = PickCompactionVictim(in_use_, max_live, &no_room);
+      // Nothing gains from compaction; it will not until the next pass (evictions free
+      // segments, they do not make others compactable).
+      if (victim == mem::kNoSegment) compaction_pays = false;
     }
     bool evict = victim == mem::kNoSegment;
     // With a file tier, the victim's items go to a file segment rather than away (eviction
@@ -279,6 +425,16 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     if (evict) {
       if (!options_.eviction && !HasTier()) break;
       victim = PickEvictionVictim(in_use_);
+      if (victim == mem::kNoSegment && options_.eviction && !sealed_busy && OnlyHeads(in_use_)) {
+        // Every segment is an open head: more keyspaces are being written than memory has
+        // room for their heads (each written again within kIdleSealSeconds). A batch of them
+        // is sealed and evicted at once, so the next writer short of memory does not walk
+        // the heads again.
+        sealed_busy = true;
+        busy_to_evict = SealHeadsForRoom(RoomSealCount());
+        if (busy_to_evict > 0) continue;
+      }
+      if (busy_to_evict > 0) --busy_to_evict;
       if (victim == mem::kNoSegment) break;
       if (HasTier() && Demotable(victim)) file = TakeFileSegment(now);
       if (file == mem::kNoSegment && !options_.eviction) break;
@@ -303,6 +459,27 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     }
   }
   return freed;
+}
+
+bool Engine::OnlyHeads(const std::vector<uint32_t>& ids) const {
+  for (uint32_t id : ids) {
+    if (!pool_->IsJumbo(id) &&
+        pool_->meta(id).state.load(std::memory_order_acquire) != mem::SegState::kOpen) {
+      return false;
+    }
+  }
+  return true;
+}
+
+uint32_t Engine::LowWater() const {
+  uint32_t reserve = static_cast<uint32_t>(pool_->reserve_bytes() / pool_->segment_size());
+  // Keep one segment beyond the reserve for writers, a few more on large stores.
+  return reserve + 1 + pool_->regular_count() / 128;
+}
+
+size_t Engine::RoomSealCount() const {
+  uint32_t free = pool_->FreeCapacity();
+  return free < LowWater() ? LowWater() - free : 1;
 }
 
 int Engine::CompactionWindow() const {

@@ -117,6 +117,7 @@ Status Engine::Init(bool open_files) {
   expiry_classes_ = regular >= 256 ? 8 : regular >= 32 ? 2 : 1;
   write_stripes_ = regular >= 256 ? 4 : 1;
   writer_heads_ = expiry_classes_ * write_stripes_;
+  CINCH_CHECK(head_count() <= 64);  // KeyspaceState::open_heads has a bit per head
   uint32_t reserve = std::max<uint32_t>(o.reserve_segments, 1);
   // Every head may hold an open segment, plus the cleaner's reserve.
   uint32_t minimum = static_cast<uint32_t>(head_count()) + reserve + 2;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -75,6 +76,11 @@ struct alignas(64) WriteHead {
 struct KeyspaceState {
   explicit KeyspaceState(int heads) : heads(new WriteHead[heads]) {}
   std::unique_ptr<WriteHead[]> heads;  // as Engine's head layout: writer heads, cleaner heads
+  // Bit i: heads[i] may hold an open segment (set before the head opens one, cleared when it
+  // is sealed, under the head's lock), so that walks of every head (SealHeads) cost
+  // O(keyspaces + open heads), not O(keyspaces * heads): 1,000 tenants have 40,000 heads on a
+  // large store.
+  std::atomic<uint64_t> open_heads{0};
   std::atomic<int64_t> items{0};
   std::atomic<int64_t> kv_bytes{0};
   std::atomic<int64_t> item_bytes{0};
@@ -581,6 +587,19 @@ class Engine {
   // also those nobody has written to for kIdleSealSeconds (a keyspace gone quiet), so they can
   // be compacted or evicted.
   void SealIdleHeads(int64_t now, bool short_of_memory);
+  // Seals at least `count` (and 1/16) of the open segments holding items and no writer,
+  // whatever their age, those with the fewest live bytes first: the last resort of a cleaner
+  // that finds nothing sealed to clean (more keyspaces being written than memory has segments
+  // for their heads). Returns how many it sealed.
+  size_t SealHeadsForRoom(size_t count);
+  // Whether every regular segment in `ids` is open: none is sealed, being cleaned by another
+  // cleaner or waiting for readers, any of which frees memory without sealing busy heads.
+  bool OnlyHeads(const std::vector<uint32_t>& ids) const;
+  // Segments short of the low-water mark NeedSpace keeps free (at least 1).
+  size_t RoomSealCount() const;
+  // Free segments below which memory is short: the reserve, one for writers, a few more on
+  // large stores.
+  uint32_t LowWater() const;
   // Takes a sealed segment no writer is filling for cleaning (kSealed -> kCleaning). Passes
   // and writers short of memory clean concurrently; each segment has one cleaner.
   bool Claim(uint32_t segment);
@@ -622,8 +641,22 @@ class Engine {
   // The candidates below come from `ids`, a list of segments in use taken by the caller
   // (SegmentPool::InUse): a pass costs O(segments in use), not O(the limit's segments).
   // Skips the keyspaces in `no_room` (if given): a pass found no room to move their items.
+  // The emptiest sealed segment at most `max_live` live, of a keyspace not in `no_room`; with
+  // eviction on, one whose compaction can free memory (HasSibling, PickGainfulCompaction).
   uint32_t PickCompactionVictim(const std::vector<uint32_t>& ids, double max_live,
                                 const std::vector<uint16_t>* no_room = nullptr) const;
+  uint32_t EmptiestSealed(const std::vector<uint32_t>& ids, double max_live,
+                          const std::vector<uint16_t>* skip) const;
+  // Sealed, regular, no writer, at most `max_live` live, of a keyspace not in `skip` (if
+  // given).
+  bool Compactable(uint32_t id, double max_live, const std::vector<uint16_t>* skip) const;
+  // Whether another compactable segment of the victim's keyspace may fill the cleaner segment
+  // its compaction opens (see cleaner.cc).
+  bool HasSibling(uint32_t victim, const std::vector<uint32_t>& ids, double max_live) const;
+  uint32_t PickGainfulCompaction(const std::vector<uint32_t>& ids, double max_live,
+                                 const std::vector<uint16_t>* skip) const;
+  // Whether a cleaner head of the keyspace holds an open segment.
+  bool HasCleanerHead(uint16_t ks_id) const;
   // Live bytes over the capacity of regular segments in use.
   double StoreLiveRatio(const std::vector<uint32_t>& ids) const;
   uint64_t StoreLiveBytes(const std::vector<uint32_t>& ids) const;
@@ -734,7 +767,13 @@ class Engine {
 
 template <typename Seal>
 void Engine::SealHeadsOf(KeyspaceState& ks, Seal&& seal) {
-  for (int i = 0; i < head_count(); ++i) {
+  // The bits are read again at each step, as the heads were when every one was visited in
+  // turn: a head opened meanwhile at a later index is visited (its bit is set before it opens).
+  for (int from = 0;;) {
+    const uint64_t rest = ks.open_heads.load(std::memory_order_acquire) & (~uint64_t{0} << from);
+    if (rest == 0) break;
+    const int i = std::countr_zero(rest);
+    from = i + 1;
     WriteHead& head = ks.heads[i];
     std::lock_guard<SpinLock> lock(head.lock);
     if (head.segment == mem::kNoSegment) continue;
@@ -742,6 +781,7 @@ void Engine::SealHeadsOf(KeyspaceState& ks, Seal&& seal) {
     if (!seal(m)) continue;
     m.state.store(mem::SegState::kSealed, std::memory_order_release);
     head.segment = mem::kNoSegment;
+    ks.open_heads.fetch_and(~(uint64_t{1} << i), std::memory_order_relaxed);
   }
 }
 

@@ -79,8 +79,15 @@ bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, si
     head.segment = mem::kNoSegment;
     sealed_tail = m.capacity - offset;
   }
+  // Set before the head holds a segment, so that a walk of the heads (SealHeadsOf) that has
+  // not passed this one yet finds it.
+  const uint64_t bit = uint64_t{1} << head_index;
+  ks.open_heads.fetch_or(bit, std::memory_order_acq_rel);
   uint32_t segment = pool_->Allocate(for_cleaner);
-  if (segment == mem::kNoSegment) return false;
+  if (segment == mem::kNoSegment) {
+    ks.open_heads.fetch_and(~bit, std::memory_order_relaxed);
+    return false;
+  }
   OpenSegment(segment, head_index, false, ks_id);
   head.segment = segment;
   mem::SegmentMeta& m = pool_->meta(segment);
@@ -236,13 +243,18 @@ bool Engine::ReclaimInline(size_t bytes) {
   // writer here does not hold.
   std::vector<uint32_t> in_use;
   bool sealed_idle = false;
+  bool sealed_busy = false;
+  bool none_gains = false;  // no compaction frees memory (PickCompactionVictim found none)
   for (int i = 0; i < kMaxInlineVictims; ++i) {
     pool_->InUse(&in_use);  // the last evacuation freed one and may have opened others
     // Flushed or expired segments first: emptying them copies nothing (after a flush_all, the
     // whole store until the pass running beside has swept it).
     uint32_t victim = PickStaleSegment(in_use, now);
-    if (victim == mem::kNoSegment && compact) {
+    if (victim == mem::kNoSegment && compact && !none_gains) {
       victim = PickCompactionVictim(in_use, options_.compact_max_live);
+      // None gains now, and evictions will not change that: do not look again (it costs a
+      // sort where many keyspaces each have a single sealed segment).
+      none_gains = victim == mem::kNoSegment;
     }
     bool evict = victim == mem::kNoSegment;
     if (evict) victim = PickEvictionVictim(in_use);
@@ -250,7 +262,15 @@ bool Engine::ReclaimInline(size_t bytes) {
       // Nothing sealed to clean: open segments of keyspaces gone quiet may hold the memory.
       sealed_idle = true;
       SealIdleHeads(now, /*short_of_memory=*/true);
+      none_gains = false;  // the quiet keyspaces' segments may compact together
       continue;
+    }
+    if (victim == mem::kNoSegment && !sealed_busy && OnlyHeads(in_use)) {
+      // Still nothing: the memory is in the open segments of more keyspaces being written
+      // than it has room for. Waiting would not help (each is written again within 2 s):
+      // busy heads, the emptiest, give up their tails instead.
+      sealed_busy = true;
+      if (SealHeadsForRoom(RoomSealCount()) > 0) continue;
     }
     if (victim == mem::kNoSegment) break;  // all sealed segments are being cleaned
     // With a file tier, the victim's items go to a file segment rather than away: the writer

@@ -295,5 +295,88 @@ TEST_F(KeyspaceTest, NewKeyspaceOnAFullStore) {
   EXPECT_LE(store_->GetStats().resident_bytes, o.memory_limit);
 }
 
+// More keyspaces written round robin than memory has segments for their open heads, with a
+// clock that does not move: no head is ever idle for kIdleSealSeconds. Every write must still
+// be stored at once (busy heads give up their tails), never wait for heads to go idle.
+TEST_F(KeyspaceTest, MoreBusyKeyspacesThanSegments) {
+  Options o = TinyOptions(/*extra_segments=*/8, /*eviction=*/true);
+  Open(o);
+  const uint64_t segments = o.memory_limit / o.segment_size;
+  const uint16_t keyspaces = static_cast<uint16_t>(2 * segments);
+  for (int round = 0; round < 4; ++round) {
+    for (uint16_t ks = 1; ks <= keyspaces; ++ks) {
+      const std::string key = "k" + std::to_string(round);
+      ASSERT_EQ(store_->Write(Keyspace{ks}, SetMode::kSet, key, Pattern(100, ks), 0, 0),
+                Outcome::kStored)
+          << "round " << round << " keyspace " << ks;
+      EXPECT_EQ(Value(Keyspace{ks}, key), Pattern(100, ks));
+    }
+  }
+  StoreStats st = store_->GetStats();
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_EQ(st.out_of_memory, 0u);
+}
+
+// A keyspace's only segment (its other segments open heads) is never compacted: its items
+// would only move into a new segment of their own keyspace, one segment for another, and the
+// next pass would do it again. It is evicted instead. Here every keyspace's head goes idle
+// and is sealed (a quiet keyspace) while more keyspaces are written than there are segments.
+TEST_F(KeyspaceTest, LoneSegmentOfAKeyspaceIsEvictedNotCompacted) {
+  Options o = TinyOptions(/*extra_segments=*/8, /*eviction=*/true);
+  Open(o);
+  const auto keyspaces = static_cast<uint16_t>(o.memory_limit / o.segment_size);
+  for (int round = 0; round < 2; ++round) {
+    for (uint16_t ks = 1; ks <= keyspaces; ++ks) {
+      const uint16_t id = static_cast<uint16_t>(ks + round * keyspaces);
+      ASSERT_EQ(store_->Write(Keyspace{id}, SetMode::kSet, "k", Pattern(100, id), 0, 0),
+                Outcome::kStored);
+    }
+    clock_.Advance(3);  // every head idle: sealed by the next pass short of memory
+  }
+  StoreStats st = store_->GetStats();
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_EQ(st.segments_compacted, 0u);
+  EXPECT_EQ(st.relocated_items, 0u);
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+}
+
+// In the same regime, the heads sealed for room are those holding the fewest live bytes: the
+// keyspaces whose heads have filled keep their items, and the newest heads (of the keyspaces
+// memory has no room for) are the ones evicted, rather than every head in turn.
+TEST_F(KeyspaceTest, BusyHeadsSealedForRoomAreTheEmptiest) {
+  Options o = TinyOptions(/*extra_segments=*/8, /*eviction=*/true);
+  Open(o);
+  constexpr uint16_t kFilled = 3;  // keyspaces 1..3: ten items each
+  constexpr int kItems = 10;
+  for (uint16_t ks = 1; ks <= kFilled; ++ks) {
+    for (int i = 0; i < kItems; ++i) {
+      ASSERT_EQ(store_->Write(Keyspace{ks}, SetMode::kSet, Key(i), Pattern(100, i), 0, 0),
+                Outcome::kStored);
+    }
+  }
+  // Then one item each in many more keyspaces than there are segments, twice round, while
+  // the filled keyspaces are written too (one item more each round: busy, not quiet).
+  const auto keyspaces = static_cast<uint16_t>(2 * o.memory_limit / o.segment_size);
+  for (int round = 0; round < 2; ++round) {
+    for (uint16_t ks = kFilled + 1; ks <= kFilled + keyspaces; ++ks) {
+      ASSERT_EQ(store_->Write(Keyspace{ks}, SetMode::kSet, "k", Pattern(100, ks), 0, 0),
+                Outcome::kStored);
+    }
+    for (uint16_t ks = 1; ks <= kFilled; ++ks) {
+      ASSERT_EQ(store_->Write(Keyspace{ks}, SetMode::kSet, Key(kItems + round), "x", 0, 0),
+                Outcome::kStored);
+    }
+  }
+  for (uint16_t ks = 1; ks <= kFilled; ++ks) {
+    for (int i = 0; i < kItems; ++i) {
+      EXPECT_EQ(Value(Keyspace{ks}, Key(i)), Pattern(100, i)) << "keyspace " << ks << " item " << i;
+    }
+  }
+  StoreStats st = store_->GetStats();
+  EXPECT_GT(st.evictions, 0u);
+  EXPECT_LE(st.resident_bytes, o.memory_limit);
+}
+
 }  // namespace
 }  // namespace cinch
