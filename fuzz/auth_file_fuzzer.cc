@@ -37,8 +37,8 @@ std::string Write(const std::vector<AuthEntry>& entries) {
   for (const AuthEntry& e : entries) {
     text += e.user + ":" + e.password;
     const size_t mib = e.quota >> 20;
-    if (e.quota != 0) text += mib % 1024 == 0 ? ":" + std::to_string(mib / 1024) + "g"
-                                              : ":" + std::to_string(mib);
+    if (e.quota != 0)
+      text += mib % 1024 == 0 ? ":" + std::to_string(mib / 1024) + "g" : ":" + std::to_string(mib);
     text += "\n";
   }
   return text;

@@ -151,7 +151,7 @@ struct Variant {
   bool eviction;
   bool background_cleaner;
   uint64_t seed;
-  bool tier = false;  // a file tier of kTierSegments: demotion, promotion, file compaction
+  bool tier = false;    // a file tier of kTierSegments: demotion, promotion, file compaction
   bool quotas = false;  // kQuotas on keyspaces 1 and 700
 };
 
@@ -159,7 +159,8 @@ struct Variant {
 constexpr std::pair<uint16_t, size_t> kQuotas[] = {{1, 3}, {700, 6}};
 
 void PrintTo(const Variant& v, std::ostream* os) {
-  *os << (v.tier ? "file tier, " : "") << (v.quotas ? "quotas, " : "") << (v.eviction ? "eviction" : "no eviction") << ", "
+  *os << (v.tier ? "file tier, " : "") << (v.quotas ? "quotas, " : "")
+      << (v.eviction ? "eviction" : "no eviction") << ", "
       << (v.background_cleaner ? "background cleaner" : "inline cleaner") << ", seed " << v.seed;
 }
 
@@ -636,9 +637,7 @@ class Differential {
     if (flush_deadline_ != 0) return;  // one pending flush at a time
     const int64_t now = Now();
     // Quota variants: half of the flushes are of one keyspace.
-    flush_ks_ = variant_.quotas && OneIn(2)
-                    ? kKeyspaces[Uniform(std::size(kKeyspaces))]
-                    : -1;
+    flush_ks_ = variant_.quotas && OneIn(2) ? kKeyspaces[Uniform(std::size(kKeyspaces))] : -1;
     const std::string which =
         flush_ks_ < 0 ? std::string() : " (keyspace " + std::to_string(flush_ks_) + ")";
     if (OneIn(2)) {
@@ -1211,8 +1210,8 @@ class Differential {
   std::unordered_map<std::string, Entry> model_;
   std::unordered_map<std::string, uint64_t> prev_cas_;  // CAS of the last superseded version
   int64_t flush_deadline_ = 0;                          // pending delayed flush_all, or 0
-  int flush_ks_ = -1;       // the keyspace of the last flush_all, or -1 for all of them
-  uint16_t op_ks_ = 0;      // the keyspace of the current operation's key
+  int flush_ks_ = -1;   // the keyspace of the last flush_all, or -1 for all of them
+  uint16_t op_ks_ = 0;  // the keyspace of the current operation's key
   uint64_t flush_one_in_ = 1;
   std::deque<std::string> history_;
   std::unordered_map<std::string, size_t> key_index_;

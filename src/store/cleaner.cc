@@ -243,8 +243,7 @@ bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_
                                    m.keyspace.load(std::memory_order_relaxed)) != skip->end()) {
     return false;
   }
-  return m.live_bytes.load(std::memory_order_relaxed) <=
-         max_live * static_cast<double>(m.capacity);
+  return m.live_bytes.load(std::memory_order_relaxed) <= max_live * static_cast<double>(m.capacity);
 }
 
 // A compaction moves the victim's items into its keyspace's cleaner heads. If the keyspace has
@@ -257,8 +256,7 @@ bool Engine::Compactable(uint32_t id, double max_live, const std::vector<uint16_
 // the next pass would do it again. Such a victim is evicted instead, and give-back compaction
 // passes over it. Without eviction, when memory is short, the trade is kept: compaction is the
 // only way to make room.
-bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids,
-                        double max_live) const {
+bool Engine::HasSibling(uint32_t victim, const std::vector<uint32_t>& ids, double max_live) const {
   const uint16_t ks = pool_->meta(victim).keyspace.load(std::memory_order_relaxed);
   for (uint32_t id : ids) {
     if (id != victim && pool_->meta(id).keyspace.load(std::memory_order_relaxed) == ks &&

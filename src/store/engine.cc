@@ -534,7 +534,8 @@ void Engine::FlushKeyspace(Keyspace ks, int64_t delay_seconds) {
 
 void Engine::NoteKeyspaceFlushDue(int64_t deadline) {
   int64_t due = keyspace_flush_due_.load();
-  while ((due == 0 || deadline < due) && !keyspace_flush_due_.compare_exchange_weak(due, deadline)) {
+  while ((due == 0 || deadline < due) &&
+         !keyspace_flush_due_.compare_exchange_weak(due, deadline)) {
   }
 }
 

@@ -255,7 +255,7 @@ class Engine {
     evictions_.fetch_add(1, std::memory_order_relaxed);
     if (ks_id != 0) CountFor(ks_id, &KeyspaceState::evictions);
   }
-  void CountFor(uint16_t id, std::atomic<uint64_t> KeyspaceState::* counter) {
+  void CountFor(uint16_t id, std::atomic<uint64_t> KeyspaceState::*counter) {
     if (KeyspaceState* state = FindKeyspace(id)) {
       (state->*counter).fetch_add(1, std::memory_order_relaxed);
     }
@@ -692,12 +692,12 @@ class Engine {
   std::vector<std::unique_ptr<Leaf>> leaves_;
   std::vector<std::unique_ptr<KeyspaceState>> keyspaces_;
   std::vector<uint16_t> keyspace_ids_;  // parallel to keyspaces_
-  std::vector<uint16_t> quota_ids_;      // keyspaces with a quota (guarded by keyspace_mu_)
-  std::atomic<int> quota_count_{0};      // quota_ids_.size(), read without the lock
+  std::vector<uint16_t> quota_ids_;     // keyspaces with a quota (guarded by keyspace_mu_)
+  std::atomic<int> quota_count_{0};     // quota_ids_.size(), read without the lock
   std::atomic<uint64_t> open_seq_{0};
   std::atomic<uint32_t> flush_gen_{1};
   std::atomic<uint32_t> default_flush_gen_{0};  // keyspace 0's own (GenOf)
-  std::atomic<int64_t> flush_deadline_{0};  // pending delayed flush_all; 0 = none
+  std::atomic<int64_t> flush_deadline_{0};      // pending delayed flush_all; 0 = none
   // The earliest pending delayed FlushAll(keyspace) deadline; 0: none.
   std::atomic<int64_t> keyspace_flush_due_{0};
 

@@ -140,8 +140,7 @@ class SnapshotWriter {
       return true;
     }
     const uint32_t length = m.write_offset.load(std::memory_order_acquire);
-    if (length == 0 || m.live_items.load(std::memory_order_acquire) == 0 ||
-        !e_->IsCurrent(m)) {
+    if (length == 0 || m.live_items.load(std::memory_order_acquire) == 0 || !e_->IsCurrent(m)) {
       return true;  // nothing live, or every item flushed
     }
     RecordHeader h{};

@@ -63,8 +63,8 @@ class QuotaTest : public ::testing::Test {
   int Fill(Keyspace ks, int first, int count, size_t size) {
     int stored = 0;
     for (int i = first; i < first + count; ++i) {
-      stored += store_->Write(ks, SetMode::kSet, Key(i), Pattern(size, i), 0, 0) ==
-                Outcome::kStored;
+      stored +=
+          store_->Write(ks, SetMode::kSet, Key(i), Pattern(size, i), 0, 0) == Outcome::kStored;
     }
     return stored;
   }
@@ -145,8 +145,7 @@ TEST_F(QuotaTest, WithEvictionOffAKeyspaceOverItsQuotaIsOutOfMemory) {
             Outcome::kOutOfMemory);
   ASSERT_EQ(store_->Delete(kNoisy, Key(0)), Outcome::kDeleted);
   ASSERT_EQ(store_->Delete(kNoisy, Key(1)), Outcome::kDeleted);
-  EXPECT_EQ(store_->Write(kNoisy, SetMode::kSet, "more", Pattern(1000, 1), 0, 0),
-            Outcome::kStored);
+  EXPECT_EQ(store_->Write(kNoisy, SetMode::kSet, "more", Pattern(1000, 1), 0, 0), Outcome::kStored);
   // Read-modify-writes and streaming writes count too.
   uint64_t unused;
   ASSERT_EQ(store_->Write(kNoisy, SetMode::kSet, "n", "1", 0, 0), Outcome::kStored);

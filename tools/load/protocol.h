@@ -28,14 +28,14 @@ size_t EncodeFlush(Protocol p, char* out);
 size_t EncodeSetPrefix(Protocol p, std::string_view key, uint32_t value_size, char* out);
 
 enum class Outcome : uint8_t {
-  kHit,          // get found a value
-  kMiss,         // get found nothing
-  kStored,       // set stored
-  kNotStored,    // set refused: out of memory or similar (SERVER_ERROR, -OOM, NOT_STORED)
-  kDeleted,      // delete removed the key
-  kNotFound,     // delete found nothing
-  kOk,           // flush done
-  kError,        // the server answered an error line (SERVER_ERROR, -ERR) where none was due
+  kHit,        // get found a value
+  kMiss,       // get found nothing
+  kStored,     // set stored
+  kNotStored,  // set refused: out of memory or similar (SERVER_ERROR, -OOM, NOT_STORED)
+  kDeleted,    // delete removed the key
+  kNotFound,   // delete found nothing
+  kOk,         // flush done
+  kError,      // the server answered an error line (SERVER_ERROR, -ERR) where none was due
 };
 
 struct Reply {
