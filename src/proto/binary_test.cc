@@ -52,8 +52,9 @@ TEST(BinaryParser, ParsesAGet) {
 
 TEST(BinaryParser, ParsesASetWithExtrasKeyAndValue) {
   std::string p = Packet(0x11, SetExtras(0xdeadbeef, 300), "key", "value");
+  const std::string input = p + "trailing";  // the request's views point into it
   Request r;
-  ParseResult pr = ParseRequest(p + "trailing", {}, &r);
+  ParseResult pr = ParseRequest(input, {}, &r);
   ASSERT_EQ(pr.status, ParseStatus::kOk);
   EXPECT_EQ(pr.consumed, p.size());
   EXPECT_EQ(r.opcode, Opcode::kSetQ);
