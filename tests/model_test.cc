@@ -203,10 +203,11 @@ class Differential {
     key_trace_.resize(keys_.size());
   }
 
-  // Runs `ops` random operations; stops at the first inconsistency.
-  void Run(int64_t ops) {
+  // Runs the first `stop` of the `ops` random operations (which set the mix); stops at the
+  // first inconsistency.
+  void Run(int64_t ops, int64_t stop = INT64_MAX) {
     flush_one_in_ = static_cast<uint64_t>(std::max<int64_t>(ops / 8, 1000));  // ~8 flushes
-    for (op_ = 0; op_ < ops && !failed_; ++op_) {
+    for (op_ = 0; op_ < std::min(ops, stop) && !failed_; ++op_) {
       Step();
       if (failed_) break;
       CheckMemory();
@@ -1228,11 +1229,8 @@ class Differential {
   bool failed_ = false;
 };
 
-class ModelTest : public ::testing::TestWithParam<Variant> {};
-
-TEST_P(ModelTest, MatchesUnorderedMap) {
-  const Variant v = GetParam();
-  ManualClock clock;
+// The options of a variant's store, without its file tier; time comes from `clock`.
+Options ModelOptions(const Variant& v, ManualClock* clock) {
   Options o;
   o.segment_size = v.tier ? kTierSegmentSize : kSegmentSize;
   o.max_item_size = 64 * 1024;
@@ -1240,10 +1238,27 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   o.eviction = v.eviction;
   o.background_cleaner = v.background_cleaner;
   o.cleaner_interval_ms = 1;
-  o.clock = &clock;
+  o.clock = clock;
+  o.memory_limit = Store::MinimumMemoryLimit(o) +
+                   (v.tier ? kTierExtraSegments : kExtraSegments) * o.segment_size;
+  return o;
+}
+
+void SetModelQuotas(const Variant& v, Store* store) {
+  if (!v.quotas) return;
+  for (const auto& [id, segments] : kQuotas) {
+    store->SetKeyspaceQuota(Keyspace{id}, segments * kSegmentSize);
+  }
+}
+
+class ModelTest : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(ModelTest, MatchesUnorderedMap) {
+  const Variant v = GetParam();
+  ManualClock clock;
+  Options o = ModelOptions(v, &clock);
   const size_t min_limit = Store::MinimumMemoryLimit(o);
   ASSERT_GT(min_limit, 0u);
-  o.memory_limit = min_limit + (v.tier ? kTierExtraSegments : kExtraSegments) * o.segment_size;
   std::string tier_path;
   if (v.tier) {
     tier_path = ::testing::TempDir() + "/cinch_model_tier_" + std::to_string(getpid()) + "_" +
@@ -1260,11 +1275,7 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   std::unique_ptr<Store> store;
   Status s = Store::Open(o, &store);
   ASSERT_TRUE(s.ok()) << s.ToString();
-  if (v.quotas) {
-    for (const auto& [id, segments] : kQuotas) {
-      store->SetKeyspaceQuota(Keyspace{id}, segments * kSegmentSize);
-    }
-  }
+  SetModelQuotas(v, store.get());
 
   Differential diff(v, o, store.get(), &clock);
   diff.Run(OpsPerVariant());
@@ -1293,7 +1304,9 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
                   id, ks.quota, ks.item_bytes, ks.evictions, ks.flushes);
       if (!diff.failed()) {
         EXPECT_LE(ks.item_bytes, ks.quota + 2 * kMaxValue) << "keyspace " << id;
-        if (v.eviction) EXPECT_GT(ks.evictions, 0u) << "keyspace " << id;
+        if (v.eviction) {
+          EXPECT_GT(ks.evictions, 0u) << "keyspace " << id;
+        }
       }
     }
   }
@@ -1315,12 +1328,44 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   if (v.eviction) {
     EXPECT_GT(st.evictions, 0u) << "eviction never ran";
     // With quotas, only where pending streaming writes fill the quota (OomAllowed).
-    if (!v.quotas) EXPECT_EQ(diff.out_of_memory(), 0);
+    if (!v.quotas) {
+      EXPECT_EQ(diff.out_of_memory(), 0);
+    }
   } else {
     EXPECT_EQ(st.evictions, 0u);
     EXPECT_EQ(diff.lost(), 0);
     EXPECT_GT(diff.out_of_memory(), 0) << "the store never filled up";
   }
+}
+
+// With the cleaner inline, a run depends on its seed alone: the store's only other input is
+// the wall clock that bounds a writer's wait for memory, and a writer must not spend that time
+// repeating work that gains nothing (as many times as the machine's speed allows), which would
+// make two runs of one seed differ. Its first 8,000 ops include a write that used to.
+TEST(ModelRepeatTest, InlineCleanerRunDependsOnItsSeedAlone) {
+  const Variant v{false, false, 8, false, true};
+  auto run = [&v] {
+    ManualClock clock;
+    const Options o = ModelOptions(v, &clock);
+    std::unique_ptr<Store> store;
+    EXPECT_TRUE(Store::Open(o, &store).ok());
+    SetModelQuotas(v, store.get());
+    Differential diff(v, o, store.get(), &clock);
+    diff.Run(30000, 8000);  // the mix of the sanitized variants
+    EXPECT_FALSE(diff.failed());
+    const StoreStats st = store->GetStats();
+    return std::vector<uint64_t>{st.items,
+                                 st.segments_used,
+                                 st.segments_compacted,
+                                 st.relocated_items,
+                                 st.out_of_memory,
+                                 st.writer_cleaner_passes,
+                                 static_cast<uint64_t>(diff.out_of_memory())};
+  };
+  const std::vector<uint64_t> first = run();
+  EXPECT_GT(first[4], 0u) << "the store never filled up";
+  EXPECT_EQ(first, run()) << "items, segments used, compacted, relocated, out of memory, "
+                             "writer passes, model's out of memory";
 }
 
 std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {

@@ -82,7 +82,16 @@ bool Engine::CleanerPass(size_t want_bytes) {
   bool skip =
       !options_.eviction && want_bytes > 0 && StoreLiveBytes(in_use_) >= fruitless_live_bytes_;
   if (!skip) {
+    const uint64_t room = WriterRoom();
     bool compacted = CompactOrEvict(want_bytes, now);
+    // Compactions may free segments only as fast as they fill others (heads of several
+    // keyspaces, each compaction's lost tail): a writer is then no better off, and a writer
+    // that took it for progress would repeat the pass, moving the same items round and round
+    // until its deadline, as many times as the machine's speed allows. Without eviction,
+    // nothing else would make room: such a pass freed nothing.
+    if (compacted && !options_.eviction && want_bytes > 0 && WriterRoom() <= room) {
+      compacted = false;
+    }
     freed |= compacted;
     bool fruitless = !options_.eviction && want_bytes > 0 && !compacted && NeedSpace(want_bytes);
     if (fruitless) pool_->InUse(&in_use_);
@@ -95,6 +104,10 @@ bool Engine::CleanerPass(size_t want_bytes) {
     NoteSpaceFreed();
   }
   return freed || !NeedSpace(want_bytes);
+}
+
+uint64_t Engine::WriterRoom() const {
+  return accountant_.Available() + uint64_t{pool_->FreeCapacity()} * pool_->segment_size();
 }
 
 bool Engine::NeedSpace(size_t want_bytes) const {

@@ -570,6 +570,8 @@ class Engine {
   // freed anything or the memory wanted is now there.
   bool CleanerPass(size_t want_bytes);
   bool NeedSpace(size_t want_bytes) const;
+  // Memory a writer could take: the accountant's and that of free segments.
+  uint64_t WriterRoom() const;
   // Seals every head's open segment, in every keyspace, for which seal(meta) is true.
   template <typename Seal>
   void SealHeads(Seal&& seal);
