@@ -324,7 +324,7 @@ bool Engine::HasCleanerHead(uint16_t ks_id) const {
   KeyspaceState* ks = FindKeyspace(ks_id);
   if (ks == nullptr) return false;
   for (int cls = 0; cls < expiry_classes_; ++cls) {
-    WriteHead& head = ks->heads[CleanerHead(cls)];
+    WriteHead& head = HeadOf(*ks, CleanerHead(cls));
     std::lock_guard<SpinLock> lock(head.lock);
     if (head.segment != mem::kNoSegment) return true;
   }

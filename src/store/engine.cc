@@ -118,6 +118,17 @@ Status Engine::Init(bool open_files) {
   write_stripes_ = regular >= 256 ? 4 : 1;
   writer_heads_ = expiry_classes_ * write_stripes_;
   CINCH_CHECK(head_count() <= 64);  // KeyspaceState::open_heads has a bit per head
+  constexpr int kLine = HeadLine::kHeads;
+  const int stripe_lines = (expiry_classes_ + kLine - 1) / kLine;
+  for (int cls = 0; cls < expiry_classes_; ++cls) {
+    for (int stripe = 0; stripe < write_stripes_; ++stripe) {
+      head_slot_[cls * write_stripes_ + stripe] =
+          static_cast<uint8_t>(stripe * stripe_lines * kLine + cls);
+    }
+    head_slot_[CleanerHead(cls)] =
+        static_cast<uint8_t>(write_stripes_ * stripe_lines * kLine + cls);
+  }
+  head_lines_ = (write_stripes_ + 1) * stripe_lines;
   uint32_t reserve = std::max<uint32_t>(o.reserve_segments, 1);
   // Every head may hold an open segment, plus the cleaner's reserve.
   uint32_t minimum = static_cast<uint32_t>(head_count()) + reserve + 2;
@@ -163,7 +174,7 @@ Status Engine::Init(bool open_files) {
 // --- keyspaces ---
 
 namespace {
-size_t KeyspaceBytes(int heads) { return sizeof(KeyspaceState) + sizeof(WriteHead) * heads; }
+size_t KeyspaceBytes(int lines) { return sizeof(KeyspaceState) + sizeof(HeadLine) * lines; }
 }  // namespace
 
 KeyspaceState* Engine::TryCreateKeyspace(uint16_t id, bool force) {
@@ -172,7 +183,7 @@ KeyspaceState* Engine::TryCreateKeyspace(uint16_t id, bool force) {
   Leaf* leaf = keyspace_dir_[id >> 8].load(std::memory_order_relaxed);
   // Keyspace 0 (created by Init) is part of the engine's fixed state, like the engine object;
   // the others are charged, as there may be thousands.
-  size_t bytes = id == 0 ? 0 : KeyspaceBytes(head_count()) + (leaf == nullptr ? sizeof(Leaf) : 0);
+  size_t bytes = id == 0 ? 0 : KeyspaceBytes(head_lines()) + (leaf == nullptr ? sizeof(Leaf) : 0);
   if (force) {
     accountant_.ForceCharge(mem::MemoryKind::kMetadata, bytes);
   } else if (bytes > 0 && (accountant_.Available() < bytes + pool_->reserve_bytes() ||
@@ -184,7 +195,7 @@ KeyspaceState* Engine::TryCreateKeyspace(uint16_t id, bool force) {
     leaf = leaves_.back().get();
     keyspace_dir_[id >> 8].store(leaf, std::memory_order_release);
   }
-  keyspaces_.push_back(std::make_unique<KeyspaceState>(head_count()));
+  keyspaces_.push_back(std::make_unique<KeyspaceState>(head_lines()));
   keyspace_ids_.push_back(id);
   KeyspaceState* ks = keyspaces_.back().get();
   leaf->states[id & 255].store(ks, std::memory_order_release);
@@ -196,7 +207,7 @@ KeyspaceState* Engine::KeyspaceFor(uint16_t id, Deadline& deadline) {
   if (KeyspaceState* ks = FindKeyspace(id)) return ks;
   for (;;) {
     if (KeyspaceState* ks = TryCreateKeyspace(id)) return ks;
-    if (!ReclaimSpace(KeyspaceBytes(head_count()) + sizeof(Leaf), deadline)) return nullptr;
+    if (!ReclaimSpace(KeyspaceBytes(head_lines()) + sizeof(Leaf), deadline)) return nullptr;
   }
 }
 

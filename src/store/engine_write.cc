@@ -59,7 +59,7 @@ void Engine::NoteExpiry(uint32_t segment, uint32_t expiry) {
 
 bool Engine::ReserveInHead(KeyspaceState& ks, uint16_t ks_id, int head_index, size_t size,
                            Reservation* r, bool as_writer) {
-  WriteHead& head = ks.heads[head_index];
+  WriteHead& head = HeadOf(ks, head_index);
   bool for_cleaner = IsMainHead(head_index) && !as_writer;
   std::lock_guard<SpinLock> lock(head.lock);
   uint32_t sealed_tail = 0;
