@@ -9,6 +9,8 @@
                    the installed plugin; a second install keeps an operator's options file
   --check systemd  `systemd-analyze verify` accepts the installed unit (skipped, saying so,
                    where systemd-analyze is missing)
+  --check notify   the unit's Type=notify: with $NOTIFY_SOCKET (a path or an abstract name),
+                   cinchd sends READY=1 once its port answers and STOPPING=1 on SIGTERM
 
 Run by ctest (tests/integration/CMakeLists.txt) with --build-dir, or by hand:
   python3 tests/integration/packaging.py --server build/release/tools/cinchd --check man
@@ -18,9 +20,11 @@ import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
-import sys
 import tempfile
+import time
 
 import harness
 
@@ -314,11 +318,64 @@ def check_unit(args, checker):
     return checker.finish()
 
 
+class NotifiedServer(harness.Server):
+    """cinchd under a stand-in for systemd's Type=notify: $NOTIFY_SOCKET names a datagram
+    socket of the test's; ready means READY=1 arrived (not that the port answers)."""
+
+    def __init__(self, path, args, notify):
+        super().__init__(path, args)
+        self.notify = notify
+        self.listening_when_ready = None
+
+    def _wait_ready(self):
+        self.notify.settimeout(0.1)
+        end = time.monotonic() + self.start_timeout
+        while time.monotonic() < end and self.proc.poll() is None:
+            try:
+                message = self.notify.recv(4096)
+            except socket.timeout:
+                continue
+            if b"READY=1" in message.split(b"\n"):
+                self.listening_when_ready = harness.can_connect(self.port)
+                return True
+        return False
+
+
+def check_notify(args, checker):
+    with tempfile.TemporaryDirectory(prefix="cinch-notify-") as directory:
+        for name, address in (("a path", os.path.join(directory, "notify")),
+                              ("the abstract namespace", "@cinch-notify-%d" % os.getpid())):
+            notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            notify.bind("\0" + address[1:] if address.startswith("@") else address)
+            os.environ["NOTIFY_SOCKET"] = address
+            try:
+                server = NotifiedServer(args.server, ["-m", "32", "-t", "1"], notify).start()
+            except harness.ServerError as e:
+                checker.check(False, "cinchd sends READY=1 to %s" % name, str(e))
+                continue
+            finally:
+                del os.environ["NOTIFY_SOCKET"]
+            checker.check(True, "cinchd sends READY=1 to %s" % name)
+            checker.check(server.listening_when_ready, "the port answers when READY=1 arrives")
+            server.proc.send_signal(signal.SIGTERM)
+            notify.settimeout(10)
+            try:
+                stopping = notify.recv(4096)
+            except socket.timeout:
+                stopping = b"(nothing within 10 s)"
+            checker.equal(stopping, b"STOPPING=1", "SIGTERM: STOPPING=1 to %s" % name)
+            checker.equal(server.stop(), 0, "then cinchd exits 0")
+            notify.close()
+    return checker.finish()
+
+
 def main(args):
     checker = harness.Checker(args.verbose)
     harness.skip_unless_cinch(args, "packaging")
     if args.check == "man":
         return check_man(args, checker)
+    if args.check == "notify":
+        return check_notify(args, checker)
     if not args.build_dir:
         print("FAIL: --check %s needs --build-dir" % args.check)
         return 1
@@ -327,7 +384,7 @@ def main(args):
 
 if __name__ == "__main__":
     def extra(p):
-        p.add_argument("--check", choices=("man", "install", "systemd"), required=True)
+        p.add_argument("--check", choices=("man", "install", "systemd", "notify"), required=True)
         p.add_argument("--build-dir", help="the build tree to `cmake --install` from")
         p.add_argument("--cmake", default="cmake")
     harness.run(main, harness.parse_args(__doc__.splitlines()[0], extra), time_limit=60)
