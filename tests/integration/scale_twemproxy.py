@@ -55,7 +55,8 @@ class Twemproxy:
         self.proxy = cluster.Proxy(self._argv, "nutcracker")
 
     def _argv(self, port):
-        lines = "\n".join("   - 127.0.0.1:%d:1 s%d" % (s.port, i) for i, s in enumerate(self.servers))
+        lines = "\n".join("   - 127.0.0.1:%d:1 s%d" % (s.port, i)
+                          for i, s in enumerate(self.servers))
         conf = cluster.write_file(self.directory, "nutcracker.yml",
                                   CONFIG.format(port=port, failure_limit=FAILURE_LIMIT,
                                                 servers=lines))
