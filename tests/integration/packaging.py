@@ -7,8 +7,9 @@
                    page, the systemd unit, the options file, LICENSE; the installed cinchd
                    started with the unit's ExecStart and the example options serves, and loads
                    the installed plugin; a second install keeps an operator's options file
-  --check systemd  `systemd-analyze verify` accepts the installed unit (skipped, saying so,
-                   where systemd-analyze is missing)
+  --check systemd  `systemd-analyze verify` accepts the installed unit, and `systemd-analyze
+                   security` scores its hardening (skipped, saying so, where
+                   systemd-analyze is missing)
   --check notify   the unit's Type=notify: with $NOTIFY_SOCKET (a path or an abstract name),
                    cinchd sends READY=1 once its port answers and STOPPING=1 on SIGTERM
 
@@ -30,6 +31,7 @@ import harness
 
 SOURCE = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 MAN_PAGE = os.path.join(SOURCE, "packaging", "cinchd.1")
+MAX_EXPOSURE = 2.0  # systemd-analyze security's score of the unit: "OK" is below 4.0
 
 
 # ----------------------------------------------------------------------------- option lists
@@ -309,6 +311,19 @@ def check_unit(args, checker):
         checker.check(accepted, "systemd-analyze verify accepts the unit", out)
         if args.verbose:
             print(out)
+        # Its hardening, as systemd scores it (0 = locked down, 10 = none; cinchd.service:
+        # 1.5, the exposure left being the network itself, its own cgroup and /proc files
+        # the memory governor reads).
+        r = subprocess.run([analyze, "security", "--offline=yes", unit], capture_output=True,
+                           text=True, timeout=60, env=env)
+        m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout + r.stderr)
+        if m is None:
+            checker.skip("the unit's exposure level",
+                         "systemd-analyze security --offline is not supported here")
+        else:
+            checker.check(float(m.group(1)) <= MAX_EXPOSURE,
+                          "systemd-analyze security: exposure %s <= %.1f" %
+                          (m.group(1), MAX_EXPOSURE), r.stdout)
         # The same judgement rejects a unit with a bad directive: the check can fail.
         os.mkdir(os.path.join(prefix, "broken"))
         broken = os.path.join(prefix, "broken", "cinchd.service")
