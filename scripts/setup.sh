@@ -14,6 +14,8 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc bazel-bootstrap-source
   python3-grpcio python3-protobuf
   bazel-bootstrap
+  nutcracker haproxy  # scale-out tests: twemproxy and haproxy in front of three cinchd
+  groff-base systemd  # packaging tests: the man page renders, systemd-analyze verify
 )
 
 missing=()

@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
   }
   if (options.verbosity > 0) PrintListeners(options, srv.port(), srv.http_port());
   daemon.Ready();
+  server::NotifyServiceManager("READY=1");
 
   int sig = 0;
   while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cinchd: %s: stopping, then saving the items to %s\n", strsignal(sig),
                  options.memory_file.c_str());
   }
+  server::NotifyServiceManager("STOPPING=1");
   srv.Stop();
   srv.Wait();
   const bool saved = srv.SaveMemoryFile().ok();

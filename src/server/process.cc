@@ -5,13 +5,17 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -213,6 +217,24 @@ std::string AbsolutePath(const std::string& path) {
   char cwd[PATH_MAX];
   if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
   return std::string(cwd) + "/" + path;
+}
+
+bool NotifyServiceManager(std::string_view state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || path[0] == '\0') return true;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const size_t length = std::strlen(path);
+  if ((path[0] != '/' && path[0] != '@') || length >= sizeof(addr.sun_path)) return false;
+  std::memcpy(addr.sun_path, path, length);
+  if (path[0] == '@') addr.sun_path[0] = '\0';  // the abstract namespace
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const auto addr_length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length);
+  const ssize_t sent = sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+                              reinterpret_cast<const sockaddr*>(&addr), addr_length);
+  close(fd);
+  return sent == static_cast<ssize_t>(state.size());
 }
 
 }  // namespace cinch::server

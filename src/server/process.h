@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace cinch::server {
 
@@ -64,5 +65,12 @@ void RemovePidFile(const std::string& path);
 
 // `path` made absolute against the current directory (before Daemon::Start leaves it).
 std::string AbsolutePath(const std::string& path);
+
+// systemd's readiness protocol (sd_notify(3), spoken without libsystemd): when $NOTIFY_SOCKET
+// names a unix datagram socket (a path, or "@name" in the abstract namespace), sends `state`
+// to it: "READY=1" once the server listens, "STOPPING=1" when it starts to stop (a Type=notify
+// unit, packaging/cinchd.service.in). Without $NOTIFY_SOCKET, does nothing and returns true;
+// false when the message could not be sent.
+bool NotifyServiceManager(std::string_view state);
 
 }  // namespace cinch::server

@@ -203,15 +203,18 @@ size_t DefaultConnectionMemory(const ServerOptions& o) {
   return ConnectionObjects(o) + buffers;
 }
 
-// The REAPI plugin (reapi/plugin.h): beside the executable, else where the build put it (tests
-// and bench binaries live elsewhere in the build tree).
+// The REAPI plugin (reapi/plugin.h): beside the executable (the build tree), where
+// `cmake --install` puts it relative to the executable (bin/../lib/cinch), else where the build
+// put it (tests and bench binaries live elsewhere in the build tree).
 std::vector<std::string> PluginPaths() {
   std::vector<std::string> paths;
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
-    std::string dir(exe, static_cast<size_t>(n));
-    paths.push_back(dir.substr(0, dir.rfind('/') + 1) + reapi::kPluginFile);
+    std::string path(exe, static_cast<size_t>(n));
+    const std::string dir = path.substr(0, path.rfind('/') + 1);
+    paths.push_back(dir + reapi::kPluginFile);
+    paths.push_back(dir + CINCH_REAPI_PLUGIN_FROM_BIN + "/" + reapi::kPluginFile);
   }
   paths.push_back(std::string(CINCH_REAPI_PLUGIN_DIR) + "/" + reapi::kPluginFile);
   return paths;

@@ -10,7 +10,8 @@ python=/usr/bin/python3
 [ -x "$python" ] || python=python3
 passed=0 failed=0 skipped=0
 for t in memccapable clients binary differential expiry signals auth tenants restart http_cache \
-    command_line memory_limit memory_range thp hostile bazel_cache; do
+    command_line memory_limit memory_range thp hostile bazel_cache scale_twemproxy scale_clients \
+    scale_haproxy; do
   echo "=== $t"
   "$python" "$dir/$t.py" --server "$server"
   case $? in
