@@ -289,7 +289,11 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
       out->Append(proto::reply::kCrlf);
       break;
     case Command::kVerbosity:
-      context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
+      // The server's log level is the operator's: a tenant's verbosity is accepted and changes
+      // nothing (as its "stats settings" is empty).
+      if (keyspace_.id < kFirstTenantKeyspace) {
+        context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
+      }
       Reply(out, proto::reply::kOk, r.noreply);
       break;
     case Command::kQuit:

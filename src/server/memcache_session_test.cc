@@ -521,6 +521,19 @@ TEST_F(AuthSessionTest, TenantsFlushAndStatsTheirOwn) {
   EXPECT_EQ(Send("get b\r\n"), "VALUE b 0 1\r\nb\r\nEND\r\n");
 }
 
+// The server's log level is the operator's: a tenant's verbosity command is answered and
+// changes nothing; a default-keyspace user's sets it, as without an auth file.
+TEST_F(AuthSessionTest, OnlyTheDefaultKeyspaceSetsVerbosity) {
+  const int before = context_->verbosity.load();
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  EXPECT_EQ(Send("verbosity 2\r\n"), "OK\r\n");
+  EXPECT_EQ(context_->verbosity.load(), before);
+  Reconnect();
+  ASSERT_EQ(Login("alice", "secret"), "STORED\r\n");
+  EXPECT_EQ(Send("verbosity 2\r\n"), "OK\r\n");
+  EXPECT_EQ(context_->verbosity.load(), 2);
+}
+
 // A tenant's "stats reset" resets its own counters only: the server's, which the operator and
 // the default keyspace's users see, and the other tenants' stay.
 TEST_F(AuthSessionTest, TenantStatsResetIsItsOwn) {
