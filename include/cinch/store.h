@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "cinch/options.h"
 #include "cinch/stats.h"
@@ -398,6 +399,10 @@ class Store {
   StoreStats GetStats() const;
   // Counters of one keyspace. Cheap (no walk), but not a consistent snapshot with GetStats.
   KeyspaceStats GetKeyspaceStats(Keyspace keyspace) const;
+  // The keyspaces that have been used since the store opened (written, loaded from a file,
+  // given a quota or flushed), keyspace 0 among them, in no particular order: those that can
+  // hold items.
+  std::vector<Keyspace> Keyspaces() const;
 
   // Memory the embedder keeps (e.g. a server's connection buffers) is charged against the same
   // limit. ChargeExternal returns false, charging nothing, if the bytes do not fit even after

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "buildcache/build_cache.h"
@@ -467,15 +468,19 @@ class Server::Impl {
   // were not saved) is flushed, so that no tenant ever reads another's items.
   void DropOrphanKeyspaces() {
     if (options_.memory_file.empty()) return;
-    std::vector<bool> trusted(UINT16_MAX + 1, false);
-    const std::vector<KeyspaceQuota> current = users_->Quotas();
-    for (const auto& [name, id] : seeded_tenants_) {
-      for (const KeyspaceQuota& q : current) trusted[id] = trusted[id] || q.keyspace.id == id;
+    // Trusted: the keyspaces of tenants both named in the file (seeded) and in the auth file.
+    std::unordered_set<uint16_t> seeded;
+    for (const auto& [name, id] : seeded_tenants_) seeded.insert(id);
+    std::unordered_set<uint16_t> trusted;
+    for (const KeyspaceQuota& q : users_->Quotas()) {
+      if (seeded.contains(q.keyspace.id)) trusted.insert(q.keyspace.id);
     }
     int dropped = 0;
-    for (uint32_t id = kFirstTenantKeyspace; id <= UINT16_MAX; ++id) {
-      const Keyspace ks{static_cast<uint16_t>(id)};
-      if (trusted[id] || store_->GetKeyspaceStats(ks).items == 0) continue;
+    for (const Keyspace ks : store_->Keyspaces()) {
+      if (ks.id < kFirstTenantKeyspace || trusted.contains(ks.id) ||
+          store_->GetKeyspaceStats(ks).items == 0) {
+        continue;
+      }
       store_->FlushAll(ks, 0);
       ++dropped;
     }
@@ -503,11 +508,10 @@ class Server::Impl {
                    quotas.size(), options_.store.segment_size >> 10, Mib(heads).c_str(),
                    Mib(options_.store.memory_limit).c_str());
     }
+    std::unordered_set<uint16_t> kept;
+    for (const KeyspaceQuota& q : quotas) kept.insert(q.keyspace.id);
     for (const KeyspaceQuota& old : tenant_quotas_) {
-      const bool kept = std::any_of(quotas.begin(), quotas.end(), [&](const KeyspaceQuota& q) {
-        return q.keyspace == old.keyspace;
-      });
-      if (kept) continue;
+      if (kept.contains(old.keyspace.id)) continue;
       store_->FlushAll(old.keyspace, 0);
       store_->SetKeyspaceQuota(old.keyspace, 0);
     }

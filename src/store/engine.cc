@@ -233,6 +233,14 @@ void FillOwnStats(const KeyspaceState& state, KeyspaceStats* out) {
 
 }  // namespace
 
+std::vector<Keyspace> Engine::Keyspaces() const {
+  std::lock_guard<std::mutex> lock(keyspace_mu_);
+  std::vector<Keyspace> out;
+  out.reserve(keyspace_ids_.size());
+  for (uint16_t id : keyspace_ids_) out.push_back(Keyspace{id});
+  return out;
+}
+
 KeyspaceStats Engine::GetKeyspaceStats(Keyspace ks) const {
   KeyspaceStats out;
   if (ks.id != 0) {

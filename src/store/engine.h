@@ -158,6 +158,7 @@ class Engine {
   void SetKeyspaceQuota(Keyspace ks, size_t bytes);
   StoreStats GetStats() const;
   KeyspaceStats GetKeyspaceStats(Keyspace ks) const;
+  std::vector<Keyspace> Keyspaces() const;
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -188,6 +189,10 @@ TEST_F(KeyspaceTest, StatsCountEachKeyspace) {
   EXPECT_EQ(zero.key_value_bytes, 10 * (Key(0).size() + 2));
   EXPECT_EQ(store_->GetStats().items, 14u);
   EXPECT_EQ(store_->GetKeyspaceStats(Keyspace{9}).items, 0u);
+  std::vector<uint16_t> ids;
+  for (Keyspace ks : store_->Keyspaces()) ids.push_back(ks.id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<uint16_t>{kDefault.id, kOne.id}));
   ASSERT_EQ(store_->Delete(kOne, Key(0)), Outcome::kDeleted);
   EXPECT_EQ(store_->GetKeyspaceStats(kOne).items, 3u);
   EXPECT_EQ(store_->GetKeyspaceStats(kDefault).items, 10u);

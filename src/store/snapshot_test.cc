@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -247,6 +248,10 @@ TEST_F(SnapshotTest, RoundTripKeepsEveryItem) {
                 store_->GetKeyspaceStats(Keyspace{}).items +
                 store_->GetKeyspaceStats(Keyspace{40000}).items,
             model.size());
+  std::vector<uint16_t> ids;
+  for (Keyspace ks : store_->Keyspaces()) ids.push_back(ks.id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<uint16_t>{0, 1, 40000}));  // the loaded items' keyspaces
   // New versions get CAS values no restored item has.
   std::set<uint64_t> seen;
   for (const auto& [k, e] : model) seen.insert(e.cas);

@@ -220,6 +220,8 @@ StoreStats Store::GetStats() const { return engine_->GetStats(); }
 KeyspaceStats Store::GetKeyspaceStats(Keyspace keyspace) const {
   return engine_->GetKeyspaceStats(keyspace);
 }
+
+std::vector<Keyspace> Store::Keyspaces() const { return engine_->Keyspaces(); }
 bool Store::ChargeExternal(size_t bytes) { return engine_->ChargeExternal(bytes); }
 void Store::ReleaseExternal(size_t bytes) { engine_->ReleaseExternal(bytes); }
 void Store::RunCleanerOnce() { engine_->RunCleanerOnce(); }
