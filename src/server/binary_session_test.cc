@@ -9,6 +9,7 @@
 #include "common/version.h"
 #include "proto/binary.h"
 #include "server/memcache_session.h"
+#include "server/session_test_util.h"
 #include "server/users.h"
 
 namespace cinch::server {
@@ -17,27 +18,6 @@ namespace {
 namespace bin = proto::binary;
 using bin::Opcode;
 using bin::Status;
-
-class FakeOutput final : public net::Output {
- public:
-  void Append(std::string_view bytes) override { data_.append(bytes); }
-  void AppendReference(std::string_view bytes, ReleaseFn release, void* arg) override {
-    data_.append(bytes);
-    refs_.push_back({release, arg});
-  }
-  size_t pending() const override { return data_.size(); }
-  std::string Take() {
-    for (auto& [fn, arg] : refs_) fn(arg);
-    refs_.clear();
-    std::string s;
-    s.swap(data_);
-    return s;
-  }
-
- private:
-  std::string data_;
-  std::vector<std::pair<ReleaseFn, void*>> refs_;
-};
 
 struct Response {
   uint8_t magic = 0;
@@ -110,46 +90,12 @@ std::string Incr(Opcode op, std::string_view key, uint64_t delta, uint64_t initi
   return Packet(op, Be64(delta) + Be64(initial) + Be32(exptime), key, {}, cas);
 }
 
-class BinarySessionTest : public ::testing::Test {
+class BinarySessionTest : public test::SessionFixture {
  protected:
   void SetUp() override { Open(ServerOptions{}); }
-  void TearDown() override { session_.reset(); }
-
   void Open(ServerOptions options) {
-    session_.reset();
-    options_ = options;
-    options_.store.memory_limit = 32 << 20;
-    options_.store.max_item_size = 64 << 10;
-    options_.store.clock = &clock_;
-    options_.store.background_cleaner = false;
-    ASSERT_TRUE(Store::Open(options_.store, &store_).ok());
-    context_ = std::make_unique<ServerContext>();
-    context_->store = store_.get();
-    context_->options = &options_;
-    context_->clock = &clock_;
-    session_ = std::make_unique<MemcacheSession>(context_.get());
-    pending_.clear();
-    swallow_ = 0;
-    closed_ = false;
-  }
-
-  std::string SendRaw(std::string_view input) {
-    pending_.append(input);
-    for (;;) {
-      if (swallow_ > 0) {
-        size_t n = std::min(swallow_, pending_.size());
-        pending_.erase(0, n);
-        swallow_ -= n;
-      }
-      if (pending_.empty() || closed_) break;
-      net::SessionResult r = session_->OnInput(pending_, &out_, 1 << 20);
-      EXPECT_LE(r.consumed, pending_.size());
-      pending_.erase(0, r.consumed);
-      swallow_ += r.swallow;
-      closed_ |= r.close;
-      if (r.close || r.need_more || r.consumed == 0) break;
-    }
-    return out_.Take();
+    options.store.max_item_size = 64 << 10;
+    SessionFixture::Open(std::move(options));
   }
   std::vector<Response> Send(std::string_view input) { return Decode(SendRaw(input)); }
   Response One(std::string_view input) {
@@ -157,16 +103,6 @@ class BinarySessionTest : public ::testing::Test {
     EXPECT_EQ(rs.size(), 1u);
     return rs.empty() ? Response{} : rs[0];
   }
-
-  OffsetClock clock_;
-  ServerOptions options_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<ServerContext> context_;
-  std::unique_ptr<MemcacheSession> session_;
-  FakeOutput out_;
-  std::string pending_;
-  size_t swallow_ = 0;
-  bool closed_ = false;
 };
 
 TEST_F(BinarySessionTest, SetThenGetReturnsFlagsValueAndTheSameCas) {

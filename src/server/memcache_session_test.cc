@@ -13,87 +13,17 @@
 #include <vector>
 
 #include "common/version.h"
+#include "server/session_test_util.h"
 #include "server/users.h"
 
 namespace cinch::server {
 namespace {
 
-// Collects replies; references are copied at once and released when Flush() is called, as a
-// connection does once the bytes are on the socket.
-class FakeOutput final : public net::Output {
- public:
-  void Append(std::string_view bytes) override { data_.append(bytes); }
-  void AppendReference(std::string_view bytes, ReleaseFn release, void* arg) override {
-    data_.append(bytes);
-    pending_refs_.push_back({release, arg});
-  }
-  size_t pending() const override { return data_.size(); }
-  void Flush() {
-    for (auto& [fn, arg] : pending_refs_) fn(arg);
-    pending_refs_.clear();
-  }
-  size_t references() const { return pending_refs_.size(); }
-  std::string Take() {
-    std::string s;
-    s.swap(data_);
-    return s;
-  }
+using test::FakeOutput;
 
- private:
-  std::string data_;
-  std::vector<std::pair<ReleaseFn, void*>> pending_refs_;
-};
-
-class SessionTest : public ::testing::Test {
+class SessionTest : public test::SessionFixture {
  protected:
-  void SetUp() override { Open(ServerOptions{}); }
-  void TearDown() override {
-    out_.Flush();
-    session_.reset();
-  }
-
-  void Open(ServerOptions options, size_t memory_limit = 32 << 20) {
-    session_.reset();
-    options_ = options;
-    options_.store.memory_limit = memory_limit;
-    options_.store.clock = &clock_;
-    options_.store.background_cleaner = false;
-    ASSERT_TRUE(Store::Open(options_.store, &store_).ok());
-    context_ = std::make_unique<ServerContext>();
-    context_->store = store_.get();
-    context_->options = &options_;
-    context_->clock = &clock_;
-    session_ = std::make_unique<MemcacheSession>(context_.get());
-  }
-
-  // Sends `input` (whole), returns the replies; leftover bytes stay pending for the next call.
-  std::string Send(std::string_view input) {
-    pending_.append(input);
-    for (;;) {
-      if (swallow_ > 0) {
-        size_t n = std::min(swallow_, pending_.size());
-        pending_.erase(0, n);
-        swallow_ -= n;
-      }
-      net::SessionResult r = session_->OnInput(pending_, &out_, 1 << 20);
-      pending_.erase(0, r.consumed);
-      swallow_ += r.swallow;
-      closed_ |= r.close;
-      if (r.close || r.need_more || pending_.empty() || r.consumed == 0) break;
-    }
-    out_.Flush();
-    return out_.Take();
-  }
-
-  OffsetClock clock_;
-  ServerOptions options_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<ServerContext> context_;
-  std::unique_ptr<MemcacheSession> session_;
-  FakeOutput out_;
-  std::string pending_;
-  size_t swallow_ = 0;
-  bool closed_ = false;
+  std::string Send(std::string_view input) { return SendRaw(input); }
 };
 
 TEST_F(SessionTest, SetGetDelete) {
