@@ -22,6 +22,7 @@
 #include "cinch/store.h"
 #include "common/hash.h"
 #include "index/hash_index.h"
+#include "store/store_fixture.h"
 #include "store/test_data.h"
 
 namespace cinch {
@@ -39,35 +40,14 @@ constexpr Keyspace kFar{40000};  // in another leaf of the keyspace directory
 using test::Key;
 using test::Pattern;
 
-class KeyspaceTest : public ::testing::Test {
+class KeyspaceTest : public test::StoreFixture {
  protected:
-  Options RoomyOptions() {
-    Options o;
-    o.memory_limit = 64 * kMiB;
-    o.background_cleaner = false;
-    o.clock = &clock_;
-    return o;
-  }
+  Options RoomyOptions() { return BaseOptions(64 * kMiB); }
 
   // 4 KiB segments, `extra_segments` above the minimum Open accepts.
   Options TinyOptions(size_t extra_segments, bool eviction) {
     return test::TinyOptions(&clock_, extra_segments, eviction);
   }
-
-  void Open(const Options& options) {
-    Status s = Store::Open(options, &store_);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
-
-  std::optional<std::string> Value(Keyspace ks, std::string_view key) {
-    ItemRef ref;
-    if (!store_->Get(ks, key, &ref)) return std::nullopt;
-    EXPECT_EQ(ref.key(), key);
-    return std::string(ref.value());
-  }
-
-  ManualClock clock_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_F(KeyspaceTest, SameKeyInTwoKeyspacesIsTwoItems) {

@@ -20,6 +20,7 @@
 #include "cinch/stats.h"
 #include "cinch/status.h"
 #include "cinch/store.h"
+#include "store/store_fixture.h"
 #include "store/test_data.h"
 
 namespace cinch {
@@ -37,26 +38,12 @@ constexpr Keyspace kOther{18};
 using test::Key;
 using test::Pattern;
 
-class QuotaTest : public ::testing::Test {
+class QuotaTest : public test::StoreFixture {
  protected:
   Options StoreOptions(size_t limit, bool eviction = true) {
-    Options o;
-    o.memory_limit = limit;
+    Options o = BaseOptions(limit);
     o.eviction = eviction;
-    o.background_cleaner = false;
-    o.clock = &clock_;
     return o;
-  }
-
-  void Open(const Options& options) {
-    Status s = Store::Open(options, &store_);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
-
-  std::optional<std::string> Value(Keyspace ks, std::string_view key) {
-    ItemRef ref;
-    if (!store_->Get(ks, key, &ref)) return std::nullopt;
-    return std::string(ref.value());
   }
 
   // Writes `count` values of `size` bytes, keys Key(first + i); returns how many were stored.
@@ -75,9 +62,6 @@ class QuotaTest : public ::testing::Test {
     for (int i = first; i < first + count; ++i) intact += Value(ks, Key(i)) == Pattern(size, i);
     return intact;
   }
-
-  ManualClock clock_;
-  std::unique_ptr<Store> store_;
 };
 
 // The isolation case: a tenant at a 16 MiB quota writes 200 MB; another tenant's 5 MB

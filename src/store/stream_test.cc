@@ -21,6 +21,7 @@
 #include "cinch/stats.h"
 #include "cinch/status.h"
 #include "cinch/store.h"
+#include "store/store_fixture.h"
 #include "store/test_data.h"
 
 namespace cinch {
@@ -36,20 +37,12 @@ constexpr Keyspace kBlobs{3};
 using test::Key;
 using test::Pattern;
 
-class StreamTest : public ::testing::Test {
+class StreamTest : public test::StoreFixture {
  protected:
   Options RoomyOptions() {
-    Options o;
-    o.memory_limit = 64 * kMiB;
+    Options o = BaseOptions(64 * kMiB);
     o.max_item_size = 8 * kMiB;
-    o.background_cleaner = false;
-    o.clock = &clock_;
     return o;
-  }
-
-  void Open(const Options& options) {
-    Status s = Store::Open(options, &store_);
-    ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
   // Resident bytes other than metadata (a keyspace's heads and segment table pages are charged
@@ -57,12 +50,6 @@ class StreamTest : public ::testing::Test {
   uint64_t Resident() {
     StoreStats st = store_->GetStats();
     return st.resident_bytes - st.metadata_bytes;
-  }
-
-  std::optional<std::string> Value(Keyspace ks, std::string_view key) {
-    ItemRef ref;
-    if (!store_->Get(ks, key, &ref)) return std::nullopt;
-    return std::string(ref.value());
   }
 
   // Fills the writer's value in `chunks` pieces, as a body arriving over time would.
@@ -73,9 +60,6 @@ class StreamTest : public ::testing::Test {
       std::memcpy(w.data() + at, value.data() + at, std::min(step, value.size() - at));
     }
   }
-
-  ManualClock clock_;
-  std::unique_ptr<Store> store_;
 };
 
 // Small values are staged (copied at commit), large ones written in place in their own
