@@ -40,4 +40,6 @@ PathMatch ParseCachePath(std::string_view target, buildcache::Kind* kind,
   return buildcache::ParseHexDigest(hash, digest) ? PathMatch::kEntry : PathMatch::kBadDigest;
 }
 
+bool IsMetricsPath(std::string_view target) { return PathOf(target) == "/metrics"; }
+
 }  // namespace cinch::http

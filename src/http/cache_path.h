@@ -27,4 +27,8 @@ enum class PathMatch {
 PathMatch ParseCachePath(std::string_view target, buildcache::Kind* kind,
                          buildcache::Digest* digest);
 
+// Whether the target is /metrics (a query string ignored, absolute form reduced to its path):
+// the Prometheus exposition, docs/metrics.md.
+bool IsMetricsPath(std::string_view target);
+
 }  // namespace cinch::http

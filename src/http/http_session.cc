@@ -1,5 +1,7 @@
 #include "http/http_session.h"
 
+#include <string>
+
 #include "common/check.h"
 #include "http/cache_path.h"
 
@@ -19,8 +21,8 @@ bool IsRead(HttpMethod m) { return m == HttpMethod::kGet || m == HttpMethod::kHe
 }  // namespace
 
 HttpSession::HttpSession(buildcache::BuildCache* cache, const HttpOptions& options,
-                         HttpStats* stats)
-    : cache_(cache), options_(options), stats_(stats) {
+                         HttpStats* stats, const MetricsSource* metrics)
+    : cache_(cache), options_(options), stats_(stats), metrics_(metrics) {
   for (Pin& p : pins_) p.owner = this;
 }
 
@@ -77,8 +79,11 @@ bool HttpSession::OnHead(const proto::HttpHead& head, net::Output* out) {
   uploading_ = false;
   close_after_ = !head.keep_alive;
   keep_alive_header_ = head.keep_alive && head.version_major == 1 && head.version_minor == 0;
+  metrics_request_ = metrics_ != nullptr && IsMetricsPath(head.target);
   PathMatch match = ParseCachePath(head.target, &kind_, &digest_);
-  if (match == PathMatch::kNotCache) {
+  if (metrics_request_) {
+    if (!IsRead(method_)) reply_ = {HttpStatus::kMethodNotAllowed, http_reply::kReadOnly};
+  } else if (match == PathMatch::kNotCache) {
     reply_ = {HttpStatus::kNotFound, http_reply::kNotFound};
   } else if (match == PathMatch::kBadDigest) {
     reply_ = {HttpStatus::kBadRequest, http_reply::kBadDigest};
@@ -115,7 +120,12 @@ void HttpSession::OnBody(std::string_view bytes) {
 }
 
 void HttpSession::OnEnd(net::Output* out) {
-  if (method_ == HttpMethod::kPut) {
+  if (metrics_request_ && reply_.status == HttpStatus::kOk) {
+    SendMetrics(out);
+  } else if (metrics_request_) {
+    HttpStats::Add(&stats_->errors);
+    Send(reply_, out);
+  } else if (method_ == HttpMethod::kPut) {
     FinishPut(out);
   } else if (IsRead(method_) && reply_.status == HttpStatus::kOk) {
     Retrieve(out);
@@ -137,8 +147,15 @@ void HttpSession::Retrieve(net::Output* out) {
     return;
   }
   HttpStats::Add(&stats_->get_hits);
-  SendHead(HttpStatus::kOk, ref.value().size(), /*binary=*/true, out);
+  SendHead(HttpStatus::kOk, ref.value().size(), proto::HttpBody::kBinary, out);
   if (method_ == HttpMethod::kGet) AppendValue(&ref, out);
+}
+
+void HttpSession::SendMetrics(net::Output* out) {
+  std::string text;
+  metrics_->Render(&text);
+  SendHead(HttpStatus::kOk, text.size(), proto::HttpBody::kMetrics, out);
+  if (method_ == HttpMethod::kGet) out->Append(text);
 }
 
 void HttpSession::FinishPut(net::Output* out) {
@@ -166,17 +183,19 @@ void HttpSession::FinishPut(net::Output* out) {
 }
 
 void HttpSession::Send(const Reply& reply, net::Output* out) {
-  SendHead(reply.status, reply.text.size(), /*binary=*/false, out);
+  SendHead(reply.status, reply.text.size(), proto::HttpBody::kText, out);
   if (method_ != HttpMethod::kHead) out->Append(reply.text);
 }
 
-void HttpSession::SendHead(HttpStatus status, uint64_t length, bool binary, net::Output* out) {
+void HttpSession::SendHead(HttpStatus status, uint64_t length, proto::HttpBody body,
+                           net::Output* out) {
   proto::HttpResponseHead head;
   head.status = status;
   head.content_length = length;
   head.close = close_after_;
   head.keep_alive = keep_alive_header_;
-  head.binary = binary;
+  head.body = body;
+  head.read_only = metrics_request_;
   char buffer[proto::kMaxHttpResponseHead];
   out->Append(std::string_view(buffer, proto::FormatHttpHead(head, buffer)));
 }

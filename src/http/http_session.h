@@ -5,6 +5,9 @@
 //   HEAD the same                          200 with Content-Length, or 404
 //   PUT  the same                          200 stored; 400 CAS digest mismatch (nothing
 //                                          stored); 411 no length; 413 over -I; 507 full
+//   GET  /metrics                          200 with the server's figures in Prometheus's text
+//                                          format (HEAD: its length), when the session has a
+//                                          MetricsSource; 405 to other methods
 //
 // Streaming: a PUT body goes into a BuildCache::Upload run by run as it arrives; the session
 // consumes every body byte it is given, so the connection's read buffer never grows with the
@@ -32,6 +35,7 @@
 #include "buildcache/build_cache.h"
 #include "cinch/store.h"
 #include "http/http_stats.h"
+#include "http/metrics_source.h"
 #include "net/session.h"
 #include "proto/http_request.h"
 #include "proto/http_response.h"
@@ -49,8 +53,10 @@ class HttpSession final : public net::Session {
   // The most input a session needs buffered: one request head.
   static constexpr size_t kMaxInput = proto::HttpRequestParser::kMaxHead;
 
-  // The cache and stats outlive the session.
-  HttpSession(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats);
+  // The cache, stats and metrics outlive the session; without metrics (null), /metrics is a
+  // path like any other (404).
+  HttpSession(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats,
+              const MetricsSource* metrics = nullptr);
   ~HttpSession() override;
   net::SessionResult OnInput(std::string_view input, net::Output* out,
                              size_t output_limit) override;
@@ -74,15 +80,17 @@ class HttpSession final : public net::Session {
   void OnBody(std::string_view bytes);
   void OnEnd(net::Output* out);
   void Retrieve(net::Output* out);
+  void SendMetrics(net::Output* out);
   void FinishPut(net::Output* out);
   void Send(const Reply& reply, net::Output* out);
-  void SendHead(proto::HttpStatus status, uint64_t length, bool binary, net::Output* out);
+  void SendHead(proto::HttpStatus status, uint64_t length, proto::HttpBody body, net::Output* out);
   void AppendValue(ItemRef* ref, net::Output* out);
   static void ReleasePin(void* arg);
 
   buildcache::BuildCache* const cache_;
   const HttpOptions options_;
   HttpStats* const stats_;
+  const MetricsSource* const metrics_;
   proto::HttpRequestParser parser_;
   buildcache::BuildCache::Upload upload_;
   // The request in progress (from its head to its end).
@@ -91,6 +99,7 @@ class HttpSession final : public net::Session {
   buildcache::Digest digest_;
   Reply reply_;
   bool uploading_ = false;
+  bool metrics_request_ = false;  // GET or HEAD /metrics
   bool close_after_ = false;  // answer with Connection: close and close
   bool keep_alive_header_ = false;
   std::array<Pin, kMaxPins> pins_;
@@ -99,11 +108,12 @@ class HttpSession final : public net::Session {
 
 class HttpSessionFactory final : public net::SessionFactory {
  public:
-  // Not owned; outlive the factory and its sessions.
-  HttpSessionFactory(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats)
-      : cache_(cache), options_(options), stats_(stats) {}
+  // Not owned; outlive the factory and its sessions. `metrics` may be null.
+  HttpSessionFactory(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats,
+                     const MetricsSource* metrics = nullptr)
+      : cache_(cache), options_(options), stats_(stats), metrics_(metrics) {}
   std::unique_ptr<net::Session> NewSession() override {
-    return std::make_unique<HttpSession>(cache_, options_, stats_);
+    return std::make_unique<HttpSession>(cache_, options_, stats_, metrics_);
   }
   size_t SessionBytes() const override { return sizeof(HttpSession); }
 
@@ -111,6 +121,7 @@ class HttpSessionFactory final : public net::SessionFactory {
   buildcache::BuildCache* const cache_;
   const HttpOptions options_;
   HttpStats* const stats_;
+  const MetricsSource* const metrics_;
 };
 
 }  // namespace cinch::http

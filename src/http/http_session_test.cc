@@ -340,3 +340,72 @@ TEST_F(HttpSessionTest, MalformedRequestCloses) {
 
 }  // namespace
 }  // namespace cinch::http
+
+namespace cinch::http {
+namespace {
+
+// A source whose exposition says how often it was rendered.
+class CountingMetrics final : public MetricsSource {
+ public:
+  void Render(std::string* out) const override {
+    out->append("# HELP t_renders_total Renders.\n# TYPE t_renders_total counter\n");
+    out->append("t_renders_total " + std::to_string(++renders_) + "\n");
+  }
+  mutable int renders_ = 0;
+};
+
+class HttpMetricsTest : public HttpSessionTest {
+ protected:
+  void WithMetrics() {
+    session_ = std::make_unique<HttpSession>(cache_.get(), options_, &stats_, &metrics_);
+  }
+  static std::string MetricsResponse(std::string_view body) {
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\r\n" + std::string(body);
+  }
+  static std::string Body(int n) {
+    return "# HELP t_renders_total Renders.\n# TYPE t_renders_total counter\nt_renders_total " +
+           std::to_string(n) + "\n";
+  }
+  CountingMetrics metrics_;
+};
+
+TEST_F(HttpMetricsTest, GetMetricsRendersEachTime) {
+  WithMetrics();
+  EXPECT_EQ(Send(Get("/metrics")), MetricsResponse(Body(1)));
+  EXPECT_EQ(Send(Get("/metrics?name[]=x")), MetricsResponse(Body(2)));
+  EXPECT_EQ(Send(Get("http://host:8080/metrics")), MetricsResponse(Body(3)));
+  // HEAD: the head of a GET, length included, no body.
+  std::string head = MetricsResponse(Body(4));
+  EXPECT_EQ(Send(Get("/metrics", "HEAD")), head.substr(0, head.size() - Body(4).size()));
+  EXPECT_FALSE(closed_);
+  EXPECT_EQ(stats_.get_hits + stats_.get_misses, 0u);  // not cache reads
+}
+
+TEST_F(HttpMetricsTest, PipelinedWithCacheRequests) {
+  WithMetrics();
+  std::string blob = "b";
+  std::string path = "/cas/" + Hex(blob);
+  EXPECT_EQ(Send(Put(path, blob) + Get("/metrics") + Get(path), 1),
+            Ok() + MetricsResponse(Body(1)) + Response(200, "OK", blob, true));
+}
+
+TEST_F(HttpMetricsTest, OtherMethodsAre405WithAllowGetHead) {
+  WithMetrics();
+  EXPECT_EQ(Send(Put("/metrics", "x")),
+            Response(405, "Method Not Allowed", "only GET and HEAD are served\n", false,
+                     "Allow: GET, HEAD\r\n"));
+  EXPECT_EQ(metrics_.renders_, 0);
+  EXPECT_FALSE(closed_);
+  EXPECT_EQ(stats_.errors, 1u);
+}
+
+TEST_F(HttpMetricsTest, WithoutASourceMetricsIsNotFound) {
+  EXPECT_EQ(Send(Get("/metrics")), NotFound());
+  WithMetrics();
+  EXPECT_EQ(Send(Get("/metricsx")), NotFound());
+  EXPECT_EQ(Send(Get("/x/metrics")), NotFound());
+}
+
+}  // namespace
+}  // namespace cinch::http

@@ -163,7 +163,7 @@ TEST(HttpResponseTest, FormatsHeads) {
   char buffer[kMaxHttpResponseHead];
   HttpResponseHead h;
   h.content_length = 1234567890123;
-  h.binary = true;
+  h.body = HttpBody::kBinary;
   EXPECT_EQ(std::string_view(buffer, FormatHttpHead(h, buffer)),
             "HTTP/1.1 200 OK\r\nContent-Length: 1234567890123\r\n"
             "Content-Type: application/octet-stream\r\n\r\n");
@@ -173,7 +173,21 @@ TEST(HttpResponseTest, FormatsHeads) {
   EXPECT_EQ(std::string_view(buffer, FormatHttpHead(h, buffer)),
             "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nContent-Type: text/plain\r\n"
             "Allow: GET, HEAD, PUT\r\nConnection: close\r\n\r\n");
+  h = HttpResponseHead();
+  h.content_length = 5;
+  h.body = HttpBody::kMetrics;
+  EXPECT_EQ(std::string_view(buffer, FormatHttpHead(h, buffer)),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+            "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n\r\n");
+  h.status = HttpStatus::kMethodNotAllowed;
+  h.body = HttpBody::kText;
+  h.read_only = true;
+  EXPECT_EQ(std::string_view(buffer, FormatHttpHead(h, buffer)),
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n"
+            "Allow: GET, HEAD\r\n\r\n");
   h.status = HttpStatus::kHeaderFieldsTooLarge;
+  h.body = HttpBody::kMetrics;
+  h.close = true;
   h.content_length = UINT64_MAX;
   h.close = false;
   h.keep_alive = true;

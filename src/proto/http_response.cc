@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "proto/prometheus_text.h"
+
 namespace cinch::proto {
 
 std::string_view HttpReason(HttpStatus status) {
@@ -44,6 +46,18 @@ class Writer {
   char* at_;
 };
 
+std::string_view ContentType(HttpBody body) {
+  switch (body) {
+    case HttpBody::kText:
+      return "text/plain";
+    case HttpBody::kBinary:
+      return "application/octet-stream";
+    case HttpBody::kMetrics:
+      return kPrometheusContentType;
+  }
+  return "text/plain";
+}
+
 }  // namespace
 
 size_t FormatHttpHead(const HttpResponseHead& head, char* buffer) {
@@ -54,9 +68,11 @@ size_t FormatHttpHead(const HttpResponseHead& head, char* buffer) {
   w.Add(HttpReason(head.status));
   w.Add("\r\nContent-Length: ");
   w.Add(head.content_length);
-  w.Add(head.binary ? "\r\nContent-Type: application/octet-stream"
-                    : "\r\nContent-Type: text/plain");
-  if (head.status == HttpStatus::kMethodNotAllowed) w.Add("\r\nAllow: GET, HEAD, PUT");
+  w.Add("\r\nContent-Type: ");
+  w.Add(ContentType(head.body));
+  if (head.status == HttpStatus::kMethodNotAllowed) {
+    w.Add(head.read_only ? "\r\nAllow: GET, HEAD" : "\r\nAllow: GET, HEAD, PUT");
+  }
   if (head.close) {
     w.Add("\r\nConnection: close");
   } else if (head.keep_alive) {

@@ -41,8 +41,16 @@ inline constexpr std::string_view kMethodNotAllowed = "only GET, HEAD and PUT ar
 inline constexpr std::string_view kLengthRequired = "Content-Length or chunked encoding needed\n";
 inline constexpr std::string_view kTooLarge = "blob larger than the cache's item size limit\n";
 inline constexpr std::string_view kOutOfMemory = "cache full\n";
+inline constexpr std::string_view kReadOnly = "only GET and HEAD are served\n";
 
 }  // namespace http_reply
+
+// What a response body is, for its Content-Type.
+enum class HttpBody : uint8_t {
+  kText,     // text/plain: error lines
+  kBinary,   // application/octet-stream: cache entries
+  kMetrics,  // Prometheus's text format 0.0.4 (kPrometheusContentType)
+};
 
 // What a response head says besides its status.
 struct HttpResponseHead {
@@ -50,7 +58,8 @@ struct HttpResponseHead {
   uint64_t content_length = 0;
   bool close = false;       // "Connection: close": the server closes after this response
   bool keep_alive = false;  // "Connection: keep-alive" (an HTTP/1.0 client that asked for it)
-  bool binary = false;      // Content-Type application/octet-stream (else text/plain)
+  HttpBody body = HttpBody::kText;
+  bool read_only = false;  // a 405's Allow header: "GET, HEAD" (else "GET, HEAD, PUT")
 };
 
 // Longest head FormatHttpHead writes.
