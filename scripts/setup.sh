@@ -11,6 +11,7 @@ PACKAGES=(
   netcat-openbsd
   clang-14 libclang-rt-14-dev
   libssl-dev libhttp-parser-dev curl
+  python3-prometheus-client  # parses GET /metrics in tests/integration/metrics.py
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc bazel-bootstrap-source
   python3-grpcio python3-protobuf
   bazel-bootstrap

@@ -86,6 +86,24 @@ class StringOutput final : public net::Output {
   std::string text_;
 };
 
+CommandClass ClassOf(Opcode op) {
+  switch (bin::BaseOpcode(op)) {
+    case Opcode::kGet:
+    case Opcode::kGetK:
+    case Opcode::kGat:
+    case Opcode::kGatK:
+      return CommandClass::kGet;
+    case Opcode::kSet:
+    case Opcode::kAdd:
+    case Opcode::kReplace:
+    case Opcode::kAppend:
+    case Opcode::kPrepend:
+      return CommandClass::kSet;
+    default:
+      return CommandClass::kOther;
+  }
+}
+
 }  // namespace
 
 net::SessionResult MemcacheSession::BinaryInput(std::string_view input, net::Output* out,
@@ -93,6 +111,7 @@ net::SessionResult MemcacheSession::BinaryInput(std::string_view input, net::Out
   const bin::ParserLimits limits{.max_item_size = limits_.max_item_size};
   net::SessionResult result;
   size_t pos = 0;
+  uint64_t started = MonotonicNanos();
   while (pos < input.size() && out->pending() < output_limit) {
     const bool resumed = std::exchange(tier_waited_, false);
     // The connection kept the packet that waited for the file tier in place.
@@ -134,6 +153,7 @@ net::SessionResult MemcacheSession::BinaryInput(std::string_view input, net::Out
       result.close = true;
       break;
     }
+    Timed(ClassOf(request.opcode), &started);
   }
   result.consumed = pos;
   return result;

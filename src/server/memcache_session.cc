@@ -63,6 +63,27 @@ bool IsRetrieval(Command c) {
   return c == Command::kGet || c == Command::kGets || c == Command::kGat || c == Command::kGats;
 }
 
+CommandClass ClassOf(Command c) {
+  switch (c) {
+    case Command::kGet:
+    case Command::kGets:
+    case Command::kGat:
+    case Command::kGats:
+    case Command::kMetaGet:
+      return CommandClass::kGet;
+    case Command::kSet:
+    case Command::kAdd:
+    case Command::kReplace:
+    case Command::kAppend:
+    case Command::kPrepend:
+    case Command::kCas:
+    case Command::kMetaSet:
+      return CommandClass::kSet;
+    default:
+      return CommandClass::kOther;
+  }
+}
+
 }  // namespace
 
 MemcacheSession::MemcacheSession(ServerContext* context)
@@ -95,6 +116,7 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
   if (protocol_ == Protocol::kBinary) return BinaryInput(input, out, output_limit);
   net::SessionResult result;
   size_t pos = 0;
+  uint64_t started = MonotonicNanos();
   while (pos < input.size() && out->pending() < output_limit) {
     std::string_view rest = input.substr(pos);
     if (NeedsAuthentication()) {
@@ -151,12 +173,14 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
         in_partial_get_ = true;
         break;
       }
+      Timed(CommandClass::kGet, &started);
       continue;
     }
     if (!Execute(request_, out)) {
       result.close = true;
       break;
     }
+    Timed(ClassOf(request_.command), &started);
   }
   result.consumed = pos;
   return result;

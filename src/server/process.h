@@ -6,11 +6,15 @@
 // thread that called Start.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace cinch::server {
+
+// The process's resident memory now (/proc/self/statm), in bytes; 0 if it cannot be read.
+size_t ResidentBytes();
 
 // A failed step: the message for stderr and the exit status memcached uses for it (sysexits).
 struct [[nodiscard]] ProcessStatus {

@@ -25,6 +25,8 @@
 #include "net/server_loop.h"
 #include "reapi/plugin.h"
 #include "server/memcache_session.h"
+#include "server/metrics.h"
+#include "server/process.h"
 #include "server/server_context.h"
 #include "server/tier_promoter.h"
 #include "server/users.h"
@@ -32,16 +34,6 @@
 namespace cinch::server {
 
 namespace {
-
-size_t ResidentBytes() {
-  long pages_total = 0, pages_resident = 0;
-  FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  int n = std::fscanf(f, "%ld %ld", &pages_total, &pages_resident);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<size_t>(pages_resident) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
 
 // What the process holds besides the store and connection buffers: what it holds now (code,
 // libraries, heap so far), the part of each worker's stack it will touch, each worker's
@@ -435,6 +427,7 @@ class Server::Impl {
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
   http::HttpStats http_stats_;
+  std::unique_ptr<ServerMetrics> metrics_;  // GET /metrics on the HTTP port
   std::unique_ptr<http::HttpSessionFactory> http_factory_;
   std::unique_ptr<net::ServerLoop> http_loop_;
   // After the loops: destroyed (its threads joined) before them.
@@ -528,8 +521,9 @@ class Server::Impl {
     http::HttpOptions http;
     http.zero_copy_min =
         std::max(options_.zero_copy_min, loop.output_limit / http::HttpSession::kMaxPins);
-    http_factory_ =
-        std::make_unique<http::HttpSessionFactory>(build_cache_.get(), http, &http_stats_);
+    metrics_ = std::make_unique<ServerMetrics>(&context_);
+    http_factory_ = std::make_unique<http::HttpSessionFactory>(build_cache_.get(), http,
+                                                               &http_stats_, metrics_.get());
     http_loop_ = std::make_unique<net::ServerLoop>(loop, http_factory_.get(), budget_.get());
     context_.http_loop = http_loop_.get();
     context_.http_stats = &http_stats_;

@@ -40,6 +40,15 @@ Counters CounterRegistry::Sum() const {
   return sum;
 }
 
+std::array<LatencySnapshot, kCommandClasses> CounterRegistry::SumLatency() const {
+  std::array<LatencySnapshot, kCommandClasses> sum;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ThreadCounters& t : all_) {
+    for (int i = 0; i < kCommandClasses; ++i) sum[i].Add(t.latency[i]);
+  }
+  return sum;
+}
+
 void CounterRegistry::Reset() {
   std::lock_guard<std::mutex> lock(mu_);
   for (ThreadCounters& t : all_) t.Reset();

@@ -5,6 +5,7 @@
 // on another thread sees a consistent-enough snapshot); Registry is thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -12,6 +13,7 @@
 #include <unordered_map>
 
 #include "cinch/store.h"
+#include "common/latency_histogram.h"
 
 namespace cinch::server {
 
@@ -27,6 +29,11 @@ namespace cinch::server {
       X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) X(touch_hits)            \
           X(touch_misses) X(store_too_large) X(store_no_memory) X(total_items) X(zero_copy_values) \
               X(copied_values) X(tier_waits) X(tier_sync_reads) X(auth_cmds) X(auth_errors)
+
+// The classes of requests whose latency is measured (GET /metrics,
+// cinch_request_duration_seconds{command=...}).
+enum class CommandClass : uint8_t { kGet, kSet, kOther };
+inline constexpr int kCommandClasses = 3;
 
 struct Counters {
 #define CINCH_DECLARE(name) uint64_t name = 0;
@@ -46,6 +53,10 @@ class ThreadCounters {
   }
   void AddTo(Counters* sum) const;
   void Reset();
+
+  // Time from a request parsed to its reply queued, by class. Not reset by "stats reset":
+  // only /metrics shows them, and a Prometheus histogram only grows.
+  std::array<LatencyHistogram, kCommandClasses> latency;
 };
 
 // Hands each worker thread its own counters; they live as long as the registry.
@@ -54,6 +65,7 @@ class CounterRegistry {
   CounterRegistry();
   ThreadCounters* ForThisThread();
   Counters Sum() const;
+  std::array<LatencySnapshot, kCommandClasses> SumLatency() const;
   void Reset();
 
  private:

@@ -1,4 +1,6 @@
-// "stats", "stats settings", "stats cinch" (the store's memory breakdown) and "stats reset".
+// "stats", "stats settings", "stats cinch" (the store's memory breakdown) and "stats reset";
+// and the same figures as numbers for GET /metrics (stats_figures.h): each figure is computed
+// here once, whichever way it is shown.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -9,7 +11,9 @@
 #include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
+#include "server/process.h"
 #include "server/reply_format.h"
+#include "server/stats_figures.h"
 #include "server/tier_promoter.h"
 #include "server/users.h"
 
@@ -17,11 +21,19 @@ namespace cinch::server {
 
 namespace {
 
+// Writes stat lines to a connection, or collects the numeric ones (names are literals).
 class StatWriter {
  public:
   explicit StatWriter(net::Output* out) : out_(out) {}
+  explicit StatWriter(StatFigures* figures) : figures_(figures) {}
   template <typename V>
   void Add(std::string_view name, V value) {
+    if (figures_ != nullptr) {
+      if constexpr (!std::is_convertible_v<V, std::string_view>) {
+        figures_->emplace_back(name, static_cast<double>(value));
+      }
+      return;
+    }
     LineBuilder line;
     line.Append(proto::reply::kStatPrefix).Append(name).Char(' ');
     if constexpr (std::is_convertible_v<V, std::string_view>) {
@@ -33,6 +45,10 @@ class StatWriter {
     out_->Append(line.view());
   }
   void Seconds(std::string_view name, const timeval& tv) {
+    if (figures_ != nullptr) {
+      figures_->emplace_back(name, static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6);
+      return;
+    }
     LineBuilder line;
     line.Append(proto::reply::kStatPrefix).Append(name).Char(' ').Number(tv.tv_sec).Char('.');
     char micros[7];
@@ -42,7 +58,8 @@ class StatWriter {
   }
 
  private:
-  net::Output* out_;
+  net::Output* out_ = nullptr;
+  StatFigures* figures_ = nullptr;
 };
 
 // The HTTP cache's connections and requests (--http-port; docs/http-cache.md).
@@ -165,6 +182,16 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
 
 // A tenant's "stats" (a user of the auth file with a quota): the figures of its own keyspace
 // under memcached's names, and the server's identity; nothing of the other tenants'.
+void KeyspaceLines(const ServerContext& ctx, const KeyspaceStats& ks, StatWriter* w) {
+  w->Add("cmd_get", ks.get_hits + ks.get_misses);
+  w->Add("get_hits", ks.get_hits);
+  w->Add("get_misses", ks.get_misses);
+  w->Add("limit_maxbytes", ks.quota != 0 ? ks.quota : ctx.options->memory_limit);
+  w->Add("bytes", ks.item_bytes);
+  w->Add("curr_items", ks.items);
+  w->Add("evictions", ks.evictions);
+}
+
 void TenantStats(const ServerContext& ctx, Keyspace keyspace, StatWriter* w) {
   const int64_t now = ctx.clock->NowSeconds();
   const KeyspaceStats ks = ctx.tenant_resets.Since(keyspace, ctx.store->GetKeyspaceStats(keyspace));
@@ -173,13 +200,7 @@ void TenantStats(const ServerContext& ctx, Keyspace keyspace, StatWriter* w) {
   w->Add("time", now);
   w->Add("version", kServerVersion);
   w->Add("pointer_size", 64);
-  w->Add("cmd_get", ks.get_hits + ks.get_misses);
-  w->Add("get_hits", ks.get_hits);
-  w->Add("get_misses", ks.get_misses);
-  w->Add("limit_maxbytes", ks.quota != 0 ? ks.quota : ctx.options->memory_limit);
-  w->Add("bytes", ks.item_bytes);
-  w->Add("curr_items", ks.items);
-  w->Add("evictions", ks.evictions);
+  KeyspaceLines(ctx, ks, w);
 }
 
 void SettingsStats(const ServerContext& ctx, StatWriter* w) {
@@ -263,9 +284,31 @@ void CinchStats(const ServerContext& ctx, StatWriter* w) {
   // -m, or more where -m is below the process's own needs plus the smallest store.
   w->Add("process_limit",
          ctx.process_reserve + ctx.connection_memory + ctx.options->store.memory_limit);
+  w->Add("process_resident_bytes", ResidentBytes());
 }
 
 }  // namespace
+
+StatFigures GeneralFigures(const ServerContext& ctx) {
+  StatFigures f;
+  StatWriter w(&f);
+  GeneralStats(ctx, &w);
+  return f;
+}
+
+StatFigures CinchFigures(const ServerContext& ctx) {
+  StatFigures f;
+  StatWriter w(&f);
+  CinchStats(ctx, &w);
+  return f;
+}
+
+StatFigures KeyspaceFigures(const ServerContext& ctx, const KeyspaceStats& ks) {
+  StatFigures f;
+  StatWriter w(&f);
+  KeyspaceLines(ctx, ks, &w);
+  return f;
+}
 
 void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
   StatWriter w(out);
