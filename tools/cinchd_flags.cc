@@ -687,10 +687,11 @@ Status Finish(ParseState* st) {
     return Status::InvalidArgument(
         "-S needs -Y <file>: cinch checks SASL PLAIN against the auth file (no libsasl2)");
   }
-  if (!o.auth_file.empty() && (o.http_port != 0 || o.grpc_port != 0)) {
+  // The HTTP port asks for Basic credentials of the auth file's users; gRPC has no such check.
+  if (!o.auth_file.empty() && o.grpc_port != 0) {
     return Status::InvalidArgument(
-        "-Y authenticates the memcached port only: the build-cache ports (--http-port, "
-        "--grpc-port) would be open to anyone");
+        "-Y authenticates the memcached and HTTP ports only: the gRPC build cache "
+        "(--grpc-port) would be open to anyone");
   }
   o.memory_limit = static_cast<size_t>(st->memory_mib) << 20;
   if (o.store.max_item_size > o.memory_limit / 2) {

@@ -127,7 +127,7 @@ TEST(CinchdFlags, UnsafeOrUnknownOptionsFail) {
   for (auto args : {std::vector<const char*>{"-Z"},
                     {"-S"},
                     {"-Y", ""},
-                    {"-Y", "/tmp/auth", "--http-port", "8080"},
+                    {"-Y", "/tmp/auth", "--grpc-port", "9092"},
                     {"-B", "nonsense"},
                     {"-o", "proxy_config=x"},
                     {"-o", "no_such_key=1"},
@@ -208,6 +208,8 @@ TEST(CinchdFlags, HttpPort) {
   ASSERT_TRUE(p.status.ok()) << p.status.ToString();
   EXPECT_EQ(p.cl.server.http_port, 8080);
   EXPECT_EQ(Parse({"--http-port=9090"}).cl.server.http_port, 9090);
+  // With -Y the HTTP port asks for the auth file's credentials (HTTP Basic).
+  EXPECT_TRUE(Parse({"-Y", "/tmp/auth", "--http-port", "8080"}).status.ok());
   EXPECT_EQ(Parse({"-o", "http_port=7070"}).cl.server.http_port, 7070);
   EXPECT_FALSE(Parse({"--http-port", "65536"}).status.ok());
   EXPECT_FALSE(Parse({"--http-port", "x"}).status.ok());

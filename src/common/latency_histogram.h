@@ -23,7 +23,8 @@ class LatencyHistogram {
 
   // The bucket of a latency of `nanos`: the least i with nanos <= 1000 * 2^i, else kBounds.
   static int BucketOf(uint64_t nanos) {
-    const uint64_t micros = (nanos + 999) / 1000;  // rounded up: the bound is inclusive
+    // Rounded up (the bound is inclusive), without the overflow of (nanos + 999) / 1000.
+    const uint64_t micros = nanos / 1000 + (nanos % 1000 != 0);
     if (micros <= 1) return 0;
     const int i = std::bit_width(micros - 1);
     return i < kBounds ? i : kBounds;

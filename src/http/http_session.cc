@@ -4,6 +4,7 @@
 
 #include "common/check.h"
 #include "http/cache_path.h"
+#include "proto/http_auth.h"
 
 namespace cinch::http {
 
@@ -21,8 +22,8 @@ bool IsRead(HttpMethod m) { return m == HttpMethod::kGet || m == HttpMethod::kHe
 }  // namespace
 
 HttpSession::HttpSession(buildcache::BuildCache* cache, const HttpOptions& options,
-                         HttpStats* stats, const MetricsSource* metrics)
-    : cache_(cache), options_(options), stats_(stats), metrics_(metrics) {
+                         HttpStats* stats, const MetricsSource* metrics, const HttpAccess* access)
+    : cache_(cache), options_(options), stats_(stats), metrics_(metrics), access_(access) {
   for (Pin& p : pins_) p.owner = this;
 }
 
@@ -81,7 +82,9 @@ bool HttpSession::OnHead(const proto::HttpHead& head, net::Output* out) {
   keep_alive_header_ = head.keep_alive && head.version_major == 1 && head.version_minor == 0;
   metrics_request_ = metrics_ != nullptr && IsMetricsPath(head.target);
   PathMatch match = ParseCachePath(head.target, &kind_, &digest_);
-  if (metrics_request_) {
+  if (!Authorized(head)) {
+    // reply_ says why
+  } else if (metrics_request_) {
     if (!IsRead(method_)) reply_ = {HttpStatus::kMethodNotAllowed, http_reply::kReadOnly};
   } else if (match == PathMatch::kNotCache) {
     reply_ = {HttpStatus::kNotFound, http_reply::kNotFound};
@@ -100,6 +103,21 @@ bool HttpSession::OnHead(const proto::HttpHead& head, net::Output* out) {
   }
   out->Append(http_reply::kContinue);
   return true;
+}
+
+bool HttpSession::Authorized(const proto::HttpHead& head) {
+  if (access_ == nullptr) return true;
+  char buffer[proto::BasicAuthBufferSize(proto::HttpRequestParser::kMaxHead)];
+  proto::BasicCredentials credentials;
+  AccessResult access = AccessResult::kUnauthenticated;
+  if (proto::ParseBasicAuth(head.authorization, buffer, sizeof buffer, &credentials)) {
+    access = access_->Check(credentials.user, credentials.password);
+  }
+  if (access == AccessResult::kAllowed) return true;
+  reply_ = access == AccessResult::kForbidden
+               ? Reply{HttpStatus::kForbidden, http_reply::kForbidden}
+               : Reply{HttpStatus::kUnauthorized, http_reply::kUnauthorized};
+  return false;
 }
 
 // Returns whether the body goes into upload_; otherwise reply_ says why not.

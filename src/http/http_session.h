@@ -5,6 +5,8 @@
 //   HEAD the same                          200 with Content-Length, or 404
 //   PUT  the same                          200 stored; 400 CAS digest mismatch (nothing
 //                                          stored); 411 no length; 413 over -I; 507 full
+//   any request, with an HttpAccess (-Y)   401 without valid Basic credentials, 403 with a
+//                                          tenant's; otherwise as below
 //   GET  /metrics                          200 with the server's figures in Prometheus's text
 //                                          format (HEAD: its length), when the session has a
 //                                          MetricsSource; 405 to other methods
@@ -34,6 +36,7 @@
 
 #include "buildcache/build_cache.h"
 #include "cinch/store.h"
+#include "http/http_access.h"
 #include "http/http_stats.h"
 #include "http/metrics_source.h"
 #include "net/session.h"
@@ -53,10 +56,10 @@ class HttpSession final : public net::Session {
   // The most input a session needs buffered: one request head.
   static constexpr size_t kMaxInput = proto::HttpRequestParser::kMaxHead;
 
-  // The cache, stats and metrics outlive the session; without metrics (null), /metrics is a
-  // path like any other (404).
+  // The cache, stats, metrics and access outlive the session; without metrics (null),
+  // /metrics is a path like any other (404); without access, every request is allowed.
   HttpSession(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats,
-              const MetricsSource* metrics = nullptr);
+              const MetricsSource* metrics = nullptr, const HttpAccess* access = nullptr);
   ~HttpSession() override;
   net::SessionResult OnInput(std::string_view input, net::Output* out,
                              size_t output_limit) override;
@@ -77,6 +80,9 @@ class HttpSession final : public net::Session {
   // Returns false when the connection must close now (a final reply to an Expect request).
   bool OnHead(const proto::HttpHead& head, net::Output* out);
   bool StartPut(const proto::HttpHead& head);
+  // With access_: whether the head's credentials let the request through; if not, reply_
+  // says why (401, 403).
+  bool Authorized(const proto::HttpHead& head);
   void OnBody(std::string_view bytes);
   void OnEnd(net::Output* out);
   void Retrieve(net::Output* out);
@@ -91,6 +97,7 @@ class HttpSession final : public net::Session {
   const HttpOptions options_;
   HttpStats* const stats_;
   const MetricsSource* const metrics_;
+  const HttpAccess* const access_;
   proto::HttpRequestParser parser_;
   buildcache::BuildCache::Upload upload_;
   // The request in progress (from its head to its end).
@@ -108,12 +115,12 @@ class HttpSession final : public net::Session {
 
 class HttpSessionFactory final : public net::SessionFactory {
  public:
-  // Not owned; outlive the factory and its sessions. `metrics` may be null.
+  // Not owned; outlive the factory and its sessions. `metrics` and `access` may be null.
   HttpSessionFactory(buildcache::BuildCache* cache, const HttpOptions& options, HttpStats* stats,
-                     const MetricsSource* metrics = nullptr)
-      : cache_(cache), options_(options), stats_(stats), metrics_(metrics) {}
+                     const MetricsSource* metrics = nullptr, const HttpAccess* access = nullptr)
+      : cache_(cache), options_(options), stats_(stats), metrics_(metrics), access_(access) {}
   std::unique_ptr<net::Session> NewSession() override {
-    return std::make_unique<HttpSession>(cache_, options_, stats_, metrics_);
+    return std::make_unique<HttpSession>(cache_, options_, stats_, metrics_, access_);
   }
   size_t SessionBytes() const override { return sizeof(HttpSession); }
 
@@ -122,6 +129,7 @@ class HttpSessionFactory final : public net::SessionFactory {
   const HttpOptions options_;
   HttpStats* const stats_;
   const MetricsSource* const metrics_;
+  const HttpAccess* const access_;
 };
 
 }  // namespace cinch::http

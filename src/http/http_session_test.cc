@@ -409,3 +409,67 @@ TEST_F(HttpMetricsTest, WithoutASourceMetricsIsNotFound) {
 
 }  // namespace
 }  // namespace cinch::http
+
+namespace cinch::http {
+namespace {
+
+// Allows "op" / "pw"; "tenant" / "tp" is valid but not allowed.
+class FakeAccess final : public HttpAccess {
+ public:
+  AccessResult Check(std::string_view user, std::string_view password) const override {
+    ++checks_;
+    if (user == "op" && password == "pw") return AccessResult::kAllowed;
+    if (user == "tenant" && password == "tp") return AccessResult::kForbidden;
+    return AccessResult::kUnauthenticated;
+  }
+  mutable int checks_ = 0;
+};
+
+class HttpAccessTest : public HttpSessionTest {
+ protected:
+  void SetUp() override {
+    HttpSessionTest::SetUp();
+    session_ = std::make_unique<HttpSession>(cache_.get(), options_, &stats_, nullptr, &access_);
+  }
+  static std::string With(std::string request, std::string_view credentials) {
+    request.insert(request.find("\r\n") + 2, "Authorization: " + std::string(credentials) + "\r\n");
+    return request;
+  }
+  static std::string Unauthorized() {
+    return Response(401, "Unauthorized", "authentication required\n", false,
+                    "WWW-Authenticate: Basic realm=\"cinch\", charset=\"UTF-8\"\r\n");
+  }
+  FakeAccess access_;
+};
+
+TEST_F(HttpAccessTest, EveryRequestNeedsCredentials) {
+  std::string blob = "secret build output";
+  std::string path = "/cas/" + Hex(blob);
+  EXPECT_EQ(Send(Put(path, blob)), Unauthorized());  // the body is drained, not stored
+  EXPECT_EQ(store_->GetStats().items, 0u);
+  EXPECT_EQ(Send(Get(path)), Unauthorized());
+  EXPECT_EQ(Send(Get("/no/such/path")), Unauthorized());  // paths are not revealed either
+  EXPECT_EQ(Send(With(Get(path), "Basic b3A6d3Jvbmc=")), Unauthorized());  // op:wrong
+  EXPECT_EQ(Send(With(Get(path), "Bearer b3A6cHc=")), Unauthorized());
+  EXPECT_FALSE(closed_);                                           // and the connection goes on
+  EXPECT_EQ(Send(With(Put(path, blob), "Basic b3A6cHc=")), Ok());  // op:pw
+  EXPECT_EQ(Send(With(Get(path), "basic b3A6cHc=")), Response(200, "OK", blob, true));
+  EXPECT_EQ(
+      Send(With(Get(path), "Basic dGVuYW50OnRw")),  // tenant:tp
+      Response(403, "Forbidden", "a tenant's credentials: the HTTP port is the operator's\n"));
+  EXPECT_EQ(stats_.puts, 1u);
+  EXPECT_EQ(stats_.get_hits, 1u);
+}
+
+TEST_F(HttpAccessTest, ExpectContinueWithoutCredentialsIsRefusedAtOnce) {
+  std::string path = "/cas/" + Hex("x");
+  std::string head =
+      "PUT " + path + " HTTP/1.1\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n";
+  std::string reply = Send(head);
+  EXPECT_EQ(reply.substr(0, 25), "HTTP/1.1 401 Unauthorized");
+  EXPECT_NE(reply.find("Connection: close"), std::string::npos);
+  EXPECT_TRUE(closed_);
+}
+
+}  // namespace
+}  // namespace cinch::http

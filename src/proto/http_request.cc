@@ -62,7 +62,8 @@ HttpParseResult HttpRequestParser::ParseHead(std::string_view input) {
   parser_.data = this;
   head_ = HttpHead();
   head_done_ = false;
-  field_is_expect_ = false;
+  field_ = Field::kOther;
+  seen_authorization_ = false;
   std::string_view window = input.substr(0, std::min(input.size(), kMaxHead));
   size_t n = http_parser_execute(&parser_, &Settings(), window.data(), window.size());
   HttpParseResult r;
@@ -132,14 +133,28 @@ int HttpRequestParser::OnUrl(http_parser* p, const char* at, size_t length) {
 }
 
 int HttpRequestParser::OnHeaderField(http_parser* p, const char* at, size_t length) {
-  Self(p)->field_is_expect_ = EqualsIgnoreCase(std::string_view(at, length), "expect");
+  HttpRequestParser* self = Self(p);
+  const std::string_view name(at, length);
+  if (EqualsIgnoreCase(name, "expect")) {
+    self->field_ = Field::kExpect;
+  } else if (EqualsIgnoreCase(name, "authorization")) {
+    // A second one makes the credentials ambiguous: the request has none.
+    self->field_ = self->seen_authorization_ ? Field::kIgnored : Field::kAuthorization;
+    if (self->seen_authorization_) self->head_.authorization = {};
+    self->seen_authorization_ = true;
+  } else {
+    self->field_ = Field::kOther;
+  }
   return 0;
 }
 
 int HttpRequestParser::OnHeaderValue(http_parser* p, const char* at, size_t length) {
   HttpRequestParser* self = Self(p);
-  if (self->field_is_expect_ && EqualsIgnoreCase(std::string_view(at, length), "100-continue")) {
+  if (self->field_ == Field::kExpect &&
+      EqualsIgnoreCase(std::string_view(at, length), "100-continue")) {
     self->head_.expect_continue = true;
+  } else if (self->field_ == Field::kAuthorization) {
+    Extend(&self->head_.authorization, at, length);
   }
   return 0;
 }

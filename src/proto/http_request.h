@@ -43,6 +43,9 @@ struct HttpHead {
   // HTTP/1.1 without "Connection: close", or HTTP/1.0 with "Connection: keep-alive".
   bool keep_alive = true;
   bool expect_continue = false;  // "Expect: 100-continue"
+  // The Authorization header's value (a view into the input, valid until the next Parse);
+  // empty without one, and when the head has more than one.
+  std::string_view authorization;
 };
 
 enum class HttpEvent : uint8_t { kNeedMore, kHead, kBody, kEnd, kError };
@@ -101,7 +104,9 @@ class HttpRequestParser {
   // Set by the callbacks during one http_parser_execute.
   bool head_done_ = false;
   bool message_done_ = false;
-  bool field_is_expect_ = false;
+  enum class Field : uint8_t { kOther, kExpect, kAuthorization, kIgnored };
+  Field field_ = Field::kOther;  // the header whose value comes next
+  bool seen_authorization_ = false;
   std::string_view body_;
 };
 

@@ -127,6 +127,37 @@ TEST(HttpRequestParserTest, ExpectContinueAndOtherMethods) {
   EXPECT_EQ(Feed("PATCH /x HTTP/1.1\r\n\r\n")[0], "HEAD 5 /x cl=-1 chunked=0 ka=1 expect=0");
 }
 
+// The Authorization header's value, as the parser reports it with the head (whole input).
+std::string AuthorizationOf(std::string_view request) {
+  HttpRequestParser parser;
+  HttpParseResult r = parser.Parse(request);
+  EXPECT_EQ(r.event, HttpEvent::kHead);
+  return std::string(parser.head().authorization);
+}
+
+TEST(HttpRequestParserTest, AuthorizationHeader) {
+  EXPECT_EQ(AuthorizationOf("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "");
+  EXPECT_EQ(AuthorizationOf("GET / HTTP/1.1\r\nauthorization:   Basic YTpi\r\n\r\n"), "Basic YTpi");
+  EXPECT_EQ(AuthorizationOf("GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\nX: y\r\n\r\n"),
+            "Basic YTpi");
+  // Two of them: ambiguous, so none.
+  EXPECT_EQ(AuthorizationOf("GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\n"
+                            "Authorization: Basic YzpkCg==\r\n\r\n"),
+            "");
+  // Not carried over to the next request.
+  HttpRequestParser parser;
+  std::string two = "GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+  HttpParseResult r = parser.Parse(two);
+  ASSERT_EQ(r.event, HttpEvent::kHead);
+  size_t pos = r.consumed;
+  r = parser.Parse(std::string_view(two).substr(pos));
+  EXPECT_EQ(r.event, HttpEvent::kEnd);
+  pos += r.consumed;
+  r = parser.Parse(std::string_view(two).substr(pos));
+  ASSERT_EQ(r.event, HttpEvent::kHead);
+  EXPECT_EQ(parser.head().authorization, "");
+}
+
 TEST(HttpRequestParserTest, LargeBodyStreamsWithoutBuffering) {
   std::string body(1 << 20, 'q');
   std::string stream =

@@ -13,6 +13,10 @@ std::string_view HttpReason(HttpStatus status) {
       return "OK";
     case HttpStatus::kBadRequest:
       return "Bad Request";
+    case HttpStatus::kUnauthorized:
+      return "Unauthorized";
+    case HttpStatus::kForbidden:
+      return "Forbidden";
     case HttpStatus::kNotFound:
       return "Not Found";
     case HttpStatus::kMethodNotAllowed:
@@ -72,6 +76,10 @@ size_t FormatHttpHead(const HttpResponseHead& head, char* buffer) {
   w.Add(ContentType(head.body));
   if (head.status == HttpStatus::kMethodNotAllowed) {
     w.Add(head.read_only ? "\r\nAllow: GET, HEAD" : "\r\nAllow: GET, HEAD, PUT");
+  }
+  if (head.status == HttpStatus::kUnauthorized) {
+    w.Add("\r\n");
+    w.Add(kBasicChallenge);
   }
   if (head.close) {
     w.Add("\r\nConnection: close");

@@ -13,6 +13,8 @@ namespace cinch::proto {
 enum class HttpStatus : uint16_t {
   kOk = 200,
   kBadRequest = 400,            // malformed request or digest, CAS digest mismatch
+  kUnauthorized = 401,          // -Y: no valid Basic credentials (WWW-Authenticate sent)
+  kForbidden = 403,             // -Y: valid credentials of a user not allowed (a tenant)
   kNotFound = 404,              // no such entry, or not a cache path
   kMethodNotAllowed = 405,      // a cache path with a method other than GET, HEAD, PUT
   kLengthRequired = 411,        // PUT with neither Content-Length nor chunked encoding
@@ -42,6 +44,9 @@ inline constexpr std::string_view kLengthRequired = "Content-Length or chunked e
 inline constexpr std::string_view kTooLarge = "blob larger than the cache's item size limit\n";
 inline constexpr std::string_view kOutOfMemory = "cache full\n";
 inline constexpr std::string_view kReadOnly = "only GET and HEAD are served\n";
+inline constexpr std::string_view kUnauthorized = "authentication required\n";
+inline constexpr std::string_view kForbidden =
+    "a tenant's credentials: the HTTP port is the operator's\n";
 
 }  // namespace http_reply
 
@@ -62,8 +67,12 @@ struct HttpResponseHead {
   bool read_only = false;  // a 405's Allow header: "GET, HEAD" (else "GET, HEAD, PUT")
 };
 
+// The challenge of a 401 (the realm names the server; credentials are sent as UTF-8).
+inline constexpr std::string_view kBasicChallenge =
+    "WWW-Authenticate: Basic realm=\"cinch\", charset=\"UTF-8\"";
+
 // Longest head FormatHttpHead writes.
-inline constexpr size_t kMaxHttpResponseHead = 256;
+inline constexpr size_t kMaxHttpResponseHead = 320;
 
 // Writes the status line and headers, ending with the empty line, into `buffer`; returns the
 // bytes written (at most kMaxHttpResponseHead).

@@ -24,6 +24,7 @@
 #include "net/listener.h"
 #include "net/server_loop.h"
 #include "reapi/plugin.h"
+#include "server/http_access.h"
 #include "server/memcache_session.h"
 #include "server/metrics.h"
 #include "server/process.h"
@@ -428,6 +429,7 @@ class Server::Impl {
   std::unique_ptr<net::ServerLoop> loop_;
   http::HttpStats http_stats_;
   std::unique_ptr<ServerMetrics> metrics_;  // GET /metrics on the HTTP port
+  std::unique_ptr<UserAccess> http_access_;  // -Y: the HTTP port's Basic authentication
   std::unique_ptr<http::HttpSessionFactory> http_factory_;
   std::unique_ptr<net::ServerLoop> http_loop_;
   // After the loops: destroyed (its threads joined) before them.
@@ -522,8 +524,9 @@ class Server::Impl {
     http.zero_copy_min =
         std::max(options_.zero_copy_min, loop.output_limit / http::HttpSession::kMaxPins);
     metrics_ = std::make_unique<ServerMetrics>(&context_);
-    http_factory_ = std::make_unique<http::HttpSessionFactory>(build_cache_.get(), http,
-                                                               &http_stats_, metrics_.get());
+    if (users_ != nullptr) http_access_ = std::make_unique<UserAccess>(users_.get());
+    http_factory_ = std::make_unique<http::HttpSessionFactory>(
+        build_cache_.get(), http, &http_stats_, metrics_.get(), http_access_.get());
     http_loop_ = std::make_unique<net::ServerLoop>(loop, http_factory_.get(), budget_.get());
     context_.http_loop = http_loop_.get();
     context_.http_stats = &http_stats_;

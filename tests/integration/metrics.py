@@ -14,9 +14,10 @@ allow fails the test. Checked:
   3. The figures are those of `stats` (one place per fact): with no traffic between them, each
      mapped figure equals its stats line (limit_maxbytes, curr_items, bytes, get_hits, ...),
      and the RSS figure is the process's RSS.
-  4. With -Y tenants and a file tier: one series per tenant (label tenant="<name>", a name
-     with a quote and a backslash escaped), each tenant's items, hits and misses exact, the
-     tier's capacity.
+  4. With -Y tenants and a file tier: the HTTP port asks for Basic credentials (none or wrong:
+     401 with a challenge; a tenant's: 403; a user without a quota: 200); one series per
+     tenant (label tenant="<name>", a name with a quote and a backslash escaped), each tenant's
+     items, hits and misses exact; the tier's capacity.
 """
 
 import os
@@ -77,6 +78,7 @@ class MetricsServer(harness.Server):
 
     http_port = None
     _for_port = None
+    credentials = None  # "user:password" for HTTP Basic (-Y)
 
     def argv(self, port):
         if self._for_port != port:
@@ -98,11 +100,14 @@ class MetricsServer(harness.Server):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)
 
 
-def curl(server, path, method="GET", data=None):
+def curl(server, path, method="GET", data=None, credentials=None):
     """(status, headers lowercased, body) of one request made with curl."""
     argv = ["curl", "-sS", "-D", "-", "-o", "-", "-X", method]
     if method == "HEAD":
         argv = ["curl", "-sS", "-I"]
+    credentials = credentials or server.credentials
+    if credentials:
+        argv += ["-u", credentials]
     if data is not None:
         argv += ["--data-binary", "@-"]
     argv.append(server.url(path))
@@ -278,6 +283,16 @@ def check_tenants_and_tier(c, args, tmp):
     tier = os.path.join(tmp, "tier")
     extra = ["-Y", auth, "-o", "ext_path=%s:64m" % tier]
     with MetricsServer(args.server, SERVER_ARGS + extra) as server:
+        status, headers, _ = curl(server, "/metrics")
+        c.check(status == 401 and headers.get("www-authenticate", "").startswith("Basic "),
+                "-Y: /metrics without credentials: 401 with a Basic challenge",
+                repr((status, headers)))
+        c.equal(curl(server, "/metrics", credentials="alice:wrong")[0], 401,
+                "-Y: a wrong password: 401")
+        c.equal(curl(server, "/metrics", credentials="ta:" + TENANTS["ta"])[0], 403,
+                "-Y: a tenant's credentials: 403")
+        c.equal(curl(server, "/cas/" + "0" * 64)[0], 401, "-Y: the build cache asks too")
+        server.credentials = "alice:secret"
         ta = login(server, "ta", TENANTS["ta"])
         weird = login(server, 'we"ird\\name', TENANTS['we"ird\\name'])
         alice = login(server, "alice", "secret")
