@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cinchd_flags.h"
+#include "common/log.h"
 #include "common/version.h"
 #include "net/server_loop.h"
 #include "server/process.h"
@@ -19,7 +20,7 @@
 namespace {
 
 int Exit(const cinch::server::ProcessStatus& s) {
-  std::fprintf(stderr, "cinchd: %s\n", s.message.c_str());
+  CINCH_LOG_ERROR("%s", s.message.c_str());
   return s.exit_code;
 }
 
@@ -36,10 +37,9 @@ cinch::server::ProcessStatus FitFileLimit(cinch::server::ServerOptions* o) {
   if (s.ok() && files < needed) {  // one connection less for each file short
     const int fitted =
         loop->max_connections - static_cast<int>((needed - files + loops - 1) / loops);
-    std::fprintf(
-        stderr,
-        "cinchd: -c %d lowered to %d: the hard limit on open files is %llu and the "
-        "process needs %llu more (raise it with ulimit -Hn or LimitNOFILE=)\n",
+    CINCH_LOG_WARNING(
+        "-c %d lowered to %d: the hard limit on open files is %llu and the "
+        "process needs %llu more (raise it with ulimit -Hn or LimitNOFILE=)",
         loop->max_connections, fitted, static_cast<unsigned long long>(files),
         static_cast<unsigned long long>(needed - static_cast<uint64_t>(loop->max_connections)));
     loop->max_connections = fitted;
@@ -47,24 +47,26 @@ cinch::server::ProcessStatus FitFileLimit(cinch::server::ServerOptions* o) {
   return s;
 }
 
-void PrintListeners(const cinch::server::ServerOptions& o, int port, int http_port) {
-  for (const std::string& address : o.loop.listen) {
-    std::fprintf(stderr, "cinchd: listening on %s (port %d unless it names one)\n", address.c_str(),
-                 port);
-  }
-  if (!o.loop.unix_socket.empty()) {
-    std::fprintf(stderr, "cinchd: listening on unix socket %s\n", o.loop.unix_socket.c_str());
-  }
-  if (http_port != 0) {
-    std::fprintf(stderr, "cinchd: HTTP build cache on port %d of the same hosts\n", http_port);
-  }
+// The start line: what the server listens on and the limits it runs under.
+void LogStart(const cinch::server::ServerOptions& o, int port, int http_port) {
   std::string tier;
   for (const cinch::TierFile& f : o.store.tier_files) {
     tier += (tier.empty() ? ", file tier " : " + ") + f.path + " (" + std::to_string(f.size >> 20) +
             " MiB)";
   }
-  std::fprintf(stderr, "cinchd: -m %zu MiB, %d threads, -c %d%s\n", o.memory_limit >> 20,
-               o.loop.threads, o.loop.max_connections, tier.c_str());
+  CINCH_LOG_NOTICE("cinchd %s started: -m %zu MiB, %d threads, -c %d%s",
+                   cinch::kCinchVersion.data(), o.memory_limit >> 20, o.loop.threads,
+                   o.loop.max_connections, tier.c_str());
+  for (const std::string& address : o.loop.listen) {
+    CINCH_LOG_NOTICE("listening on %s (port %d unless it names one)", address.c_str(), port);
+  }
+  if (!o.loop.unix_socket.empty()) {
+    CINCH_LOG_NOTICE("listening on unix socket %s", o.loop.unix_socket.c_str());
+  }
+  if (http_port != 0) {
+    CINCH_LOG_NOTICE("HTTP build cache and /metrics on port %d of the same hosts%s", http_port,
+                     o.auth_file.empty() ? "" : " (Basic authentication, -Y users)");
+  }
 }
 
 }  // namespace
@@ -89,8 +91,9 @@ int main(int argc, char** argv) {
                 cinch::kMemcachedVersion.data());
     return 0;
   }
-  for (const std::string& w : cl.warnings) std::fprintf(stderr, "cinchd: %s\n", w.c_str());
   server::ServerOptions& options = cl.server;
+  cinch::log::SetVerbosity(options.verbosity);
+  for (const std::string& w : cl.warnings) CINCH_LOG_WARNING("%s", w.c_str());
 
   if (cl.core_dumps) {
     if (server::ProcessStatus s = server::EnableCoreDumps(); !s.ok()) return Exit(s);
@@ -129,18 +132,18 @@ int main(int argc, char** argv) {
   server::Server srv(options);
   cinch::Status started = srv.Start();
   if (!started.ok()) {
-    std::fprintf(stderr, "cinchd: %s\n", started.ToString().c_str());
+    CINCH_LOG_ERROR("%s", started.ToString().c_str());
     daemon.Failed(started.ToString());
     return 1;
   }
   if (!cl.pid_file.empty()) {
     // As memcached: a pid file that cannot be written is a warning, not a failure.
     if (s = server::WritePidFile(cl.pid_file); !s.ok()) {
-      std::fprintf(stderr, "cinchd: %s\n", s.message.c_str());
+      CINCH_LOG_WARNING("%s", s.message.c_str());
       cl.pid_file.clear();
     }
   }
-  if (options.verbosity > 0) PrintListeners(options, srv.port(), srv.http_port());
+  LogStart(options, srv.port(), srv.http_port());
   daemon.Ready();
   server::NotifyServiceManager("READY=1");
 
@@ -149,20 +152,22 @@ int main(int argc, char** argv) {
     if (options.auth_file.empty()) continue;
     cinch::Status reloaded = srv.ReloadUsers();
     if (reloaded.ok()) {
-      std::fprintf(stderr, "cinchd: SIGHUP: reloaded %s\n", options.auth_file.c_str());
+      CINCH_LOG_NOTICE("SIGHUP: reloaded %s", options.auth_file.c_str());
     } else {
-      std::fprintf(stderr, "cinchd: SIGHUP: %s; the users loaded before stay\n",
-                   reloaded.message().c_str());
+      CINCH_LOG_ERROR("SIGHUP: %s; the users loaded before stay", reloaded.message().c_str());
     }
   }
   if (keep_items) {
-    std::fprintf(stderr, "cinchd: %s: stopping, then saving the items to %s\n", strsignal(sig),
-                 options.memory_file.c_str());
+    CINCH_LOG_NOTICE("%s: stopping, then saving the items to %s", strsignal(sig),
+                     options.memory_file.c_str());
+  } else {
+    CINCH_LOG_NOTICE("%s: stopping", strsignal(sig));
   }
   server::NotifyServiceManager("STOPPING=1");
   srv.Stop();
   srv.Wait();
   const bool saved = srv.SaveMemoryFile().ok();
   if (!cl.pid_file.empty()) server::RemovePidFile(cl.pid_file);
+  CINCH_LOG_NOTICE("stopped");
   return saved ? 0 : 1;
 }

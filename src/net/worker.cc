@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "common/log.h"
 #include "net/refusals.h"
 
 namespace cinch::net {
@@ -302,6 +303,25 @@ void Worker::Dispatch(uint32_t events, uint64_t tag) {
   Act(c, c->Drive());
 }
 
+namespace {
+
+// Refusals and accept failures can come thousands a second: a line a second at most each,
+// saying how many were held back (each one at -v).
+log::LogLimiter refusal_log(1000);
+log::LogLimiter accept_error_log(1000);
+
+void LogRefusal(const char* what) {
+  uint64_t held = 0;
+  if (refusal_log.Allow(&held)) {
+    CINCH_LOG_NOTICE("%s (%llu more refusals since the last line)", what,
+                     static_cast<unsigned long long>(held));
+  } else {
+    CINCH_LOG_INFO("%s", what);
+  }
+}
+
+}  // namespace
+
 void Worker::AcceptFrom(const Listeners::Entry& listener) {
   for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
     int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -310,6 +330,13 @@ void Worker::AcceptFrom(const Listeners::Entry& listener) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       // EMFILE, ENFILE, ENOBUFS...: the listener stays readable, so level-triggered epoll
       // would spin. Stop listening here for a while; other workers may still accept.
+      uint64_t held = 0;
+      if (accept_error_log.Allow(&held)) {
+        CINCH_LOG_WARNING(
+            "accept: %s: this worker stops accepting for %d ms (%llu more since "
+            "the last line)",
+            std::strerror(errno), kListenerPauseMs, static_cast<unsigned long long>(held));
+      }
       RemoveListeners();
       listeners_paused_ = true;
       resume_listeners_at_ = Clock::now() + std::chrono::milliseconds(kListenerPauseMs);
@@ -328,6 +355,7 @@ void Worker::Admit(int fd) {
   if (shared_->connections.fetch_add(1, std::memory_order_relaxed) >= max) {
     shared_->connections.fetch_sub(1, std::memory_order_relaxed);
     Refuse(fd, kRefuseTooManyConnections);
+    LogRefusal("refused a connection: as many connections as -c are open");
     return;
   }
   // The connection's own objects: reserved for max_connections outside the buffer budget,
@@ -346,6 +374,7 @@ void Worker::Admit(int fd) {
   if (!ok) {
     WorkerCounters::Add(&counters_.rejected_connections, 1);
     SendRefusal(fd, kRefuseOutOfMemory);
+    LogRefusal("refused a connection: no memory for its buffers");
     delete c;
     meter_.ReleaseReserved(overhead);
     shared_->connections.fetch_sub(1, std::memory_order_relaxed);
@@ -354,6 +383,7 @@ void Worker::Admit(int fd) {
   all_.PushBack(c);
   WorkerCounters::Add(&counters_.curr_connections, 1);
   WorkerCounters::Add(&counters_.total_connections, 1);
+  CINCH_LOG_DEBUG("connection %d accepted", fd);
   if (uring_) Act(c, c->Drive());  // queues the first receive; epoll reports the socket instead
 }
 
@@ -386,6 +416,7 @@ void Worker::Act(Connection* c, Connection::Action action) {
 }
 
 void Worker::Destroy(Connection* c) {
+  CINCH_LOG_DEBUG("connection %d closed", c->fd());
   ConnList::Remove(c);
   IntrusiveList<Connection, AllTag>::Remove(c);
   if (c->waiting() || (uring_ && c->io_pending())) {
@@ -429,6 +460,7 @@ void Worker::ParkIdle(bool force) {
   });
   for (Connection* c : stalled) {
     SendRefusal(c->fd(), kRefuseOutOfMemory);
+    LogRefusal("closed a stalled connection: no memory for its buffers");
     Destroy(c);
   }
   if (force) {

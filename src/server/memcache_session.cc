@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/check.h"
+#include "common/log.h"
 #include "common/version.h"
 #include "proto/errors.h"
 #include "proto/text_auth.h"
@@ -314,10 +315,8 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
       break;
     case Command::kVerbosity:
       // The server's log level is the operator's: a tenant's verbosity is accepted and changes
-      // nothing (as its "stats settings" is empty).
-      if (keyspace_.id < kFirstTenantKeyspace) {
-        context_->verbosity.store(static_cast<int>(r.number), std::memory_order_relaxed);
-      }
+      // nothing (as its "stats settings" is empty). memcached's level is the process's.
+      if (keyspace_.id < kFirstTenantKeyspace) log::SetVerbosity(static_cast<int>(r.number));
       Reply(out, proto::reply::kOk, r.noreply);
       break;
     case Command::kQuit:

@@ -19,6 +19,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/log.h"
+
 namespace cinch::server {
 
 size_t ResidentBytes() {
@@ -152,9 +154,9 @@ ProcessStatus Daemon::Start(bool keep_cwd, bool keep_stdio) {
     std::string report = ReadAll(pipe_fds[0]);
     if (!report.empty() && report[0] == 'R') _exit(0);
     if (report.size() > 1) {
-      std::fprintf(stderr, "cinchd: %s\n", report.c_str() + 1);
+      CINCH_LOG_ERROR("%s", report.c_str() + 1);
     } else {
-      std::fprintf(stderr, "cinchd: the daemon exited before it was ready\n");
+      CINCH_LOG_ERROR("the daemon exited before it was ready");
     }
     _exit(1);
   }
@@ -199,8 +201,7 @@ ProcessStatus WritePidFile(const std::string& path) {
   if (FILE* old = std::fopen(path.c_str(), "r")) {
     long pid = 0;
     if (std::fscanf(old, "%ld", &pid) == 1 && pid > 0 && kill(static_cast<pid_t>(pid), 0) == 0) {
-      std::fprintf(stderr, "cinchd: WARNING: the pid file %s names a running process (%ld)\n",
-                   path.c_str(), pid);
+      CINCH_LOG_WARNING("the pid file %s names a running process (%ld)", path.c_str(), pid);
     }
     std::fclose(old);
   }
@@ -217,8 +218,7 @@ ProcessStatus WritePidFile(const std::string& path) {
 
 void RemovePidFile(const std::string& path) {
   if (unlink(path.c_str()) != 0) {
-    std::fprintf(stderr, "cinchd: could not remove the pid file %s: %s\n", path.c_str(),
-                 std::strerror(errno));
+    CINCH_LOG_WARNING("could not remove the pid file %s: %s", path.c_str(), std::strerror(errno));
   }
 }
 

@@ -18,6 +18,7 @@
 #include "buildcache/build_cache.h"
 #include "cinch/clock.h"
 #include "cinch/store.h"
+#include "common/log.h"
 #include "http/http_session.h"
 #include "net/connection.h"
 #include "net/fixed_budget.h"
@@ -95,7 +96,7 @@ std::string SizeStore(ServerOptions* o, size_t reserve, size_t connections) {
   if (minimum == SIZE_MAX) return "";  // Open will say why
   store.memory_limit = std::max(target, minimum);
   if (store.memory_limit <= left) return "";
-  return "warning: -m " + Mib(o->memory_limit) + " is below what the process needs for itself (" +
+  return "-m " + Mib(o->memory_limit) + " is below what the process needs for itself (" +
          Mib(reserve) + ") and its connections (" + Mib(connections) + ") plus the smallest " +
          "store (" + Mib(store.memory_limit) + " in " + std::to_string(store.segment_size >> 10) +
          " KiB segments): resident memory may reach " + Mib(fixed + store.memory_limit);
@@ -247,7 +248,7 @@ class Server::Impl {
     if (Status s = CheckTierFiles(options_.store); !s.ok()) return s;
     std::string warning = SizeStore(&options_, context_.process_reserve,
                                     context_.connection_memory + GrpcMemory(options_));
-    if (!warning.empty()) std::fprintf(stderr, "cinchd: %s\n", warning.c_str());
+    if (!warning.empty()) CINCH_LOG_WARNING("%s", warning.c_str());
     options_.store.clock = &clock_;
     Status s = OpenStore();
     if (!s.ok() && store_ != nullptr) return s;  // the memory file, not the options
@@ -271,7 +272,6 @@ class Server::Impl {
     context_.options = &options_;
     context_.clock = &clock_;
     context_.started_at = clock_.NowSeconds();
-    context_.verbosity.store(options_.verbosity);
     if (!options_.store.tier_files.empty()) {
       promoter_ = std::make_unique<TierPromoter>(store_.get());
       context_.promoter = promoter_.get();
@@ -322,8 +322,7 @@ class Server::Impl {
       // Before the items: a memory file whose tenants' ids are not known is not trusted with
       // them at the next start (DropOrphanKeyspaces).
       if (Status s = SaveTenantIdsFile(TenantIdsPath(), users_->GetTenantIds()); !s.ok()) {
-        std::fprintf(stderr, "cinchd: memory file %s: not saved: %s\n", path.c_str(),
-                     s.message().c_str());
+        CINCH_LOG_ERROR("memory file %s: not saved: %s", path.c_str(), s.message().c_str());
         return s;
       }
     }
@@ -333,14 +332,12 @@ class Server::Impl {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!s.ok()) {
-      std::fprintf(stderr, "cinchd: memory file %s: not saved: %s\n", path.c_str(),
-                   s.ToString().c_str());
+      CINCH_LOG_ERROR("memory file %s: not saved: %s", path.c_str(), s.ToString().c_str());
       return s;
     }
-    std::fprintf(stderr,
-                 "cinchd: memory file %s: saved %llu items (%s of keys and values) in %.3f s\n",
-                 path.c_str(), static_cast<unsigned long long>(stats.items),
-                 Mib(stats.key_value_bytes).c_str(), seconds);
+    CINCH_LOG_NOTICE("memory file %s: saved %llu items (%s of keys and values) in %.3f s",
+                     path.c_str(), static_cast<unsigned long long>(stats.items),
+                     Mib(stats.key_value_bytes).c_str(), seconds);
     return Status::Ok();
   }
 
@@ -368,11 +365,10 @@ class Server::Impl {
                                      "; refusing to overwrite it (remove it, or name another)");
     }
     if (report.loaded()) {
-      std::fprintf(stderr, "cinchd: memory file %s: %s in %.3f s\n", path.c_str(),
-                   report.message.c_str(), seconds);
+      CINCH_LOG_NOTICE("memory file %s: %s in %.3f s", path.c_str(), report.message.c_str(),
+                       seconds);
     } else {
-      std::fprintf(stderr, "cinchd: memory file %s: %s: starting empty\n", path.c_str(),
-                   report.message.c_str());
+      CINCH_LOG_WARNING("memory file %s: %s: starting empty", path.c_str(), report.message.c_str());
     }
     // Written at shutdown: find out now if it cannot be.
     const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -445,8 +441,7 @@ class Server::Impl {
       Status s = LoadTenantIdsFile(TenantIdsPath(), &seeded_tenants_);
       if (s.ok()) s = users_->SeedTenantIds(seeded_tenants_);
       if (!s.ok()) {
-        std::fprintf(stderr, "cinchd: %s: ignored: %s\n", TenantIdsPath().c_str(),
-                     s.message().c_str());
+        CINCH_LOG_WARNING("%s: ignored: %s", TenantIdsPath().c_str(), s.message().c_str());
         seeded_tenants_.clear();
       }
     }
@@ -480,10 +475,10 @@ class Server::Impl {
       ++dropped;
     }
     if (dropped > 0) {
-      std::fprintf(stderr,
-                   "cinchd: memory file %s: the items of %d tenant keyspaces whose tenant is not "
-                   "known (not in %s, or removed from the auth file) are dropped\n",
-                   options_.memory_file.c_str(), dropped, TenantIdsPath().c_str());
+      CINCH_LOG_WARNING(
+          "memory file %s: the items of %d tenant keyspaces whose tenant is not "
+          "known (not in %s, or removed from the auth file) are dropped",
+          options_.memory_file.c_str(), dropped, TenantIdsPath().c_str());
     }
   }
 
@@ -496,12 +491,12 @@ class Server::Impl {
     // Each tenant being written holds an open segment of its own (docs/keyspaces.md).
     const uint64_t heads = uint64_t{quotas.size()} * options_.store.segment_size;
     if (heads > options_.store.memory_limit / 4) {
-      std::fprintf(stderr,
-                   "cinchd: WARNING: %zu tenants with %zu KiB segments hold up to %s in open "
-                   "segments when all are written, more than a quarter of the store's %s; a "
-                   "smaller -o segment_size (e.g. 64k) wastes less\n",
-                   quotas.size(), options_.store.segment_size >> 10, Mib(heads).c_str(),
-                   Mib(options_.store.memory_limit).c_str());
+      CINCH_LOG_WARNING(
+          "%zu tenants with %zu KiB segments hold up to %s in open "
+          "segments when all are written, more than a quarter of the store's %s; a "
+          "smaller -o segment_size (e.g. 64k) wastes less",
+          quotas.size(), options_.store.segment_size >> 10, Mib(heads).c_str(),
+          Mib(options_.store.memory_limit).c_str());
     }
     std::unordered_set<uint16_t> kept;
     for (const KeyspaceQuota& q : quotas) kept.insert(q.keyspace.id);

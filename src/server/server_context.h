@@ -28,7 +28,6 @@ struct ServerContext {
   CounterRegistry counters;
   TenantResets tenant_resets;  // tenants' "stats reset", which leaves `counters` alone
   int64_t started_at = 0;      // clock seconds at start, for "uptime"
-  std::atomic<int> verbosity{0};
   // Filled in once the loop runs, for "stats".
   const net::ServerLoop* loop = nullptr;
   // The HTTP cache's loop and counters; null when --http-port is off.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/log.h"
 #include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
@@ -213,7 +214,7 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   if (ctx.http_loop != nullptr) w->Add("http_port", ctx.http_loop->port());
   w->Add("udpport", 0);
   w->Add("inter", std::string_view(inter.empty() ? "NULL" : inter));
-  w->Add("verbosity", ctx.verbosity.load(std::memory_order_relaxed));
+  w->Add("verbosity", log::Verbosity());
   w->Add("evictions", std::string_view(o.store.eviction ? "on" : "off"));
   w->Add("domain_socket",
          std::string_view(o.loop.unix_socket.empty() ? "NULL" : o.loop.unix_socket));
