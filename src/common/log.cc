@@ -10,7 +10,9 @@
 
 namespace cinch::log {
 
-std::atomic<int> g_verbosity{0};
+namespace internal {
+std::atomic<int> verbosity{0};
+}  // namespace internal
 
 namespace {
 
@@ -50,10 +52,10 @@ size_t Timestamp(char* out, size_t size) {
 }  // namespace
 
 void SetVerbosity(int verbosity) {
-  g_verbosity.store(verbosity < 0 ? 0 : verbosity, std::memory_order_relaxed);
+  internal::verbosity.store(verbosity < 0 ? 0 : verbosity, std::memory_order_relaxed);
 }
 
-int Verbosity() { return g_verbosity.load(std::memory_order_relaxed); }
+int Verbosity() { return internal::verbosity.load(std::memory_order_relaxed); }
 
 void Write(Level level, const char* format, ...) {
   char line[4096];

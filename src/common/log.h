@@ -25,10 +25,14 @@ enum class Level : int { kError = 0, kWarning = 1, kNotice = 2, kInfo = 3, kDebu
 // 0 (default): errors, warnings, notices; 1 (-v): info too; 2 and more (-vv): debug too.
 void SetVerbosity(int verbosity);
 int Verbosity();
+
+namespace internal {
+extern std::atomic<int> verbosity;  // set through SetVerbosity only
+}  // namespace internal
+
 inline bool Enabled(Level level) {
-  extern std::atomic<int> g_verbosity;
   return static_cast<int>(level) <=
-         static_cast<int>(Level::kNotice) + g_verbosity.load(std::memory_order_relaxed);
+         static_cast<int>(Level::kNotice) + internal::verbosity.load(std::memory_order_relaxed);
 }
 
 // Writes one line (a newline is added; text past ~4 KiB is cut). Prefer CINCH_LOG, which

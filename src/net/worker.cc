@@ -312,11 +312,13 @@ log::LogLimiter accept_error_log(1000);
 
 void LogRefusal(const char* what) {
   uint64_t held = 0;
-  if (refusal_log.Allow(&held)) {
-    CINCH_LOG_NOTICE("%s (%llu more refusals since the last line)", what,
-                     static_cast<unsigned long long>(held));
-  } else {
+  if (!refusal_log.Allow(&held)) {
     CINCH_LOG_INFO("%s", what);
+  } else if (held == 0) {
+    CINCH_LOG_NOTICE("%s", what);
+  } else {
+    CINCH_LOG_NOTICE("%s (and %llu more since the last such line)", what,
+                     static_cast<unsigned long long>(held));
   }
 }
 
@@ -333,8 +335,8 @@ void Worker::AcceptFrom(const Listeners::Entry& listener) {
       uint64_t held = 0;
       if (accept_error_log.Allow(&held)) {
         CINCH_LOG_WARNING(
-            "accept: %s: this worker stops accepting for %d ms (%llu more since "
-            "the last line)",
+            "accept: %s: this worker stops accepting for %d ms (%llu more failures "
+            "since the last such line)",
             std::strerror(errno), kListenerPauseMs, static_cast<unsigned long long>(held));
       }
       RemoveListeners();
