@@ -124,7 +124,9 @@ net::SessionResult MemcacheSession::BinaryInput(std::string_view input, net::Out
     }
     pos += pr.consumed;
     if (pr.status == bin::ParseStatus::kError) {
-      if (!BinaryRefused(pr, out)) {
+      const bool go_on = BinaryRefused(pr, out);
+      Timed(CommandClass::kOther, &started);  // a refused request is a request too
+      if (!go_on) {
         result.close = true;
         break;
       }

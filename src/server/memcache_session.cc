@@ -124,6 +124,7 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       size_t used = 0;
       if (!Authenticate(rest, out, &result, &used)) break;
       pos += used;
+      Timed(CommandClass::kOther, &started);
       continue;
     }
     proto::ParseResult pr;
@@ -144,6 +145,7 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       in_partial_get_ = false;
       if (pr.error == proto::Error::kTooLarge) DropRefusedSet(request_);
       if (!pr.noreply) out->Append(proto::ErrorLine(pr.error));
+      Timed(CommandClass::kOther, &started);  // a refused request is a request too
       if (pr.close) {
         result.close = true;
         break;

@@ -36,6 +36,21 @@ TEST_F(SessionTest, SetGetDelete) {
   EXPECT_EQ(Send("get k\r\n"), "END\r\n");
 }
 
+// One latency observation per request, in its class: get (get/gets/gat/gats/mg, whatever the
+// number of keys), set (set/add/replace/append/prepend/cas/ms), other (the rest, errors too).
+TEST_F(SessionTest, LatencyHistogramsCountEachRequestInItsClass) {
+  Send("set a 0 0 1\r\n1\r\nadd b 0 0 1\r\n2\r\nms c 1\r\n3\r\n");
+  Send("get a\r\nget a b c nope\r\nmg a v\r\ngets b\r\n");
+  Send("delete a\r\nversion\r\nbogus\r\nincr nope 1\r\n");
+  const auto latency = context_->counters.SumLatency();
+  EXPECT_EQ(latency[static_cast<int>(CommandClass::kSet)].count(), 3u);
+  EXPECT_EQ(latency[static_cast<int>(CommandClass::kGet)].count(), 4u);
+  EXPECT_EQ(latency[static_cast<int>(CommandClass::kOther)].count(), 4u);
+  // Not reset with the stats counters: a Prometheus histogram only grows.
+  Send("stats reset\r\n");
+  EXPECT_EQ(context_->counters.SumLatency()[static_cast<int>(CommandClass::kGet)].count(), 4u);
+}
+
 TEST_F(SessionTest, PipelinedAndSplitInput) {
   std::string batch = "set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\nget a b\r\n";
   std::string replies;

@@ -181,8 +181,8 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   if (ctx.http_stats != nullptr) HttpStats(ctx, w);
 }
 
-// A tenant's "stats" (a user of the auth file with a quota): the figures of its own keyspace
-// under memcached's names, and the server's identity; nothing of the other tenants'.
+// A keyspace's own figures under memcached's names: a tenant's "stats", and /metrics's
+// per-tenant series.
 void KeyspaceLines(const ServerContext& ctx, const KeyspaceStats& ks, StatWriter* w) {
   w->Add("cmd_get", ks.get_hits + ks.get_misses);
   w->Add("get_hits", ks.get_hits);
@@ -193,6 +193,8 @@ void KeyspaceLines(const ServerContext& ctx, const KeyspaceStats& ks, StatWriter
   w->Add("evictions", ks.evictions);
 }
 
+// A tenant's "stats" (a user of the auth file with a quota): the figures of its own keyspace
+// under memcached's names, and the server's identity; nothing of the other tenants'.
 void TenantStats(const ServerContext& ctx, Keyspace keyspace, StatWriter* w) {
   const int64_t now = ctx.clock->NowSeconds();
   const KeyspaceStats ks = ctx.tenant_resets.Since(keyspace, ctx.store->GetKeyspaceStats(keyspace));
