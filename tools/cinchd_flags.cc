@@ -380,7 +380,7 @@ const Flag kFlags[] = {
     {'r', "enable-coredumps", Arg::kNone, nullptr, Fate::kHonoured, "maximize core file limit",
      ApplyCoreDumps},
     {'v', "verbose", Arg::kOptional, nullptr, Fate::kHonoured,
-     "verbose: startup and listener lines on stderr (-vv: the same)", ApplyVerbose},
+     "verbose: each refused connection logged (-vv: each connection too)", ApplyVerbose},
     {'V', "version", Arg::kNone, nullptr, Fate::kHonoured, "print version and exit", ApplyVersion},
     {'h', "help", Arg::kNone, nullptr, Fate::kHonoured, "print this help and exit", ApplyHelp},
     {'i', "license", Arg::kNone, nullptr, Fate::kHonoured,
