@@ -13,7 +13,8 @@ allow fails the test. Checked:
      cinch_http_requests_total (a scrape counts itself).
   3. The figures are those of `stats` (one place per fact): with no traffic between them, each
      mapped figure equals its stats line (limit_maxbytes, curr_items, bytes, get_hits, ...),
-     and the RSS figure is the process's RSS.
+     and the RSS figure is the process's RSS. Scrapes during traffic from 4 clients on two
+     workers: counters never go down, and the totals end exact.
   4. With -Y tenants and a file tier: the HTTP port asks for Basic credentials (none or wrong:
      401 with a challenge; a tenant's: 403; a user without a quota: 200); one series per
      tenant (label tenant="<name>", a name with a quote and a backslash escaped), each tenant's
@@ -241,6 +242,45 @@ def check_traffic(c, server):
     other.close()
 
 
+def check_concurrent(c, server):
+    """Scrapes while 4 clients run on both workers: every exposition parses, counters never go
+    down from one scrape to the next, and the totals end exact."""
+    import threading
+    clients, per_client = 4, 300
+    before, _ = scrape(c, server)
+    errors = []
+
+    def run(n):
+        try:
+            mc = client(server)
+            for i in range(per_client):
+                mc.set(b"c%d:%d" % (n, i), b"x" * 20)
+                mc.get(b"c%d:%d" % (n, i))
+            mc.close()
+        except Exception as e:  # a client error is a failure of this check
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    scrapes, monotonic = [], True
+    while any(t.is_alive() for t in threads) and len(scrapes) < 200:
+        samples, _ = scrape(c, server)
+        if scrapes:
+            for name in ("cinch_gets_total", "cinch_sets_total", "cinch_get_hits_total"):
+                monotonic = monotonic and value(samples, name) >= value(scrapes[-1], name)
+        scrapes.append(samples)
+    for t in threads:
+        t.join()
+    after, _ = scrape(c, server)
+    c.equal(errors, [], "concurrent clients: no error")
+    c.check(monotonic, "counters never go down between scrapes (%d scrapes)" % len(scrapes))
+    c.equal(delta(after, before, "cinch_sets_total"), clients * per_client, "concurrent sets")
+    c.equal(delta(after, before, "cinch_get_hits_total"), clients * per_client, "concurrent hits")
+    c.equal(delta(after, before, "cinch_request_duration_seconds_count", command="set"),
+            clients * per_client, "concurrent set observations")
+
+
 def stats_of(server):
     with server.conn() as conn:
         general = conn.stats()
@@ -333,7 +373,7 @@ def main(args):
     harness.skip_unless_cinch(args, "/metrics")
     c = harness.Checker(args.verbose)
     with MetricsServer(args.server, SERVER_ARGS) as server:
-        for check in (check_format, check_traffic, check_same_as_stats):
+        for check in (check_format, check_traffic, check_same_as_stats, check_concurrent):
             check(c, server)
             if not c.check(server.alive(), "server alive after %s" % check.__name__,
                            server.log()[-2000:]):
