@@ -47,7 +47,10 @@ net::SessionResult HttpSession::OnInput(std::string_view input, net::Output* out
       HttpStats::Add(&stats_->errors);
       close_after_ = true;
       // A broken body answers its request (no body for a HEAD); a broken head has no method.
-      if (!in_message) method_ = HttpMethod::kOther;
+      if (!in_message) {
+        method_ = HttpMethod::kOther;
+        metrics_request_ = false;
+      }
       Send({too_large ? HttpStatus::kHeaderFieldsTooLarge : HttpStatus::kBadRequest,
             too_large ? http_reply::kHeadTooLarge : http_reply::kMalformed},
            out);
