@@ -62,15 +62,48 @@ bool BuildCache::Contains(Kind kind, const Digest& digest) {
 }
 
 bool BuildCache::Get(Kind kind, const Digest& digest, ItemRef* out) {
-  if (!store_->Get(KeyspaceOf(kind), StoreKey(digest), out)) return false;
-  if (kind == Kind::kAc && checker_ != nullptr && !checker_->Complete(out->value(), *this)) {
-    out->Reset();
+  const bool cas = kind == Kind::kCas;
+  if (!store_->Get(KeyspaceOf(kind), StoreKey(digest), out)) {
+    Bump(cas ? &cas_misses_ : &ac_misses_);
     return false;
   }
+  if (!cas && checker_ != nullptr && !checker_->Complete(out->value(), *this)) {
+    out->Reset();
+    Bump(&ac_incomplete_);
+    Bump(&ac_misses_);
+    return false;
+  }
+  Bump(cas ? &cas_hits_ : &ac_hits_);
   return true;
 }
 
+BuildCacheStats BuildCache::GetStats() const {
+  BuildCacheStats s;
+  s.cas_hits = cas_hits_.load(std::memory_order_relaxed);
+  s.cas_misses = cas_misses_.load(std::memory_order_relaxed);
+  s.ac_hits = ac_hits_.load(std::memory_order_relaxed);
+  s.ac_misses = ac_misses_.load(std::memory_order_relaxed);
+  s.ac_incomplete = ac_incomplete_.load(std::memory_order_relaxed);
+  s.cas_stored = cas_stored_.load(std::memory_order_relaxed);
+  s.ac_stored = ac_stored_.load(std::memory_order_relaxed);
+  s.refused = refused_.load(std::memory_order_relaxed);
+  return s;
+}
+
+BlobOutcome BuildCache::Counted(Kind kind, BlobOutcome outcome) {
+  if (outcome != BlobOutcome::kOk) {
+    Bump(&refused_);
+  } else {
+    Bump(kind == Kind::kCas ? &cas_stored_ : &ac_stored_);
+  }
+  return outcome;
+}
+
 BlobOutcome BuildCache::Put(Kind kind, const Digest& digest, std::string_view bytes) {
+  return Counted(kind, PutUncounted(kind, digest, bytes));
+}
+
+BlobOutcome BuildCache::PutUncounted(Kind kind, const Digest& digest, std::string_view bytes) {
   if (bytes.size() > max_blob_size()) return BlobOutcome::kTooLarge;
   if (kind == Kind::kCas) {
     if (digest.size != Digest::kUnknownSize && static_cast<uint64_t>(digest.size) != bytes.size()) {
@@ -88,6 +121,13 @@ BlobOutcome BuildCache::Write(Kind kind, const Digest& digest, std::string_view 
 }
 
 BlobOutcome BuildCache::BeginUpload(Kind kind, const Digest& digest, int64_t size, Upload* out) {
+  const BlobOutcome outcome = BeginUploadUncounted(kind, digest, size, out);
+  if (outcome != BlobOutcome::kOk) Bump(&refused_);  // an upload begun is counted at Commit
+  return outcome;
+}
+
+BlobOutcome BuildCache::BeginUploadUncounted(Kind kind, const Digest& digest, int64_t size,
+                                             Upload* out) {
   out->Abort();
   if (size != Digest::kUnknownSize && static_cast<uint64_t>(size) > max_blob_size()) {
     return BlobOutcome::kTooLarge;
@@ -153,8 +193,10 @@ BlobOutcome BuildCache::Upload::Commit() {
   } else if (outcome == BlobOutcome::kOk && !present_) {
     outcome = cache_->Write(kind_, digest_, buffer_);
   }
+  BuildCache* cache = cache_;
+  const Kind kind = kind_;
   Abort();
-  return outcome;
+  return cache->Counted(kind, outcome);
 }
 
 void BuildCache::Upload::Abort() {

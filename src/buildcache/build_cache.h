@@ -28,6 +28,7 @@
 // BuildCache and its Uploads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,6 +59,20 @@ enum class BlobOutcome {
 std::string_view BlobOutcomeName(BlobOutcome outcome);
 
 class BuildCache;
+
+// What the build cache did, whichever front end (HTTP, gRPC) asked: reads (Get) by kind and
+// answer, and writes (Put, Upload::Commit) stored or refused. A CAS read includes those of
+// the checker (output directories' Tree blobs); Contains is not counted.
+struct BuildCacheStats {
+  uint64_t cas_hits = 0;
+  uint64_t cas_misses = 0;
+  uint64_t ac_hits = 0;
+  uint64_t ac_misses = 0;      // absent, or incomplete (below)
+  uint64_t ac_incomplete = 0;  // stored, but an output was evicted: answered as a miss
+  uint64_t cas_stored = 0;     // including blobs already present (not written again)
+  uint64_t ac_stored = 0;
+  uint64_t refused = 0;  // any other outcome than kOk, of either kind
+};
 
 // Whether every blob an ActionResult references is present in the CAS (output files,
 // stdout/stderr, output directories' Tree blobs and the files they list). Implemented where the
@@ -92,15 +107,28 @@ class BuildCache {
   // first either way.
   BlobOutcome BeginUpload(Kind kind, const Digest& digest, int64_t size, Upload* out);
 
+  // A snapshot of the counters (relaxed: each counter is exact, not all at one instant).
+  BuildCacheStats GetStats() const;
+
   // The largest blob a write may announce (the store's max_item_size, -I); the store may still
   // refuse one close to it with kTooLarge (key and item header count too).
   uint64_t max_blob_size() const;
 
  private:
   BlobOutcome Write(Kind kind, const Digest& digest, std::string_view bytes);
+  BlobOutcome PutUncounted(Kind kind, const Digest& digest, std::string_view bytes);
+  BlobOutcome BeginUploadUncounted(Kind kind, const Digest& digest, int64_t size, Upload* out);
+
+  // Counts a write's outcome; returns it.
+  BlobOutcome Counted(Kind kind, BlobOutcome outcome);
+  static void Bump(std::atomic<uint64_t>* counter) {
+    counter->fetch_add(1, std::memory_order_relaxed);
+  }
 
   Store* store_;
   ActionResultChecker* checker_;
+  std::atomic<uint64_t> cas_hits_{0}, cas_misses_{0}, ac_hits_{0}, ac_misses_{0}, ac_incomplete_{0},
+      cas_stored_{0}, ac_stored_{0}, refused_{0};
 };
 
 // One streamed write. Default-constructed inactive; BeginUpload makes it active; Commit or

@@ -297,6 +297,36 @@ TEST_F(BuildCacheTest, AcStoredAsSentAndCheckedOnGet) {
   EXPECT_EQ(checker_.calls, calls);
 }
 
+TEST_F(BuildCacheTest, CountsReadsAndWritesByKindAndOutcome) {
+  std::string out1 = Blob(100, 20);
+  Digest d1 = DigestOf(out1);
+  Digest action = DigestOf("counted action");
+  EXPECT_EQ(GetValue(Kind::kCas, d1), "<miss>");
+  ASSERT_EQ(cache_->Put(Kind::kCas, d1, out1), BlobOutcome::kOk);
+  ASSERT_EQ(cache_->Put(Kind::kCas, d1, out1), BlobOutcome::kOk);  // present: stored again
+  EXPECT_EQ(cache_->Put(Kind::kCas, DigestOf("other"), out1), BlobOutcome::kDigestMismatch);
+  EXPECT_EQ(GetValue(Kind::kCas, d1), out1);
+  ASSERT_EQ(cache_->Put(Kind::kAc, action, HexDigest(d1)), BlobOutcome::kOk);
+  EXPECT_EQ(GetValue(Kind::kAc, action), HexDigest(d1));  // complete
+  EXPECT_EQ(GetValue(Kind::kAc, DigestOf("never")), "<miss>");
+  Evict(Kind::kCas, d1);
+  EXPECT_EQ(GetValue(Kind::kAc, action), "<miss>");  // incomplete
+  BuildCache::Upload up;
+  EXPECT_EQ(cache_->BeginUpload(Kind::kCas, d1, 2 * kMiB, &up), BlobOutcome::kTooLarge);
+  ASSERT_EQ(cache_->BeginUpload(Kind::kCas, d1, out1.size(), &up), BlobOutcome::kOk);
+  EXPECT_TRUE(up.Append(out1));
+  EXPECT_EQ(up.Commit(), BlobOutcome::kOk);
+  const BuildCacheStats s = cache_->GetStats();
+  EXPECT_EQ(s.cas_hits, 1u);
+  EXPECT_EQ(s.cas_misses, 1u);
+  EXPECT_EQ(s.ac_hits, 1u);
+  EXPECT_EQ(s.ac_misses, 2u);
+  EXPECT_EQ(s.ac_incomplete, 1u);
+  EXPECT_EQ(s.cas_stored, 3u);
+  EXPECT_EQ(s.ac_stored, 1u);
+  EXPECT_EQ(s.refused, 2u);
+}
+
 TEST_F(BuildCacheTest, AcWithoutCheckerServedAsStored) {
   Open(kMiB, /*checker=*/nullptr);
   Digest action = DigestOf("a");

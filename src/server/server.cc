@@ -278,6 +278,8 @@ class Server::Impl {
     }
     build_cache_ = std::make_unique<buildcache::BuildCache>(
         store_.get(), options_.ac_check && front_end_ ? front_end_->checker() : nullptr);
+    if (options_.http_port != 0 || options_.grpc_port != 0)
+      context_.build_cache = build_cache_.get();
     factory_ = std::make_unique<MemcacheSessionFactory>(&context_);
     budget_ = std::make_unique<net::FixedBudget>(context_.connection_memory -
                                                  ConnectionObjects(options_));

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "buildcache/build_cache.h"
 #include "cinch/clock.h"
 #include "cinch/store.h"
 #include "http/http_stats.h"
@@ -33,6 +34,8 @@ struct ServerContext {
   // The HTTP cache's loop and counters; null when --http-port is off.
   const net::ServerLoop* http_loop = nullptr;
   const http::HttpStats* http_stats = nullptr;
+  // The build cache both front ends share; null without --http-port and --grpc-port.
+  const buildcache::BuildCache* build_cache = nullptr;
   size_t process_reserve = 0;    // bytes of -m for the process itself
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
   // The file tier's I/O threads (tier_promoter.h); null without a file tier.

@@ -82,6 +82,21 @@ void HttpStats(const ServerContext& ctx, StatWriter* w) {
 #undef CINCH_STAT
 }
 
+// The build cache's reads and writes, from both front ends (docs/http-cache.md).
+void BuildCacheLines(const buildcache::BuildCache& cache, StatWriter* w) {
+  const buildcache::BuildCacheStats b = cache.GetStats();
+#define CINCH_STAT(name) w->Add("buildcache_" #name, b.name)
+  CINCH_STAT(cas_hits);
+  CINCH_STAT(cas_misses);
+  CINCH_STAT(ac_hits);
+  CINCH_STAT(ac_misses);
+  CINCH_STAT(ac_incomplete);
+  CINCH_STAT(cas_stored);
+  CINCH_STAT(ac_stored);
+  CINCH_STAT(refused);
+#undef CINCH_STAT
+}
+
 // The file tier's counters, by cinch's names (docs/file-tier.md).
 void TierCounters(const StoreStats& st, StatWriter* w) {
 #define CINCH_STAT(name) w->Add(#name, st.name)
@@ -179,6 +194,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("store_no_memory", c.store_no_memory);
   if (ctx.promoter != nullptr) TierStats(ctx, st, c, w);
   if (ctx.http_stats != nullptr) HttpStats(ctx, w);
+  if (ctx.build_cache != nullptr) BuildCacheLines(*ctx.build_cache, w);
 }
 
 // A keyspace's own figures under memcached's names: a tenant's "stats", and /metrics's

@@ -524,6 +524,14 @@ def main(args):
             check_concurrent(c, cl)
             check_http_and_grpc(c, cl, http_port)
             check_action_cache(c, cl)
+            # The build cache counts what either front end did (stats buildcache_*).
+            with s.conn() as conn:
+                st = conn.stats()
+            c.check(int(st.get("buildcache_cas_stored", "0")) > 0 and
+                    int(st.get("buildcache_cas_hits", "0")) > 0 and
+                    int(st.get("buildcache_ac_stored", "0")) > 0,
+                    "stats buildcache_* count the gRPC calls",
+                    repr({k: v for k, v in st.items() if k.startswith("buildcache_")}))
             # SIGTERM with the channel open (and a call's connection idle): a clean exit.
             s.proc.send_signal(signal.SIGTERM)
             code = harness.wait_exit(s.proc, 10)

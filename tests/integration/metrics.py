@@ -9,8 +9,8 @@ allow fails the test. Checked:
      counters ending _total, the required families present.
   2. Real traffic from pymemcache moves the figures by exactly what it did: sets, gets, hits,
      misses (single gets and get_many), items, the get/set latency histograms' counts (one
-     observation per request), connections opened; the build cache's PUT and GET and
-     cinch_http_requests_total (a scrape counts itself).
+     observation per request), connections opened; the HTTP cache's PUT and GETs, the build
+     cache's stored, hits and misses, and cinch_http_requests_total (a scrape counts itself).
   3. The figures are those of `stats` (one place per fact): with no traffic between them, each
      mapped figure equals its stats line (limit_maxbytes, curr_items, bytes, get_hits, ...),
      and the RSS figure is the process's RSS. Scrapes during traffic from 4 clients on two
@@ -53,7 +53,9 @@ REQUIRED = {
     "cinch_connections_refused": "counter",
     "cinch_request_duration_seconds": "histogram",
     "cinch_http_requests": "counter",
-    "cinch_buildcache_get_hits": "counter",
+    "cinch_http_get_hits": "counter",
+    "cinch_buildcache_cas_hits": "counter",
+    "cinch_buildcache_ac_incomplete": "counter",
 }
 
 # Metric sample -> its `stats` line: the same figure.
@@ -71,6 +73,8 @@ SAME_AS_STATS = {
     "cinch_connections_refused_total": "rejected_connections",
     "cinch_items_stored_total": "total_items",
     "cinch_threads": "threads",
+    "cinch_buildcache_cas_hits_total": "buildcache_cas_hits",
+    "cinch_buildcache_refused_total": "buildcache_refused",
 }
 
 
@@ -239,9 +243,12 @@ def check_traffic(c, server):
     c.equal(curl(server, path)[2], blob, "GET it back")
     c.equal(curl(server, "/cas/" + "0" * 64)[0], 404, "GET an absent blob")
     latest, _ = scrape(c, server)
-    c.equal(delta(latest, after, "cinch_buildcache_puts_total"), 1, "buildcache puts +1")
-    c.equal(delta(latest, after, "cinch_buildcache_get_hits_total"), 1, "buildcache hits +1")
-    c.equal(delta(latest, after, "cinch_buildcache_get_misses_total"), 1, "buildcache misses +1")
+    c.equal(delta(latest, after, "cinch_http_puts_total"), 1, "HTTP puts +1")
+    c.equal(delta(latest, after, "cinch_http_get_hits_total"), 1, "HTTP hits +1")
+    c.equal(delta(latest, after, "cinch_http_get_misses_total"), 1, "HTTP misses +1")
+    c.equal(delta(latest, after, "cinch_buildcache_cas_stored_total"), 1, "build cache: stored")
+    c.equal(delta(latest, after, "cinch_buildcache_cas_hits_total"), 1, "build cache: a hit")
+    c.equal(delta(latest, after, "cinch_buildcache_cas_misses_total"), 1, "build cache: a miss")
     c.equal(delta(latest, after, "cinch_http_requests_total"), 4,
             "cinch_http_requests_total: 3 requests and the scrape")
     mc.close()
