@@ -149,6 +149,11 @@ class Engine {
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();
+  // Store::SetMemoryLimit, clamped to [min_limit(), options().memory_limit].
+  void SetMemoryLimit(size_t bytes);
+  // The least effective limit this store runs with: what it holds from Open on, room for every
+  // write head, the reserve and two segments, and twice max_item_size.
+  size_t min_limit() const { return min_limit_; }
   const Options& options() const { return options_; }
   // Snapshots (engine_snapshot.cc, docs/restart-format.md): Store::SaveTo and Store::OpenFrom,
   // with the memory limit the file is tied to resolved.
@@ -597,6 +602,8 @@ class Engine {
   bool OnlyHeads(const std::vector<uint32_t>& ids) const;
   // Segments short of the low-water mark NeedSpace keeps free (at least 1).
   size_t RoomSealCount() const;
+  // Regular segments the effective limit holds (the arena may have more: SetMemoryLimit).
+  uint32_t LimitSegments() const;
   // Free segments below which memory is short: the reserve, one for writers, a few more on
   // large stores.
   uint32_t LowWater() const;
@@ -670,7 +677,9 @@ class Engine {
 
   Options options_;
   const Clock* clock_;
+  // Its limit is the effective one (SetMemoryLimit); options_.memory_limit the most it can be.
   mem::Accountant accountant_;
+  size_t min_limit_ = 0;  // set by Init
   std::unique_ptr<mem::SegmentPool> pool_;
   std::unique_ptr<index::HashIndex> index_;
   std::unique_ptr<ShardCounters[]> counters_;
