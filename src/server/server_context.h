@@ -15,6 +15,7 @@
 #include "server/server_stats.h"
 
 namespace cinch::server {
+class MemoryGovernor;
 class TierPromoter;
 class UserTable;
 }  // namespace cinch::server
@@ -36,6 +37,8 @@ struct ServerContext {
   const http::HttpStats* http_stats = nullptr;
   size_t process_reserve = 0;    // bytes of -m for the process itself
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
+  // The memory limit at run time (cache_memlimit, cgroup, pressure); null without a server.
+  MemoryGovernor* governor = nullptr;
   // The file tier's I/O threads (tier_promoter.h); null without a file tier.
   TierPromoter* promoter = nullptr;
   // The users of the -Y auth file (users.h); null without one: then no connection
