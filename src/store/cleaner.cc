@@ -85,7 +85,9 @@ bool Engine::CleanerPass(size_t want_bytes) {
   FreeDrained();
   bool freed = FreeEmptyAndExpired(now, want_bytes > 0 || NeedSpace(0));
   // With eviction off, a full store would repeat the same fruitless compaction for every
-  // refused write: skip it until some live data has gone since it last freed nothing.
+  // refused write: skip it until some live data has gone since it last freed nothing, or the
+  // limit was raised since (SetMemoryLimit): the same live data may fit now.
+  if (limit_raised_.exchange(false, std::memory_order_relaxed)) fruitless_live_bytes_ = UINT64_MAX;
   pool_->InUse(&in_use_);
   bool skip =
       !options_.eviction && want_bytes > 0 && StoreLiveBytes(in_use_) >= fruitless_live_bytes_;

@@ -173,8 +173,11 @@ void Engine::SetMemoryLimit(size_t bytes) {
       std::clamp(bytes, std::min(min_limit_, options_.memory_limit), options_.memory_limit);
   const size_t before = accountant_.limit();
   accountant_.SetLimit(limit);
-  if (limit > before) NoteSpaceFreed();  // writers waiting for memory may take it now
-  if (limit < before) WakeCleaner();     // the background cleaner evicts down to it
+  if (limit > before) {
+    limit_raised_.store(true, std::memory_order_relaxed);
+    NoteSpaceFreed();  // writers waiting for memory may take it now
+  }
+  if (limit < before) WakeCleaner();  // the background cleaner evicts down to it
 }
 
 uint32_t Engine::LimitSegments() const {

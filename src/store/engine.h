@@ -721,6 +721,8 @@ class Engine {
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.
   uint64_t fruitless_live_bytes_ = UINT64_MAX;
+  // SetMemoryLimit raised the limit: the next pass forgets fruitless_live_bytes_.
+  std::atomic<bool> limit_raised_{false};
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   bool stop_ = false;  // guarded by wake_mu_
