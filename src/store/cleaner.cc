@@ -65,7 +65,7 @@ void Engine::CleanerThread() {
     // interval. A pass that only moves items about (eviction off) waits as usual.
     const size_t before = accountant_.total();
     CleanerPass(0);
-    again = accountant_.Excess() > 0 && accountant_.total() < before;
+    again = OverLoweredLimit() && accountant_.total() < before;
   }
 }
 
@@ -103,7 +103,7 @@ bool Engine::CleanerPass(size_t want_bytes) {
   // lowered limit: give back resident free ones.
   const bool wanted =
       want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes();
-  if ((wanted || accountant_.Excess() > 0) && pool_->TrimResident() > 0) NoteSpaceFreed();
+  if ((wanted || OverLoweredLimit()) && pool_->TrimResident() > 0) NoteSpaceFreed();
   return freed || !NeedSpace(want_bytes);
 }
 

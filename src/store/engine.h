@@ -604,6 +604,12 @@ class Engine {
   size_t RoomSealCount() const;
   // Regular segments the effective limit holds (the arena may have more: SetMemoryLimit).
   uint32_t LimitSegments() const;
+  // Whether the store holds more than a limit SetMemoryLimit lowered: the cleaner then gives
+  // back resident free segments and runs passes back to back. Not for a total above the
+  // opened limit (a keyspace's forced metadata charge), where that would only starve writers.
+  bool OverLoweredLimit() const {
+    return accountant_.limit() < options_.memory_limit && accountant_.Excess() > 0;
+  }
   // Free segments below which memory is short: the reserve, one for writers, a few more on
   // large stores.
   uint32_t LowWater() const;
