@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cinch/options.h"
 #include "cinch/store.h"
@@ -141,6 +143,29 @@ TEST_F(GovernorTest, PressureOffLeavesTheLimitAlone) {
   EXPECT_EQ(g->pressure_shrinks(), 0u);
   g->Evaluate(Inputs{64 * kMiB, true, 10000});  // the cgroup's limit applies all the same
   EXPECT_EQ(g->limit(), 60 * kMiB);
+}
+
+// The thread: reads the (fixture) cgroup every interval while cache_memlimit changes from
+// another thread; Stop joins it. (For TSan, mostly: its decisions are the ones above.)
+TEST_F(GovernorTest, ItsThreadRunsBesideCacheMemlimitAndStops) {
+  MemoryGovernor::Config c;
+  c.ceiling = 80 * kMiB;
+  c.fixed = 16 * kMiB;
+  c.interval_ms = 1;
+  c.triggers = false;
+  c.roots = {root_ + "/proc", root_};
+  MemoryGovernor g(c, store_.get());
+  g.Start();
+  for (int i = 0; i < 200; ++i) {
+    g.SetCacheMemlimit((i % 2 == 0 ? 48 : 64) * kMiB);
+    EXPECT_LE(g.limit(), 64 * kMiB);
+    if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  g.SetCacheMemlimit(0);
+  EXPECT_EQ(g.limit(), 80 * kMiB);
+  g.Stop();
+  g.Stop();  // twice: nothing to join
+  EXPECT_EQ(StoreLimit(), 64 * kMiB);
 }
 
 // The watcher's signals, from fixture files.
