@@ -27,10 +27,11 @@ int64_t NowMs() {
       .count();
 }
 
-// A PSI trigger: wake when tasks stall on memory for 100 ms within a 1 s window
-// (MemoryGovernor::kPsiShare). Windows must be multiples of 2 s for unprivileged users on
-// recent kernels; cinchd then falls back to reading the stall total every interval.
-constexpr char kPsiTrigger[] = "some 100000 1000000";
+// PSI triggers: wake when tasks stall on memory for 10 % of a window (MemoryGovernor::
+// kPsiShare), 1 s, else 2 s (unprivileged users on recent kernels need a multiple of 2 s).
+// Where neither is accepted (no PSI triggers: EINVAL on some VMs' kernels), cinchd reads the
+// stall total every interval instead.
+constexpr const char* kPsiTriggers[] = {"some 100000 1000000", "some 200000 2000000"};
 
 }  // namespace
 
@@ -38,10 +39,15 @@ constexpr char kPsiTrigger[] = "some 100000 1000000";
 
 PressureWatcher::PressureWatcher(const MemorySources* sources, bool triggers) : sources_(sources) {
   if (triggers && !sources_->psi_path().empty()) {
-    trigger_fd_ = open(sources_->psi_path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (trigger_fd_ >= 0 && write(trigger_fd_, kPsiTrigger, sizeof kPsiTrigger) < 0) {
-      close(trigger_fd_);
-      trigger_fd_ = -1;
+    for (const char* trigger : kPsiTriggers) {
+      // One trigger per open file: a refused write leaves the file without one.
+      const int fd = open(sources_->psi_path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) break;
+      if (write(fd, trigger, std::strlen(trigger) + 1) >= 0) {
+        trigger_fd_ = fd;
+        break;
+      }
+      close(fd);
     }
   }
   if (std::optional<PsiReading> psi = sources_->ReadPsi()) last_psi_total_ = psi->some_total_us;
