@@ -8,6 +8,7 @@
             falls under 64 MiB while a second client keeps reading and writing with no error
             (the time it takes is printed; bench/pressure.py measures it); `stats` says
             limit_maxbytes 64 MiB, memory_limit_source cache_memlimit.
+  option:   `-o memory_pressure=0` shows in `stats settings`; cache_memlimit applies either way.
   grow:     `cache_memlimit 512`: another 300 MB of sets and RSS grows past 200 MiB again,
             limit_maxbytes back at 512 MiB (source -m).
 """
@@ -79,6 +80,19 @@ def check_replies(ctx, args):
               "cinchd %s, memcached %s" % (got_limit, want_limit))
     ctx.check(got_max == want_max == str(32 * MIB), "stats settings maxbytes follows",
               "cinchd %s, memcached %s" % (got_max, want_max))
+
+
+def check_pressure_option(ctx, args):
+    """-o memory_pressure=0 shows in stats settings; cache_memlimit applies all the same."""
+    for option, shown in ((None, "yes"), ("memory_pressure=0", "no")):
+        with harness.Server(args.server, ["-m", "64"] + (["-o", option] if option else [])) as s:
+            c = s.conn()
+            ctx.equal(stats_of(c, b"stats settings").get("memory_pressure"), shown,
+                      "stats settings memory_pressure with %s" % option)
+            ctx.equal(raw(c, b"cache_memlimit 32"), b"OK\r\n", "cache_memlimit with %s" % option)
+            ctx.equal(stats_of(c, b"stats").get("limit_maxbytes"), str(32 * MIB),
+                      "limit_maxbytes with %s" % option)
+            c.close()
 
 
 def fill(client, prefix, total, value):
@@ -214,6 +228,7 @@ def main(args):
     harness.skip_unless_cinch(args, "cache_memlimit shrinking RSS is cinch's")
     ctx = harness.Checker(args.verbose)
     check_replies(ctx, args)
+    check_pressure_option(ctx, args)
     check_shrink_and_grow(ctx, args)
     return ctx.finish()
 
