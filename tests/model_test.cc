@@ -9,7 +9,9 @@
 //     then forgets it);
 //   - kOutOfMemory is allowed only with eviction disabled, when the model's live data fills at
 //     least half of the segment memory the limit leaves;
-//   - GetStats().resident_bytes never exceeds memory_limit;
+//   - GetStats().resident_bytes never exceeds memory_limit (the limit the store was opened
+//     with; Resize variants lower and raise the effective one while running, and without a
+//     background cleaner one pass must bring the store under a lowered one);
 //   - the per-item state of memcached's meta commands (hit before, stale, recache token,
 //     binary key) that a read reports is the model's, and Fetch hands the recache token to
 //     exactly the client the model expects.
@@ -89,6 +91,7 @@ constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open a
 constexpr size_t kTierSegmentSize = 8192;
 constexpr size_t kTierExtraSegments = 12;
 constexpr size_t kTierSegments = 12;
+constexpr size_t kTierResizeHeadroom = 9;  // see Differential::Resize
 constexpr uint16_t kKeyspaces[] = {0, 1, 700};
 constexpr size_t kKeyCount = 600;      // 200 keys, each in every keyspace
 constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this
@@ -157,6 +160,9 @@ struct Variant {
   uint64_t seed;
   bool tier = false;    // a file tier of kTierSegments: demotion, promotion, file compaction
   bool quotas = false;  // kQuotas on keyspaces 1 and 700
+  // Store::SetMemoryLimit to a random limit between the least and the one opened with, now
+  // and then: the store evicts down to a lowered one while serving, and grows again.
+  bool resize = false;
 };
 
 // The quota variants' quotas, in segments of kSegmentSize.
@@ -201,6 +207,7 @@ class Differential {
       }
     }
     key_trace_.resize(keys_.size());
+    min_limit_ = Store::MinimumMemoryLimit(options_);
   }
 
   // Runs the first `stop` of the `ops` random operations (which set the mix); stops at the
@@ -220,6 +227,7 @@ class Differential {
   int64_t lost() const { return lost_; }
   int64_t out_of_memory() const { return oom_; }
   int64_t ops() const { return op_; }
+  int64_t resizes() const { return resizes_; }
 
  private:
   // ------------------------------------------------------------------------------------------
@@ -589,6 +597,7 @@ class Differential {
   // Operations
 
   void Step() {
+    if (variant_.resize && OneIn(300)) return Resize();
     if (OneIn(100)) return AdvanceClock();
     if (OneIn(flush_one_in_)) return Flush();
     const size_t ki = RandomKeyIndex();
@@ -610,6 +619,36 @@ class Differential {
     if (r < 960) return DoInvalidate(ki);
     if (r < 980) return DoCasInvalidate(ki);
     return DoStream(ki);
+  }
+
+  // A new effective limit. With eviction on and no background cleaner, one pass must bring a
+  // store without pending streaming writes (which nothing can evict) under a lowered limit.
+  // With a file tier the lowest limit is kTierResizeHeadroom segments above the least: a
+  // tier store within a few segments of its least, opened there without any SetMemoryLimit
+  // (tried: 0 and 6 segments above), livelocks this test in a read-modify-write that promotes
+  // an item from the file, makes room by demoting the only sealed segment (that item) and
+  // promotes it again. A limit of the engine's own, not of SetMemoryLimit.
+  void Resize() {
+    const size_t low =
+        min_limit_ + (variant_.tier ? kTierResizeHeadroom : 0) * options_.segment_size;
+    const size_t segments = (options_.memory_limit - low) / options_.segment_size;
+    const size_t limit = low + Uniform(segments + 1) * options_.segment_size;
+    store_->SetMemoryLimit(limit);
+    StoreStats st = store_->GetStats();
+    Note("memory limit " + std::to_string(limit) + " (effective " +
+         std::to_string(st.memory_limit) + ", resident " + std::to_string(st.resident_bytes) + ")");
+    if (st.memory_limit < limit || st.memory_limit > options_.memory_limit) {
+      return Fail("effective limit " + std::to_string(st.memory_limit) + " outside [" +
+                  std::to_string(limit) + ", " + std::to_string(options_.memory_limit) + "]");
+    }
+    ++resizes_;
+    if (variant_.background_cleaner || !variant_.eviction) return;
+    store_->RunCleanerOnce();
+    st = store_->GetStats();
+    if (st.pending_writes == 0 && st.resident_bytes > st.memory_limit) {
+      Fail("a pass left resident_bytes " + std::to_string(st.resident_bytes) +
+           " above the lowered limit " + std::to_string(st.memory_limit));
+    }
   }
 
   void AdvanceClock() {
@@ -1223,6 +1262,8 @@ class Differential {
   std::vector<std::deque<std::string>> key_trace_;  // the last operations on each key
   size_t last_key_ = kNoKey;
   std::vector<Pending> pending_;  // streaming writes begun, not yet finished
+  size_t min_limit_ = 0;          // Store::MinimumMemoryLimit(options_)
+  int64_t resizes_ = 0;
   int64_t op_ = 0;
   int64_t lost_ = 0;
   int64_t oom_ = 0;
@@ -1316,8 +1357,12 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
                 st.tier_writes, st.tier_reads, st.tier_promotions, st.tier_compactions,
                 st.tier_evictions, st.tier_items);
   }
+  if (v.resize) std::printf("          memory limit changed %" PRId64 " times\n", diff.resizes());
   if (diff.failed()) return;
   EXPECT_LE(st.resident_bytes, o.memory_limit);
+  if (v.resize) {
+    EXPECT_GT(diff.resizes(), 0);
+  }
   // The heap is tiny on purpose: the run must have made the cleaner work.
   EXPECT_GT(st.relocated_items, 0u) << "compaction never ran";
   if (v.tier) {
@@ -1370,19 +1415,23 @@ TEST(ModelRepeatTest, InlineCleanerRunDependsOnItsSeedAlone) {
 
 std::string VariantName(const ::testing::TestParamInfo<Variant>& info) {
   return std::string(info.param.tier ? "Tier" : "") + (info.param.quotas ? "Quotas" : "") +
-         (info.param.eviction ? "Evict" : "NoEvict") +
+         (info.param.resize ? "Resize" : "") + (info.param.eviction ? "Evict" : "NoEvict") +
          (info.param.background_cleaner ? "BackgroundCleaner" : "InlineCleaner") + "Seed" +
          std::to_string(info.param.seed);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Variants, ModelTest,
-    ::testing::Values(Variant{true, false, 1}, Variant{true, false, 2}, Variant{false, false, 1},
-                      Variant{false, false, 2}, Variant{true, true, 3}, Variant{false, true, 3},
-                      Variant{true, false, 4, true}, Variant{true, false, 5, true},
-                      Variant{true, true, 6, true}, Variant{true, true, 7, true},
-                      Variant{true, false, 8, false, true}, Variant{true, false, 9, false, true},
-                      Variant{false, false, 8, false, true}, Variant{true, true, 10, false, true}),
+    ::testing::Values(
+        Variant{true, false, 1}, Variant{true, false, 2}, Variant{false, false, 1},
+        Variant{false, false, 2}, Variant{true, true, 3}, Variant{false, true, 3},
+        Variant{true, false, 4, true}, Variant{true, false, 5, true}, Variant{true, true, 6, true},
+        Variant{true, true, 7, true}, Variant{true, false, 8, false, true},
+        Variant{true, false, 9, false, true}, Variant{false, false, 8, false, true},
+        Variant{true, true, 10, false, true}, Variant{true, false, 11, false, false, true},
+        Variant{true, false, 12, false, false, true}, Variant{false, false, 11, false, false, true},
+        Variant{false, false, 12, false, false, true}, Variant{true, true, 13, false, false, true},
+        Variant{true, false, 14, true, false, true}),
     VariantName);
 
 }  // namespace

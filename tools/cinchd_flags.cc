@@ -488,6 +488,13 @@ Status ApplyGrpcMemory(std::string_view v, ParseState* st) {
   return Status::Ok();
 }
 
+Status ApplyMemoryPressure(std::string_view v, ParseState* st) {
+  int on = 0;
+  Status s = SetInt(v, "memory_pressure", 0, 1, &on);
+  Options(st).memory_pressure = on != 0;
+  return s;
+}
+
 Status ApplyConnMemory(std::string_view v, ParseState* st) {
   if (!ParseSize(v, &Options(st).connection_memory)) return Invalid("conn_memory", v);
   return Status::Ok();
@@ -528,6 +535,10 @@ const ExtendedKey kExtendedKeys[] = {
      "memory for connections (default: 3.9k per -c connection\n"
      "+ 1/16 of -m, 2m..1g, for buffers)",
      ApplyConnMemory},
+    {"memory_pressure", "0|1", Fate::kHonoured,
+     "shrink the cache when the host or cgroup is short of memory\n"
+     "(default 1; the cgroup's limit and cache_memlimit apply either way)",
+     ApplyMemoryPressure},
     {"maxconns_fast", nullptr, Fate::kHonoured,
      "refuse connections beyond -c at once (cinch always does)", ApplyNothing},
     {"no_maxconns_fast", nullptr, Fate::kIgnored,

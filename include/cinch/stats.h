@@ -10,7 +10,9 @@ struct StoreStats {
   uint64_t items = 0;            // live items in the index (expired ones not yet reclaimed count)
   uint64_t key_value_bytes = 0;  // sum of key + value lengths of live items
 
-  // Memory, in bytes. resident_bytes is what the store charges against memory_limit.
+  // Memory, in bytes. resident_bytes is what the store charges against memory_limit, the
+  // effective limit (Store::SetMemoryLimit; Options::memory_limit until it is called).
+  // resident_bytes exceeds it only for a while after the limit was lowered.
   uint64_t memory_limit = 0;
   uint64_t resident_bytes = 0;  // everything below plus external_bytes
   uint64_t segment_bytes = 0;   // resident segments (in use or held free in reserve)
@@ -27,7 +29,7 @@ struct StoreStats {
 
   // Segments.
   uint64_t segment_size = 0;
-  uint64_t segments_total = 0;     // segments the limit allows at most
+  uint64_t segments_total = 0;     // segments the effective limit allows at most
   uint64_t segments_used = 0;      // holding items (open or sealed)
   uint64_t segments_free = 0;      // free and resident
   uint64_t segments_released = 0;  // free and returned to the OS

@@ -396,6 +396,18 @@ class Store {
   // of memory (its quota, scaled down by the overcommit); see docs/keyspaces.md.
   void SetKeyspaceQuota(Keyspace keyspace, size_t bytes);
 
+  // Sets the store's effective memory limit to `bytes`, clamped to [the smallest limit this
+  // store can run with (at least MinimumMemoryLimit(options())), options().memory_limit]: the
+  // limit it was opened with is the most it can ever hold, reserved at Open. Lowering it makes
+  // the cleaner evict, coldest first in its usual order (with a file tier it demotes first),
+  // and give the freed segments' pages back to the OS, while the store keeps serving; the
+  // background cleaner gets there within a few passes (a store without one: the next writes
+  // and RunCleanerOnce). Writes never fail because a lowering is in progress: with eviction on
+  // they evict as they do in any full store; with eviction off they answer kOutOfMemory, as a
+  // full store does, until deletes bring the store under the limit. Raising it lets the store
+  // grow again. GetStats().memory_limit reports the effective limit.
+  void SetMemoryLimit(size_t bytes);
+
   StoreStats GetStats() const;
   // Counters of one keyspace. Cheap (no walk), but not a consistent snapshot with GetStats.
   KeyspaceStats GetKeyspaceStats(Keyspace keyspace) const;

@@ -6,8 +6,9 @@ namespace cinch::mem {
 
 bool Accountant::TryCharge(MemoryKind kind, size_t bytes) {
   size_t current = total_.load(std::memory_order_relaxed);
+  const size_t limit = this->limit();
   do {
-    if (bytes > limit_ || current > limit_ - bytes) return false;
+    if (bytes > limit || current > limit - bytes) return false;
   } while (!total_.compare_exchange_weak(current, current + bytes, std::memory_order_relaxed));
   by_kind_[static_cast<int>(kind)].fetch_add(bytes, std::memory_order_relaxed);
   return true;

@@ -72,6 +72,11 @@ inline constexpr std::string_view kOutOfMemoryVivify =
     "SERVER_ERROR Out of memory allocating new item\r\n";  // ma with N on a miss
 inline constexpr std::string_view kShutdownDisabled = "ERROR: shutdown not enabled\r\n";
 inline constexpr std::string_view kFlushDisabled = "CLIENT_ERROR flush_all not allowed\r\n";  // -F
+// cache_memlimit <megabytes>: below 8, and above 10^9 (memcached's guard against bytes).
+inline constexpr std::string_view kMemlimitTooSmall =
+    "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
+inline constexpr std::string_view kMemlimitNotBytes =
+    "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
 
 // Authentication (-Y): memcached's replies before a connection has authenticated. A good
 // `set` of "<user> <password>" is answered kStored.

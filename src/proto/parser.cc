@@ -51,8 +51,11 @@
 //   ("GET / HTTP/1.1", "foo HTTP/1.0")    the name does not start with g s a c   close
 //                                         i d t, is not m? and not lru, watch,
 //                                         lru_crawler, extstore, refresh_certs)
-//   "lru x noreply" (memcached-only cmd)  nothing: lru, cache_memlimit honour    kUnknownCommand
-//                                         noreply on their errors                + noreply
+//   "lru x noreply" (memcached-only cmd)  nothing: lru honours noreply on its    kUnknownCommand
+//                                         errors                                 + noreply
+//   "cache_memlimit" / 4 tokens           ERROR (token count; noreply no help)   kUnknownCommand
+//   "cache_memlimit -1 [noreply]" / "x"   ERROR (hidden by noreply)              + noreply
+//   "cache_memlimit 4294967396"           100 (safe_strtoul, cut to 32 bits)     number 100
 //   > 2048 bytes without '\n'             connection closed, no reply, unless    kLineTooLong
 //                                         the line is "get "/"gets " after at    close
 //                                         most 100 spaces (memcached closes long
@@ -421,6 +424,23 @@ ParseResult ParseDebugTime(const Line& line, std::string_view args) {
   return Ok(line.end);
 }
 
+// cache_memlimit <megabytes> [noreply]: memcached checks the token count first (ERROR, which
+// no noreply hides), then reads the number as safe_strtoul does (cut to 32 bits: 4294967396
+// is 100); a bad number is ERROR, hidden by noreply. Whether the value is accepted is the
+// server's: memcached answers MEMLIMIT_TOO_SMALL below 8 and MEMLIMIT_ADJUST_FAILED above 10^9.
+ParseResult ParseCacheMemlimit(const Line& line, std::string_view) {
+  Request* r = line.request;
+  Tokens t;
+  Tokenize(line.text, &t);
+  if (t.count != 2 && t.count != 3) return Fail(Error::kUnknownCommand, line.end);
+  r->noreply = t.last() == "noreply";
+  uint32_t megabytes;
+  if (!ParseU32(t[1], &megabytes)) return Fail(Error::kUnknownCommand, line.end, 0, r->noreply);
+  r->number = megabytes;
+  r->has_number = true;
+  return Ok(line.end);
+}
+
 // version, quit: arguments are ignored.
 ParseResult ParseBare(const Line& line, std::string_view) { return Ok(line.end); }
 
@@ -452,6 +472,7 @@ constexpr TextCommand kTextCommands[] = {
     {"quit", Command::kQuit, ParseBare},
     {"stats", Command::kStats, ParseStats},
     {"debugtime", Command::kDebugTime, ParseDebugTime},
+    {"cache_memlimit", Command::kCacheMemlimit, ParseCacheMemlimit},
 };
 
 // memcached closes the connection on an unknown command whose last token starts with "HTTP/",
@@ -473,9 +494,8 @@ ParseResult ParseUnknown(const Line& line, std::string_view name) {
   Tokenize(line.text, &t);
   if (MayBeHttp(name) && t.last().starts_with("HTTP/")) return Close(Error::kHttpRequest, line.end);
   if (name == "shutdown") return Fail(Error::kShutdownDisabled, line.end);
-  // memcached's own "lru" and "cache_memlimit" (not cinch commands) honour noreply on errors.
-  const bool noreply = (name == "lru" || (name == "cache_memlimit" && t.count <= 3)) &&
-                       t.count > 1 && t.last() == "noreply";
+  // memcached's own "lru" (not a cinch command) honours noreply on errors.
+  const bool noreply = name == "lru" && t.count > 1 && t.last() == "noreply";
   return Fail(Error::kUnknownCommand, line.end, 0, noreply);
 }
 

@@ -211,6 +211,34 @@ TEST(ParserTest, Verbosity) {
   EXPECT_EQ(ParseOk("verbosity 1 x\r\n").number, 1);
 }
 
+// As memcached 1.6.18 answers (probed): the server checks the range (8 .. 10^9).
+TEST(ParserTest, CacheMemlimit) {
+  Request r = ParseOk("cache_memlimit 100\r\n");
+  EXPECT_EQ(r.command, Command::kCacheMemlimit);
+  EXPECT_EQ(r.number, 100);
+  EXPECT_TRUE(r.has_number);
+  EXPECT_FALSE(r.noreply);
+  EXPECT_TRUE(ParseOk("cache_memlimit 100 noreply\r\n").noreply);
+  EXPECT_FALSE(ParseOk("cache_memlimit 100 x\r\n").noreply);  // a third token is ignored
+  EXPECT_EQ(ParseOk("cache_memlimit 7\r\n").number, 7);
+  EXPECT_EQ(ParseOk("cache_memlimit 4294967396\r\n").number, 100);  // cut to 32 bits
+  EXPECT_EQ(ParseOk("cache_memlimit -0\r\n").number, 0);
+  for (std::string_view bad :
+       {"cache_memlimit\r\n", "cache_memlimit 100 noreply x\r\n", "cache_memlimit -1\r\n",
+        "cache_memlimit abc\r\n", "cache_memlimit 12abc\r\n",
+        "cache_memlimit 18446744073709551616\r\n"}) {
+    Parsed p = Parse(bad);
+    EXPECT_EQ(p.result.status, kError) << bad;
+    EXPECT_EQ(p.result.error, Error::kUnknownCommand) << bad;
+    EXPECT_FALSE(p.result.noreply) << bad;
+    EXPECT_FALSE(p.result.close) << bad;
+  }
+  // noreply hides a bad number's ERROR, not a bad token count's.
+  EXPECT_TRUE(Parse("cache_memlimit -1 noreply\r\n").result.noreply);
+  EXPECT_TRUE(Parse("cache_memlimit noreply\r\n").result.noreply);
+  EXPECT_FALSE(Parse("cache_memlimit 1 noreply x\r\n").result.noreply);
+}
+
 TEST(ParserTest, VersionQuitStatsDebugTime) {
   EXPECT_EQ(ParseOk("version\r\n").command, Command::kVersion);
   EXPECT_EQ(ParseOk("version foo\r\n").command, Command::kVersion);

@@ -35,7 +35,8 @@ enum class Command : uint8_t {
   kVerbosity,
   kQuit,
   kStats,
-  kDebugTime,  // "debugtime <seconds>": test clock; the server decides whether it is enabled
+  kDebugTime,      // "debugtime <seconds>": test clock; the server decides whether it is enabled
+  kCacheMemlimit,  // "cache_memlimit <megabytes> [noreply]": `number` holds the megabytes
   // meta protocol
   kMetaGet,
   kMetaSet,
@@ -127,8 +128,8 @@ struct Request {
   uint64_t delta = 0;         // incr/decr
   bool noreply = false;       // text commands that take "noreply"
 
-  // flush_all [delay] (int32), verbosity <level> (uint32), debugtime <seconds> (int64): the
-  // number when given.
+  // flush_all [delay] (int32), verbosity <level> (uint32), debugtime <seconds> (int64),
+  // cache_memlimit <megabytes> (uint32, as memcached cuts it): the number when given.
   int64_t number = 0;
   bool has_number = false;
 

@@ -10,6 +10,7 @@
 #include "common/version.h"
 #include "proto/errors.h"
 #include "proto/text_auth.h"
+#include "server/memory_governor.h"
 #include "server/reply_format.h"
 #include "server/users.h"
 
@@ -329,6 +330,9 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
     case Command::kDebugTime:
       DebugTime(r, out);
       break;
+    case Command::kCacheMemlimit:
+      CacheMemlimit(r, out);
+      break;
     case Command::kMetaGet:
       MetaGet(r, out);
       break;
@@ -527,6 +531,26 @@ void MemcacheSession::DebugTime(const proto::Request& r, net::Output* out) {
       break;
   }
   out->Append(proto::reply::kOk);
+}
+
+// memcached's replies and bounds (8 MiB .. 10^9 MiB). The value is a bound on the process,
+// like -m; the governor takes the least of it, -m, the cgroup's and the pressure's
+// (docs/memory-pressure.md), so a value above -m is accepted and changes nothing. The memory
+// is the operator's: a tenant's connection gets ERROR, as for an unknown command.
+void MemcacheSession::CacheMemlimit(const proto::Request& r, net::Output* out) {
+  constexpr uint64_t kMinMegabytes = 8;
+  constexpr uint64_t kMaxMegabytes = 1000000000;
+  if (keyspace_.id >= kFirstTenantKeyspace) return Reply(out, proto::reply::kError, r.noreply);
+  const uint64_t megabytes = static_cast<uint64_t>(r.number);
+  if (megabytes < kMinMegabytes) return Reply(out, proto::reply::kMemlimitTooSmall, r.noreply);
+  if (megabytes > kMaxMegabytes) return Reply(out, proto::reply::kMemlimitNotBytes, r.noreply);
+  const size_t bytes = static_cast<size_t>(megabytes) << 20;
+  if (context_->governor != nullptr) {
+    context_->governor->SetCacheMemlimit(bytes);
+  } else {
+    store_->SetMemoryLimit(bytes);  // a session without a server (tests)
+  }
+  Reply(out, proto::reply::kOk, r.noreply);
 }
 
 std::unique_ptr<net::Session> MemcacheSessionFactory::NewSession() {

@@ -78,6 +78,7 @@ class MemcacheSession final : public net::Session {
   void FlushAll(const proto::Request& r, net::Output* out);
   void Stats(const proto::Request& r, net::Output* out);
   void DebugTime(const proto::Request& r, net::Output* out);
+  void CacheMemlimit(const proto::Request& r, net::Output* out);
 
   // Meta protocol (meta_commands.cc).
   void MetaGet(const proto::Request& r, net::Output* out);

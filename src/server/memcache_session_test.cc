@@ -101,6 +101,20 @@ TEST_F(SessionTest, ExpiryTouchAndDebugTimeClock) {
   EXPECT_EQ(Send("touch nope 1\r\n"), "NOT_FOUND\r\n");
 }
 
+// memcached's replies; without a server's governor the session sets the store's limit itself.
+TEST_F(SessionTest, CacheMemlimit) {
+  EXPECT_EQ(Send("cache_memlimit 7\r\n"),
+            "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n");
+  EXPECT_EQ(Send("cache_memlimit 1000000001\r\n"),
+            "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n");
+  EXPECT_EQ(Send("cache_memlimit -1\r\n"), "ERROR\r\n");
+  EXPECT_EQ(Send("cache_memlimit 7 noreply\r\nversion\r\n").substr(0, 8), "VERSION ");
+  EXPECT_EQ(Send("cache_memlimit 16\r\n"), "OK\r\n");
+  EXPECT_EQ(store_->GetStats().memory_limit, size_t{16} << 20);
+  EXPECT_EQ(Send("cache_memlimit 100 noreply\r\nversion\r\n").substr(0, 8), "VERSION ");
+  EXPECT_EQ(store_->GetStats().memory_limit, size_t{32} << 20);  // at most what it opened with
+}
+
 TEST_F(SessionTest, DebugTimeOnlyWhenEnabled) {
   EXPECT_EQ(Send("debugtime 5\r\n"), "ERROR\r\n");
   ServerOptions o;

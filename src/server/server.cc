@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -27,6 +28,8 @@
 #include "reapi/plugin.h"
 #include "server/http_access.h"
 #include "server/memcache_session.h"
+#include "server/memory_governor.h"
+#include "server/memory_sources.h"
 #include "server/metrics.h"
 #include "server/process.h"
 #include "server/server_context.h"
@@ -235,9 +238,17 @@ class Server::Impl {
     }
     if (Status s = LoadUsers(); !s.ok()) return s;
     context_.process_reserve = ProcessReserve(options_);
-    context_.connection_memory = options_.connection_memory != 0
-                                     ? options_.connection_memory
-                                     : DefaultConnectionMemory(options_);
+    // The budgets that scale with -m scale with the limit the process starts under: inside a
+    // cgroup smaller than -m, connections do not set aside 1/16 of a -m it will never have.
+    // The store still reserves what -m leaves it, and grows to it if the cgroup's limit rises.
+    ServerOptions sizing = options_;
+    if (std::optional<uint64_t> cgroup = MemorySources({}).CgroupLimit()) {
+      sizing.memory_limit = std::min(options_.memory_limit,
+                                     std::max(MemoryGovernor::CgroupShare(*cgroup), size_t{1}));
+    }
+    grpc_memory_ = GrpcMemory(sizing);
+    context_.connection_memory = options_.connection_memory != 0 ? options_.connection_memory
+                                                                 : DefaultConnectionMemory(sizing);
     if (context_.connection_memory < ConnectionObjects(options_) + kMinBufferMemory) {
       return Status::InvalidArgument(
           "conn_memory " + std::to_string(context_.connection_memory >> 10) +
@@ -246,8 +257,8 @@ class Server::Impl {
           std::to_string(kMinBufferMemory >> 10) + " KiB for their buffers at least");
     }
     if (Status s = CheckTierFiles(options_.store); !s.ok()) return s;
-    std::string warning = SizeStore(&options_, context_.process_reserve,
-                                    context_.connection_memory + GrpcMemory(options_));
+    std::string warning =
+        SizeStore(&options_, context_.process_reserve, context_.connection_memory + grpc_memory_);
     if (!warning.empty()) CINCH_LOG_WARNING("%s", warning.c_str());
     options_.store.clock = &clock_;
     Status s = OpenStore();
@@ -265,6 +276,7 @@ class Server::Impl {
           s.message() + "); raise -m or lower -I");
     }
     context_.store = store_.get();
+    StartGovernor();
     if (users_ != nullptr) {
       ApplyQuotas(users_->Quotas());
       DropOrphanKeyspaces();
@@ -286,7 +298,7 @@ class Server::Impl {
     loop_ = std::make_unique<net::ServerLoop>(options_.loop, factory_.get(), budget_.get());
     context_.loop = loop_.get();
     if (options_.grpc_port != 0) {
-      if (s = StartGrpc(GrpcMemory(options_)); !s.ok()) return s;
+      if (s = StartGrpc(grpc_memory_); !s.ok()) return s;
     }
     s = loop_->Start();
     if (!s.ok() || options_.http_port == 0) return s;
@@ -306,6 +318,7 @@ class Server::Impl {
   int http_port() const { return http_loop_ ? http_loop_->port() : 0; }
   int grpc_port() const { return front_end_ ? front_end_->grpc_port() : 0; }
   void Stop() {
+    if (governor_) governor_->Stop();
     if (front_end_) front_end_->StopGrpc();
     if (loop_) loop_->Stop();
     if (http_loop_) http_loop_->Stop();
@@ -382,6 +395,19 @@ class Server::Impl {
     return Status::Ok();
   }
 
+  // The memory governor: from now on the store's limit follows cache_memlimit, the cgroup and
+  // memory pressure (docs/memory-pressure.md). Its first decision (the cgroup's limit) is
+  // applied before the server serves.
+  void StartGovernor() {
+    MemoryGovernor::Config g;
+    g.ceiling = options_.memory_limit;
+    g.fixed = context_.process_reserve + context_.connection_memory + grpc_memory_;
+    g.pressure = options_.memory_pressure;
+    governor_ = std::make_unique<MemoryGovernor>(g, store_.get());
+    governor_->Start();
+    context_.governor = governor_.get();
+  }
+
   Status StartGrpc(size_t grpc_memory) {
     reapi::GrpcOptions g = GrpcLimits(grpc_memory);
     if (Status s = GrpcAddresses(options_, &g.addresses); !s.ok()) return s;
@@ -411,6 +437,9 @@ class Server::Impl {
   ServerOptions options_;
   OffsetClock clock_;
   std::unique_ptr<Store> store_;
+  // After the store: stopped (its thread joined) before the store goes.
+  std::unique_ptr<MemoryGovernor> governor_;
+  size_t grpc_memory_ = 0;  // gRPC's share, 0 without --grpc-port
   // The REAPI plugin, loaded when a build-cache port needs it: the checker (an action result
   // whose outputs were evicted is a miss) and the gRPC front end. Never closed: gRPC's
   // library state (threads, exit handlers) outlives the FrontEnd.
@@ -426,7 +455,7 @@ class Server::Impl {
   std::unique_ptr<net::FixedBudget> budget_;
   std::unique_ptr<net::ServerLoop> loop_;
   http::HttpStats http_stats_;
-  std::unique_ptr<ServerMetrics> metrics_;  // GET /metrics on the HTTP port
+  std::unique_ptr<ServerMetrics> metrics_;   // GET /metrics on the HTTP port
   std::unique_ptr<UserAccess> http_access_;  // -Y: the HTTP port's Basic authentication
   std::unique_ptr<http::HttpSessionFactory> http_factory_;
   std::unique_ptr<net::ServerLoop> http_loop_;

@@ -16,6 +16,7 @@
 #include "server/server_stats.h"
 
 namespace cinch::server {
+class MemoryGovernor;
 class TierPromoter;
 class UserTable;
 }  // namespace cinch::server
@@ -38,6 +39,8 @@ struct ServerContext {
   const buildcache::BuildCache* build_cache = nullptr;
   size_t process_reserve = 0;    // bytes of -m for the process itself
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
+  // The memory limit at run time (cache_memlimit, cgroup, pressure); null without a server.
+  MemoryGovernor* governor = nullptr;
   // The file tier's I/O threads (tier_promoter.h); null without a file tier.
   TierPromoter* promoter = nullptr;
   // The users of the -Y auth file (users.h); null without one: then no connection

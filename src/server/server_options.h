@@ -16,6 +16,9 @@ struct ServerOptions {
   // budget (connection_memory), and the store, which gets the rest. Connections never take
   // memory from the store: when their budget is short they are throttled or refused.
   size_t memory_limit = size_t{64} << 20;
+  // -o memory_pressure: shrink the cache when the host or the cgroup is short of memory
+  // (docs/memory-pressure.md). The cgroup's limit and cache_memlimit apply either way.
+  bool memory_pressure = true;
   // Store settings (segment size, eviction, max item size, ...). memory_limit is derived.
   Options store;
   net::LoopOptions loop;

@@ -12,6 +12,7 @@
 #include "common/version.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
+#include "server/memory_governor.h"
 #include "server/process.h"
 #include "server/reply_format.h"
 #include "server/stats_figures.h"
@@ -137,6 +138,20 @@ void TierStats(const ServerContext& ctx, const StoreStats& st, const Counters& c
   w->Add("extstore_io_queue", ctx.promoter->queued());
 }
 
+// The process's memory limit now (docs/memory-pressure.md): -m until the governor changes it.
+uint64_t ProcessLimit(const ServerContext& ctx) {
+  return ctx.governor != nullptr ? ctx.governor->limit() : ctx.options->memory_limit;
+}
+
+// Where the limit comes from and what moved it.
+void MemoryLimitStats(const ServerContext& ctx, StatWriter* w) {
+  if (ctx.governor == nullptr) return;
+  w->Add("memory_limit_source", std::string_view(ctx.governor->source()));
+  w->Add("memory_cgroup_limit", ctx.governor->cgroup_limit());
+  w->Add("pressure_shrinks", ctx.governor->pressure_shrinks());
+  w->Add("pressure_grows", ctx.governor->pressure_grows());
+}
+
 void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
   int64_t now = ctx.clock->NowSeconds();
@@ -182,7 +197,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
 #undef CINCH_STAT
   w->Add("bytes_read", loop.bytes_read);
   w->Add("bytes_written", loop.bytes_written);
-  w->Add("limit_maxbytes", o.memory_limit);
+  w->Add("limit_maxbytes", ProcessLimit(ctx));
   w->Add("threads", o.loop.threads);
   w->Add("bytes", st.key_value_bytes + st.item_header_bytes);
   w->Add("curr_items", st.items);
@@ -192,6 +207,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("expired_unfetched", st.expirations_reclaimed);
   w->Add("store_too_large", c.store_too_large);
   w->Add("store_no_memory", c.store_no_memory);
+  MemoryLimitStats(ctx, w);
   if (ctx.promoter != nullptr) TierStats(ctx, st, c, w);
   if (ctx.http_stats != nullptr) HttpStats(ctx, w);
   if (ctx.build_cache != nullptr) BuildCacheLines(*ctx.build_cache, w);
@@ -203,7 +219,7 @@ void KeyspaceLines(const ServerContext& ctx, const KeyspaceStats& ks, StatWriter
   w->Add("cmd_get", ks.get_hits + ks.get_misses);
   w->Add("get_hits", ks.get_hits);
   w->Add("get_misses", ks.get_misses);
-  w->Add("limit_maxbytes", ks.quota != 0 ? ks.quota : ctx.options->memory_limit);
+  w->Add("limit_maxbytes", ks.quota != 0 ? ks.quota : ProcessLimit(ctx));
   w->Add("bytes", ks.item_bytes);
   w->Add("curr_items", ks.items);
   w->Add("evictions", ks.evictions);
@@ -226,7 +242,7 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   const ServerOptions& o = *ctx.options;
   std::string inter;  // memcached shows its -l arguments joined by commas
   for (const std::string& a : o.loop.listen) inter += (inter.empty() ? "" : ",") + a;
-  w->Add("maxbytes", o.memory_limit);
+  w->Add("maxbytes", ProcessLimit(ctx));  // memcached's follows cache_memlimit too
   w->Add("maxconns", o.loop.max_connections);
   w->Add("tcpport", o.loop.port);
   if (ctx.http_loop != nullptr) w->Add("http_port", ctx.http_loop->port());
@@ -257,6 +273,9 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("auth_enabled_sasl", std::string_view(o.require_sasl ? "yes" : "no"));
   w->Add("auth_enabled_ascii", std::string_view(o.auth_file.empty() ? "no" : o.auth_file));
   w->Add("io_uring_workers", ctx.loop != nullptr ? ctx.loop->GetStats().io_uring_workers : 0);
+  w->Add("memory_ceiling", o.memory_limit);  // -m: the most the limit can be
+  w->Add("memory_pressure", std::string_view(o.memory_pressure ? "yes" : "no"));
+  MemoryLimitStats(ctx, w);
 }
 
 // cinch's own memory breakdown (see docs/memory-accounting.md).

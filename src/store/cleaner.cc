@@ -48,16 +48,24 @@ constexpr size_t kRoomSealShare = 16;
 }  // namespace
 
 void Engine::CleanerThread() {
+  bool again = false;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(wake_mu_);
-      wake_cv_.wait_for(lock, std::chrono::milliseconds(options_.cleaner_interval_ms),
-                        [this] { return stop_ || wake_; });
+      if (!again) {
+        wake_cv_.wait_for(lock, std::chrono::milliseconds(options_.cleaner_interval_ms),
+                          [this] { return stop_ || wake_; });
+      }
       if (stop_) return;
       wake_ = false;
     }
     std::lock_guard<std::mutex> lock(cleaner_mu_);
+    // A lowered limit (SetMemoryLimit): the next pass at once while the store holds more than
+    // the limit and passes bring the total down, rather than kMaxEvacuationsPerPass per
+    // interval. A pass that only moves items about (eviction off) waits as usual.
+    const size_t before = accountant_.total();
     CleanerPass(0);
+    again = OverLoweredLimit() && accountant_.total() < before;
   }
 }
 
@@ -77,7 +85,9 @@ bool Engine::CleanerPass(size_t want_bytes) {
   FreeDrained();
   bool freed = FreeEmptyAndExpired(now, want_bytes > 0 || NeedSpace(0));
   // With eviction off, a full store would repeat the same fruitless compaction for every
-  // refused write: skip it until some live data has gone since it last freed nothing.
+  // refused write: skip it until some live data has gone since it last freed nothing, or the
+  // limit was raised since (SetMemoryLimit): the same live data may fit now.
+  if (limit_raised_.exchange(false, std::memory_order_relaxed)) fruitless_live_bytes_ = UINT64_MAX;
   pool_->InUse(&in_use_);
   bool skip =
       !options_.eviction && want_bytes > 0 && StoreLiveBytes(in_use_) >= fruitless_live_bytes_;
@@ -98,11 +108,11 @@ bool Engine::CleanerPass(size_t want_bytes) {
     fruitless_live_bytes_ = fruitless ? StoreLiveBytes(in_use_) : UINT64_MAX;
   }
   FreeDrained();
-  // Memory is wanted for something other than a segment: give back resident free ones.
-  if (want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes() &&
-      pool_->TrimResident() > 0) {
-    NoteSpaceFreed();
-  }
+  // Memory is wanted for something other than a segment, or the store holds more than a
+  // lowered limit: give back resident free ones.
+  const bool wanted =
+      want_bytes > 0 && accountant_.Available() < want_bytes + pool_->reserve_bytes();
+  if ((wanted || OverLoweredLimit()) && pool_->TrimResident() > 0) NoteSpaceFreed();
   return freed || !NeedSpace(want_bytes);
 }
 
@@ -484,8 +494,9 @@ bool Engine::OnlyHeads(const std::vector<uint32_t>& ids) const {
 
 uint32_t Engine::LowWater() const {
   uint32_t reserve = static_cast<uint32_t>(pool_->reserve_bytes() / pool_->segment_size());
-  // Keep one segment beyond the reserve for writers, a few more on large stores.
-  return reserve + 1 + pool_->regular_count() / 128;
+  // Keep one segment beyond the reserve for writers, a few more on large stores (as large as
+  // the effective limit: SetMemoryLimit).
+  return reserve + 1 + LimitSegments() / 128;
 }
 
 size_t Engine::RoomSealCount() const {

@@ -168,7 +168,32 @@ Status Engine::Init(bool open_files) {
     return Status::InvalidArgument("memory_limit too small for the index, metadata and " +
                                    std::to_string(minimum) + " segments");
   }
-  return HasTier() ? OpenTierFiles(minimum, open_files) : Status::Ok();
+  if (HasTier()) {
+    if (s = OpenTierFiles(minimum, open_files); !s.ok()) return s;
+  }
+  // What the store holds from Open on (index, metadata, the tier's), and room for every head,
+  // the reserve and two more segments: the least it can run with (SetMemoryLimit).
+  const size_t floor = accountant_.total() + size_t{minimum} * o.segment_size;
+  min_limit_ =
+      std::max((floor + o.segment_size - 1) / o.segment_size * o.segment_size, 2 * o.max_item_size);
+  return Status::Ok();
+}
+
+void Engine::SetMemoryLimit(size_t bytes) {
+  const size_t limit =
+      std::clamp(bytes, std::min(min_limit_, options_.memory_limit), options_.memory_limit);
+  const size_t before = accountant_.limit();
+  accountant_.SetLimit(limit);
+  if (limit > before) {
+    limit_raised_.store(true, std::memory_order_relaxed);
+    NoteSpaceFreed();  // writers waiting for memory may take it now
+  }
+  if (limit < before) WakeCleaner();  // the background cleaner evicts down to it
+}
+
+uint32_t Engine::LimitSegments() const {
+  return static_cast<uint32_t>(
+      std::min<size_t>(pool_->regular_count(), accountant_.limit() / pool_->segment_size()));
 }
 
 // --- keyspaces ---
@@ -663,7 +688,7 @@ StoreStats Engine::GetStats() const {
   s.pending_writes = pending_writes_.load(std::memory_order_relaxed);
   s.overhead_bytes = s.resident_bytes - s.external_bytes - s.key_value_bytes;
   s.segment_size = pool_->segment_size();
-  s.segments_total = pool_->regular_count();
+  s.segments_total = LimitSegments();
   uint32_t free = pool_->free_count();
   s.segments_free = pool_->resident_free();
   s.segments_released = free - s.segments_free;

@@ -162,6 +162,11 @@ class Engine {
   bool ChargeExternal(size_t bytes);
   void ReleaseExternal(size_t bytes);
   void RunCleanerOnce();
+  // Store::SetMemoryLimit, clamped to [min_limit(), options().memory_limit].
+  void SetMemoryLimit(size_t bytes);
+  // The least effective limit this store runs with: what it holds from Open on, room for every
+  // write head, the reserve and two segments, and twice max_item_size.
+  size_t min_limit() const { return min_limit_; }
   const Options& options() const { return options_; }
   // Snapshots (engine_snapshot.cc, docs/restart-format.md): Store::SaveTo and Store::OpenFrom,
   // with the memory limit the file is tied to resolved.
@@ -621,6 +626,14 @@ class Engine {
   bool OnlyHeads(const std::vector<uint32_t>& ids) const;
   // Segments short of the low-water mark NeedSpace keeps free (at least 1).
   size_t RoomSealCount() const;
+  // Regular segments the effective limit holds (the arena may have more: SetMemoryLimit).
+  uint32_t LimitSegments() const;
+  // Whether the store holds more than a limit SetMemoryLimit lowered: the cleaner then gives
+  // back resident free segments and runs passes back to back. Not for a total above the
+  // opened limit (a keyspace's forced metadata charge), where that would only starve writers.
+  bool OverLoweredLimit() const {
+    return accountant_.limit() < options_.memory_limit && accountant_.Excess() > 0;
+  }
   // Free segments below which memory is short: the reserve, one for writers, a few more on
   // large stores.
   uint32_t LowWater() const;
@@ -694,7 +707,9 @@ class Engine {
 
   Options options_;
   const Clock* clock_;
+  // Its limit is the effective one (SetMemoryLimit); options_.memory_limit the most it can be.
   mem::Accountant accountant_;
+  size_t min_limit_ = 0;  // set by Init
   std::unique_ptr<mem::SegmentPool> pool_;
   std::unique_ptr<index::HashIndex> index_;
   std::unique_ptr<ShardCounters[]> counters_;
@@ -738,6 +753,8 @@ class Engine {
   // Live bytes when a writer's pass last found nothing to compact (eviction off); guarded by
   // cleaner_mu_.
   uint64_t fruitless_live_bytes_ = UINT64_MAX;
+  // SetMemoryLimit raised the limit: the next pass forgets fruitless_live_bytes_.
+  std::atomic<bool> limit_raised_{false};
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   bool stop_ = false;  // guarded by wake_mu_

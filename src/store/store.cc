@@ -112,6 +112,10 @@ size_t Store::MinimumMemoryLimit(const Options& options) {
   return hi * options.segment_size;
 }
 
+// The engine's floor (Engine::min_limit) is at least MinimumMemoryLimit(options()): a store
+// of that limit would have no more heads, index pages or metadata than this one had at Open.
+void Store::SetMemoryLimit(size_t bytes) { engine_->SetMemoryLimit(bytes); }
+
 Outcome Store::Write(SetMode mode, std::string_view key, std::string_view value, uint32_t flags,
                      int64_t exptime, uint64_t cas_unique, bool binary_key) {
   return engine_->Write(Keyspace{}, mode, key, value, flags, exptime, cas_unique, binary_key);

@@ -315,7 +315,7 @@ def run_case(ctx, name, fn, server=None, limit_mib=LIMIT_MIB):
 # ----------------------------------------------------------------------------- the cases
 
 # Commands for the token soup: everything a client may send except what changes the server as
-# a whole (flush_all, shutdown, quit, memcached's cache_memlimit/slabs/lru/watch/lru_crawler).
+# a whole (flush_all, shutdown, quit, cache_memlimit, memcached's slabs/lru/watch/lru_crawler).
 SOUP_COMMANDS = [b"get", b"gets", b"gat", b"gats", b"touch", b"set", b"add", b"replace",
                  b"append", b"prepend", b"cas", b"incr", b"decr", b"delete", b"mg", b"ms",
                  b"md", b"ma", b"mn", b"me", b"verbosity", b"version", b"stats", b"debugtime",
