@@ -107,7 +107,7 @@ class HttpSession final : public net::Session {
   Reply reply_;
   bool uploading_ = false;
   bool metrics_request_ = false;  // GET or HEAD /metrics
-  bool close_after_ = false;  // answer with Connection: close and close
+  bool close_after_ = false;      // answer with Connection: close and close
   bool keep_alive_header_ = false;
   std::array<Pin, kMaxPins> pins_;
   int pins_busy_ = 0;

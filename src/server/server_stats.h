@@ -17,17 +17,18 @@
 
 namespace cinch::server {
 
-#define CINCH_SERVER_COUNTERS(X)                                                                   \
-  X(cmd_get)                                                                                       \
-  X(cmd_set)                                                                                       \
-  X(cmd_flush)                                                                                     \
-  X(cmd_touch)                                                                                     \
-  X(cmd_meta)                                                                                      \
-  X(get_hits)                                                                                      \
-  X(get_misses)                                                                                    \
-  X(get_expired) X(get_flushed) X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits)        \
-      X(decr_misses) X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) X(touch_hits)            \
-          X(touch_misses) X(store_too_large) X(store_no_memory) X(total_items) X(zero_copy_values) \
+#define CINCH_SERVER_COUNTERS(X)                                                            \
+  X(cmd_get)                                                                                \
+  X(cmd_set)                                                                                \
+  X(cmd_flush)                                                                              \
+  X(cmd_touch)                                                                              \
+  X(cmd_meta)                                                                               \
+  X(get_hits)                                                                               \
+  X(get_misses)                                                                             \
+  X(get_expired)                                                                            \
+  X(get_flushed) X(delete_misses) X(delete_hits) X(incr_misses) X(incr_hits) X(decr_misses) \
+      X(decr_hits) X(cas_misses) X(cas_hits) X(cas_badval) X(touch_hits) X(touch_misses)    \
+          X(store_too_large) X(store_no_memory) X(total_items) X(zero_copy_values)          \
               X(copied_values) X(tier_waits) X(tier_sync_reads) X(auth_cmds) X(auth_errors)
 
 // The classes of requests whose latency is measured (GET /metrics,
