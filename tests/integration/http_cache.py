@@ -47,11 +47,17 @@ class HttpServer(harness.Server):
         return super().argv(port) + ["--http-port", str(self.http_port)]
 
     def _wait_ready(self):
+        # Ready once cinchd logs its HTTP port, which it does when every listener is up (it
+        # exits when one cannot bind). The memcached port answers before the HTTP one is
+        # bound, and a port taken meanwhile by another process would answer for it.
         if not super()._wait_ready():
             return False
+        ready = "on port %d of the same hosts" % self.http_port
         end = time.monotonic() + self.start_timeout
         while time.monotonic() < end:
-            if harness.can_connect(self.http_port):
+            if self.proc.poll() is not None:
+                return False
+            if ready in self.log():
                 return True
             time.sleep(0.02)
         return False

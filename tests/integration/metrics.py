@@ -28,6 +28,7 @@ import tempfile
 import time
 
 import harness
+from http_cache import HttpServer
 
 SERVER_ARGS = ["-m", "64", "-t", "2", "-c", "256"]
 SETS = 400
@@ -78,31 +79,10 @@ SAME_AS_STATS = {
 }
 
 
-class MetricsServer(harness.Server):
-    """A cinchd with --http-port on a free port (picked again whenever the harness retries)."""
+class MetricsServer(HttpServer):
+    """A cinchd with --http-port on a free port; `credentials` for HTTP Basic under -Y."""
 
-    http_port = None
-    _for_port = None
-    credentials = None  # "user:password" for HTTP Basic (-Y)
-
-    def argv(self, port):
-        if self._for_port != port:
-            self._for_port = port
-            self.http_port = harness.free_port()
-        return super().argv(port) + ["--http-port", str(self.http_port)]
-
-    def _wait_ready(self):
-        if not super()._wait_ready():
-            return False
-        end = time.monotonic() + self.start_timeout
-        while time.monotonic() < end:
-            if harness.can_connect(self.http_port):
-                return True
-            time.sleep(0.02)
-        return False
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.http_port, path)
+    credentials = None  # "user:password"
 
 
 def curl(server, path, method="GET", data=None, credentials=None):
