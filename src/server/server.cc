@@ -300,9 +300,13 @@ class Server::Impl {
     if (options_.grpc_port != 0) {
       if (s = StartGrpc(grpc_memory_); !s.ok()) return s;
     }
+    // Everything the sessions read through context_ is set before any worker runs.
+    if (options_.http_port != 0) {
+      if (s = PrepareHttp(); !s.ok()) return s;
+    }
     s = loop_->Start();
-    if (!s.ok() || options_.http_port == 0) return s;
-    return StartHttp();
+    if (!s.ok() || http_loop_ == nullptr) return s;
+    return http_loop_->Start();
   }
 
   Status ReloadUsers() {
@@ -539,8 +543,9 @@ class Server::Impl {
     tenant_quotas_ = quotas;
   }
 
-  // The HTTP cache's loop: its own sessions, the same connection budget as memcached's.
-  Status StartHttp() {
+  // The HTTP cache's loop (started by Start once memcached's is): its own sessions, the same
+  // connection budget as memcached's.
+  Status PrepareHttp() {
     net::LoopOptions loop;
     Status s = HttpLoopOptions(options_, &loop);
     if (!s.ok()) return s;
@@ -556,7 +561,7 @@ class Server::Impl {
     http_loop_ = std::make_unique<net::ServerLoop>(loop, http_factory_.get(), budget_.get());
     context_.http_loop = http_loop_.get();
     context_.http_stats = &http_stats_;
-    return http_loop_->Start();
+    return Status::Ok();
   }
 };
 
