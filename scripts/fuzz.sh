@@ -42,7 +42,9 @@ keep_artifacts() {
 }
 
 for target in "${targets[@]}"; do
-  mkdir -p "$work/$target/artifacts" "$work/$target/replayed" "$work/$target/corpus"
+  # A new target has no regressions yet (git keeps no empty directory).
+  mkdir -p "$work/$target/artifacts" "$work/$target/replayed" "$work/$target/corpus" \
+    "fuzz/regressions/$target"
   echo "=== fuzz: $target: regressions + seed corpus"
   if ! "$bin/$target" -runs=0 -rss_limit_mb=2048 -timeout=10 \
       -artifact_prefix="$work/$target/replayed/" \

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cstdint>
 
 namespace cinch::proto {
 
@@ -70,7 +71,10 @@ HttpParseResult HttpRequestParser::ParseHead(std::string_view input) {
   // CONNECT and protocol upgrades turn the rest of the stream into something else (the parser
   // completes the message at the head, ignoring any Content-Length): a cache has no use for
   // them, so they are malformed here, and the connection closes.
-  if (head_done_ && parser_.upgrade != 0) {
+  // A Content-Length beyond what HttpHead::content_length (int64_t) holds is malformed too.
+  if ((head_done_ && parser_.upgrade != 0) ||
+      (head_done_ && (parser_.flags & F_CONTENTLENGTH) != 0 &&
+       parser_.content_length > static_cast<uint64_t>(INT64_MAX))) {
     r.event = HttpEvent::kError;
     r.error = HttpParseError::kMalformed;
     return r;
