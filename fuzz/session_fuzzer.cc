@@ -54,10 +54,30 @@ bool StartsWord(std::string_view line, std::string_view word) {
 
 // Checks the replies in `out` from *pos on; all must be complete.
 void CheckReplies(std::string_view out, size_t* pos) {
-  static constexpr std::string_view kWords[] = {
-      "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND",    "DELETED",      "TOUCHED", "END", "OK",
-      "RESET",  "ERROR",      "STAT",   "VERSION",      "HD",           "NS",      "EX",  "NF",
-      "EN",     "MN",         "ME",     "CLIENT_ERROR", "SERVER_ERROR", "ERROR:"};
+  static constexpr std::string_view kWords[] = {"STORED",
+                                                "NOT_STORED",
+                                                "EXISTS",
+                                                "NOT_FOUND",
+                                                "DELETED",
+                                                "TOUCHED",
+                                                "END",
+                                                "OK",
+                                                "RESET",
+                                                "ERROR",
+                                                "STAT",
+                                                "VERSION",
+                                                "HD",
+                                                "NS",
+                                                "EX",
+                                                "NF",
+                                                "EN",
+                                                "MN",
+                                                "ME",
+                                                "CLIENT_ERROR",
+                                                "SERVER_ERROR",
+                                                "ERROR:",
+                                                "MEMLIMIT_TOO_SMALL",
+                                                "MEMLIMIT_ADJUST_FAILED"};
   while (*pos < out.size()) {
     const size_t eol = out.find("\r\n", *pos);
     FUZZ_CHECK(eol != std::string_view::npos);
