@@ -69,6 +69,7 @@ struct StoreStats {
   uint64_t tier_compactions = 0;  // file segments compacted
   uint64_t tier_evictions = 0;    // live items dropped from the files (files full)
   uint64_t tier_io_errors = 0;    // live items lost to failed or short file reads and writes
+  uint64_t tier_read_oom = 0;     // reads of items on file that found no memory (Miss::kNoMemory)
 };
 
 }  // namespace cinch

@@ -278,6 +278,8 @@ void MemcacheSession::BinaryGet(const bin::Request& r, net::Output* out) {
   } else {
     ThreadCounters::Add(counters_->cmd_get);
     hit = store_->Get(keyspace_, r.key, &ref, ask_cas, &miss);
+    // On file with no memory to read it into: kept, and an error even when quiet.
+    if (miss == Miss::kNoMemory) return Error(out, r, Status::kOutOfMemory);
     ThreadCounters::Add(hit ? counters_->get_hits : counters_->get_misses);
     if (miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
     if (miss == Miss::kFlushed) ThreadCounters::Add(counters_->get_flushed);

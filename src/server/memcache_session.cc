@@ -379,6 +379,10 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
                         Outcome::kTouched
                   : store_->Get(keyspace_, key, &ref, ask_cas, &miss);
     }
+    if (!hit && miss == Miss::kNoMemory) {  // kept on file; not a miss (get_oom_extstore)
+      get_out_of_memory_ = true;
+      continue;
+    }
     if (!hit) {
       ThreadCounters::Add(counters_->get_misses);
       if (miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
@@ -401,7 +405,10 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
     }
   }
   in_partial_get_ = r.partial;
-  if (!r.partial) out->Append(proto::reply::kEnd);
+  if (!r.partial) {
+    out->Append(std::exchange(get_out_of_memory_, false) ? proto::reply::kOutOfMemoryGet
+                                                         : proto::reply::kEnd);
+  }
   return {};
 }
 

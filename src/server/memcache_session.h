@@ -134,6 +134,9 @@ class MemcacheSession final : public net::Session {
   Protocol protocol_ = Protocol::kUndecided;
   proto::Request request_;
   bool in_partial_get_ = false;
+  // A key of the get line being answered was on file with no memory to read it into: the line
+  // ends with memcached's out-of-memory error instead of END.
+  bool get_out_of_memory_ = false;
   std::array<Pin, kMaxPins> pins_;
   int pins_busy_ = 0;
   // The request that waited for the file tier, as parsed then (parsing again is not idempotent

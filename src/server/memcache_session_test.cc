@@ -268,6 +268,7 @@ class FileTierSessionTest : public SessionTest {
     ServerOptions o;
     o.store.segment_size = 64 * 1024;
     o.store.tier_files.push_back({dir_ + "/tier", 8 << 20});
+    o.store.space_wait_ms = 20;  // a promotion without memory gives up soon
     Open(o, 2 << 20);
     promoter_ = std::make_unique<TierPromoter>(store_.get(), 1);
     context_->promoter = promoter_.get();
@@ -372,6 +373,56 @@ TEST_F(FileTierSessionTest, EveryKeyedCommandWaitsForTheFile) {
     EXPECT_NE(reply, "ERROR\r\n") << request;
   }
   EXPECT_EQ(context_->counters.Sum().tier_sync_reads, 0u);
+}
+
+// An item on file that no memory can be found to read back into (every RAM segment pinned by
+// readers here) is kept, and its get answers as memcached's does when an extstore read finds
+// no memory: the other keys' values, then SERVER_ERROR in place of END.
+TEST_F(FileTierSessionTest, GetOfAFileItemWithoutMemoryIsAnErrorAndKeepsIt) {
+  const int written = Fill();
+  std::vector<ItemRef> held;  // pins every RAM segment, then every item promoted
+  int in_ram = -1;
+  for (int i = 0; i < written; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (store_->InFileTier(Keyspace{}, key)) continue;
+    ItemRef ref;
+    if (!store_->Get(key, &ref)) continue;
+    held.push_back(std::move(ref));
+    in_ram = i;
+  }
+  ASSERT_GE(in_ram, 0);
+  int refused = -1;
+  for (int i = 0; i < written && refused < 0; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    if (!store_->InFileTier(Keyspace{}, key)) continue;
+    ItemRef ref;
+    Miss miss = Miss::kNone;
+    if (store_->Get(Keyspace{}, key, &ref, false, &miss)) {
+      held.push_back(std::move(ref));
+    } else if (miss == Miss::kNoMemory) {
+      refused = i;
+    }
+  }
+  ASSERT_GE(refused, 0) << "every item on file was promoted";
+  const std::string key = "k" + std::to_string(refused);
+  const std::string ram_key = "k" + std::to_string(in_ram);
+  const std::string v = Value(in_ram);
+  bool waited = false;
+  EXPECT_EQ(SendWaiting("get " + ram_key + " " + key + "\r\n", &waited),
+            "VALUE " + ram_key + " " + std::to_string(in_ram) + " " + std::to_string(v.size()) +
+                "\r\n" + v + "\r\nSERVER_ERROR out of memory writing get response\r\n");
+  EXPECT_EQ(SendWaiting("mg " + key + " v q\r\nmn\r\n", &waited),
+            "SERVER_ERROR out of memory writing get response\r\nMN\r\n");
+  EXPECT_TRUE(store_->InFileTier(Keyspace{}, key));
+  const std::string stats = SendWaiting("stats\r\n", &waited);
+  EXPECT_EQ(stats.find("STAT get_oom_extstore 0\r\n"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("STAT get_oom_extstore "), std::string::npos) << stats;
+  EXPECT_EQ(store_->GetStats().tier_evictions, 0u);
+  held.clear();
+  const std::string kept = Value(refused);
+  EXPECT_EQ(SendWaiting("get " + key + "\r\n", &waited),
+            "VALUE " + key + " " + std::to_string(refused) + " " + std::to_string(kept.size()) +
+                "\r\n" + kept + "\r\nEND\r\n");
 }
 
 // -Y: memcached's text authentication, then every command in the user's keyspace.

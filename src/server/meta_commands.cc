@@ -178,6 +178,8 @@ void MemcacheSession::MetaGet(const proto::Request& r, net::Output* out) {
   FetchResult fr;
   if (!store_->Fetch(keyspace_, a.key, o, &ref, &fr)) {
     ThreadCounters::Add(counters_->cmd_get);
+    // On file with no memory to read it into: kept, and an error even when quiet.
+    if (fr.miss == Miss::kNoMemory) return out->Append(proto::reply::kOutOfMemoryGet);
     ThreadCounters::Add(counters_->get_misses);
     if (fr.miss == Miss::kExpired) ThreadCounters::Add(counters_->get_expired);
     if (fr.miss == Miss::kFlushed) ThreadCounters::Add(counters_->get_flushed);

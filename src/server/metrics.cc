@@ -102,6 +102,8 @@ constexpr Metric kGeneral[] = {
     {"tier_evictions", "cinch_tier_evictions_total", kCounter,
      "Items evicted from the tier (the file full)."},
     {"tier_io_errors", "cinch_tier_io_errors_total", kCounter, "Failed tier reads or writes."},
+    {"tier_read_oom", "cinch_tier_read_oom_total", kCounter,
+     "Reads of items on the tier that found no memory to read them into (the items kept)."},
     {"tier_waits", "cinch_tier_waits_total", kCounter,
      "Requests that waited for the tier's I/O threads."},
     {"tier_sync_reads", "cinch_tier_sync_reads_total", kCounter,

@@ -113,6 +113,7 @@ void TierCounters(const StoreStats& st, StatWriter* w) {
   CINCH_STAT(tier_compactions);
   CINCH_STAT(tier_evictions);
   CINCH_STAT(tier_io_errors);
+  CINCH_STAT(tier_read_oom);
 #undef CINCH_STAT
 }
 
@@ -126,6 +127,7 @@ void TierStats(const ServerContext& ctx, const StoreStats& st, const Counters& c
   w->Add("tier_io_queue", ctx.promoter->queued());
   const uint64_t page = st.segment_size == 0 ? 1 : st.segment_size;
   w->Add("recache_from_extstore", st.tier_promotions);
+  w->Add("get_oom_extstore", st.tier_read_oom);
   w->Add("extstore_pages_free",
          (st.tier_capacity_bytes - std::min(st.tier_used_bytes, st.tier_capacity_bytes)) / page);
   w->Add("extstore_pages_used", st.tier_used_bytes / page);

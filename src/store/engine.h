@@ -231,7 +231,8 @@ class Engine {
   // pointers of the shard from before are invalid); it is promoted into memory, unless
   // `promote` is false (a caller that only decides on it, drops or replaces it: delete, set,
   // add's check): the slot then stays at its file location and *item points into a buffer of
-  // the calling thread, valid until its next lookup. REQUIRES: the shard's lock held.
+  // the calling thread, valid until its next lookup. A promotion that finds no memory leaves
+  // the item on file and returns null with Miss::kNoMemory. REQUIRES: the shard's lock held.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                      std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr,
                      bool promote = true);
@@ -553,10 +554,12 @@ class Engine {
                        uint64_t candidate, bool promote);
   // kFound: the key's item, left on file (promote false).
   // kUnreadable: the file could not be read (the item is lost; a miss).
-  enum class Resolution { kOtherKey, kPromoted, kFound, kRetry, kGone, kUnreadable };
+  // kNoRoom: the key's item, left on file: no memory could be had to promote it into
+  // (*why is Miss::kNoMemory).
+  enum class Resolution { kOtherKey, kPromoted, kFound, kRetry, kGone, kUnreadable, kNoRoom };
   // Reads the item at on-file `location` (the shard lock released meanwhile): another key's, or
-  // the key's, which is then promoted (kPromoted; kRetry: it changed meanwhile) or, when stale
-  // or no memory can be had for it, dropped (kGone, *why says which).
+  // the key's, which is then promoted (kPromoted; kRetry: it changed meanwhile), or dropped
+  // when stale (kGone, *why says which).
   Resolution ResolveOnFile(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                            std::string_view key, uint64_t location, int64_t now, Miss* why,
                            bool promote, mem::ItemView* item);
@@ -798,6 +801,7 @@ class Engine {
   std::atomic<uint64_t> tier_promotions_{0};
   std::atomic<uint64_t> tier_compactions_{0};
   std::atomic<uint64_t> tier_evictions_{0};
+  std::atomic<uint64_t> tier_read_oom_{0};
   std::atomic<uint64_t> tier_io_errors_{0};
   // Per file segment (index: id - file_first), charged as metadata.
   struct FileSegmentState {

@@ -138,7 +138,8 @@ bool Engine::Fetch(Keyspace ks, std::string_view key, const FetchOptions& o, Ite
     uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, &miss);
     if (slot == nullptr) {
       CountMiss(c, ks);
-      if (!o.vivify || created || decided) {
+      // On file with no memory to read it into: kept, and not to be created again.
+      if (!o.vivify || created || decided || miss == Miss::kNoMemory) {
         result->miss = miss;
         result->won = false;
         return false;

@@ -645,9 +645,11 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
   MaybeFlushDue(now);
   std::unique_lock<SpinLock> lock(shard.lock);
   mem::ItemView old;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old);
+  Miss miss = Miss::kNone;
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old, &miss);
   if (slot == nullptr) {
-    *outcome = Outcome::kNotFound;
+    // On file with no memory to read it into: kept, and the change refused.
+    *outcome = miss == Miss::kNoMemory ? Outcome::kOutOfMemory : Outcome::kNotFound;
     return RewriteStep::kDone;
   }
   uint64_t old_location = index::SlotLocation(*slot);
@@ -742,8 +744,10 @@ std::optional<Outcome> Engine::TouchInPlace(Keyspace ks, std::string_view key, u
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, miss);
-  if (slot == nullptr) return Outcome::kNotFound;
+  Miss why = Miss::kNone;
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, &why);
+  if (miss != nullptr) *miss = why;
+  if (slot == nullptr) return why == Miss::kNoMemory ? Outcome::kOutOfMemory : Outcome::kNotFound;
   uint64_t location = index::SlotLocation(*slot);
   // An item in the file tier is immutable (docs/file-tier.md): rewritten into memory.
   if (pool_->IsFileLocation(location)) return std::nullopt;

@@ -192,6 +192,10 @@ uint64_t* Engine::FindOnFile(index::Shard& shard, ShardCounters& counters, uint6
       case Resolution::kGone:
         gone = why;
         break;
+      case Resolution::kNoRoom:  // still there, not to be read again by this lookup
+        other_keys.push_back(candidate);
+        gone = why;
+        break;
       case Resolution::kPromoted:
       case Resolution::kRetry:
         break;
@@ -298,14 +302,12 @@ Engine::Resolution Engine::ResolveOnFile(index::Shard& shard, ShardCounters& c, 
   // Last resort before dropping the item: the cleaner's reserve (a pass gives it back).
   if (!reserved && !jumbo) reserved = ReserveInHead(state, ks.id, head, size, &r);
   if (!reserved) {
-    // No memory to bring it back: a cache may drop it (as if it had been evicted).
+    // No memory to bring it back: it stays on file, where it is safe, and this lookup fails
+    // for want of memory (memcached answers such a get with an out-of-memory error too).
+    tier_read_oom_.fetch_add(1, std::memory_order_relaxed);
+    *why = Miss::kNoMemory;
     shard.lock.lock();
-    if (uint64_t* slot = index_->FindLocation(shard, hash, location)) {
-      Unlink(shard, c, slot, v);
-      CountEviction(ks.id);
-      tier_evictions_.fetch_add(1, std::memory_order_relaxed);
-    }
-    return finish(Resolution::kGone);
+    return finish(Resolution::kNoRoom);
   }
   NoteExpiry(r.segment, meta.expiry);
   mem::EncodeItemHeader(r.data, v.key.size(), v.value.size(), meta);
@@ -543,6 +545,7 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
   // A failed or short read, or bytes that are not items (the file was changed behind the
   // store): what is left of its items is lost.
   bool lost = false;
+  bool kept = false;  // with eviction off, a compaction that found no room keeps the rest
   for (uint32_t offset = 0; how != FileClean::kEmpty && offset < end;) {
     if (offset < window || offset + std::min<size_t>(kFirstRead, end - offset) > window_end) {
       if (!load(offset)) {
@@ -592,6 +595,9 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
           if (moved == MoveResult::kFlushed) {
             flushed_items_.fetch_add(1, std::memory_order_relaxed);
             Unlink(shard, c, slot, item);
+          } else if (moved == MoveResult::kNoRoom && !options_.eviction) {
+            kept = true;
+            break;  // this item and the rest stay where they are
           } else if (moved == MoveResult::kNoRoom) {
             Unlink(shard, c, slot, item);
             CountEviction(ks);
@@ -604,6 +610,10 @@ void Engine::EmptyFileSegment(uint32_t id, FileClean how, int64_t now) {
   }
   if (lost || file_state_[id - pool_->file_first()].lost.load(std::memory_order_acquire)) {
     DropLostFileSegment(id);
+    return;
+  }
+  if (kept) {
+    m.state.store(mem::SegState::kSealed, std::memory_order_release);  // claimable again
     return;
   }
   if (how == FileClean::kCompact) tier_compactions_.fetch_add(1, std::memory_order_relaxed);
@@ -647,6 +657,7 @@ void Engine::TierStats(StoreStats* s) const {
   s->tier_compactions = tier_compactions_.load(std::memory_order_relaxed);
   s->tier_evictions = tier_evictions_.load(std::memory_order_relaxed);
   s->tier_io_errors = tier_io_errors_.load(std::memory_order_relaxed);
+  s->tier_read_oom = tier_read_oom_.load(std::memory_order_relaxed);
 }
 
 }  // namespace cinch::store

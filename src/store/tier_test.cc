@@ -202,6 +202,53 @@ TEST_F(TierTest, PromoteBringsAnItemBack) {
   EXPECT_FALSE(store_->InFileTier(Keyspace{}, "absent"));
 }
 
+// A read of an item on file that finds no memory to promote it into (every RAM segment pinned
+// by readers, the cleaner's reserve taken) keeps the item on file and fails for want of memory:
+// the item is read back once the readers let go.
+TEST_F(TierTest, PromotionWithoutMemoryKeepsTheItem) {
+  Options o = TierOptions(512);
+  o.space_wait_ms = 20;
+  Open(o);
+  const int n = 2000;
+  Fill(0, n, 100);
+  std::vector<int> on_file = OnFile(n);
+  ASSERT_GT(on_file.size(), 100u);
+  // Every item in RAM read and held: no RAM segment can be freed or written again.
+  std::vector<ItemRef> held;
+  for (int i = 0; i < n; ++i) {
+    if (store_->InFileTier(Keyspace{}, Key(i))) continue;
+    ItemRef ref;
+    if (store_->Get(Key(i), &ref)) held.push_back(std::move(ref));
+  }
+  // Items on file read and held in turn, until a promotion finds no memory.
+  int refused = -1;
+  for (int k : on_file) {
+    ItemRef ref;
+    Miss miss = Miss::kNone;
+    if (store_->Get(Keyspace{}, Key(k), &ref, false, &miss)) {
+      ASSERT_EQ(ref.value(), ValueFor(k, 0, 100));
+      held.push_back(std::move(ref));
+      continue;
+    }
+    ASSERT_EQ(miss, Miss::kNoMemory) << "key " << k;
+    refused = k;
+    break;
+  }
+  ASSERT_NE(refused, -1) << "every item on file was promoted";
+  const StoreStats st = store_->GetStats();
+  EXPECT_GE(st.tier_read_oom, 1u);
+  EXPECT_EQ(st.tier_evictions, 0u);
+  EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(refused)));  // still there
+  // Changes that need the item refuse for want of memory, and keep it.
+  EXPECT_EQ(store_->Write(Keyspace{}, SetMode::kAppend, Key(refused), "x", 0, 0, 0),
+            Outcome::kOutOfMemory);
+  EXPECT_EQ(store_->Touch(Key(refused), 100), Outcome::kOutOfMemory);
+  EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(refused)));
+  held.clear();
+  EXPECT_EQ(Get(Key(refused)), ValueFor(refused, 0, 100));
+  EXPECT_EQ(store_->GetStats().tier_evictions, 0u);
+}
+
 // Every operation works on an item whose bytes are on file; in-place changes (touch, meta
 // state) rewrite it into memory.
 TEST_F(TierTest, OperationsOnItemsOnFile) {
@@ -580,8 +627,8 @@ TEST_F(TierTest, SparseFileSegmentsAreCompacted) {
 }
 
 // With eviction off, the file still takes what memory cannot hold; a store full of both answers
-// kOutOfMemory rather than dropping what it holds. Only a read that finds no memory to bring an
-// item back drops it (docs/file-tier.md, limits).
+// kOutOfMemory rather than dropping what it holds, and a read that finds no memory to bring an
+// item back refuses for want of memory and keeps it.
 TEST_F(TierTest, EvictionOffFillsTheFileThenRefuses) {
   Open(TierOptions(32, /*eviction=*/false));
   int stored = 0;
@@ -595,16 +642,25 @@ TEST_F(TierTest, EvictionOffFillsTheFileThenRefuses) {
   EXPECT_GT(s.tier_items, 0u);
   EXPECT_EQ(s.evictions, 0u);
   EXPECT_LT(stored, 20000);
-  int present = 0;
+  // Every item is kept: read, or (on file, with no memory to read it into) refused.
+  int present = 0, refused = 0;
   for (int i = 0; i < stored; ++i) {
-    std::optional<std::string> v = Get(Key(i));
-    if (!v) continue;
+    ItemRef ref;
+    Miss miss = Miss::kNone;
+    if (!store_->Get(Keyspace{}, Key(i), &ref, false, &miss)) {
+      ASSERT_EQ(miss, Miss::kNoMemory) << i;
+      EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(i))) << i;
+      ++refused;
+      continue;
+    }
     ++present;
-    EXPECT_EQ(*v, ValueFor(i, 0, 100)) << i;
+    EXPECT_EQ(ref.value(), ValueFor(i, 0, 100)) << i;
   }
   s = store_->GetStats();
-  EXPECT_EQ(s.evictions, s.tier_evictions);  // only reads without memory dropped anything
-  EXPECT_EQ(static_cast<uint64_t>(stored - present), s.tier_evictions);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.tier_evictions, 0u);
+  EXPECT_EQ(s.tier_read_oom, static_cast<uint64_t>(refused));
+  EXPECT_EQ(s.items, static_cast<uint64_t>(stored));
   EXPECT_GT(present, 0);
 }
 
