@@ -288,6 +288,61 @@ def rss_kib(pid):
     return None
 
 
+class MemorySampler:
+    """Samples the memory of process `pid` every `period` seconds on a thread of its own, from
+    start() to stop() (or through a `with` block); keeps the maximum of each figure and counts
+    the samples taken.
+
+    `read(pid)` returns {name: KiB}, or None once the process is gone (that sample is not
+    counted); by default it is {"VmRSS": rss_kib(pid)}, whose maximum is .max_kib. The maxima
+    may be read while sampling goes on (each is one int, replaced whole)."""
+
+    def __init__(self, pid, period=0.02, read=None):
+        self.pid, self.period = pid, period
+        self.read = read or _vm_rss
+        self.maxima, self.samples = {}, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            figures = self.read(self.pid)
+            if figures is not None:
+                for name, kib in figures.items():
+                    self.maxima[name] = max(self.maxima.get(name, 0), kib)
+                self.samples += 1
+            self._stop.wait(self.period)
+
+    def max(self, name):
+        """The largest `name` sampled, in KiB (0 before any sample)."""
+        return self.maxima.get(name, 0)
+
+    @property
+    def max_kib(self):
+        """The largest VmRSS sampled with the default `read`, in KiB."""
+        return self.max("VmRSS")
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def _vm_rss(pid):
+    kib = rss_kib(pid)
+    return None if kib is None else {"VmRSS": kib}
+
+
 # ----------------------------------------------------------------------------- raw sockets
 
 
