@@ -30,6 +30,8 @@ import time
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (see CMakeLists.txt)
 MEMCACHED = "/usr/bin/memcached"
 START_TIMEOUT = 10.0
+# What a server's log says when one of its ports was taken (start() then tries other ports).
+PORT_TAKEN = re.compile(r"(?i)address already in use|bind|failed to listen|cannot listen")
 
 _live_servers = []  # every Server started and not yet stopped, for atexit
 
@@ -193,17 +195,21 @@ class Server:
                 return self
             last = self.log()
             self.stop()
-            if not re.search(r"(?i)address already in use|bind|failed to listen", last):
+            if not PORT_TAKEN.search(last):
                 break
         raise ServerError("server did not start: %s\n--- log ---\n%s" %
                           (" ".join(self.argv(self.port)), last))
 
     def _wait_ready(self):
+        return self._wait_until(lambda: can_connect(self.port))
+
+    def _wait_until(self, ready):
+        """Polls ready() until it holds (True), or the process exits or start_timeout passes."""
         end = time.monotonic() + self.start_timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 return False
-            if can_connect(self.port):
+            if ready():
                 return True
             time.sleep(0.02)
         return False
@@ -257,6 +263,42 @@ class Server:
 
     def __str__(self):
         return "%s on port %s" % (os.path.basename(self.path), self.port)
+
+
+class FrontEndServer(Server):
+    """A cinchd serving front ends beside its memcached port: each name of `front_ends`
+    ("http", "grpc") on a free port of its own (--http-port, --grpc-port), .ports[name], all
+    picked again whenever start() retries.
+
+    Ready once cinchd logs each one's port (READY_LINES), which it does when every listener
+    is up; it exits when one cannot bind, and start() then retries on other ports. Connecting
+    proves less: the memcached port answers before the others are bound, and a port taken
+    meanwhile by another process would answer for one."""
+
+    READY_LINES = {"http": "HTTP build cache and /metrics on port %d of the same hosts",
+                   "grpc": "gRPC build cache (REAPI v2, ByteStream) on port %d of the same hosts"}
+    front_ends = ()
+
+    def __init__(self, path, args=(), front_ends=None, start_timeout=START_TIMEOUT):
+        super().__init__(path, args, start_timeout)
+        if front_ends is not None:
+            self.front_ends = tuple(front_ends)
+        self.ports = {}
+        self._for_port = None
+
+    def argv(self, port):
+        if self._for_port != port:
+            self._for_port = port
+            self.ports = {name: free_port() for name in self.front_ends}
+        flags = []
+        for name in self.front_ends:
+            flags += ["--%s-port" % name, str(self.ports[name])]
+        return super().argv(port) + flags
+
+    def _wait_ready(self):
+        lines = [self.READY_LINES[name] % self.ports[name] for name in self.front_ends]
+        return super()._wait_ready() and self._wait_until(
+            lambda: all(line in self.log() for line in lines))
 
 
 def _die_with_parent():
