@@ -125,7 +125,7 @@ def cgroup_round(cinchd):
         if cg.path is None:
             return {"skipped": cg.why_not}
         with cgroup_limit.InCgroup(cg, cinchd, ["-m", "512", "-t", "2"]) as s:
-            with cgroup_limit.RssSampler(s.pid) as rss:
+            with harness.MemorySampler(s.pid, period=0.01) as rss:
                 start = time.monotonic()
                 fill(s.port, 400 * MIB)
                 took = time.monotonic() - start

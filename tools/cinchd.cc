@@ -47,8 +47,9 @@ cinch::server::ProcessStatus FitFileLimit(cinch::server::ServerOptions* o) {
   return s;
 }
 
-// The start line: what the server listens on and the limits it runs under.
-void LogStart(const cinch::server::ServerOptions& o, int port, int http_port) {
+// The start line: what the server listens on and the limits it runs under. Written once every
+// listener is up (cinchd exits when one cannot bind), so a line naming a port says it is ready.
+void LogStart(const cinch::server::ServerOptions& o, int port, int http_port, int grpc_port) {
   std::string tier;
   for (const cinch::TierFile& f : o.store.tier_files) {
     tier += (tier.empty() ? ", file tier " : " + ") + f.path + " (" + std::to_string(f.size >> 20) +
@@ -66,6 +67,10 @@ void LogStart(const cinch::server::ServerOptions& o, int port, int http_port) {
   if (http_port != 0) {
     CINCH_LOG_NOTICE("HTTP build cache and /metrics on port %d of the same hosts%s", http_port,
                      o.auth_file.empty() ? "" : " (Basic authentication, -Y users)");
+  }
+  if (grpc_port != 0) {
+    CINCH_LOG_NOTICE("gRPC build cache (REAPI v2, ByteStream) on port %d of the same hosts",
+                     grpc_port);
   }
 }
 
@@ -143,7 +148,7 @@ int main(int argc, char** argv) {
       cl.pid_file.clear();
     }
   }
-  LogStart(options, srv.port(), srv.http_port());
+  LogStart(options, srv.port(), srv.http_port(), srv.grpc_port());
   daemon.Ready();
   server::NotifyServiceManager("READY=1");
 

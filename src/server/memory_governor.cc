@@ -7,22 +7,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "common/log.h"
+#include "common/units.h"
 
 namespace cinch::server {
 
 namespace {
-
-std::string Mib(size_t bytes) {
-  if (bytes == SIZE_MAX) return "none";
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return text;
-}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -20,6 +19,7 @@
 #include "cinch/clock.h"
 #include "cinch/store.h"
 #include "common/log.h"
+#include "common/units.h"
 #include "http/http_session.h"
 #include "net/connection.h"
 #include "net/fixed_budget.h"
@@ -60,12 +60,6 @@ size_t ProcessReserve(const ServerOptions& o) {
 // Smallest segments and store a small -m falls back to (see SizeStore).
 constexpr size_t kMinSegmentSize = 64 * 1024;
 constexpr size_t kMinStoreBytes = 2 << 20;
-
-std::string Mib(size_t bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return text;
-}
 
 // Without the file tier: whatever the tier's own conditions, the memory it leaves must hold this.
 size_t MinimumStore(const Options& o) {

@@ -30,6 +30,7 @@
 #include "common/check.h"
 #include "common/file_io.h"
 #include "common/hash.h"
+#include "common/units.h"
 #include "mem/mapping.h"
 #include "store/engine.h"
 #include "store/snapshot.h"
@@ -67,12 +68,6 @@ class Fd {
  private:
   int fd_;
 };
-
-std::string Mib(uint64_t bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return text;
-}
 
 // Reads the items of a segment stored in a file (a tier file segment), in increasing offsets,
 // through a caller's buffer: a window of the segment's bytes, reloaded at an item that does not

@@ -27,7 +27,6 @@ printed (the first includes Bazel's server start and analysis).
 import contextlib
 import os
 import tempfile
-import time
 
 import bazel_workspace
 import cache_proxy
@@ -132,18 +131,8 @@ class Cache:
 @contextlib.contextmanager
 def cinchd(server, args, protocols):
     """A cinchd serving `protocols` ("http", "grpc") on free ports, as a Cache."""
-    ports = {name: harness.free_port() for name in protocols}
-    for name, port in ports.items():
-        args = args + ["--%s-port" % name, str(port)]
-    with harness.Server(server, args) as s:
-        for name, port in ports.items():
-            end = time.monotonic() + harness.START_TIMEOUT
-            while not harness.can_connect(port):
-                if time.monotonic() > end or not s.alive():
-                    raise harness.ServerError("%s port %d not listening:\n%s" %
-                                              (name, port, s.log()[-2000:]))
-                time.sleep(0.05)
-        yield Cache(s, ports)
+    with harness.FrontEndServer(server, args, protocols) as s:
+        yield Cache(s, s.ports)
 
 
 def traffic(records):

@@ -15,7 +15,6 @@ Skips, saying why, when no memory cgroup can be created (not root, no writable h
 """
 
 import os
-import threading
 import time
 
 import harness
@@ -129,29 +128,6 @@ class InCgroup(harness.Server):
         return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', self.procs] + super().argv(port)
 
 
-class RssSampler:
-    def __init__(self, pid, period=0.01):
-        self.pid, self.period, self.max_kib = pid, period, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            kib = harness.rss_kib(self.pid)
-            if kib is not None:
-                self.max_kib = max(self.max_kib, kib)
-            self._stop.wait(self.period)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
-
-
 def main(args):
     harness.skip_unless_cinch(args, "cgroup limit")
     from pymemcache.client.base import Client
@@ -173,7 +149,7 @@ def main(args):
             ctx.check("cgroup v%d" % cg.version in s.log(), "the start-up log names the cgroup",
                       s.log()[-1000:])
             count = WRITE_MB * MIB // VALUE
-            with RssSampler(s.pid) as rss:
+            with harness.MemorySampler(s.pid, period=0.01) as rss:
                 batch = {}
                 for i in range(count):
                     batch[b"k:%d" % i] = value

@@ -1,5 +1,7 @@
 """Helpers for the scale-out tests (scale_*.py): several servers and a proxy in front of them.
 
+  servers(count, path, args)   `count` servers started in turn (harness.Server, or the class
+                               given as `kind`), as a list; all stopped when the `with` ends
   Proxy(argv_for(port), name)  any proxy program listening on a free loopback port, run like a
                                harness.Server (stopped by SIGTERM, then SIGKILL, always; dies
                                with the test): `argv_for(port)` writes its configuration for
@@ -10,6 +12,7 @@
 Not thread-safe.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -23,6 +26,15 @@ def find_program(name, package):
         print("FAIL: %s is not installed (Debian package %s; scripts/setup.sh installs it)" %
               (name, package), flush=True)
     return path
+
+
+@contextlib.contextmanager
+def servers(count, path, args, kind=harness.Server):
+    """`count` servers `kind(path, args)` on ports of their own, started in turn, as a list.
+    All are stopped when the `with` block ends: those the test stopped or killed itself too
+    (stop() again is harmless), and those started before one that failed to."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(kind(path, args)) for _ in range(count)]
 
 
 class Proxy(harness.Server):

@@ -26,7 +26,6 @@ import time
 import zlib
 
 import harness
-from memory_limit import RssSampler
 
 LIMIT_MIB = 64
 KEYS = 20000
@@ -157,8 +156,7 @@ def run_loop(args, c, io_uring):
         with server.conn() as s:
             big = bytes(range(256)) * (BIG_BYTES // 256)
             c.equal(s.set(b"hk:big", big), b"STORED", "%s: 500 KiB value stored" % name)
-        rss = RssSampler(server.pid)
-        rss.__enter__()
+        rss = harness.MemorySampler(server.pid).start()
         socks = []
         try:
             socks = open_hostile(server, c)
@@ -188,7 +186,7 @@ def run_loop(args, c, io_uring):
         finally:
             for s in socks:
                 s.close()
-            rss.__exit__(None, None, None)
+            rss.stop()
         if SANITIZED:
             c.skip("%s: RSS within -m" % name, "sanitizer shadow memory")
         else:

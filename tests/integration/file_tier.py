@@ -29,7 +29,6 @@ import time
 import zlib
 
 import harness
-from memory_limit import RssSampler
 
 SANITIZED = bool(os.environ.get("CINCH_SANITIZE"))
 # Under sanitizers the process's own share of -m is larger (shadow memory): a larger -m leaves the
@@ -227,7 +226,7 @@ def main(args):
             keys = make_keys(TOTAL_BYTES, seed=1)
             conn = server.conn(timeout=30)
             early = {}
-            with RssSampler(server.pid) as rss:
+            with harness.MemorySampler(server.pid) as rss:
                 t0 = time.monotonic()
                 # The first keys' CAS values, taken while they are in memory.
                 stored = write_all(conn, keys[:64])

@@ -450,9 +450,8 @@ def check_http_and_grpc(c, cl, http_port):
 def check_eviction(c, mods, args):
     """-m 64 and four times as many bytes written: the engine evicts, RSS stays under -m, and
     an action result is served exactly while the blob it references is still in the CAS."""
-    grpc_port = harness.free_port()
-    with harness.Server(args.server, ["-m", "64", "-t", "2", "--grpc-port", str(grpc_port)]) as s:
-        cl = Client(mods, grpc_port)
+    with harness.FrontEndServer(args.server, ["-m", "64", "-t", "2"], ["grpc"]) as s:
+        cl = Client(mods, s.ports["grpc"])
         outputs = [(b"evictable output %d " % i) * 5000 for i in range(20)]  # ~100 KB each
         cl.upload(outputs)
         actions = []
@@ -487,11 +486,9 @@ def check_eviction(c, mods, args):
 
 def check_ac_check_off(c, mods, args):
     """-o ac_check=0 (a cache sharded by digest): results are served whatever they reference."""
-    grpc_port, http_port = harness.free_port(), harness.free_port()
-    with harness.Server(args.server, SERVER_ARGS + ["-o", "ac_check=0", "--grpc-port",
-                                                    str(grpc_port), "--http-port",
-                                                    str(http_port)]):
-        cl = Client(mods, grpc_port)
+    with harness.FrontEndServer(args.server, SERVER_ARGS + ["-o", "ac_check=0"],
+                                ["grpc", "http"]) as s:
+        cl = Client(mods, s.ports["grpc"])
         result = cl.re.ActionResult(exit_code=0)
         result.output_files.add(path="out", digest=cl.digest(b"an output on another shard"))
         action = cl.digest(b"an action whose output is elsewhere")
@@ -500,7 +497,7 @@ def check_ac_check_off(c, mods, args):
         got = cl.code(lambda: cl.ac.GetActionResult(cl.re.GetActionResultRequest(
             action_digest=action), timeout=30))
         c.equal(got, "OK", "ac_check=0: a result whose output is absent is served (gRPC)")
-        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", s.ports["http"], timeout=30)
         conn.request("GET", "/ac/" + action.hash)
         c.equal(conn.getresponse().status, 200, "ac_check=0: ... and over HTTP")
         conn.close()
@@ -512,17 +509,15 @@ def main(args):
     c = harness.Checker(args.verbose)
     with tempfile.TemporaryDirectory(prefix="cinch-grpc-stubs-") as stubs:
         mods = generate_stubs(stubs)
-        grpc_port, http_port = harness.free_port(), harness.free_port()
-        with harness.Server(args.server, SERVER_ARGS + ["--grpc-port", str(grpc_port),
-                                                        "--http-port", str(http_port)]) as s:
-            cl = Client(mods, grpc_port)
+        with harness.FrontEndServer(args.server, SERVER_ARGS, ["grpc", "http"]) as s:
+            cl = Client(mods, s.ports["grpc"])
             check_capabilities(c, cl)
             check_cas_batches(c, cl)
             check_get_tree(c, cl)
             check_bytestream(c, cl)
             check_big_blob(c, cl)
             check_concurrent(c, cl)
-            check_http_and_grpc(c, cl, http_port)
+            check_http_and_grpc(c, cl, s.ports["http"])
             check_action_cache(c, cl)
             # The build cache counts what either front end did (stats buildcache_*).
             with s.conn() as conn:

@@ -30,6 +30,8 @@ import time
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (see CMakeLists.txt)
 MEMCACHED = "/usr/bin/memcached"
 START_TIMEOUT = 10.0
+# What a server's log says when one of its ports was taken (start() then tries other ports).
+PORT_TAKEN = re.compile(r"(?i)address already in use|bind|failed to listen|cannot listen")
 
 _live_servers = []  # every Server started and not yet stopped, for atexit
 
@@ -193,17 +195,21 @@ class Server:
                 return self
             last = self.log()
             self.stop()
-            if not re.search(r"(?i)address already in use|bind|failed to listen", last):
+            if not PORT_TAKEN.search(last):
                 break
         raise ServerError("server did not start: %s\n--- log ---\n%s" %
                           (" ".join(self.argv(self.port)), last))
 
     def _wait_ready(self):
+        return self._wait_until(lambda: can_connect(self.port))
+
+    def _wait_until(self, ready):
+        """Polls ready() until it holds (True), or the process exits or start_timeout passes."""
         end = time.monotonic() + self.start_timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 return False
-            if can_connect(self.port):
+            if ready():
                 return True
             time.sleep(0.02)
         return False
@@ -259,6 +265,42 @@ class Server:
         return "%s on port %s" % (os.path.basename(self.path), self.port)
 
 
+class FrontEndServer(Server):
+    """A cinchd serving front ends beside its memcached port: each name of `front_ends`
+    ("http", "grpc") on a free port of its own (--http-port, --grpc-port), .ports[name], all
+    picked again whenever start() retries.
+
+    Ready once cinchd logs each one's port (READY_LINES), which it does when every listener
+    is up; it exits when one cannot bind, and start() then retries on other ports. Connecting
+    proves less: the memcached port answers before the others are bound, and a port taken
+    meanwhile by another process would answer for one."""
+
+    READY_LINES = {"http": "HTTP build cache and /metrics on port %d of the same hosts",
+                   "grpc": "gRPC build cache (REAPI v2, ByteStream) on port %d of the same hosts"}
+    front_ends = ()
+
+    def __init__(self, path, args=(), front_ends=None, start_timeout=START_TIMEOUT):
+        super().__init__(path, args, start_timeout)
+        if front_ends is not None:
+            self.front_ends = tuple(front_ends)
+        self.ports = {}
+        self._for_port = None
+
+    def argv(self, port):
+        if self._for_port != port:
+            self._for_port = port
+            self.ports = {name: free_port() for name in self.front_ends}
+        flags = []
+        for name in self.front_ends:
+            flags += ["--%s-port" % name, str(self.ports[name])]
+        return super().argv(port) + flags
+
+    def _wait_ready(self):
+        lines = [self.READY_LINES[name] % self.ports[name] for name in self.front_ends]
+        return super()._wait_ready() and self._wait_until(
+            lambda: all(line in self.log() for line in lines))
+
+
 def _die_with_parent():
     """In the child: SIGKILL it when the test dies, even by SIGKILL (a ctest timeout)."""
     PR_SET_PDEATHSIG = 1
@@ -286,6 +328,61 @@ def rss_kib(pid):
     except (OSError, TypeError, ValueError):
         return None
     return None
+
+
+class MemorySampler:
+    """Samples the memory of process `pid` every `period` seconds on a thread of its own, from
+    start() to stop() (or through a `with` block); keeps the maximum of each figure and counts
+    the samples taken.
+
+    `read(pid)` returns {name: KiB}, or None once the process is gone (that sample is not
+    counted); by default it is {"VmRSS": rss_kib(pid)}, whose maximum is .max_kib. The maxima
+    may be read while sampling goes on (each is one int, replaced whole)."""
+
+    def __init__(self, pid, period=0.02, read=None):
+        self.pid, self.period = pid, period
+        self.read = read or _vm_rss
+        self.maxima, self.samples = {}, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            figures = self.read(self.pid)
+            if figures is not None:
+                for name, kib in figures.items():
+                    self.maxima[name] = max(self.maxima.get(name, 0), kib)
+                self.samples += 1
+            self._stop.wait(self.period)
+
+    def max(self, name):
+        """The largest `name` sampled, in KiB (0 before any sample)."""
+        return self.maxima.get(name, 0)
+
+    @property
+    def max_kib(self):
+        """The largest VmRSS sampled with the default `read`, in KiB."""
+        return self.max("VmRSS")
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def _vm_rss(pid):
+    kib = rss_kib(pid)
+    return None if kib is None else {"VmRSS": kib}
 
 
 # ----------------------------------------------------------------------------- raw sockets

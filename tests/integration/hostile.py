@@ -52,7 +52,7 @@ import time
 import zlib
 
 import harness
-from memory_limit import RssSampler, mib
+from memory_limit import mib
 
 LIMIT_MIB = 256
 SERVER_ARGS = ["-m", str(LIMIT_MIB), "-t", "2"]
@@ -294,7 +294,7 @@ def run_case(ctx, name, fn, server=None, limit_mib=LIMIT_MIB):
     failed_before = ctx.c.failed
     start = time.monotonic()
     peak = None
-    with RssSampler(server.pid) as rss:
+    with harness.MemorySampler(server.pid) as rss:
         try:
             fn(ctx, server)
         except Exception as e:  # the case's own crash is its failure; the next case still runs

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 
 import harness
 
@@ -34,33 +33,14 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-class HttpServer(harness.Server):
-    """A cinchd with --http-port on a free port (picked again whenever the harness retries)."""
+class HttpServer(harness.FrontEndServer):
+    """A cinchd with --http-port on a free port, ready once it logs that port."""
 
-    http_port = None
-    _for_port = None
+    front_ends = ("http",)
 
-    def argv(self, port):
-        if self._for_port != port:
-            self._for_port = port
-            self.http_port = harness.free_port()
-        return super().argv(port) + ["--http-port", str(self.http_port)]
-
-    def _wait_ready(self):
-        # Ready once cinchd logs its HTTP port, which it does when every listener is up (it
-        # exits when one cannot bind). The memcached port answers before the HTTP one is
-        # bound, and a port taken meanwhile by another process would answer for it.
-        if not super()._wait_ready():
-            return False
-        ready = "on port %d of the same hosts" % self.http_port
-        end = time.monotonic() + self.start_timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                return False
-            if ready in self.log():
-                return True
-            time.sleep(0.02)
-        return False
+    @property
+    def http_port(self):
+        return self.ports.get("http")
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.http_port, path)

@@ -42,33 +42,6 @@ def log_uniform(rng):
     return int(math.exp(rng.uniform(math.log(MIN_SIZE), math.log(MAX_SIZE))))
 
 
-class RssSampler:
-    """Samples VmRSS of `pid` every `period` seconds on a thread; keeps the maximum."""
-
-    def __init__(self, pid, period=0.02):
-        self.pid, self.period = pid, period
-        self.max_kib, self.samples = 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            kib = harness.rss_kib(self.pid)
-            if kib is not None:
-                self.max_kib = max(self.max_kib, kib)
-                self.samples += 1
-            self._stop.wait(self.period)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
-
-
 def mib(kib):
     return "%.1f MiB" % (kib / 1024.0)
 
@@ -112,7 +85,7 @@ def fill(c, server):
     budget = FILL_FACTOR * LIMIT_MIB * (1 << 20) // WRITERS
     written, errors, lock = [], [], threading.Lock()
     start = time.monotonic()
-    with RssSampler(server.pid) as rss:
+    with harness.MemorySampler(server.pid) as rss:
         threads = [threading.Thread(target=writer, args=(server.port, i, budget, written,
                                                          errors, lock), daemon=True)
                    for i in range(WRITERS)]
@@ -178,7 +151,7 @@ def slow_reader(c, server):
     with server.conn() as conn:
         c.equal(conn.set(b"slow:big", big), b"STORED", "slow reader: set 100 KiB item")
     flood = harness.UnreadFlood(server, b"get slow:big\r\n")
-    with RssSampler(server.pid) as rss, flood:
+    with harness.MemorySampler(server.pid) as rss, flood:
         latencies, failures = harness.round_trips(
             server, 6.0, lambda i: (b"slow:other%d" % i, value_for(b"slow:other%d" % i, 1000)))
     c.note("slow reader: pipelined %.1f MB of gets (%d send stalls); other client %d round "
@@ -202,7 +175,7 @@ def no_evict(c, args):
         stored, oom, other = [], 0, []
         limit_bytes = FILL_FACTOR * LIMIT_MIB * (1 << 20)
         size = 50 * 1024
-        with RssSampler(server.pid) as rss, server.conn(timeout=20) as conn:
+        with harness.MemorySampler(server.pid) as rss, server.conn(timeout=20) as conn:
             n = 0
             while n * size < limit_bytes and oom < 20:
                 keys = [b"M:%d" % (n + i) for i in range(BATCH)]

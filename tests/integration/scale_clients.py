@@ -104,17 +104,15 @@ def check_hashclient_failover(c, servers):
 
 def main(args):
     c = harness.Checker(args.verbose)
-    servers = [harness.Server(args.server, ["-m", "32", "-t", "1"]).start()
-               for _ in range(SERVERS + 1)]
-    spare = servers.pop()
-    for name, make in (("pylibmc", pylibmc_client), ("pymemcache", pymemcache_client)):
+    with cluster.servers(SERVERS + 1, args.server, ["-m", "32", "-t", "1"]) as started:
+        servers, spare = started[:SERVERS], started[SERVERS]
+        for name, make in (("pylibmc", pylibmc_client), ("pymemcache", pymemcache_client)):
+            t0 = time.monotonic()
+            check_client(c, name, make, servers, spare)  # keys named after the client: apart
+            c.note("%s: %.1f s" % (name, time.monotonic() - t0))
         t0 = time.monotonic()
-        check_client(c, name, make, servers, spare)  # keys named after the client: apart
-        c.note("%s: %.1f s" % (name, time.monotonic() - t0))
-    t0 = time.monotonic()
-    check_hashclient_failover(c, servers)
-    c.note("HashClient failover: %.1f s" % (time.monotonic() - t0))
-    harness.stop_all()
+        check_hashclient_failover(c, servers)
+        c.note("HashClient failover: %.1f s" % (time.monotonic() - t0))
     return c.finish()
 
 

@@ -220,9 +220,9 @@ def main(args):
         entries["/cas/" + sha(blob)] = blob
     for i in range(ACTIONS):  # with ac_check=0 an action result is stored as given
         entries["/ac/" + sha(b"action %d" % i)] = b"action result %d " % i + rng.randbytes(200)
-    with tempfile.TemporaryDirectory(prefix="cinch-haproxy-") as directory:
-        backends = [HttpServer(args.server, ["-m", "64", "-t", "1", "-o", "ac_check=0"]).start()
-                    for _ in range(SERVERS)]
+    backend_args = ["-m", "64", "-t", "1", "-o", "ac_check=0"]
+    with tempfile.TemporaryDirectory(prefix="cinch-haproxy-") as directory, \
+            cluster.servers(SERVERS, args.server, backend_args, HttpServer) as backends:
         hp = Haproxy(binary, backends, directory)
         r = hp.check_config(harness.free_port())
         if not c.check(r.returncode == 0, "haproxy -c accepts the configuration",
@@ -233,7 +233,6 @@ def main(args):
                    (hp.proxy.port, [b.http_port for b in backends]))
             home = check_sharding(c, hp, backends, entries)
             check_backend_down(c, hp, backends, entries, home)
-        harness.stop_all()
     return c.finish()
 
 

@@ -203,9 +203,8 @@ def main(args):
     binary = cluster.find_program("nutcracker", "nutcracker")
     if binary is None:
         return 1
-    with tempfile.TemporaryDirectory(prefix="cinch-twemproxy-") as directory:
-        servers = [harness.Server(args.server, ["-m", "64", "-t", "1"]).start()
-                   for _ in range(SERVERS)]
+    with tempfile.TemporaryDirectory(prefix="cinch-twemproxy-") as directory, \
+            cluster.servers(SERVERS, args.server, ["-m", "64", "-t", "1"]) as servers:
         twem = Twemproxy(binary, servers, directory)
         r = twem.check_config(harness.free_port())
         if not c.check(r.returncode == 0, "nutcracker -t accepts the configuration",
@@ -216,8 +215,6 @@ def main(args):
                    (twem.proxy.port, twem.stats_port, [s.port for s in servers]))
             check_through_proxy(c, twem.proxy, servers)
             check_eject(c, twem, servers)
-        for s in servers:
-            s.stop()
     return c.finish()
 
 

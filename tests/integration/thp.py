@@ -92,34 +92,6 @@ def thp_enabled_field(pid):
     return None
 
 
-class Sampler:
-    """Samples RSS and AnonHugePages of `pid` every `period` seconds on a thread; keeps maxima."""
-
-    def __init__(self, pid, period=0.02):
-        self.pid, self.period = pid, period
-        self.max_rss, self.max_huge, self.samples = 0, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            m = memory_kib(self.pid)
-            if m is not None:
-                self.max_rss = max(self.max_rss, m["Rss"])
-                self.max_huge = max(self.max_huge, m["AnonHugePages"])
-                self.samples += 1
-            self._stop.wait(self.period)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
-
-
 def fill_and_check(c, args, label):
     """One server, filled well past -m under the THP mode now in force."""
     with harness.Server(args.server, ["-m", str(LIMIT_MIB), "-t", "2"]) as server:
@@ -131,7 +103,7 @@ def fill_and_check(c, args, label):
         budget = FILL_FACTOR * LIMIT_MIB * (1 << 20) // WRITERS
         written, errors, lock = [], [], threading.Lock()
         start = time.monotonic()
-        with Sampler(server.pid) as s:
+        with harness.MemorySampler(server.pid, read=memory_kib) as s:
             threads = [threading.Thread(target=memory_limit.writer,
                                         args=(server.port, i, budget, written, errors, lock),
                                         daemon=True)
@@ -142,14 +114,14 @@ def fill_and_check(c, args, label):
                 t.join(40)
         c.note("%s: wrote %d MiB in %d sets in %.1f s; max RSS %s, max AnonHugePages %s "
                "(%d samples)" % (label, FILL_FACTOR * LIMIT_MIB, len(written),
-                                 time.monotonic() - start, memory_limit.mib(s.max_rss),
-                                 memory_limit.mib(s.max_huge), s.samples))
+                                 time.monotonic() - start, memory_limit.mib(s.max("Rss")),
+                                 memory_limit.mib(s.max("AnonHugePages")), s.samples))
         c.check(not any(t.is_alive() for t in threads), "%s: writers finished" % label)
         c.check(not errors, "%s: every set answered STORED" % label, "\n     ".join(errors[:10]))
         c.check(s.samples > 0, "%s: RSS sampled" % label)
-        c.check(s.max_rss <= LIMIT_KIB, "%s: max RSS <= %d MiB" % (label, LIMIT_MIB),
-                "max RSS %s" % memory_limit.mib(s.max_rss))
-        c.equal(s.max_huge, 0, "%s: no anonymous huge pages (KiB)" % label)
+        c.check(s.max("Rss") <= LIMIT_KIB, "%s: max RSS <= %d MiB" % (label, LIMIT_MIB),
+                "max RSS %s" % memory_limit.mib(s.max("Rss")))
+        c.equal(s.max("AnonHugePages"), 0, "%s: no anonymous huge pages (KiB)" % label)
         check_sample(c, server, written, label)
         c.check(server.alive(), "%s: server still running" % label, server.log()[-2000:])
 

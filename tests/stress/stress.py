@@ -41,7 +41,6 @@ import random
 import select
 import socket
 import sys
-import threading
 import time
 import zlib
 
@@ -852,22 +851,6 @@ def client_main(index, port, shared, sizes, seed, deadline, results):
 # ----------------------------------------------------------------------------- the run
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, pid, period=0.05):
-        super().__init__(daemon=True)
-        self.pid, self.period = pid, period
-        self.max_kib, self.samples = 0, 0
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            kib = harness.rss_kib(self.pid)
-            if kib is not None:
-                self.max_kib = max(self.max_kib, kib)
-                self.samples += 1
-            self.halt.wait(self.period)
-
-
 def key_space(args):
     total = KEYSPACE_FACTOR * args.memory * (1 << 20) // MEAN_VALUE
     own = max(50, int(total * 0.8) // args.threads)
@@ -887,8 +870,7 @@ def main(args):
     with harness.Server(args.server, server_args) as server:
         shared = Shared(args.threads)
         results = ctx.Queue()
-        sampler = RssSampler(server.pid)
-        sampler.start()
+        sampler = harness.MemorySampler(server.pid, period=0.05).start()
         start = time.monotonic()
         deadline = start + args.seconds
         procs = [ctx.Process(target=client_main, daemon=True,
@@ -917,8 +899,7 @@ def main(args):
         for p in procs:
             p.join(5)
         elapsed = time.monotonic() - start
-        sampler.halt.set()
-        sampler.join()
+        sampler.stop()
         alive = server.alive()
         stats = {}
         if alive:
