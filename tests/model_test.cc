@@ -32,8 +32,8 @@
 // Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds,
 // and a few with a tiny file tier (docs/file-tier.md): RAM evicts to the file, reads promote
 // from it, and the file compacts and evicts, all the time. A read of an item on file that finds
-// no memory to promote it into is refused (Miss::kNoMemory, or kOutOfMemory for a change): the
-// item stays on file, and so in the model.
+// no memory to promote it into is refused (Miss::kNoMemory, or kOutOfMemory for gat; other
+// changes read it without promoting it): the item stays on file, and so in the model.
 // With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
 // message lists the last operations before it.
 //

@@ -239,13 +239,17 @@ TEST_F(TierTest, PromotionWithoutMemoryKeepsTheItem) {
   EXPECT_GE(st.tier_read_oom, 1u);
   EXPECT_EQ(st.tier_evictions, 0u);
   EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(refused)));  // still there
-  // Changes that need the item refuse for want of memory, and keep it.
-  EXPECT_EQ(store_->Write(Keyspace{}, SetMode::kAppend, Key(refused), "x", 0, 0, 0),
-            Outcome::kOutOfMemory);
-  EXPECT_EQ(store_->Touch(Key(refused), 100), Outcome::kOutOfMemory);
+  // A read that changes it (gat: promoted, then touched in place) refuses too, and keeps it.
+  ItemRef touched;
+  EXPECT_EQ(store_->GetAndTouch(Key(refused), 100, &touched), Outcome::kOutOfMemory);
   EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(refused)));
+  // A read-modify-write reads it without promoting it: it needs memory for its new version
+  // alone, which the writers' open head still has.
+  EXPECT_EQ(store_->Write(Keyspace{}, SetMode::kAppend, Key(refused), "x", 0, 0, 0),
+            Outcome::kStored);
+  EXPECT_FALSE(store_->InFileTier(Keyspace{}, Key(refused)));
   held.clear();
-  EXPECT_EQ(Get(Key(refused)), ValueFor(refused, 0, 100));
+  EXPECT_EQ(Get(Key(refused)), ValueFor(refused, 0, 100) + "x");
   EXPECT_EQ(store_->GetStats().tier_evictions, 0u);
 }
 
@@ -713,6 +717,48 @@ TEST_F(TierTest, ConcurrentReadersAndWriters) {
     ItemRef ref;
     if (store_->Get(Key(k), &ref)) EXPECT_EQ(ref.value(), ValueFor(k, ref.flags(), 20 + k % 150));
   }
+}
+
+// A read-modify-write of an item on file in a store at its least limit (beside its heads and
+// the cleaner's reserve, about two segments) completes. It reads the item without promoting it
+// first: a promoted copy (a jumbo item's is a sealed mapping of its own) would be the only
+// victim the room for the new version could come from, demoted again, found on file by the
+// next attempt and promoted again, forever.
+TEST_F(TierTest, RewritesOfItemsOnFileAtTheLeastLimit) {
+  Options o = TierOptions(64);
+  o.memory_limit = Store::MinimumMemoryLimit(o);
+  Open(o);
+  const int n = 600;  // small numbers: a few segments' worth
+  const int m = 20;
+  const size_t jumbo = 2 * kSegment / 8;  // above the jumbo threshold (an eighth of a segment)
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), std::to_string(i), 0, 0, 0), Outcome::kStored);
+  }
+  for (int i = n; i < n + m; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, jumbo), 0, 0, 0),
+              Outcome::kStored);
+  }
+  std::vector<int> on_file = OnFile(n + m);
+  std::vector<int> small, large;
+  for (int k : on_file) (k < n ? small : large).push_back(k);
+  ASSERT_GE(small.size(), 3u);
+  ASSERT_GE(large.size(), 3u);
+  uint64_t result = 0;
+  EXPECT_EQ(store_->Incr(Key(small[0]), 5, &result), Outcome::kStored);
+  EXPECT_EQ(result, static_cast<uint64_t>(small[0] + 5));
+  EXPECT_EQ(store_->Write(SetMode::kAppend, Key(small[1]), "+a", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(small[1])), std::to_string(small[1]) + "+a");
+  EXPECT_EQ(store_->Touch(Key(small[2]), 100), Outcome::kTouched);
+  EXPECT_EQ(store_->Write(SetMode::kAppend, Key(large[0]), "+a", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(large[0])), ValueFor(large[0], 0, jumbo) + "+a");
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, Key(large[1]), "p-", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(large[1])), "p-" + ValueFor(large[1], 0, jumbo));
+  EXPECT_EQ(store_->Touch(Key(large[2]), 100), Outcome::kTouched);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get(Key(large[2]), &ref));
+  EXPECT_EQ(ref.value(), ValueFor(large[2], 0, jumbo));
+  EXPECT_EQ(ref.expiry(), clock_.NowSeconds() + 100);
+  EXPECT_EQ(store_->GetStats().out_of_memory, 0u);
 }
 
 // Demotions run when memory is full. Taking a file segment must then need no memory: the
