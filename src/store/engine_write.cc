@@ -276,7 +276,9 @@ bool Engine::ReclaimInline(size_t bytes) {
     // With a file tier, the victim's items go to a file segment rather than away: the writer
     // waits for that write (backpressure).
     uint32_t file = mem::kNoSegment;
-    if (evict && HasTier() && Demotable(victim)) file = TakeFileSegment(now);
+    if (evict && HasTier() && Demotable(victim)) {
+      file = TakeFileSegment(now, pool_->meta(victim).live_bytes.load(std::memory_order_relaxed));
+    }
     if (!Claim(victim)) {  // another cleaner took it: pick again
       if (file != mem::kNoSegment) pool_->Free(file);
       continue;
