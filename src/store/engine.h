@@ -230,9 +230,10 @@ class Engine {
   // file is read first (FindOnFile), for which the shard lock is released and taken again (slot
   // pointers of the shard from before are invalid); it is promoted into memory, unless
   // `promote` is false (a caller that only decides on it, drops or replaces it: delete, set,
-  // add's check): the slot then stays at its file location and *item points into a buffer of
-  // the calling thread, valid until its next lookup. A promotion that finds no memory leaves
-  // the item on file and returns null with Miss::kNoMemory. REQUIRES: the shard's lock held.
+  // add's check, a read-modify-write): the slot then stays at its file location and *item
+  // points into a buffer of the calling thread, valid until its next lookup of an item on
+  // file. A promotion that finds no memory leaves the item on file and returns null with
+  // Miss::kNoMemory. REQUIRES: the shard's lock held.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                      std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr,
                      bool promote = true);
