@@ -32,8 +32,8 @@
 // Time comes from a ManualClock. Variants: eviction on/off x background cleaner on/off x seeds,
 // and a few with a tiny file tier (docs/file-tier.md): RAM evicts to the file, reads promote
 // from it, and the file compacts and evicts, all the time. A read of an item on file that finds
-// no memory to promote it into is refused (Miss::kNoMemory, or kOutOfMemory for a change): the
-// item stays on file, and so in the model.
+// no memory to promote it into is refused (Miss::kNoMemory, or kOutOfMemory for gat; other
+// changes read it without promoting it): the item stays on file, and so in the model.
 // With the background cleaner off a failure reproduces exactly from (variant, seed); the failure
 // message lists the last operations before it.
 //
@@ -92,7 +92,6 @@ constexpr size_t kExtraSegments = 24;  // above the smallest limit Store::Open a
 constexpr size_t kTierSegmentSize = 8192;
 constexpr size_t kTierExtraSegments = 12;
 constexpr size_t kTierSegments = 12;
-constexpr size_t kTierResizeHeadroom = 9;  // see Differential::Resize
 constexpr uint16_t kKeyspaces[] = {0, 1, 700};
 constexpr size_t kKeyCount = 600;      // 200 keys, each in every keyspace
 constexpr size_t kMaxValue = 2000;     // appends never grow a value beyond this
@@ -641,16 +640,11 @@ class Differential {
     return DoStream(ki);
   }
 
-  // A new effective limit. With eviction on and no background cleaner, one pass must bring a
-  // store without pending streaming writes (which nothing can evict) under a lowered limit.
-  // With a file tier the lowest limit is kTierResizeHeadroom segments above the least: a
-  // tier store within a few segments of its least, opened there without any SetMemoryLimit
-  // (tried: 0 and 6 segments above), livelocks this test in a read-modify-write that promotes
-  // an item from the file, makes room by demoting the only sealed segment (that item) and
-  // promotes it again. A limit of the engine's own, not of SetMemoryLimit.
+  // A new effective limit, down to the least Open accepts (a file tier's variant too). With
+  // eviction on and no background cleaner, one pass must bring a store without pending
+  // streaming writes (which nothing can evict) under a lowered limit.
   void Resize() {
-    const size_t low =
-        min_limit_ + (variant_.tier ? kTierResizeHeadroom : 0) * options_.segment_size;
+    const size_t low = min_limit_;
     const size_t segments = (options_.memory_limit - low) / options_.segment_size;
     const size_t limit = low + Uniform(segments + 1) * options_.segment_size;
     store_->SetMemoryLimit(limit);

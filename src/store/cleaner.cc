@@ -420,9 +420,11 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
   bool compaction_pays = true;
   int compactions = 0;
   int64_t window_gain = 0;  // bytes freed by compaction less the bytes it filled
-  // Keyspaces whose items found no room to move (eviction off): a keyspace moves items only
-  // into its own cleaner heads, and another keyspace's open cleaner segments may hold the
-  // free memory there is; compacting other keyspaces (into their heads' room) frees segments.
+  // Keyspaces whose items found no room to move (eviction off, or a file tier): a keyspace
+  // moves items only into its own cleaner heads, and another keyspace's open cleaner segments
+  // may hold the free memory there is; compacting other keyspaces (into their heads' room)
+  // frees segments. Give-back compaction skips them too: a victim left as it was would be
+  // picked again and again, to the end of the pass, over a lowered limit.
   std::vector<uint16_t> no_room;
   bool sealed_busy = false;
   size_t busy_to_evict = 0;  // heads SealHeadsForRoom sealed, not yet evicted
@@ -430,7 +432,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
     pool_->InUse(&in_use_);  // the last evacuation freed one and may have opened others
     uint32_t victim = mem::kNoSegment;
     if (compaction_pays && want_bytes == 0 && StoreLiveRatio(in_use_) < kGiveBackStoreLive) {
-      victim = PickCompactionVictim(in_use_, kGiveBackMaxLive);
+      victim = PickCompactionVictim(in_use_, kGiveBackMaxLive, &no_room);
     }
     if (victim == mem::kNoSegment) {
       if (!NeedSpace(want_bytes) && busy_to_evict == 0) break;
@@ -457,7 +459,9 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       }
       if (busy_to_evict > 0) --busy_to_evict;
       if (victim == mem::kNoSegment) break;
-      if (HasTier() && Demotable(victim)) file = TakeFileSegment(now);
+      if (HasTier() && Demotable(victim)) {
+        file = TakeFileSegment(now, pool_->meta(victim).live_bytes.load(std::memory_order_relaxed));
+      }
       if (file == mem::kNoSegment && !options_.eviction) break;
     }
     if (!Claim(victim)) {  // a writer making room took it first

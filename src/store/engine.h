@@ -230,9 +230,10 @@ class Engine {
   // file is read first (FindOnFile), for which the shard lock is released and taken again (slot
   // pointers of the shard from before are invalid); it is promoted into memory, unless
   // `promote` is false (a caller that only decides on it, drops or replaces it: delete, set,
-  // add's check): the slot then stays at its file location and *item points into a buffer of
-  // the calling thread, valid until its next lookup. A promotion that finds no memory leaves
-  // the item on file and returns null with Miss::kNoMemory. REQUIRES: the shard's lock held.
+  // add's check, a read-modify-write): the slot then stays at its file location and *item
+  // points into a buffer of the calling thread, valid until its next lookup of an item on
+  // file. A promotion that finds no memory leaves the item on file and returns null with
+  // Miss::kNoMemory. REQUIRES: the shard's lock held.
   uint64_t* FindLive(index::Shard& shard, ShardCounters& counters, uint64_t hash, Keyspace ks,
                      std::string_view key, int64_t now, mem::ItemView* item, Miss* miss = nullptr,
                      bool promote = true);
@@ -569,12 +570,14 @@ class Engine {
     return !pool_->IsJumbo(segment) || pool_->meta(segment).write_offset.load(
                                            std::memory_order_relaxed) <= pool_->segment_size();
   }
-  // A free file segment for a demotion: freeing empty or stale ones, compacting a sparse one or
-  // (with eviction on) evicting the oldest if none is free. kNoSegment if none can be had.
-  uint32_t TakeFileSegment(int64_t now);
+  // A free file segment for the demotion of a RAM segment holding `demoted_live` live bytes:
+  // freeing empty or stale ones, compacting a sparse one or (with eviction on) evicting the
+  // oldest if none is free. kNoSegment if none can be had.
+  uint32_t TakeFileSegment(int64_t now, int64_t demoted_live);
   enum class FileClean { kEmpty, kDrop, kCompact, kEvict };
-  // A file segment to free and how, or kNoSegment. REQUIRES: tier_mu_ held.
-  uint32_t PickFileVictim(int64_t now, FileClean* how) const;
+  // A file segment to free and how, or kNoSegment. A compaction must move fewer live bytes
+  // into memory than the demotion takes out. REQUIRES: tier_mu_ held.
+  uint32_t PickFileVictim(int64_t now, int64_t demoted_live, FileClean* how) const;
   // Drops (stale; kEvict: every item) or moves into RAM (kCompact) the live items of a claimed
   // file segment, reading it sequentially, then frees it. REQUIRES: tier_mu_ held.
   void EmptyFileSegment(uint32_t id, FileClean how, int64_t now);

@@ -276,7 +276,9 @@ bool Engine::ReclaimInline(size_t bytes) {
     // With a file tier, the victim's items go to a file segment rather than away: the writer
     // waits for that write (backpressure).
     uint32_t file = mem::kNoSegment;
-    if (evict && HasTier() && Demotable(victim)) file = TakeFileSegment(now);
+    if (evict && HasTier() && Demotable(victim)) {
+      file = TakeFileSegment(now, pool_->meta(victim).live_bytes.load(std::memory_order_relaxed));
+    }
     if (!Claim(victim)) {  // another cleaner took it: pick again
       if (file != mem::kNoSegment) pool_->Free(file);
       continue;
@@ -645,11 +647,15 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
   MaybeFlushDue(now);
   std::unique_lock<SpinLock> lock(shard.lock);
   mem::ItemView old;
-  Miss miss = Miss::kNone;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old, &miss);
+  // An item on file is read, not promoted: the new version is its copy in memory. A promoted
+  // copy would take room only to be dropped by this rewrite, and making room for the new
+  // version could demote that copy again (near the least limit, the only victim there is: a
+  // livelock), for the next attempt to find it on file and promote it again. Without memory
+  // for the new version, Modify makes room and tries again, and refuses the change
+  // (kOutOfMemory) once none can be made by its deadline: the item stays on file.
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &old, nullptr, /*promote=*/false);
   if (slot == nullptr) {
-    // On file with no memory to read it into: kept, and the change refused.
-    *outcome = miss == Miss::kNoMemory ? Outcome::kOutOfMemory : Outcome::kNotFound;
+    *outcome = Outcome::kNotFound;
     return RewriteStep::kDone;
   }
   uint64_t old_location = index::SlotLocation(*slot);
@@ -661,7 +667,8 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
     *outcome = Outcome::kTooLarge;
     return RewriteStep::kDone;
   }
-  // The old item stays readable while the new one is written: pinned (or under the lock). No
+  // The old item stays readable while the new one is written: pinned (or under the lock; one
+  // read from the file is in this thread's buffer, which no other lookup reuses meanwhile). No
   // room is made here: a pin held meanwhile can keep the very segment a cleaner would free
   // (and a shard lock, every cleaner touching the shard). Without space, let go, make room,
   // and decide again.
@@ -673,13 +680,25 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
     *need_bytes = static_cast<size_t>(growth);
     return RewriteStep::kOverQuota;
   }
+  // The version decided on is published only if its slot still points at its location (below):
+  // pinned, its segment is not freed and written again meanwhile. An item on file pins its file
+  // segment too: PinsOf names the RAM segment backing one being written.
   std::atomic<uint32_t>& old_pins = PinsOf(old_location);
+  std::atomic<uint32_t>* file_pins = nullptr;
+  if (pool_->IsFileLocation(old_location)) [[unlikely]] {
+    file_pins = &pool_->meta(SegmentOf(old_location)).pins;
+    file_pins->fetch_add(1, std::memory_order_acq_rel);
+  }
   old_pins.fetch_add(1, std::memory_order_acq_rel);
+  auto unpin = [&] {
+    old_pins.fetch_sub(1, std::memory_order_release);
+    if (file_pins != nullptr) file_pins->fetch_sub(1, std::memory_order_release);
+  };
   if (!hold_lock) lock.unlock();
   Reservation r;
   if (!TryReserve(state, ks.id, size, ExpiryClass(rewriter.meta.expiry, now), &r)) {
     if (lock.owns_lock()) lock.unlock();
-    old_pins.fetch_sub(1, std::memory_order_release);
+    unpin();
     *need_bytes = size > jumbo_threshold_ ? mem::RoundUpToPage(size) : 0;
     return RewriteStep::kNoMemory;
   }
@@ -692,15 +711,20 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
     lock.lock();
   }
   bool published = false;
-  mem::ItemView current;
-  slot = FindLive(shard, c, hash, ks, key, Now(), &current);
+  // Found by its location, not by the key: a lookup of the key would read an item on file
+  // again. The slot still pointing there is the key's (the location is pinned), and the item
+  // there is the version decided on unless changed in place since (bytes on file never are).
+  slot = index_->FindLocation(shard, hash, old_location);
+  const char* bytes = slot != nullptr ? ItemAt(old_location) : nullptr;
+  const mem::ItemView current = bytes != nullptr ? mem::DecodeItem(bytes) : old;
   bool same_gen = IsCurrent(pool_->meta(r.segment));
   // In-place changes (touch, a meta get's token, a first read) made meanwhile to the old
-  // version would be lost: decide again on the current version then.
-  const bool same_meta = slot != nullptr && current.meta.expiry == old.meta.expiry &&
+  // version would be lost: decide again on the current version then; so for one gone stale.
+  const bool unchanged = slot != nullptr && current.meta.expiry == old.meta.expiry &&
                          current.meta.state == old.meta.state &&
-                         current.meta.fetched == old.meta.fetched;
-  if (same_meta && index::SlotLocation(*slot) == old_location && same_gen) {
+                         current.meta.fetched == old.meta.fetched &&
+                         !IsStale(old_location, current, Now());
+  if (unchanged && same_gen) {
     uint64_t location = Location(r.segment, r.offset);
     AccountLive(old_location, current, -1, c);
     uint64_t keep_exposed = rewriter.meta.cas != 0 ? index::kCasExposedBit : 0;
@@ -711,7 +735,7 @@ Engine::RewriteStep Engine::RewriteOnce(Keyspace ks, std::string_view key, uint6
   }
   lock.unlock();
   FinishReservation(r);
-  old_pins.fetch_sub(1, std::memory_order_release);
+  unpin();
   if (published) {
     *outcome = rewriter.success;
     return RewriteStep::kDone;
@@ -744,8 +768,10 @@ std::optional<Outcome> Engine::TouchInPlace(Keyspace ks, std::string_view key, u
   ShardCounters& c = CountersFor(hash);
   std::lock_guard<SpinLock> lock(shard.lock);
   mem::ItemView item;
+  // A touch alone of an item on file rewrites it (below): no promoted copy first. A read too
+  // (gat) brings it back, to be touched in place.
   Miss why = Miss::kNone;
-  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, &why);
+  uint64_t* slot = FindLive(shard, c, hash, ks, key, now, &item, &why, /*promote=*/out != nullptr);
   if (miss != nullptr) *miss = why;
   if (slot == nullptr) return why == Miss::kNoMemory ? Outcome::kOutOfMemory : Outcome::kNotFound;
   uint64_t location = index::SlotLocation(*slot);

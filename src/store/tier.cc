@@ -464,7 +464,7 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
 
 // --- file segments: freeing, compaction, eviction ---
 
-uint32_t Engine::TakeFileSegment(int64_t now) {
+uint32_t Engine::TakeFileSegment(int64_t now, int64_t demoted_live) {
   uint32_t file = pool_->AllocateFile();
   if (file != mem::kNoSegment) return file;
   std::lock_guard<std::mutex> lock(tier_mu_);
@@ -473,7 +473,7 @@ uint32_t Engine::TakeFileSegment(int64_t now) {
     file = pool_->AllocateFile();
     if (file != mem::kNoSegment) return file;
     FileClean how;
-    uint32_t victim = PickFileVictim(now, &how);
+    uint32_t victim = PickFileVictim(now, demoted_live, &how);
     if (victim == mem::kNoSegment) return mem::kNoSegment;
     if (!Claim(victim)) continue;
     EmptyFileSegment(victim, how, now);
@@ -481,7 +481,7 @@ uint32_t Engine::TakeFileSegment(int64_t now) {
   return pool_->AllocateFile();
 }
 
-uint32_t Engine::PickFileVictim(int64_t now, FileClean* how) const {
+uint32_t Engine::PickFileVictim(int64_t now, int64_t demoted_live, FileClean* how) const {
   const uint32_t end = pool_->file_high_water();
   uint32_t emptiest = mem::kNoSegment, oldest = mem::kNoSegment;
   int64_t emptiest_live = 0;
@@ -513,7 +513,11 @@ uint32_t Engine::PickFileVictim(int64_t now, FileClean* how) const {
       oldest_seq = seq;
     }
   }
-  if (emptiest != mem::kNoSegment &&
+  // A compaction bringing back as many live bytes as the demotion writes out makes no room in
+  // memory: near the least limit, with both tiers full, a head sealed for room would be
+  // demoted, compacted back into a new head, sealed and demoted again, forever (a writer with
+  // eviction on waits for as long as room is being made).
+  if (emptiest != mem::kNoSegment && emptiest_live < demoted_live &&
       emptiest_live <= kFileCompactMaxLive * static_cast<double>(pool_->segment_size())) {
     *how = FileClean::kCompact;
     return emptiest;

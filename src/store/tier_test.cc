@@ -239,13 +239,17 @@ TEST_F(TierTest, PromotionWithoutMemoryKeepsTheItem) {
   EXPECT_GE(st.tier_read_oom, 1u);
   EXPECT_EQ(st.tier_evictions, 0u);
   EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(refused)));  // still there
-  // Changes that need the item refuse for want of memory, and keep it.
-  EXPECT_EQ(store_->Write(Keyspace{}, SetMode::kAppend, Key(refused), "x", 0, 0, 0),
-            Outcome::kOutOfMemory);
-  EXPECT_EQ(store_->Touch(Key(refused), 100), Outcome::kOutOfMemory);
+  // A read that changes it (gat: promoted, then touched in place) refuses too, and keeps it.
+  ItemRef touched;
+  EXPECT_EQ(store_->GetAndTouch(Key(refused), 100, &touched), Outcome::kOutOfMemory);
   EXPECT_TRUE(store_->InFileTier(Keyspace{}, Key(refused)));
+  // A read-modify-write reads it without promoting it: it needs memory for its new version
+  // alone, which the writers' open head still has.
+  EXPECT_EQ(store_->Write(Keyspace{}, SetMode::kAppend, Key(refused), "x", 0, 0, 0),
+            Outcome::kStored);
+  EXPECT_FALSE(store_->InFileTier(Keyspace{}, Key(refused)));
   held.clear();
-  EXPECT_EQ(Get(Key(refused)), ValueFor(refused, 0, 100));
+  EXPECT_EQ(Get(Key(refused)), ValueFor(refused, 0, 100) + "x");
   EXPECT_EQ(store_->GetStats().tier_evictions, 0u);
 }
 
@@ -713,6 +717,98 @@ TEST_F(TierTest, ConcurrentReadersAndWriters) {
     ItemRef ref;
     if (store_->Get(Key(k), &ref)) EXPECT_EQ(ref.value(), ValueFor(k, ref.flags(), 20 + k % 150));
   }
+}
+
+// A read-modify-write of an item on file in a store at its least limit (beside its heads and
+// the cleaner's reserve, about two segments) completes. It reads the item without promoting it
+// first: a promoted copy (a jumbo item's is a sealed mapping of its own) would be the only
+// victim the room for the new version could come from, demoted again, found on file by the
+// next attempt and promoted again, forever.
+TEST_F(TierTest, RewritesOfItemsOnFileAtTheLeastLimit) {
+  Options o = TierOptions(64);
+  o.memory_limit = Store::MinimumMemoryLimit(o);
+  Open(o);
+  const int n = 600;  // small numbers: a few segments' worth
+  const int m = 20;
+  const size_t jumbo = 2 * kSegment / 8;  // above the jumbo threshold (an eighth of a segment)
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), std::to_string(i), 0, 0, 0), Outcome::kStored);
+  }
+  for (int i = n; i < n + m; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, jumbo), 0, 0, 0),
+              Outcome::kStored);
+  }
+  std::vector<int> on_file = OnFile(n + m);
+  std::vector<int> small, large;
+  for (int k : on_file) (k < n ? small : large).push_back(k);
+  ASSERT_GE(small.size(), 3u);
+  ASSERT_GE(large.size(), 3u);
+  uint64_t result = 0;
+  EXPECT_EQ(store_->Incr(Key(small[0]), 5, &result), Outcome::kStored);
+  EXPECT_EQ(result, static_cast<uint64_t>(small[0] + 5));
+  EXPECT_EQ(store_->Write(SetMode::kAppend, Key(small[1]), "+a", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(small[1])), std::to_string(small[1]) + "+a");
+  EXPECT_EQ(store_->Touch(Key(small[2]), 100), Outcome::kTouched);
+  EXPECT_EQ(store_->Write(SetMode::kAppend, Key(large[0]), "+a", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(large[0])), ValueFor(large[0], 0, jumbo) + "+a");
+  EXPECT_EQ(store_->Write(SetMode::kPrepend, Key(large[1]), "p-", 0, 0, 0), Outcome::kStored);
+  EXPECT_EQ(Get(Key(large[1])), "p-" + ValueFor(large[1], 0, jumbo));
+  EXPECT_EQ(store_->Touch(Key(large[2]), 100), Outcome::kTouched);
+  ItemRef ref;
+  ASSERT_TRUE(store_->Get(Key(large[2]), &ref));
+  EXPECT_EQ(ref.value(), ValueFor(large[2], 0, jumbo));
+  EXPECT_EQ(ref.expiry(), clock_.NowSeconds() + 100);
+  EXPECT_EQ(store_->GetStats().out_of_memory, 0u);
+}
+
+// Increments racing with the background cleaner's demotions, promotions and file compactions
+// and with each other lose nothing: a rewrite of an item on file publishes its new version
+// only if the slot still points at the version it read.
+TEST_F(TierTest, ConcurrentRewritesOfItemsOnFileLoseNothing) {
+  Options o = TierOptions(512);
+  o.background_cleaner = true;
+  o.cleaner_interval_ms = 1;
+  Open(o);
+  constexpr int kCounters = 1000;
+  constexpr int kFillerKeys = 1500;
+  constexpr int kIncrsPerThread = 4000;
+  constexpr int kSetsPerThread = 4000;
+  for (int c = 0; c < kCounters; ++c) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(c), "0", 0, 0, 0), Outcome::kStored);
+  }
+  Fill(kCounters, kFillerKeys, 300);  // the counters go to the file
+  std::vector<std::atomic<int>> stored(kCounters);
+  std::atomic<int> on_file{0};  // increments of a counter seen on file just before
+  auto incrementer = [&](int id) {
+    std::mt19937 rng(id);
+    for (int i = 0; i < kIncrsPerThread; ++i) {
+      const int c = static_cast<int>(rng() % kCounters);
+      if (store_->InFileTier(Keyspace{}, Key(c))) ++on_file;
+      uint64_t result;
+      if (store_->Incr(Key(c), 1, &result) == Outcome::kStored) ++stored[c];
+    }
+  };
+  auto filler = [&](int id) {
+    std::mt19937 rng(id);
+    for (int i = 0; i < kSetsPerThread; ++i) {
+      const int k = kCounters + static_cast<int>(rng() % kFillerKeys);
+      store_->Write(SetMode::kSet, Key(k), ValueFor(k, 0, 300), 0, 0, 0);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) threads.emplace_back(incrementer, t);
+  for (int t = 0; t < 2; ++t) threads.emplace_back(filler, 100 + t);
+  for (std::thread& t : threads) t.join();
+  EXPECT_GT(on_file.load(), 0) << "no counter was incremented on file";
+  int present = 0;
+  for (int c = 0; c < kCounters; ++c) {
+    std::optional<std::string> v = Get(Key(c));
+    if (!v) continue;  // evicted (the files full): its later increments were misses
+    ++present;
+    EXPECT_EQ(std::stoi(*v), stored[c].load()) << "counter " << c;
+  }
+  EXPECT_GT(present, kCounters / 2);
+  EXPECT_GT(store_->GetStats().tier_writes, 0u);
 }
 
 // Demotions run when memory is full. Taking a file segment must then need no memory: the
