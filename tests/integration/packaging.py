@@ -212,19 +212,28 @@ def exec_start_argv(unit):
     return argv
 
 
-class InstalledServer(harness.Server):
-    """The unit's command line, then a free port and loopback (the example's own -p and -l come
-    first and are overridden, as flags given later are)."""
+class UnitServer(harness.Server):
+    """The unit's command line (unit_argv), then a free port and loopback (the example's own -p
+    and -l come first and are overridden, as flags given later are)."""
 
-    def __init__(self, argv, extra=()):
-        super().__init__(argv[0], list(extra))
-        self.unit_argv = argv
+    unit_argv = ()
 
     def argv(self, port):
-        argv = self.unit_argv + ["-p", str(port), "-l", "127.0.0.1"]
+        argv = list(self.unit_argv) + ["-p", str(port), "-l", "127.0.0.1"]
         if os.geteuid() == 0:
             argv += ["-u", "nobody"]  # the unit's DynamicUser= does this under systemd
         return argv + self.args
+
+
+class InstalledServer(harness.FrontEndServer, UnitServer):
+    """The unit's cinchd with the HTTP cache on a port of its own: ready once cinchd logs it,
+    started again on other ports if one was taken meanwhile."""
+
+    front_ends = ("http",)
+
+    def __init__(self, argv):
+        super().__init__(argv[0])
+        self.unit_argv = argv
 
 
 def check_install(args, checker):
@@ -260,8 +269,7 @@ def check_install(args, checker):
 
         # As the service would run it, plus the HTTP cache with its action-result check,
         # which needs the plugin: it must come from the installed tree.
-        http_port = harness.free_port()
-        with InstalledServer(argv, ["--http-port", str(http_port)]) as server:
+        with InstalledServer(argv) as server:
             with server.conn() as c:
                 checker.equal(c.set(b"k", b"v"), b"STORED", "installed cinchd stores")
                 checker.equal(c.get(b"k"), b"v", "installed cinchd serves")
