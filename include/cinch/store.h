@@ -142,8 +142,8 @@ enum class Miss : uint8_t {
   kExpired,  // the item had expired (it is removed now)
   kFlushed,  // the item was invalidated by flush_all (it is removed now)
   // The item is on the file tier and no memory could be made to read it back into within the
-  // store's space wait: it is kept there (memcached's get_oom_extstore). Writes that need the
-  // item answer Outcome::kOutOfMemory for it.
+  // store's space wait: it is kept there (memcached's get_oom_extstore). Reads that also change
+  // the item (GetAndTouch, Fetch with touch) answer Outcome::kOutOfMemory for it.
   kNoMemory,
 };
 
