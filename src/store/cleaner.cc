@@ -460,7 +460,7 @@ bool Engine::CompactOrEvict(size_t want_bytes, int64_t now) {
       if (busy_to_evict > 0) --busy_to_evict;
       if (victim == mem::kNoSegment) break;
       if (HasTier() && Demotable(victim)) {
-        file = TakeFileSegment(now, pool_->meta(victim).live_bytes.load(std::memory_order_relaxed));
+        file = TakeFileSegment(victim, now);
       }
       if (file == mem::kNoSegment && !options_.eviction) break;
     }

@@ -570,10 +570,10 @@ class Engine {
     return !pool_->IsJumbo(segment) || pool_->meta(segment).write_offset.load(
                                            std::memory_order_relaxed) <= pool_->segment_size();
   }
-  // A free file segment for the demotion of a RAM segment holding `demoted_live` live bytes:
-  // freeing empty or stale ones, compacting a sparse one or (with eviction on) evicting the
-  // oldest if none is free. kNoSegment if none can be had.
-  uint32_t TakeFileSegment(int64_t now, int64_t demoted_live);
+  // A free file segment for the demotion of RAM segment `demoted`: freeing empty or stale ones,
+  // compacting a sparse one or (with eviction on) evicting the oldest if none is free.
+  // kNoSegment if none can be had.
+  uint32_t TakeFileSegment(uint32_t demoted, int64_t now);
   enum class FileClean { kEmpty, kDrop, kCompact, kEvict };
   // A file segment to free and how, or kNoSegment. A compaction must move fewer live bytes
   // into memory than the demotion takes out. REQUIRES: tier_mu_ held.

@@ -277,7 +277,7 @@ bool Engine::ReclaimInline(size_t bytes) {
     // waits for that write (backpressure).
     uint32_t file = mem::kNoSegment;
     if (evict && HasTier() && Demotable(victim)) {
-      file = TakeFileSegment(now, pool_->meta(victim).live_bytes.load(std::memory_order_relaxed));
+      file = TakeFileSegment(victim, now);
     }
     if (!Claim(victim)) {  // another cleaner took it: pick again
       if (file != mem::kNoSegment) pool_->Free(file);

@@ -464,10 +464,11 @@ bool Engine::Demote(uint32_t segment, uint32_t file) {
 
 // --- file segments: freeing, compaction, eviction ---
 
-uint32_t Engine::TakeFileSegment(int64_t now, int64_t demoted_live) {
+uint32_t Engine::TakeFileSegment(uint32_t demoted, int64_t now) {
   uint32_t file = pool_->AllocateFile();
   if (file != mem::kNoSegment) return file;
   std::lock_guard<std::mutex> lock(tier_mu_);
+  const int64_t demoted_live = pool_->meta(demoted).live_bytes.load(std::memory_order_relaxed);
   for (int attempt = 0; attempt < kFileAttempts; ++attempt) {
     FreeDrained();  // file segments freed earlier whose readers have let go
     file = pool_->AllocateFile();

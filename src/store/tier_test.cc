@@ -70,6 +70,14 @@ class TierTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
+  // Opens with the background cleaner running every millisecond: demotions, promotions and
+  // compactions race the test's threads.
+  void OpenWithBackgroundCleaner(Options o) {
+    o.background_cleaner = true;
+    o.cleaner_interval_ms = 1;
+    Open(o);
+  }
+
   std::optional<std::string> Get(std::string_view key, Keyspace ks = {}) {
     ItemRef ref;
     if (!store_->Get(ks, key, &ref)) return std::nullopt;
@@ -671,10 +679,7 @@ TEST_F(TierTest, EvictionOffFillsTheFileThenRefuses) {
 // Readers and writers while the background cleaner demotes, promotes, compacts and evicts:
 // every value read is one that was written for its key.
 TEST_F(TierTest, ConcurrentReadersAndWriters) {
-  Options o = TierOptions(96);
-  o.background_cleaner = true;
-  o.cleaner_interval_ms = 1;
-  Open(o);
+  OpenWithBackgroundCleaner(TierOptions(96));
   constexpr int kKeys = 3000;
   constexpr int kOpsPerThread = 20000;
   std::atomic<int> bad{0};
@@ -765,10 +770,7 @@ TEST_F(TierTest, RewritesOfItemsOnFileAtTheLeastLimit) {
 // and with each other lose nothing: a rewrite of an item on file publishes its new version
 // only if the slot still points at the version it read.
 TEST_F(TierTest, ConcurrentRewritesOfItemsOnFileLoseNothing) {
-  Options o = TierOptions(512);
-  o.background_cleaner = true;
-  o.cleaner_interval_ms = 1;
-  Open(o);
+  OpenWithBackgroundCleaner(TierOptions(512));
   constexpr int kCounters = 1000;
   constexpr int kFillerKeys = 1500;
   constexpr int kIncrsPerThread = 4000;
