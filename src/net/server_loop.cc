@@ -116,6 +116,7 @@ class ServerLoop::Impl {
       s.curr_connections += c.curr_connections.load(std::memory_order_relaxed);
       s.total_connections += c.total_connections.load(std::memory_order_relaxed);
       s.rejected_connections += c.rejected_connections.load(std::memory_order_relaxed);
+      s.revoked_connections += c.revoked_connections.load(std::memory_order_relaxed);
       s.bytes_read += c.bytes_read.load(std::memory_order_relaxed);
       s.bytes_written += c.bytes_written.load(std::memory_order_relaxed);
       s.buffer_bytes += w->buffer_bytes();

@@ -68,6 +68,7 @@ struct LoopStats {
   uint64_t curr_connections = 0;
   uint64_t total_connections = 0;
   uint64_t rejected_connections = 0;
+  uint64_t revoked_connections = 0;  // closed because their session was no longer allowed
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t buffer_bytes = 0;  // charged to the budget right now

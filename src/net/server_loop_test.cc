@@ -904,6 +904,9 @@ TEST_P(ServerLoopTest, RecheckClosesRevokedSessionsOnly) {
   loop->RecheckSessions();
   EXPECT_TRUE(idle.ClosedByPeer());  // although it sent nothing
   EXPECT_EQ(kept.Call("PING\n", 6), "PONG\r\n");
+  // The waiting connection may be on the other worker: resumed before that worker's recheck
+  // closed it, it would answer WOKE first.
+  ASSERT_TRUE(WaitUntil([&] { return Stats().revoked_connections == 2; }));
   factory.ResumeAll();  // the closed waiting connection's socket closes once it is resumed
   EXPECT_TRUE(waiting.ClosedByPeer());
   ASSERT_TRUE(WaitUntil([&] { return loop->GetStats().curr_connections == 1; }));

@@ -525,6 +525,7 @@ void Worker::CloseRevoked() {
     if (!c->StillAllowed()) revoked.push_back(c);
   });
   for (Connection* c : revoked) Destroy(c);
+  WorkerCounters::Add(&counters_.revoked_connections, revoked.size());
 }
 
 }  // namespace cinch::net

@@ -173,6 +173,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("curr_connections", loop.curr_connections);
   w->Add("total_connections", loop.total_connections);
   w->Add("rejected_connections", loop.rejected_connections);
+  w->Add("revoked_connections", loop.revoked_connections);
 #define CINCH_STAT(name) w->Add(#name, c.name)
   CINCH_STAT(cmd_get);
   CINCH_STAT(cmd_set);

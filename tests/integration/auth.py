@@ -207,11 +207,14 @@ def check_reload(c, server):
                            (ten1, b"ten1", b"t1"), (carol, b"carol", b"old")):
         c.equal(login(conn, user, pw), b"STORED\r\n", "%s logs in" % user.decode())
     c.equal(ten1.set(b"kept", b"1"), b"STORED", "ten1 stores")
+    revoked = int(alice.stats()["revoked_connections"])
     # bob removed, carol's password changed, dave added; alice and ten1 unchanged.
     write(path, b"alice:secret\nten1:t1:32\ncarol:new\ndave:pw:8\n")
     server.proc.send_signal(signal.SIGHUP)
     c.check(wait_closed(bob), "a removed user's idle connection is closed")
     c.check(wait_closed(carol), "a user whose password changed is disconnected")
+    c.equal(int(alice.stats()["revoked_connections"]) - revoked, 2,
+            "stats counts the two connections the reload closed")
     c.equal(alice.get(b"k"), b"shared", "alice's connection stays and works")
     c.equal(ten1.get(b"kept"), b"1", "ten1's connection stays (only its quota changed)")
     with server.conn() as conn:
