@@ -173,6 +173,22 @@ class HashIndex {
   // Calls visit(slot&) for every live slot; visit may change freq or location but not the tag.
   template <typename Visit>
   void ForEach(Shard& shard, Visit&& visit);
+  // ForEach for the live slots whose tag is in [tag_begin, tag_end), reading only the runs
+  // that can hold them. A tag's slots are in its range whatever the shard's size, so a walk of
+  // the tags range by range (TagAfter) visits each slot live throughout it once, even if the
+  // shard is resized between ranges. REQUIRES: shard.lock held; tag_begin < tag_end <= kTagLimit.
+  template <typename Visit>
+  void ForEachInTags(Shard& shard, uint32_t tag_begin, uint32_t tag_end, Visit&& visit);
+  // The first tag whose home bucket is at least `buckets_ahead` (> 0) buckets past the home of
+  // `tag` in the shard's table now, or kTagLimit: where a walk by ranges of that many buckets
+  // goes next. REQUIRES: shard.lock held.
+  static uint32_t TagAfter(const Shard& shard, uint32_t tag, uint32_t buckets_ahead) {
+    const uint64_t bucket = uint64_t{Home(shard, tag)} + buckets_ahead;
+    if (bucket >= shard.buckets) return kTagLimit;
+    // The least t with (t * buckets) >> kTagBits >= bucket.
+    return static_cast<uint32_t>(((bucket << kTagBits) + shard.buckets - 1) / shard.buckets);
+  }
+  static constexpr uint32_t kTagLimit = uint32_t{1} << kTagBits;  // tags are below it
 
   size_t resident_bytes() const { return accountant_->ByKind(mem::MemoryKind::kIndex); }
   uint64_t resizes() const { return resizes_.load(std::memory_order_relaxed); }
@@ -287,6 +303,35 @@ void HashIndex::ForEach(Shard& shard, Visit&& visit) {
     for (uint64_t& slot : shard.table[b].slots) {
       if (SlotLive(slot)) visit(slot);
     }
+  }
+}
+
+template <typename Visit>
+void HashIndex::ForEachInTags(Shard& shard, uint32_t tag_begin, uint32_t tag_end, Visit&& visit) {
+  if (shard.buckets == 0 || shard.live == 0) return;
+  const uint32_t n = shard.slot_count();
+  uint64_t* slots = shard.slots();
+  // The range's slots have their homes in [lo, hi] and lie from lo on, possibly past the end
+  // of the table (then at its start). Positions are counted unwrapped from lo (j, from lo on,
+  // at position j mod n); the walk ends at the first empty slot or the first slot whose home
+  // is past hi, both after hi, which come within n slots of it.
+  const int64_t lo = int64_t{Home(shard, tag_begin)} * kSlotsPerBucket;
+  const int64_t hi = int64_t{Home(shard, tag_end - 1)} * kSlotsPerBucket;
+  for (int64_t j = lo; j < hi + 2 * int64_t{n}; ++j) {
+    const uint32_t i = static_cast<uint32_t>(j % n);
+    uint64_t& slot = slots[i];
+    if (slot == kEmptySlot) {
+      if (j > hi) break;  // a run starting after it has its homes past hi
+      continue;
+    }
+    // A slot is at most n - 1 positions past its home: its home, unwrapped.
+    const int64_t home = j - Displacement(shard.buckets, i, slot);
+    if (home > hi) break;  // runs are sorted by home: the rest of the run is past hi too
+    // Displaced from before the range; or, early in the walk, a slot that wrapped past the
+    // end of the table from a home in the range, which the walk meets again n slots later.
+    if (home < lo) continue;
+    const uint32_t tag = SlotTag(slot);
+    if (tag >= tag_begin && tag < tag_end) visit(slot);
   }
 }
 

@@ -712,6 +712,72 @@ TEST(HashIndexTest, ForEachVisitsEveryLiveSlotOnceAndMayRewriteIt) {
   }
 }
 
+// Walks shard 0 by tag ranges of `width` buckets, calling between(range) after each range.
+template <typename Between>
+std::multiset<uint64_t> WalkByTags(HashIndex& index, uint32_t width, Between&& between) {
+  Shard& shard = index.shard(0);
+  std::multiset<uint64_t> visited;
+  for (uint32_t tag = 0, ranges = 0; tag < HashIndex::kTagLimit; ++ranges) {
+    {
+      std::lock_guard<SpinLock> lock(shard.lock);
+      const uint32_t end = HashIndex::TagAfter(shard, tag, width);
+      EXPECT_GT(end, tag);
+      index.ForEachInTags(shard, tag, end, [&](uint64_t& slot) {
+        EXPECT_GE(SlotTag(slot), tag);
+        EXPECT_LT(SlotTag(slot), end);
+        visited.insert(SlotLocation(slot));
+      });
+      tag = end;
+    }
+    between(ranges);
+  }
+  return visited;
+}
+
+TEST(HashIndexTest, ForEachInTagsVisitsEachSlotOfItsRangeOnce) {
+  IndexHarness h({1, 4096, 0}, kNoLimit, std::nullopt);
+  for (uint64_t key = 0; key < 20'000; ++key) ASSERT_EQ(h.Insert(key), InsertResult::kOk);
+  for (uint64_t key = 0; key < 20'000; key += 5) h.Erase(key);
+  // 20 keys of the largest tag: their home is the last bucket, and 12 of them wrap past the
+  // end of the table to its start.
+  for (uint64_t key = 100'000; key < 100'020; ++key) {
+    h.SetHash(key, ~uint64_t{0});
+    ASSERT_EQ(h.Insert(key), InsertResult::kOk);
+  }
+  std::multiset<uint64_t> expected;
+  for (const auto& [k, location] : h.locations()) expected.insert(location);
+  // Widths from one bucket to more than the table (runs that wrap past its end included).
+  for (uint32_t width : {1u, 3u, 8u, 64u, 1000u, 1u << 20}) {
+    EXPECT_EQ(WalkByTags(h.index(), width, [](uint32_t) {}), expected) << "width " << width;
+  }
+  Shard& shard = h.index().shard(0);
+  std::lock_guard<SpinLock> lock(shard.lock);
+  const uint64_t first = shard.slots()[0];
+  EXPECT_EQ((uint64_t{SlotTag(first)} * shard.buckets) >> kTagBits, shard.buckets - 1)
+      << "the table should wrap";
+}
+
+TEST(HashIndexTest, WalkByTagsSurvivesResizesBetweenRanges) {
+  IndexHarness h({1, 4096, 0}, kNoLimit, std::nullopt);
+  for (uint64_t key = 0; key < 2'000; ++key) ASSERT_EQ(h.Insert(key), InsertResult::kOk);
+  std::multiset<uint64_t> throughout;
+  for (const auto& [k, location] : h.locations()) throughout.insert(location);
+  Shard& shard = h.index().shard(0);
+  uint64_t next = 2'000;
+  // Between ranges the shard grows to about ten times its size, then shrinks back.
+  std::multiset<uint64_t> visited = WalkByTags(h.index(), 4, [&](uint32_t range) {
+    if (range < 30) {
+      for (int i = 0; i < 600; ++i) ASSERT_EQ(h.Insert(next++), InsertResult::kOk);
+    } else if (next > 2'000) {
+      for (int i = 0; i < 600 && next > 2'000; ++i) h.Erase(--next);
+    }
+  });
+  EXPECT_GT(h.index().resizes(), 2u);
+  // Every slot live throughout the walk was visited exactly once; the others at most once.
+  for (uint64_t location : throughout) EXPECT_EQ(visited.count(location), 1u) << location;
+  for (uint64_t location : visited) EXPECT_EQ(visited.count(location), 1u) << location;
+}
+
 TEST(HashIndexTest, ColdestInHomeReturnsTheLowestFreq) {
   IndexHarness h({1, 1024, 0}, kNoLimit, std::nullopt);
   Shard& shard = h.index().shard(0);
