@@ -218,8 +218,12 @@ class Differential {
       Step();
       if (failed_) break;
       CheckMemory();
-      if (op_ % kSweepEvery == kSweepEvery - 1) Sweep();
+      if (op_ % kSweepEvery == kSweepEvery - 1) {
+        ListAll();
+        Sweep();
+      }
     }
+    if (!failed_) ListAll();
     if (!failed_) Sweep();
   }
 
@@ -604,6 +608,54 @@ class Differential {
     if (got != want) {
       Fail(std::string(what) + ": got " + std::string(OutcomeName(got)) + ", model expects " +
            std::string(OutcomeName(want)));
+    }
+  }
+
+  // Lists every keyspace's items (Store::ListItems, every other time with their CAS values)
+  // and compares them with the model: each listed item is the model's, listed once; without
+  // eviction every item of the model is listed. Consumes no randomness.
+  void ListAll() {
+    std::unordered_set<uint16_t> spaces;
+    for (const std::string& key : keys_) spaces.insert(Ks(key).id);
+    const bool with_cas = (op_ / kSweepEvery) % 2 == 0;
+    std::unordered_set<std::string> listed;
+    ItemList list;
+    for (uint16_t id : spaces) {
+      const std::string prefix{static_cast<char>(id >> 8), static_cast<char>(id & 255)};
+      ListCursor cursor;
+      while (!cursor.done) {
+        list.clear();
+        store_->ListItems(Keyspace{id}, &cursor, 64, with_cas, /*may_block=*/true, &list);
+        for (const ListedItem& item : list.items) {
+          const std::string key = prefix + std::string(list.key(item));
+          const std::string what = "list " + Printable(key, 12);
+          if (!listed.insert(key).second) return Fail(what + ": listed twice");
+          Entry* e = Find(key);
+          if (e == nullptr) return Fail(what + ": the model does not hold it");
+          if (item.value_size != e->value.size() || item.flags != e->flags ||
+              item.expiry != e->expiry || item.binary_key != e->binary_key) {
+            return Fail(what + ": size, flags, expiry or binary " +
+                        std::to_string(item.value_size) + " " + std::to_string(item.flags) + " " +
+                        std::to_string(item.expiry) + " " + std::to_string(item.binary_key) +
+                        " != model's");
+          }
+          if (!with_cas) {
+            if (item.cas != 0) return Fail(what + ": CAS filled in although not asked for");
+          } else if (e->cas == 0) {
+            e->cas = item.cas;  // seen by a client now: it must not change until modified
+          } else if (item.cas != e->cas) {
+            return Fail(what + ": CAS " + std::to_string(item.cas) +
+                        " != " + std::to_string(e->cas));
+          }
+        }
+      }
+    }
+    Note("list: " + std::to_string(listed.size()) + " items" + (with_cas ? " with CAS" : ""));
+    if (variant_.eviction) return;
+    for (const std::string& key : keys_) {
+      if (listed.count(key) == 0 && Find(key) != nullptr) {
+        return Fail("list " + Printable(key, 12) + ": not listed, the model holds it");
+      }
     }
   }
 

@@ -172,6 +172,41 @@ struct FetchResult {
   int64_t previous_expiry = 0;  // the expiry before the touch (absolute, 0 for never)
 };
 
+// Listing the items of a keyspace (Store::ListItems), a batch at a time: memcached's
+// "lru_crawler metadump" and "stats cachedump".
+struct ListedItem {
+  uint32_t key_offset = 0;  // the key is ItemList::key(item)
+  uint32_t key_size = 0;
+  bool binary_key = false;  // as ItemRef::binary_key
+  bool fetched_before = false;
+  uint32_t flags = 0;
+  size_t value_size = 0;
+  int64_t expiry = 0;       // absolute Unix time; 0: never
+  int64_t last_access = 0;  // as ItemRef::last_access
+  uint64_t cas = 0;         // 0 unless asked for
+};
+
+// A batch of listed items and their keys' bytes: the caller's memory, reused from call to call.
+struct ItemList {
+  std::vector<ListedItem> items;
+  std::string keys;
+  std::string_view key(const ListedItem& item) const {
+    return std::string_view(keys).substr(item.key_offset, item.key_size);
+  }
+  void clear() {
+    items.clear();
+    keys.clear();
+  }
+};
+
+// Where a listing goes on: a position in the index, not an item, so that what is written or
+// moved meanwhile does not make it skip or repeat the other items.
+struct ListCursor {
+  uint32_t shard = 0;
+  uint32_t tag = 0;
+  bool done = false;
+};
+
 // A value being written in place (Store::BeginWrite). The item's memory was reserved and
 // charged when the write began; the caller fills data()[0, size()) in any order and over any
 // time, then Commit() publishes the item or Abort() drops it and gives the memory back. Readers
@@ -441,6 +476,19 @@ class Store {
   // Blocks on the disk: call it off an event loop. Counts no hit or miss. Without a tier, or
   // when the item is in memory or absent, does nothing.
   void Promote(Keyspace keyspace, std::string_view key);
+
+  // Appends to *list the live items of `keyspace` in the next stretches of the index from
+  // *cursor (a stretch is a few dozen index slots), until the list holds `max_items` or more or
+  // the index ends (cursor->done), and moves the cursor past them. A walk from a fresh cursor
+  // to done lists every item present throughout it exactly once; one stored or removed
+  // meanwhile is listed once or not at all. Lists without touching the items (no hit, no
+  // fetched mark), as memcached's metadump; with `with_cas` the items' CAS values are filled
+  // in, and stay what they were listed as until the items change. Items on the file tier are
+  // read from it, blocking the calling thread on the disk, unless `may_block` is false: then
+  // the call stops before a stretch that holds items on file, leaving the cursor there, and
+  // returns false (call again where waiting on the disk is fine). True otherwise.
+  bool ListItems(Keyspace keyspace, ListCursor* cursor, size_t max_items, bool with_cas,
+                 bool may_block, ItemList* list);
 
   // Writes every live item to the file at `path` (created or truncated), straight from the
   // store's memory (no copy), with a checksum per segment, then syncs it and marks it clean

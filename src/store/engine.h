@@ -173,6 +173,9 @@ class Engine {
   Status SaveTo(const std::string& path, uint64_t memory_limit);
   static Status OpenFrom(const Options& options, const std::string& path, uint64_t memory_limit,
                          std::unique_ptr<Engine>* engine, RestoreReport* report);
+  // Store::ListItems (engine_list.cc).
+  bool ListItems(Keyspace ks, ListCursor* cursor, size_t max_items, bool with_cas, bool may_block,
+                 ItemList* list);
   // The file tier (tier.cc, docs/file-tier.md): see Store::InFileTier and Store::Promote.
   bool InFileTier(Keyspace ks, std::string_view key) const;
   void Promote(Keyspace ks, std::string_view key);
@@ -513,6 +516,14 @@ class Engine {
   // --- streaming writes (engine_stream.cc) ---
   void ReleaseWrite(ValueWriter* w, bool published);
   void DropJumboReservation(uint32_t segment);
+
+  // --- listing (engine_list.cc) ---
+  // Adds an item found at `location` to the list.
+  void AddListed(uint64_t location, const mem::ItemView& item, uint64_t cas, ItemList* list) const;
+  // Lists the items of `slots` (of the shard) that are on the file tier, pinned by the caller:
+  // each read, checked to still be the slot's item, and added.
+  void ListFromFile(index::Shard& shard, const std::vector<uint64_t>& slots, Keyspace ks,
+                    int64_t now, bool with_cas, ItemList* list);
 
   // --- file tier (tier.cc, docs/file-tier.md) ---
   bool HasTier() const { return pool_->file_count() != 0; }

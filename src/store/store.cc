@@ -147,6 +147,11 @@ bool Store::Peek(Keyspace keyspace, std::string_view key, ItemRef* out, bool wit
   return engine_->Read(keyspace, key, out, with_cas, /*bump=*/false, nullptr);
 }
 
+bool Store::ListItems(Keyspace keyspace, ListCursor* cursor, size_t max_items, bool with_cas,
+                      bool may_block, ItemList* list) {
+  return engine_->ListItems(keyspace, cursor, max_items, with_cas, may_block, list);
+}
+
 bool Store::Fetch(std::string_view key, const FetchOptions& options, ItemRef* out,
                   FetchResult* result) {
   return engine_->Fetch(Keyspace{}, key, options, out, result);

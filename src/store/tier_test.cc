@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -191,6 +192,58 @@ TEST_F(TierTest, DemotedItemsReadBackExactly) {
   ref.Reset();
   EXPECT_EQ(store_->Write(SetMode::kCas, Key(k), "new", 0, 0, seen), Outcome::kStored);
   EXPECT_EQ(Get(Key(k)), "new");
+}
+
+// Listing reads the keys of items on file without bringing them back; a caller that may not
+// block on the disk is stopped before them.
+TEST_F(TierTest, ListingReadsItemsOnFileWithoutPromotingThem) {
+  Open(TierOptions(512));
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(store_->Write(SetMode::kSet, Key(i), ValueFor(i, 0, 40 + i % 200), 1000u + i, 0, 0),
+              Outcome::kStored);
+  }
+  Fill(0, 300, 30, Keyspace{3});  // another keyspace's, on file too
+  const std::vector<int> on_file = OnFile(n);
+  ASSERT_GT(on_file.size(), static_cast<size_t>(n / 2));
+  const uint64_t promotions = store_->GetStats().tier_promotions;
+
+  // Without blocking: stopped at the first stretch holding an item on file, cursor left there.
+  ListCursor cursor;
+  ItemList list;
+  size_t without_blocking = 0;
+  while (store_->ListItems(Keyspace{}, &cursor, 1, false, /*may_block=*/false, &list)) {
+    without_blocking += list.items.size();
+    list.clear();
+    ASSERT_FALSE(cursor.done) << "a walk of items mostly on file met none";
+  }
+  EXPECT_TRUE(list.items.empty());
+  EXPECT_LT(without_blocking, static_cast<size_t>(n));
+
+  // Blocking, from the start: every item once, with its fields.
+  std::map<std::string, ListedItem> all;
+  cursor = ListCursor{};
+  while (!cursor.done) {
+    list.clear();
+    ASSERT_TRUE(store_->ListItems(Keyspace{}, &cursor, 50, true, /*may_block=*/true, &list));
+    for (const ListedItem& item : list.items) {
+      ASSERT_TRUE(all.emplace(std::string(list.key(item)), item).second) << list.key(item);
+    }
+  }
+  ASSERT_EQ(all.size(), static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const ListedItem& item = all[Key(i)];
+    EXPECT_EQ(item.value_size, 40u + i % 200) << i;
+    EXPECT_EQ(item.flags, 1000u + i);
+  }
+  EXPECT_EQ(store_->GetStats().tier_promotions, promotions);
+  EXPECT_EQ(OnFile(n), on_file) << "listing moved items off the file";
+  // The CAS values listed are those the items answer with once promoted.
+  for (int k : {on_file.front(), on_file.back()}) {
+    ItemRef ref;
+    ASSERT_TRUE(store_->Get(Keyspace{}, Key(k), &ref, /*with_cas=*/true));
+    EXPECT_EQ(ref.cas(), all[Key(k)].cas) << k;
+  }
 }
 
 TEST_F(TierTest, PromoteBringsAnItemBack) {
