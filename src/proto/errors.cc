@@ -24,6 +24,14 @@ std::string_view ErrorLine(Error error) {
       return reply::kMetaInvalidFlag;
     case Error::kShutdownDisabled:
       return reply::kShutdownDisabled;
+    case Error::kBadClass:
+      return reply::kBadClass;
+    case Error::kNoClassToCrawl:
+      return reply::kNoClassToCrawl;
+    case Error::kCachedumpUsage:
+      return reply::kCachedumpUsage;
+    case Error::kIllegalSlabId:
+      return reply::kIllegalSlabId;
     case Error::kBadBase64Key:
       return reply::kMetaBadBase64Key;
     case Error::kBadExptime:

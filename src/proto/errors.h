@@ -77,6 +77,14 @@ inline constexpr std::string_view kMemlimitTooSmall =
     "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
 inline constexpr std::string_view kMemlimitNotBytes =
     "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n";
+// Key dumps: "lru_crawler metadump <classes>" and "stats cachedump <class> <limit>".
+inline constexpr std::string_view kCrawlerBusy = "BUSY currently processing crawler request\r\n";
+inline constexpr std::string_view kBadClass = "BADCLASS invalid class id\r\n";
+inline constexpr std::string_view kNoClassToCrawl = "NOTSTARTED no items to crawl\r\n";
+inline constexpr std::string_view kMetadumpPipelined =
+    "ERROR cannot pipeline other commands before metadump\r\n";
+inline constexpr std::string_view kCachedumpUsage = "CLIENT_ERROR bad command line\r\n";
+inline constexpr std::string_view kIllegalSlabId = "CLIENT_ERROR Illegal slab id\r\n";
 
 // Authentication (-Y): memcached's replies before a connection has authenticated. A good
 // `set` of "<user> <password>" is answered kStored.

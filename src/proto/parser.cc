@@ -206,7 +206,7 @@ void ResetRequest(Request* r) {
   r->key = r->keys = r->data = r->stats_arg = {};
   r->partial = r->skip_rest = r->noreply = r->has_number = false;
   r->line_error = Error::kNone;
-  r->client_flags = 0;
+  r->client_flags = r->dump_limit = 0;
   r->exptime = r->number = 0;
   r->cas_unique = r->delta = 0;
   r->num_meta_flags = 0;
@@ -404,9 +404,58 @@ ParseResult ParseVerbosity(const Line& line, std::string_view) {
   return Ok(line.end);
 }
 
+// The slab classes memcached has (MAX_NUMBER_OF_SLAB_CLASSES): ids 1..63 for a dump.
+constexpr uint32_t kSlabClasses = 64;
+
+// stats [arg]; "stats cachedump <class> <limit>" as memcached checks it: fewer than two numbers,
+// a number safe_strtoul refuses, then a class past the last.
 ParseResult ParseStats(const Line& line, std::string_view args) {
-  NextKey(&args, &line.request->stats_arg);
+  Request* r = line.request;
+  NextKey(&args, &r->stats_arg);
+  if (r->stats_arg != "cachedump") return Ok(line.end);
+  Tokens t;
+  Tokenize(line.text, &t);
+  if (t.count < 4) return Fail(Error::kCachedumpUsage, line.end);
+  uint32_t id;
+  if (!ParseU32(t[2], &id) || !ParseU32(t[3], &r->dump_limit)) {
+    return Fail(Error::kBadFormat, line.end);
+  }
+  if (id >= kSlabClasses) return Fail(Error::kIllegalSlabId, line.end);
+  r->number = id;
+  r->has_number = true;
   return Ok(line.end);
+}
+
+// lru_crawler metadump <all|hash|class,class,...>: the one lru_crawler subcommand cinch has
+// (the others steer memcached's crawler thread: ERROR, as any other form). Classes are
+// safe_strtoul numbers in 1..63; empty ones between commas are skipped.
+ParseResult ParseLruCrawler(const Line& line, std::string_view) {
+  Request* r = line.request;
+  Tokens t;
+  Tokenize(line.text, &t);
+  if (t.count != 3 || t[1] != "metadump") return Fail(Error::kUnknownCommand, line.end);
+  r->stats_arg = t[1];
+  r->has_number = true;
+  const std::string_view classes = t[2];
+  if (classes == "all" || classes == "hash") {
+    r->number = 1;
+    return Ok(line.end);
+  }
+  r->number = 0;
+  bool any = false;
+  for (size_t pos = 0; pos <= classes.size();) {
+    size_t comma = std::min(classes.find(',', pos), classes.size());
+    std::string_view id_token = classes.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (id_token.empty()) continue;
+    uint32_t id;
+    if (!ParseU32(id_token, &id) || id < 1 || id >= kSlabClasses) {
+      return Fail(Error::kBadClass, line.end);
+    }
+    any = true;
+    if (id == 1) r->number = 1;
+  }
+  return any ? Ok(line.end) : Fail(Error::kNoClassToCrawl, line.end);
 }
 
 // debugtime p | r | <seconds>: as memcached's debug builds, "ERROR" for anything else.
@@ -473,6 +522,7 @@ constexpr TextCommand kTextCommands[] = {
     {"stats", Command::kStats, ParseStats},
     {"debugtime", Command::kDebugTime, ParseDebugTime},
     {"cache_memlimit", Command::kCacheMemlimit, ParseCacheMemlimit},
+    {"lru_crawler", Command::kLruCrawler, ParseLruCrawler},
 };
 
 // memcached closes the connection on an unknown command whose last token starts with "HTTP/",

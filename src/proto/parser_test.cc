@@ -211,6 +211,60 @@ TEST(ParserTest, Verbosity) {
   EXPECT_EQ(ParseOk("verbosity 1 x\r\n").number, 1);
 }
 
+// As memcached 1.6.18 answers (probed): classes 1..63, "all" and "hash"; cinch reports only
+// class 1, so `number` says whether it was named.
+TEST(ParserTest, LruCrawlerMetadump) {
+  Request r = ParseOk("lru_crawler metadump all\r\n");
+  EXPECT_EQ(r.command, Command::kLruCrawler);
+  EXPECT_EQ(r.stats_arg, "metadump");
+  EXPECT_EQ(r.number, 1);
+  EXPECT_EQ(ParseOk("lru_crawler metadump hash\r\n").number, 1);
+  EXPECT_EQ(ParseOk("lru_crawler metadump 3,1\r\n").number, 1);
+  EXPECT_EQ(ParseOk("lru_crawler metadump ,1,,\r\n").number, 1);
+  EXPECT_EQ(ParseOk("lru_crawler metadump 4294967297\r\n").number, 1);  // 32 bits
+  EXPECT_EQ(ParseOk("lru_crawler metadump 2,63\r\n").number, 0);
+  const std::pair<std::string_view, Error> bad[] = {
+      {"lru_crawler metadump 0\r\n", Error::kBadClass},
+      {"lru_crawler metadump 64\r\n", Error::kBadClass},
+      {"lru_crawler metadump 1,x\r\n", Error::kBadClass},
+      {"lru_crawler metadump -1\r\n", Error::kBadClass},
+      {"lru_crawler metadump All\r\n", Error::kBadClass},
+      {"lru_crawler metadump ,\r\n", Error::kNoClassToCrawl},
+      {"lru_crawler metadump\r\n", Error::kUnknownCommand},
+      {"lru_crawler metadump all x\r\n", Error::kUnknownCommand},
+      {"lru_crawler crawl all\r\n", Error::kUnknownCommand},
+      {"lru_crawler enable\r\n", Error::kUnknownCommand},
+  };
+  for (const auto& [line, error] : bad) {
+    Parsed p = Parse(line);
+    EXPECT_EQ(p.result.status, kError) << line;
+    EXPECT_EQ(p.result.error, error) << line;
+    EXPECT_FALSE(p.result.close) << line;
+  }
+}
+
+TEST(ParserTest, StatsCachedump) {
+  Request r = ParseOk("stats cachedump 1 100\r\n");
+  EXPECT_EQ(r.command, Command::kStats);
+  EXPECT_EQ(r.stats_arg, "cachedump");
+  EXPECT_EQ(r.number, 1);
+  EXPECT_EQ(r.dump_limit, 100u);
+  EXPECT_EQ(ParseOk("stats cachedump 63 0 extra\r\n").number, 63);
+  EXPECT_EQ(ParseOk("stats items\r\n").dump_limit, 0u);
+  const std::pair<std::string_view, Error> bad[] = {
+      {"stats cachedump\r\n", Error::kCachedumpUsage},
+      {"stats cachedump 1\r\n", Error::kCachedumpUsage},
+      {"stats cachedump 1 x\r\n", Error::kBadFormat},
+      {"stats cachedump -1 0\r\n", Error::kBadFormat},
+      {"stats cachedump 64 0\r\n", Error::kIllegalSlabId},
+  };
+  for (const auto& [line, error] : bad) {
+    Parsed p = Parse(line);
+    EXPECT_EQ(p.result.status, kError) << line;
+    EXPECT_EQ(p.result.error, error) << line;
+  }
+}
+
 // As memcached 1.6.18 answers (probed): the server checks the range (8 .. 10^9).
 TEST(ParserTest, CacheMemlimit) {
   Request r = ParseOk("cache_memlimit 100\r\n");

@@ -37,6 +37,7 @@ enum class Command : uint8_t {
   kStats,
   kDebugTime,      // "debugtime <seconds>": test clock; the server decides whether it is enabled
   kCacheMemlimit,  // "cache_memlimit <megabytes> [noreply]": `number` holds the megabytes
+  kLruCrawler,     // "lru_crawler metadump <classes>": stats_arg "metadump", `number` below
   // meta protocol
   kMetaGet,
   kMetaSet,
@@ -78,6 +79,10 @@ enum class Error : uint8_t {
   kBadMsMode,           // "CLIENT_ERROR invalid mode for ms M token"
   kBadMaMode,           // "CLIENT_ERROR invalid mode for ma M token"
   kShutdownDisabled,    // "ERROR: shutdown not enabled" (memcached without -A; cinchd has no -A)
+  kBadClass,            // "BADCLASS invalid class id" (lru_crawler metadump: not in 1..63)
+  kNoClassToCrawl,      // "NOTSTARTED no items to crawl" (lru_crawler metadump: no class named)
+  kCachedumpUsage,      // "CLIENT_ERROR bad command line" (stats cachedump: too few arguments)
+  kIllegalSlabId,       // "CLIENT_ERROR Illegal slab id" (stats cachedump: class 64 or more)
 };
 
 // One meta flag: a letter and its token (empty for flags without one), e.g. "T30" -> {'T',"30"}.
@@ -123,6 +128,7 @@ struct Request {
   // Numbers are parsed as memcached does (strtol & co., lenient about a sign and leading
   // blanks): client flags and exptimes are truncated to 32 bits, so "4294967297" means 1.
   uint32_t client_flags = 0;  // set/add/replace/append/prepend/cas
+  uint32_t dump_limit = 0;    // stats cachedump (see stats_arg)
   int64_t exptime = 0;        // storage commands, gat/gats, touch (an int32 value)
   uint64_t cas_unique = 0;    // cas
   uint64_t delta = 0;         // incr/decr
@@ -139,7 +145,10 @@ struct Request {
   ClockControl clock_control = ClockControl::kShift;
 
   // stats [arg]: the first argument, e.g. "settings", "items", "slabs", "cinch"; empty when
-  // absent. Further arguments are not kept.
+  // absent. Further arguments are not kept, but for "stats cachedump <class> <limit>": the
+  // class in `number`, the limit in `dump_limit` (0: none). lru_crawler: its subcommand
+  // ("metadump"); `number` is 1 when the classes named include class 1 ("all" and "hash" do),
+  // the only slab class cinch reports, else 0.
   std::string_view stats_arg;
 
   // Meta commands: the flags in the order sent. ms: data length in `data_length` and the

@@ -97,7 +97,10 @@ MemcacheSession::MemcacheSession(ServerContext* context)
 }
 
 // The connection releases every queued reference before it destroys its session.
-MemcacheSession::~MemcacheSession() { CINCH_CHECK(pins_busy_ == 0); }
+MemcacheSession::~MemcacheSession() {
+  CINCH_CHECK(pins_busy_ == 0);
+  if (dump_ != nullptr) EndDump();  // the client left during a dump
+}
 
 size_t MemcacheSession::WantedInput() const {
   if (protocol_ == Protocol::kBinary) {
@@ -125,6 +128,17 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       size_t used = 0;
       if (!Authenticate(rest, out, &result, &used)) break;
       pos += used;
+      Timed(CommandClass::kOther, &started);
+      continue;
+    }
+    if (dump_ != nullptr) {
+      const DumpStep step = ContinueDump(out, output_limit);
+      if (step == DumpStep::kWait) {
+        result.wait = true;
+        break;
+      }
+      if (step == DumpStep::kOutputFull) break;
+      pos += EndDump();
       Timed(CommandClass::kOther, &started);
       continue;
     }
@@ -167,6 +181,13 @@ net::SessionResult MemcacheSession::OnInput(std::string_view input, net::Output*
       }
       // Written back to the file since it was promoted: the store reads it on this thread.
       ThreadCounters::Add(counters_->tier_sync_reads);
+    }
+    if (IsDump(request_)) {
+      // Started: the loop's top runs it, its line left in the input until it ends.
+      if (StartDump(request_, pr.consumed, out)) continue;
+      pos += pr.consumed;
+      Timed(CommandClass::kOther, &started);
+      continue;
     }
     pos += pr.consumed;
     if (IsRetrieval(request_.command)) {
@@ -233,6 +254,7 @@ bool MemcacheSession::StillAllowed() const {
 bool MemcacheSession::NeedsFileTier(const proto::Request& r) {
   TierPromoter::Job& job = tier_job_;
   job.keyspace = keyspace_;
+  job.run = nullptr;
   switch (r.command) {
     case Command::kGet:
     case Command::kGets:
@@ -288,7 +310,8 @@ bool MemcacheSession::Execute(const proto::Request& r, net::Output* out) {
     case Command::kGets:
     case Command::kGat:
     case Command::kGats:
-      CINCH_CHECK(false);  // OnInput runs them (Retrieve)
+    case Command::kLruCrawler:
+      CINCH_CHECK(false);  // OnInput runs them (Retrieve, StartDump)
       break;
     case Command::kSet:
     case Command::kAdd:

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "cinch/store.h"
@@ -79,6 +80,20 @@ class MemcacheSession final : public net::Session {
   void Stats(const proto::Request& r, net::Output* out);
   void DebugTime(const proto::Request& r, net::Output* out);
   void CacheMemlimit(const proto::Request& r, net::Output* out);
+
+  // Key dumps (dump_command.cc): "lru_crawler metadump" and "stats cachedump". A dump runs a
+  // batch of items at a time as the output drains; its request line stays at the start of the
+  // input until it ends. With a file tier, batches that must read the file are listed on an
+  // I/O thread (the session waits meanwhile).
+  static bool IsDump(const proto::Request& r);
+  // Starts the dump `r` asks for (its line is `consumed` bytes): true if it runs from now on,
+  // false if it was answered at once (an error, or no class of cinch's named).
+  bool StartDump(const proto::Request& r, size_t consumed, net::Output* out);
+  enum class DumpStep : uint8_t { kDone, kOutputFull, kWait };
+  DumpStep ContinueDump(net::Output* out, size_t output_limit);
+  // Ends the dump, giving its memory back; returns its request line's size.
+  size_t EndDump();
+  static void ListOnIoThread(void* session);
 
   // Meta protocol (meta_commands.cc).
   void MetaGet(const proto::Request& r, net::Output* out);
@@ -146,6 +161,19 @@ class MemcacheSession final : public net::Session {
   bool tier_waited_ = false;
   const char* tier_waited_at_ = nullptr;
   proto::ParseResult tier_waited_parse_;
+  struct Dump {
+    bool metadump = false;      // else stats cachedump
+    bool listed_class = false;  // the classes named include cinch's one
+    size_t consumed = 0;        // bytes of the request line
+    uint32_t limit = 0;         // cachedump: items at most (0: no limit)
+    size_t items = 0;           // cachedump: items and bytes written so far
+    size_t bytes = 0;
+    size_t charged = 0;  // bytes charged to the store (Store::ChargeExternal)
+    ListCursor cursor;
+    ItemList list;
+    size_t next = 0;  // list.items[next] is the next item to write
+  };
+  std::unique_ptr<Dump> dump_;  // the dump running; null without one
 };
 
 class MemcacheSessionFactory final : public net::SessionFactory {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -425,6 +426,31 @@ TEST_F(FileTierSessionTest, GetOfAFileItemWithoutMemoryIsAnErrorAndKeepsIt) {
                 "\r\n" + kept + "\r\nEND\r\n");
 }
 
+// A key dump meets items on file: the stretches holding them are listed on the I/O thread (the
+// session waits), and they stay on file.
+TEST_F(FileTierSessionTest, MetadumpListsItemsOnFileOnTheIoThread) {
+  const int written = Fill();
+  const int on_file = static_cast<int>(store_->GetStats().tier_items);
+  ASSERT_GT(on_file, 0);
+  const uint64_t promotions = store_->GetStats().tier_promotions;
+  bool waited = false;
+  const std::string replies = SendWaiting("lru_crawler metadump all\r\n", &waited);
+  EXPECT_TRUE(waited);
+  std::set<std::string> keys;
+  size_t pos = 0;
+  for (size_t nl; (nl = replies.find('\n', pos)) != std::string::npos && replies[pos] == 'k';
+       pos = nl + 1) {
+    EXPECT_TRUE(keys.insert(replies.substr(pos + 4, replies.find(' ', pos) - pos - 4)).second);
+  }
+  EXPECT_EQ(replies.substr(pos), "END\r\n");
+  EXPECT_EQ(keys.size(), static_cast<size_t>(written));
+  EXPECT_TRUE(keys.count("k0"));
+  EXPECT_EQ(store_->GetStats().tier_promotions, promotions);
+  // Nothing was brought back (the dump's own memory may have sent more to the file).
+  EXPECT_GE(store_->GetStats().tier_items, static_cast<uint64_t>(on_file));
+  EXPECT_GE(context_->counters.Sum().tier_waits, 1u);
+}
+
 // -Y: memcached's text authentication, then every command in the user's keyspace.
 class AuthSessionTest : public SessionTest {
  protected:
@@ -497,6 +523,21 @@ TEST_F(AuthSessionTest, TenantsHaveTheirOwnKeyspaces) {
   ItemRef ref;
   ASSERT_TRUE(store_->Peek(Keyspace{id}, "k", &ref));
   EXPECT_EQ(ref.value(), "t2");
+}
+
+// A key dump lists the connection's keyspace only.
+TEST_F(AuthSessionTest, TenantsDumpTheirOwnKeys) {
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  EXPECT_EQ(Send("set mine 0 0 1\r\n1\r\n"), "STORED\r\n");
+  Reconnect();
+  ASSERT_EQ(Login("alice", "secret"), "STORED\r\n");
+  EXPECT_EQ(Send("set shared 0 0 1\r\n2\r\n"), "STORED\r\n");
+  const std::string dump = Send("lru_crawler metadump all\r\n");
+  EXPECT_EQ(dump.substr(0, 11), "key=shared ") << dump;
+  EXPECT_EQ(dump.find("mine"), std::string::npos) << dump;
+  Reconnect();
+  ASSERT_EQ(Login("ten1", "t1"), "STORED\r\n");
+  EXPECT_EQ(Send("stats cachedump 1 0\r\n"), "ITEM mine [1 b; 0 s]\r\nEND\r\n");
 }
 
 // A tenant's flush_all flushes its own keyspace, and its stats are its keyspace's figures;

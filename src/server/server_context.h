@@ -46,6 +46,8 @@ struct ServerContext {
   // The users of the -Y auth file (users.h); null without one: then no connection
   // authenticates and every command uses the default keyspace.
   UserTable* users = nullptr;
+  // A connection is running "lru_crawler metadump": memcached runs one at a time (one crawler).
+  std::atomic<bool> metadump_running{false};
 };
 
 }  // namespace cinch::server

@@ -65,11 +65,15 @@ void TierPromoter::Run() {
     --queued_;
     lock.unlock();
     uint64_t promoted = 0;
-    ForEachTierKey(job->keys, job->form, [&](std::string_view key) {
-      if (!store_->InFileTier(job->keyspace, key)) return;
-      store_->Promote(job->keyspace, key);
-      ++promoted;
-    });
+    if (job->run != nullptr) {
+      job->run(job->arg);
+    } else {
+      ForEachTierKey(job->keys, job->form, [&](std::string_view key) {
+        if (!store_->InFileTier(job->keyspace, key)) return;
+        store_->Promote(job->keyspace, key);
+        ++promoted;
+      });
+    }
     // The job belongs to its session again from here on: the last touch of it.
     job->done->Resume();
     lock.lock();

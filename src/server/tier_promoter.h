@@ -58,12 +58,15 @@ void ForEachTierKey(std::string_view keys, TierKeys form, F f) {
 
 class TierPromoter {
  public:
-  // One request's keys. Owned by the submitter, who leaves it (and the bytes `keys` points
-  // at) untouched until `done->Resume()` is called.
+  // One request's keys, or other work that may wait on the disk: with `run` set, the thread
+  // calls run(arg) instead of promoting keys. Owned by the submitter, who leaves it (and the
+  // bytes `keys` points at) untouched until `done->Resume()` is called.
   struct Job {
     Keyspace keyspace;
     std::string_view keys;
     TierKeys form = TierKeys::kOne;
+    void (*run)(void* arg) = nullptr;
+    void* arg = nullptr;
     net::Resumer* done = nullptr;
     Job* next = nullptr;  // the queue's link
   };
