@@ -15,7 +15,6 @@
              listing them brings none back into memory (tier_promotions unchanged).
 """
 
-import os
 import shutil
 import subprocess
 import tempfile
