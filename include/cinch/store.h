@@ -341,6 +341,7 @@ class Store {
              FetchResult* result);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
   // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
+  // An exptime already past: this call gets the item, later reads do not (as memcached).
   // `miss`, if given, says why it found nothing (kNotFound).
   Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false,
                       Miss* miss = nullptr);

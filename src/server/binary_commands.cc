@@ -437,12 +437,13 @@ void MemcacheSession::BinaryFlush(const bin::Request& r, net::Output* out) {
   Success(out, r);
 }
 
-// One packet per statistic (key: name, value: its text), then an empty one; the same groups as
-// the text "stats <group>", which produces them (one place for every statistic).
+// One packet per statistic (key: name, value: its text), then an empty one; the groups
+// memcached serves in binary (bin::StatGroup), produced by the text "stats <group>" (one place
+// for every statistic).
 void MemcacheSession::BinaryStats(const bin::Request& r, net::Output* out) {
   proto::Request text;
   text.command = proto::Command::kStats;
-  text.stats_arg = r.key;
+  if (!bin::StatGroup(r.key, &text.stats_arg)) return Error(out, r, Status::kKeyNotFound);
   StringOutput lines;
   Stats(text, &lines);
   std::string_view rest = lines.text();
