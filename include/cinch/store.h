@@ -359,6 +359,10 @@ class Store {
   Outcome Delete(std::string_view key, uint64_t cas_unique = 0);
   Outcome Delete(Keyspace keyspace, std::string_view key, uint64_t cas_unique = 0);
 
+  // A CAS value that no item has or will have, unique over the store's life: what memcached
+  // answers for a write whose item was gone at once (its exptime already past).
+  uint64_t UnusedCas();
+
   // Marks the item stale instead of deleting it (memcached's md with I): it gets a new CAS
   // value, loses a handed-out recache token (the next reader wins it) and, with set_exptime, a
   // new exptime. kStored, kNotFound, kExists (cas_unique != 0 and does not match) or

@@ -219,6 +219,21 @@ TEST_F(BinarySessionTest, TouchAndGat) {
   EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).status, Status::kKeyNotFound);
 }
 
+// A write whose item is gone at once (an absolute time already past) still answers a CAS
+// value, as memcached, one that matches nothing.
+TEST_F(BinarySessionTest, AWriteExpiredOnArrivalAnswersAnUnusedCas) {
+  Response set = One(Set(Opcode::kSet, "k", "v", 0, 2592001));
+  EXPECT_EQ(set.status, Status::kSuccess);
+  EXPECT_NE(set.cas, 0u);
+  EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).status, Status::kKeyNotFound);
+  Response created = One(Incr(Opcode::kIncrement, "n", 1, 7, 2592001));
+  EXPECT_EQ(created.value, Be64(7));
+  EXPECT_NE(created.cas, 0u);
+  EXPECT_NE(created.cas, set.cas);
+  EXPECT_EQ(One(Set(Opcode::kAdd, "n", "1")).status, Status::kSuccess);  // it is gone
+  EXPECT_EQ(One(Set(Opcode::kSet, "n", "2", 0, 0, set.cas)).status, Status::kKeyExists);
+}
+
 // incr/decr read the value as memcached's safe_strtoull; an empty value is not a number even
 // when the CAS value differs.
 TEST_F(BinarySessionTest, IncrReadsValuesAsMemcached) {

@@ -829,6 +829,25 @@ TEST_F(StoreTest, GetAndTouchToAPastTimeReturnsTheItemOnce) {
   }
 }
 
+TEST_F(StoreTest, UnusedCasIsNoItemsCas) {
+  Open(DefaultOptions());
+  ItemRef ref;
+  ASSERT_EQ(store_->Set("a", "1"), Outcome::kStored);
+  ASSERT_TRUE(store_->Get("a", &ref, /*with_cas=*/true));
+  const uint64_t a = ref.cas();
+  const uint64_t unused = store_->UnusedCas();
+  EXPECT_NE(unused, 0u);
+  EXPECT_NE(unused, a);
+  EXPECT_NE(store_->UnusedCas(), unused);
+  // Items written after it are not given it either, nor does it match a present item.
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(store_->Set("k" + std::to_string(i), std::string(5000, 'v')), Outcome::kStored);
+    ASSERT_TRUE(store_->Get("k" + std::to_string(i), &ref, /*with_cas=*/true));
+    EXPECT_NE(ref.cas(), unused);
+  }
+  EXPECT_EQ(store_->Delete("a", unused), Outcome::kExists);
+}
+
 TEST_F(StoreTest, ExpiryZeroNeverExpires) {
   Open(DefaultOptions());
   ASSERT_EQ(store_->Set("k", "v", 0, 0), Outcome::kStored);

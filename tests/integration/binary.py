@@ -122,6 +122,13 @@ def cases():
                             touch(TOUCH, K + b"b", 1000000000), pkt(GET, K + b"b"),
                             store(SET, K + b"c", b"val"), touch(GATKQ, K + b"c", 2592001),
                             pkt(GETK, K + b"c")], False),
+        # A store and an incr/decr creation already expired: a fresh CAS value, the item gone.
+        ("expired_on_arrival", [store(SET, K + b"a", b"v", 0, 2592001), pkt(GET, K + b"a"),
+                                store(ADD, K + b"a", b"v", 0, 1000000000),
+                                arith(INCR, K + b"n", 1, 5, 2592001), pkt(GET, K + b"n"),
+                                store(SET, K + b"b", b"v"),
+                                store(REPLACE, K + b"b", b"w", 0, 2592001),
+                                pkt(GET, K + b"b")], False),
         ("flush", [store(SET, K + b"a", b"1"), pkt(FLUSH), pkt(GET, K + b"a"),
                    store(SET, K + b"a", b"1"), pkt(FLUSHQ), pkt(GET, K + b"a"),
                    pkt(FLUSH, extras=struct.pack(">I", 0))], False),

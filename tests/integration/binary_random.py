@@ -28,8 +28,8 @@ Left out on purpose, each a documented difference (docs/server.md) or a memcache
   incr looks for a '-' in the value and on past its end, up to a NUL, in memory that may
   hold an old value's or an item header's bytes. That can still be a 0x2d byte of a header
   or of packets a value took in: a mismatch whose first difference is memcached's 0x06 to
-  an incr/decr the server answered, and that does not happen again when the sequence is
-  run again (on other keys), is noted, not failed;
+  an incr/decr the server answered, and that does not happen again in one of three runs of
+  the sequence (on other keys), is noted, not failed;
 - replies memcached has not written yet when it meets a bad magic byte (it drops them; they
   are those since its last write, which depends on how its reads split the stream): a NOOP
   is inserted before a bad magic byte, and a value that runs into the middle of the next
@@ -86,9 +86,6 @@ VALUES = [b"", b"0", b"1", b"7", b"12", b"100", b"  12", b"12  ", b"\t9\n", b"9 
           b"00000000000000000000000042", b"\r\n1", b"v\r\nEND\r\n"]
 NUMBERS = [0, 1, 2, 5, 100, 2 ** 32, 2 ** 63, 2 ** 64 - 2, 2 ** 64 - 1]
 EXPTIMES = [0, 0, 0, 100, 2592000, 2592001, 1000000000, 0x7fffffff, 0xfffffffe, 0xffffffff]
-PAST = (2592001, 1000000000)  # absolute times before the server started
-# Stores and incr/decr's creation with a time already past: see the module's docstring.
-STORE_EXPTIMES = [t for t in EXPTIMES if t not in PAST]
 STAT_GROUPS = [b"", b"reset", b"resetting", b"settings", b"settings2", b"conns", b"nonsense",
                b"Reset"]
 
@@ -183,7 +180,7 @@ def gen_valid(rng, nkeys):
         return Req(rng.choice(GETS), key)
     if kind == "store":
         extras = struct.pack(">II", rng.choice([0, 1, 0xdeadbeef, 0xffffffff]),
-                             rng.choice(STORE_EXPTIMES[:-1]))
+                             rng.choice(EXPTIMES[:-1]))
         return Req(rng.choice(STORES), key, extras, gen_value(rng), gen_cas(rng))
     if kind == "concat":
         return Req(rng.choice(CONCATS), key, b"", gen_value(rng), gen_cas(rng))
@@ -191,7 +188,7 @@ def gen_valid(rng, nkeys):
         return Req(rng.choice([DELETE, DELETEQ]), key, cas=gen_cas(rng))
     if kind == "arith":
         extras = struct.pack(">QQI", rng.choice(NUMBERS), rng.choice(NUMBERS),
-                             rng.choice(STORE_EXPTIMES))
+                             rng.choice(EXPTIMES))
         return Req(rng.choice(ARITHS), key, extras, cas=gen_cas(rng))
     if kind == "touch":
         return Req(rng.choice(TOUCHES), key, struct.pack(">I", rng.choice(EXPTIMES)))
@@ -473,7 +470,7 @@ def memcached_read_past_value(runner, seq, want, got):
     arith = tuple(" op=%#x " % op for op in ARITHS)
     if not (w.startswith("magic=0x81") and any(a in w for a in arith) and " status=0x6 " in w):
         return False
-    return not runner.differs(seq)
+    return any(not runner.differs(seq) for _ in range(3))  # new keys: maybe other memory
 
 
 def report(c, runner, seed, seq, want, got):
