@@ -376,6 +376,7 @@ class Store {
              FetchResult* result);
   // Get and set a new exptime in one step (memcached's gat). The CAS value is unchanged.
   // kTouched with *out filled, kNotFound, or kOutOfMemory as for Touch (the item is intact).
+  // An exptime already past: this call gets the item, later reads do not (as memcached).
   // `miss`, if given, says why it found nothing (kNotFound).
   Outcome GetAndTouch(std::string_view key, int64_t exptime, ItemRef* out, bool with_cas = false,
                       Miss* miss = nullptr);
@@ -392,6 +393,10 @@ class Store {
   // kDeleted, kNotFound, or kExists when cas_unique != 0 and does not match.
   Outcome Delete(std::string_view key, uint64_t cas_unique = 0);
   Outcome Delete(Keyspace keyspace, std::string_view key, uint64_t cas_unique = 0);
+
+  // A CAS value that no item has or will have, unique over the store's life: what memcached
+  // answers for a write whose item was gone at once (its exptime already past).
+  uint64_t UnusedCas();
 
   // Marks the item stale instead of deleting it (memcached's md with I): it gets a new CAS
   // value, loses a handed-out recache token (the next reader wins it) and, with set_exptime, a

@@ -221,6 +221,22 @@ void EncodeResponseHeader(const ResponseHeader& h, char* out) {
   StoreBig64(h.cas, out + 16);
 }
 
+bool StatGroup(std::string_view key, std::string_view* group) {
+  for (std::string_view prefix : {std::string_view("reset"), std::string_view("settings")}) {
+    if (key.starts_with(prefix)) {
+      *group = prefix;
+      return true;
+    }
+  }
+  for (std::string_view whole : {"", "items", "slabs", "sizes", "cinch"}) {
+    if (key == whole) {
+      *group = whole;
+      return true;
+    }
+  }
+  return false;
+}
+
 uint32_t LoadBig32(const char* p) {
   const auto* u = reinterpret_cast<const unsigned char*>(p);
   return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];

@@ -162,6 +162,13 @@ struct ResponseHeader {
 // Writes the 24-byte response header for `h` to out[0, kHeaderSize).
 void EncodeResponseHeader(const ResponseHeader& h, char* out);
 
+// The statistics group a stat request's key names, as memcached 1.6.18's binary protocol
+// matches it: the whole list for no key, "reset" and "settings" for any key they begin
+// (memcached compares only their length), "items", "slabs", "sizes" and cinch's own "cinch"
+// exactly. Empty for any other key (the text protocol's "conns" included): not a group, which
+// memcached answers kKeyNotFound. `*group` is set for a group ("" for the whole list).
+bool StatGroup(std::string_view key, std::string_view* group);
+
 // Big-endian helpers for extras.
 uint32_t LoadBig32(const char* p);
 uint64_t LoadBig64(const char* p);

@@ -205,6 +205,25 @@ TEST(BinaryParser, StatusMessagesAreMemcachedsText) {
   EXPECT_EQ(StatusMessage(Status::kAuthError), "Auth failure.");
 }
 
+TEST(BinaryStatGroup, MatchesAsMemcachedsBinaryStat) {
+  std::string_view group = "x";
+  ASSERT_TRUE(StatGroup("", &group));
+  EXPECT_EQ(group, "");
+  for (std::string_view key : {"reset", "resetting", "reset all"}) {
+    ASSERT_TRUE(StatGroup(key, &group)) << key;
+    EXPECT_EQ(group, "reset");
+  }
+  ASSERT_TRUE(StatGroup("settings2", &group));
+  EXPECT_EQ(group, "settings");
+  for (std::string_view key : {"items", "slabs", "sizes", "cinch"}) {
+    ASSERT_TRUE(StatGroup(key, &group)) << key;
+    EXPECT_EQ(group, key);
+  }
+  for (std::string_view key : {"conns", "Reset", "rese", "items2", "detail dump", "nonsense"}) {
+    EXPECT_FALSE(StatGroup(key, &group)) << key;
+  }
+}
+
 TEST(SaslPlain, SplitsAuthzidUserPassword) {
   SaslPlain p;
   ASSERT_TRUE(ParseSaslPlain(std::string_view("\0alice\0se:cret", 14), &p));

@@ -343,13 +343,10 @@ void MemcacheSession::BinaryStore(const bin::Request& r, net::Output* out) {
     if (o == Outcome::kNotFound) ThreadCounters::Add(counters_->cas_misses);
   }
   switch (o) {
-    case Outcome::kStored: {
+    case Outcome::kStored:
       ThreadCounters::Add(counters_->total_items);
       if (bin::IsQuiet(r.opcode)) return;
-      ItemRef ref;
-      const bool found = cas_enabled && store_->Peek(keyspace_, r.key, &ref, true);
-      return Success(out, r, found ? ref.cas() : 0);
-    }
+      return Success(out, r, StoredCas(r.key));
     case Outcome::kNotStored:
       return Error(out, r,
                    base == Opcode::kAdd       ? Status::kKeyExists
@@ -407,11 +404,9 @@ void MemcacheSession::BinaryArithmetic(const bin::Request& r, net::Output* out) 
   switch (o) {
     case Outcome::kStored: {
       if (bin::IsQuiet(r.opcode)) return;
-      ItemRef ref;
-      const bool found = cas_enabled && store_->Peek(keyspace_, r.key, &ref, true);
       char number[8];
       bin::StoreBig64(value, number);
-      return Success(out, r, found ? ref.cas() : 0, std::string_view(number, sizeof(number)));
+      return Success(out, r, StoredCas(r.key), std::string_view(number, sizeof(number)));
     }
     case Outcome::kNotFound:
       ThreadCounters::Add(incr ? counters_->incr_misses : counters_->decr_misses);
@@ -428,6 +423,15 @@ void MemcacheSession::BinaryArithmetic(const bin::Request& r, net::Output* out) 
   }
 }
 
+// The CAS value a write's reply carries: the item's, read back (a later writer's if one came
+// in between, as `ms ... c`). An item already gone (its exptime was past, or it was deleted
+// meanwhile) had one in memcached too: an unused value stands for it. 0 with CAS disabled.
+uint64_t MemcacheSession::StoredCas(std::string_view key) {
+  if (!context_->options->cas_enabled) return 0;
+  ItemRef ref;
+  return store_->Peek(keyspace_, key, &ref, true) ? ref.cas() : store_->UnusedCas();
+}
+
 void MemcacheSession::BinaryFlush(const bin::Request& r, net::Output* out) {
   // memcached -F answers a binary flush with an authentication error.
   if (!context_->options->flush_enabled) return Error(out, r, Status::kAuthError);
@@ -437,12 +441,13 @@ void MemcacheSession::BinaryFlush(const bin::Request& r, net::Output* out) {
   Success(out, r);
 }
 
-// One packet per statistic (key: name, value: its text), then an empty one; the same groups as
-// the text "stats <group>", which produces them (one place for every statistic).
+// One packet per statistic (key: name, value: its text), then an empty one; the groups
+// memcached serves in binary (bin::StatGroup), produced by the text "stats <group>" (one place
+// for every statistic).
 void MemcacheSession::BinaryStats(const bin::Request& r, net::Output* out) {
   proto::Request text;
   text.command = proto::Command::kStats;
-  text.stats_arg = r.key;
+  if (!bin::StatGroup(r.key, &text.stats_arg)) return Error(out, r, Status::kKeyNotFound);
   StringOutput lines;
   Stats(text, &lines);
   std::string_view rest = lines.text();

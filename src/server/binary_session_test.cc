@@ -209,6 +209,43 @@ TEST_F(BinarySessionTest, TouchAndGat) {
   EXPECT_TRUE(Send(Packet(Opcode::kGatQ, Be32(0), "x")).empty());
   clock_.Shift(2000);
   EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).value, "v");  // gat made it permanent
+  // A time already past (absolute, before 1970 + 30 days + 1 s): memcached answers the item
+  // with its CAS value, then it is gone.
+  const uint64_t cas = One(Packet(Opcode::kGet, {}, "k")).cas;
+  Response past = One(Packet(Opcode::kGat, Be32(2592001), "k"));
+  EXPECT_EQ(past.status, Status::kSuccess);
+  EXPECT_EQ(past.value, "v");
+  EXPECT_EQ(past.cas, cas);
+  EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).status, Status::kKeyNotFound);
+}
+
+// A write whose item is gone at once (an absolute time already past) still answers a CAS
+// value, as memcached, one that matches nothing.
+TEST_F(BinarySessionTest, AWriteExpiredOnArrivalAnswersAnUnusedCas) {
+  Response set = One(Set(Opcode::kSet, "k", "v", 0, 2592001));
+  EXPECT_EQ(set.status, Status::kSuccess);
+  EXPECT_NE(set.cas, 0u);
+  EXPECT_EQ(One(Packet(Opcode::kGet, {}, "k")).status, Status::kKeyNotFound);
+  Response created = One(Incr(Opcode::kIncrement, "n", 1, 7, 2592001));
+  EXPECT_EQ(created.value, Be64(7));
+  EXPECT_NE(created.cas, 0u);
+  EXPECT_NE(created.cas, set.cas);
+  EXPECT_EQ(One(Set(Opcode::kAdd, "n", "1")).status, Status::kSuccess);  // it is gone
+  EXPECT_EQ(One(Set(Opcode::kSet, "n", "2", 0, 0, set.cas)).status, Status::kKeyExists);
+}
+
+// incr/decr read the value as memcached's safe_strtoull; an empty value is not a number even
+// when the CAS value differs.
+TEST_F(BinarySessionTest, IncrReadsValuesAsMemcached) {
+  ASSERT_EQ(One(Set(Opcode::kSet, "z", std::string("5\0x", 3))).status, Status::kSuccess);
+  EXPECT_EQ(One(Incr(Opcode::kIncrement, "z", 1, 0, 0)).value, Be64(6));
+  ASSERT_EQ(One(Set(Opcode::kSet, "m", "-0")).status, Status::kSuccess);
+  EXPECT_EQ(One(Incr(Opcode::kIncrement, "m", 1, 0, 0)).value, Be64(1));
+  ASSERT_EQ(One(Set(Opcode::kSet, "n", "-5")).status, Status::kSuccess);
+  EXPECT_EQ(One(Incr(Opcode::kIncrement, "n", 1, 0, 0)).status, Status::kNonNumeric);
+  ASSERT_EQ(One(Set(Opcode::kSet, "e", "")).status, Status::kSuccess);
+  EXPECT_EQ(One(Incr(Opcode::kIncrement, "e", 1, 0, 0, /*cas=*/999999)).status,
+            Status::kNonNumeric);
 }
 
 TEST_F(BinarySessionTest, ValueOverTheLimitIsTooLargeAndTheStreamGoesOn) {
@@ -308,6 +345,15 @@ TEST_F(BinarySessionTest, StatsGroupsAndTheirTerminator) {
   EXPECT_TRUE(found);
   EXPECT_EQ(One(Packet(Opcode::kStat, {}, "nonsense")).status, Status::kKeyNotFound);
   EXPECT_EQ(One(Packet(Opcode::kStat, {}, "reset")).key, "");
+  // memcached's binary stat matches "reset" and "settings" by their length only, and has no
+  // "conns" group (the text protocol has).
+  Response reset = One(Packet(Opcode::kStat, {}, "resetting"));
+  EXPECT_EQ(reset.status, Status::kSuccess);
+  EXPECT_EQ(reset.key, "");
+  rs = Send(Packet(Opcode::kStat, {}, "settings2"));
+  ASSERT_GT(rs.size(), 10u);
+  EXPECT_EQ(rs.back().key, "");
+  EXPECT_EQ(One(Packet(Opcode::kStat, {}, "conns")).status, Status::kKeyNotFound);
 }
 
 TEST_F(BinarySessionTest, FlushQuitAndQuietQuit) {

@@ -114,6 +114,7 @@ class MemcacheSession final : public net::Session {
   void BinaryStore(const proto::binary::Request& r, net::Output* out);
   void BinaryDelete(const proto::binary::Request& r, net::Output* out);
   void BinaryArithmetic(const proto::binary::Request& r, net::Output* out);
+  uint64_t StoredCas(std::string_view key);  // the CAS value a binary write answers
   void BinaryFlush(const proto::binary::Request& r, net::Output* out);
   void BinaryStats(const proto::binary::Request& r, net::Output* out);
   void BinarySasl(const proto::binary::Request& r, net::Output* out);

@@ -314,6 +314,11 @@ KeyspaceStats Engine::GetKeyspaceStats(Keyspace ks) const {
 
 // --- items ---
 
+// A sequence number no segment is opened with: the CAS values derived from it belong to no item.
+uint64_t Engine::UnusedCas() {
+  return (open_seq_.fetch_add(1, std::memory_order_relaxed) + 1) << pool_->segment_shift();
+}
+
 uint64_t Engine::CasOf(uint64_t location, const mem::ItemView& item) const {
   if (item.meta.cas != 0) return item.meta.cas;
   uint64_t seq = pool_->meta(SegmentOf(location)).open_seq.load(std::memory_order_relaxed);

@@ -146,6 +146,7 @@ class Engine {
   Outcome GetAndTouch(Keyspace ks, std::string_view key, int64_t exptime, ItemRef* out,
                       bool with_cas, Miss* miss = nullptr);
   Outcome Delete(Keyspace ks, std::string_view key, uint64_t cas_unique);
+  uint64_t UnusedCas();
   Outcome Arithmetic(Keyspace ks, std::string_view key, bool incr, uint64_t delta, uint64_t* result,
                      uint64_t cas_unique);
   // Streaming writes (engine_stream.cc).

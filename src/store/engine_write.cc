@@ -533,20 +533,33 @@ class ConcatRewriter : public Engine::Rewriter {
   uint64_t cas_unique_;
 };
 
-// memcached's incr/decr (strtoull, then safe_strtoull's check): optional leading whitespace
-// and '+', at least one digit, then the end or whitespace (whatever follows it is ignored, so
-// the spaces memcached pads a shrunken number with are fine).
+// memcached's incr/decr reads the value as its safe_strtoull does (strtoull in base 10, then a
+// look at what follows): optional leading whitespace, an optional sign, at least one digit,
+// then the end of the value, whitespace or a NUL (memcached's value ends in "\r\n"; whatever
+// follows is ignored, so the spaces memcached pads a shrunken number with are fine). A number
+// over 2^64 - 1 is refused. '-' negates modulo 2^64 as strtoull does, and a result of 2^63 or
+// more is refused when the value holds a '-' before its first NUL: "-0" is 0, "-5" is not a
+// number.
 bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 bool ParseCounter(std::string_view text, uint64_t* out) {
   size_t i = 0;
   while (i < text.size() && IsSpace(text[i])) ++i;
-  if (i < text.size() && text[i] == '+') ++i;
+  const bool negative = i < text.size() && text[i] == '-';
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
   size_t end = i;
   while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
-  if (end == i || (end < text.size() && !IsSpace(text[end]))) return false;
-  auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + end, *out);
-  return ec == std::errc() && ptr == text.data() + end;
+  if (end == i || (end < text.size() && !IsSpace(text[end]) && text[end] != '\0')) return false;
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + end, v);
+  if (ec != std::errc() || ptr != text.data() + end) return false;
+  if (negative) v = 0 - v;
+  const bool sign_bit = (v >> 63) != 0;
+  if (sign_bit && text.substr(0, text.find('\0')).find('-') != std::string_view::npos) {
+    return false;
+  }
+  *out = v;
+  return true;
 }
 
 // The new number replaces the value; a number shorter than the old value is padded with
@@ -558,6 +571,8 @@ class ArithmeticRewriter : public Engine::Rewriter {
   ArithmeticRewriter(bool incr, uint64_t delta, uint64_t cas_unique)
       : incr_(incr), delta_(delta), cas_unique_(cas_unique) {}
   Outcome Prepare(const mem::ItemView& old, uint64_t old_cas, bool) override {
+    // An empty value is not a number whatever the CAS value (memcached looks at it first).
+    if (old.value.empty()) return Outcome::kNonNumeric;
     if (cas_unique_ != 0 && old_cas != cas_unique_) return Outcome::kExists;
     uint64_t v;
     if (!ParseCounter(old.value, &v)) return Outcome::kNonNumeric;
@@ -811,13 +826,22 @@ Outcome Engine::GetAndTouch(Keyspace ks, std::string_view key, int64_t exptime, 
   MaybeFlushDue(now);
   bool expired;
   uint32_t expiry = AbsoluteExpiry(exptime, now, &expired);
-  if (!expired && ValidKey(key)) {
+  if (expired) {
+    // memcached sets the time on the item it returns: this reader gets it, later ones do not
+    // (as meta's negative T).
+    FetchResult result;
+    const FetchOptions o{.with_cas = with_cas, .touch = true, .exptime = exptime};
+    if (Fetch(ks, key, o, out, &result)) return Outcome::kTouched;
+    if (miss != nullptr) *miss = result.miss;
+    return result.miss == Miss::kNoMemory ? Outcome::kOutOfMemory : Outcome::kNotFound;
+  }
+  if (ValidKey(key)) {
     // The common case: the reader gets exactly the version it touched, in one lookup.
     if (std::optional<Outcome> o = TouchInPlace(ks, key, expiry, now, out, with_cas, miss)) {
       return *o;
     }
   }
-  // Expired (a delete), or an item without an expiry field: rewritten, then read. The read
+  // An item without an expiry field: rewritten, then read. The read
   // reports whether the item had been read before the touch (which counts as a read).
   ItemRef before;
   const bool was_fetched =

@@ -188,6 +188,8 @@ Outcome Store::Delete(Keyspace keyspace, std::string_view key, uint64_t cas_uniq
   return engine_->Delete(keyspace, key, cas_unique);
 }
 
+uint64_t Store::UnusedCas() { return engine_->UnusedCas(); }
+
 Outcome Store::Invalidate(std::string_view key, uint64_t cas_unique, bool set_exptime,
                           int64_t exptime) {
   return engine_->Invalidate(Keyspace{}, key, cas_unique, set_exptime, exptime);

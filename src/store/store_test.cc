@@ -694,6 +694,44 @@ TEST_F(StoreTest, IncrAcceptsWhatStrtoullAccepts) {
   EXPECT_EQ(GetValue("c"), "10     ");
 }
 
+// What memcached's safe_strtoull makes of a value that ends in "\r\n": the number may end at a
+// NUL, '-' negates modulo 2^64 and a result of 2^63 or more with a '-' in the value is refused.
+TEST_F(StoreTest, IncrReadsTheValueAsMemcachedsStrtoull) {
+  Open(DefaultOptions());
+  uint64_t n = 0;
+  ASSERT_EQ(store_->Set("c", std::string("5\0x", 3)), Outcome::kStored);
+  ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 6u);
+  EXPECT_EQ(GetValue("c"), "6  ");
+  ASSERT_EQ(store_->Set("c", "-0"), Outcome::kStored);
+  ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 1u);
+  ASSERT_EQ(store_->Set("c", "-18446744073709551615"), Outcome::kStored);
+  ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);  // strtoull: 1, then + 1
+  EXPECT_EQ(n, 2u);
+  const std::string bad[] = {"-1", "-9223372036854775808", "9223372036854775808 -",
+                             "-18446744073709551616", std::string("\0" "7", 2)};
+  for (const std::string& v : bad) {
+    ASSERT_EQ(store_->Set("c", v), Outcome::kStored);
+    EXPECT_EQ(store_->Incr("c", 1, &n), Outcome::kNonNumeric) << "'" << v << "'";
+  }
+  // A '-' after a NUL is past what memcached reads.
+  ASSERT_EQ(store_->Set("c", std::string("9223372036854775808\0-", 21)), Outcome::kStored);
+  ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);
+  EXPECT_EQ(n, 9223372036854775809u);
+}
+
+// memcached refuses an empty value as a number before it compares the CAS value.
+TEST_F(StoreTest, IncrOfAnEmptyValueIsNonNumericWhateverTheCas) {
+  Open(DefaultOptions());
+  ASSERT_EQ(store_->Set("c", ""), Outcome::kStored);
+  uint64_t n = 0;
+  EXPECT_EQ(store_->Incr("c", 1, &n, /*cas_unique=*/12345), Outcome::kNonNumeric);
+  EXPECT_EQ(store_->Decr("c", 1, &n, /*cas_unique=*/12345), Outcome::kNonNumeric);
+  ASSERT_EQ(store_->Set("c", "x"), Outcome::kStored);
+  EXPECT_EQ(store_->Incr("c", 1, &n, /*cas_unique=*/12345), Outcome::kExists);
+}
+
 TEST_F(StoreTest, ArithmeticComparesCas) {
   Open(DefaultOptions());
   ASSERT_EQ(store_->Set("c", "5"), Outcome::kStored);
@@ -773,6 +811,41 @@ TEST_F(StoreTest, GetAndTouch) {
   clock_.Advance(1);
   EXPECT_EQ(GetValue("k"), std::nullopt);
   EXPECT_EQ(store_->GetAndTouch("k", 300, &ref), Outcome::kNotFound);
+}
+
+// memcached's gat to a time already past returns the item, which later reads do not see.
+TEST_F(StoreTest, GetAndTouchToAPastTimeReturnsTheItemOnce) {
+  Open(DefaultOptions());
+  for (int64_t past : {int64_t{-1}, int64_t{kThirtyDays + 1}}) {
+    ASSERT_EQ(store_->Set("k", "value", 7, 0), Outcome::kStored);
+    ItemRef ref;
+    ASSERT_EQ(store_->GetAndTouch("k", past, &ref, /*with_cas=*/true), Outcome::kTouched);
+    EXPECT_EQ(ref.value(), "value");
+    EXPECT_EQ(ref.flags(), 7u);
+    EXPECT_NE(ref.cas(), 0u);
+    ref.Reset();
+    EXPECT_EQ(GetValue("k"), std::nullopt) << past;
+    EXPECT_EQ(store_->GetAndTouch("k", past, &ref), Outcome::kNotFound);
+  }
+}
+
+TEST_F(StoreTest, UnusedCasIsNoItemsCas) {
+  Open(DefaultOptions());
+  ItemRef ref;
+  ASSERT_EQ(store_->Set("a", "1"), Outcome::kStored);
+  ASSERT_TRUE(store_->Get("a", &ref, /*with_cas=*/true));
+  const uint64_t a = ref.cas();
+  const uint64_t unused = store_->UnusedCas();
+  EXPECT_NE(unused, 0u);
+  EXPECT_NE(unused, a);
+  EXPECT_NE(store_->UnusedCas(), unused);
+  // Items written after it are not given it either, nor does it match a present item.
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(store_->Set("k" + std::to_string(i), std::string(5000, 'v')), Outcome::kStored);
+    ASSERT_TRUE(store_->Get("k" + std::to_string(i), &ref, /*with_cas=*/true));
+    EXPECT_NE(ref.cas(), unused);
+  }
+  EXPECT_EQ(store_->Delete("a", unused), Outcome::kExists);
 }
 
 TEST_F(StoreTest, ExpiryZeroNeverExpires) {

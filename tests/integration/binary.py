@@ -6,7 +6,8 @@
    field by field after normalising: CAS values become <cas1>, <cas2>... by first appearance
    within the case (so "the cas a set returned is the one a get shows" is still compared), the
    body of a VERSION response and the key/value of STAT packets are dropped (they differ by
-   design; their number is not compared either, only the terminator). A case ends with a NOOP
+   design; their number is not compared either: each list shows as one <stats> packet, then
+   its terminator). A case ends with a NOOP
    carrying a sentinel opaque and is read up to its response, or, when it closes the
    connection, until EOF.
 2. pylibmc with binary=True: storage, retrieval, CAS, arithmetic, multi-get, touch, delete.
@@ -97,6 +98,14 @@ def cases():
                        store(SET, K + b"t", b"text"), arith(INCR, K + b"t", 1, 0, 0),
                        store(SET, K + b"s", b"  12"), arith(INCR, K + b"s", 1, 0, 0),
                        pkt(GET, K + b"s")], False),
+        # memcached's safe_strtoull: a number may end at a NUL, "-0" is 0, "-5" is not a
+        # number, and an empty value is refused before its CAS value is compared.
+        ("incr_strtoull", [store(SET, K + b"z", b"5\0x"), arith(INCR, K + b"z", 1, 0, 0),
+                           pkt(GET, K + b"z"), store(SET, K + b"m", b"-0"),
+                           arith(INCR, K + b"m", 1, 0, 0), store(SET, K + b"n", b"-5"),
+                           arith(INCR, K + b"n", 1, 0, 0), store(SET, K + b"e", b""),
+                           arith(INCR, K + b"e", 1, 0, 0, cas=12345678901),
+                           arith(DECR, K + b"e", 1, 0, 0)], False),
         ("incr_cas", [arith(INCR, K + b"n", 1, 5, 0), pkt(GET, K + b"n"),
                       arith(INCR, K + b"n", 1, 0, 0, cas=1), arith(INCR, K + b"n", 1, 0, 0)],
          False),
@@ -106,11 +115,29 @@ def cases():
                        touch(TOUCH, K + b"none", 0), touch(GAT, K + b"none", 0),
                        touch(GATK, K + b"none", 0), touch(GATQ, K + b"none", 0),
                        touch(GATKQ, K + b"none", 0)], False),
+        # A time already past (absolute, before the server started): the item is answered,
+        # then gone.
+        ("touch_gat_past", [store(SET, K + b"a", b"val", 9), touch(GAT, K + b"a", 2592001),
+                            pkt(GET, K + b"a"), store(SET, K + b"b", b"val", 9),
+                            touch(TOUCH, K + b"b", 1000000000), pkt(GET, K + b"b"),
+                            store(SET, K + b"c", b"val"), touch(GATKQ, K + b"c", 2592001),
+                            pkt(GETK, K + b"c")], False),
+        # A store and an incr/decr creation already expired: a fresh CAS value, the item gone.
+        ("expired_on_arrival", [store(SET, K + b"a", b"v", 0, 2592001), pkt(GET, K + b"a"),
+                                store(ADD, K + b"a", b"v", 0, 1000000000),
+                                arith(INCR, K + b"n", 1, 5, 2592001), pkt(GET, K + b"n"),
+                                store(SET, K + b"b", b"v"),
+                                store(REPLACE, K + b"b", b"w", 0, 2592001),
+                                pkt(GET, K + b"b")], False),
         ("flush", [store(SET, K + b"a", b"1"), pkt(FLUSH), pkt(GET, K + b"a"),
                    store(SET, K + b"a", b"1"), pkt(FLUSHQ), pkt(GET, K + b"a"),
                    pkt(FLUSH, extras=struct.pack(">I", 0))], False),
         ("version_noop", [pkt(VERSION, opaque=3), pkt(NOOP, opaque=4)], False),
-        ("stat_groups", [pkt(STAT, b"nonsense"), pkt(STAT, b"reset")], False),
+        # memcached's binary stat knows "reset" and "settings" by their first bytes and has no
+        # "conns".
+        ("stat_groups", [pkt(STAT, b"nonsense"), pkt(STAT, b"reset"), pkt(STAT, b"resetting"),
+                         pkt(STAT, b"settings2"), pkt(STAT, b"conns"), pkt(STAT, b"Reset")],
+         False),
         # memcached discards an unknown command's whole body length after its extras and key
         # (proto_bin.c), misframing the stream when they are not empty; cinch discards the
         # body: so unknown commands here carry a value only (verbosity is one in memcached 1.6).
@@ -211,6 +238,8 @@ def normalise(responses, prefix):
             if stats:
                 continue
             stats, key, value = True, b"<stats>", b""
+        elif r.opcode == STAT:
+            stats = False  # the list's terminator (or an error): a next list shows again
         out.append("magic=%#x op=%#x status=%#x dtype=%d opaque=%#x cas=%s extras=%s key=%r "
                    "value=%r" % (r.magic, r.opcode, r.status, r.dtype, r.opaque, cas,
                                  r.extras.hex(), key, value[:64]))
