@@ -119,13 +119,16 @@ enum class Numeric {
   kMaybe,  // kept for values whose reading is left to the implementation (none at present)
 };
 
-// memcached's reading (strtoull + safe_strtoull): leading blanks and one '+' skipped, then at
-// least one digit, then the end or a blank (anything after it ignored); no overflow.
+// memcached's reading (strtoull + safe_strtoull): leading blanks and one sign skipped, then
+// at least one digit, then the end, a blank or a NUL (anything after it ignored); no overflow.
+// '-' negates modulo 2^64, and a result of 2^63 or more is refused when the value holds a '-'
+// before its first NUL (safe_strtoull's strchr).
 Numeric ClassifyNumber(std::string_view v, uint64_t* parsed) {
   auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   size_t i = 0;
   while (i < v.size() && blank(v[i])) ++i;
-  if (i < v.size() && v[i] == '+') ++i;
+  const bool negative = i < v.size() && v[i] == '-';
+  if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
   size_t digits = i;
   uint64_t n = 0;
   for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
@@ -133,7 +136,11 @@ Numeric ClassifyNumber(std::string_view v, uint64_t* parsed) {
     if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) return Numeric::kNo;  // overflow
     n = n * 10 + d;
   }
-  if (i == digits || (i < v.size() && !blank(v[i]))) return Numeric::kNo;
+  if (i == digits || (i < v.size() && !blank(v[i]) && v[i] != '\0')) return Numeric::kNo;
+  if (negative) n = 0 - n;
+  if ((n >> 63) != 0 && v.substr(0, v.find('\0')).find('-') != std::string_view::npos) {
+    return Numeric::kNo;
+  }
   *parsed = n;
   return Numeric::kYes;
 }
