@@ -533,20 +533,25 @@ class ConcatRewriter : public Engine::Rewriter {
   uint64_t cas_unique_;
 };
 
-// memcached's incr/decr (strtoull, then safe_strtoull's check): optional leading whitespace
-// and '+', at least one digit, then the end or whitespace (whatever follows it is ignored, so
-// the spaces memcached pads a shrunken number with are fine).
+// memcached's incr/decr (strtoull on the value as a C string, then safe_strtoull's checks):
+// optional leading whitespace and sign, at least one digit, then the end, whitespace or a NUL
+// byte (whatever follows is ignored, so the spaces memcached pads a shrunken number with are
+// fine). A '-' negates modulo 2^64 as strtoull does, and safe_strtoull refuses the result only
+// when it is negative as a signed number: "-0" is 0, "-18446744073709551615" is 1.
 bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 bool ParseCounter(std::string_view text, uint64_t* out) {
   size_t i = 0;
   while (i < text.size() && IsSpace(text[i])) ++i;
-  if (i < text.size() && text[i] == '+') ++i;
+  const bool minus = i < text.size() && text[i] == '-';
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
   size_t end = i;
   while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
-  if (end == i || (end < text.size() && !IsSpace(text[end]))) return false;
+  if (end == i || (end < text.size() && !IsSpace(text[end]) && text[end] != '\0')) return false;
   auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + end, *out);
-  return ec == std::errc() && ptr == text.data() + end;
+  if (ec != std::errc() || ptr != text.data() + end) return false;
+  if (minus) *out = 0 - *out;
+  return !minus || static_cast<int64_t>(*out) >= 0;
 }
 
 // The new number replaces the value; a number shorter than the old value is padded with
