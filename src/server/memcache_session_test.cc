@@ -247,6 +247,30 @@ TEST_F(SessionTest, MetaArithmeticTtlIsNotAnAccess) {
   EXPECT_EQ(Send("mg m h\r\n"), "HD h0\r\n");
 }
 
+// memcached increments in place when the number fits the value, else into a new item: that
+// one starts without the old one's item flags, and ma's T changes the replaced item.
+TEST_F(SessionTest, ArithmeticGrowingTheValueMakesANewItem) {
+  EXPECT_EQ(Send("set s 0 0 2\r\n10\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("md s I\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("incr s 1\r\n"), "11\r\n");
+  EXPECT_EQ(Send("mg s\r\n"), "HD X W\r\n");  // in place: still stale
+  EXPECT_EQ(Send("md s I\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("incr s 100\r\n"), "111\r\n");
+  EXPECT_EQ(Send("mg s h\r\n"), "HD h0\r\n");  // a new item: fresh
+  EXPECT_EQ(Send("set n 0 0 1\r\n9\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("ma n T100 t\r\n"), "HD t100\r\n");
+  EXPECT_EQ(Send("mg n t\r\n"), "HD t-1\r\n");
+  EXPECT_EQ(Send("ma n T100\r\n"), "HD\r\n");  // 11: fits
+  EXPECT_EQ(Send("mg n t\r\n"), "HD t100\r\n");
+}
+
+TEST_F(SessionTest, MetaArithmeticTtlOnAStaleItemHandsOutNoToken) {
+  EXPECT_EQ(Send("set s 0 0 2\r\n10\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("md s I\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("ma s T100\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg s\r\n"), "HD X W\r\n");
+}
+
 TEST_F(SessionTest, MetaArithmeticChecksForAnEmptyValueBeforeTheCas) {
   EXPECT_EQ(Send("set e 0 0 0\r\n\r\n"), "STORED\r\n");
   EXPECT_EQ(Send("ma e C1\r\n"),

@@ -397,6 +397,13 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
     default:
       return out->Append(proto::reply::kMetaBadMaMode);
   }
+  // memcached applies T to the item it incremented in place; a number longer than the value
+  // goes into a new item, and T then changes the replaced one: no effect.
+  size_t old_size = 0;
+  if (a.has_ttl) {
+    ItemRef old;
+    if (store_->Peek(keyspace_, a.key, &old)) old_size = old.value().size();
+  }
   uint64_t value = 0;
   Outcome o = Outcome::kNotFound;
   bool created = false;
@@ -454,13 +461,19 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
   if (Wants(r, 't') || Wants(r, 'c')) {
     (void)store_->Peek(keyspace_, a.key, &ref, Wants(r, 'c') && context_->options->cas_enabled);
   }
-  const size_t t_at = FlagIndex(r, 'T'), n_at = created ? FlagIndex(r, 'N') : proto::kMaxMetaFlags;
+  LineBuilder number;
+  number.Number(value);
+  size_t t_at = FlagIndex(r, 'T');
+  if (!created && number.size() > old_size) t_at = proto::kMaxMetaFlags;
+  const size_t n_at = created ? FlagIndex(r, 'N') : proto::kMaxMetaFlags;
   if (t_at != proto::kMaxMetaFlags || n_at != proto::kMaxMetaFlags) {
     const bool t_last =
         n_at == proto::kMaxMetaFlags || (t_at != proto::kMaxMetaFlags && t_at > n_at);
-    // Not an access: memcached sets the exptime without marking the item fetched.
+    // Not a read: memcached sets the exptime without marking the item fetched or handing out
+    // the recache token of a stale item.
     FetchOptions touch;
     touch.no_bump = true;
+    touch.no_token = true;
     touch.touch = true;
     touch.exptime = t_last ? a.ttl : a.vivify_ttl;
     ItemRef touched;
@@ -471,8 +484,6 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
   }
   // memcached hides a success with q, but not the reply to a miss that created the item.
   if (a.quiet && !created) return;
-  LineBuilder number;
-  number.Number(value);
   if (a.value) {
     line.Append(proto::reply::kMetaValuePrefix).Number(number.size());
   } else {
