@@ -119,13 +119,15 @@ enum class Numeric {
   kMaybe,  // kept for values whose reading is left to the implementation (none at present)
 };
 
-// memcached's reading (strtoull + safe_strtoull): leading blanks and one '+' skipped, then at
-// least one digit, then the end or a blank (anything after it ignored); no overflow.
+// memcached's reading (strtoull + safe_strtoull): leading blanks and one sign skipped, then at
+// least one digit, then the end, a blank or a NUL (anything after it ignored); no overflow; a
+// '-' negates, refused if the result is negative as a signed number.
 Numeric ClassifyNumber(std::string_view v, uint64_t* parsed) {
   auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   size_t i = 0;
   while (i < v.size() && blank(v[i])) ++i;
-  if (i < v.size() && v[i] == '+') ++i;
+  const bool minus = i < v.size() && v[i] == '-';
+  if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
   size_t digits = i;
   uint64_t n = 0;
   for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
@@ -133,7 +135,9 @@ Numeric ClassifyNumber(std::string_view v, uint64_t* parsed) {
     if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) return Numeric::kNo;  // overflow
     n = n * 10 + d;
   }
-  if (i == digits || (i < v.size() && !blank(v[i]))) return Numeric::kNo;
+  if (i == digits || (i < v.size() && !blank(v[i]) && v[i] != '\0')) return Numeric::kNo;
+  if (minus) n = 0 - n;  // strtoull negates; safe_strtoull refuses a negative int64
+  if (minus && static_cast<int64_t>(n) < 0) return Numeric::kNo;
   *parsed = n;
   return Numeric::kYes;
 }
@@ -939,6 +943,8 @@ class Differential {
       }
     }
     std::string text = std::to_string(result);
+    // A longer number is a new item in memcached, without the old one's state.
+    if (text.size() > e->value.size()) return (void)Put(key, text, e->flags, e->expiry);
     if (text.size() < e->value.size()) text.resize(e->value.size(), ' ');  // memcached pads
     PutKeepingState(key, text, e->flags, e->expiry, *e);  // as memcached's in-place update
   }
