@@ -69,12 +69,15 @@ Options BaseOptions(const Config& c, const Clock* clock) {
 }
 
 // memcached's reading of a counter (strtoull + safe_strtoull), as in tests/model_test.cc:
-// blanks, one optional '+', digits, then the end or a blank; no overflow.
+// blanks, one optional sign, digits, then the end, a blank or a NUL; no overflow; a '-'
+// negates, and a result of 2^63 or more is refused when the value holds a '-' before its
+// first NUL (safe_strtoull's strchr).
 bool ParseNumber(std::string_view v, uint64_t* parsed) {
   auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   size_t i = 0;
   while (i < v.size() && blank(v[i])) ++i;
-  if (i < v.size() && v[i] == '+') ++i;
+  const bool minus = i < v.size() && v[i] == '-';
+  if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
   const size_t digits = i;
   uint64_t n = 0;
   for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
@@ -82,7 +85,11 @@ bool ParseNumber(std::string_view v, uint64_t* parsed) {
     if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) return false;
     n = n * 10 + d;
   }
-  if (i == digits || (i < v.size() && !blank(v[i]))) return false;
+  if (i == digits || (i < v.size() && !blank(v[i]) && v[i] != '\0')) return false;
+  if (minus) n = 0 - n;  // strtoull negates
+  if ((n >> 63) != 0 && v.substr(0, v.find('\0')).find('-') != std::string_view::npos) {
+    return false;
+  }
   *parsed = n;
   return true;
 }

@@ -998,6 +998,8 @@ class Differential {
       }
     }
     std::string text = std::to_string(result);
+    // A longer number is a new item in memcached, without the old one's state.
+    if (text.size() > e->value.size()) return (void)Put(key, text, e->flags, e->expiry);
     if (text.size() < e->value.size()) text.resize(e->value.size(), ' ');  // memcached pads
     PutKeepingState(key, text, e->flags, e->expiry, *e);  // as memcached's in-place update
   }

@@ -163,6 +163,9 @@ struct FetchOptions {
   bool recache = false;
   int64_t recache_seconds = 0;
   bool recache_after_touch = false;
+  // Only the touch: no recache token is handed out, not even for a stale item (meta
+  // arithmetic's T, which memcached applies to the item without reading it).
+  bool no_token = false;
 };
 
 struct FetchResult {

@@ -19,6 +19,11 @@ namespace cinch::server {
 using proto::Command;
 using proto::ParseStatus;
 
+bool ExpiresAtOnce(int64_t exptime, int64_t now) {
+  constexpr int64_t kRelativeLimit = 60 * 60 * 24 * 30;  // memcached's REALTIME_MAXDELTA
+  return exptime < 0 || (exptime > kRelativeLimit && exptime <= now);
+}
+
 namespace {
 
 proto::ParserLimits LimitsFor(const ServerOptions& o) {
@@ -393,8 +398,8 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
     if (touch) ThreadCounters::Add(counters_->cmd_touch);
     bool hit;
     Miss miss = Miss::kNone;
-    if (touch && r.exptime < 0) {
-      // memcached returns the item, then lets the negative exptime expire it.
+    if (touch && ExpiresAtOnce(r.exptime, context_->clock->NowSeconds())) {
+      // memcached returns the item, then lets the exptime expire it.
       hit = store_->Get(keyspace_, key, &ref, ask_cas, &miss);
       if (hit) (void)store_->Touch(keyspace_, key, r.exptime);
     } else {

@@ -219,6 +219,75 @@ TEST_F(SessionTest, MetaCasCompare) {
   EXPECT_EQ(Send("md k C" + cas + "\r\n"), "EX\r\n");
 }
 
+// Found by tests/integration/differential_random.py against memcached 1.6.18.
+TEST_F(SessionTest, GatWithAnExptimeAlreadyPastAnswersThenExpires) {
+  EXPECT_EQ(Send("set k 0 0 1\r\na\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("gat 2592001 k\r\n"), "VALUE k 0 1\r\na\r\nEND\r\n");  // 1970: past
+  EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+  EXPECT_EQ(Send("set k 0 0 1\r\na\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("gats -1 k\r\n").rfind("VALUE k 0 1 ", 0), 0u);
+  EXPECT_EQ(Send("get k\r\n"), "END\r\n");
+}
+
+TEST_F(SessionTest, MetaArithmeticReadsTtlFlagsInOrder) {
+  EXPECT_EQ(Send("ma a v t N1000\r\n"), "VA 1 t-1\r\n0\r\n");  // t before N: no TTL yet
+  EXPECT_EQ(Send("mg a t\r\n"), "HD t1000\r\n");
+  EXPECT_EQ(Send("ma b N1000 t\r\n"), "HD t1000\r\n");
+  EXPECT_EQ(Send("ma c N-1 T100\r\n"), "HD\r\n");  // the last of N and T wins
+  EXPECT_EQ(Send("mg c t\r\n"), "HD t100\r\n");
+  EXPECT_EQ(Send("ma d T100 N-1\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg d t\r\n"), "EN\r\n");
+  EXPECT_EQ(Send("ma c N50 t\r\n"), "HD t100\r\n");  // N only for an item it creates
+}
+
+TEST_F(SessionTest, MetaArithmeticTtlIsNotAnAccess) {
+  EXPECT_EQ(Send("set n 0 0 1\r\n1\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("ma n T100\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg n h t\r\n"), "HD h0 t100\r\n");
+  EXPECT_EQ(Send("ma m N0 J1\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg m h\r\n"), "HD h0\r\n");
+}
+
+// memcached increments in place when the number fits the value, else into a new item: that
+// one starts without the old one's item flags, and ma's T changes the replaced item.
+TEST_F(SessionTest, ArithmeticGrowingTheValueMakesANewItem) {
+  EXPECT_EQ(Send("set s 0 0 2\r\n10\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("md s I\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("incr s 1\r\n"), "11\r\n");
+  EXPECT_EQ(Send("mg s\r\n"), "HD X W\r\n");  // in place: still stale
+  EXPECT_EQ(Send("md s I\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("incr s 100\r\n"), "111\r\n");
+  EXPECT_EQ(Send("mg s h\r\n"), "HD h0\r\n");  // a new item: fresh
+  EXPECT_EQ(Send("set n 0 0 1\r\n9\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("ma n T100 t\r\n"), "HD t100\r\n");
+  EXPECT_EQ(Send("mg n t\r\n"), "HD t-1\r\n");
+  EXPECT_EQ(Send("ma n T100\r\n"), "HD\r\n");  // 11: fits
+  EXPECT_EQ(Send("mg n t\r\n"), "HD t100\r\n");
+}
+
+TEST_F(SessionTest, MetaArithmeticTtlOnAStaleItemHandsOutNoToken) {
+  EXPECT_EQ(Send("set s 0 0 2\r\n10\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("md s I\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("ma s T100\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("mg s\r\n"), "HD X W\r\n");
+}
+
+TEST_F(SessionTest, MetaArithmeticChecksForAnEmptyValueBeforeTheCas) {
+  EXPECT_EQ(Send("set e 0 0 0\r\n\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("ma e C1\r\n"),
+            "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n");
+  EXPECT_EQ(Send("set x 0 0 1\r\nx\r\n"), "STORED\r\n");
+  EXPECT_EQ(Send("ma x C1\r\n"), "EX\r\n");
+}
+
+TEST_F(SessionTest, MetaSetInvalidateWithCasZeroIsNoStaleStore) {
+  EXPECT_EQ(Send("ms k 1\r\na\r\n"), "HD\r\n");
+  EXPECT_EQ(Send("ms k 1 I C0\r\nb\r\n"), "EX\r\n");
+  EXPECT_EQ(Send("mg k v\r\n"), "VA 1\r\na\r\n");
+  EXPECT_EQ(Send("ms k 1 I C1\r\nc\r\n"), "HD\r\n");  // lower: stored as stale
+  EXPECT_EQ(Send("mg k v\r\n"), "VA 1 X W\r\nc\r\n");
+}
+
 // A get line naming one large value many times is answered in steps of the output limit: the
 // session stops at a key, the connection writes, the session takes the line up again there.
 TEST_F(SessionTest, LongGetLineStopsAtTheOutputLimit) {

@@ -121,11 +121,17 @@ int64_t RemainingTtl(int64_t expiry, int64_t now) {
 }
 
 // The remaining TTL memcached prints for an item given an exptime token (T, N) in this request.
-int64_t TokenTtl(int64_t exptime, int64_t now) {
+// An exptime that expires the item at once prints as memcached computes it: its exptime as its
+// realtime() makes it (1, or the time since its process_started, which is its start time
+// minus 62 seconds) minus its current_time, as an unsigned 32-bit number.
+int64_t TokenTtl(int64_t exptime, int64_t now, int64_t started_at) {
   constexpr int64_t kRelativeLimit = 60 * 60 * 24 * 30;
   if (exptime == 0) return -1;
   if (exptime > 0 && exptime <= kRelativeLimit) return exptime;
-  return exptime - now;
+  if (!ExpiresAtOnce(exptime, now)) return exptime - now;
+  const int64_t process_started = started_at - 62;  // ITEM_UPDATE_INTERVAL + 2
+  const int64_t relative = exptime > process_started ? exptime - process_started : 1;
+  return static_cast<uint32_t>(relative - (now - process_started));
 }
 
 bool Wants(const proto::Request& r, char letter) {
@@ -211,10 +217,10 @@ void MemcacheSession::MetaGet(const proto::Request& r, net::Output* out) {
     const proto::MetaFlag& f = r.meta_flags[i];
     switch (f.letter) {
       case 'T':
-        ttl = TokenTtl(a.ttl, now);
+        ttl = TokenTtl(a.ttl, now, context_->started_at);
         break;
       case 'N':
-        if (fr.created) ttl = TokenTtl(a.vivify_ttl, now);
+        if (fr.created) ttl = TokenTtl(a.vivify_ttl, now, context_->started_at);
         break;
       case 's':
         line.Flag('s', ref.value().size());
@@ -288,7 +294,8 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
   uint64_t compare = 0;
   if (a.has_compare) {
     if (mode == SetMode::kSet || mode == SetMode::kReplace) {
-      mode = a.invalidate ? SetMode::kCasInvalidate : SetMode::kCas;
+      // C0 is no CAS value at all: never lower than the item's, so never a stale store.
+      mode = a.invalidate && a.compare_cas != 0 ? SetMode::kCasInvalidate : SetMode::kCas;
     }
     if (mode != SetMode::kAdd) compare = a.compare_cas;
   }
@@ -390,6 +397,13 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
     default:
       return out->Append(proto::reply::kMetaBadMaMode);
   }
+  // memcached applies T to the item it incremented in place; a number longer than the value
+  // goes into a new item, and T then changes the replaced one: no effect.
+  size_t old_size = 0;
+  if (a.has_ttl) {
+    ItemRef old;
+    if (store_->Peek(keyspace_, a.key, &old)) old_size = old.value().size();
+  }
   uint64_t value = 0;
   Outcome o = Outcome::kNotFound;
   bool created = false;
@@ -397,15 +411,20 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
     o = incr ? store_->Incr(keyspace_, a.key, a.delta, &value, a.compare_cas)
              : store_->Decr(keyspace_, a.key, a.delta, &value, a.compare_cas);
     if (o != Outcome::kNotFound || !a.has_vivify) break;
-    // Created on a miss with the initial value, delta not applied (as memcached).
+    // Created on a miss with the initial value, delta not applied, no exptime: N sets it
+    // below (as memcached).
     std::string initial = std::to_string(a.initial);
-    o = store_->Write(keyspace_, SetMode::kAdd, a.key, initial, 0, a.vivify_ttl);
+    o = store_->Write(keyspace_, SetMode::kAdd, a.key, initial, 0, 0);
     if (o == Outcome::kStored) {
       value = a.initial;
       created = true;
       break;
     }
     if (o != Outcome::kNotStored) break;  // lost a race with another creator: incr again
+  }
+  if (o == Outcome::kExists) {  // memcached checks for an empty value before the CAS value
+    ItemRef item;
+    if (store_->Peek(keyspace_, a.key, &item) && item.value().empty()) o = Outcome::kNonNumeric;
   }
   std::string_view code;
   switch (o) {
@@ -435,29 +454,57 @@ void MemcacheSession::MetaArithmetic(const proto::Request& r, net::Output* out) 
     line.Append(proto::reply::kCrlf);
     return out->Append(line.view());
   }
-  if (a.has_ttl) (void)store_->Touch(keyspace_, a.key, a.ttl);
-  // memcached hides a success with q, but not the reply to a miss that created the item.
-  if (a.quiet && !created) return;
+  // memcached then reads the flags in order: T sets the item's exptime, N that of an item this
+  // request created, t prints it as of its place. The item is read before its exptime changes,
+  // which may expire it at once.
   ItemRef ref;
   if (Wants(r, 't') || Wants(r, 'c')) {
     (void)store_->Peek(keyspace_, a.key, &ref, Wants(r, 'c') && context_->options->cas_enabled);
   }
   LineBuilder number;
   number.Number(value);
+  size_t t_at = FlagIndex(r, 'T');
+  if (!created && number.size() > old_size) t_at = proto::kMaxMetaFlags;
+  const size_t n_at = created ? FlagIndex(r, 'N') : proto::kMaxMetaFlags;
+  if (t_at != proto::kMaxMetaFlags || n_at != proto::kMaxMetaFlags) {
+    const bool t_last =
+        n_at == proto::kMaxMetaFlags || (t_at != proto::kMaxMetaFlags && t_at > n_at);
+    // Not a read: memcached sets the exptime without marking the item fetched or handing out
+    // the recache token of a stale item.
+    FetchOptions touch;
+    touch.no_bump = true;
+    touch.no_token = true;
+    touch.touch = true;
+    touch.exptime = t_last ? a.ttl : a.vivify_ttl;
+    ItemRef touched;
+    FetchResult unused;
+    if (touch.exptime != 0 || !created) {
+      (void)store_->Fetch(keyspace_, a.key, touch, &touched, &unused);
+    }
+  }
+  // memcached hides a success with q, but not the reply to a miss that created the item.
+  if (a.quiet && !created) return;
   if (a.value) {
     line.Append(proto::reply::kMetaValuePrefix).Number(number.size());
   } else {
     line.Append(code);
   }
   const int64_t now = context_->clock->NowSeconds();
+  int64_t ttl = ref ? RemainingTtl(ref.expiry(), now) : -1;
   for (uint8_t i = 0; i < r.num_meta_flags; ++i) {
     const proto::MetaFlag& f = r.meta_flags[i];
     switch (f.letter) {
       case 'c':
         line.Flag('c', ref ? ref.cas() : 0);
         break;
+      case 'T':
+        ttl = TokenTtl(a.ttl, now, context_->started_at);
+        break;
+      case 'N':
+        if (created) ttl = TokenTtl(a.vivify_ttl, now, context_->started_at);
+        break;
       case 't':
-        line.Flag('t', ref ? RemainingTtl(ref.expiry(), now) : -1);
+        line.Flag('t', ttl);
         break;
       case 'O':
         line.Flag('O', f.token);

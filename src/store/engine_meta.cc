@@ -167,7 +167,7 @@ bool Engine::Fetch(Keyspace ks, std::string_view key, const FetchOptions& o, Ite
       // The creator of a vivified item wins; otherwise a near expiry (R) or a stale item win
       // the token if nobody holds it yet.
       bool won = created;
-      if (!created && !token_sent) {
+      if (!created && !token_sent && !o.no_token) {
         if (o.recache) {
           int64_t at = old_expiry;
           if (o.recache_after_touch && o.touch) at = touch_expired ? now : touch_expiry;

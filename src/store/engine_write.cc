@@ -565,7 +565,7 @@ bool ParseCounter(std::string_view text, uint64_t* out) {
 // The new number replaces the value; a number shorter than the old value is padded with
 // spaces to the old length, as memcached does when it rewrites the value in place, so clients
 // see the same bytes from both. Like memcached's in-place update it keeps the item's "hit
-// before" bit and stale state.
+// before" bit and stale state, unless the number grew longer than the value.
 class ArithmeticRewriter : public Engine::Rewriter {
  public:
   ArithmeticRewriter(bool incr, uint64_t delta, uint64_t cas_unique)
@@ -580,7 +580,11 @@ class ArithmeticRewriter : public Engine::Rewriter {
     auto [ptr, ec] = std::to_chars(text_, text_ + sizeof(text_), result);
     digits_ = static_cast<size_t>(ptr - text_);
     value_size = std::max(digits_, old.value.size());
-    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0, old.meta.state, old.meta.fetched};
+    // A longer number does not fit where memcached would write it in place: its new item
+    // starts without the old one's item flags (fetched, stale, token sent, binary key).
+    const bool grown = digits_ > old.value.size();
+    meta = mem::ItemMeta{old.meta.flags, old.meta.expiry, 0, grown ? uint8_t{0} : old.meta.state,
+                         !grown && old.meta.fetched};
     return Outcome::kStored;
   }
   void WriteValue(char* dst, const mem::ItemView&) const override {
