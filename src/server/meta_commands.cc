@@ -333,9 +333,11 @@ void MemcacheSession::MetaSet(const proto::Request& r, net::Output* out) {
   uint64_t cas = 0;  // memcached returns 0 when nothing was stored
   if (o == Outcome::kStored && Wants(r, 'c') && context_->options->cas_enabled) {
     // The new CAS value, read back: another client may have written the key in between, in
-    // which case this is that client's value (documented in docs/server.md).
+    // which case this is that client's value (documented in docs/server.md). An item that
+    // expired as it was stored (or was deleted since) has a CAS value nothing else has, as
+    // memcached's gone item had.
     ItemRef ref;
-    if (store_->Peek(keyspace_, a.key, &ref, true)) cas = ref.cas();
+    cas = store_->Peek(keyspace_, a.key, &ref, true) ? ref.cas() : store_->UnusedCas();
   }
   LineBuilder line;
   line.Append(StoreCode(o));

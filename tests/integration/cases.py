@@ -469,6 +469,9 @@ CASES = [
                            b"version extra args\r\n", b"verbosity 1 2\r\n"]),
     ("mg_quiet_hit_and_ttl_changes", [SET_A, b"mg {k}a v s f t c k O1 q\r\n", b"mg {k}a T30 v\r\n",
                                       b"mg {k}a t\r\n", b"mg {k}a T0 t\r\n"]),
+    # The CAS value of a store that expired at once: some value, which no cas command matches.
+    ("ms_negative_ttl_cas", [b"ms {k}a 3 T-1 c\r\nabc\r\n", b"mg {k}a v\r\n",
+                             b"ms {k}a 3 c T-1\r\nabc\r\n", b"ms {k}b 1 c\r\nx\r\n"]),
     ("ms_negative_ttl_modes", [b"ms {k}a 3 T-1\r\nabc\r\n", b"mg {k}a v\r\n",
                                b"ms {k}a 3 MA T-1\r\nabc\r\n", b"ms {k}a 3 MR\r\nabc\r\n"]),
     ("ma_ttl_forms", [b"ma {k}n N30 J5 T60 t v\r\n", b"ma {k}n t v\r\n", b"ma {k}n T0 t v\r\n",

@@ -20,8 +20,7 @@ replies to it are printed.
 
 Left out on purpose, as the differences docs/server.md lists ("Protocol coverage"): an opaque
 token over 32 bytes on mg/ma; a key over 250 bytes after another key of a get line, or in a
-get line after another command of the same step; ms ... c with an exptime that expires the
-item at once; values of blanks only (memcached's incr reads past them); incr/decr/ma after
+get line after another command of the same step; values of blanks only (memcached's incr reads past them); incr/decr/ma after
 another command of the same step (memcached's unwritten reply then holds the item, and it
 increments into a new item); ms I with a CAS value of another key (cinch's CAS values are not
 ordered across keys as memcached's: docs/item-format.md).
@@ -248,8 +247,6 @@ class Gen:
             # as memcached's are, and {cas} may be another key's.
             flags = [self.pick([b"C1", b"C18446744073709551615"]) if f == b"C{cas}" else f
                      for f in flags]
-        if b"c" in flags:  # c after a store that expires at once: docs/server.md
-            flags = [b"T100" if f[:1] == b"T" and f[1:] in EXPIRED else f for f in flags]
         length, data = self.data_block()
         tokens = [b"ms", self.meta_key(flags), length] + flags
         if self.chance(0.03):
