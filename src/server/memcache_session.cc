@@ -396,17 +396,11 @@ std::string_view MemcacheSession::Retrieve(const proto::Request& r, net::Output*
   while (proto::NextKey(&rest, &key)) {
     ThreadCounters::Add(counters_->cmd_get);
     if (touch) ThreadCounters::Add(counters_->cmd_touch);
-    bool hit;
     Miss miss = Miss::kNone;
-    if (touch && ExpiresAtOnce(r.exptime, context_->clock->NowSeconds())) {
-      // memcached returns the item, then lets the exptime expire it.
-      hit = store_->Get(keyspace_, key, &ref, ask_cas, &miss);
-      if (hit) (void)store_->Touch(keyspace_, key, r.exptime);
-    } else {
-      hit = touch ? store_->GetAndTouch(keyspace_, key, r.exptime, &ref, ask_cas, &miss) ==
-                        Outcome::kTouched
-                  : store_->Get(keyspace_, key, &ref, ask_cas, &miss);
-    }
+    // An exptime that expires the item at once returns it, then it is gone (as memcached).
+    const bool hit = touch ? store_->GetAndTouch(keyspace_, key, r.exptime, &ref, ask_cas, &miss) ==
+                                 Outcome::kTouched
+                           : store_->Get(keyspace_, key, &ref, ask_cas, &miss);
     if (!hit && miss == Miss::kNoMemory) {  // kept on file; not a miss (get_oom_extstore)
       get_out_of_memory_ = true;
       continue;
