@@ -68,10 +68,10 @@ MN_REQUEST = re.compile(rb"(?<![^\n])mn(?=[ \r\n])")
 MN_REPLY = re.compile(rb"(?<![^\n])MN\r\n")
 
 
-def read_sentinel(conn, expected):
+def read_sentinel(conn, expected, timeout=STEP_TIMEOUT):
     """Reads until `expected` "MN" lines arrived (the step's own mn requests + the sentinel)."""
     out = bytearray()
-    deadline = time.monotonic() + STEP_TIMEOUT
+    deadline = time.monotonic() + timeout
     while not (out.endswith(SENTINEL_REPLY) and len(MN_REPLY.findall(out)) >= expected):
         try:
             conn._fill(deadline)
@@ -86,7 +86,7 @@ def read_sentinel(conn, expected):
     return bytes(out)
 
 
-def run_step(conn, step, ph):
+def run_step(conn, step, ph, timeout=STEP_TIMEOUT):
     if conn.closed:
         return CLOSED
     data = ph.fill(step.data if isinstance(step, (Raw, Split)) else step)
@@ -108,17 +108,19 @@ def run_step(conn, step, ph):
         if conn.closed:
             reply += CLOSED
     else:
-        reply = read_sentinel(conn, 1 + len(MN_REQUEST.findall(data)))
+        reply = read_sentinel(conn, 1 + len(MN_REQUEST.findall(data)), timeout)
     ph.learn(reply)
     return reply
 
 
-def run_case(port, index, steps):
+def run_case(port, index, steps, timeout=STEP_TIMEOUT):
+    """Each step's reply; a step whose sentinel does not come within `timeout` s ends in
+    TIMED_OUT."""
     prefix = b"d%03d_" % index
     ph = Placeholders(prefix)
-    conn = harness.Conn(port, timeout=STEP_TIMEOUT)
+    conn = harness.Conn(port, timeout=max(timeout, STEP_TIMEOUT))
     try:
-        return [run_step(conn, step, ph) for step in steps]
+        return [run_step(conn, step, ph, timeout) for step in steps]
     finally:
         conn.close()
 
