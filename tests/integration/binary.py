@@ -171,10 +171,11 @@ class Response:
         self.value = raw[24 + extlen + keylen:24 + body]
 
 
-def read_responses(conn, ends_by_close):
-    """Responses up to the sentinel NOOP's (not included), or all until EOF."""
+def read_responses(conn, ends_by_close, timeout=5.0):
+    """Responses up to the sentinel NOOP's (not included), or all until EOF; "<timeout>" last
+    when neither came within `timeout` s."""
     out = []
-    deadline = time.monotonic() + 20.0  # ends at the sentinel; bounds a stalled server only
+    deadline = time.monotonic() + timeout
     while True:
         while len(conn.buf) >= 24:
             body = struct.unpack(">I", bytes(conn.buf[8:12]))[0]
