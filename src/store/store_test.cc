@@ -721,7 +721,10 @@ TEST_F(StoreTest, IncrReadsTheValueAsMemcachedsStrtoull) {
   ASSERT_EQ(store_->Incr("c", 1, &n), Outcome::kStored);  // strtoull: 1, then + 1
   EXPECT_EQ(n, 2u);
   const std::string bad[] = {"-1", "-9223372036854775808", "9223372036854775808 -",
-                             "-18446744073709551616", std::string("\0" "7", 2)};
+                             "-18446744073709551616",
+                             std::string("\0"
+                                         "7",
+                                         2)};
   for (const std::string& v : bad) {
     ASSERT_EQ(store_->Set("c", v), Outcome::kStored);
     EXPECT_EQ(store_->Incr("c", 1, &n), Outcome::kNonNumeric) << "'" << v << "'";
