@@ -21,7 +21,6 @@
    threads (tier_waits moved).
 """
 
-import os
 import shutil
 import struct
 import subprocess

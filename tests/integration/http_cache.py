@@ -14,7 +14,6 @@ import hashlib
 import http.client
 import os
 import random
-import socket
 import subprocess
 import tempfile
 import threading

@@ -20,7 +20,6 @@ import os
 import random
 import re
 import signal
-import socket
 import tempfile
 import threading
 import time
