@@ -455,6 +455,8 @@ class Model {
     FUZZ_CHECK(got != Outcome::kOutOfMemory);
     if (e == nullptr) return Expect(got, Outcome::kNotFound, "incr/decr of an absent key");
     if (got == Outcome::kNotFound) return Forget(ki);  // evicted
+    // An empty value is not a number, whatever the CAS (memcached looks at its length first).
+    if (e->value.empty()) return Expect(got, Outcome::kNonNumeric, "incr/decr of an empty value");
     if (choice == CasChoice::kWrong) return Expect(got, Outcome::kExists, "incr/decr, wrong CAS");
     if (choice == CasChoice::kAny && got == Outcome::kExists) return;
     uint64_t n = 0;

@@ -101,10 +101,14 @@ MemcacheSession::DumpStep MemcacheSession::ContinueDump(net::Output* out, size_t
         line.Append(item.fetched_before ? " fetch=yes" : " fetch=no");
         line.Append(" cls=1 size=").Number(key.size() + item.value_size).Char('\n');
       } else {
+        // memcached's cachedump leaves binary keys out ("protect from printing binary keys"):
+        // raw, they could forge the reply's lines.
+        if (item.binary_key) continue;
         line.Append("ITEM ").Append(key).Append(" [").Number(item.value_size);
         line.Append(" b; ").Number(item.expiry).Append(" s]").Append(proto::reply::kCrlf);
         const bool full = d.limit != 0 && d.items == d.limit;
-        if (full || d.bytes + line.size() + proto::reply::kEnd.size() > kCachedumpBytes) {
+        // memcached keeps room for "END\r\n" and its C string's NUL.
+        if (full || d.bytes + line.size() + proto::reply::kEnd.size() + 1 > kCachedumpBytes) {
           d.cursor.done = true;
           d.list.clear();
           break;

@@ -54,12 +54,14 @@ bool Engine::ListItems(Keyspace ks, ListCursor* cursor, size_t max_items, bool w
       end = index::HashIndex::TagAfter(shard, cursor->tag, kStretchBuckets);
       index_->ForEachInTags(shard, cursor->tag, end, [&](uint64_t& slot) {
         const uint64_t location = index::SlotLocation(slot);
+        // A file segment's metadata names its keyspace too: other keyspaces' items on file
+        // are neither read nor a reason to block.
+        if (KeyspaceOf(location) != ks.id) return;
         const char* p = ItemAt(location);
         if (p == nullptr) {
           on_file.push_back(slot);
           return;
         }
-        if (KeyspaceOf(location) != ks.id) return;
         const mem::ItemView item = mem::DecodeItem(p);
         if (IsStale(location, item, now)) return;
         if (with_cas) slot |= index::kCasExposedBit;  // a client sees it: moves must keep it
@@ -108,6 +110,21 @@ void Engine::ListFromFile(index::Shard& shard, const std::vector<uint64_t>& slot
         if (uint64_t* s = index_->FindLocation(shard, hash, location)) {
           if (with_cas) *s |= index::kCasExposedBit;
           AddListed(location, item, with_cas ? CasOf(location, item) : 0, list);
+        } else {
+          // Moved while it was read: a read promoted it, or a compaction brought it back into
+          // memory. Listed from there (the cursor is past its tag: now or never).
+          mem::ItemView moved;
+          uint64_t* now_at = index_->Find(shard, hash, [&](uint64_t l) {
+            const char* p = ItemAt(l);
+            if (p == nullptr || KeyspaceOf(l) != ks.id) return false;
+            moved = mem::DecodeItem(p);
+            return moved.key == item.key;
+          });
+          if (now_at != nullptr && !IsStale(index::SlotLocation(*now_at), moved, now)) {
+            const uint64_t l = index::SlotLocation(*now_at);
+            if (with_cas) *now_at |= index::kCasExposedBit;
+            AddListed(l, moved, with_cas ? CasOf(l, moved) : 0, list);
+          }
         }
       }
     }
