@@ -1456,7 +1456,12 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
       // Without eviction a full file is compacted only when RAM has room, which a full store
       // seldom has; reads of it then find no memory, and are refused, not dropped.
       EXPECT_EQ(st.tier_evictions, 0u);
-      EXPECT_GT(st.tier_read_oom, 0u) << "no read of the file ever found memory short";
+      // The inline cleaner's run is its seed's alone, so it meets such reads every time; with
+      // the background cleaner whether one finds memory short is a matter of timing (an ASan
+      // run once met none), and the run's counts are printed above instead.
+      if (!v.background_cleaner) {
+        EXPECT_GT(st.tier_read_oom, 0u) << "no read of the file ever found memory short";
+      }
     }
   }
   if (v.eviction) {
