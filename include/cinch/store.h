@@ -486,8 +486,10 @@ class Store {
   void Promote(Keyspace keyspace, std::string_view key);
 
   // Appends to *list the live items of `keyspace` in the next stretches of the index from
-  // *cursor (a stretch is a few dozen index slots), until the list holds `max_items` or more or
-  // the index ends (cursor->done), and moves the cursor past them. A walk from a fresh cursor
+  // *cursor (a stretch is a few dozen index slots), until the list holds `max_items` or more,
+  // the index ends (cursor->done), or the call has read a bounded number of stretches (tens of
+  // thousands of slots: then the list may hold fewer items, even none, with the cursor moved
+  // on), and moves the cursor past them. A walk from a fresh cursor
   // to done lists every item present throughout it exactly once; one stored or removed
   // meanwhile is listed once or not at all. Lists without touching the items (no hit, no
   // fetched mark), as memcached's metadump; with `with_cas` the items' CAS values are filled

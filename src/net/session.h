@@ -42,7 +42,9 @@ struct SessionResult {
   // is parked: it writes the output already queued but neither reads nor calls the session,
   // and its unconsumed input stays in place, unmoved, so the other thread may read it. Its
   // other connections keep running on the worker. Then the session is called again with the
-  // same unconsumed input. Not with `close` or `swallow`.
+  // same unconsumed input. Not with `close` or `swallow`. A session that has worked long
+  // enough in one call yields the same way: it calls Resume() itself before it returns, and
+  // is called again after the connections the worker found ready meanwhile.
   bool wait = false;
 };
 
@@ -51,8 +53,8 @@ struct SessionResult {
 class Resumer {
  public:
   // Any thread, exactly once per wait, after the work is done (it must not touch the session
-  // or its input afterwards). The connection, even one closed meanwhile, stays allocated
-  // until this call.
+  // or its input afterwards), or the session itself during the call that returns the wait. The
+  // connection, even one closed meanwhile, stays allocated until this call.
   virtual void Resume() = 0;
 
  protected:

@@ -134,6 +134,13 @@ MemcacheSession::DumpStep MemcacheSession::ContinueDump(net::Output* out, size_t
       context_->promoter->Submit(&tier_job_);
       return DumpStep::kWait;
     }
+    // Fewer than a batch and not done: the keyspace is sparse in a large index (a tenant's, or
+    // the default one beside tenants), and the call read its bounded stretch of it. The
+    // worker's other connections go first: the session yields, resuming itself at once.
+    if (d.list.items.size() < kDumpBatch && !d.cursor.done && tier_job_.done != nullptr) {
+      tier_job_.done->Resume();
+      return DumpStep::kWait;
+    }
   }
 }
 

@@ -152,6 +152,51 @@ TEST_F(DumpTest, LargeDumpFollowsTheOutputLimit) {
   EXPECT_EQ(store_->GetStats().external_bytes, 0u);
 }
 
+class CountingResumer final : public net::Resumer {
+ public:
+  void Resume() override { ++resumes; }
+  int resumes = 0;
+};
+
+// A keyspace with few items in a large index: the dump yields (resumes itself and waits) after
+// each bounded stretch of the index that filled no batch, so that the worker serves its other
+// connections meanwhile; it still lists every item once.
+TEST_F(DumpTest, SparseKeyspaceDumpYieldsToOtherConnections) {
+  Open(ServerOptions{}, 64 << 20);
+  CountingResumer resumer;
+  session_->SetResumer(&resumer);
+  for (int i = 0; i < 200'000; ++i) {
+    ASSERT_EQ(store_->Write(Keyspace{5}, SetMode::kSet, "t" + std::to_string(i), "v", 0, 0, 0),
+              Outcome::kStored);
+  }
+  Fill(3);
+  std::string input = "lru_crawler metadump all\r\nmn\r\n";
+  test::FakeOutput out;
+  std::string replies;
+  int waits = 0;
+  for (int calls = 0; !input.empty() && calls < 10'000; ++calls) {
+    const int before = resumer.resumes;
+    net::SessionResult r = session_->OnInput(input, &out, 1 << 20);
+    input.erase(0, r.consumed);
+    if (r.wait) {
+      EXPECT_EQ(r.consumed, 0u);
+      EXPECT_EQ(resumer.resumes, before + 1) << "a yield resumes itself, once";
+      ++waits;
+    } else {
+      EXPECT_EQ(resumer.resumes, before);
+    }
+    out.Flush();
+    replies += out.Take();
+  }
+  ASSERT_EQ(replies.substr(replies.size() - 9), "END\r\nMN\r\n");
+  const std::map<std::string, std::string> lines = Lines(replies.substr(0, replies.size() - 4));
+  EXPECT_EQ(lines.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(lines.count("key" + std::to_string(i)), 1u) << i;
+  // 200,000 items take as many index slots at least, read 32,768 at most per yield.
+  EXPECT_GE(waits, 6);
+  EXPECT_EQ(store_->GetStats().external_bytes, 0u);
+}
+
 // memcached's cachedump writes into a 2 MB buffer: it stops where the next line would not fit,
 // with END.
 TEST_F(DumpTest, CachedumpStopsAtTwoMegabytes) {

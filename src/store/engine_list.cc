@@ -20,6 +20,10 @@ namespace cinch::store {
 namespace {
 // Buckets per stretch: 64 slots, the most one lock hold reads.
 constexpr uint32_t kStretchBuckets = 8;
+// Stretches one call reads at most (32,768 slots, well under a millisecond): a keyspace with
+// few items in a large index is listed over many calls, each short, so that the caller's
+// thread (an event loop) serves its other connections between them.
+constexpr uint32_t kStretchesPerCall = 512;
 }  // namespace
 
 void Engine::AddListed(uint64_t location, const mem::ItemView& item, uint64_t cas,
@@ -43,7 +47,9 @@ bool Engine::ListItems(Keyspace ks, ListCursor* cursor, size_t max_items, bool w
   const int64_t now = Now();
   MaybeFlushDue(now);
   std::vector<uint64_t> on_file;  // slots of the stretch whose items are on file
-  while (!cursor->done && list->items.size() < max_items) {
+  for (uint32_t stretches = 0;
+       !cursor->done && list->items.size() < max_items && stretches < kStretchesPerCall;
+       ++stretches) {
     index::Shard& shard = index_->shard(cursor->shard);
     const size_t items_before = list->items.size();
     const size_t keys_before = list->keys.size();

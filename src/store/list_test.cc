@@ -85,6 +85,40 @@ TEST_F(ListTest, ListsEachItemOfItsKeyspaceOnceWithItsFields) {
   EXPECT_EQ(ListAll(Keyspace{}, 64).size(), 3000u);
 }
 
+// A keyspace with few items in a large index: each call reads a bounded stretch of the index
+// and may return with none, the cursor moved on; the walk still lists each item once.
+TEST_F(ListTest, SparseKeyspaceIsListedInBoundedCalls) {
+  Options o = BaseOptions(64 << 20);
+  o.index_shards = 1;
+  Open(o);
+  const Keyspace quiet{5};
+  for (int i = 0; i < 200'000; ++i) ASSERT_EQ(store_->Set(Key(i), "v"), Outcome::kStored);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(store_->Write(quiet, SetMode::kSet, Key(i), "q", 0, 0, 0), Outcome::kStored);
+  ListCursor cursor;
+  ItemList list;
+  int calls = 0;
+  int empty_calls = 0;
+  std::set<std::string> seen;
+  while (!cursor.done && calls < 100'000) {
+    list.clear();
+    ASSERT_TRUE(store_->ListItems(quiet, &cursor, 64, false, /*may_block=*/true, &list));
+    ++calls;
+    if (list.items.empty() && !cursor.done) ++empty_calls;
+    for (const ListedItem& item : list.items)
+      EXPECT_TRUE(seen.insert(std::string(list.key(item))).second) << list.key(item);
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{Key(0), Key(1), Key(2)}));
+  // 200,000 items take as many slots at least: 32,768 at most a call.
+  EXPECT_GE(calls, 7);
+  EXPECT_GT(empty_calls, 0);
+  // The default keyspace's batches are full until the end.
+  cursor = ListCursor{};
+  list.clear();
+  ASSERT_TRUE(store_->ListItems(Keyspace{}, &cursor, 64, false, true, &list));
+  EXPECT_GE(list.items.size(), 64u);
+}
+
 TEST_F(ListTest, ListedCasIsTheItemsCasAfterTheCleanerMovesIt) {
   Options o = test::TinyOptions(&clock_, /*extra_segments=*/16, /*eviction=*/true);
   Open(o);

@@ -15,6 +15,7 @@
              listing them brings none back into memory (tier_promotions unchanged).
 """
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -183,6 +184,48 @@ def check_big(ctx, args):
         conn.close()
 
 
+def check_sparse_tenant(ctx, args, io_uring):
+    """A tenant's dump in a large index yields its worker between bounded stretches (one
+    worker here): its own keys only, each once, while another connection keeps being served."""
+    tmp = tempfile.mkdtemp(prefix="cinch-keydump-")
+    try:
+        auth = os.path.join(tmp, "auth")
+        with open(auth, "w") as f:
+            f.write("admin:secret\ntenant:secret:16\n")
+        with harness.Server(args.server, ["-m", "128", "-t", "1", "-Y", auth,
+                                          "-o", "io_uring=%d" % io_uring]) as s:
+            admin, tenant, other = s.conn(timeout=30), s.conn(timeout=30), s.conn(timeout=30)
+            for conn, user in ((admin, b"admin"), (tenant, b"tenant"), (other, b"admin")):
+                conn.send(b"set a 0 0 %d\r\n%s secret\r\n" % (len(user) + 7, user))
+                ctx.equal(conn.read_until(b"\r\n"), b"STORED\r\n", "%s logs in" % user.decode())
+            for i in range(0, 100_000, 5000):
+                admin.send(b"".join(b"set k:%d 0 0 1 noreply\r\nv\r\n" % j
+                                    for j in range(i, i + 5000)))
+            admin.send(b"mn\r\n")
+            admin.read_until(b"MN\r\n", timeout=60)
+            for key in (b"mine:1", b"mine:2", b"mine:3"):
+                tenant.send(b"set %s 0 0 1\r\nt\r\n" % key)
+                tenant.read_until(b"STORED\r\n")
+            # The dump and the other connection's requests, pipelined together, three times.
+            for _ in range(3):
+                tenant.send(b"lru_crawler metadump all\r\nmn\r\n")
+                other.send(b"mn\r\n" * 20)
+                lines = read_to_end(tenant.sock, b"\nEND\r\nMN\r\n", 30).split(b"\n")[:-1]
+                keys = sorted(l.split(b" ")[0] for l in lines if l.startswith(b"key="))
+                ctx.equal(keys, [b"key=mine%3A1", b"key=mine%3A2", b"key=mine%3A3"],
+                          "the tenant's dump lists its own keys, each once")
+                ctx.equal(other.read_until(b"MN\r\n" * 20, timeout=30), b"MN\r\n" * 20,
+                          "the other connection is answered")
+            admin.send(b"get k:0 k:99999\r\n")
+            ctx.equal(admin.read_until(b"END\r\n"),
+                      b"VALUE k:0 0 1\r\nv\r\nVALUE k:99999 0 1\r\nv\r\nEND\r\n",
+                      "the other keyspace's items are still there")
+            for conn in (admin, tenant, other):
+                conn.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_file_tier(ctx, args):
     tmp = tempfile.mkdtemp(prefix="cinch-keydump-")
     try:
@@ -216,6 +259,8 @@ def main(args):
     check_replies(ctx, args)
     check_tools(ctx, args)
     check_big(ctx, args)
+    for io_uring in (0, 1):
+        check_sparse_tenant(ctx, args, io_uring)
     check_file_tier(ctx, args)
     return ctx.finish()
 
