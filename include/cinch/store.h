@@ -11,7 +11,7 @@
 //
 // Expiry ("exptime") has memcached's meaning everywhere: 0 never expires; 1..2592000 (30 days)
 // is relative seconds from now; larger values are absolute Unix time; negative values mean
-// "already expired". An expired item is never returned.
+// "already expired" (cinch/expiry.h). An expired item is never returned.
 //
 // Keys are 1..250 bytes (Store::kMaxKeyLength) of any content. Every key lives in a keyspace
 // (Keyspace below; docs/keyspaces.md): the same key in two keyspaces is two items. Methods

@@ -19,11 +19,6 @@ namespace cinch::server {
 using proto::Command;
 using proto::ParseStatus;
 
-bool ExpiresAtOnce(int64_t exptime, int64_t now) {
-  constexpr int64_t kRelativeLimit = 60 * 60 * 24 * 30;  // memcached's REALTIME_MAXDELTA
-  return exptime < 0 || (exptime > kRelativeLimit && exptime <= now);
-}
-
 namespace {
 
 proto::ParserLimits LimitsFor(const ServerOptions& o) {

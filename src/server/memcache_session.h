@@ -32,12 +32,6 @@
 
 namespace cinch::server {
 
-// Whether an exptime token (memcached's meaning: 0 never, up to 30 days relative, beyond that
-// a Unix time) has an item expire as it is set: negative, or an absolute time not after `now`.
-// memcached still answers the request that sets it from the item (gat returns it, the meta
-// commands report on it), and only later requests miss.
-bool ExpiresAtOnce(int64_t exptime, int64_t now);
-
 class MemcacheSession final : public net::Session {
  public:
   explicit MemcacheSession(ServerContext* context);

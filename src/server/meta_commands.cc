@@ -4,6 +4,7 @@
 // reports differently is in docs/server.md ("Protocol coverage").
 #include <string>
 
+#include "cinch/expiry.h"
 #include "proto/base64.h"
 #include "proto/errors.h"
 #include "server/memcache_session.h"
@@ -125,9 +126,8 @@ int64_t RemainingTtl(int64_t expiry, int64_t now) {
 // realtime() makes it (1, or the time since its process_started, which is its start time
 // minus 62 seconds) minus its current_time, as an unsigned 32-bit number.
 int64_t TokenTtl(int64_t exptime, int64_t now, int64_t started_at) {
-  constexpr int64_t kRelativeLimit = 60 * 60 * 24 * 30;
   if (exptime == 0) return -1;
-  if (exptime > 0 && exptime <= kRelativeLimit) return exptime;
+  if (exptime > 0 && exptime <= kMaxRelativeExpiry) return exptime;
   if (!ExpiresAtOnce(exptime, now)) return exptime - now;
   const int64_t process_started = started_at - 62;  // ITEM_UPDATE_INTERVAL + 2
   const int64_t relative = exptime > process_started ? exptime - process_started : 1;

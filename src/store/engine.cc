@@ -9,6 +9,7 @@
 #include <bit>
 #include <cmath>
 
+#include "cinch/expiry.h"
 #include "common/check.h"
 #include "common/hash.h"
 
@@ -16,9 +17,8 @@ namespace cinch::store {
 
 namespace {
 
-constexpr int64_t kRelativeExpiryLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
-constexpr uint32_t kMaxBucketsPerShard = 16384;              // 1 MiB of slots per shard
-constexpr size_t kMinItemBytesEstimate = 16;                 // sizes the shard count
+constexpr uint32_t kMaxBucketsPerShard = 16384;  // 1 MiB of slots per shard
+constexpr size_t kMinItemBytesEstimate = 16;     // sizes the shard count
 // Every shard holds at least one table page from Open on, so the shard count is the floor of
 // index memory: 4096 shards are 16 MiB. Beyond it shards grow larger instead (rebuilds stall
 // one shard longer, tags filter less), up to 2^16 buckets of 4 MiB: 2^31 items in all.
@@ -452,12 +452,11 @@ int Engine::WriterHead(int cls) const {
 uint32_t Engine::AbsoluteExpiry(int64_t exptime, int64_t now, bool* expired) {
   *expired = false;
   if (exptime == 0) return 0;
-  int64_t absolute = exptime <= kRelativeExpiryLimit ? now + exptime : exptime;
-  if (exptime < 0 || absolute <= now) {
+  if (ExpiresAtOnce(exptime, now)) {
     *expired = true;
     return 0;
   }
-  return static_cast<uint32_t>(std::min<int64_t>(absolute, kStoredNever - 1));
+  return static_cast<uint32_t>(std::min<int64_t>(AbsoluteExptime(exptime, now), kStoredNever - 1));
 }
 
 int Engine::ExpiryClass(uint32_t expiry, int64_t now) const {

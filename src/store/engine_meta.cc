@@ -6,6 +6,7 @@
 // rewritten with it (Modify), as a touch is.
 #include <cstring>
 
+#include "cinch/expiry.h"
 #include "common/check.h"
 #include "common/hash.h"
 #include "store/engine.h"
@@ -13,8 +14,6 @@
 namespace cinch::store {
 
 namespace {
-
-constexpr int64_t kRelativeLimit = 60 * 60 * 24 * 30;  // memcached's 30 days
 
 // The same item with a new expiry and/or more state bits; CAS value and "hit before" kept.
 class MetaRewriter : public Engine::Rewriter {
@@ -74,7 +73,7 @@ class InvalidateRewriter : public Engine::Rewriter {
 // negative tokens never win.
 int64_t RecacheThreshold(int64_t seconds, int64_t now) {
   if (seconds <= 0) return 0;
-  return seconds <= kRelativeLimit ? now + seconds : seconds;
+  return AbsoluteExptime(seconds, now);
 }
 
 }  // namespace

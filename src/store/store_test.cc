@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cinch/clock.h"
+#include "cinch/expiry.h"
 #include "cinch/options.h"
 #include "cinch/stats.h"
 #include "cinch/status.h"
@@ -868,6 +869,21 @@ TEST_F(StoreTest, ExpiryZeroNeverExpires) {
   EXPECT_EQ(ExpiryOf("k"), 0);
   clock_.Advance(100 * kThirtyDays);
   EXPECT_EQ(GetValue("k"), "v");
+}
+
+// cinch/expiry.h, which the protocol layer reads exptimes with, says what the store does.
+TEST_F(StoreTest, ExpiryHelpersAgreeWithTheStore) {
+  Open(DefaultOptions());
+  const int64_t now = Now();
+  for (int64_t exptime : {int64_t{-100}, int64_t{-1}, int64_t{0}, int64_t{1}, kThirtyDays,
+                          kThirtyDays + 1, now - 1, now, now + 1, now + 10 * kThirtyDays}) {
+    const std::string key = "k" + std::to_string(exptime);
+    ASSERT_EQ(store_->Set(key, "v", 0, exptime), Outcome::kStored);
+    EXPECT_EQ(GetValue(key).has_value(), !ExpiresAtOnce(exptime, now)) << exptime;
+    if (exptime > 0 && !ExpiresAtOnce(exptime, now))
+      EXPECT_EQ(ExpiryOf(key), AbsoluteExptime(exptime, now)) << exptime;
+  }
+  static_assert(kMaxRelativeExpiry == 2592000);  // memcached's REALTIME_MAXDELTA
 }
 
 TEST_F(StoreTest, ExpiryRelative) {
