@@ -126,7 +126,7 @@ MemcacheSession::DumpStep MemcacheSession::ContinueDump(net::Output* out, size_t
     d.next = 0;
     // Without a file tier nothing the listing reads can be on the disk.
     const bool may_block = context_->promoter == nullptr;
-    if (!store_->ListItems(keyspace_, &d.cursor, kDumpBatch, with_cas, may_block, &d.list)) {
+    if (!ListNextBatch(may_block)) {
       // The next stretch has items on file: an I/O thread lists it, then resumes the session.
       tier_job_.run = &MemcacheSession::ListOnIoThread;
       tier_job_.arg = this;
@@ -144,11 +144,13 @@ MemcacheSession::DumpStep MemcacheSession::ContinueDump(net::Output* out, size_t
   }
 }
 
+bool MemcacheSession::ListNextBatch(bool may_block) {
+  return store_->ListItems(keyspace_, &dump_->cursor, kDumpBatch, context_->options->cas_enabled,
+                           may_block, &dump_->list);
+}
+
 void MemcacheSession::ListOnIoThread(void* session) {
-  auto* s = static_cast<MemcacheSession*>(session);
-  Dump& d = *s->dump_;
-  s->store_->ListItems(s->keyspace_, &d.cursor, kDumpBatch, s->context_->options->cas_enabled,
-                       /*may_block=*/true, &d.list);
+  static_cast<MemcacheSession*>(session)->ListNextBatch(/*may_block=*/true);
 }
 
 size_t MemcacheSession::EndDump() {

@@ -93,6 +93,8 @@ class MemcacheSession final : public net::Session {
   DumpStep ContinueDump(net::Output* out, size_t output_limit);
   // Ends the dump, giving its memory back; returns its request line's size.
   size_t EndDump();
+  // The dump's next batch (Store::ListItems); false: it stopped before items on file.
+  bool ListNextBatch(bool may_block);
   static void ListOnIoThread(void* session);
 
   // Meta protocol (meta_commands.cc).
