@@ -48,6 +48,14 @@ struct GrpcOptions {
   size_t max_receive_message = kMaxBatchTotalBytes + (size_t{1} << 20);
 };
 
+// What the gRPC front end has answered, counted as each call ends (whatever the RPC).
+struct GrpcStats {
+  uint64_t curr_calls = 0;  // calls open now (started, not yet ended)
+  uint64_t calls = 0;       // calls ended (a status sent, or cancelled)
+  uint64_t not_found = 0;   // ended NOT_FOUND: an action result or a blob read that missed
+  uint64_t errors = 0;      // ended with another status than OK and NOT_FOUND, or cancelled
+};
+
 class GrpcServer {
  public:
   explicit GrpcServer(buildcache::BuildCache* cache);
@@ -59,6 +67,8 @@ class GrpcServer {
   Status Start(const GrpcOptions& options);
   // The port the first address bound (useful with port 0); 0 before Start.
   int port() const;
+  // Any thread.
+  GrpcStats GetStats() const;
   // Stops accepting, cancels calls still running after a short grace period and waits for
   // them to return. Idempotent.
   void Stop();

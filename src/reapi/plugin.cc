@@ -15,6 +15,7 @@ class FrontEndImpl final : public FrontEnd {
     return grpc_->Start(options);
   }
   int grpc_port() const override { return grpc_ ? grpc_->port() : 0; }
+  GrpcStats grpc_stats() const override { return grpc_ ? grpc_->GetStats() : GrpcStats{}; }
   void StopGrpc() override {
     if (grpc_) grpc_->Stop();
   }

@@ -28,8 +28,9 @@ class FrontEnd {
   virtual buildcache::ActionResultChecker* checker() = 0;
   // Starts gRPC serving `cache`, which must outlive StopGrpc(). Once per FrontEnd.
   virtual Status StartGrpc(buildcache::BuildCache* cache, const GrpcOptions& options) = 0;
-  virtual int grpc_port() const = 0;  // 0 when not started
-  virtual void StopGrpc() = 0;        // idempotent
+  virtual int grpc_port() const = 0;         // 0 when not started
+  virtual GrpcStats grpc_stats() const = 0;  // all 0 when not started; any thread
+  virtual void StopGrpc() = 0;               // idempotent
 };
 
 // The shared object's file name and its one entry point, `FrontEnd* CinchReapiNewFrontEnd()`

@@ -128,6 +128,12 @@ constexpr Metric kGeneral[] = {
      "HTTP cache PUTs refused (400, 411, 413, 507)."},
     {"http_errors", "cinch_http_errors_total", kCounter,
      "Other HTTP requests answered 4xx (bad paths, methods, syntax)."},
+    {"grpc_curr_calls", "cinch_grpc_current_calls", kGauge, "gRPC calls open now."},
+    {"grpc_calls", "cinch_grpc_calls_total", kCounter, "gRPC calls ended, any RPC."},
+    {"grpc_not_found", "cinch_grpc_not_found_total", kCounter,
+     "gRPC calls answered NOT_FOUND (action results and blobs that missed)."},
+    {"grpc_errors", "cinch_grpc_errors_total", kCounter,
+     "gRPC calls answered another status than OK and NOT_FOUND, or cancelled."},
     // The build cache, whichever front end asked (--http-port, --grpc-port).
     {"buildcache_cas_hits", "cinch_buildcache_cas_hits_total", kCounter,
      "CAS blobs read and found."},

@@ -293,6 +293,7 @@ class Server::Impl {
     context_.loop = loop_.get();
     if (options_.grpc_port != 0) {
       if (s = StartGrpc(grpc_memory_); !s.ok()) return s;
+      context_.grpc = front_end_.get();
     }
     // Everything the sessions read through context_ is set before any worker runs.
     if (options_.http_port != 0) {

@@ -15,6 +15,10 @@
 #include "server/server_options.h"
 #include "server/server_stats.h"
 
+namespace cinch::reapi {
+class FrontEnd;
+}  // namespace cinch::reapi
+
 namespace cinch::server {
 class MemoryGovernor;
 class TierPromoter;
@@ -37,6 +41,8 @@ struct ServerContext {
   const http::HttpStats* http_stats = nullptr;
   // The build cache both front ends share; null without --http-port and --grpc-port.
   const buildcache::BuildCache* build_cache = nullptr;
+  // The REAPI plugin serving gRPC (reapi/plugin.h); null without --grpc-port.
+  const reapi::FrontEnd* grpc = nullptr;
   size_t process_reserve = 0;    // bytes of -m for the process itself
   size_t connection_memory = 0;  // bytes of -m for connections (their budget)
   // The memory limit at run time (cache_memlimit, cgroup, pressure); null without a server.

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "proto/errors.h"
+#include "reapi/plugin.h"
 #include "server/memcache_session.h"
 #include "server/memory_governor.h"
 #include "server/process.h"
@@ -84,6 +85,14 @@ void HttpStats(const ServerContext& ctx, StatWriter* w) {
 }
 
 // The build cache's reads and writes, from both front ends (docs/http-cache.md).
+void GrpcLines(const reapi::FrontEnd& grpc, StatWriter* w) {
+  const reapi::GrpcStats g = grpc.grpc_stats();
+  w->Add("grpc_curr_calls", g.curr_calls);
+  w->Add("grpc_calls", g.calls);
+  w->Add("grpc_not_found", g.not_found);
+  w->Add("grpc_errors", g.errors);
+}
+
 void BuildCacheLines(const buildcache::BuildCache& cache, StatWriter* w) {
   const buildcache::BuildCacheStats b = cache.GetStats();
 #define CINCH_STAT(name) w->Add("buildcache_" #name, b.name)
@@ -213,6 +222,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   MemoryLimitStats(ctx, w);
   if (ctx.promoter != nullptr) TierStats(ctx, st, c, w);
   if (ctx.http_stats != nullptr) HttpStats(ctx, w);
+  if (ctx.grpc != nullptr) GrpcLines(*ctx.grpc, w);
   if (ctx.build_cache != nullptr) BuildCacheLines(*ctx.build_cache, w);
 }
 

@@ -137,6 +137,48 @@ class Client:
         return b"".join(parts), max([len(p) for p in parts] or [0])
 
 
+def grpc_stats(s):
+    with s.conn() as conn:
+        st = conn.stats()
+    return {k: int(v) for k, v in st.items() if k.startswith("grpc_")}
+
+
+def check_call_counters(c, cl, s):
+    """stats grpc_* and /metrics cinch_grpc_*: each call once, by how it ended."""
+    before = grpc_stats(s)
+    cl.caps.GetCapabilities(cl.re.GetCapabilitiesRequest(instance_name="main"), timeout=30)
+    absent = cl.digest(b"no such action, for the call counters")
+    c.equal(cl.code(lambda: cl.ac.GetActionResult(cl.re.GetActionResultRequest(
+        instance_name="main", action_digest=absent), timeout=30)), "NOT_FOUND",
+        "counters: a GetActionResult miss")
+    bad = cl.re.Digest(hash="not a hash", size_bytes=1)
+    c.equal(cl.code(lambda: cl.ac.GetActionResult(cl.re.GetActionResultRequest(
+        instance_name="main", action_digest=bad), timeout=30)), "INVALID_ARGUMENT",
+        "counters: a bad digest")
+    after = grpc_stats(s)
+    c.equal({k: after.get(k, 0) - before.get(k, 0) for k in
+             ("grpc_calls", "grpc_not_found", "grpc_errors")},
+            {"grpc_calls": 3, "grpc_not_found": 1, "grpc_errors": 1},
+            "stats grpc_*: three calls, one NOT_FOUND, one error")
+    c.equal(after.get("grpc_curr_calls"), 0, "stats grpc_curr_calls: none open")
+    conn = http.client.HTTPConnection("127.0.0.1", s.ports["http"], timeout=30)
+    conn.request("GET", "/metrics")
+    body = conn.getresponse().read().decode()
+    conn.close()
+    samples = {}
+    for line in body.splitlines():
+        if line.startswith("cinch_grpc_"):
+            name, value = line.split()
+            samples[name] = float(value)
+    now = grpc_stats(s)
+    c.check(samples.get("cinch_grpc_calls_total", -1) == after["grpc_calls"] and
+            now["grpc_calls"] == after["grpc_calls"] and
+            samples.get("cinch_grpc_not_found_total") == after["grpc_not_found"] and
+            samples.get("cinch_grpc_errors_total") == after["grpc_errors"] and
+            samples.get("cinch_grpc_current_calls") == 0,
+            "/metrics cinch_grpc_* are the stats", "%r vs %r" % (samples, after))
+
+
 def check_capabilities(c, cl):
     caps = cl.caps.GetCapabilities(cl.re.GetCapabilitiesRequest(instance_name="main"), timeout=30)
     cc = caps.cache_capabilities
@@ -512,6 +554,7 @@ def main(args):
         with harness.FrontEndServer(args.server, SERVER_ARGS, ["grpc", "http"]) as s:
             cl = Client(mods, s.ports["grpc"])
             check_capabilities(c, cl)
+            check_call_counters(c, cl, s)
             check_cas_batches(c, cl)
             check_get_tree(c, cl)
             check_bytestream(c, cl)
