@@ -25,9 +25,9 @@ struct CallCounters {
 };
 
 // Counts one call: gRPC makes one per call, before the handler runs, and destroys it once the
-// call is over. The call is counted as its status goes out, so that a client that has the
-// status finds it counted; one that ends without a status (cancelled, the client gone) is
-// counted an error when it is destroyed.
+// call is over. The call is counted as its status goes out (the synchronous API sends the
+// handler's status even to a client that has cancelled), so that a client that has the status
+// finds it counted; one destroyed without a status would count as an error.
 class CallCounter final : public grpc::experimental::Interceptor {
  public:
   explicit CallCounter(CallCounters* c) : c_(c) {

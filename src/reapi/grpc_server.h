@@ -53,7 +53,7 @@ struct GrpcStats {
   uint64_t curr_calls = 0;  // calls open now (started, not yet ended)
   uint64_t calls = 0;       // calls ended (a status sent, or cancelled)
   uint64_t not_found = 0;   // ended NOT_FOUND: an action result or a blob read that missed
-  uint64_t errors = 0;      // ended with another status than OK and NOT_FOUND, or cancelled
+  uint64_t errors = 0;      // ended with another status than OK and NOT_FOUND
 };
 
 class GrpcServer {

@@ -28,6 +28,6 @@ class FrontEndImpl final : public FrontEnd {
 }  // namespace
 }  // namespace cinch::reapi
 
-extern "C" __attribute__((visibility("default"))) cinch::reapi::FrontEnd* CinchReapiNewFrontEnd() {
+extern "C" __attribute__((visibility("default"))) cinch::reapi::FrontEnd* CINCH_REAPI_ENTRY() {
   return new cinch::reapi::FrontEndImpl();
 }

@@ -29,14 +29,19 @@ class FrontEnd {
   // Starts gRPC serving `cache`, which must outlive StopGrpc(). Once per FrontEnd.
   virtual Status StartGrpc(buildcache::BuildCache* cache, const GrpcOptions& options) = 0;
   virtual int grpc_port() const = 0;         // 0 when not started
-  virtual GrpcStats grpc_stats() const = 0;  // all 0 when not started; any thread
   virtual void StopGrpc() = 0;               // idempotent
+  virtual GrpcStats grpc_stats() const = 0;  // all 0 when not started; any thread
 };
 
-// The shared object's file name and its one entry point, `FrontEnd* CinchReapiNewFrontEnd()`
-// (extern "C"; the caller owns the result and deletes it before closing the library).
+// The shared object's file name and its one entry point, `FrontEnd* CinchReapiNewFrontEnd_<N>()`
+// (extern "C"; the caller owns the result and deletes it before closing the library). N is the
+// interface's version: bump it whenever FrontEnd or a type it passes changes, so that a plugin
+// built before (an older install found on the search path) is passed over, not called.
+#define CINCH_REAPI_ENTRY CinchReapiNewFrontEnd_2
+#define CINCH_REAPI_STRINGIFY2(x) #x
+#define CINCH_REAPI_STRINGIFY(x) CINCH_REAPI_STRINGIFY2(x)
 inline constexpr char kPluginFile[] = "cinch_reapi.so";
-inline constexpr char kPluginEntry[] = "CinchReapiNewFrontEnd";
+inline constexpr char kPluginEntry[] = CINCH_REAPI_STRINGIFY(CINCH_REAPI_ENTRY);
 using NewFrontEndFn = FrontEnd* (*)();
 
 }  // namespace cinch::reapi

@@ -133,7 +133,7 @@ constexpr Metric kGeneral[] = {
     {"grpc_not_found", "cinch_grpc_not_found_total", kCounter,
      "gRPC calls answered NOT_FOUND (action results and blobs that missed)."},
     {"grpc_errors", "cinch_grpc_errors_total", kCounter,
-     "gRPC calls answered another status than OK and NOT_FOUND, or cancelled."},
+     "gRPC calls answered another status than OK and NOT_FOUND."},
     // The build cache, whichever front end asked (--http-port, --grpc-port).
     {"buildcache_cas_hits", "cinch_buildcache_cas_hits_total", kCounter,
      "CAS blobs read and found."},

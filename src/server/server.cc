@@ -416,21 +416,25 @@ class Server::Impl {
   Status LoadPlugin() {
     std::string errors;
     for (const std::string& path : PluginPaths()) {
-      plugin_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (plugin_ != nullptr) break;
-      errors += std::string(dlerror()) + "; ";
+      void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (plugin == nullptr) {
+        errors += std::string(dlerror()) + "; ";
+        continue;
+      }
+      // A plugin of another interface version (built before) has no such entry: passed over.
+      auto entry = reinterpret_cast<reapi::NewFrontEndFn>(dlsym(plugin, reapi::kPluginEntry));
+      if (entry == nullptr) {
+        errors += path + ": no " + reapi::kPluginEntry + " (another version); ";
+        dlclose(plugin);
+        continue;
+      }
+      plugin_ = plugin;
+      front_end_.reset(entry());
+      return Status::Ok();
     }
-    if (plugin_ == nullptr) {
-      return Status::InvalidArgument("the build cache's REAPI module did not load (" + errors +
-                                     "it is needed by --grpc-port, and by --http-port unless "
-                                     "-o ac_check=0)");
-    }
-    auto entry = reinterpret_cast<reapi::NewFrontEndFn>(dlsym(plugin_, reapi::kPluginEntry));
-    if (entry == nullptr)
-      return Status::InvalidArgument(std::string(reapi::kPluginFile) + " has no " +
-                                     reapi::kPluginEntry);
-    front_end_.reset(entry());
-    return Status::Ok();
+    return Status::InvalidArgument("the build cache's REAPI module did not load (" + errors +
+                                   "it is needed by --grpc-port, and by --http-port unless "
+                                   "-o ac_check=0)");
   }
 
   ServerOptions options_;

@@ -84,7 +84,7 @@ void HttpStats(const ServerContext& ctx, StatWriter* w) {
 #undef CINCH_STAT
 }
 
-// The build cache's reads and writes, from both front ends (docs/http-cache.md).
+// The gRPC front end's calls (docs/grpc-cache.md, "Counters").
 void GrpcLines(const reapi::FrontEnd& grpc, StatWriter* w) {
   const reapi::GrpcStats g = grpc.grpc_stats();
   w->Add("grpc_curr_calls", g.curr_calls);
@@ -93,6 +93,7 @@ void GrpcLines(const reapi::FrontEnd& grpc, StatWriter* w) {
   w->Add("grpc_errors", g.errors);
 }
 
+// The build cache's reads and writes, from both front ends (docs/http-cache.md).
 void BuildCacheLines(const buildcache::BuildCache& cache, StatWriter* w) {
   const buildcache::BuildCacheStats b = cache.GetStats();
 #define CINCH_STAT(name) w->Add("buildcache_" #name, b.name)

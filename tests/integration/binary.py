@@ -392,7 +392,7 @@ def file_tier(c, args):
     if harness.is_memcached(args.server):
         c.skip("binary requests with a file tier", "cinch-specific")
         return
-    count = 2000  # about 42 MB, beyond -m
+    count = 2000  # about 42 MB, beyond the store's share of -m
     with tempfile.TemporaryDirectory(prefix="cinch-bin-tier-") as tmp, \
             harness.Server(args.server, ["-m", str(TIER_LIMIT_MIB), "-t", "2", "-o",
                                          "ext_path=%s/tier:64m" % tmp]) as server:
