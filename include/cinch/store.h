@@ -208,6 +208,9 @@ struct ListCursor {
   uint32_t shard = 0;
   uint32_t tag = 0;
   bool done = false;
+  // Stretches of the index read so far (each a few dozen slots): a caller may bound its work
+  // per turn by it.
+  uint64_t stretches = 0;
 };
 
 // A value being written in place (Store::BeginWrite). The item's memory was reserved and
@@ -487,16 +490,17 @@ class Store {
 
   // Appends to *list the live items of `keyspace` in the next stretches of the index from
   // *cursor (a stretch is a few dozen index slots), until the list holds `max_items` or more,
-  // the index ends (cursor->done), or the call has read a bounded number of stretches (tens of
-  // thousands of slots: then the list may hold fewer items, even none, with the cursor moved
-  // on), and moves the cursor past them. A walk from a fresh cursor
-  // to done lists every item present throughout it exactly once; one stored or removed
+  // the index ends (cursor->done), or the call has read Store::kListStretchesPerCall stretches
+  // (32,768 slots: then the list may hold fewer items, even none, with the cursor moved on),
+  // and moves the cursor past them, adding the stretches read to cursor->stretches. A walk from a
+  // fresh cursor to done lists every item present throughout it exactly once; one stored or removed
   // meanwhile is listed once or not at all. Lists without touching the items (no hit, no
   // fetched mark), as memcached's metadump; with `with_cas` the items' CAS values are filled
   // in, and stay what they were listed as until the items change. Items on the file tier are
   // read from it, blocking the calling thread on the disk, unless `may_block` is false: then
   // the call stops before a stretch that holds items on file, leaving the cursor there, and
   // returns false (call again where waiting on the disk is fine). True otherwise.
+  static constexpr uint32_t kListStretchesPerCall = 512;
   bool ListItems(Keyspace keyspace, ListCursor* cursor, size_t max_items, bool with_cas,
                  bool may_block, ItemList* list);
 

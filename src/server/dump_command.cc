@@ -86,6 +86,7 @@ bool MemcacheSession::StartDump(const proto::Request& r, size_t consumed, net::O
 MemcacheSession::DumpStep MemcacheSession::ContinueDump(net::Output* out, size_t output_limit) {
   Dump& d = *dump_;
   const bool with_cas = context_->options->cas_enabled;
+  const uint64_t turn_start = d.cursor.stretches;
   while (true) {
     for (; d.next < d.list.items.size(); ++d.next) {
       if (out->pending() >= output_limit) return DumpStep::kOutputFull;
@@ -134,10 +135,11 @@ MemcacheSession::DumpStep MemcacheSession::ContinueDump(net::Output* out, size_t
       context_->promoter->Submit(&tier_job_);
       return DumpStep::kWait;
     }
-    // Fewer than a batch and not done: the keyspace is sparse in a large index (a tenant's, or
-    // the default one beside tenants), and the call read its bounded stretch of it. The
-    // worker's other connections go first: the session yields, resuming itself at once.
-    if (d.list.items.size() < kDumpBatch && !d.cursor.done && tier_job_.done != nullptr) {
+    // This turn has read as much of the index as one call may (a keyspace with few items in a
+    // large index: a tenant's, or the default one beside tenants). The worker's other
+    // connections go first: the session yields, resuming itself at once.
+    if (!d.cursor.done && d.cursor.stretches - turn_start >= Store::kListStretchesPerCall &&
+        tier_job_.done != nullptr) {
       tier_job_.done->Resume();
       return DumpStep::kWait;
     }

@@ -20,10 +20,6 @@ namespace cinch::store {
 namespace {
 // Buckets per stretch: 64 slots, the most one lock hold reads.
 constexpr uint32_t kStretchBuckets = 8;
-// Stretches one call reads at most (32,768 slots, well under a millisecond): a keyspace with
-// few items in a large index is listed over many calls, each short, so that the caller's
-// thread (an event loop) serves its other connections between them.
-constexpr uint32_t kStretchesPerCall = 512;
 }  // namespace
 
 void Engine::AddListed(uint64_t location, const mem::ItemView& item, uint64_t cas,
@@ -47,8 +43,11 @@ bool Engine::ListItems(Keyspace ks, ListCursor* cursor, size_t max_items, bool w
   const int64_t now = Now();
   MaybeFlushDue(now);
   std::vector<uint64_t> on_file;  // slots of the stretch whose items are on file
+  // At most Store::kListStretchesPerCall stretches (32,768 slots, a fraction of a millisecond):
+  // a keyspace with few items in a large index is listed over many calls, each short, so that
+  // the caller's thread (an event loop) can serve its other connections between them.
   for (uint32_t stretches = 0;
-       !cursor->done && list->items.size() < max_items && stretches < kStretchesPerCall;
+       !cursor->done && list->items.size() < max_items && stretches < Store::kListStretchesPerCall;
        ++stretches) {
     index::Shard& shard = index_->shard(cursor->shard);
     const size_t items_before = list->items.size();
@@ -88,6 +87,7 @@ bool Engine::ListItems(Keyspace ks, ListCursor* cursor, size_t max_items, bool w
     }
     if (!on_file.empty()) ListFromFile(shard, on_file, ks, now, with_cas, list);
     cursor->tag = end;
+    ++cursor->stretches;
     if (end == index::HashIndex::kTagLimit) {
       cursor->tag = 0;
       if (++cursor->shard == index_->shard_count()) cursor->done = true;

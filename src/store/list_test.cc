@@ -112,6 +112,9 @@ TEST_F(ListTest, SparseKeyspaceIsListedInBoundedCalls) {
   // 200,000 items take as many slots at least: 32,768 at most a call.
   EXPECT_GE(calls, 7);
   EXPECT_GT(empty_calls, 0);
+  // Every stretch (64 slots) counted once: as many as the walk read, no more than a call may.
+  EXPECT_GE(cursor.stretches, 200'000u / 64);
+  EXPECT_LE(cursor.stretches, uint64_t{Store::kListStretchesPerCall} * calls);
   // The default keyspace's batches are full until the end.
   cursor = ListCursor{};
   list.clear();
