@@ -238,6 +238,7 @@ class Differential {
   int64_t lost() const { return lost_; }
   int64_t out_of_memory() const { return oom_; }
   int64_t refused_reads() const { return refused_reads_; }
+  uint64_t unmarked_reads() const { return unmarked_reads_; }
   int64_t ops() const { return op_; }
   int64_t resizes() const { return resizes_; }
 
@@ -428,6 +429,22 @@ class Differential {
     if (!variant_.tier) return false;
     const uint64_t refused = store_->GetStats().tier_read_oom;
     return std::exchange(tier_read_oom_seen_, refused) != refused;
+  }
+
+  // Whether a read since last asked found its item in a segment being written to the file with
+  // no memory for the copy that marks it read (StoreStats::tier_unmarked_reads): the item was
+  // served and its H bit stays unset. Reads are the model's only, so the count is this read's.
+  bool TierMarkLost() {
+    if (!variant_.tier) return false;
+    const uint64_t lost = store_->GetStats().tier_unmarked_reads;
+    if (std::exchange(tier_unmarked_seen_, lost) == lost) return false;
+    ++unmarked_reads_;
+    return true;
+  }
+
+  // A read served `e`'s item (a bump): it is marked read, unless the store reports the mark lost.
+  void MarkRead(Entry* e) {
+    if (!TierMarkLost() && e != nullptr) e->fetched = true;
   }
 
   // kOutOfMemory is acceptable only with eviction off and a genuinely full store, or for an
@@ -797,7 +814,7 @@ class Differential {
          ki);
     if (found) {
       CheckItem(key, ref, e, /*check_expiry=*/true, with_cas, what);
-      if (e != nullptr) e->fetched = true;
+      MarkRead(e);
     } else if (e != nullptr) {
       if (ref) return Fail("failed Get left the ItemRef non-empty");
       Lost(key, what);
@@ -1058,7 +1075,7 @@ class Differential {
     }
     if (e != nullptr && !born_expired) e->expiry = expiry;
     CheckItem(key, ref, e, /*check_expiry=*/!born_expired, with_cas, "gat");
-    if (e != nullptr) e->fetched = true;
+    MarkRead(e);
     if (born_expired) Forget(key);
   }
 
@@ -1146,14 +1163,14 @@ class Differential {
       OomAllowed(key.size() + e->value.size());
       if (failed_) return;
       CheckItem(key, ref, e, /*check_expiry=*/true, o.with_cas, "fetch (unchanged)");
-      if (!o.no_bump) e->fetched = true;
+      if (!o.no_bump) MarkRead(e);
       return;
     }
     if (o.touch && !touch_expired) e->expiry = touch_expiry;
     CheckItem(key, ref, e, /*check_expiry=*/true, o.with_cas, "fetch");
     if (failed_) return;
     if (fr.won) e->token = true;
-    if (!o.no_bump) e->fetched = true;
+    if (!o.no_bump) MarkRead(e);
     if (o.touch && touch_expired) Forget(key);
   }
 
@@ -1348,6 +1365,8 @@ class Differential {
   int64_t oom_ = 0;
   int64_t refused_reads_ = 0;        // lookups of items on file refused for want of memory
   uint64_t tier_read_oom_seen_ = 0;  // StoreStats::tier_read_oom when last looked at
+  uint64_t tier_unmarked_seen_ = 0;  // StoreStats::tier_unmarked_reads when last looked at
+  uint64_t unmarked_reads_ = 0;      // reads whose mark the store reported lost
   bool failed_ = false;
 };
 
@@ -1435,9 +1454,11 @@ TEST_P(ModelTest, MatchesUnorderedMap) {
   if (v.tier) {
     std::printf("          tier: writes %" PRIu64 ", reads %" PRIu64 ", promotions %" PRIu64
                 ", compactions %" PRIu64 ", evictions %" PRIu64 ", items %" PRIu64
-                ", reads refused for want of memory %" PRIu64 " (%" PRId64 " seen by the model)\n",
+                ", reads refused for want of memory %" PRIu64 " (%" PRId64
+                " seen by the model), reads left unmarked %" PRIu64 " (%" PRIu64 ")\n",
                 st.tier_writes, st.tier_reads, st.tier_promotions, st.tier_compactions,
-                st.tier_evictions, st.tier_items, st.tier_read_oom, diff.refused_reads());
+                st.tier_evictions, st.tier_items, st.tier_read_oom, diff.refused_reads(),
+                st.tier_unmarked_reads, diff.unmarked_reads());
   }
   if (v.resize) std::printf("          memory limit changed %" PRId64 " times\n", diff.resizes());
   if (diff.failed()) return;

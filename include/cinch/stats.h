@@ -70,6 +70,9 @@ struct StoreStats {
   uint64_t tier_evictions = 0;    // live items dropped from the files (files full)
   uint64_t tier_io_errors = 0;    // live items lost to failed or short file reads and writes
   uint64_t tier_read_oom = 0;     // reads of items on file that found no memory (Miss::kNoMemory)
+  // First reads of items in a segment being written to the file that found no memory for the
+  // copy that marks them read: served, but their H bit ("fetched before") stays unset.
+  uint64_t tier_unmarked_reads = 0;
 };
 
 }  // namespace cinch

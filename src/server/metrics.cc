@@ -104,6 +104,8 @@ constexpr Metric kGeneral[] = {
     {"tier_io_errors", "cinch_tier_io_errors_total", kCounter, "Failed tier reads or writes."},
     {"tier_read_oom", "cinch_tier_read_oom_total", kCounter,
      "Reads of items on the tier that found no memory to read them into (the items kept)."},
+    {"tier_unmarked_reads", "cinch_tier_unmarked_reads_total", kCounter,
+     "First reads of items being written to the tier that could not mark them read."},
     {"tier_waits", "cinch_tier_waits_total", kCounter,
      "Requests that waited for the tier's I/O threads."},
     {"tier_sync_reads", "cinch_tier_sync_reads_total", kCounter,

@@ -124,6 +124,7 @@ void TierCounters(const StoreStats& st, StatWriter* w) {
   CINCH_STAT(tier_evictions);
   CINCH_STAT(tier_io_errors);
   CINCH_STAT(tier_read_oom);
+  CINCH_STAT(tier_unmarked_reads);
 #undef CINCH_STAT
 }
 

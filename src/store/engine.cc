@@ -510,6 +510,9 @@ void Engine::ReadHit(Keyspace ks, uint64_t* slot, const mem::ItemView& found, Sh
     // copies it back into memory (from the RAM segment still backing it), where H is set.
     if (!item.meta.fetched && pool_->IsFileLocation(location)) [[unlikely]] {
       location = MoveOffFile(slot, item, c, &item);
+      // No memory for the copy: served as it is, unmarked (docs/file-tier.md, "Limits").
+      if (pool_->IsFileLocation(location))
+        tier_unmarked_reads_.fetch_add(1, std::memory_order_relaxed);
     }
     if (!item.meta.fetched && !pool_->IsFileLocation(location)) {
       mem::MarkFetched(const_cast<char*>(ItemAt(location)));

@@ -817,6 +817,7 @@ class Engine {
   std::atomic<uint64_t> tier_compactions_{0};
   std::atomic<uint64_t> tier_evictions_{0};
   std::atomic<uint64_t> tier_read_oom_{0};
+  std::atomic<uint64_t> tier_unmarked_reads_{0};
   std::atomic<uint64_t> tier_io_errors_{0};
   // Per file segment (index: id - file_first), charged as metadata.
   struct FileSegmentState {

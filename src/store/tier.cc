@@ -663,6 +663,7 @@ void Engine::TierStats(StoreStats* s) const {
   s->tier_evictions = tier_evictions_.load(std::memory_order_relaxed);
   s->tier_io_errors = tier_io_errors_.load(std::memory_order_relaxed);
   s->tier_read_oom = tier_read_oom_.load(std::memory_order_relaxed);
+  s->tier_unmarked_reads = tier_unmarked_reads_.load(std::memory_order_relaxed);
 }
 
 }  // namespace cinch::store
