@@ -12,12 +12,6 @@
 namespace cinch::server {
 namespace {
 
-class CountingResumer final : public net::Resumer {
- public:
-  void Resume() override { ++resumes; }
-  int resumes = 0;
-};
-
 class DumpTest : public test::SessionFixture {
  protected:
   std::string Send(std::string_view input) { return SendRaw(input); }
@@ -55,7 +49,7 @@ class DumpTest : public test::SessionFixture {
   // its other connections meanwhile; it still lists every item once. `mine` items among 200,000
   // of another keyspace; returns the number of waits.
   int SparseDump(int mine) {
-    CountingResumer& resumer = resumer_;
+    test::CountingResumer& resumer = resumer_;
     session_->SetResumer(&resumer);
     for (int i = 0; i < 200'000; ++i) {
       EXPECT_EQ(store_->Write(Keyspace{5}, SetMode::kSet, "t" + std::to_string(i), "v", 0, 0, 0),
@@ -68,15 +62,15 @@ class DumpTest : public test::SessionFixture {
     std::string replies;
     int waits = 0;
     for (int calls = 0; !input.empty() && calls < 10'000; ++calls) {
-      const int before = resumer.resumes;
+      const int before = resumer.resumes.load();
       net::SessionResult r = session_->OnInput(input, &out, 1 << 20);
       input.erase(0, r.consumed);
       if (r.wait) {
         EXPECT_EQ(r.consumed, 0u);
-        EXPECT_EQ(resumer.resumes, before + 1) << "a yield resumes itself, once";
+        EXPECT_EQ(resumer.resumes.load(), before + 1) << "a yield resumes itself, once";
         ++waits;
       } else {
-        EXPECT_EQ(resumer.resumes, before);
+        EXPECT_EQ(resumer.resumes.load(), before);
       }
       out.Flush();
       replies += out.Take();
@@ -104,7 +98,7 @@ class DumpTest : public test::SessionFixture {
     return lines;
   }
 
-  CountingResumer resumer_;
+  test::CountingResumer resumer_;
 };
 
 TEST_F(DumpTest, MetadumpListsEveryItemAsMemcachedDoes) {

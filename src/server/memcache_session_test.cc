@@ -323,12 +323,6 @@ TEST_F(SessionTest, LongGetLineStopsAtTheOutputLimit) {
 // The file tier: a request naming a key whose item is on file does not run on the worker. The
 // session waits (SessionResult::wait, nothing consumed) while the I/O thread promotes the key,
 // and once resumed runs the request, parsed before, on the same input.
-class CountingResumer final : public net::Resumer {
- public:
-  void Resume() override { resumes.fetch_add(1); }
-  std::atomic<int> resumes{0};
-};
-
 class FileTierSessionTest : public SessionTest {
  protected:
   void SetUp() override {
@@ -397,7 +391,7 @@ class FileTierSessionTest : public SessionTest {
 
   std::string dir_;
   std::unique_ptr<TierPromoter> promoter_;
-  CountingResumer resumer_;
+  test::CountingResumer resumer_;
 };
 
 TEST_F(FileTierSessionTest, GetOfAFileItemWaitsThenAnswers) {

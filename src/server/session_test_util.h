@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,13 @@
 #include "server/memcache_session.h"
 
 namespace cinch::server::test {
+
+// A connection's Resumer that counts its Resume() calls (any thread).
+class CountingResumer final : public net::Resumer {
+ public:
+  void Resume() override { resumes.fetch_add(1); }
+  std::atomic<int> resumes{0};
+};
 
 // Collects replies; references are copied at once and released when Flush() is called, as a
 // connection does once the bytes are on the socket.

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "server/session_test_util.h"
+
 namespace cinch::server {
 namespace {
 
@@ -28,11 +30,7 @@ TEST(TierKeysTest, ListOneAndBase64) {
   EXPECT_EQ(Keys("!!!!", TierKeys::kBase64), std::vector<std::string>{});
 }
 
-class CountingResumer final : public net::Resumer {
- public:
-  void Resume() override { resumes.fetch_add(1); }
-  std::atomic<int> resumes{0};
-};
+using test::CountingResumer;
 
 class TierPromoterTest : public ::testing::Test {
  protected:
