@@ -74,13 +74,22 @@ MEMCACHED_BUSY = b"BUSY currently processing crawler request\r\n"
 
 
 def replies(server, reference=False):
-    """Every dump command's reply. `reference` is memcached: its LRU maintainer starts the
-    crawler on its own (an autoexpire crawl at start and every few seconds after), and a
-    metadump that arrives during one is BUSY. There (only) the command is sent again once the
-    crawler is free. cinchd has no background crawl, and frees its one dump slot before the
-    END of a dump reaches the client, so a BUSY from it still fails the comparison."""
+    """Every dump command's reply. `reference` is memcached, whose LRU maintainer thread
+    shapes two of them, so the test waits for it:
+      - cachedump lists only the COLD queue, and new items start HOT: the maintainer moves
+        them, within a second or so. The dumps start once all three are COLD.
+      - the maintainer also starts the crawler on its own (an autoexpire crawl at start and
+        every few seconds after), and a metadump that arrives during one is BUSY. There
+        (only) the command is sent again once the crawler is free.
+    cinchd has neither queue nor background crawl, and frees its one dump slot before the END
+    of a dump reaches the client: a BUSY from it still fails the comparison."""
     conn = server.conn()
     fill_same(conn)
+    for _ in range(1000):
+        items = conn.stats(b"items")
+        if not reference or items.get("items:1:number_cold") == items.get("items:1:number"):
+            break
+        time.sleep(0.01)
     out = []
     for command in [b"lru_crawler metadump all", b"lru_crawler metadump hash",
                     b"lru_crawler metadump 1", b"lru_crawler metadump 2,1,,",
