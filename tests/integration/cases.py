@@ -1,8 +1,10 @@
 """The byte streams of differential.py: (name, [step, ...]) pairs.
 
-A step is bytes (sent, then the sentinel "mn\\r\\n"; read until "MN\\r\\n"), `Raw(bytes)` (no
-sentinel; read until EOF or silence: for requests that close the connection or leave the
-server waiting for data) or `Split(bytes, chunk)` (sent `chunk` bytes at a time).
+A step is bytes (sent, then the sentinel "mn\\r\\n"; read until "MN\\r\\n"), `Raw(bytes, ends)`
+(no sentinel: for requests that close the connection or leave the server waiting for data;
+read until EOF (CLOSE), until a reply and then silence (REPLY), or through a short silence
+(SILENCE): each waits as long as a loaded machine may need for what it expects, and a server
+that does otherwise still shows it) or `Split(bytes, chunk)` (sent `chunk` bytes at a time).
 Placeholders, filled per server: {k} the case's key prefix, {key250}/{key251} a key of exactly
 that length, {b64:NAME} base64 of the prefixed key NAME, {cas} the last CAS value that server
 sent in this case.
@@ -14,9 +16,12 @@ Expiry that needs time to pass is in expiry.py (cinch's debugtime), not here.
 """
 
 
+CLOSE, REPLY, SILENCE = "close", "reply", "silence"
+
+
 class Raw:
-    def __init__(self, data, idle=0.3):
-        self.data, self.idle = data, idle
+    def __init__(self, data, ends):
+        self.data, self.ends = data, ends
 
 
 class Split:
@@ -105,7 +110,7 @@ CASES = [
                          b"get {k}a {key251} {k}b\r\n"]),
     ("get_spacing", [SET_A, b"get  {k}a\r\n", b"get {k}a \r\n", b"get {k}a  {k}a\r\n",
                      b"get {k}a\n", b" get {k}a\r\n"]),
-    ("get_long_line_in_pieces", [SET_A, Raw(b"get " + b"{k}k " * 1000, idle=0.2),
+    ("get_long_line_in_pieces", [SET_A, Raw(b"get " + b"{k}k " * 1000, SILENCE),
                                  b"{k}a\r\n"]),
     ("gat_gats", [SET_A, b"gat 100 {k}a {k}nope\r\n", b"gats 100 {k}a\r\n",
                   b"gat 0 {k}a\r\n", b"get {k}a\r\n"]),
@@ -161,13 +166,15 @@ CASES = [
     ("unknown_commands", [b"foo\r\n", b"\r\n", b"GET {k}a\r\n", b"sett {k}a 0 0 1\r\n",
                           b"\x00\x01\x02\r\n"]),
     ("shutdown_disabled", [b"shutdown\r\n"]),
-    ("quit", [SET_A, Raw(b"get {k}a\r\nquit\r\n")]),
-    ("quit_after_pipeline", [Raw(b"set {k}a 0 0 1\r\nx\r\nget {k}a\r\nquit\r\nget {k}a\r\n")]),
-    ("line_too_long_closes", [SET_A, Raw(b"a" * 5000)]),
-    ("line_2048_no_newline", [Raw(b"x" * 2048, idle=0.2), b"\r\n"]),
-    ("line_2049_no_newline", [Raw(b"x" * 2049)]),
-    ("http_closes", [Raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")]),
-    ("http_after_commands", [Raw(b"set {k}a 0 0 1\r\nx\r\nget {k}a\r\nPOST /x HTTP/1.0\r\n")]),
+    ("quit", [SET_A, Raw(b"get {k}a\r\nquit\r\n", CLOSE)]),
+    ("quit_after_pipeline", [Raw(b"set {k}a 0 0 1\r\nx\r\nget {k}a\r\nquit\r\nget {k}a\r\n",
+                                 CLOSE)]),
+    ("line_too_long_closes", [SET_A, Raw(b"a" * 5000, CLOSE)]),
+    ("line_2048_no_newline", [Raw(b"x" * 2048, SILENCE), b"\r\n"]),
+    ("line_2049_no_newline", [Raw(b"x" * 2049, CLOSE)]),
+    ("http_closes", [Raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", CLOSE)]),
+    ("http_after_commands", [Raw(b"set {k}a 0 0 1\r\nx\r\nget {k}a\r\nPOST /x HTTP/1.0\r\n",
+                                 CLOSE)]),
     # ------------------------------------------------------------------ byte-level delivery
     ("split_every_byte", [Split(b"set {k}a 3 0 5\r\nhello\r\nget {k}a\r\nmg {k}a v f\r\n")]),
     ("split_value_chunks", [Split(set_of(b"{k}a", b"0123456789" * 100) + b"get {k}a\r\n",
@@ -541,13 +548,13 @@ CAS_DISABLED = ["set_get", "cas_roundtrip", "cas_missing_key", "cas_edges",
 # A binary get of "a" (a miss): a connection whose first byte is 0x80 speaks the binary
 # protocol, as memcached's.
 BINARY_GET = b"\x80\x00\x00\x01" + b"\x00" * 4 + b"\x00\x00\x00\x01" + b"\x00" * 12 + b"a"
-CASES.append(("binary_magic_first_byte", [Raw(BINARY_GET)]))
+CASES.append(("binary_magic_first_byte", [Raw(BINARY_GET, REPLY)]))
 
 # Cases run against cinchd only (skipped for memcached), each with the ending its replies must
 # have: on a text connection a request starting with 0x80 is an error and closes it (memcached
 # waits for a newline).
 CINCH_ONLY = [
-    ("binary_magic_after_text", [SET_A, Raw(BINARY_GET)], b"<connection closed>"),
+    ("binary_magic_after_text", [SET_A, Raw(BINARY_GET, CLOSE)], b"<connection closed>"),
 ]
 
 # Differences cinchd documents as deliberate (docs/server.md, "Protocol coverage"). Against
