@@ -87,7 +87,8 @@ def check_replies(ctx, args):
 def check_pressure_option(ctx, args):
     """-o memory_pressure=0 shows in stats settings; cache_memlimit applies all the same."""
     for option, shown in ((None, "yes"), ("memory_pressure=0", "no")):
-        with harness.Server(args.server, ["-m", "64"] + (["-o", option] if option else [])) as s:
+        with harness.Server(args.server, ["-m", "64"] + (["-o", option] if option else []),
+                            host_pressure=True) as s:
             c = s.conn()
             ctx.equal(stats_of(c, b"stats settings").get("memory_pressure"), shown,
                       "stats settings memory_pressure with %s" % option)

@@ -161,11 +161,19 @@ class Server:
 
     The command line is `path -p PORT -l 127.0.0.1 -U 0 ARGS` (run as root, both also get
     `-u root`, which they require). stdout and stderr go to a temporary log, shown by log().
+
+    A cinchd also gets `-o memory_pressure=0` unless ARGS set memory_pressure or
+    `host_pressure` is true: by default cinchd shrinks its cache when the host is short of
+    memory, and a test's figures must not depend on what else runs on the machine. The tests
+    of that watcher ask for it (memory_pressure.py, cache_memlimit.py).
     """
 
-    def __init__(self, path, args=(), start_timeout=START_TIMEOUT):
+    def __init__(self, path, args=(), start_timeout=START_TIMEOUT, host_pressure=False):
         self.path = path
         self.args = list(args)
+        if (os.path.basename(path).startswith("cinchd") and not host_pressure and
+                not any("memory_pressure" in a for a in self.args)):
+            self.args += ["-o", "memory_pressure=0"]
         self.start_timeout = start_timeout
         self.proc = None
         self.port = None

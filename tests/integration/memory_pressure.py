@@ -118,7 +118,7 @@ def main(args):
                 print("SKIPPED: cannot create a memory cgroup: %s" % cg.why_not, flush=True)
                 return harness.SKIP
             base = ["-m", str(SERVER_MIB), "-t", "2"]
-            with harness.Server(args.server, base) as watched, \
+            with harness.Server(args.server, base, host_pressure=True) as watched, \
                     harness.Server(args.server, base + ["-o", "memory_pressure=0"]) as fixed:
                 value = os.urandom(VALUE)
                 cw = Client(("127.0.0.1", watched.port), connect_timeout=5, timeout=30)
