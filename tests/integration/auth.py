@@ -87,10 +87,11 @@ def write(path, data):
 
 
 def exchange(port, chunks):
-    """The replies to each chunk in turn; <closed> at EOF. A chunk that ends a line is answered
-    (or the connection closed) by both servers: its first bytes are waited for as long as a
-    loaded machine needs, then what follows until 0.3 s of quiet. Other chunks (a partial
-    request) get what arrives until 0.3 s of quiet: nothing."""
+    """The replies to each chunk in turn; <closed> at EOF. A chunk that ends a line, or is a
+    line longer than both servers take (2048 bytes), is answered (or the connection closed)
+    by both servers: its first bytes are waited for as long as a loaded machine needs, then
+    what follows until 0.3 s of quiet. Other chunks (a partial request) get what arrives
+    until 0.3 s of quiet: nothing."""
     out = []
     with harness.Conn(port) as conn:
         for chunk in chunks:
@@ -99,7 +100,7 @@ def exchange(port, chunks):
             except OSError:
                 out.append(b"<closed>")
                 break
-            if chunk.endswith(b"\n"):
+            if chunk.endswith(b"\n") or len(chunk) > 2048:
                 conn.wait_data(timeout=10.0)
             reply = conn.read_idle(idle=0.3, limit=3.0)
             if conn.closed:

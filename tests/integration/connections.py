@@ -150,7 +150,7 @@ def run_loop(args, c, io_uring):
     server_args = ["-m", str(LIMIT_MIB), "-t", "2", "-c", "4096", "-b", "4096"]
     if not io_uring:
         server_args += ["-o", "io_uring=0"]
-    with harness.Server(args.server, server_args).start() as server:
+    with harness.Server(args.server, server_args) as server:
         write_dataset(server)
         c.equal(dataset_problems(server)[:5], [], "%s: data set written" % name)
         with server.conn() as s:

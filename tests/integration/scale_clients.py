@@ -38,7 +38,7 @@ def pylibmc_client(servers):
 
 
 def pymemcache_client(servers, **kw):
-    return HashClient([("127.0.0.1", s.port) for s in servers], connect_timeout=2, timeout=2,
+    return HashClient([("127.0.0.1", s.port) for s in servers], connect_timeout=10, timeout=10,
                       default_noreply=False,  # a set waits for STORED
                       **kw)
 
