@@ -495,6 +495,10 @@ Status ApplyMemoryPressure(std::string_view v, ParseState* st) {
   return s;
 }
 
+Status ApplyIdleTimeout(std::string_view v, ParseState* st) {
+  return SetInt(v, "idle_timeout", 0, 1 << 30, &Options(st).loop.idle_timeout_s);
+}
+
 Status ApplyConnMemory(std::string_view v, ParseState* st) {
   if (!ParseSize(v, &Options(st).connection_memory)) return Invalid("conn_memory", v);
   return Status::Ok();
@@ -547,7 +551,10 @@ const ExtendedKey kExtendedKeys[] = {
      nullptr},
     {"no_modern", nullptr, Fate::kIgnored, "memcached 1.4 defaults; nothing to change in cinch",
      nullptr},
-    {"idle_timeout", "<s>", Fate::kIgnored, "idle connections are not timed out", nullptr},
+    {"idle_timeout", "<s>", Fate::kHonoured,
+     "close a connection idle for longer than this many seconds\n"
+     "(nothing read or written, no reply owed; default 0: never)",
+     ApplyIdleTimeout},
     {"read_buf_mem_limit", "<mb>", Fate::kIgnored,
      "connection memory has a budget within -m; -o conn_memory= sets it", nullptr},
     {"resp_obj_mem_limit", "<mb>", Fate::kIgnored, "deprecated in memcached too", nullptr},

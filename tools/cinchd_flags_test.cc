@@ -202,6 +202,16 @@ TEST(CinchdFlags, AcCheck) {
   EXPECT_FALSE(Parse({"-o", "ac_check=2"}).status.ok());
 }
 
+TEST(CinchdFlags, IdleTimeout) {
+  EXPECT_EQ(Parse({}).cl.server.loop.idle_timeout_s, 0);
+  Parsed set = Parse({"-o", "idle_timeout=30"});
+  ASSERT_TRUE(set.status.ok());
+  EXPECT_EQ(set.cl.server.loop.idle_timeout_s, 30);
+  EXPECT_TRUE(set.cl.warnings.empty());  // honoured, no longer "ignored"
+  EXPECT_FALSE(Parse({"-o", "idle_timeout=-1"}).status.ok());
+  EXPECT_FALSE(Parse({"-o", "idle_timeout=x"}).status.ok());
+}
+
 TEST(CinchdFlags, HttpPort) {
   EXPECT_EQ(Parse({}).cl.server.http_port, 0);
   Parsed p = Parse({"--http-port", "8080"});

@@ -252,6 +252,11 @@ bool Connection::Stalled(std::chrono::milliseconds holding,
   return !in_.empty() && in_.capacity() > env_.options->read_buffer_initial && still >= holding;
 }
 
+bool Connection::IdleLongerThan(std::chrono::seconds timeout) const {
+  if (closing_ || cancelled_ || waiting_ || !out_.empty()) return false;
+  return *env_.now - last_progress_ > timeout;
+}
+
 void Connection::OnPolled(int res) {
   polling_ = false;
   if (cancelled_) return;

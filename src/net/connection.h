@@ -77,6 +77,7 @@ struct WorkerCounters {
   std::atomic<uint64_t> total_connections{0};
   std::atomic<uint64_t> rejected_connections{0};
   std::atomic<uint64_t> revoked_connections{0};  // closed by a recheck (Session::StillAllowed)
+  std::atomic<uint64_t> idle_kicks{0};           // closed by LoopOptions::idle_timeout_s
   std::atomic<uint64_t> bytes_read{0};
   std::atomic<uint64_t> bytes_written{0};
 
@@ -168,6 +169,10 @@ class Connection final : public ListLink<AllTag>, public ListLink<ScheduleTag>, 
   // such connections, so that they cannot keep the others waiting for ever (hostile.py
   // close_mid_value: fifty clients each leave half of a 1 MB value behind).
   bool Stalled(std::chrono::milliseconds holding, std::chrono::milliseconds unread) const;
+  // Idle for longer than `timeout` (LoopOptions::idle_timeout_s): no byte read or written for
+  // that long, no reply queued, not waiting on another thread. A request that is still
+  // arriving, however slowly, keeps the connection open.
+  bool IdleLongerThan(std::chrono::seconds timeout) const;
   // Closed by the worker: io_uring mode asks the kernel to cancel what is in flight
   // (completions still follow). The connection is freed once nothing is in flight and it is
   // not waiting.

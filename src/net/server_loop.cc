@@ -117,6 +117,7 @@ class ServerLoop::Impl {
       s.total_connections += c.total_connections.load(std::memory_order_relaxed);
       s.rejected_connections += c.rejected_connections.load(std::memory_order_relaxed);
       s.revoked_connections += c.revoked_connections.load(std::memory_order_relaxed);
+      s.idle_kicks += c.idle_kicks.load(std::memory_order_relaxed);
       s.bytes_read += c.bytes_read.load(std::memory_order_relaxed);
       s.bytes_written += c.bytes_written.load(std::memory_order_relaxed);
       s.buffer_bytes += w->buffer_bytes();
@@ -134,6 +135,7 @@ class ServerLoop::Impl {
     }
     if (o.output_limit == 0) return Status::InvalidArgument("output_limit must be positive");
     if (o.drain_timeout_ms < 0) return Status::InvalidArgument("drain_timeout_ms is negative");
+    if (o.idle_timeout_s < 0) return Status::InvalidArgument("idle_timeout_s is negative");
     return Status::Ok();
   }
 

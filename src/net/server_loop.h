@@ -40,6 +40,10 @@ struct LoopOptions {
   // (to finish a request) answers "SERVER_ERROR out of memory" and closes, so its buffers go
   // back to the budget. Waiting for a first read buffer or an output chunk is throttling only.
   int memory_wait_ms = 250;
+  // memcached's -o idle_timeout: a connection whose client has sent nothing and been sent
+  // nothing for longer than this many seconds, with no reply queued and no request being
+  // worked on, is closed (LoopStats::idle_kicks). Checked every second. 0: never.
+  int idle_timeout_s = 0;
   // Workers use io_uring instead of epoll when the kernel allows it (see worker.h).
   bool io_uring = true;
 };
@@ -69,6 +73,7 @@ struct LoopStats {
   uint64_t total_connections = 0;
   uint64_t rejected_connections = 0;
   uint64_t revoked_connections = 0;  // closed because their session was no longer allowed
+  uint64_t idle_kicks = 0;           // closed by LoopOptions::idle_timeout_s
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
   uint64_t buffer_bytes = 0;  // charged to the budget right now

@@ -913,6 +913,60 @@ TEST_P(ServerLoopTest, RecheckClosesRevokedSessionsOnly) {
   EXPECT_EQ(kept.Call("PING\n", 6), "PONG\r\n");
 }
 
+// idle_timeout_s (memcached's -o idle_timeout): a connection that neither sent nor was sent
+// anything for longer is closed; one waiting on another thread, or with a reply its client has
+// not read, is not, however long; a client that keeps talking is not.
+TEST_P(ServerLoopTest, IdleTimeoutClosesOnlyIdleConnections) {
+  options.idle_timeout_s = 1;
+  Start();
+  Client waiting = Connect();
+  waiting.Send("WAIT w\n");
+  Client unread = Connect(/*rcvbuf=*/4096);
+  constexpr size_t kBig = 12'000'000;  // more than the socket buffers take: the rest is queued
+  unread.Send("BIG " + std::to_string(kBig) + "\n");
+  ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));
+  Client silent = Connect();
+  // Talks for 3 s: each round trip within 100 ms of the last one, unless the machine stalls.
+  Client talker = Connect();
+  std::string replies;
+  size_t rounds = 0;
+  Clock::duration longest_gap{};
+  Clock::time_point last = Clock::now();
+  for (Clock::time_point end = last + milliseconds(3000); Clock::now() < end;) {
+    std::this_thread::sleep_for(milliseconds(100));
+    replies += talker.Call("PING\n", 6);
+    ++rounds;
+    longest_gap = std::max(longest_gap, Clock::now() - last);
+    last = Clock::now();
+  }
+  talker.Close();
+  longest_gap = std::max(longest_gap, Clock::now() - last);
+  EXPECT_TRUE(silent.ClosedByPeer());  // closed silently, as memcached does
+  ASSERT_TRUE(WaitUntil([&] { return Stats().curr_connections == 2; }));
+  // The silent client was idle for 3 s, as long as the waiting and the unread one: those
+  // stay. Unless the machine stalled the talker itself for about a second, it was never idle.
+  const uint64_t kicks = Stats().idle_kicks;
+  if (longest_gap < milliseconds(900)) {
+    EXPECT_EQ(replies, Repeat("PONG\r\n", rounds));
+    EXPECT_EQ(kicks, 1u);
+  } else {
+    EXPECT_TRUE(kicks == 1 || kicks == 2) << kicks;
+  }
+  factory.ResumeAll();
+  EXPECT_EQ(waiting.Read(8), "w WOKE\r\n");
+  EXPECT_EQ(unread.Read(kBig), Pattern().substr(0, kBig));
+  // Idle now themselves, both go.
+  EXPECT_TRUE(waiting.ClosedByPeer());
+  EXPECT_TRUE(unread.ClosedByPeer());
+  EXPECT_TRUE(WaitUntil([&] { return Stats().idle_kicks == kicks + 2; }));
+  ExpectAllReleased();
+  // A worker with no connection for a while: a new client's idle time starts when it connects.
+  std::this_thread::sleep_for(milliseconds(1500));
+  Client late = Connect();
+  EXPECT_EQ(late.Call("PING\n", 6), "PONG\r\n");
+  EXPECT_EQ(Stats().idle_kicks, kicks + 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Io, ServerLoopTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return std::string(info.param ? "io_uring" : "epoll");

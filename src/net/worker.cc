@@ -366,6 +366,9 @@ void Worker::Admit(int fd) {
   meter_.CountReserved(overhead);
   std::unique_ptr<Session> session = shared_->factory->NewSession();
   bool ok = session != nullptr;
+  // The connection's idle time counts from now: a worker without connections does not read
+  // the clock, and its now_ may be long past.
+  now_ = Clock::now();
   auto* c = new Connection(fd, std::move(session), env_);  // owns fd from here
   if (ok && !uring_) {
     epoll_event ev{};
@@ -451,8 +454,14 @@ void Worker::RunList(ConnList* list) {
 
 void Worker::ParkIdle(bool force) {
   std::vector<Connection*> stalled;
+  std::vector<Connection*> idle;
+  const std::chrono::seconds idle_timeout(shared_->options.idle_timeout_s);
   all_.ForEach([&](Connection* c) {
     if (ConnList::Linked(c)) return;  // on the ready or retry list: busy
+    if (idle_timeout.count() > 0 && c->IdleLongerThan(idle_timeout)) {
+      idle.push_back(c);
+      return;
+    }
     if (force && c->Stalled(std::chrono::milliseconds(kShedStalledMs),
                             std::chrono::milliseconds(kShedUnreadMs))) {
       stalled.push_back(c);
@@ -465,6 +474,8 @@ void Worker::ParkIdle(bool force) {
     LogRefusal("closed a stalled connection: no memory for its buffers");
     Destroy(c);
   }
+  for (Connection* c : idle) Destroy(c);  // silently, as memcached
+  WorkerCounters::Add(&counters_.idle_kicks, idle.size());
   if (force) {
     buffers_.Trim();
     pool_.Trim();

@@ -117,7 +117,8 @@ class Worker {
   void Poll(int timeout_ms);
   void AddListeners();
   void RemoveListeners();
-  // Parks the connections waiting on their clients (not scheduled to run).
+  // Parks the connections waiting on their clients (not scheduled to run); closes those idle
+  // past LoopOptions::idle_timeout_s and, with `force`, the stalled ones.
   void ParkIdle(bool force);
   void BeginDrain();
   // Closes the connections whose session is no longer allowed (Session::StillAllowed).

@@ -60,6 +60,8 @@ constexpr Metric kGeneral[] = {
      "memcached connections accepted since the start."},
     {"rejected_connections", "cinch_connections_refused_total", kCounter,
      "memcached connections refused (over -c, or no memory for them)."},
+    {"idle_kicks", "cinch_connections_idle_closed_total", kCounter,
+     "memcached connections closed by -o idle_timeout (with it only)."},
     {"cmd_get", "cinch_gets_total", kCounter, "Keys asked for by get, gets, gat, gats, mg."},
     {"get_hits", "cinch_get_hits_total", kCounter, "Keys asked for and found."},
     {"get_misses", "cinch_get_misses_total", kCounter, "Keys asked for and not found."},

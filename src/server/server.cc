@@ -146,6 +146,7 @@ Status HttpLoopOptions(const ServerOptions& o, net::LoopOptions* out) {
   }
   // HTTP bodies stream through the session: a read buffer never needs more than one head.
   out->read_buffer_max = std::max(out->read_buffer_initial, http::HttpSession::kMaxInput);
+  out->idle_timeout_s = 0;  // -o idle_timeout is memcached's, for the memcached port
   return Status::Ok();
 }
 

@@ -185,6 +185,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("total_connections", loop.total_connections);
   w->Add("rejected_connections", loop.rejected_connections);
   w->Add("revoked_connections", loop.revoked_connections);
+  if (o.loop.idle_timeout_s > 0) w->Add("idle_kicks", loop.idle_kicks);  // as memcached
 #define CINCH_STAT(name) w->Add(#name, c.name)
   CINCH_STAT(cmd_get);
   CINCH_STAT(cmd_set);
@@ -271,6 +272,7 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   std::snprintf(umask, sizeof(umask), "%o", static_cast<unsigned>(o.loop.unix_mask));
   w->Add("umask", std::string_view(umask));
   w->Add("tcp_backlog", o.loop.backlog);
+  w->Add("idle_timeout", o.loop.idle_timeout_s);
   w->Add("num_threads", o.loop.threads);
   w->Add("cas_enabled", std::string_view(o.cas_enabled ? "yes" : "no"));
   w->Add("item_size_max", o.store.max_item_size);
@@ -284,9 +286,9 @@ void SettingsStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("process_reserve", ctx.process_reserve);
   w->Add("connection_memory", ctx.connection_memory);
   w->Add("debugtime", std::string_view(o.debugtime_enabled ? "yes" : "no"));
-  // Workers on io_uring; fewer than num_threads when the kernel refused it (or -o io_uring=0).
   w->Add("auth_enabled_sasl", std::string_view(o.require_sasl ? "yes" : "no"));
   w->Add("auth_enabled_ascii", std::string_view(o.auth_file.empty() ? "no" : o.auth_file));
+  // Workers on io_uring; fewer than num_threads when the kernel refused it (or -o io_uring=0).
   w->Add("io_uring_workers", ctx.loop != nullptr ? ctx.loop->GetStats().io_uring_workers : 0);
   w->Add("memory_ceiling", o.memory_limit);  // -m: the most the limit can be
   w->Add("memory_pressure", std::string_view(o.memory_pressure ? "yes" : "no"));
