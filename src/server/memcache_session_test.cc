@@ -190,6 +190,10 @@ TEST_F(SessionTest, StatsReportItems) {
   std::string mem = Send("stats cinch\r\n");
   EXPECT_NE(mem.find("STAT index_bytes "), std::string::npos) << mem;
   EXPECT_NE(Send("stats settings\r\n").find("STAT item_size_max "), std::string::npos);
+  // memcached's answers without slab classes to list or a size histogram kept.
+  EXPECT_EQ(Send("stats sizes\r\n"), "STAT sizes_status disabled\r\nEND\r\n");
+  EXPECT_EQ(Send("stats slabs\r\n"), "END\r\n");
+  EXPECT_EQ(Send("stats items\r\n"), "END\r\n");
 }
 
 TEST_F(SessionTest, MetaCommands) {

@@ -385,8 +385,10 @@ void MemcacheSession::Stats(const proto::Request& r, net::Output* out) {
   } else if (r.stats_arg == "reset") {
     context_->counters.Reset();
     return out->Append(proto::reply::kReset);
-  } else if (r.stats_arg == "items" || r.stats_arg == "slabs" || r.stats_arg == "sizes" ||
-             r.stats_arg == "conns") {
+  } else if (r.stats_arg == "sizes") {
+    // memcached's answer without -o track_sizes: cinch keeps no histogram of item sizes.
+    w.Add("sizes_status", std::string_view("disabled"));
+  } else if (r.stats_arg == "items" || r.stats_arg == "slabs" || r.stats_arg == "conns") {
     // No slab classes: nothing to list, as memcached on an empty cache.
   } else {
     return out->Append(proto::reply::kError);

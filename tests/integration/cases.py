@@ -163,6 +163,7 @@ CASES = [
     ("version", [b"version\r\n"]),
     ("stats", [b"stats\r\n"]),
     ("stats_reset_unknown", [b"stats reset\r\n", b"stats nonexistent_group\r\n"]),
+    ("stats_sizes", [b"stats sizes\r\n"]),  # one line, "sizes_status disabled", in both
     ("unknown_commands", [b"foo\r\n", b"\r\n", b"GET {k}a\r\n", b"sett {k}a 0 0 1\r\n",
                           b"\x00\x01\x02\r\n"]),
     ("shutdown_disabled", [b"shutdown\r\n"]),
