@@ -14,8 +14,10 @@
 
 namespace cinch::net {
 
-Connection::Connection(int fd, std::unique_ptr<Session> session, const ConnectionEnv& env)
+Connection::Connection(int fd, bool is_unix, std::unique_ptr<Session> session,
+                       const ConnectionEnv& env)
     : fd_(fd),
+      is_unix_(is_unix),
       session_(std::move(session)),
       env_(env),
       in_(env.meter, env.buffers),
@@ -253,7 +255,7 @@ bool Connection::Stalled(std::chrono::milliseconds holding,
 }
 
 bool Connection::IdleLongerThan(std::chrono::seconds timeout) const {
-  if (closing_ || cancelled_ || waiting_ || !out_.empty()) return false;
+  if (is_unix_ || closing_ || cancelled_ || waiting_ || !out_.empty()) return false;
   return *env_.now - last_progress_ > timeout;
 }
 
@@ -261,7 +263,7 @@ void Connection::OnPolled(int res) {
   polling_ = false;
   if (cancelled_) return;
   parked_ = false;  // input (or an error, which the receive reports) is there
-  (void)res;
+  if (res > 0) last_progress_ = *env_.now;  // not idle: its input is about to be received
 }
 
 void Connection::QueueSend() {

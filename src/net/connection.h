@@ -136,8 +136,9 @@ class Connection final : public ListLink<AllTag>, public ListLink<ScheduleTag>, 
     kClose,  // done (or broken): destroy
   };
 
-  // Takes ownership of `fd`. Holds no buffer until there is input to read.
-  Connection(int fd, std::unique_ptr<Session> session, const ConnectionEnv& env);
+  // Takes ownership of `fd` (a unix socket's when `is_unix`). Holds no buffer until there is
+  // input to read.
+  Connection(int fd, bool is_unix, std::unique_ptr<Session> session, const ConnectionEnv& env);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   // Releases queued references, then destroys the session, then closes the socket.
@@ -170,8 +171,8 @@ class Connection final : public ListLink<AllTag>, public ListLink<ScheduleTag>, 
   // close_mid_value: fifty clients each leave half of a 1 MB value behind).
   bool Stalled(std::chrono::milliseconds holding, std::chrono::milliseconds unread) const;
   // Idle for longer than `timeout` (LoopOptions::idle_timeout_s): no byte read or written for
-  // that long, no reply queued, not waiting on another thread. A request that is still
-  // arriving, however slowly, keeps the connection open.
+  // that long, no reply queued, not waiting on another thread. Never for a unix socket's
+  // connection, as memcached times out TCP connections only.
   bool IdleLongerThan(std::chrono::seconds timeout) const;
   // Closed by the worker: io_uring mode asks the kernel to cancel what is in flight
   // (completions still follow). The connection is freed once nothing is in flight and it is
@@ -207,6 +208,7 @@ class Connection final : public ListLink<AllTag>, public ListLink<ScheduleTag>, 
   bool StarvedTooLong();
 
   const int fd_;
+  const bool is_unix_;
   std::unique_ptr<Session> session_;
   const ConnectionEnv env_;
   ReadBuffer in_;

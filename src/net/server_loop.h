@@ -40,7 +40,7 @@ struct LoopOptions {
   // (to finish a request) answers "SERVER_ERROR out of memory" and closes, so its buffers go
   // back to the budget. Waiting for a first read buffer or an output chunk is throttling only.
   int memory_wait_ms = 250;
-  // memcached's -o idle_timeout: a connection whose client has sent nothing and been sent
+  // memcached's -o idle_timeout: a TCP connection whose client has sent nothing and been sent
   // nothing for longer than this many seconds, with no reply queued and no request being
   // worked on, is closed (LoopStats::idle_kicks). Checked every second. 0: never.
   int idle_timeout_s = 0;

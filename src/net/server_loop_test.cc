@@ -926,14 +926,16 @@ TEST_P(ServerLoopTest, IdleTimeoutClosesOnlyIdleConnections) {
   unread.Send("BIG " + std::to_string(kBig) + "\n");
   ASSERT_TRUE(WaitUntil([&] { return factory.ParkedCount() == 1; }));
   Client silent = Connect();
-  // Talks for 3 s: each round trip within 100 ms of the last one, unless the machine stalls.
+  // Talks for 3.6 s: a round trip 600 ms after the last one, unless the machine stalls. (The
+  // worker sleeps in between: a byte stamped with the time of the loop's last check, up to
+  // a second old, would make it look idle.)
   Client talker = Connect();
   std::string replies;
   size_t rounds = 0;
   Clock::duration longest_gap{};
   Clock::time_point last = Clock::now();
-  for (Clock::time_point end = last + milliseconds(3000); Clock::now() < end;) {
-    std::this_thread::sleep_for(milliseconds(100));
+  for (Clock::time_point end = last + milliseconds(3600); Clock::now() < end;) {
+    std::this_thread::sleep_for(milliseconds(600));
     replies += talker.Call("PING\n", 6);
     ++rounds;
     longest_gap = std::max(longest_gap, Clock::now() - last);
@@ -943,7 +945,7 @@ TEST_P(ServerLoopTest, IdleTimeoutClosesOnlyIdleConnections) {
   longest_gap = std::max(longest_gap, Clock::now() - last);
   EXPECT_TRUE(silent.ClosedByPeer());  // closed silently, as memcached does
   ASSERT_TRUE(WaitUntil([&] { return Stats().curr_connections == 2; }));
-  // The silent client was idle for 3 s, as long as the waiting and the unread one: those
+  // The silent client was idle for 3.6 s, as long as the waiting and the unread one: those
   // stay. Unless the machine stalled the talker itself for about a second, it was never idle.
   const uint64_t kicks = Stats().idle_kicks;
   if (longest_gap < milliseconds(900)) {

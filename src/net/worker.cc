@@ -137,14 +137,19 @@ void Worker::Run() {
   buffers_.Trim();
 }
 
+// The clock is read again once the wait returns: what happens next (reads, writes, accepts)
+// is stamped with it, and the wait may have lasted up to a second (idle_timeout counts from
+// those stamps).
 void Worker::Poll(int timeout_ms) {
   if (uring_) {
     ring_.SubmitAndWait(timeout_ms);
+    now_ = Clock::now();
     ring_.ForEachCompletion([this](uint64_t data, int res) { Complete(data, res); });
     return;
   }
   epoll_event events[kMaxEvents];
   int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+  now_ = Clock::now();
   if (n < 0) {
     CINCH_CHECK(errno == EINTR);
     n = 0;
@@ -238,11 +243,12 @@ void Worker::Accepted(size_t listener, int res) {
       close(res);
       return;
     }
-    if (!shared_->listeners.entries()[listener].is_unix) {
+    const bool is_unix = shared_->listeners.entries()[listener].is_unix;
+    if (!is_unix) {
       int one = 1;
       setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    Admit(res);
+    Admit(res, is_unix);
     if (!listeners_paused_) ArmAccept(listener);
     return;
   }
@@ -348,11 +354,11 @@ void Worker::AcceptFrom(const Listeners::Entry& listener) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    Admit(fd);
+    Admit(fd, listener.is_unix);
   }
 }
 
-void Worker::Admit(int fd) {
+void Worker::Admit(int fd, bool is_unix) {
   const int max = shared_->options.max_connections;
   if (shared_->connections.fetch_add(1, std::memory_order_relaxed) >= max) {
     shared_->connections.fetch_sub(1, std::memory_order_relaxed);
@@ -366,10 +372,7 @@ void Worker::Admit(int fd) {
   meter_.CountReserved(overhead);
   std::unique_ptr<Session> session = shared_->factory->NewSession();
   bool ok = session != nullptr;
-  // The connection's idle time counts from now: a worker without connections does not read
-  // the clock, and its now_ may be long past.
-  now_ = Clock::now();
-  auto* c = new Connection(fd, std::move(session), env_);  // owns fd from here
+  auto* c = new Connection(fd, is_unix, std::move(session), env_);  // owns fd from here
   if (ok && !uring_) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;

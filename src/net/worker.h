@@ -97,7 +97,7 @@ class Worker {
 
   void Dispatch(uint32_t events, uint64_t tag);
   void AcceptFrom(const Listeners::Entry& listener);
-  void Admit(int fd);
+  void Admit(int fd, bool is_unix);
   static void SendRefusal(int fd, std::string_view message);
   void Refuse(int fd, std::string_view message);
   void Act(Connection* c, Connection::Action action);

@@ -185,7 +185,6 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   w->Add("total_connections", loop.total_connections);
   w->Add("rejected_connections", loop.rejected_connections);
   w->Add("revoked_connections", loop.revoked_connections);
-  if (o.loop.idle_timeout_s > 0) w->Add("idle_kicks", loop.idle_kicks);  // as memcached
 #define CINCH_STAT(name) w->Add(#name, c.name)
   CINCH_STAT(cmd_get);
   CINCH_STAT(cmd_set);
@@ -210,6 +209,7 @@ void GeneralStats(const ServerContext& ctx, StatWriter* w) {
   CINCH_STAT(auth_cmds);
   CINCH_STAT(auth_errors);
 #undef CINCH_STAT
+  if (o.loop.idle_timeout_s > 0) w->Add("idle_kicks", loop.idle_kicks);  // where memcached has it
   w->Add("bytes_read", loop.bytes_read);
   w->Add("bytes_written", loop.bytes_written);
   w->Add("limit_maxbytes", ProcessLimit(ctx));
