@@ -913,12 +913,19 @@ TEST_P(ServerLoopTest, RecheckClosesRevokedSessionsOnly) {
   EXPECT_EQ(kept.Call("PING\n", 6), "PONG\r\n");
 }
 
-// idle_timeout_s (memcached's -o idle_timeout): a connection that neither sent nor was sent
-// anything for longer is closed; one waiting on another thread, or with a reply its client has
-// not read, is not, however long; a client that keeps talking is not.
+// idle_timeout_s (memcached's -o idle_timeout): a TCP connection that neither sent nor was
+// sent anything for longer is closed; one waiting on another thread, or with a reply its
+// client has not read, is not, however long; nor is a client that keeps talking, or one on the
+// unix socket (as in memcached).
 TEST_P(ServerLoopTest, IdleTimeoutClosesOnlyIdleConnections) {
+  char dir[] = "/tmp/cinch_net_testXXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/cinch.sock";
+  options.unix_socket = path;
   options.idle_timeout_s = 1;
   Start();
+  Client local = Client::Unix(path);
+  ASSERT_TRUE(local.connected());
   Client waiting = Connect();
   waiting.Send("WAIT w\n");
   Client unread = Connect(/*rcvbuf=*/4096);
@@ -943,8 +950,10 @@ TEST_P(ServerLoopTest, IdleTimeoutClosesOnlyIdleConnections) {
   }
   talker.Close();
   longest_gap = std::max(longest_gap, Clock::now() - last);
-  EXPECT_TRUE(silent.ClosedByPeer());  // closed silently, as memcached does
-  ASSERT_TRUE(WaitUntil([&] { return Stats().curr_connections == 2; }));
+  EXPECT_TRUE(silent.ClosedByPeer());              // closed silently, as memcached does
+  EXPECT_EQ(local.Call("PING\n", 6), "PONG\r\n");  // as long idle, on the unix socket: kept
+  local.Close();
+  ASSERT_TRUE(WaitUntil([&] { return Stats().curr_connections == 2; }));  // waiting, unread
   // The silent client was idle for 3.6 s, as long as the waiting and the unread one: those
   // stay. Unless the machine stalled the talker itself for about a second, it was never idle.
   const uint64_t kicks = Stats().idle_kicks;
@@ -967,6 +976,10 @@ TEST_P(ServerLoopTest, IdleTimeoutClosesOnlyIdleConnections) {
   Client late = Connect();
   EXPECT_EQ(late.Call("PING\n", 6), "PONG\r\n");
   EXPECT_EQ(Stats().idle_kicks, kicks + 2);
+  late.Close();
+  loop->Stop();
+  loop->Wait();  // removes the socket file
+  EXPECT_EQ(rmdir(dir), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Io, ServerLoopTest, ::testing::Bool(),
