@@ -426,7 +426,6 @@ def normalise(responses, prefix):
 
 
 TIMEOUT = "<timeout>"  # binary.read_responses' mark
-LATE_REPLY = 30.0  # seconds the server under test gets for answers memcached gave
 
 
 class Runner:
@@ -444,7 +443,8 @@ class Runner:
             # machine it gets longer to give them (they are compared the same).
             self.trials += 1
             prefix = b"r%06d_" % self.trials
-            got = normalise(run_seq(self.sut.port, seq, prefix, timeout=LATE_REPLY), prefix)
+            got = normalise(run_seq(self.sut.port, seq, prefix, timeout=harness.LATE_REPLY),
+                            prefix)
             want = normalise(run_seq(self.ref.port, seq, prefix), prefix)
         return want, got
 

@@ -256,7 +256,6 @@ def describe(steps, ref, sut, sut_name):
     return "\n     ".join(lines)
 
 
-LATE_REPLY = 30.0   # seconds the server gets, in a second run, for a reply memcached gave
 RUNS = 3            # at most, of one case (see the module's doc)
 PREFIX_SHIFT = 300  # a second run's key prefix: index + 300, the same length (< 1000)
 
@@ -273,15 +272,27 @@ def run_pair(clocks, ref, sut, index, steps):
         prefix = index + PREFIX_SHIFT * attempt
         r = normalise(run_case(ref.port, prefix, steps))
         s = normalise(run_case(sut.port, prefix, steps, timeout))
-        if len(r) == len(s) and all(same(x, y) for x, y in zip(r, s)):
+        bad = first_mismatch(r, s)
+        if bad is None:
             break
-        ticked = before != [clock_of(conn) for conn in clocks]
-        late = any(x.endswith(TIMED_OUT) and not y.endswith(TIMED_OUT) for x, y in zip(s, r))
-        if not (ticked or late):
+        if late(r[bad], s[bad]):
+            timeout = harness.LATE_REPLY
+        elif before == [clock_of(conn) for conn in clocks]:  # no tick either: a real mismatch
             break
-        if late:
-            timeout = LATE_REPLY
     return r, s
+
+
+def first_mismatch(r, s):
+    """The first step whose normalised replies differ (None: none does)."""
+    for i, (x, y) in enumerate(zip(r, s)):
+        if not same(x, y):
+            return i
+    return None
+
+
+def late(ref_reply, sut_reply):
+    """The server under test timed out on a step memcached answered."""
+    return sut_reply.endswith(TIMED_OUT) and not ref_reply.endswith(TIMED_OUT)
 
 
 def compare_cases(c, args, ref, sut, cases, suffix=""):
@@ -295,7 +306,7 @@ def compare_cases(c, args, ref, sut, cases, suffix=""):
         if only and not only.search(name):
             continue
         r, s = run_pair(clocks, ref, sut, index, steps)
-        ok = len(r) == len(s) and all(same(x, y) for x, y in zip(r, s))
+        ok = len(r) == len(s) and first_mismatch(r, s) is None
         if not ok and name in KNOWN_DEVIATIONS and not harness.is_memcached(args.server):
             c.skip("case %s" % name, "known deviation: %s\n     %s" % (
                 KNOWN_DEVIATIONS[name], describe(steps, r, s, sut_name)))

@@ -310,9 +310,6 @@ class Gen:
 # ----------------------------------------------------------------------------- running
 
 
-LATE_REPLY = 30.0  # seconds the server under test gets for a reply memcached gave
-
-
 class Pair:
     """memcached and the server under test; each run gets a fresh key prefix."""
 
@@ -333,26 +330,16 @@ class Pair:
         index = 1000 + self.runs  # differential.py's run_case prefixes keys with d<index>_
         r = differential.normalise(differential.run_case(self.ref.port, index, steps))
         s = differential.normalise(differential.run_case(self.sut.port, index, steps))
-        bad = first_mismatch(r, s)
-        if bad is not None and timed_out(s[bad]) and not timed_out(r[bad]):
+        bad = differential.first_mismatch(r, s)
+        if bad is not None and differential.late(r[bad], s[bad]):
             # memcached answered that step, so the server under test owes a reply too: on a
             # loaded machine it gets longer to give it (the replies are compared the same).
             self.runs += 1
             s = differential.normalise(differential.run_case(self.sut.port, 1000 + self.runs,
-                                                             steps, timeout=LATE_REPLY))
-            bad = first_mismatch(r, s)
+                                                             steps,
+                                                             timeout=harness.LATE_REPLY))
+            bad = differential.first_mismatch(r, s)
         return r, s, bad
-
-
-def timed_out(reply):
-    return reply.endswith(differential.TIMED_OUT)
-
-
-def first_mismatch(r, s):
-    for i, (x, y) in enumerate(zip(r, s)):
-        if not differential.same(x, y):
-            return i
-    return None
 
 
 def shrink(pair, steps, bad):

@@ -30,6 +30,9 @@ import time
 SKIP = 77  # ctest's SKIP_RETURN_CODE for these tests (see CMakeLists.txt)
 MEMCACHED = "/usr/bin/memcached"
 START_TIMEOUT = 10.0
+# Seconds a server under test gets, when a comparison runs again, for a reply memcached gave
+# and it did not give within the usual limit (a loaded machine, a sanitizer).
+LATE_REPLY = 30.0
 # What a server's log says when one of its ports was taken (start() then tries other ports).
 PORT_TAKEN = re.compile(r"(?i)address already in use|bind|failed to listen|cannot listen")
 
